@@ -1,0 +1,677 @@
+//! From pipeline files to a [`Plan`]: sub-pipelines expanded into one DAG, every cross-step rule
+//! checked (ids, dependencies, cycles, paths, slots), inactive steps bridged.
+
+use crate::diag::{has_errors, Diagnostic, Reporter, Severity};
+use crate::model::*;
+use crate::parse::parse_pipeline;
+use crate::source::{parent, resolve, PathError, Sources};
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+pub type TaskId = usize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Notebook,
+    /// The end of a sub-pipeline: takes no time and no slots; it succeeds when no inner
+    /// notebook failed, fails when one did, and is skipped when all inner ones were skipped.
+    PipelineEnd,
+}
+
+/// One schedulable unit of the expanded DAG.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    /// Namespaced id: `dims/load_customers` for a notebook of sub-pipeline `dims`.
+    pub id: String,
+    pub kind: TaskKind,
+    /// Notebook path relative to the root pipeline's folder (empty for a pipeline end).
+    pub path: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub settings: RunSettings,
+}
+
+impl Task {
+    /// Slots the task holds while running (a pipeline end holds none).
+    pub fn slots(&self) -> u32 {
+        match self.kind {
+            TaskKind::Notebook => self.settings.slots,
+            TaskKind::PipelineEnd => 0,
+        }
+    }
+
+    pub fn estimate_secs(&self) -> f64 {
+        match self.kind {
+            TaskKind::Notebook => self.settings.estimate_secs,
+            TaskKind::PipelineEnd => 0.0,
+        }
+    }
+}
+
+/// A dependency as declared (before bridging), for display.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeclaredEdge {
+    pub from: String,
+    pub to: String,
+    pub on: Condition,
+}
+
+/// A step left out of runs, and the edges added around it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InactiveStep {
+    pub id: String,
+    pub kind: TaskKind,
+    pub bridged: Vec<DeclaredEdge>,
+}
+
+/// The validated, expanded pipeline: what the scheduler runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub description: Option<String>,
+    pub pool: Pool,
+    /// Active tasks in a topological order: every dependency comes before its dependents.
+    pub tasks: Vec<Task>,
+    /// Incoming dependencies of each task, after bridging, with merged conditions.
+    pub deps: Vec<Vec<(TaskId, Condition)>>,
+    /// Outgoing edges of each task.
+    pub dependents: Vec<Vec<TaskId>>,
+    pub inactive: Vec<InactiveStep>,
+    /// Every declared dependency, inactive steps included.
+    pub declared: Vec<DeclaredEdge>,
+}
+
+/// Result of loading a pipeline: the plan when there are no errors, and every diagnostic.
+#[derive(Debug, Clone, Serialize)]
+pub struct Loaded {
+    pub plan: Option<Plan>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads, checks and expands the pipeline file `root` (a path inside `sources`).
+pub fn load(root: &str, sources: &dyn Sources) -> Loaded {
+    let mut ex = Expander {
+        sources,
+        diags: Vec::new(),
+        nodes: Vec::new(),
+        edges: Vec::new(),
+        root_pool: None,
+        header: None,
+    };
+    let mut stack = Vec::new();
+    ex.file(root, "", false, &mut stack, None);
+    let mut diagnostics = std::mem::take(&mut ex.diags);
+    let plan = if has_errors(&diagnostics) || ex.header.is_none() {
+        None
+    } else {
+        Some(ex.plan())
+    };
+    diagnostics.sort_by(|a, b| {
+        (a.file != root, &a.file, a.line, a.col).cmp(&(b.file != root, &b.file, b.line, b.col))
+    });
+    Loaded { plan, diagnostics }
+}
+
+/// Checks one pipeline given as text, with other files from `sources`.
+pub fn load_text(root: &str, text: &str, sources: &dyn Sources) -> Loaded {
+    struct Overlay<'a> {
+        root: &'a str,
+        text: &'a str,
+        rest: &'a dyn Sources,
+    }
+    impl Sources for Overlay<'_> {
+        fn read(&self, path: &str) -> Result<String, String> {
+            if path == self.root {
+                Ok(self.text.to_string())
+            } else {
+                self.rest.read(path)
+            }
+        }
+        fn exists(&self, path: &str) -> bool {
+            path == self.root || self.rest.exists(path)
+        }
+    }
+    load(
+        root,
+        &Overlay {
+            root,
+            text,
+            rest: sources,
+        },
+    )
+}
+
+struct FullNode {
+    id: String,
+    kind: TaskKind,
+    path: String,
+    params: BTreeMap<String, serde_json::Value>,
+    settings: RunSettings,
+    active: bool,
+}
+
+struct Expander<'s> {
+    sources: &'s dyn Sources,
+    diags: Vec<Diagnostic>,
+    nodes: Vec<FullNode>,
+    /// (from, to, condition) over `nodes`, declared dependencies with sub-pipelines expanded.
+    edges: Vec<(usize, usize, Condition)>,
+    root_pool: Option<Pool>,
+    header: Option<(String, Option<String>)>,
+}
+
+/// Where a step sits in the expanded graph.
+struct Placed {
+    /// Nodes that receive the step's incoming dependencies.
+    entries: Vec<usize>,
+    /// The node its dependents wait for.
+    exit: usize,
+    /// No dependency inside its own file: a sub-pipeline's roots take the sub-pipeline's own
+    /// dependencies.
+    is_root: bool,
+}
+
+impl Expander<'_> {
+    /// Expands one file into the graph; returns the (entry, exit) of each step, or `None` when
+    /// the file could not be read or parsed.
+    fn file(
+        &mut self,
+        path: &str,
+        prefix: &str,
+        inherited_inactive: bool,
+        stack: &mut Vec<String>,
+        referenced_at: Option<(&Reporter, &std::ops::Range<usize>, &str)>,
+    ) -> Option<Vec<Placed>> {
+        let text = match self.sources.read(path) {
+            Ok(t) => t,
+            Err(why) => {
+                let msg = format!("cannot read pipeline file `{path}`: {why}");
+                self.diags.push(match referenced_at {
+                    Some((r, span, item)) => {
+                        let mut d = r.at(span, Severity::Error, msg);
+                        d.item(item).key("path");
+                        d
+                    }
+                    None => Diagnostic {
+                        file: path.to_string(),
+                        line: 1,
+                        col: 1,
+                        severity: Severity::Error,
+                        message: msg,
+                        item: None,
+                        key: None,
+                    },
+                });
+                return None;
+            }
+        };
+        let (parsed, diags) = parse_pipeline(path, &text);
+        self.diags.extend(diags);
+        let file = parsed?;
+        if self.root_pool.is_none() {
+            self.root_pool = Some(file.pool.clone());
+            self.header = Some((file.name.clone(), file.description.clone()));
+        }
+        let pool = self.root_pool.clone().unwrap_or_default();
+        let mut r = Reporter::new(path, &text);
+        stack.push(path.to_string());
+        let dir = parent(path).to_string();
+
+        // Ids must be unique within the file.
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (i, step) in file.steps.iter().enumerate() {
+            if let Some(&first) = index.get(step.id.as_str()) {
+                let (line, _) = line_of(&r, &file.steps[first].spans.id);
+                r.error(
+                    &step.spans.id,
+                    format!("duplicate id `{}`: already used on line {line}", step.id),
+                )
+                .item(&step.id)
+                .key("id");
+            } else {
+                index.insert(&step.id, i);
+            }
+        }
+
+        // Dependencies must name a step of this file, not the step itself.
+        for step in &file.steps {
+            for dep in &step.depends_on {
+                if dep.id == step.id {
+                    r.error(&dep.span, format!("`{}` depends on itself", step.id))
+                        .item(&step.id)
+                        .key("depends_on");
+                } else if !index.contains_key(dep.id.as_str()) {
+                    let hint = crate::diag::did_you_mean(&dep.id, index.keys().copied())
+                        .map(|h| format!("; did you mean `{h}`?"))
+                        .unwrap_or_default();
+                    r.error(
+                        &dep.span,
+                        format!("`{}` depends on unknown id `{}`{hint}", step.id, dep.id),
+                    )
+                    .item(&step.id)
+                    .key("depends_on");
+                }
+            }
+        }
+        self.cycles(&file, &index, &mut r);
+
+        // Paths, slots, and the sub-pipelines themselves.
+        let mut placed: Vec<Option<Placed>> = Vec::new();
+        for step in &file.steps {
+            let full_id = format!("{prefix}{}", step.id);
+            let active = step.active && !inherited_inactive;
+            let resolved = match resolve(&dir, &step.path) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let msg = match e {
+                        PathError::Absolute => format!(
+                            "path `{}` must be relative to the pipeline file's folder",
+                            step.path
+                        ),
+                        PathError::Escapes => format!(
+                            "path `{}` leaves the pipeline's folder; notebooks must stay inside it",
+                            step.path
+                        ),
+                        PathError::Empty => "path must not be empty".to_string(),
+                    };
+                    r.error(&step.spans.path, msg).item(&step.id).key("path");
+                    None
+                }
+            };
+            let ext_ok = match step.kind {
+                StepKind::Notebook => [".ipynb", ".py", ".sql"]
+                    .iter()
+                    .any(|e| step.path.to_ascii_lowercase().ends_with(e)),
+                StepKind::Pipeline => step.path.to_ascii_lowercase().ends_with(".toml"),
+            };
+            if !ext_ok {
+                let want = match step.kind {
+                    StepKind::Notebook => "a .ipynb, .py or .sql notebook",
+                    StepKind::Pipeline => "a .toml pipeline file",
+                };
+                r.error(
+                    &step.spans.path,
+                    format!("path `{}` must name {want}", step.path),
+                )
+                .item(&step.id)
+                .key("path");
+            }
+            let capacity = pool.capacity();
+            if step.kind == StepKind::Notebook && step.settings.slots > capacity {
+                let span = step.spans.slots.clone().unwrap_or(step.spans.entry.clone());
+                r.error(
+                    &span,
+                    format!(
+                        "`{}` wants {} slots but the pool has {} ({} executors × {} cores)",
+                        step.id, step.settings.slots, capacity, pool.executors, pool.executor_cores
+                    ),
+                )
+                .item(&step.id)
+                .key("slots");
+            }
+            match (step.kind.clone(), resolved) {
+                (StepKind::Notebook, Some(p)) => {
+                    if ext_ok && !self.sources.exists(&p) {
+                        r.error(
+                            &step.spans.path,
+                            format!(
+                                "notebook file `{}` does not exist (looked for `{p}`)",
+                                step.path
+                            ),
+                        )
+                        .item(&step.id)
+                        .key("path");
+                    }
+                    let n = self.node(full_id, TaskKind::Notebook, p, step, active);
+                    placed.push(Some(Placed {
+                        entries: vec![n],
+                        exit: n,
+                        is_root: step.depends_on.is_empty(),
+                    }));
+                }
+                (StepKind::Pipeline, Some(p)) if ext_ok => {
+                    if let Some(pos) = stack.iter().position(|f| *f == p) {
+                        let mut chain: Vec<&str> =
+                            stack[pos..].iter().map(String::as_str).collect();
+                        chain.push(&p);
+                        r.error(
+                            &step.spans.path,
+                            format!("pipeline files form a cycle: {}", chain.join(" -> ")),
+                        )
+                        .item(&step.id)
+                        .key("path");
+                        placed.push(None);
+                        continue;
+                    }
+                    let end = self.node(
+                        full_id.clone(),
+                        TaskKind::PipelineEnd,
+                        String::new(),
+                        step,
+                        active,
+                    );
+                    let child_prefix = format!("{full_id}/");
+                    let inner = self.file(
+                        &p,
+                        &child_prefix,
+                        !active,
+                        stack,
+                        Some((&r, &step.spans.path, &step.id)),
+                    );
+                    let mut entries = Vec::new();
+                    if let Some(inner) = inner {
+                        for child in &inner {
+                            self.edges.push((child.exit, end, Condition::ANY));
+                        }
+                        for child in inner.iter().filter(|c| c.is_root) {
+                            entries.extend(child.entries.iter().copied());
+                        }
+                    }
+                    if entries.is_empty() {
+                        entries.push(end);
+                    }
+                    placed.push(Some(Placed {
+                        entries,
+                        exit: end,
+                        is_root: step.depends_on.is_empty(),
+                    }));
+                }
+                _ => placed.push(None),
+            }
+        }
+        for (step, to) in file.steps.iter().zip(&placed) {
+            let Some(to) = to else { continue };
+            for dep in &step.depends_on {
+                let Some(from) = index.get(dep.id.as_str()).and_then(|&i| placed[i].as_ref())
+                else {
+                    continue;
+                };
+                if dep.id == step.id {
+                    continue;
+                }
+                for &e in &to.entries {
+                    self.edges.push((from.exit, e, dep.on));
+                }
+            }
+        }
+        stack.pop();
+        self.diags.extend(r.out);
+        Some(placed.into_iter().flatten().collect())
+    }
+
+    fn node(
+        &mut self,
+        id: String,
+        kind: TaskKind,
+        path: String,
+        step: &Step,
+        active: bool,
+    ) -> usize {
+        self.nodes.push(FullNode {
+            id,
+            kind,
+            path,
+            params: step.params.clone(),
+            settings: step.settings.clone(),
+            active,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Reports every dependency cycle among the steps of one file, with the whole cycle.
+    fn cycles(&mut self, file: &PipelineFile, index: &HashMap<&str, usize>, r: &mut Reporter) {
+        let mut g: DiGraph<usize, usize> = DiGraph::new();
+        let ns: Vec<NodeIndex> = (0..file.steps.len()).map(|i| g.add_node(i)).collect();
+        for (i, step) in file.steps.iter().enumerate() {
+            for (d, dep) in step.depends_on.iter().enumerate() {
+                if let Some(&j) = index.get(dep.id.as_str()) {
+                    if j != i {
+                        // Edge from a step to what it depends on, so cycles read in
+                        // "depends on" order.
+                        g.add_edge(ns[i], ns[j], d);
+                    }
+                }
+            }
+        }
+        for scc in tarjan_scc(&g) {
+            if scc.len() < 2 {
+                continue;
+            }
+            let mut members: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
+            members.sort_unstable();
+            let start = members[0];
+            let path = cycle_through(&g, ns[start], &scc);
+            let names: Vec<&str> = path.iter().map(|n| file.steps[g[*n]].id.as_str()).collect();
+            let first = &file.steps[start];
+            let next = &file.steps[g[path[1]]].id;
+            let span = first
+                .depends_on
+                .iter()
+                .find(|d| d.id == *next)
+                .map_or(first.spans.id.clone(), |d| d.span.clone());
+            r.error(
+                &span,
+                format!(
+                    "dependency cycle: {} (each depends on the next)",
+                    names.join(" -> ")
+                ),
+            )
+            .item(&first.id)
+            .key("depends_on");
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        let (name, description) = self.header.clone().unwrap_or_default();
+        let pool = self.root_pool.clone().unwrap_or_default();
+        let declared: Vec<DeclaredEdge> = self
+            .edges
+            .iter()
+            .map(|&(f, t, on)| DeclaredEdge {
+                from: self.nodes[f].id.clone(),
+                to: self.nodes[t].id.clone(),
+                on,
+            })
+            .collect();
+        // Incoming edges per node, merged by source.
+        let n = self.nodes.len();
+        let mut incoming: Vec<BTreeMap<usize, Condition>> = vec![BTreeMap::new(); n];
+        for &(f, t, on) in &self.edges {
+            let c = incoming[t].get(&f).map_or(on, |c| c.and(on));
+            incoming[t].insert(f, c);
+        }
+        let order = topo_order(n, &incoming);
+        let mut inactive = Vec::new();
+        // Bridge inactive nodes in topological order, so chains of them collapse.
+        for &v in &order {
+            if self.nodes[v].active {
+                continue;
+            }
+            let ins: Vec<(usize, Condition)> = incoming[v].iter().map(|(&u, &c)| (u, c)).collect();
+            let mut bridged = Vec::new();
+            for w in 0..n {
+                let Some(c2) = incoming[w].remove(&v) else {
+                    continue;
+                };
+                for &(u, c1) in &ins {
+                    let c = c1.through_inactive(c2);
+                    let merged = incoming[w].get(&u).map_or(c, |old| old.and(c));
+                    incoming[w].insert(u, merged);
+                    bridged.push(DeclaredEdge {
+                        from: self.nodes[u].id.clone(),
+                        to: self.nodes[w].id.clone(),
+                        on: c,
+                    });
+                }
+            }
+            inactive.push(InactiveStep {
+                id: self.nodes[v].id.clone(),
+                kind: self.nodes[v].kind,
+                bridged,
+            });
+        }
+        let mut new_index = vec![usize::MAX; n];
+        let mut tasks = Vec::new();
+        for &v in &order {
+            if self.nodes[v].active {
+                new_index[v] = tasks.len();
+                let node = &self.nodes[v];
+                tasks.push(Task {
+                    id: node.id.clone(),
+                    kind: node.kind,
+                    path: node.path.clone(),
+                    params: node.params.clone(),
+                    settings: node.settings.clone(),
+                });
+            }
+        }
+        let mut deps = vec![Vec::new(); tasks.len()];
+        let mut dependents = vec![Vec::new(); tasks.len()];
+        for &v in &order {
+            if !self.nodes[v].active {
+                continue;
+            }
+            for (&u, &c) in &incoming[v] {
+                if self.nodes[u].active {
+                    deps[new_index[v]].push((new_index[u], c));
+                    dependents[new_index[u]].push(new_index[v]);
+                }
+            }
+        }
+        Plan {
+            name,
+            description,
+            pool,
+            tasks,
+            deps,
+            dependents,
+            inactive,
+            declared,
+        }
+    }
+}
+
+fn line_of(r: &Reporter, span: &std::ops::Range<usize>) -> (usize, usize) {
+    let d = r.at(span, Severity::Error, String::new());
+    (d.line, d.col)
+}
+
+/// A cycle through `start` inside one strongly connected component, ending at `start`.
+fn cycle_through(g: &DiGraph<usize, usize>, start: NodeIndex, scc: &[NodeIndex]) -> Vec<NodeIndex> {
+    let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(u) = queue.pop_front() {
+        for v in g.neighbors(u) {
+            if !scc.contains(&v) {
+                continue;
+            }
+            if v == start {
+                let mut path = vec![start];
+                let mut cur = u;
+                while cur != start {
+                    path.push(cur);
+                    cur = prev[&cur];
+                }
+                path.push(start);
+                let len = path.len();
+                path[1..len - 1].reverse();
+                return path;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(v) {
+                e.insert(u);
+                queue.push_back(v);
+            }
+        }
+    }
+    vec![start, start]
+}
+
+/// Kahn's algorithm, stable (lowest index first among ready nodes), so that plans keep the
+/// file's order where dependencies allow. The graph is acyclic when this is called.
+fn topo_order(n: usize, incoming: &[BTreeMap<usize, Condition>]) -> Vec<usize> {
+    let mut indegree: Vec<usize> = incoming.iter().map(BTreeMap::len).collect();
+    let mut out_edges = vec![Vec::new(); n];
+    for (t, ins) in incoming.iter().enumerate() {
+        for &f in ins.keys() {
+            out_edges[f].push(t);
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&v| indegree[v] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(v) = ready.pop_first() {
+        order.push(v);
+        for &w in &out_edges[v] {
+            indegree[w] -= 1;
+            if indegree[w] == 0 {
+                ready.insert(w);
+            }
+        }
+    }
+    order
+}
+
+impl Plan {
+    pub fn index_of(&self, id: &str) -> Option<TaskId> {
+        self.tasks.iter().position(|t| t.id == id)
+    }
+
+    /// Topological level of each task: 0 for tasks without dependencies, else one more than
+    /// the deepest dependency.
+    pub fn levels(&self) -> Vec<usize> {
+        let mut level = vec![0; self.tasks.len()];
+        for t in 0..self.tasks.len() {
+            level[t] = self.deps[t]
+                .iter()
+                .map(|&(d, _)| level[d] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        level
+    }
+
+    /// Longest remaining estimated path from each task to the end (its own estimate included):
+    /// the critical-path priority.
+    pub fn remaining_path_secs(&self) -> Vec<f64> {
+        let mut rest = vec![0.0; self.tasks.len()];
+        for t in (0..self.tasks.len()).rev() {
+            let tail = self.dependents[t]
+                .iter()
+                .map(|&d| rest[d])
+                .fold(0.0, f64::max);
+            rest[t] = self.tasks[t].estimate_secs() + tail;
+        }
+        rest
+    }
+
+    /// The critical path by `estimate_secs`, and its length in seconds.
+    pub fn critical_path(&self) -> (Vec<TaskId>, f64) {
+        let rest = self.remaining_path_secs();
+        let Some(mut cur) = (0..self.tasks.len())
+            .filter(|&t| self.deps[t].is_empty())
+            .max_by(|&a, &b| rest[a].total_cmp(&rest[b]).then(b.cmp(&a)))
+        else {
+            return (Vec::new(), 0.0);
+        };
+        let length = rest[cur];
+        let mut path = vec![cur];
+        while let Some(&next) = self.dependents[cur]
+            .iter()
+            .max_by(|&&a, &&b| rest[a].total_cmp(&rest[b]).then(b.cmp(&a)))
+        {
+            path.push(next);
+            cur = next;
+        }
+        (path, length)
+    }
+
+    /// Sum of estimated slot-seconds of all notebooks.
+    pub fn total_work_slot_secs(&self) -> f64 {
+        self.tasks
+            .iter()
+            .map(|t| t.estimate_secs() * f64::from(t.slots()))
+            .sum()
+    }
+}

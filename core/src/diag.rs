@@ -1,0 +1,180 @@
+//! Diagnostics: every problem found in user input, with the place it concerns.
+
+use serde::Serialize;
+use std::ops::Range;
+
+/// Byte range in a source text.
+pub type Span = Range<usize>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem, located by file, 1-based line and 1-based column (in characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub severity: Severity,
+    pub message: String,
+    /// The notebook or sub-pipeline id the problem concerns, when there is one (the web editor
+    /// shows the message beside that row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// The metadata key the problem concerns (`slots`, `depends_on`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.col, sev, self.message
+        )
+    }
+}
+
+/// Maps byte offsets of one text to line and column.
+pub struct LineIndex<'a> {
+    text: &'a str,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { text, line_starts }
+    }
+
+    /// 1-based (line, column); the column counts characters, not bytes.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.line_starts[line];
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
+        (line + 1, col + 1)
+    }
+}
+
+/// Collects diagnostics for one file.
+pub struct Reporter<'a> {
+    file: String,
+    index: LineIndex<'a>,
+    pub out: Vec<Diagnostic>,
+}
+
+impl<'a> Reporter<'a> {
+    pub fn new(file: &str, text: &'a str) -> Self {
+        Reporter {
+            file: file.to_string(),
+            index: LineIndex::new(text),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn at(&self, span: &Span, severity: Severity, message: String) -> Diagnostic {
+        let (line, col) = self.index.line_col(span.start);
+        Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            severity,
+            message,
+            item: None,
+            key: None,
+        }
+    }
+
+    pub fn error(&mut self, span: &Span, message: impl Into<String>) -> &mut Diagnostic {
+        let d = self.at(span, Severity::Error, message.into());
+        self.out.push(d);
+        self.out.last_mut().expect("just pushed")
+    }
+
+    pub fn warning(&mut self, span: &Span, message: impl Into<String>) -> &mut Diagnostic {
+        let d = self.at(span, Severity::Warning, message.into());
+        self.out.push(d);
+        self.out.last_mut().expect("just pushed")
+    }
+}
+
+impl Diagnostic {
+    pub fn item(&mut self, item: &str) -> &mut Self {
+        self.item = Some(item.to_string());
+        self
+    }
+
+    pub fn key(&mut self, key: &str) -> &mut Self {
+        self.key = Some(key.to_string());
+        self
+    }
+}
+
+pub fn has_errors(diags: &[Diagnostic]) -> bool {
+    diags.iter().any(|d| d.severity == Severity::Error)
+}
+
+/// Edit distance, for "did you mean" suggestions.
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate within a small edit distance, if any.
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let len = word.chars().count();
+    let limit = (len / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= limit && *d < len && *d < c.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters() {
+        let idx = LineIndex::new("ab\nçd = 1\n");
+        assert_eq!(idx.line_col(0), (1, 1));
+        assert_eq!(idx.line_col(3), (2, 1));
+        assert_eq!(idx.line_col(6), (2, 3));
+    }
+
+    #[test]
+    fn suggests_close_keys_only() {
+        let keys = ["depends_on", "retry", "timeout_secs"];
+        assert_eq!(did_you_mean("depend_on", keys), Some("depends_on"));
+        assert_eq!(did_you_mean("retries", keys), Some("retry"));
+        assert_eq!(did_you_mean("zzzzzz", keys), None);
+    }
+}

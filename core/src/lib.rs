@@ -1,0 +1,9 @@
+//! Spool's pure core: pipeline metadata, validation, DAG, scheduling state machine and pool
+//! simulator. No I/O, no clock, no threads: the environment comes in through [`source::Sources`],
+//! time comes in as arguments.
+
+pub mod dag;
+pub mod diag;
+pub mod model;
+pub mod parse;
+pub mod source;

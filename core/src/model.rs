@@ -1,0 +1,205 @@
+//! The typed pipeline metadata, as read from one pipeline file (before sub-pipelines are expanded).
+
+use crate::diag::Span;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Metadata files larger than this are refused before parsing.
+pub const MAX_METADATA_BYTES: usize = 10 * 1024 * 1024;
+
+/// Outcome of a finished notebook (or sub-pipeline) attempt sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+/// The set of upstream outcomes under which a dependency holds (Azure Data Factory's
+/// dependency conditions). Stored as a bit set so that conditions compose when edges are
+/// bridged through inactive notebooks or merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Condition(u8);
+
+impl Condition {
+    const S: u8 = 1;
+    const F: u8 = 2;
+    const K: u8 = 4;
+    pub const SUCCEEDED: Condition = Condition(Self::S);
+    pub const FAILED: Condition = Condition(Self::F);
+    pub const COMPLETED: Condition = Condition(Self::S | Self::F);
+    pub const SKIPPED: Condition = Condition(Self::K);
+    /// Internal: a sub-pipeline's end waits for every inner notebook whatever its outcome.
+    pub const ANY: Condition = Condition(Self::S | Self::F | Self::K);
+    /// Internal: a dependency that can never hold (for example on the failure of an
+    /// inactive notebook, which never fails).
+    pub const NEVER: Condition = Condition(0);
+
+    fn bit(outcome: Outcome) -> u8 {
+        match outcome {
+            Outcome::Succeeded => Self::S,
+            Outcome::Failed => Self::F,
+            Outcome::Skipped => Self::K,
+        }
+    }
+
+    pub fn accepts(self, outcome: Outcome) -> bool {
+        self.0 & Self::bit(outcome) != 0
+    }
+
+    /// Both conditions must hold (two edges between the same pair of nodes).
+    pub fn and(self, other: Condition) -> Condition {
+        Condition(self.0 & other.0)
+    }
+
+    /// The condition on `u` equivalent to `u -[self]-> v -[next]-> w` when `v` is inactive:
+    /// an inactive node counts as succeeded when its own condition holds and as skipped
+    /// otherwise.
+    pub fn through_inactive(self, next: Condition) -> Condition {
+        let mut bits = 0;
+        if next.0 & Self::S != 0 {
+            bits |= self.0;
+        }
+        if next.0 & Self::K != 0 {
+            bits |= !self.0 & Self::ANY.0;
+        }
+        Condition(bits)
+    }
+
+    pub fn parse(s: &str) -> Option<Condition> {
+        match s {
+            "succeeded" => Some(Self::SUCCEEDED),
+            "failed" => Some(Self::FAILED),
+            "completed" => Some(Self::COMPLETED),
+            "skipped" => Some(Self::SKIPPED),
+            _ => None,
+        }
+    }
+
+    pub const NAMES: [&'static str; 4] = ["succeeded", "failed", "completed", "skipped"];
+
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            x if x == Self::S => "succeeded",
+            x if x == Self::F => "failed",
+            x if x == Self::S | Self::F => "completed",
+            x if x == Self::K => "skipped",
+            x if x == Self::ANY.0 => "any",
+            0 => "never",
+            x if x == Self::S | Self::K => "succeeded-or-skipped",
+            _ => "failed-or-skipped",
+        }
+    }
+}
+
+impl Serialize for Condition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// The Spark pool a pipeline runs on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pool {
+    pub executors: u32,
+    pub executor_cores: u32,
+    /// Cap on notebooks running at once (Genie's thread count); `None` = limited by slots only.
+    pub max_concurrency: Option<u32>,
+    /// When the Livy session dies mid-run, create a new one and continue.
+    pub recreate_session: bool,
+}
+
+impl Pool {
+    pub fn capacity(&self) -> u32 {
+        self.executors.saturating_mul(self.executor_cores)
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            executors: 2,
+            executor_cores: 4,
+            max_concurrency: None,
+            recreate_session: false,
+        }
+    }
+}
+
+/// Per-notebook run settings; every one may come from `[defaults]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSettings {
+    pub retry: u32,
+    pub retry_interval_secs: u64,
+    pub timeout_secs: u64,
+    pub slots: u32,
+    pub estimate_secs: f64,
+    pub isolated: bool,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            retry: 0,
+            retry_interval_secs: 30,
+            timeout_secs: 12 * 3600,
+            slots: 1,
+            estimate_secs: 60.0,
+            isolated: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dependency {
+    pub id: String,
+    pub on: Condition,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// What a `[[notebook]]` or `[[pipeline]]` entry names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    Notebook,
+    Pipeline,
+}
+
+/// One `[[notebook]]` or `[[pipeline]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub kind: StepKind,
+    pub id: String,
+    /// As written, relative to the pipeline file.
+    pub path: String,
+    pub depends_on: Vec<Dependency>,
+    /// Parameter values, any TOML value converted to JSON (datetimes become strings).
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub active: bool,
+    pub settings: RunSettings,
+    #[serde(skip)]
+    pub spans: StepSpans,
+}
+
+/// Where the parts of a step were written, for diagnostics found after parsing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepSpans {
+    pub entry: Span,
+    pub id: Span,
+    pub path: Span,
+    pub slots: Option<Span>,
+}
+
+/// One pipeline file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineFile {
+    pub name: String,
+    pub description: Option<String>,
+    pub pool: Pool,
+    pub defaults: RunSettings,
+    pub steps: Vec<Step>,
+    #[serde(skip)]
+    pub pool_span: Option<Span>,
+}

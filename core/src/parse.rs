@@ -1,0 +1,649 @@
+//! TOML text -> [`PipelineFile`] plus diagnostics. Never panics on input: every problem becomes a
+//! diagnostic and parsing goes on, so that a user sees all problems of a file at once.
+
+use crate::diag::{did_you_mean, Diagnostic, Reporter, Span};
+use crate::model::*;
+use std::collections::BTreeMap;
+use toml_edit::{ImDocument, Item, Table, Value};
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "pool",
+    "defaults",
+    "notebook",
+    "pipeline",
+];
+const POOL_KEYS: &[&str] = &[
+    "executors",
+    "executor_cores",
+    "max_concurrency",
+    "recreate_session",
+];
+const SETTING_KEYS: &[&str] = &[
+    "retry",
+    "retry_interval_secs",
+    "timeout_secs",
+    "slots",
+    "estimate_secs",
+    "isolated",
+];
+const STEP_KEYS: &[&str] = &["id", "path", "depends_on", "params", "active"];
+
+/// A place in the document: a table, an item or a value.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Table(&'a Table),
+    Item(&'a Item),
+    Value(&'a Value),
+}
+
+type Entry<'a> = (&'a str, Span, Node<'a>);
+
+impl<'a> Node<'a> {
+    fn value(self) -> Option<&'a Value> {
+        match self {
+            Node::Item(Item::Value(v)) | Node::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn span(self) -> Option<Span> {
+        match self {
+            Node::Table(t) => t.span(),
+            Node::Item(i) => i.span(),
+            Node::Value(v) => v.span(),
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        match self {
+            Node::Table(_) | Node::Item(Item::Table(_)) => "table",
+            Node::Item(Item::ArrayOfTables(_)) => "array of tables",
+            Node::Item(Item::None) => "nothing",
+            Node::Item(Item::Value(v)) | Node::Value(v) => v.type_name(),
+        }
+    }
+
+    /// The entries of a table or inline table, with the span of each key.
+    fn entries(self) -> Option<Vec<Entry<'a>>> {
+        let table = match self {
+            Node::Table(t) | Node::Item(Item::Table(t)) => t,
+            Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)) => {
+                return Some(
+                    t.iter()
+                        .map(|(k, v)| {
+                            let span = t.key(k).and_then(|k| k.span()).or(v.span());
+                            (k, span.unwrap_or(0..0), Node::Value(v))
+                        })
+                        .collect(),
+                );
+            }
+            _ => return None,
+        };
+        Some(
+            table
+                .iter()
+                .map(|(k, v)| {
+                    let span = table.key(k).and_then(|k| k.span()).or(v.span());
+                    (k, span.unwrap_or(0..0), Node::Item(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The elements of an array or array of tables.
+    fn elements(self) -> Option<Vec<Node<'a>>> {
+        match self {
+            Node::Item(Item::ArrayOfTables(a)) => Some(a.iter().map(Node::Table).collect()),
+            Node::Item(Item::Value(Value::Array(a))) | Node::Value(Value::Array(a)) => {
+                Some(a.iter().map(Node::Value).collect())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Parses one pipeline file. `file` is the name used in diagnostics (and, without its
+/// extension, the default pipeline name).
+pub fn parse_pipeline(file: &str, text: &str) -> (Option<PipelineFile>, Vec<Diagnostic>) {
+    let mut r = Reporter::new(file, text);
+    if text.len() > MAX_METADATA_BYTES {
+        r.error(
+            &(0..0),
+            format!(
+                "metadata file is {} bytes, over the {} MiB limit; split it into sub-pipelines",
+                text.len(),
+                MAX_METADATA_BYTES / (1024 * 1024)
+            ),
+        );
+        return (None, r.out);
+    }
+    let doc = match ImDocument::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let msg = e.message().trim().replace('\n', " ");
+            r.error(&span, format!("TOML syntax error: {msg}"));
+            return (None, r.out);
+        }
+    };
+    let mut p = Parser { r };
+    let pipeline = p.file(file, doc.as_table());
+    (Some(pipeline), p.r.out)
+}
+
+struct Parser<'t> {
+    r: Reporter<'t>,
+}
+
+/// What a key of a step resolved to, kept until the whole table is read.
+#[derive(Default)]
+struct Partial {
+    id: Option<(String, Span)>,
+    path: Option<(String, Span)>,
+}
+
+impl<'t> Parser<'t> {
+    fn file(&mut self, file: &str, root: &Table) -> PipelineFile {
+        let stem = file
+            .rsplit('/')
+            .next()
+            .unwrap_or(file)
+            .trim_end_matches(".toml")
+            .to_string();
+        let mut out = PipelineFile {
+            name: stem,
+            description: None,
+            pool: Pool::default(),
+            defaults: RunSettings::default(),
+            steps: Vec::new(),
+            pool_span: None,
+        };
+        let entries = Node::Table(root).entries().unwrap_or_default();
+        // Defaults first: steps are read against them whatever the order in the file.
+        for (key, kspan, node) in &entries {
+            if *key == "defaults" {
+                if let Some(fields) = self.table(node, kspan, "defaults") {
+                    for (k, ks, n) in fields {
+                        if SETTING_KEYS.contains(&k) {
+                            self.setting(&mut out.defaults, k, &ks, n, None);
+                        } else {
+                            self.unknown_key(k, &ks, SETTING_KEYS, "[defaults]", None);
+                        }
+                    }
+                }
+            }
+        }
+        for (key, kspan, node) in &entries {
+            match *key {
+                "name" => {
+                    if let Some(s) = self.string(node, kspan, "name", None) {
+                        if s.trim().is_empty() {
+                            self.r
+                                .error(&self.span_of(node, kspan), "`name` must not be empty");
+                        } else {
+                            out.name = s;
+                        }
+                    }
+                }
+                "description" => out.description = self.string(node, kspan, "description", None),
+                "pool" => {
+                    out.pool_span = Some(kspan.clone());
+                    if let Some(fields) = self.table(node, kspan, "pool") {
+                        for (k, ks, n) in fields {
+                            self.pool_key(&mut out.pool, k, &ks, n);
+                        }
+                    }
+                }
+                "defaults" => {}
+                "notebook" | "pipeline" => {
+                    let kind = if *key == "notebook" {
+                        StepKind::Notebook
+                    } else {
+                        StepKind::Pipeline
+                    };
+                    match node.elements() {
+                        Some(items) => {
+                            for item in items {
+                                if let Some(step) = self.step(kind.clone(), item, &out.defaults) {
+                                    out.steps.push(step);
+                                }
+                            }
+                        }
+                        None => {
+                            self.r
+                                .error(
+                                    &self.span_of(node, kspan),
+                                    format!(
+                                        "`{key}` must be an array of tables (`[[{key}]]`), found {}",
+                                        node.type_name()
+                                    ),
+                                )
+                                .key(key);
+                        }
+                    }
+                }
+                other => self.unknown_key(other, kspan, TOP_KEYS, "the pipeline file", None),
+            }
+        }
+        out
+    }
+
+    fn span_of(&self, node: &Node, key_span: &Span) -> Span {
+        node.span().unwrap_or_else(|| key_span.clone())
+    }
+
+    fn unknown_key(
+        &mut self,
+        key: &str,
+        span: &Span,
+        known: &[&str],
+        place: &str,
+        item: Option<&str>,
+    ) {
+        let msg = match did_you_mean(key, known.iter().copied()) {
+            Some(s) => format!("unknown key `{key}` in {place}; did you mean `{s}`?"),
+            None => format!(
+                "unknown key `{key}` in {place}; expected one of: {}",
+                known.join(", ")
+            ),
+        };
+        let d = self.r.error(span, msg);
+        d.key(key);
+        if let Some(i) = item {
+            d.item(i);
+        }
+    }
+
+    fn wrong_type(
+        &mut self,
+        node: &Node,
+        kspan: &Span,
+        key: &str,
+        expected: &str,
+        item: Option<&str>,
+    ) {
+        let span = self.span_of(node, kspan);
+        let d = self.r.error(
+            &span,
+            format!("`{key}` must be {expected}, found {}", node.type_name()),
+        );
+        d.key(key);
+        if let Some(i) = item {
+            d.item(i);
+        }
+    }
+
+    fn table<'a>(&mut self, node: &Node<'a>, kspan: &Span, key: &str) -> Option<Vec<Entry<'a>>> {
+        let entries = node.entries();
+        if entries.is_none() {
+            self.wrong_type(node, kspan, key, "a table", None);
+        }
+        entries
+    }
+
+    fn string(
+        &mut self,
+        node: &Node,
+        kspan: &Span,
+        key: &str,
+        item: Option<&str>,
+    ) -> Option<String> {
+        match node.value().and_then(|v| v.as_str()) {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.wrong_type(node, kspan, key, "a string", item);
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, node: &Node, kspan: &Span, key: &str, item: Option<&str>) -> Option<bool> {
+        match node.value().and_then(|v| v.as_bool()) {
+            Some(b) => Some(b),
+            None => {
+                self.wrong_type(node, kspan, key, "true or false", item);
+                None
+            }
+        }
+    }
+
+    /// An integer no smaller than `min`.
+    fn int(
+        &mut self,
+        node: &Node,
+        kspan: &Span,
+        key: &str,
+        min: i64,
+        item: Option<&str>,
+    ) -> Option<u64> {
+        let Some(i) = node.value().and_then(|v| v.as_integer()) else {
+            self.wrong_type(node, kspan, key, "an integer", item);
+            return None;
+        };
+        if i < min {
+            let what = if min == 0 {
+                "zero or more"
+            } else {
+                "at least 1"
+            };
+            let span = self.span_of(node, kspan);
+            let d = self
+                .r
+                .error(&span, format!("`{key}` must be {what}, found {i}"));
+            d.key(key);
+            if let Some(it) = item {
+                d.item(it);
+            }
+            return None;
+        }
+        Some(i as u64)
+    }
+
+    fn u32(
+        &mut self,
+        node: &Node,
+        kspan: &Span,
+        key: &str,
+        min: i64,
+        item: Option<&str>,
+    ) -> Option<u32> {
+        let v = self.int(node, kspan, key, min, item)?;
+        match u32::try_from(v) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                let span = self.span_of(node, kspan);
+                self.r
+                    .error(&span, format!("`{key}` is too large ({v})"))
+                    .key(key);
+                None
+            }
+        }
+    }
+
+    fn pool_key(&mut self, pool: &mut Pool, key: &str, ks: &Span, n: Node) {
+        match key {
+            "executors" => {
+                if let Some(v) = self.u32(&n, ks, key, 1, None) {
+                    pool.executors = v;
+                }
+            }
+            "executor_cores" => {
+                if let Some(v) = self.u32(&n, ks, key, 1, None) {
+                    pool.executor_cores = v;
+                }
+            }
+            "max_concurrency" => pool.max_concurrency = self.u32(&n, ks, key, 1, None),
+            "recreate_session" => {
+                if let Some(v) = self.bool(&n, ks, key, None) {
+                    pool.recreate_session = v;
+                }
+            }
+            other => self.unknown_key(other, ks, POOL_KEYS, "[pool]", None),
+        }
+    }
+
+    fn setting(&mut self, s: &mut RunSettings, key: &str, ks: &Span, n: Node, item: Option<&str>) {
+        match key {
+            "retry" => {
+                if let Some(v) = self.u32(&n, ks, key, 0, item) {
+                    s.retry = v;
+                }
+            }
+            "retry_interval_secs" => {
+                if let Some(v) = self.int(&n, ks, key, 0, item) {
+                    s.retry_interval_secs = v;
+                }
+            }
+            "timeout_secs" => {
+                if let Some(v) = self.int(&n, ks, key, 1, item) {
+                    s.timeout_secs = v;
+                }
+            }
+            "slots" => {
+                if let Some(v) = self.u32(&n, ks, key, 1, item) {
+                    s.slots = v;
+                }
+            }
+            "estimate_secs" => {
+                let v = n
+                    .value()
+                    .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)));
+                match v {
+                    Some(v) if v > 0.0 && v.is_finite() => s.estimate_secs = v,
+                    Some(v) => {
+                        let span = self.span_of(&n, ks);
+                        let d = self.r.error(
+                            &span,
+                            format!("`estimate_secs` must be more than 0, found {v}"),
+                        );
+                        d.key(key);
+                        if let Some(i) = item {
+                            d.item(i);
+                        }
+                    }
+                    None => self.wrong_type(&n, ks, key, "a number of seconds", item),
+                }
+            }
+            "isolated" => {
+                if let Some(v) = self.bool(&n, ks, key, item) {
+                    s.isolated = v;
+                }
+            }
+            _ => unreachable!("caller checks SETTING_KEYS"),
+        }
+    }
+
+    fn step(&mut self, kind: StepKind, node: Node, defaults: &RunSettings) -> Option<Step> {
+        let table_name = match kind {
+            StepKind::Notebook => "notebook",
+            StepKind::Pipeline => "pipeline",
+        };
+        let entry_span = node.span().unwrap_or(0..0);
+        let Some(fields) = node.entries() else {
+            self.r.error(
+                &entry_span,
+                format!(
+                    "each `{table_name}` entry must be a table, found {}",
+                    node.type_name()
+                ),
+            );
+            return None;
+        };
+        // The id first, so that later diagnostics can name the step.
+        let mut partial = Partial::default();
+        for (k, ks, n) in &fields {
+            if *k == "id" {
+                if let Some(id) = self.string(n, ks, "id", None) {
+                    let span = self.span_of(n, ks);
+                    if !valid_id(&id) {
+                        self.r
+                            .error(
+                                &span,
+                                format!("id `{id}` may only use letters, digits, `_`, `.` and `-`"),
+                            )
+                            .key("id");
+                    }
+                    partial.id = Some((id, span));
+                }
+            }
+        }
+        let item = partial.id.as_ref().map(|(i, _)| i.clone());
+        let item_ref = item.as_deref();
+        let mut step = Step {
+            kind: kind.clone(),
+            id: String::new(),
+            path: String::new(),
+            depends_on: Vec::new(),
+            params: BTreeMap::new(),
+            active: true,
+            settings: defaults.clone(),
+            spans: StepSpans {
+                entry: entry_span.clone(),
+                ..StepSpans::default()
+            },
+        };
+        let place = format!("[[{table_name}]]");
+        for (k, ks, n) in fields {
+            match k {
+                "id" => {}
+                "path" => {
+                    if let Some(p) = self.string(&n, &ks, "path", item_ref) {
+                        partial.path = Some((p, self.span_of(&n, &ks)));
+                    }
+                }
+                "depends_on" => step.depends_on = self.depends_on(&n, &ks, item_ref),
+                "params" => {
+                    if let Some(entries) = n.entries() {
+                        for (pk, _, pn) in entries {
+                            if let Some(v) = pn.value() {
+                                step.params.insert(pk.to_string(), to_json(v));
+                            }
+                        }
+                    } else {
+                        self.wrong_type(&n, &ks, "params", "a table", item_ref);
+                    }
+                }
+                "active" => {
+                    if let Some(b) = self.bool(&n, &ks, "active", item_ref) {
+                        step.active = b;
+                    }
+                }
+                k if SETTING_KEYS.contains(&k) => {
+                    if k == "slots" {
+                        step.spans.slots = Some(self.span_of(&n, &ks));
+                    }
+                    self.setting(&mut step.settings, k, &ks, n, item_ref);
+                }
+                other => {
+                    let known: Vec<&str> = STEP_KEYS.iter().chain(SETTING_KEYS).copied().collect();
+                    self.unknown_key(other, &ks, &known, &place, item_ref);
+                }
+            }
+        }
+        let (Some((id, id_span)), Some((path, path_span))) = (partial.id, partial.path) else {
+            // A key that is present but unreadable was reported already; name only absent ones.
+            let missing: Vec<&str> = ["id", "path"]
+                .into_iter()
+                .filter(|k| !fields_has(&node, k))
+                .collect();
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|k| format!("`{k}`")).collect();
+                let d = self.r.error(
+                    &entry_span,
+                    format!("this `{place}` entry needs {}", names.join(" and ")),
+                );
+                if let Some(i) = item_ref {
+                    d.item(i);
+                }
+            }
+            return None;
+        };
+        step.id = id;
+        step.path = path;
+        step.spans.id = id_span;
+        step.spans.path = path_span;
+        Some(step)
+    }
+
+    fn depends_on(&mut self, node: &Node, ks: &Span, item: Option<&str>) -> Vec<Dependency> {
+        let Some(elements) = node.elements() else {
+            self.wrong_type(node, ks, "depends_on", "an array of ids", item);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for el in elements {
+            let span = el.span().unwrap_or_else(|| ks.clone());
+            if let Some(id) = el.value().and_then(|v| v.as_str()) {
+                out.push(Dependency {
+                    id: id.to_string(),
+                    on: Condition::SUCCEEDED,
+                    span,
+                });
+                continue;
+            }
+            let Some(fields) = el.entries() else {
+                self.wrong_type(
+                    &el,
+                    ks,
+                    "depends_on",
+                    "an array of ids or `{ id = \"…\", on = \"…\" }` tables",
+                    item,
+                );
+                continue;
+            };
+            let mut dep_id = None;
+            let mut on = Condition::SUCCEEDED;
+            for (k, fks, n) in fields {
+                match k {
+                    "id" => dep_id = self.string(&n, &fks, "id", item),
+                    "on" => {
+                        if let Some(s) = self.string(&n, &fks, "on", item) {
+                            match Condition::parse(&s) {
+                                Some(c) => on = c,
+                                None => {
+                                    let hint = did_you_mean(&s, Condition::NAMES)
+                                        .map(|h| format!("; did you mean `{h}`?"))
+                                        .unwrap_or_default();
+                                    let sp = self.span_of(&n, &fks);
+                                    let d = self.r.error(
+                                        &sp,
+                                        format!(
+                                            "unknown condition `{s}`: expected one of {}{hint}",
+                                            Condition::NAMES.join(", ")
+                                        ),
+                                    );
+                                    d.key("depends_on");
+                                    if let Some(i) = item {
+                                        d.item(i);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    other => self.unknown_key(other, &fks, &["id", "on"], "a dependency", item),
+                }
+            }
+            match dep_id {
+                Some(id) => out.push(Dependency { id, on, span }),
+                None => {
+                    let d = self.r.error(&span, "a dependency table needs an `id`");
+                    d.key("depends_on");
+                    if let Some(i) = item {
+                        d.item(i);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fields_has(node: &Node, key: &str) -> bool {
+    node.entries()
+        .is_some_and(|e| e.iter().any(|(k, _, _)| *k == key))
+}
+
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// TOML value -> JSON value (datetimes become their TOML text).
+fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::String(s) => J::String(s.value().clone()),
+        Value::Integer(i) => J::from(*i.value()),
+        Value::Float(f) => serde_json::Number::from_f64(*f.value()).map_or(J::Null, J::Number),
+        Value::Boolean(b) => J::Bool(*b.value()),
+        Value::Datetime(d) => J::String(d.value().to_string()),
+        Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
+        Value::InlineTable(t) => {
+            J::Object(t.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The `spool` binary: command-line entry points.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod fs_sources;
+mod import;
+mod livy_local;
+mod plan_cmd;
+mod simulate;
+
+#[derive(Parser)]
+#[command(
+    name = "spool",
+    version,
+    about = "Run a DAG of Spark notebooks in one shared Spark session"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a pipeline file and everything it references; exit 1 when there are errors.
+    Validate(plan_cmd::ValidateArgs),
+    /// Print the expanded DAG: topological levels, critical path, inactive steps.
+    Plan(plan_cmd::PlanArgs),
+    /// Dry-run the pipeline on a simulated Spark pool.
+    Simulate(simulate::Args),
+    /// Serve a Livy-compatible REST endpoint backed by local PySpark drivers.
+    LivyLocal(livy_local::Args),
+    /// Convert a Synapse/ADF pipeline, Genie metadata or a runMultiple DAG into Spool files.
+    Import(import::ImportArgs),
+    /// Write a Spool pipeline in another tool's format.
+    Export(import::ExportArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(a) => plan_cmd::validate(a),
+        Command::Plan(a) => plan_cmd::plan(a),
+        Command::Simulate(a) => simulate::run(a),
+        Command::LivyLocal(a) => livy_local::run(a),
+        Command::Import(a) => import::import(a),
+        Command::Export(a) => import::export(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
