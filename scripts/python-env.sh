@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates or refreshes the project-local virtual environment (.venv) from requirements.txt.
+# Idempotent: does nothing when the installed set already matches requirements.txt.
+# Prints the path of the environment's python on stdout.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.venv"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$root/requirements.txt" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" >&2
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements.txt" >&2
+  echo "$want" > "$stamp"
+fi
+if ! command -v java >/dev/null 2>&1; then
+  echo "error: Spark needs Java 17: install it (Debian: apt-get install openjdk-17-jre-headless) and put java on PATH" >&2
+  exit 1
+fi
+echo "$venv/bin/python"
