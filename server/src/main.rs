@@ -3,11 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod fs_sources;
-mod import;
-mod livy_local;
-mod plan_cmd;
-mod simulate;
+use spool_server::{import, livy_local, plan_cmd, simulate};
 
 #[derive(Parser)]
 #[command(
