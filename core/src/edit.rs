@@ -1,0 +1,285 @@
+//! Edits to a pipeline file's TOML text that keep the user's comments, order and formatting
+//! (the web editor's changes go through here, so a file saved from the browser diffs cleanly).
+
+use serde::{Deserialize, Serialize};
+use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
+
+/// One change a user makes in the editor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Edit {
+    /// Set (or, with `null`, remove) a key of a `[[notebook]]`/`[[pipeline]]` entry.
+    SetStepKey {
+        id: String,
+        key: String,
+        value: serde_json::Value,
+    },
+    /// Set (or remove) a key of `[pool]`, `[defaults]` or the top level (`table` = "").
+    SetTableKey {
+        table: String,
+        key: String,
+        value: serde_json::Value,
+    },
+    AddNotebook {
+        id: String,
+        path: String,
+    },
+    RemoveStep {
+        id: String,
+    },
+    /// Adds `from` to `to`'s `depends_on` (with a condition other than succeeded as a table).
+    AddDependency {
+        to: String,
+        from: String,
+        on: String,
+    },
+    RemoveDependency {
+        to: String,
+        from: String,
+    },
+}
+
+/// Applies one edit; returns the new text, or why it cannot be applied.
+pub fn apply(text: &str, edit: &Edit) -> Result<String, String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        format!("the file has a syntax error: {}", e.message())
+    })?;
+    match edit {
+        Edit::SetStepKey { id, key, value: v } => {
+            let step = find_step(&mut doc, id).ok_or_else(|| format!("no step `{id}`"))?;
+            set_or_remove(step, key, v)?;
+        }
+        Edit::SetTableKey {
+            table,
+            key,
+            value: v,
+        } => {
+            let t = if table.is_empty() {
+                doc.as_table_mut()
+            } else {
+                doc.entry(table)
+                    .or_insert_with(|| Item::Table(Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| format!("`{table}` is not a table"))?
+            };
+            set_or_remove(t, key, v)?;
+        }
+        Edit::AddNotebook { id, path } => {
+            if find_step(&mut doc, id).is_some() {
+                return Err(format!("id `{id}` is already used"));
+            }
+            let mut t = Table::new();
+            t.insert("id", value(id.as_str()));
+            t.insert("path", value(path.as_str()));
+            let list = doc
+                .entry("notebook")
+                .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
+            list.as_array_of_tables_mut()
+                .ok_or("`notebook` is not an array of tables")?
+                .push(t);
+        }
+        Edit::RemoveStep { id } => {
+            let mut removed = false;
+            for kind in ["notebook", "pipeline"] {
+                if let Some(list) = doc.get_mut(kind).and_then(Item::as_array_of_tables_mut) {
+                    let found = list.iter().position(|t| step_id(t) == Some(id));
+                    if let Some(i) = found {
+                        list.remove(i);
+                        removed = true;
+                    }
+                }
+            }
+            if !removed {
+                return Err(format!("no step `{id}`"));
+            }
+        }
+        Edit::AddDependency { to, from, on } => {
+            let step = find_step(&mut doc, to).ok_or_else(|| format!("no step `{to}`"))?;
+            let deps = step
+                .entry("depends_on")
+                .or_insert_with(|| value(Array::new()))
+                .as_array_mut()
+                .ok_or("`depends_on` is not an array")?;
+            if deps.iter().any(|d| dep_id(d) == Some(from)) {
+                return Err(format!("`{to}` already depends on `{from}`"));
+            }
+            if on == "succeeded" {
+                deps.push(from.as_str());
+            } else {
+                let mut t = InlineTable::new();
+                t.insert("id", from.as_str().into());
+                t.insert("on", on.as_str().into());
+                deps.push(t);
+            }
+        }
+        Edit::RemoveDependency { to, from } => {
+            let step = find_step(&mut doc, to).ok_or_else(|| format!("no step `{to}`"))?;
+            let deps = step
+                .get_mut("depends_on")
+                .and_then(Item::as_array_mut)
+                .ok_or_else(|| format!("`{to}` has no dependencies"))?;
+            let before = deps.len();
+            deps.retain(|d| dep_id(d) != Some(from));
+            if deps.len() == before {
+                return Err(format!("`{to}` does not depend on `{from}`"));
+            }
+            deps.fmt();
+        }
+    }
+    Ok(doc.to_string())
+}
+
+fn step_id(t: &Table) -> Option<&str> {
+    t.get("id").and_then(Item::as_str)
+}
+
+fn dep_id(v: &Value) -> Option<&str> {
+    match v {
+        Value::String(s) => Some(s.value()),
+        Value::InlineTable(t) => t.get("id").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+fn find_step<'d>(doc: &'d mut DocumentMut, id: &str) -> Option<&'d mut Table> {
+    let root = doc.as_table_mut();
+    let kind = ["notebook", "pipeline"].into_iter().find(|k| {
+        root.get(k)
+            .and_then(Item::as_array_of_tables)
+            .is_some_and(|l| l.iter().any(|t| step_id(t) == Some(id)))
+    })?;
+    root.get_mut(kind)?
+        .as_array_of_tables_mut()?
+        .iter_mut()
+        .find(|t| step_id(t) == Some(id))
+}
+
+fn set_or_remove(t: &mut Table, key: &str, v: &serde_json::Value) -> Result<(), String> {
+    if v.is_null() {
+        t.remove(key);
+        return Ok(());
+    }
+    let new = to_toml(v)?;
+    // Keep the decoration (comments, spacing) of a value being replaced.
+    match t.get_mut(key).and_then(Item::as_value_mut) {
+        Some(old) => {
+            let decor = old.decor().clone();
+            *old = new;
+            *old.decor_mut() = decor;
+        }
+        None => {
+            t.insert(key, Item::Value(new));
+        }
+    }
+    Ok(())
+}
+
+fn to_toml(v: &serde_json::Value) -> Result<Value, String> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => return Err("null cannot be stored in TOML".into()),
+        J::Bool(b) => (*b).into(),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => i.into(),
+            None => n.as_f64().ok_or("number out of range")?.into(),
+        },
+        J::String(s) => s.as_str().into(),
+        J::Array(a) => {
+            let mut arr = Array::new();
+            for x in a {
+                arr.push(to_toml(x)?);
+            }
+            Value::Array(arr)
+        }
+        J::Object(o) => {
+            let mut t = InlineTable::new();
+            for (k, x) in o {
+                t.insert(k, to_toml(x)?);
+            }
+            Value::InlineTable(t)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FILE: &str = r#"# Nightly sales
+name = "n"
+
+[[notebook]]
+id = "a"   # the loader
+path = "a.py"
+slots = 2  # two cores
+
+[[notebook]]
+id = "b"
+path = "b.py"
+depends_on = ["a"]
+"#;
+
+    #[test]
+    fn edits_keep_comments_and_order() {
+        let out = apply(
+            FILE,
+            &Edit::SetStepKey {
+                id: "a".into(),
+                key: "slots".into(),
+                value: json!(4),
+            },
+        )
+        .unwrap();
+        assert!(out.contains("slots = 4  # two cores"), "{out}");
+        assert!(out.starts_with("# Nightly sales\n"));
+        assert!(out.contains("id = \"a\"   # the loader"));
+    }
+
+    #[test]
+    fn dependencies_are_added_and_removed() {
+        let add = Edit::AddDependency {
+            to: "b".into(),
+            from: "c".into(),
+            on: "failed".into(),
+        };
+        let out = apply(FILE, &add).unwrap();
+        assert!(
+            out.contains(r#"depends_on = ["a", { id = "c", on = "failed" }]"#),
+            "{out}"
+        );
+        assert!(apply(&out, &add).is_err());
+        let out = apply(
+            &out,
+            &Edit::RemoveDependency {
+                to: "b".into(),
+                from: "a".into(),
+            },
+        )
+        .unwrap();
+        assert!(
+            out.contains(r#"depends_on = [{ id = "c", on = "failed" }]"#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn steps_are_added_and_removed_and_unknown_ids_refused() {
+        let out = apply(
+            FILE,
+            &Edit::AddNotebook {
+                id: "c".into(),
+                path: "c.sql".into(),
+            },
+        )
+        .unwrap();
+        assert!(
+            out.trim_end().ends_with("id = \"c\"\npath = \"c.sql\""),
+            "{out}"
+        );
+        let out = apply(&out, &Edit::RemoveStep { id: "a".into() }).unwrap();
+        assert!(!out.contains("the loader"));
+        assert!(apply(&out, &Edit::RemoveStep { id: "zz".into() }).is_err());
+        assert!(apply("x = [", &Edit::RemoveStep { id: "a".into() }).is_err());
+    }
+}

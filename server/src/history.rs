@@ -1,0 +1,516 @@
+//! Run history in SQLite: an append-only log of run events, written before they are acted on.
+//! A run's state is rebuilt by folding its events, so a process killed at any point loses
+//! nothing that was recorded, and a restart can tell which runs were interrupted.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Captured notebook output kept per attempt; the rest is cut with a marker.
+pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
+/// Runs listed at most by one call.
+pub const MAX_LISTED_RUNS: u32 = 1000;
+
+/// How one attempt of a notebook ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskError {
+    pub ename: String,
+    pub evalue: String,
+    #[serde(default)]
+    pub traceback: Vec<String>,
+    /// Index of the notebook cell that failed, when known.
+    #[serde(default)]
+    pub cell: Option<usize>,
+}
+
+/// Everything that happens to a run, as stored. Serde type: this is the on-disk format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunEvent {
+    RunStarted {
+        pipeline: String,
+        file: String,
+        /// Parameter overrides given for this run (`key` or `notebook.key` → value).
+        params: BTreeMap<String, serde_json::Value>,
+        resumed_from: Option<i64>,
+        /// The expanded plan the run executes, as JSON.
+        plan: serde_json::Value,
+    },
+    SessionChanged {
+        session: String,
+        state: String,
+        #[serde(default)]
+        message: Option<String>,
+        /// Slots the live Spark application really has.
+        #[serde(default)]
+        capacity: Option<u32>,
+    },
+    TaskStarted {
+        task: String,
+        attempt: u32,
+    },
+    TaskFinished {
+        task: String,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        #[serde(default)]
+        error: Option<TaskError>,
+        #[serde(default)]
+        output: Option<String>,
+        #[serde(default)]
+        exit_value: Option<String>,
+        #[serde(default)]
+        metrics: Option<serde_json::Value>,
+    },
+    RetryScheduled {
+        task: String,
+        attempt: u32,
+        at_secs: f64,
+    },
+    TaskSkipped {
+        task: String,
+        reason: String,
+    },
+    /// A resumed run keeps this task's success from the run it resumes.
+    TaskCarriedOver {
+        task: String,
+    },
+    CancelRequested,
+    RunFinished {
+        status: RunStatus,
+    },
+    /// Written on start-up for runs whose process died before they finished.
+    RunInterrupted {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub event: RunEvent,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub outcome: Option<AttemptOutcome>,
+    pub error: Option<TaskError>,
+    pub output: Option<String>,
+    pub exit_value: Option<String>,
+    pub metrics: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TaskRecord {
+    pub attempts: Vec<AttemptRecord>,
+    pub skipped: Option<String>,
+    /// Kept from the resumed run instead of running again.
+    pub carried_over: bool,
+}
+
+impl TaskRecord {
+    /// Whether the task's last attempt succeeded: what resume keeps.
+    pub fn succeeded(&self) -> bool {
+        self.carried_over
+            || self
+                .attempts
+            .last()
+            .is_some_and(|a| a.outcome == Some(AttemptOutcome::Succeeded))
+    }
+}
+
+/// A run rebuilt from its events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub pipeline: String,
+    pub file: String,
+    pub status: RunStatus,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub resumed_from: Option<i64>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub tasks: BTreeMap<String, TaskRecord>,
+}
+
+impl RunRecord {
+    fn fold(id: i64, events: &[StoredEvent]) -> Option<RunRecord> {
+        let (first, rest) = events.split_first()?;
+        let RunEvent::RunStarted {
+            pipeline,
+            file,
+            params,
+            resumed_from,
+            ..
+        } = &first.event
+        else {
+            return None;
+        };
+        let mut run = RunRecord {
+            id,
+            pipeline: pipeline.clone(),
+            file: file.clone(),
+            status: RunStatus::Running,
+            started_ms: first.at_ms,
+            ended_ms: None,
+            resumed_from: *resumed_from,
+            params: params.clone(),
+            tasks: BTreeMap::new(),
+        };
+        for e in rest {
+            match &e.event {
+                RunEvent::TaskStarted { task, attempt } => {
+                    run.tasks.entry(task.clone()).or_default().attempts.push(AttemptRecord {
+                        attempt: *attempt,
+                        started_ms: e.at_ms,
+                        ..AttemptRecord::default()
+                    });
+                }
+                RunEvent::TaskFinished {
+                    task,
+                    attempt,
+                    outcome,
+                    error,
+                    output,
+                    exit_value,
+                    metrics,
+                } => {
+                    let rec = run.tasks.entry(task.clone()).or_default();
+                    if let Some(a) = rec.attempts.iter_mut().rev().find(|a| a.attempt == *attempt) {
+                        a.ended_ms = Some(e.at_ms);
+                        a.outcome = Some(*outcome);
+                        a.error = error.clone();
+                        a.output = output.clone();
+                        a.exit_value = exit_value.clone();
+                        a.metrics = metrics.clone();
+                    }
+                }
+                RunEvent::TaskSkipped { task, reason } => {
+                    run.tasks.entry(task.clone()).or_default().skipped = Some(reason.clone());
+                }
+                RunEvent::TaskCarriedOver { task } => {
+                    run.tasks.entry(task.clone()).or_default().carried_over = true;
+                }
+                RunEvent::RunFinished { status } => {
+                    run.status = *status;
+                    run.ended_ms = Some(e.at_ms);
+                }
+                RunEvent::RunInterrupted { .. } => {
+                    run.status = RunStatus::Interrupted;
+                    run.ended_ms = Some(e.at_ms);
+                }
+                RunEvent::RunStarted { .. }
+                | RunEvent::SessionChanged { .. }
+                | RunEvent::RetryScheduled { .. }
+                | RunEvent::CancelRequested => {}
+            }
+        }
+        Some(run)
+    }
+}
+
+/// The history database (one file, WAL mode).
+pub struct History {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_ms INTEGER NOT NULL,
+    -- The process executing the run: a run whose process is gone was interrupted.
+    owner_pid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+";
+
+impl History {
+    /// Opens (creating if needed) `runs.db` in `data_dir`.
+    pub fn open(data_dir: &Path) -> anyhow::Result<History> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data directory `{}`: {e}", data_dir.display())
+        })?;
+        let path = data_dir.join("runs.db");
+        let conn = Connection::open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open run history `{}`: {e}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Every append is a transaction that reaches the WAL before the call returns.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(History {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (statements are
+        // atomic), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates a run whose first event is `started` (a `RunStarted`); returns its id.
+    pub fn create_run(&self, started: &RunEvent, at_ms: i64) -> anyhow::Result<i64> {
+        anyhow::ensure!(
+            matches!(started, RunEvent::RunStarted { .. }),
+            "a run must start with a RunStarted event"
+        );
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO runs (created_ms, owner_pid) VALUES (?1, ?2)",
+            params![at_ms, std::process::id()],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO events (run_id, seq, at_ms, body) VALUES (?1, 0, ?2, ?3)",
+            params![id, at_ms, serde_json::to_string(started)?],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Appends one event; returns its sequence number.
+    pub fn append(&self, run: i64, event: &RunEvent, at_ms: i64) -> anyhow::Result<i64> {
+        let body = serde_json::to_string(&bounded(event.clone()))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM events WHERE run_id = ?1",
+            params![run],
+            |r| r.get(0),
+        )?;
+        anyhow::ensure!(seq > 0, "run {run} does not exist");
+        tx.execute(
+            "INSERT INTO events (run_id, seq, at_ms, body) VALUES (?1, ?2, ?3, ?4)",
+            params![run, seq, at_ms, body],
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// Events of a run in order, from sequence number `after + 1` on.
+    pub fn events(&self, run: i64, after: Option<i64>) -> anyhow::Result<Vec<StoredEvent>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, at_ms, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![run, after.unwrap_or(-1)], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at_ms, body) = row?;
+            let event = serde_json::from_str(&body)
+                .map_err(|e| anyhow::anyhow!("run {run} event {seq} is unreadable: {e}"))?;
+            out.push(StoredEvent { seq, at_ms, event });
+        }
+        Ok(out)
+    }
+
+    pub fn run(&self, id: i64) -> anyhow::Result<Option<RunRecord>> {
+        let exists: Option<i64> = self
+            .conn()
+            .query_row("SELECT id FROM runs WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        Ok(RunRecord::fold(id, &self.events(id, None)?))
+    }
+
+    /// The newest runs first.
+    pub fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
+        let ids: Vec<i64> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT id FROM runs ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt.query_map(params![limit.min(MAX_LISTED_RUNS)], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(r) = self.run(id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks every unfinished run whose process is gone as interrupted (call at start-up;
+    /// before this process starts runs of its own; runs of other live processes sharing the
+    /// data directory are left alone); returns their
+    /// ids.
+    pub fn mark_interrupted(&self, at_ms: i64) -> anyhow::Result<Vec<i64>> {
+        let owners: std::collections::HashMap<i64, u32> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT id, owner_pid FROM runs")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let alive = |pid: u32| pid != 0 && Path::new(&format!("/proc/{pid}")).exists();
+        let mut marked = Vec::new();
+        for run in self.runs(MAX_LISTED_RUNS)? {
+            let owner = owners.get(&run.id).copied().unwrap_or(0);
+            if run.status == RunStatus::Running && (owner == std::process::id() || !alive(owner)) {
+                self.append(
+                    run.id,
+                    &RunEvent::RunInterrupted {
+                        reason: "the process running it stopped before it finished".into(),
+                    },
+                    at_ms,
+                )?;
+                marked.push(run.id);
+            }
+        }
+        Ok(marked)
+    }
+}
+
+/// Cuts captured output to [`MAX_OUTPUT_BYTES`] at a character boundary.
+fn bounded(event: RunEvent) -> RunEvent {
+    match event {
+        RunEvent::TaskFinished {
+            task,
+            attempt,
+            outcome,
+            error,
+            output,
+            exit_value,
+            metrics,
+        } => RunEvent::TaskFinished {
+            task,
+            attempt,
+            outcome,
+            error,
+            output: output.map(|o| truncate(o, MAX_OUTPUT_BYTES)),
+            exit_value: exit_value.map(|o| truncate(o, MAX_OUTPUT_BYTES)),
+            metrics,
+        },
+        other => other,
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s.push_str("\n… [output truncated]");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> RunEvent {
+        RunEvent::RunStarted {
+            pipeline: "p".into(),
+            file: "p.toml".into(),
+            params: BTreeMap::new(),
+            resumed_from: None,
+            plan: serde_json::json!({}),
+        }
+    }
+
+    fn finished(task: &str, attempt: u32, outcome: AttemptOutcome) -> RunEvent {
+        RunEvent::TaskFinished {
+            task: task.into(),
+            attempt,
+            outcome,
+            error: None,
+            output: None,
+            exit_value: None,
+            metrics: None,
+        }
+    }
+
+    #[test]
+    fn a_run_is_rebuilt_from_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let id = h.create_run(&started(), 1000).unwrap();
+        h.append(id, &RunEvent::TaskStarted { task: "a".into(), attempt: 1 }, 1100).unwrap();
+        h.append(id, &finished("a", 1, AttemptOutcome::Failed), 1200).unwrap();
+        h.append(id, &RunEvent::TaskStarted { task: "a".into(), attempt: 2 }, 1300).unwrap();
+        h.append(id, &finished("a", 2, AttemptOutcome::Succeeded), 1400).unwrap();
+        h.append(id, &RunEvent::TaskSkipped { task: "b".into(), reason: "x".into() }, 1400).unwrap();
+        h.append(id, &RunEvent::RunFinished { status: RunStatus::Failed }, 1500).unwrap();
+        let run = h.run(id).unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        assert_eq!(run.tasks["a"].attempts.len(), 2);
+        assert!(run.tasks["a"].succeeded());
+        assert!(!run.tasks["b"].succeeded());
+        assert_eq!(run.ended_ms, Some(1500));
+        assert_eq!(h.events(id, Some(4)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn unfinished_runs_are_marked_interrupted_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (done, open) = {
+            let h = History::open(dir.path()).unwrap();
+            let done = h.create_run(&started(), 1).unwrap();
+            h.append(done, &RunEvent::RunFinished { status: RunStatus::Succeeded }, 2).unwrap();
+            let open = h.create_run(&started(), 3).unwrap();
+            h.append(open, &RunEvent::TaskStarted { task: "a".into(), attempt: 1 }, 4).unwrap();
+            (done, open)
+        };
+        let h = History::open(dir.path()).unwrap();
+        assert_eq!(h.mark_interrupted(10).unwrap(), vec![open]);
+        assert_eq!(h.run(open).unwrap().unwrap().status, RunStatus::Interrupted);
+        assert_eq!(h.run(done).unwrap().unwrap().status, RunStatus::Succeeded);
+        assert!(h.mark_interrupted(11).unwrap().is_empty());
+    }
+
+    #[test]
+    fn long_output_is_cut_and_appending_to_a_missing_run_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let id = h.create_run(&started(), 1).unwrap();
+        let mut ev = finished("a", 1, AttemptOutcome::Succeeded);
+        if let RunEvent::TaskFinished { output, .. } = &mut ev {
+            *output = Some("é".repeat(MAX_OUTPUT_BYTES));
+        }
+        h.append(id, &RunEvent::TaskStarted { task: "a".into(), attempt: 1 }, 2).unwrap();
+        h.append(id, &ev, 3).unwrap();
+        let out = h.run(id).unwrap().unwrap().tasks["a"].attempts[0].output.clone().unwrap();
+        assert!(out.len() < MAX_OUTPUT_BYTES + 64 && out.ends_with("[output truncated]"));
+        assert!(h.append(id + 1, &RunEvent::CancelRequested, 4).is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! `spool runs` and `spool show`: the run history, read from the data directory.
+
+use crate::history::{AttemptOutcome, History, RunEvent, RunRecord, StoredEvent};
+use std::fmt::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct RunsArgs {
+    /// Where run history is kept.
+    #[arg(long, default_value = ".spool")]
+    pub data_dir: PathBuf,
+    /// How many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ShowArgs {
+    pub run: i64,
+    #[arg(long, default_value = ".spool")]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn runs(args: RunsArgs) -> anyhow::Result<u8> {
+    let history = History::open(&args.data_dir)?;
+    let runs = history.runs(args.limit)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else if runs.is_empty() {
+        println!("no runs yet in {}", args.data_dir.display());
+    } else {
+        print!("{}", runs_table(&runs));
+    }
+    Ok(0)
+}
+
+pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
+    let history = History::open(&args.data_dir)?;
+    let Some(run) = history.run(args.run)? else {
+        eprintln!("no run {} in {}", args.run, args.data_dir.display());
+        return Ok(1);
+    };
+    let events = history.events(args.run, None)?;
+    if args.json {
+        let both = serde_json::json!({ "run": run, "events": events });
+        println!("{}", serde_json::to_string_pretty(&both)?);
+    } else {
+        print!("{}", trace(&run, &events));
+    }
+    Ok(0)
+}
+
+pub fn secs(ms: i64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+fn runs_table(runs: &[RunRecord]) -> String {
+    let mut s = format!(
+        "{:>5}  {:<24} {:<12} {:>9} {:>4} {:>4} {:>4}  {}\n",
+        "run", "pipeline", "status", "duration", "ok", "fail", "skip", "resumes"
+    );
+    for r in runs {
+        let ok = r.tasks.values().filter(|t| t.succeeded()).count();
+        let skip = r.tasks.values().filter(|t| t.skipped.is_some()).count();
+        let fail = r.tasks.values().filter(|t| !t.succeeded() && t.skipped.is_none() && !t.attempts.is_empty()).count();
+        let _ = writeln!(
+            s,
+            "{:>5}  {:<24} {:<12} {:>9} {:>4} {:>4} {:>4}  {}",
+            r.id,
+            r.pipeline,
+            format!("{:?}", r.status).to_lowercase(),
+            r.ended_ms.map_or("-".into(), |e| secs(e - r.started_ms)),
+            ok,
+            fail,
+            skip,
+            r.resumed_from.map_or(String::new(), |p| p.to_string())
+        );
+    }
+    s
+}
+
+/// The run's events in order, times relative to its start, errors with tracebacks.
+fn trace(run: &RunRecord, events: &[StoredEvent]) -> String {
+    let mut s = format!(
+        "run {} of {} ({}): {}\n",
+        run.id,
+        run.pipeline,
+        run.file,
+        format!("{:?}", run.status).to_lowercase()
+    );
+    if let Some(p) = run.resumed_from {
+        let _ = writeln!(s, "resumes run {p}");
+    }
+    for e in events {
+        let at = secs(e.at_ms - run.started_ms);
+        let line = match &e.event {
+            RunEvent::RunStarted { params, .. } => format!("run started, parameters {}", serde_json::Value::from(serde_json::Map::from_iter(params.clone()))),
+            RunEvent::SessionChanged { session, state, message, capacity } => format!(
+                "session {session}: {state}{}{}",
+                capacity.map_or(String::new(), |c| format!(", {c} slots")),
+                message.as_ref().map_or(String::new(), |m| format!(" ({m})"))
+            ),
+            RunEvent::TaskStarted { task, attempt } => format!("{task} attempt {attempt} started"),
+            RunEvent::TaskFinished { task, attempt, outcome, error, exit_value, .. } => {
+                let mut l = format!("{task} attempt {attempt} {}", outcome_name(*outcome));
+                if let Some(v) = exit_value {
+                    let _ = write!(l, ", exit value {v:?}");
+                }
+                if let Some(err) = error {
+                    let _ = write!(l, "\n      {}: {}", err.ename, err.evalue);
+                    if let Some(c) = err.cell {
+                        let _ = write!(l, " (cell {c})");
+                    }
+                    for tb in &err.traceback {
+                        for tl in tb.lines() {
+                            let _ = write!(l, "\n        {tl}");
+                        }
+                    }
+                }
+                l
+            }
+            RunEvent::RetryScheduled { task, attempt, at_secs } => format!("{task} attempt {attempt} scheduled at {at_secs:.1}s"),
+            RunEvent::TaskSkipped { task, reason } => format!("{task} skipped: {reason}"),
+            RunEvent::TaskCarriedOver { task } => format!("{task} kept from the resumed run"),
+            RunEvent::CancelRequested => "cancel requested".into(),
+            RunEvent::RunFinished { status } => format!("run finished: {}", format!("{status:?}").to_lowercase()),
+            RunEvent::RunInterrupted { reason } => format!("run interrupted: {reason}"),
+        };
+        let _ = writeln!(s, "{at:>9}  {line}");
+    }
+    s
+}
+
+pub fn outcome_name(o: AttemptOutcome) -> &'static str {
+    match o {
+        AttemptOutcome::Succeeded => "succeeded",
+        AttemptOutcome::Failed => "failed",
+        AttemptOutcome::TimedOut => "timed out",
+        AttemptOutcome::Cancelled => "cancelled",
+    }
+}

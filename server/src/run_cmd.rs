@@ -1,0 +1,243 @@
+//! `spool run`: one run in the terminal, with live progress, a summary table and an exit code.
+
+use crate::history::{History, RunEvent, RunRecord, RunStatus};
+use crate::history_cmd::{outcome_name, secs};
+use crate::runs::{RunManager, RunRequest, StartError};
+use crate::spark_args::SparkArgs;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    pub file: PathBuf,
+    /// Parameter override, `key=value` (every notebook declaring `key`) or
+    /// `notebook.key=value`; a value that reads as JSON (number, true, [..]) is taken as such.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Re-run only what did not succeed in this earlier run (and what depends on it).
+    #[arg(long)]
+    pub resume: Option<i64>,
+    /// Print the finished run as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where run history is kept.
+    #[arg(long, default_value = ".spool")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub spark: SparkArgs,
+}
+
+/// `key=value` pairs; values are JSON when they parse as JSON, strings otherwise.
+pub fn parse_params(given: &[String]) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+    let mut out = BTreeMap::new();
+    for p in given {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--param `{p}` must be KEY=VALUE"))?;
+        let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::from(v));
+        out.insert(k.trim().to_string(), value);
+    }
+    Ok(out)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let params = parse_params(&args.params)?;
+    let dir = match args.file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("folder `{}`: {e}", dir.display()))?;
+    let name = args
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow::anyhow!("`{}` is not a file name", args.file.display()))?
+        .to_string();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let history = Arc::new(History::open(&args.data_dir)?);
+        history.mark_interrupted(crate::runs::now_ms())?;
+        let (spark, local) = args.spark.connect(&args.data_dir).await?;
+        let manager = RunManager::new(history.clone(), dir, spark);
+        let started = manager
+            .start(RunRequest {
+                file: name,
+                params,
+                resume: args.resume,
+            })
+            .await;
+        let id = match started {
+            Ok(id) => id,
+            Err(StartError::Invalid(diags)) => {
+                for d in diags {
+                    eprintln!("{d}");
+                }
+                if let Some(l) = local {
+                    l.shutdown().await;
+                }
+                return Ok(1);
+            }
+            Err(e) => {
+                if let Some(l) = local {
+                    l.shutdown().await;
+                }
+                return Err(e.into());
+            }
+        };
+        eprintln!("run {id} started (history in {})", args.data_dir.display());
+        let status = follow(&manager, &history, id).await?;
+        let run = history.run(id)?.ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
+        if let Some(l) = local {
+            l.shutdown().await;
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&run)?);
+        } else {
+            print!("{}", summary(&run));
+        }
+        Ok(u8::from(status != RunStatus::Succeeded))
+    })
+}
+
+/// Prints every event as it is recorded until the run ends; Ctrl-C cancels the run (a second
+/// Ctrl-C stops waiting for the cancel to finish).
+async fn follow(manager: &Arc<RunManager>, history: &History, id: i64) -> anyhow::Result<RunStatus> {
+    let tty = std::io::stderr().is_terminal();
+    let mut notify = manager.subscribe(id);
+    let mut after = None;
+    let mut ctrl_c = 0;
+    let total = history
+        .events(id, None)?
+        .first()
+        .and_then(|e| match &e.event {
+            RunEvent::RunStarted { plan, .. } => plan["tasks"].as_array().map(Vec::len),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let mut started_ms = None;
+    loop {
+        for e in history.events(id, after)? {
+            after = Some(e.seq);
+            let t0 = *started_ms.get_or_insert(e.at_ms);
+            if let Some(line) = progress_line(&e.event) {
+                if tty {
+                    eprint!("\r\x1b[2K");
+                }
+                eprintln!("[{:>8}] {line}", secs(e.at_ms - t0));
+            }
+        }
+        if tty {
+            if let Some(run) = history.run(id)? {
+                eprint!("\r\x1b[2K{}", progress_bar(&run, total));
+                let _ = std::io::stderr().flush();
+            }
+        }
+        if let Some(status) = manager.wait_now(id) {
+            if tty {
+                eprintln!();
+            }
+            return Ok(status);
+        }
+        let changed = async {
+            match notify.as_mut() {
+                Some(rx) => {
+                    let _ = rx.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_millis(500), changed) => {}
+            _ = tokio::signal::ctrl_c() => {
+                ctrl_c += 1;
+                if ctrl_c > 1 {
+                    anyhow::bail!("stopped waiting; run {id} may still be cancelling");
+                }
+                eprintln!("\ncancelling run {id} (Ctrl-C again to stop waiting)");
+                manager.cancel(id);
+            }
+        }
+    }
+}
+
+fn progress_line(e: &RunEvent) -> Option<String> {
+    Some(match e {
+        RunEvent::SessionChanged { session, state, capacity, message } => format!(
+            "Spark session {session} {state}{}{}",
+            capacity.map_or(String::new(), |c| format!(", {c} cores")),
+            message.as_ref().map_or(String::new(), |m| format!(" ({m})"))
+        ),
+        RunEvent::TaskStarted { task, attempt } => format!("{task:<28} started (attempt {attempt})"),
+        RunEvent::TaskFinished { task, attempt, outcome, error, .. } => format!(
+            "{task:<28} {} (attempt {attempt}){}",
+            outcome_name(*outcome),
+            error.as_ref().map_or(String::new(), |e| format!(": {}: {}", e.ename, e.evalue))
+        ),
+        RunEvent::RetryScheduled { task, attempt, at_secs } => format!("{task:<28} retry {attempt} at {at_secs:.0}s"),
+        RunEvent::TaskSkipped { task, reason } => format!("{task:<28} skipped: {reason}"),
+        RunEvent::TaskCarriedOver { task } => format!("{task:<28} kept from the resumed run"),
+        RunEvent::CancelRequested => "cancel requested".into(),
+        RunEvent::RunFinished { status } => format!("run finished: {}", format!("{status:?}").to_lowercase()),
+        RunEvent::RunStarted { .. } | RunEvent::RunInterrupted { .. } => return None,
+    })
+}
+
+fn progress_bar(run: &RunRecord, total: usize) -> String {
+    let done = run
+        .tasks
+        .values()
+        .filter(|t| t.succeeded() || t.skipped.is_some() || t.attempts.last().is_some_and(|a| a.outcome.is_some()))
+        .count()
+        .min(total);
+    let running = run
+        .tasks
+        .values()
+        .filter(|t| t.attempts.last().is_some_and(|a| a.outcome.is_none()))
+        .count();
+    let width = 30;
+    let filled = if total == 0 { width } else { done * width / total };
+    format!("[{}{}] {done}/{total} done, {running} running", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+/// The final table: notebook, attempts, duration, outcome.
+fn summary(run: &RunRecord) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!("\n{:<32} {:>8} {:>10}  {}\n", "notebook", "attempts", "duration", "outcome");
+    for (id, t) in &run.tasks {
+        let outcome = if t.carried_over {
+            "kept from resumed run".to_string()
+        } else if let Some(r) = &t.skipped {
+            format!("skipped ({r})")
+        } else {
+            t.attempts
+                .last()
+                .and_then(|a| a.outcome)
+                .map_or("unfinished".to_string(), |o| outcome_name(o).to_string())
+        };
+        let duration: i64 = t
+            .attempts
+            .iter()
+            .filter_map(|a| a.ended_ms.map(|e| e - a.started_ms))
+            .sum();
+        let _ = writeln!(
+            s,
+            "{id:<32} {:>8} {:>10}  {outcome}",
+            t.attempts.len(),
+            if t.attempts.is_empty() { "-".to_string() } else { secs(duration) }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "run {} {} in {}",
+        run.id,
+        format!("{:?}", run.status).to_lowercase(),
+        run.ended_ms.map_or("-".into(), |e| secs(e - run.started_ms))
+    );
+    s
+}

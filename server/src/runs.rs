@@ -1,0 +1,709 @@
+//! Real runs: the core scheduling state machine driven against a Livy session through the
+//! driver agent, every decision recorded in the run history before it is carried out.
+//!
+//! One run = one Spark session (created for the run and deleted after it). The loop is:
+//! carry out the machine's commands, sleep until the next poll or deadline (or a cancel), feed
+//! the machine what the agent reports, deadlines that passed, and capacity changes.
+
+use crate::agent::{Agent, NotebookLaunch, NotebookState, NotebookUpdate, PollInterval};
+use crate::fs_sources::DiskSources;
+use crate::history::{AttemptOutcome, History, RunEvent, RunStatus, TaskError};
+use crate::livy::wire::{CreateSession, Kind};
+use crate::livy::SessionId;
+use spool_core::dag::{load, Plan, TaskId, TaskKind};
+use spool_core::diag::Diagnostic;
+use spool_core::model::Outcome;
+use spool_core::notebook::{self, Format};
+use spool_core::sched::{Admission, Command, Event, Machine, Policy, RunOutcome};
+use spool_core::source::Sources;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a new Spark session may take to become idle.
+const SESSION_START_LIMIT: Duration = Duration::from_secs(600);
+/// Session re-creations per run when `recreate_session = true`.
+const MAX_SESSION_RECREATIONS: u32 = 3;
+/// Consecutive failed polls of a session that still looks alive before its notebooks are
+/// given up as failed.
+const MAX_POLL_FAILURES: u32 = 5;
+/// Runs executing at once in one process.
+const MAX_ACTIVE_RUNS: usize = 16;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The pipeline file, relative to the pipelines folder.
+    pub file: String,
+    /// Overrides: `key` (every notebook declaring that parameter) or `notebook.key`.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Re-run only what did not succeed in this earlier run.
+    pub resume: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the pipeline has errors")]
+    Invalid(Vec<Diagnostic>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Where runs get their Spark sessions.
+pub struct SparkTarget {
+    pub agent: Arc<Agent>,
+    pub policy: Policy,
+}
+
+struct ActiveRun {
+    cancel: watch::Sender<bool>,
+    done: watch::Receiver<Option<RunStatus>>,
+}
+
+/// Starts runs, tracks the ones in progress, and tells listeners when a run's history grows.
+pub struct RunManager {
+    history: Arc<History>,
+    pipelines_dir: PathBuf,
+    spark: SparkTarget,
+    active: Mutex<HashMap<i64, ActiveRun>>,
+    /// Per run: the sequence number of its newest event, for live streams.
+    notify: Mutex<HashMap<i64, watch::Sender<i64>>>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl RunManager {
+    pub fn new(history: Arc<History>, pipelines_dir: PathBuf, spark: SparkTarget) -> Arc<Self> {
+        Arc::new(RunManager {
+            history,
+            pipelines_dir,
+            spark,
+            active: Mutex::new(HashMap::new()),
+            notify: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the request, records the run and starts it in the background; returns its id.
+    pub async fn start(self: &Arc<Self>, req: RunRequest) -> Result<i64, StartError> {
+        let in_progress = {
+            let mut active = Self::lock(&self.active);
+            // Finished runs are kept until the next start, so that their status can be read.
+            active.retain(|_, r| r.done.borrow().is_none());
+            active.len()
+        };
+        if in_progress >= MAX_ACTIVE_RUNS {
+            return Err(StartError::BadRequest(format!(
+                "{MAX_ACTIVE_RUNS} runs are already in progress; wait for one to finish"
+            )));
+        }
+        let sources = DiskSources::new(&self.pipelines_dir).map_err(anyhow::Error::from)?;
+        if !sources.exists(&req.file) {
+            return Err(StartError::NotFound(format!("no pipeline `{}`", req.file)));
+        }
+        let loaded = load(&req.file, &sources);
+        let plan = loaded.plan.ok_or(StartError::Invalid(loaded.diagnostics))?;
+        let overrides = Overrides::parse(&plan, &req.params).map_err(StartError::BadRequest)?;
+        let previous = match req.resume {
+            None => HashMap::new(),
+            Some(old) => {
+                let run = self
+                    .history
+                    .run(old)?
+                    .ok_or_else(|| StartError::NotFound(format!("no run {old} to resume")))?;
+                if run.status == RunStatus::Running {
+                    return Err(StartError::BadRequest(format!("run {old} is still running")));
+                }
+                run.tasks
+                    .iter()
+                    .filter(|(_, t)| t.succeeded())
+                    .map(|(id, _)| (id.clone(), Outcome::Succeeded))
+                    .collect()
+            }
+        };
+        let started = RunEvent::RunStarted {
+            pipeline: plan.name.clone(),
+            file: req.file.clone(),
+            params: req.params.clone(),
+            resumed_from: req.resume,
+            plan: serde_json::to_value(&plan).map_err(anyhow::Error::from)?,
+        };
+        let id = self.history.create_run(&started, now_ms())?;
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (done_tx, done_rx) = watch::channel(None);
+        Self::lock(&self.active).insert(
+            id,
+            ActiveRun {
+                cancel: cancel_tx,
+                done: done_rx,
+            },
+        );
+        let me = self.clone();
+        let machine = Machine::resume(&plan, self.spark.policy, Admission::of_pool(&plan.pool), &previous);
+        tokio::spawn(async move {
+            let mut exec = Execution {
+                id,
+                plan,
+                overrides,
+                machine,
+                manager: me.clone(),
+                t0: Instant::now(),
+                session: None,
+                created_sessions: Vec::new(),
+                running: HashSet::new(),
+                recreations: 0,
+                capacity: None,
+                deferred: Vec::new(),
+                cancelling: false,
+            };
+            let status = exec.run(cancel_rx).await;
+            exec.close_sessions().await;
+            let _ = done_tx.send(Some(status));
+        });
+        Ok(id)
+    }
+
+    /// Asks a run in progress to stop; false when it is not in progress.
+    pub fn cancel(&self, id: i64) -> bool {
+        Self::lock(&self.active)
+            .get(&id)
+            .filter(|r| r.done.borrow().is_none())
+            .is_some_and(|r| r.cancel.send(true).is_ok())
+    }
+
+    /// Waits for a run of this process to finish; `None` if it is not one of them.
+    pub async fn wait(&self, id: i64) -> Option<RunStatus> {
+        let mut done = Self::lock(&self.active).get(&id).map(|r| r.done.clone())?;
+        loop {
+            if let Some(status) = *done.borrow() {
+                return Some(status);
+            }
+            if done.changed().await.is_err() {
+                return *done.borrow();
+            }
+        }
+    }
+
+    /// The final status of a run of this process once it has finished; `None` before.
+    pub fn wait_now(&self, id: i64) -> Option<RunStatus> {
+        Self::lock(&self.active).get(&id).and_then(|r| *r.done.borrow())
+    }
+
+    /// A receiver that changes whenever the run gets a new event (for live streams).
+    pub fn subscribe(&self, id: i64) -> Option<watch::Receiver<i64>> {
+        let mut map = Self::lock(&self.notify);
+        Some(map.entry(id).or_insert_with(|| watch::channel(-1).0).subscribe())
+    }
+
+    /// Records an event (before it is acted on) and wakes the run's listeners.
+    fn record(&self, id: i64, event: RunEvent) {
+        match self.history.append(id, &event, now_ms()) {
+            Ok(seq) => {
+                if let Some(tx) = Self::lock(&self.notify).get(&id) {
+                    tx.send_replace(seq);
+                }
+            }
+            // The run goes on: losing history is bad, stopping Spark work midway is worse.
+            Err(e) => eprintln!("run {id}: cannot record {event:?}: {e:#}"),
+        }
+    }
+}
+
+/// Parameter overrides resolved against the plan: per task, the values to set.
+#[derive(Debug, Default)]
+struct Overrides(HashMap<TaskId, serde_json::Map<String, serde_json::Value>>);
+
+impl Overrides {
+    /// `key` applies to every notebook that declares `key` in its params; `notebook.key` to
+    /// that notebook (split at the last dot: parameter names have none, ids may).
+    fn parse(plan: &Plan, given: &BTreeMap<String, serde_json::Value>) -> Result<Self, String> {
+        let mut out: HashMap<TaskId, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+        for (key, value) in given {
+            match key.rsplit_once('.') {
+                Some((task, name)) => {
+                    let t = plan
+                        .index_of(task)
+                        .filter(|&t| plan.tasks[t].kind == TaskKind::Notebook)
+                        .ok_or_else(|| format!("parameter `{key}`: no active notebook `{task}`"))?;
+                    if !is_identifier(name) {
+                        return Err(format!("parameter `{key}`: `{name}` is not a valid name"));
+                    }
+                    out.entry(t).or_default().insert(name.to_string(), value.clone());
+                }
+                None => {
+                    let mut found = false;
+                    for (t, task) in plan.tasks.iter().enumerate() {
+                        if task.params.contains_key(key) {
+                            out.entry(t).or_default().insert(key.clone(), value.clone());
+                            found = true;
+                        }
+                    }
+                    if !found {
+                        return Err(format!(
+                            "parameter `{key}`: no notebook declares it (use `notebook.{key}` to give it to one)"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(Overrides(out))
+    }
+
+    fn params_for(&self, plan: &Plan, t: TaskId) -> serde_json::Map<String, serde_json::Value> {
+        let mut params: serde_json::Map<_, _> = plan.tasks[t]
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(o) = self.0.get(&t) {
+            params.extend(o.clone());
+        }
+        params
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The state of one run in progress.
+struct Execution {
+    id: i64,
+    plan: Plan,
+    overrides: Overrides,
+    machine: Machine,
+    manager: Arc<RunManager>,
+    t0: Instant,
+    session: Option<SessionId>,
+    created_sessions: Vec<SessionId>,
+    /// Attempts started on the agent and not yet reported finished.
+    running: HashSet<(TaskId, u32)>,
+    recreations: u32,
+    capacity: Option<u32>,
+    /// Commands the machine gave while a command was being carried out.
+    deferred: Vec<Command>,
+    cancelling: bool,
+}
+
+impl Execution {
+    fn now(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    fn record(&self, event: RunEvent) {
+        self.manager.record(self.id, event);
+    }
+
+    fn agent(&self) -> &Agent {
+        &self.manager.spark.agent
+    }
+
+    fn task_id(&self, t: TaskId) -> String {
+        self.plan.tasks[t].id.clone()
+    }
+
+    async fn run(&mut self, mut cancel: watch::Receiver<bool>) -> RunStatus {
+        for t in 0..self.plan.tasks.len() {
+            if self.machine.is_carried_over(t) {
+                self.record(RunEvent::TaskCarriedOver { task: self.task_id(t) });
+            }
+        }
+        // The session first, so that notebook times do not include Spark's start-up and
+        // admission uses the real capacity from the start. A failure here is not final: each
+        // start tries again, and fails its attempt with the cause (retries apply).
+        let needs_spark = (0..self.plan.tasks.len()).any(|t| {
+            !self.machine.is_carried_over(t) && self.plan.tasks[t].kind == TaskKind::Notebook
+        });
+        if needs_spark {
+            if let Err(why) = self.ensure_session().await {
+                self.record(RunEvent::SessionChanged {
+                    session: "-".into(),
+                    state: "error".into(),
+                    message: Some(why),
+                    capacity: None,
+                });
+            }
+        }
+        let mut pending = std::mem::take(&mut self.deferred);
+        pending.extend(self.machine.handle(Event::RunStarted, self.now()));
+        let mut poll = PollInterval::default();
+        let mut changed = true;
+        let mut poll_failures = 0;
+        loop {
+            while !pending.is_empty() {
+                for cmd in std::mem::take(&mut pending) {
+                    if let Some(status) = self.carry_out(cmd, &mut pending).await {
+                        return status;
+                    }
+                    pending.append(&mut self.deferred);
+                }
+            }
+            let mut wait = poll.next(changed);
+            if let Some(d) = self.machine.next_deadline() {
+                wait = wait.min(Duration::from_secs_f64((d.at - self.now()).max(0.0)));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                res = cancel.changed() => {
+                    if res.is_ok() && *cancel.borrow() {
+                        self.record(RunEvent::CancelRequested);
+                        self.cancelling = true;
+                        pending.extend(self.machine.handle(Event::CancelRequested, self.now()));
+                        // A cancel is sent once; later changes are ignored.
+                        cancel = watch::channel(false).1;
+                    }
+                    continue;
+                }
+            }
+            changed = false;
+            while let Some(d) = self.machine.next_deadline().filter(|d| d.at <= self.now()) {
+                if let Event::NotebookTimedOut { task, attempt } = d.event {
+                    if self.running.remove(&(task, attempt)) {
+                        self.record(RunEvent::TaskFinished {
+                            task: self.task_id(task),
+                            attempt,
+                            outcome: AttemptOutcome::TimedOut,
+                            error: Some(TaskError {
+                                ename: "Timeout".into(),
+                                evalue: format!(
+                                    "did not finish within timeout_secs = {}",
+                                    self.plan.tasks[task].settings.timeout_secs
+                                ),
+                                traceback: Vec::new(),
+                                cell: None,
+                            }),
+                            output: None,
+                            exit_value: None,
+                            metrics: None,
+                        });
+                    }
+                }
+                pending.extend(self.machine.handle(d.event, self.now()));
+                changed = true;
+            }
+            if self.running.is_empty() {
+                continue;
+            }
+            let Some(session) = self.session else { continue };
+            match self.agent().poll(session).await {
+                Ok(reply) => {
+                    poll_failures = 0;
+                    if self.capacity != Some(reply.capacity.total_cores) {
+                        self.capacity = Some(reply.capacity.total_cores);
+                        pending.extend(self.machine.handle(
+                            Event::CapacityChanged { slots: reply.capacity.total_cores },
+                            self.now(),
+                        ));
+                    }
+                    for update in reply.updates {
+                        changed |= self.on_update(update, &mut pending);
+                    }
+                }
+                Err(e) => {
+                    poll_failures += 1;
+                    let dead = match self.agent().client().get_session(session).await {
+                        Ok(s) => s.state.is_finished().then(|| format!("the Spark session is {}", s.state)),
+                        Err(err) if err.is_not_found() => Some("the Spark session is gone".to_string()),
+                        Err(_) => None,
+                    };
+                    if let Some(why) = dead.or_else(|| {
+                        (poll_failures >= MAX_POLL_FAILURES)
+                            .then(|| format!("the Spark session stopped answering: {e}"))
+                    }) {
+                        self.session_lost(session, &why, &mut pending);
+                        changed = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out one command; returns the run's final status when the run is over.
+    async fn carry_out(&mut self, cmd: Command, pending: &mut Vec<Command>) -> Option<RunStatus> {
+        match cmd {
+            Command::StartNotebook { task, attempt, .. } => {
+                self.record(RunEvent::TaskStarted {
+                    task: self.task_id(task),
+                    attempt,
+                });
+                match self.start_notebook(task, attempt).await {
+                    Ok(()) => {
+                        self.running.insert((task, attempt));
+                        pending.extend(self.machine.handle(
+                            Event::NotebookStarted { task, attempt },
+                            self.now(),
+                        ));
+                    }
+                    Err(error) => {
+                        self.record(RunEvent::TaskFinished {
+                            task: self.task_id(task),
+                            attempt,
+                            outcome: AttemptOutcome::Failed,
+                            error: Some(error),
+                            output: None,
+                            exit_value: None,
+                            metrics: None,
+                        });
+                        pending.extend(self.machine.handle(
+                            Event::NotebookFailed { task, attempt },
+                            self.now(),
+                        ));
+                    }
+                }
+            }
+            Command::CancelNotebook { task, attempt } => {
+                if let Some(session) = self.session {
+                    if let Err(e) = self.agent().cancel(session, &self.task_id(task), attempt).await {
+                        eprintln!("run {}: cancel of {} failed: {e}", self.id, self.task_id(task));
+                    }
+                }
+            }
+            Command::ScheduleRetry { task, attempt, at } => {
+                self.record(RunEvent::RetryScheduled {
+                    task: self.task_id(task),
+                    attempt,
+                    at_secs: at,
+                });
+            }
+            Command::MarkSkipped { task } => {
+                let reason = if self.cancelling {
+                    "the run was cancelled"
+                } else {
+                    "its dependency conditions cannot hold"
+                };
+                self.record(RunEvent::TaskSkipped {
+                    task: self.task_id(task),
+                    reason: reason.into(),
+                });
+            }
+            Command::FinishRun { outcome } => {
+                let status = match outcome {
+                    RunOutcome::Succeeded => RunStatus::Succeeded,
+                    RunOutcome::Failed => RunStatus::Failed,
+                    RunOutcome::Cancelled => RunStatus::Cancelled,
+                };
+                self.record(RunEvent::RunFinished { status });
+                return Some(status);
+            }
+        }
+        None
+    }
+
+    /// Reads and parses the notebook, makes sure there is a session, and starts the attempt.
+    async fn start_notebook(&mut self, task: TaskId, attempt: u32) -> Result<(), TaskError> {
+        let fail = |ename: &str, evalue: String| TaskError {
+            ename: ename.into(),
+            evalue,
+            traceback: Vec::new(),
+            cell: None,
+        };
+        let path = self.plan.tasks[task].path.clone();
+        let sources = DiskSources::new(&self.manager.pipelines_dir)
+            .map_err(|e| fail("NotebookNotFound", e.to_string()))?;
+        let text = sources
+            .read(&path)
+            .map_err(|e| fail("NotebookNotFound", format!("cannot read `{path}`: {e}")))?;
+        let format = Format::from_path(&path)
+            .ok_or_else(|| fail("NotebookFormatError", format!("`{path}` is not a notebook")))?;
+        let parsed = notebook::parse(&path, &text, format);
+        if spool_core::diag::has_errors(&parsed.diagnostics) {
+            let msgs: Vec<String> = parsed.diagnostics.iter().map(|d| d.to_string()).collect();
+            return Err(fail("NotebookFormatError", msgs.join("\n")));
+        }
+        let session = self
+            .ensure_session()
+            .await
+            .map_err(|e| fail("SparkSessionError", e))?;
+        let settings = &self.plan.tasks[task].settings;
+        let launch = NotebookLaunch {
+            id: self.task_id(task),
+            attempt,
+            cells: parsed.cells,
+            params: self.overrides.params_for(&self.plan, task),
+            isolated: settings.isolated,
+            // The machine owns timeouts (it cancels and retries); the agent's own limit is a
+            // backstop for a server that goes away.
+            timeout: Some(Duration::from_secs(settings.timeout_secs.saturating_add(60))),
+        };
+        self.agent()
+            .start_notebook(session, &launch)
+            .await
+            .map(|_| ())
+            .map_err(|e| fail("SparkSessionError", format!("could not start the notebook: {e}")))
+    }
+
+    /// The run's session, created (and the agent injected) on first use.
+    async fn ensure_session(&mut self) -> Result<SessionId, String> {
+        if let Some(s) = self.session {
+            return Ok(s);
+        }
+        if !self.created_sessions.is_empty() {
+            if !self.plan.pool.recreate_session {
+                return Err("the run's Spark session died (set recreate_session = true in [pool] to start a new one)".into());
+            }
+            if self.recreations >= MAX_SESSION_RECREATIONS {
+                return Err(format!("the Spark session died {} times; giving up", self.recreations + 1));
+            }
+            self.recreations += 1;
+        }
+        let agent = self.manager.spark.agent.clone();
+        let client = agent.client();
+        let pool = &self.plan.pool;
+        let request = CreateSession {
+            kind: Some(Kind::Pyspark),
+            name: Some(format!("spool-run-{}-{}", self.id, self.created_sessions.len() + 1)),
+            num_executors: Some(pool.executors),
+            executor_cores: Some(pool.executor_cores),
+            conf: BTreeMap::from([(
+                "spark.scheduler.mode".to_string(),
+                serde_json::Value::from("FAIR"),
+            )]),
+            ..CreateSession::default()
+        };
+        let created = client
+            .create_session(&request)
+            .await
+            .map_err(|e| format!("could not create a Spark session: {e}"))?;
+        let id = SessionId(created.id);
+        self.created_sessions.push(id);
+        self.record(RunEvent::SessionChanged {
+            session: id.0.to_string(),
+            state: created.state.to_string(),
+            message: None,
+            capacity: None,
+        });
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            let s = client
+                .get_session(id)
+                .await
+                .map_err(|e| format!("lost the new Spark session: {e}"))?;
+            if s.state.is_finished() {
+                return Err(format!("the new Spark session ended {} while starting", s.state));
+            }
+            if s.state.as_str() == "idle" {
+                break;
+            }
+            if started.elapsed() > SESSION_START_LIMIT {
+                return Err(format!("the Spark session did not start within {} s", SESSION_START_LIMIT.as_secs()));
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+        let capacity = self
+            .agent()
+            .inject(id)
+            .await
+            .map_err(|e| format!("could not load the Spool agent: {e}"))?;
+        self.record(RunEvent::SessionChanged {
+            session: id.0.to_string(),
+            state: "idle".into(),
+            message: Some(format!("{} executors", capacity.executors)),
+            capacity: Some(capacity.total_cores),
+        });
+        self.session = Some(id);
+        if self.capacity != Some(capacity.total_cores) {
+            self.capacity = Some(capacity.total_cores);
+            // Applied before the pending start: admission of later notebooks uses it.
+            let cmds = self
+                .machine
+                .handle(Event::CapacityChanged { slots: capacity.total_cores }, self.now());
+            debug_assert!(cmds.iter().all(|c| !matches!(c, Command::FinishRun { .. })));
+            self.deferred.extend(cmds);
+        }
+        Ok(id)
+    }
+
+    /// Feeds one agent report to the machine; true when something changed.
+    fn on_update(&mut self, u: NotebookUpdate, pending: &mut Vec<Command>) -> bool {
+        let Some(task) = self.plan.index_of(&u.id) else { return false };
+        if !u.state.is_finished() || !self.running.remove(&(task, u.attempt)) {
+            return false;
+        }
+        let attempt = u.attempt;
+        let (outcome, event) = match u.state {
+            NotebookState::Succeeded => (AttemptOutcome::Succeeded, Event::NotebookSucceeded { task, attempt }),
+            NotebookState::Failed | NotebookState::Running => (AttemptOutcome::Failed, Event::NotebookFailed { task, attempt }),
+            NotebookState::Cancelled => (AttemptOutcome::Cancelled, Event::NotebookCancelled { task, attempt }),
+            NotebookState::TimedOut => (AttemptOutcome::TimedOut, Event::NotebookTimedOut { task, attempt }),
+        };
+        let mut output = u.stdout;
+        if !u.stderr.is_empty() {
+            output.push_str("\n[stderr]\n");
+            output.push_str(&u.stderr);
+        }
+        self.record(RunEvent::TaskFinished {
+            task: u.id,
+            attempt,
+            outcome,
+            error: u.error.map(|e| TaskError {
+                ename: e.ename,
+                evalue: e.evalue,
+                traceback: e.traceback,
+                cell: e.cell,
+            }),
+            output: (!output.is_empty()).then_some(output),
+            exit_value: u.exit_value.map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            }),
+            metrics: u.metrics.and_then(|m| serde_json::to_value(m).ok()),
+        });
+        pending.extend(self.machine.handle(event, self.now()));
+        true
+    }
+
+    /// The session died: its running notebooks failed with that cause; the next start makes a
+    /// new session if the pool allows it.
+    fn session_lost(&mut self, session: SessionId, why: &str, pending: &mut Vec<Command>) {
+        self.record(RunEvent::SessionChanged {
+            session: session.0.to_string(),
+            state: "dead".into(),
+            message: Some(why.to_string()),
+            capacity: None,
+        });
+        self.session = None;
+        let mut lost: Vec<(TaskId, u32)> = self.running.drain().collect();
+        lost.sort_unstable();
+        for (task, attempt) in lost {
+            self.record(RunEvent::TaskFinished {
+                task: self.task_id(task),
+                attempt,
+                outcome: AttemptOutcome::Failed,
+                error: Some(TaskError {
+                    ename: "SparkSessionLost".into(),
+                    evalue: why.to_string(),
+                    traceback: Vec::new(),
+                    cell: None,
+                }),
+                output: None,
+                exit_value: None,
+                metrics: None,
+            });
+            pending.extend(self.machine.handle(Event::NotebookFailed { task, attempt }, self.now()));
+        }
+    }
+
+    /// Deletes the sessions this run created.
+    async fn close_sessions(&mut self) {
+        for s in std::mem::take(&mut self.created_sessions) {
+            let _ = self.agent().client().delete_session(s).await;
+        }
+    }
+}

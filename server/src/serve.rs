@@ -1,0 +1,77 @@
+//! `spool serve`: the HTTP API and the web app on one port, with runs on Livy or local Spark.
+
+use crate::api::{app, AppState};
+use crate::history::History;
+use crate::runs::RunManager;
+use crate::spark_args::SparkArgs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The folder whose .toml files are the pipelines.
+    #[arg(long, default_value = "examples")]
+    pub pipelines: PathBuf,
+    /// Address to listen on; anything but loopback requires --token.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Bearer token every API call must carry.
+    #[arg(long, env = "SPOOL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where run history is kept.
+    #[arg(long, default_value = ".spool")]
+    pub data_dir: PathBuf,
+    /// The built web app [default: dist/ when it exists].
+    #[arg(long)]
+    pub web: Option<PathBuf>,
+    #[command(flatten)]
+    pub spark: SparkArgs,
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    if !args.bind.ip().is_loopback() && args.token.as_deref().is_none_or(str::is_empty) {
+        anyhow::bail!(
+            "--bind {} is not a loopback address: give --token (or SPOOL_TOKEN) so that only holders of it can use the API",
+            args.bind
+        );
+    }
+    let pipelines_dir = args.pipelines.canonicalize().map_err(|e| {
+        anyhow::anyhow!("pipelines folder `{}`: {e}", args.pipelines.display())
+    })?;
+    let web_dir = match args.web.clone() {
+        Some(w) => Some(w.canonicalize().map_err(|e| anyhow::anyhow!("web folder `{}`: {e}", w.display()))?),
+        None => PathBuf::from("dist").canonicalize().ok().filter(|d| d.join("index.html").is_file()),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let history = Arc::new(History::open(&args.data_dir)?);
+        let interrupted = history.mark_interrupted(crate::runs::now_ms())?;
+        if !interrupted.is_empty() {
+            eprintln!("runs interrupted by an earlier stop (resume them from the UI): {interrupted:?}");
+        }
+        let (spark, local) = args.spark.connect(&args.data_dir).await?;
+        if let Some(l) = &local {
+            eprintln!("Spark: local PySpark behind {}", l.base_url());
+        }
+        let runs = RunManager::new(history.clone(), pipelines_dir.clone(), spark);
+        let state = Arc::new(AppState {
+            pipelines_dir,
+            web_dir,
+            token: args.token.clone().filter(|t| !t.is_empty()),
+            history,
+            runs,
+        });
+        let listener = tokio::net::TcpListener::bind(args.bind).await?;
+        eprintln!("Spool on http://{} (Ctrl-C stops it)", listener.local_addr()?);
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        if let Some(l) = local {
+            l.shutdown().await;
+        }
+        Ok(0)
+    })
+}

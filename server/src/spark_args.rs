@@ -1,0 +1,85 @@
+//! Where `spool run` and `spool serve` get Spark: a Livy URL with its credentials, or, without
+//! one, the embedded Livy-compatible endpoint on local PySpark.
+
+use crate::agent::Agent;
+use crate::livy::{Auth, TokenSource};
+use crate::livy::{ClientConfig, LivyClient};
+use crate::livy_local::{self, LocalLivy};
+use crate::runs::SparkTarget;
+use spool_core::sched::Policy;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SparkArgs {
+    /// Livy's base URL (Synapse: https://{workspace}.dev.azuresynapse.net/livyApi/versions/2019-11-01-preview/sparkPools/{pool});
+    /// without it, Spool starts a local Livy-compatible endpoint on PySpark.
+    #[arg(long)]
+    pub livy: Option<String>,
+    /// HTTP basic user for Livy; the password is read from $SPOOL_LIVY_PASSWORD.
+    #[arg(long, conflicts_with_all = ["livy_token_env", "livy_token_command"])]
+    pub livy_user: Option<String>,
+    /// Bearer token for Livy, read from this environment variable.
+    #[arg(long, conflicts_with = "livy_token_command")]
+    pub livy_token_env: Option<String>,
+    /// Bearer token for Livy, printed by this command (e.g. `az account get-access-token ...`).
+    #[arg(long)]
+    pub livy_token_command: Option<String>,
+    /// Order in which ready notebooks are admitted.
+    #[arg(long, default_value = "critical-path", value_parser = parse_policy)]
+    pub policy: Policy,
+    /// Cores of the local Spark application (local endpoint only) [default: all].
+    #[arg(long)]
+    pub local_cores: Option<u32>,
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    Policy::parse(s).ok_or_else(|| format!("expected one of {}", Policy::NAMES.join(", ")))
+}
+
+impl SparkArgs {
+    fn auth(&self) -> anyhow::Result<Auth> {
+        Ok(if let Some(user) = &self.livy_user {
+            let password = std::env::var("SPOOL_LIVY_PASSWORD").map_err(|_| {
+                anyhow::anyhow!("--livy-user needs the password in $SPOOL_LIVY_PASSWORD")
+            })?;
+            Auth::Basic {
+                user: user.clone(),
+                password,
+            }
+        } else if let Some(var) = &self.livy_token_env {
+            Auth::Bearer(TokenSource::Env(var.clone()))
+        } else if let Some(cmd) = &self.livy_token_command {
+            Auth::Bearer(TokenSource::Command(cmd.clone()))
+        } else {
+            Auth::None
+        })
+    }
+
+    /// Connects; the local endpoint, when one was started, must be kept alive (and shut down)
+    /// by the caller.
+    pub async fn connect(&self, work_dir: &std::path::Path) -> anyhow::Result<(SparkTarget, Option<LocalLivy>)> {
+        let (url, local) = match &self.livy {
+            Some(url) => (url.clone(), None),
+            None => {
+                let local = livy_local::start(livy_local::Args {
+                    port: 0,
+                    cores: self.local_cores,
+                    work_dir: work_dir.join("livy-local"),
+                    ..livy_local::Args::default()
+                })
+                .await?;
+                (local.base_url().to_string(), Some(local))
+            }
+        };
+        let mut config = ClientConfig::new(&url);
+        config.auth = self.auth()?;
+        let client = LivyClient::new(config)?;
+        Ok((
+            SparkTarget {
+                agent: Arc::new(Agent::new(client)),
+                policy: self.policy,
+            },
+            local,
+        ))
+    }
+}
