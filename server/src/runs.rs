@@ -125,7 +125,9 @@ impl RunManager {
                     .run(old)?
                     .ok_or_else(|| StartError::NotFound(format!("no run {old} to resume")))?;
                 if run.status == RunStatus::Running {
-                    return Err(StartError::BadRequest(format!("run {old} is still running")));
+                    return Err(StartError::BadRequest(format!(
+                        "run {old} is still running"
+                    )));
                 }
                 run.tasks
                     .iter()
@@ -152,7 +154,12 @@ impl RunManager {
             },
         );
         let me = self.clone();
-        let machine = Machine::resume(&plan, self.spark.policy, Admission::of_pool(&plan.pool), &previous);
+        let machine = Machine::resume(
+            &plan,
+            self.spark.policy,
+            Admission::of_pool(&plan.pool),
+            &previous,
+        );
         tokio::spawn(async move {
             let mut exec = Execution {
                 id,
@@ -199,13 +206,19 @@ impl RunManager {
 
     /// The final status of a run of this process once it has finished; `None` before.
     pub fn wait_now(&self, id: i64) -> Option<RunStatus> {
-        Self::lock(&self.active).get(&id).and_then(|r| *r.done.borrow())
+        Self::lock(&self.active)
+            .get(&id)
+            .and_then(|r| *r.done.borrow())
     }
 
     /// A receiver that changes whenever the run gets a new event (for live streams).
     pub fn subscribe(&self, id: i64) -> Option<watch::Receiver<i64>> {
         let mut map = Self::lock(&self.notify);
-        Some(map.entry(id).or_insert_with(|| watch::channel(-1).0).subscribe())
+        Some(
+            map.entry(id)
+                .or_insert_with(|| watch::channel(-1).0)
+                .subscribe(),
+        )
     }
 
     /// Records an event (before it is acted on) and wakes the run's listeners.
@@ -241,7 +254,9 @@ impl Overrides {
                     if !is_identifier(name) {
                         return Err(format!("parameter `{key}`: `{name}` is not a valid name"));
                     }
-                    out.entry(t).or_default().insert(name.to_string(), value.clone());
+                    out.entry(t)
+                        .or_default()
+                        .insert(name.to_string(), value.clone());
                 }
                 None => {
                     let mut found = false;
@@ -277,7 +292,9 @@ impl Overrides {
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -320,7 +337,9 @@ impl Execution {
     async fn run(&mut self, mut cancel: watch::Receiver<bool>) -> RunStatus {
         for t in 0..self.plan.tasks.len() {
             if self.machine.is_carried_over(t) {
-                self.record(RunEvent::TaskCarriedOver { task: self.task_id(t) });
+                self.record(RunEvent::TaskCarriedOver {
+                    task: self.task_id(t),
+                });
             }
         }
         // The session first, so that notebook times do not include Spark's start-up and
@@ -399,14 +418,18 @@ impl Execution {
             if self.running.is_empty() {
                 continue;
             }
-            let Some(session) = self.session else { continue };
+            let Some(session) = self.session else {
+                continue;
+            };
             match self.agent().poll(session).await {
                 Ok(reply) => {
                     poll_failures = 0;
                     if self.capacity != Some(reply.capacity.total_cores) {
                         self.capacity = Some(reply.capacity.total_cores);
                         pending.extend(self.machine.handle(
-                            Event::CapacityChanged { slots: reply.capacity.total_cores },
+                            Event::CapacityChanged {
+                                slots: reply.capacity.total_cores,
+                            },
                             self.now(),
                         ));
                     }
@@ -417,8 +440,13 @@ impl Execution {
                 Err(e) => {
                     poll_failures += 1;
                     let dead = match self.agent().client().get_session(session).await {
-                        Ok(s) => s.state.is_finished().then(|| format!("the Spark session is {}", s.state)),
-                        Err(err) if err.is_not_found() => Some("the Spark session is gone".to_string()),
+                        Ok(s) => s
+                            .state
+                            .is_finished()
+                            .then(|| format!("the Spark session is {}", s.state)),
+                        Err(err) if err.is_not_found() => {
+                            Some("the Spark session is gone".to_string())
+                        }
                         Err(_) => None,
                     };
                     if let Some(why) = dead.or_else(|| {
@@ -444,10 +472,10 @@ impl Execution {
                 match self.start_notebook(task, attempt).await {
                     Ok(()) => {
                         self.running.insert((task, attempt));
-                        pending.extend(self.machine.handle(
-                            Event::NotebookStarted { task, attempt },
-                            self.now(),
-                        ));
+                        pending.extend(
+                            self.machine
+                                .handle(Event::NotebookStarted { task, attempt }, self.now()),
+                        );
                     }
                     Err(error) => {
                         self.record(RunEvent::TaskFinished {
@@ -459,17 +487,25 @@ impl Execution {
                             exit_value: None,
                             metrics: None,
                         });
-                        pending.extend(self.machine.handle(
-                            Event::NotebookFailed { task, attempt },
-                            self.now(),
-                        ));
+                        pending.extend(
+                            self.machine
+                                .handle(Event::NotebookFailed { task, attempt }, self.now()),
+                        );
                     }
                 }
             }
             Command::CancelNotebook { task, attempt } => {
                 if let Some(session) = self.session {
-                    if let Err(e) = self.agent().cancel(session, &self.task_id(task), attempt).await {
-                        eprintln!("run {}: cancel of {} failed: {e}", self.id, self.task_id(task));
+                    if let Err(e) = self
+                        .agent()
+                        .cancel(session, &self.task_id(task), attempt)
+                        .await
+                    {
+                        eprintln!(
+                            "run {}: cancel of {} failed: {e}",
+                            self.id,
+                            self.task_id(task)
+                        );
                     }
                 }
             }
@@ -538,13 +574,20 @@ impl Execution {
             isolated: settings.isolated,
             // The machine owns timeouts (it cancels and retries); the agent's own limit is a
             // backstop for a server that goes away.
-            timeout: Some(Duration::from_secs(settings.timeout_secs.saturating_add(60))),
+            timeout: Some(Duration::from_secs(
+                settings.timeout_secs.saturating_add(60),
+            )),
         };
         self.agent()
             .start_notebook(session, &launch)
             .await
             .map(|_| ())
-            .map_err(|e| fail("SparkSessionError", format!("could not start the notebook: {e}")))
+            .map_err(|e| {
+                fail(
+                    "SparkSessionError",
+                    format!("could not start the notebook: {e}"),
+                )
+            })
     }
 
     /// The run's session, created (and the agent injected) on first use.
@@ -557,7 +600,10 @@ impl Execution {
                 return Err("the run's Spark session died (set recreate_session = true in [pool] to start a new one)".into());
             }
             if self.recreations >= MAX_SESSION_RECREATIONS {
-                return Err(format!("the Spark session died {} times; giving up", self.recreations + 1));
+                return Err(format!(
+                    "the Spark session died {} times; giving up",
+                    self.recreations + 1
+                ));
             }
             self.recreations += 1;
         }
@@ -566,7 +612,11 @@ impl Execution {
         let pool = &self.plan.pool;
         let request = CreateSession {
             kind: Some(Kind::Pyspark),
-            name: Some(format!("spool-run-{}-{}", self.id, self.created_sessions.len() + 1)),
+            name: Some(format!(
+                "spool-run-{}-{}",
+                self.id,
+                self.created_sessions.len() + 1
+            )),
             num_executors: Some(pool.executors),
             executor_cores: Some(pool.executor_cores),
             conf: BTreeMap::from([(
@@ -595,13 +645,19 @@ impl Execution {
                 .await
                 .map_err(|e| format!("lost the new Spark session: {e}"))?;
             if s.state.is_finished() {
-                return Err(format!("the new Spark session ended {} while starting", s.state));
+                return Err(format!(
+                    "the new Spark session ended {} while starting",
+                    s.state
+                ));
             }
             if s.state.as_str() == "idle" {
                 break;
             }
             if started.elapsed() > SESSION_START_LIMIT {
-                return Err(format!("the Spark session did not start within {} s", SESSION_START_LIMIT.as_secs()));
+                return Err(format!(
+                    "the Spark session did not start within {} s",
+                    SESSION_START_LIMIT.as_secs()
+                ));
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
@@ -621,9 +677,12 @@ impl Execution {
         if self.capacity != Some(capacity.total_cores) {
             self.capacity = Some(capacity.total_cores);
             // Applied before the pending start: admission of later notebooks uses it.
-            let cmds = self
-                .machine
-                .handle(Event::CapacityChanged { slots: capacity.total_cores }, self.now());
+            let cmds = self.machine.handle(
+                Event::CapacityChanged {
+                    slots: capacity.total_cores,
+                },
+                self.now(),
+            );
             debug_assert!(cmds.iter().all(|c| !matches!(c, Command::FinishRun { .. })));
             self.deferred.extend(cmds);
         }
@@ -632,16 +691,30 @@ impl Execution {
 
     /// Feeds one agent report to the machine; true when something changed.
     fn on_update(&mut self, u: NotebookUpdate, pending: &mut Vec<Command>) -> bool {
-        let Some(task) = self.plan.index_of(&u.id) else { return false };
+        let Some(task) = self.plan.index_of(&u.id) else {
+            return false;
+        };
         if !u.state.is_finished() || !self.running.remove(&(task, u.attempt)) {
             return false;
         }
         let attempt = u.attempt;
         let (outcome, event) = match u.state {
-            NotebookState::Succeeded => (AttemptOutcome::Succeeded, Event::NotebookSucceeded { task, attempt }),
-            NotebookState::Failed | NotebookState::Running => (AttemptOutcome::Failed, Event::NotebookFailed { task, attempt }),
-            NotebookState::Cancelled => (AttemptOutcome::Cancelled, Event::NotebookCancelled { task, attempt }),
-            NotebookState::TimedOut => (AttemptOutcome::TimedOut, Event::NotebookTimedOut { task, attempt }),
+            NotebookState::Succeeded => (
+                AttemptOutcome::Succeeded,
+                Event::NotebookSucceeded { task, attempt },
+            ),
+            NotebookState::Failed | NotebookState::Running => (
+                AttemptOutcome::Failed,
+                Event::NotebookFailed { task, attempt },
+            ),
+            NotebookState::Cancelled => (
+                AttemptOutcome::Cancelled,
+                Event::NotebookCancelled { task, attempt },
+            ),
+            NotebookState::TimedOut => (
+                AttemptOutcome::TimedOut,
+                Event::NotebookTimedOut { task, attempt },
+            ),
         };
         let mut output = u.stdout;
         if !u.stderr.is_empty() {
@@ -696,7 +769,10 @@ impl Execution {
                 exit_value: None,
                 metrics: None,
             });
-            pending.extend(self.machine.handle(Event::NotebookFailed { task, attempt }, self.now()));
+            pending.extend(
+                self.machine
+                    .handle(Event::NotebookFailed { task, attempt }, self.now()),
+            );
         }
     }
 

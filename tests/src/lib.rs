@@ -1,1 +1,128 @@
-//! End-to-end tests live in tests/tests/.
+//! Shared helpers of the end-to-end tests: the `spool` binary, a local Livy endpoint started
+//! for a test and stopped with it, and waiting with a limit.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The `spool` binary built for this test run (`SPOOL_BIN`, else `target/debug/spool`).
+pub fn spool_bin() -> PathBuf {
+    let bin = std::env::var_os("SPOOL_BIN").map_or_else(
+        || {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root().join("target"), PathBuf::from);
+            target.join("debug").join("spool")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (`cargo build -p spool-server`; scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn spool() -> Command {
+    let mut c = Command::new(spool_bin());
+    c.current_dir(root());
+    c
+}
+
+/// Sends SIGINT (a clean stop), then SIGKILL if the process has not ended in `grace`.
+pub fn stop(child: &mut Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let until = Instant::now() + grace;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `spool livy-local` on a free port, stopped (drivers included) when dropped.
+pub struct LocalLivy {
+    child: Child,
+    pub url: String,
+}
+
+impl LocalLivy {
+    pub fn start(work_dir: &Path) -> LocalLivy {
+        let mut child = spool()
+            .args(["livy-local", "--port", "0", "--cores", "2", "--work-dir"])
+            .arg(work_dir)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start spool livy-local");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(i) = line.find("http://127.0.0.1:") {
+                        let url: String = line[i..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
+                        break url;
+                    }
+                }
+                other => panic!("livy-local ended before serving: {other:?}"),
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        LocalLivy { child, url }
+    }
+}
+
+impl LocalLivy {
+    /// The driver processes (one per live session) the endpoint has started.
+    pub fn driver_pids(&self) -> Vec<String> {
+        let out = Command::new("pgrep")
+            .args(["-P", &self.child.id().to_string()])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for LocalLivy {
+    fn drop(&mut self) {
+        stop(&mut self.child, Duration::from_secs(30));
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `limit` naming `what`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,395 @@
+//! Real runs end to end: `spool run` on local PySpark behind the Livy-compatible endpoint.
+//! Each test gets its own endpoint and data directory.
+
+use serde_json::Value;
+use spool_tests::{spool, stop, wait_for, LocalLivy};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn fixture(name: &str) -> String {
+    format!("tests/fixtures/runs/{name}")
+}
+
+/// `spool run … --json`: exit code and the finished run.
+fn run(livy: &str, data: &Path, file: &str, extra: &[&str]) -> (i32, Value, String) {
+    let out: Output = spool()
+        .args([
+            "run",
+            &fixture(file),
+            "--json",
+            "--livy",
+            livy,
+            "--data-dir",
+        ])
+        .arg(data)
+        .args(extra)
+        .output()
+        .expect("spool run");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let run: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no run JSON ({e}); stderr:\n{stderr}"));
+    (out.status.code().unwrap_or(-1), run, stderr)
+}
+
+fn outcome(run: &Value, task: &str) -> String {
+    let t = &run["tasks"][task];
+    if t["carried_over"] == true {
+        return "carried_over".into();
+    }
+    if !t["skipped"].is_null() {
+        return "skipped".into();
+    }
+    t["attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .map_or("none".into(), |a| {
+            a["outcome"].as_str().unwrap_or("running").to_string()
+        })
+}
+
+fn attempts(run: &Value, task: &str) -> usize {
+    run["tasks"][task]["attempts"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[test]
+fn a_failure_skips_its_dependents_runs_its_handler_and_resume_reruns_only_the_failed_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+
+    let (code, first, stderr) = run(&livy.url, &data, "branches.toml", &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(first["status"], "failed");
+    for (task, want) in [
+        ("extract", "succeeded"),
+        ("transform", "failed"),
+        ("publish", "skipped"),
+        ("on_failure", "succeeded"),
+        ("side_a", "succeeded"),
+        ("side_b", "succeeded"),
+    ] {
+        assert_eq!(outcome(&first, task), want, "{task}");
+    }
+    let error = &first["tasks"]["transform"]["attempts"][0]["error"];
+    assert_eq!(error["ename"], "ValueError");
+    assert!(error["traceback"]
+        .to_string()
+        .contains("transform failed on purpose"));
+
+    let id = first["id"].to_string();
+    let (code, second, stderr) = run(
+        &livy.url,
+        &data,
+        "branches.toml",
+        &["--resume", &id, "--param", "transform.should_fail=false"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(second["resumed_from"], first["id"]);
+    for (task, want) in [
+        ("extract", "carried_over"),
+        ("side_a", "carried_over"),
+        ("side_b", "carried_over"),
+        ("transform", "succeeded"),
+        ("publish", "succeeded"),
+        ("on_failure", "skipped"),
+    ] {
+        assert_eq!(outcome(&second, task), want, "{task}");
+    }
+
+    let shown = spool()
+        .args(["show", &id, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&shown.stdout);
+    assert!(trace.contains("transform attempt 1 failed"), "{trace}");
+    assert!(
+        trace.contains("ValueError: transform failed on purpose"),
+        "{trace}"
+    );
+}
+
+#[test]
+fn a_notebook_that_fails_once_is_retried_and_the_run_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let marker = tmp.path().join("flaky-marker");
+    let (code, run, stderr) = run(
+        &livy.url,
+        &tmp.path().join("data"),
+        "flaky.toml",
+        &["--param", &format!("flaky.marker={}", marker.display())],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(attempts(&run, "flaky"), 2);
+    assert_eq!(run["tasks"]["flaky"]["attempts"][0]["outcome"], "failed");
+    assert_eq!(
+        run["tasks"]["flaky"]["attempts"][1]["exit_value"],
+        "second attempt"
+    );
+    assert_eq!(outcome(&run, "after"), "succeeded");
+}
+
+fn events(data: &Path, id: &str) -> Value {
+    let out = spool()
+        .args(["show", id, "--json", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn has_event(shown: &Value, kind: &str, task: &str) -> bool {
+    shown["events"].as_array().is_some_and(|evs| {
+        evs.iter()
+            .any(|e| e["event"]["type"] == kind && e["event"]["task"] == task)
+    })
+}
+
+#[test]
+fn a_killed_driver_fails_its_notebooks_and_a_new_session_finishes_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+    let marker = tmp.path().join("slow-marker");
+    let mut child = spool()
+        .args([
+            "run",
+            &fixture("long.toml"),
+            "--json",
+            "--livy",
+            &livy.url,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .args(["--param", &format!("slow.marker={}", marker.display())])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the slow notebook to start",
+        Duration::from_secs(180),
+        || marker.exists().then_some(()),
+    );
+    let ours = livy.driver_pids();
+    assert!(!ours.is_empty(), "no driver process found");
+    for pid in &ours {
+        std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .unwrap();
+    }
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let run: Value = serde_json::from_str(&out).unwrap();
+    assert!(status.success(), "{run:#}");
+    let first = &run["tasks"]["slow"]["attempts"][0];
+    assert_eq!(first["outcome"], "failed");
+    assert_eq!(first["error"]["ename"], "SparkSessionLost");
+    assert_eq!(run["tasks"]["slow"]["attempts"][1]["exit_value"], "retry");
+    assert_eq!(outcome(&run, "last"), "succeeded");
+    // The loss was seen within a poll or two, not after the notebook's two minutes.
+    let lost_after = first["ended_ms"].as_i64().unwrap() - first["started_ms"].as_i64().unwrap();
+    assert!(lost_after < 60_000, "loss detected after {lost_after} ms");
+}
+
+#[test]
+fn a_sigkilled_runner_loses_nothing_recorded_and_its_run_can_be_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+    let marker = tmp.path().join("slow-marker");
+    let mut child = spool()
+        .args([
+            "run",
+            &fixture("long.toml"),
+            "--livy",
+            &livy.url,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .args(["--param", &format!("slow.marker={}", marker.display())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let shown = wait_for(
+        "quick to finish while slow runs",
+        Duration::from_secs(180),
+        || {
+            let shown = events(&data, "1");
+            (marker.exists() && has_event(&shown, "task_finished", "quick")).then_some(shown)
+        },
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(shown["run"]["status"], "running");
+    assert!(has_event(&shown, "task_started", "slow"));
+
+    let (code, resumed, stderr) = run(
+        &livy.url,
+        &data,
+        "long.toml",
+        &[
+            "--resume",
+            "1",
+            "--param",
+            &format!("slow.marker={}", marker.display()),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let old = events(&data, "1");
+    assert_eq!(old["run"]["status"], "interrupted");
+    assert!(
+        has_event(&old, "task_finished", "quick"),
+        "recorded events survive the kill"
+    );
+    assert_eq!(outcome(&resumed, "quick"), "carried_over");
+    assert_eq!(
+        resumed["tasks"]["slow"]["attempts"][0]["exit_value"],
+        "retry"
+    );
+    assert_eq!(outcome(&resumed, "last"), "succeeded");
+}
+
+/// An HTTP proxy in front of Livy that answers 503 to some GETs and drops other connections
+/// without an answer. One request per connection (it asks both sides to close).
+fn faulty_proxy(upstream: &str) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let faults = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let f = faults.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let upstream = upstream.clone();
+            let faults = f.clone();
+            std::thread::spawn(move || proxy_one(client, &upstream, n, &faults));
+        }
+    });
+    (url, faults)
+}
+
+fn proxy_one(mut client: TcpStream, upstream: &str, n: usize, faults: &AtomicUsize) {
+    let Some(request) = read_request(&mut client) else {
+        return;
+    };
+    let is_get = request.starts_with(b"GET ");
+    if is_get && n % 5 == 3 {
+        faults.fetch_add(1, Ordering::SeqCst);
+        let _ = client.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy",
+        );
+        return;
+    }
+    if is_get && n % 7 == 5 {
+        faults.fetch_add(1, Ordering::SeqCst);
+        return; // dropped: the connection closes without an answer
+    }
+    let Ok(mut up) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let _ = up.write_all(&request);
+    let mut response = Vec::new();
+    let _ = up.read_to_end(&mut response);
+    let _ = client.write_all(&response);
+}
+
+/// One request, with `Connection: close` so the upstream ends its answer by closing.
+fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = client.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = client.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let mut out: Vec<u8> = Vec::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out.extend_from_slice(&buf[head_end..]);
+    Some(out)
+}
+
+#[test]
+fn a_livy_that_returns_503s_and_drops_connections_does_not_lose_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let (proxy, faults) = faulty_proxy(&livy.url);
+    let (code, run, stderr) = run(
+        &proxy,
+        &tmp.path().join("data"),
+        "branches.toml",
+        &["--param", "transform.should_fail=false"],
+    );
+    assert_eq!(code, 0, "{stderr}\n{run:#}");
+    for task in ["extract", "transform", "publish", "side_a", "side_b"] {
+        assert_eq!(outcome(&run, task), "succeeded", "{task}");
+    }
+    assert!(
+        faults.load(Ordering::SeqCst) >= 3,
+        "the proxy injected too few faults to prove anything"
+    );
+}
+
+#[test]
+fn an_invalid_pipeline_is_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = spool()
+        .args([
+            "run",
+            &fixture("branches.toml"),
+            "--livy",
+            "http://127.0.0.1:9",
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .args(["--param", "nope=1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no notebook declares it"));
+    let _ = stop; // (used by other suites)
+}
