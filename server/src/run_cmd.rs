@@ -92,7 +92,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         };
         eprintln!("run {id} started (history in {})", args.data_dir.display());
         let status = follow(&manager, &history, id).await?;
-        let run = history.run(id)?.ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
+        let run = history
+            .run(id)?
+            .ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
         if let Some(l) = local {
             l.shutdown().await;
         }
@@ -107,7 +109,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 
 /// Prints every event as it is recorded until the run ends; Ctrl-C cancels the run (a second
 /// Ctrl-C stops waiting for the cancel to finish).
-async fn follow(manager: &Arc<RunManager>, history: &History, id: i64) -> anyhow::Result<RunStatus> {
+async fn follow(
+    manager: &Arc<RunManager>,
+    history: &History,
+    id: i64,
+) -> anyhow::Result<RunStatus> {
     let tty = std::io::stderr().is_terminal();
     let mut notify = manager.subscribe(id);
     let mut after = None;
@@ -168,22 +174,45 @@ async fn follow(manager: &Arc<RunManager>, history: &History, id: i64) -> anyhow
 
 fn progress_line(e: &RunEvent) -> Option<String> {
     Some(match e {
-        RunEvent::SessionChanged { session, state, capacity, message } => format!(
+        RunEvent::SessionChanged {
+            session,
+            state,
+            capacity,
+            message,
+        } => format!(
             "Spark session {session} {state}{}{}",
             capacity.map_or(String::new(), |c| format!(", {c} cores")),
-            message.as_ref().map_or(String::new(), |m| format!(" ({m})"))
+            message
+                .as_ref()
+                .map_or(String::new(), |m| format!(" ({m})"))
         ),
-        RunEvent::TaskStarted { task, attempt } => format!("{task:<28} started (attempt {attempt})"),
-        RunEvent::TaskFinished { task, attempt, outcome, error, .. } => format!(
+        RunEvent::TaskStarted { task, attempt } => {
+            format!("{task:<28} started (attempt {attempt})")
+        }
+        RunEvent::TaskFinished {
+            task,
+            attempt,
+            outcome,
+            error,
+            ..
+        } => format!(
             "{task:<28} {} (attempt {attempt}){}",
             outcome_name(*outcome),
-            error.as_ref().map_or(String::new(), |e| format!(": {}: {}", e.ename, e.evalue))
+            error
+                .as_ref()
+                .map_or(String::new(), |e| format!(": {}: {}", e.ename, e.evalue))
         ),
-        RunEvent::RetryScheduled { task, attempt, at_secs } => format!("{task:<28} retry {attempt} at {at_secs:.0}s"),
+        RunEvent::RetryScheduled {
+            task,
+            attempt,
+            at_secs,
+        } => format!("{task:<28} retry {attempt} at {at_secs:.0}s"),
         RunEvent::TaskSkipped { task, reason } => format!("{task:<28} skipped: {reason}"),
         RunEvent::TaskCarriedOver { task } => format!("{task:<28} kept from the resumed run"),
         RunEvent::CancelRequested => "cancel requested".into(),
-        RunEvent::RunFinished { status } => format!("run finished: {}", format!("{status:?}").to_lowercase()),
+        RunEvent::RunFinished { status } => {
+            format!("run finished: {}", format!("{status:?}").to_lowercase())
+        }
         RunEvent::RunStarted { .. } | RunEvent::RunInterrupted { .. } => return None,
     })
 }
@@ -192,7 +221,11 @@ fn progress_bar(run: &RunRecord, total: usize) -> String {
     let done = run
         .tasks
         .values()
-        .filter(|t| t.succeeded() || t.skipped.is_some() || t.attempts.last().is_some_and(|a| a.outcome.is_some()))
+        .filter(|t| {
+            t.succeeded()
+                || t.skipped.is_some()
+                || t.attempts.last().is_some_and(|a| a.outcome.is_some())
+        })
         .count()
         .min(total);
     let running = run
@@ -201,14 +234,21 @@ fn progress_bar(run: &RunRecord, total: usize) -> String {
         .filter(|t| t.attempts.last().is_some_and(|a| a.outcome.is_none()))
         .count();
     let width = 30;
-    let filled = if total == 0 { width } else { done * width / total };
-    format!("[{}{}] {done}/{total} done, {running} running", "#".repeat(filled), "-".repeat(width - filled))
+    let filled = (done * width).checked_div(total).unwrap_or(width);
+    format!(
+        "[{}{}] {done}/{total} done, {running} running",
+        "#".repeat(filled),
+        "-".repeat(width - filled)
+    )
 }
 
 /// The final table: notebook, attempts, duration, outcome.
 fn summary(run: &RunRecord) -> String {
     use std::fmt::Write as _;
-    let mut s = format!("\n{:<32} {:>8} {:>10}  {}\n", "notebook", "attempts", "duration", "outcome");
+    let mut s = format!(
+        "\n{:<32} {:>8} {:>10}  {}\n",
+        "notebook", "attempts", "duration", "outcome"
+    );
     for (id, t) in &run.tasks {
         let outcome = if t.carried_over {
             "kept from resumed run".to_string()
@@ -229,7 +269,11 @@ fn summary(run: &RunRecord) -> String {
             s,
             "{id:<32} {:>8} {:>10}  {outcome}",
             t.attempts.len(),
-            if t.attempts.is_empty() { "-".to_string() } else { secs(duration) }
+            if t.attempts.is_empty() {
+                "-".to_string()
+            } else {
+                secs(duration)
+            }
         );
     }
     let _ = writeln!(
@@ -237,7 +281,8 @@ fn summary(run: &RunRecord) -> String {
         "run {} {} in {}",
         run.id,
         format!("{:?}", run.status).to_lowercase(),
-        run.ended_ms.map_or("-".into(), |e| secs(e - run.started_ms))
+        run.ended_ms
+            .map_or("-".into(), |e| secs(e - run.started_ms))
     );
     s
 }
