@@ -149,7 +149,7 @@ pub fn did_you_mean<'c>(
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
     let len = word.chars().count();
-    let limit = (len / 3).max(2);
+    let limit = len.div_ceil(3).max(2);
     candidates
         .into_iter()
         .map(|c| (levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))

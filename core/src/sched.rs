@@ -1,0 +1,1305 @@
+//! The scheduling state machine of one run: events in, commands out, no clock and no I/O.
+//!
+//! A driver (the simulator, or the real executor from an async loop) feeds [`Event`]s with the
+//! time they happened, `now`, in seconds since the run was triggered, and carries out the
+//! [`Command`]s it gets back. The same machine drives both, so a dry run predicts a real run.
+//!
+//! Semantics, where the pipeline format leaves a choice:
+//! - A task is *resolved* when every dependency is final. If every dependency's condition
+//!   accepts the dependency's outcome it becomes ready, otherwise it is skipped (and the skip
+//!   flows on through the dependents' conditions). A failure never stops unrelated branches.
+//! - A sub-pipeline's end ([`TaskKind::PipelineEnd`]) is never started: the machine finishes it
+//!   the moment it resolves — failed if any dependency failed, skipped if it has dependencies and
+//!   all were skipped, succeeded otherwise (skipped too if its own conditions do not hold).
+//! - A notebook has `1 + retry` attempts (at most `1 + MAX_RETRIES`). A failed or timed-out
+//!   attempt with attempts left is retried `retry_interval_secs` later; a timed-out attempt is
+//!   also cancelled. The timeout counts from admission, so a submission that hangs is bounded
+//!   too.
+//! - Admission: the slots of running notebooks never exceed the capacity, and at most
+//!   `max_concurrency` notebooks run at once. A notebook wanting more slots than the whole
+//!   capacity is clamped to the capacity (it then runs alone) rather than failed: the real pool
+//!   may turn out smaller than planned, and that should slow a run down, not break it.
+//! - Ready notebooks are ordered by the policy; when the first one does not fit, later ones
+//!   may jump ahead only if they do not delay it (EASY backfilling on the estimates): they end,
+//!   by estimate, before enough slots free up for it, or they use slots it will not need.
+//! - Cancel requested: running notebooks get a cancel command, nothing new starts, and every
+//!   task that has not finished ends `Cancelled`. The run finishes once every running notebook
+//!   has reported back (or timed out); a failure reported after the cancel also counts as
+//!   cancelled (the cancel is its likely cause). A notebook cancelled from outside (not by a run
+//!   cancel) ends `Cancelled` without retry; its dependents see it as failed.
+//! - The run succeeds only when no task failed (as Airflow and Databricks Workflows judge a
+//!   run, and what `spool run`'s exit code promises): a failure handler (`on = "failed"`) that
+//!   ran does not turn a failed notebook into a successful run. A cancelled run is `Cancelled`.
+//! - Events that do not match the current state (an unknown task, a stale attempt, a report
+//!   after a timeout) are ignored: a driver may race with the machine's own decisions.
+
+use crate::dag::{Plan, TaskId, TaskKind};
+use crate::model::{Condition, Outcome, Pool};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// Upper bound on a notebook's retries, whatever its settings say.
+pub const MAX_RETRIES: u32 = 100;
+
+/// How far down each ready queue backfilling looks for a notebook that does not delay the
+/// blocked first one (bounds the work of an admission round).
+const BACKFILL_LOOKAHEAD: usize = 16;
+
+/// How ready notebooks are ordered for admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Longest remaining estimated path to the end of the pipeline first (list scheduling).
+    #[default]
+    CriticalPath,
+    /// In the order notebooks became ready (Genie's behaviour).
+    Fifo,
+}
+
+impl Policy {
+    pub const NAMES: [&'static str; 2] = ["critical-path", "fifo"];
+
+    pub fn parse(s: &str) -> Option<Policy> {
+        match s {
+            "critical-path" => Some(Policy::CriticalPath),
+            "fifo" => Some(Policy::Fifo),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::CriticalPath => "critical-path",
+            Policy::Fifo => "fifo",
+        }
+    }
+}
+
+/// The pool limits admission respects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub capacity_slots: u32,
+    /// `None`: limited by slots only.
+    pub max_concurrency: Option<u32>,
+}
+
+impl Admission {
+    pub fn of_pool(pool: &Pool) -> Self {
+        Admission {
+            capacity_slots: pool.capacity(),
+            max_concurrency: pool.max_concurrency,
+        }
+    }
+}
+
+/// Something that happened, reported by the driver.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    RunStarted,
+    /// The notebook actually began (after submission); refines the estimate of its end.
+    NotebookStarted {
+        task: TaskId,
+        attempt: u32,
+    },
+    NotebookSucceeded {
+        task: TaskId,
+        attempt: u32,
+    },
+    NotebookFailed {
+        task: TaskId,
+        attempt: u32,
+    },
+    NotebookTimedOut {
+        task: TaskId,
+        attempt: u32,
+    },
+    NotebookCancelled {
+        task: TaskId,
+        attempt: u32,
+    },
+    RetryTimerFired {
+        task: TaskId,
+    },
+    CancelRequested,
+    /// The pool's real size became known (or changed); a capacity of 0 counts as 1.
+    CapacityChanged {
+        slots: u32,
+    },
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Command {
+    /// Run `attempt` (1 for the first) of a notebook, holding `slots` (its setting, clamped to
+    /// the capacity).
+    StartNotebook {
+        task: TaskId,
+        attempt: u32,
+        slots: u32,
+    },
+    CancelNotebook {
+        task: TaskId,
+        attempt: u32,
+    },
+    /// Send [`Event::RetryTimerFired`] at `at`; `attempt` is the attempt that will then run.
+    ScheduleRetry {
+        task: TaskId,
+        attempt: u32,
+        at: f64,
+    },
+    /// The task (notebook or sub-pipeline end) will not run: its conditions do not hold.
+    MarkSkipped {
+        task: TaskId,
+    },
+    FinishRun {
+        outcome: RunOutcome,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunOutcome {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Final {
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl Final {
+    /// The outcome dependency conditions see: a cancelled task counts as failed.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Final::Succeeded => Outcome::Succeeded,
+            Final::Failed | Final::Cancelled => Outcome::Failed,
+            Final::Skipped => Outcome::Skipped,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TaskState {
+    /// Some dependency is not final yet.
+    Waiting,
+    /// Queued for admission.
+    Ready {
+        attempt: u32,
+    },
+    /// `since`: admission, or the reported start when the driver sent one.
+    Running {
+        attempt: u32,
+        since: f64,
+    },
+    RetryWait {
+        attempt: u32,
+        at: f64,
+    },
+    Done(Final),
+}
+
+/// The next moment the driver must wake up for, and the event to send then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deadline {
+    pub at: f64,
+    pub event: Event,
+}
+
+/// Per-task facts copied out of the plan, so the machine owns its data (a driver can move it
+/// into an async task) and reads them from compact arrays.
+struct TaskFacts {
+    pipeline_end: bool,
+    slots: u32,
+    estimate: f64,
+    timeout: f64,
+    retries: u32,
+    retry_interval: f64,
+    /// Ordering key, higher first (the remaining path for critical-path, 0 for fifo).
+    priority: f64,
+}
+
+pub struct Machine {
+    facts: Vec<TaskFacts>,
+    /// Incoming dependencies, `deps[dep_start[t]..dep_start[t + 1]]`.
+    dep_start: Vec<usize>,
+    deps: Vec<(TaskId, Condition)>,
+    dependents: Vec<Vec<TaskId>>,
+    state: Vec<TaskState>,
+    /// Dependencies not yet final.
+    unmet: Vec<u32>,
+    carried_over: Vec<bool>,
+    /// Slots a running notebook holds (fixed at admission, whatever the capacity does later).
+    held: Vec<u32>,
+    /// Ready queues, one per slot count, sorted by slot count.
+    queues: Vec<(u32, BinaryHeap<Ready>)>,
+    ready_seq: u64,
+    /// Retry timers and timeouts; entries go stale when the task moves on and are dropped
+    /// when they reach the top.
+    timers: BinaryHeap<Reverse<Timer>>,
+    running: Vec<TaskId>,
+    running_pos: Vec<usize>,
+    capacity: u32,
+    max_concurrency: u32,
+    busy: u64,
+    finals: usize,
+    started: bool,
+    cancelled: bool,
+    outcome: Option<RunOutcome>,
+    settle: VecDeque<(TaskId, Final)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ready {
+    priority: f64,
+    seq: u64,
+    task: TaskId,
+}
+
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority
+            .total_cmp(&other.priority)
+            .then(other.seq.cmp(&self.seq))
+    }
+}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Ready {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ready {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Timeout,
+    Retry,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timer {
+    at: f64,
+    kind: TimerKind,
+    task: TaskId,
+    attempt: u32,
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at
+            .total_cmp(&other.at)
+            .then(self.task.cmp(&other.task))
+            .then(self.kind.cmp(&other.kind))
+            .then(self.attempt.cmp(&other.attempt))
+    }
+}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Timer {}
+
+impl Machine {
+    pub fn new(plan: &Plan, policy: Policy, admission: Admission) -> Self {
+        Self::resume(plan, policy, admission, &HashMap::new())
+    }
+
+    /// A run that continues a previous one: a task whose previous outcome (by task id) was
+    /// `Succeeded`, and all of whose dependencies are carried over too, is final from the
+    /// start and does not run again; everything else runs again. Ids the plan does not know
+    /// are ignored. A sub-pipeline end is carried over when all its dependencies are.
+    pub fn resume(
+        plan: &Plan,
+        policy: Policy,
+        admission: Admission,
+        previous: &HashMap<String, Outcome>,
+    ) -> Self {
+        let n = plan.tasks.len();
+        let priority = match policy {
+            Policy::CriticalPath => plan.remaining_path_secs(),
+            Policy::Fifo => vec![0.0; n],
+        };
+        let facts: Vec<TaskFacts> = plan
+            .tasks
+            .iter()
+            .zip(priority)
+            .map(|(t, priority)| TaskFacts {
+                pipeline_end: t.kind == TaskKind::PipelineEnd,
+                slots: t.slots(),
+                estimate: t.estimate_secs(),
+                timeout: t.settings.timeout_secs as f64,
+                retries: t.settings.retry.min(MAX_RETRIES),
+                retry_interval: t.settings.retry_interval_secs as f64,
+                priority,
+            })
+            .collect();
+        let mut dep_start = Vec::with_capacity(n + 1);
+        let mut deps = Vec::with_capacity(plan.deps.iter().map(Vec::len).sum());
+        for d in &plan.deps {
+            dep_start.push(deps.len());
+            deps.extend_from_slice(d);
+        }
+        dep_start.push(deps.len());
+
+        let mut carried_over = vec![false; n];
+        for t in 0..n {
+            let deps_carried = plan.deps[t].iter().all(|&(d, _)| carried_over[d]);
+            carried_over[t] = deps_carried
+                && (facts[t].pipeline_end
+                    || previous.get(&plan.tasks[t].id) == Some(&Outcome::Succeeded));
+        }
+        let unmet = (0..n)
+            .map(|t| {
+                plan.deps[t]
+                    .iter()
+                    .filter(|&&(d, _)| !carried_over[d])
+                    .count() as u32
+            })
+            .collect();
+        let state = carried_over
+            .iter()
+            .map(|&c| {
+                if c {
+                    TaskState::Done(Final::Succeeded)
+                } else {
+                    TaskState::Waiting
+                }
+            })
+            .collect();
+        let mut sizes: Vec<u32> = facts
+            .iter()
+            .filter(|f| !f.pipeline_end)
+            .map(|f| f.slots)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let finals = carried_over.iter().filter(|&&c| c).count();
+        Machine {
+            facts,
+            dep_start,
+            deps,
+            dependents: plan.dependents.clone(),
+            state,
+            unmet,
+            carried_over,
+            held: vec![0; n],
+            queues: sizes.into_iter().map(|s| (s, BinaryHeap::new())).collect(),
+            ready_seq: 0,
+            timers: BinaryHeap::new(),
+            running: Vec::new(),
+            running_pos: vec![usize::MAX; n],
+            capacity: admission.capacity_slots.max(1),
+            max_concurrency: admission.max_concurrency.unwrap_or(u32::MAX).max(1),
+            busy: 0,
+            finals,
+            started: false,
+            cancelled: false,
+            outcome: None,
+            settle: VecDeque::new(),
+        }
+    }
+
+    pub fn state_of(&self, task: TaskId) -> Option<TaskState> {
+        self.state.get(task).copied()
+    }
+
+    /// Whether the task was final from the start because a previous run succeeded it.
+    pub fn is_carried_over(&self, task: TaskId) -> bool {
+        self.carried_over.get(task).copied().unwrap_or(false)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    /// The run's outcome, once it has finished.
+    pub fn outcome(&self) -> Option<RunOutcome> {
+        self.outcome
+    }
+
+    pub fn capacity_slots(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Slots held by running notebooks.
+    pub fn busy_slots(&self) -> u64 {
+        self.busy
+    }
+
+    /// The earliest retry timer or timeout, with the event to send when it passes.
+    pub fn next_deadline(&self) -> Option<Deadline> {
+        self.timers.peek().map(|Reverse(t)| Deadline {
+            at: t.at,
+            event: match t.kind {
+                TimerKind::Timeout => Event::NotebookTimedOut {
+                    task: t.task,
+                    attempt: t.attempt,
+                },
+                TimerKind::Retry => Event::RetryTimerFired { task: t.task },
+            },
+        })
+    }
+
+    pub fn handle(&mut self, event: Event, now: f64) -> Vec<Command> {
+        let mut out = Vec::new();
+        self.handle_into(event, now, &mut out);
+        out
+    }
+
+    /// [`Machine::handle`] appending to a caller's buffer (the simulator reuses one).
+    pub fn handle_into(&mut self, event: Event, now: f64, out: &mut Vec<Command>) {
+        if self.outcome.is_some() {
+            return;
+        }
+        match event {
+            Event::RunStarted => {
+                if self.started {
+                    return;
+                }
+                self.started = true;
+                for t in 0..self.state.len() {
+                    if self.unmet[t] == 0 && self.state[t] == TaskState::Waiting {
+                        self.resolve(t);
+                    }
+                }
+            }
+            Event::NotebookStarted { task, attempt } => {
+                if let Some(TaskState::Running { attempt: a, since }) = self.state.get_mut(task) {
+                    if *a == attempt {
+                        *since = now;
+                    }
+                }
+            }
+            Event::NotebookSucceeded { task, attempt } => {
+                if self.end_attempt(task, attempt) {
+                    self.settle.push_back((task, Final::Succeeded));
+                }
+            }
+            Event::NotebookFailed { task, attempt } => {
+                if self.end_attempt(task, attempt) {
+                    self.after_failed_attempt(task, attempt, now, out);
+                }
+            }
+            Event::NotebookTimedOut { task, attempt } => {
+                if self.end_attempt(task, attempt) {
+                    out.push(Command::CancelNotebook { task, attempt });
+                    self.after_failed_attempt(task, attempt, now, out);
+                }
+            }
+            Event::NotebookCancelled { task, attempt } => {
+                if self.end_attempt(task, attempt) {
+                    self.settle.push_back((task, Final::Cancelled));
+                }
+            }
+            Event::RetryTimerFired { task } => {
+                if let Some(&TaskState::RetryWait { attempt, .. }) = self.state.get(task) {
+                    self.enqueue(task, attempt);
+                }
+            }
+            Event::CancelRequested => self.cancel(out),
+            Event::CapacityChanged { slots } => self.capacity = slots.max(1),
+        }
+        self.settle_all(out);
+        if self.started && !self.cancelled {
+            self.admit(now, out);
+        }
+        self.drop_stale_timers();
+        if self.started && self.finals == self.state.len() {
+            let outcome = self.run_outcome();
+            self.outcome = Some(outcome);
+            out.push(Command::FinishRun { outcome });
+        }
+    }
+
+    /// Releases the slots of a running attempt; false when the event does not match it.
+    fn end_attempt(&mut self, task: TaskId, attempt: u32) -> bool {
+        match self.state.get(task) {
+            Some(&TaskState::Running { attempt: a, .. }) if a == attempt => {}
+            _ => return false,
+        }
+        self.busy -= u64::from(self.held[task]);
+        self.held[task] = 0;
+        let pos = self.running_pos[task];
+        self.running.swap_remove(pos);
+        if let Some(&moved) = self.running.get(pos) {
+            self.running_pos[moved] = pos;
+        }
+        self.running_pos[task] = usize::MAX;
+        // A placeholder until the caller decides: retry, or final.
+        self.state[task] = TaskState::Waiting;
+        true
+    }
+
+    fn after_failed_attempt(
+        &mut self,
+        task: TaskId,
+        attempt: u32,
+        now: f64,
+        out: &mut Vec<Command>,
+    ) {
+        let f = &self.facts[task];
+        if self.cancelled {
+            self.settle.push_back((task, Final::Cancelled));
+        } else if attempt <= f.retries {
+            let at = now + f.retry_interval;
+            let next = attempt + 1;
+            self.state[task] = TaskState::RetryWait { attempt: next, at };
+            self.timers.push(Reverse(Timer {
+                at,
+                kind: TimerKind::Retry,
+                task,
+                attempt: next,
+            }));
+            out.push(Command::ScheduleRetry {
+                task,
+                attempt: next,
+                at,
+            });
+        } else {
+            self.settle.push_back((task, Final::Failed));
+        }
+    }
+
+    fn cancel(&mut self, out: &mut Vec<Command>) {
+        if self.cancelled {
+            return;
+        }
+        self.cancelled = true;
+        self.started = true;
+        for t in 0..self.state.len() {
+            match self.state[t] {
+                TaskState::Running { attempt, .. } => {
+                    out.push(Command::CancelNotebook { task: t, attempt })
+                }
+                TaskState::Done(_) => {}
+                TaskState::Waiting | TaskState::Ready { .. } | TaskState::RetryWait { .. } => {
+                    self.state[t] = TaskState::Done(Final::Cancelled);
+                    self.finals += 1;
+                }
+            }
+        }
+        for (_, q) in &mut self.queues {
+            q.clear();
+        }
+    }
+
+    /// Makes tasks final, and resolves the dependents whose last dependency that was.
+    fn settle_all(&mut self, out: &mut Vec<Command>) {
+        while let Some((task, fin)) = self.settle.pop_front() {
+            if matches!(self.state[task], TaskState::Done(_)) {
+                continue;
+            }
+            self.state[task] = TaskState::Done(fin);
+            self.finals += 1;
+            if fin == Final::Skipped {
+                out.push(Command::MarkSkipped { task });
+            }
+            for i in 0..self.dependents[task].len() {
+                let d = self.dependents[task][i];
+                self.unmet[d] -= 1;
+                if self.unmet[d] == 0 && self.state[d] == TaskState::Waiting {
+                    self.resolve(d);
+                }
+            }
+        }
+    }
+
+    /// Every dependency of `task` is final: queue it, or settle it (skipped, or a pipeline
+    /// end's own outcome).
+    fn resolve(&mut self, task: TaskId) {
+        let deps = &self.deps[self.dep_start[task]..self.dep_start[task + 1]];
+        let outcome_of = |d: TaskId| match self.state[d] {
+            TaskState::Done(f) => f.outcome(),
+            // Unreachable by the unmet count; treated as not satisfying any condition.
+            _ => Outcome::Skipped,
+        };
+        let holds = deps.iter().all(|&(d, c)| c.accepts(outcome_of(d)));
+        if !holds {
+            self.settle.push_back((task, Final::Skipped));
+        } else if self.facts[task].pipeline_end {
+            let fin = if deps.iter().any(|&(d, _)| outcome_of(d) == Outcome::Failed) {
+                Final::Failed
+            } else if !deps.is_empty()
+                && deps.iter().all(|&(d, _)| outcome_of(d) == Outcome::Skipped)
+            {
+                Final::Skipped
+            } else {
+                Final::Succeeded
+            };
+            self.settle.push_back((task, fin));
+        } else {
+            self.enqueue(task, 1);
+        }
+    }
+
+    fn enqueue(&mut self, task: TaskId, attempt: u32) {
+        self.state[task] = TaskState::Ready { attempt };
+        let slots = self.facts[task].slots;
+        let entry = Ready {
+            priority: self.facts[task].priority,
+            seq: self.ready_seq,
+            task,
+        };
+        self.ready_seq += 1;
+        if let Ok(i) = self.queues.binary_search_by_key(&slots, |(s, _)| *s) {
+            self.queues[i].1.push(entry);
+        }
+    }
+
+    fn effective_slots(&self, slots: u32) -> u32 {
+        slots.min(self.capacity)
+    }
+
+    fn free_slots(&self) -> u64 {
+        u64::from(self.capacity).saturating_sub(self.busy)
+    }
+
+    fn admit(&mut self, now: f64, out: &mut Vec<Command>) {
+        // Computed once per admission round, when the first notebook in order is blocked:
+        // (time by which it can start, slots it leaves over then).
+        let mut reservation: Option<(f64, u64)> = None;
+        while (self.running.len() as u64) < u64::from(self.max_concurrency) {
+            let Some(head) = self.best_queue() else {
+                return;
+            };
+            let need = self.effective_slots(self.queues[head].0);
+            let free = self.free_slots();
+            if u64::from(need) <= free {
+                if let Some(entry) = self.queues[head].1.pop() {
+                    self.start(entry.task, need, now, out);
+                }
+                continue;
+            }
+            let fits_somewhere = self
+                .queues
+                .iter()
+                .any(|(slots, q)| !q.is_empty() && u64::from(self.effective_slots(*slots)) <= free);
+            if !fits_somewhere {
+                return;
+            }
+            let (shadow, extra) = *reservation.get_or_insert_with(|| self.reserve(need, now));
+            let Some((q, entry)) = self.backfill_candidate(free, shadow, extra, now) else {
+                return;
+            };
+            self.take(q, entry);
+            let slots = self.effective_slots(self.queues[q].0);
+            self.start(entry.task, slots, now, out);
+            if now + self.facts[entry.task].estimate > shadow {
+                reservation = Some((shadow, extra.saturating_sub(u64::from(slots))));
+            }
+        }
+    }
+
+    /// The queue whose first notebook comes first in policy order.
+    fn best_queue(&self) -> Option<usize> {
+        let mut best: Option<(usize, Ready)> = None;
+        for (i, (_, q)) in self.queues.iter().enumerate() {
+            if let Some(&top) = q.peek() {
+                if best.is_none_or(|(_, b)| top > b) {
+                    best = Some((i, top));
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// The first notebook in policy order, among the first [`BACKFILL_LOOKAHEAD`] of each
+    /// queue, that fits in the free slots and does not delay the reservation: it ends (by
+    /// estimate) before `shadow`, or it fits in the `extra` slots.
+    fn backfill_candidate(
+        &mut self,
+        free: u64,
+        shadow: f64,
+        extra: u64,
+        now: f64,
+    ) -> Option<(usize, Ready)> {
+        let mut best: Option<(usize, Ready)> = None;
+        for i in 0..self.queues.len() {
+            let slots = u64::from(self.effective_slots(self.queues[i].0));
+            if slots > free {
+                continue;
+            }
+            let facts = &self.facts;
+            let fits = |e: &Ready| now + facts[e.task].estimate <= shadow || slots <= extra;
+            let (_, q) = &mut self.queues[i];
+            let mut seen = Vec::with_capacity(BACKFILL_LOOKAHEAD);
+            let mut found = None;
+            while seen.len() < BACKFILL_LOOKAHEAD {
+                let Some(e) = q.pop() else { break };
+                seen.push(e);
+                if fits(&e) {
+                    found = Some(e);
+                    break;
+                }
+            }
+            q.extend(seen);
+            if let Some(e) = found {
+                if best.is_none_or(|(_, b)| e > b) {
+                    best = Some((i, e));
+                }
+            }
+        }
+        best
+    }
+
+    /// Removes `entry` from queue `q` (it is among the first few in order).
+    fn take(&mut self, q: usize, entry: Ready) {
+        let (_, heap) = &mut self.queues[q];
+        let mut before = Vec::new();
+        while let Some(e) = heap.pop() {
+            if e.task == entry.task && e.seq == entry.seq {
+                break;
+            }
+            before.push(e);
+        }
+        heap.extend(before);
+    }
+
+    /// When `need` slots will be free by the running notebooks' estimates, and how many of the
+    /// slots free then `need` leaves over.
+    fn reserve(&self, need: u32, now: f64) -> (f64, u64) {
+        let mut ends: Vec<(f64, u32)> = self
+            .running
+            .iter()
+            .map(|&t| match self.state[t] {
+                TaskState::Running { since, .. } => {
+                    ((since + self.facts[t].estimate).max(now), self.held[t])
+                }
+                _ => (now, self.held[t]),
+            })
+            .collect();
+        ends.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let capacity = i128::from(self.capacity);
+        let mut free = capacity - i128::from(self.busy);
+        for (at, held) in ends {
+            free += i128::from(held);
+            if free >= i128::from(need) {
+                return (at, (free - i128::from(need)).min(capacity) as u64);
+            }
+        }
+        (f64::INFINITY, 0)
+    }
+
+    fn start(&mut self, task: TaskId, slots: u32, now: f64, out: &mut Vec<Command>) {
+        let TaskState::Ready { attempt } = self.state[task] else {
+            return;
+        };
+        self.state[task] = TaskState::Running {
+            attempt,
+            since: now,
+        };
+        self.held[task] = slots;
+        self.busy += u64::from(slots);
+        self.running_pos[task] = self.running.len();
+        self.running.push(task);
+        self.timers.push(Reverse(Timer {
+            at: now + self.facts[task].timeout,
+            kind: TimerKind::Timeout,
+            task,
+            attempt,
+        }));
+        out.push(Command::StartNotebook {
+            task,
+            attempt,
+            slots,
+        });
+    }
+
+    fn drop_stale_timers(&mut self) {
+        while let Some(Reverse(t)) = self.timers.peek() {
+            let live = match (t.kind, self.state[t.task]) {
+                (TimerKind::Timeout, TaskState::Running { attempt, .. }) => attempt == t.attempt,
+                (TimerKind::Retry, TaskState::RetryWait { attempt, .. }) => attempt == t.attempt,
+                _ => false,
+            };
+            if live {
+                return;
+            }
+            self.timers.pop();
+        }
+    }
+
+    fn run_outcome(&self) -> RunOutcome {
+        if self.cancelled {
+            return RunOutcome::Cancelled;
+        }
+        let failed = self
+            .state
+            .iter()
+            .any(|s| matches!(s, TaskState::Done(Final::Failed | Final::Cancelled)));
+        if failed {
+            RunOutcome::Failed
+        } else {
+            RunOutcome::Succeeded
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dag::load_text;
+    use crate::source::MemorySources;
+
+    /// A plan from pipeline text; every `nb/*.py` path exists.
+    fn plan(text: &str) -> Plan {
+        let mut sources = MemorySources::default();
+        for name in ["a", "b", "c", "d", "e", "h", "x", "y"] {
+            sources = sources.with(&format!("nb/{name}.py"), "");
+        }
+        sources = sources.with(
+            "sub.toml",
+            "name = \"sub\"\n[[notebook]]\nid = \"x\"\npath = \"nb/x.py\"\n\
+             [[notebook]]\nid = \"y\"\npath = \"nb/y.py\"\ndepends_on = [\"x\"]\n",
+        );
+        let loaded = load_text("main.toml", text, &sources);
+        loaded
+            .plan
+            .unwrap_or_else(|| panic!("fixture does not load: {:?}", loaded.diagnostics))
+    }
+
+    /// Drives a machine: every started notebook finishes after its estimate with the outcome
+    /// `result(id, attempt)` gives; returns the ids in start order and the final states.
+    fn drive(
+        plan: &Plan,
+        machine: &mut Machine,
+        result: impl Fn(&str, u32) -> Event,
+    ) -> (Vec<String>, RunOutcome) {
+        let mut started = Vec::new();
+        let mut pending: Vec<(f64, TaskId, u32)> = Vec::new();
+        let mut now = 0.0;
+        let mut cmds = machine.handle(Event::RunStarted, now);
+        loop {
+            for c in cmds.drain(..) {
+                match c {
+                    Command::StartNotebook { task, attempt, .. } => {
+                        started.push(plan.tasks[task].id.clone());
+                        pending.push((now + plan.tasks[task].estimate_secs(), task, attempt));
+                    }
+                    Command::FinishRun { outcome } => return (started, outcome),
+                    _ => {}
+                }
+            }
+            pending.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+            let next_done = pending.last().map(|p| p.0);
+            let deadline = machine.next_deadline();
+            match (next_done, deadline) {
+                (Some(at), d) if d.is_none_or(|d| at <= d.at) => {
+                    let (at, task, attempt) = pending.pop().unwrap_or_else(|| unreachable!());
+                    now = at;
+                    let event = match result(&plan.tasks[task].id, attempt) {
+                        Event::NotebookFailed { .. } => Event::NotebookFailed { task, attempt },
+                        _ => Event::NotebookSucceeded { task, attempt },
+                    };
+                    cmds = machine.handle(event, now);
+                }
+                (_, Some(d)) => {
+                    now = d.at;
+                    cmds = machine.handle(d.event, now);
+                }
+                (_, None) => panic!("run stalled"),
+            }
+        }
+    }
+
+    fn ok(_: &str, _: u32) -> Event {
+        Event::NotebookSucceeded {
+            task: 0,
+            attempt: 0,
+        }
+    }
+
+    fn fail_ids(ids: &'static [&'static str]) -> impl Fn(&str, u32) -> Event {
+        move |id, _| {
+            if ids.contains(&id) {
+                Event::NotebookFailed {
+                    task: 0,
+                    attempt: 0,
+                }
+            } else {
+                ok(id, 0)
+            }
+        }
+    }
+
+    fn finals(plan: &Plan, m: &Machine) -> Vec<(String, Final)> {
+        (0..plan.tasks.len())
+            .map(|t| match m.state_of(t) {
+                Some(TaskState::Done(f)) => (plan.tasks[t].id.clone(), f),
+                other => panic!("{} not final: {other:?}", plan.tasks[t].id),
+            })
+            .collect()
+    }
+
+    const BRANCHES: &str = r#"
+name = "p"
+[pool]
+executors = 1
+executor_cores = 1
+[[notebook]]
+id = "a"
+path = "nb/a.py"
+[[notebook]]
+id = "b"
+path = "nb/b.py"
+depends_on = ["a"]
+[[notebook]]
+id = "h"
+path = "nb/h.py"
+depends_on = [{ id = "a", on = "failed" }]
+[[notebook]]
+id = "c"
+path = "nb/c.py"
+depends_on = [{ id = "b", on = "completed" }]
+[[notebook]]
+id = "e"
+path = "nb/e.py"
+"#;
+
+    #[test]
+    fn failure_skips_its_branch_runs_its_handler_and_spares_the_rest() {
+        let p = plan(BRANCHES);
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let (started, outcome) = drive(&p, &mut m, fail_ids(&["a"]));
+        assert_eq!(started, ["a", "e", "h"]);
+        assert_eq!(
+            finals(&p, &m),
+            [
+                ("a".into(), Final::Failed),
+                ("b".into(), Final::Skipped),
+                ("h".into(), Final::Succeeded),
+                ("c".into(), Final::Skipped),
+                ("e".into(), Final::Succeeded),
+            ]
+        );
+        // The handler ran, but a notebook failed: the run failed.
+        assert_eq!(outcome, RunOutcome::Failed);
+    }
+
+    #[test]
+    fn any_failure_fails_the_run_and_completed_runs_after_failure() {
+        let p = plan(BRANCHES);
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let (started, outcome) = drive(&p, &mut m, fail_ids(&["b"]));
+        assert_eq!(started, ["a", "e", "b", "c"]);
+        // `c` accepts the failure of `b` (on completed) and runs; the run still failed.
+        assert_eq!(outcome, RunOutcome::Failed);
+
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let (_, outcome) = drive(&p, &mut m, fail_ids(&["e"]));
+        assert_eq!(outcome, RunOutcome::Failed);
+        assert_eq!(m.state_of(4), Some(TaskState::Done(Final::Failed)));
+        assert_eq!(m.state_of(3), Some(TaskState::Done(Final::Succeeded)));
+    }
+
+    #[test]
+    fn retries_after_the_interval_then_succeeds() {
+        let p = plan(
+            "name = \"p\"\n[[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\nretry = 2\n\
+             retry_interval_secs = 10\nestimate_secs = 5\n",
+        );
+        let mut m = Machine::new(&p, Policy::CriticalPath, Admission::of_pool(&p.pool));
+        assert_eq!(
+            m.handle(Event::RunStarted, 0.0),
+            [Command::StartNotebook {
+                task: 0,
+                attempt: 1,
+                slots: 1
+            }]
+        );
+        assert_eq!(
+            m.handle(
+                Event::NotebookFailed {
+                    task: 0,
+                    attempt: 1
+                },
+                5.0
+            ),
+            [Command::ScheduleRetry {
+                task: 0,
+                attempt: 2,
+                at: 15.0
+            }]
+        );
+        assert_eq!(
+            m.next_deadline(),
+            Some(Deadline {
+                at: 15.0,
+                event: Event::RetryTimerFired { task: 0 }
+            })
+        );
+        assert_eq!(
+            m.handle(Event::RetryTimerFired { task: 0 }, 15.0),
+            [Command::StartNotebook {
+                task: 0,
+                attempt: 2,
+                slots: 1
+            }]
+        );
+        // A late report for the first attempt changes nothing.
+        assert!(m
+            .handle(
+                Event::NotebookSucceeded {
+                    task: 0,
+                    attempt: 1
+                },
+                16.0
+            )
+            .is_empty());
+        assert_eq!(
+            m.handle(
+                Event::NotebookSucceeded {
+                    task: 0,
+                    attempt: 2
+                },
+                20.0
+            ),
+            [Command::FinishRun {
+                outcome: RunOutcome::Succeeded
+            }]
+        );
+    }
+
+    #[test]
+    fn timeout_cancels_the_attempt_and_counts_as_a_failure() {
+        let p = plan(
+            "name = \"p\"\n[[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\ntimeout_secs = 30\n\
+             [[notebook]]\nid = \"b\"\npath = \"nb/b.py\"\ndepends_on = [\"a\"]\n",
+        );
+        let mut m = Machine::new(&p, Policy::CriticalPath, Admission::of_pool(&p.pool));
+        m.handle(Event::RunStarted, 0.0);
+        let d = m.next_deadline();
+        assert_eq!(
+            d,
+            Some(Deadline {
+                at: 30.0,
+                event: Event::NotebookTimedOut {
+                    task: 0,
+                    attempt: 1
+                }
+            })
+        );
+        let cmds = m.handle(d.map(|d| d.event).unwrap_or(Event::RunStarted), 30.0);
+        assert_eq!(
+            cmds,
+            [
+                Command::CancelNotebook {
+                    task: 0,
+                    attempt: 1
+                },
+                Command::MarkSkipped { task: 1 },
+                Command::FinishRun {
+                    outcome: RunOutcome::Failed
+                }
+            ]
+        );
+        assert_eq!(m.next_deadline(), None);
+    }
+
+    #[test]
+    fn cancel_stops_new_starts_and_waits_for_running_notebooks() {
+        let p = plan(
+            "name = \"p\"\n[pool]\nexecutors = 1\nexecutor_cores = 1\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\n\
+             [[notebook]]\nid = \"b\"\npath = \"nb/b.py\"\n\
+             [[notebook]]\nid = \"c\"\npath = \"nb/c.py\"\ndepends_on = [\"a\"]\n",
+        );
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        m.handle(Event::RunStarted, 0.0);
+        let cmds = m.handle(Event::CancelRequested, 1.0);
+        assert_eq!(
+            cmds,
+            [Command::CancelNotebook {
+                task: 0,
+                attempt: 1
+            }]
+        );
+        assert!(!m.is_finished());
+        assert_eq!(m.state_of(1), Some(TaskState::Done(Final::Cancelled)));
+        // The notebook finished before the cancel reached it: its success stands.
+        let cmds = m.handle(
+            Event::NotebookSucceeded {
+                task: 0,
+                attempt: 1,
+            },
+            2.0,
+        );
+        assert_eq!(
+            cmds,
+            [Command::FinishRun {
+                outcome: RunOutcome::Cancelled
+            }]
+        );
+        assert_eq!(m.state_of(0), Some(TaskState::Done(Final::Succeeded)));
+        assert_eq!(m.state_of(2), Some(TaskState::Done(Final::Cancelled)));
+    }
+
+    #[test]
+    fn admission_respects_slots_concurrency_and_capacity_changes() {
+        let p = plan(
+            "name = \"p\"\n[pool]\nexecutors = 2\nexecutor_cores = 2\nmax_concurrency = 2\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\nslots = 3\n\
+             [[notebook]]\nid = \"b\"\npath = \"nb/b.py\"\n\
+             [[notebook]]\nid = \"c\"\npath = \"nb/c.py\"\n\
+             [[notebook]]\nid = \"d\"\npath = \"nb/d.py\"\n",
+        );
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let starts = |cmds: &[Command]| -> Vec<(TaskId, u32)> {
+            cmds.iter()
+                .filter_map(|c| match *c {
+                    Command::StartNotebook { task, slots, .. } => Some((task, slots)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // a takes 3 of 4 slots; b fits; c would exceed max_concurrency.
+        assert_eq!(starts(&m.handle(Event::RunStarted, 0.0)), [(0, 3), (1, 1)]);
+        // The real pool is smaller: a 1-slot pool clamps nothing running but admits no more.
+        assert!(starts(&m.handle(Event::CapacityChanged { slots: 1 }, 1.0)).is_empty());
+        let cmds = m.handle(
+            Event::NotebookSucceeded {
+                task: 0,
+                attempt: 1,
+            },
+            2.0,
+        );
+        assert!(starts(&cmds).is_empty(), "b still holds the only slot");
+        let cmds = m.handle(
+            Event::NotebookSucceeded {
+                task: 1,
+                attempt: 1,
+            },
+            3.0,
+        );
+        assert_eq!(starts(&cmds), [(2, 1)]);
+    }
+
+    #[test]
+    fn a_notebook_wider_than_the_pool_runs_alone_on_the_whole_pool() {
+        let p = plan(
+            "name = \"p\"\n[pool]\nexecutors = 2\nexecutor_cores = 2\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\nslots = 4\n\
+             [[notebook]]\nid = \"b\"\npath = \"nb/b.py\"\n",
+        );
+        let mut m = Machine::new(
+            &p,
+            Policy::Fifo,
+            Admission {
+                capacity_slots: 2,
+                max_concurrency: None,
+            },
+        );
+        let cmds = m.handle(Event::RunStarted, 0.0);
+        assert_eq!(
+            cmds,
+            [Command::StartNotebook {
+                task: 0,
+                attempt: 1,
+                slots: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn critical_path_starts_the_longest_chain_first_and_fifo_the_ready_order() {
+        let text = "name = \"p\"\n[pool]\nexecutors = 1\nexecutor_cores = 1\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\nestimate_secs = 10\n\
+             [[notebook]]\nid = \"b\"\npath = \"nb/b.py\"\nestimate_secs = 10\n\
+             [[notebook]]\nid = \"c\"\npath = \"nb/c.py\"\nestimate_secs = 50\n\
+             depends_on = [\"b\"]\n";
+        let p = plan(text);
+        let mut m = Machine::new(&p, Policy::CriticalPath, Admission::of_pool(&p.pool));
+        assert_eq!(drive(&p, &mut m, ok).0, ["b", "c", "a"]);
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        assert_eq!(drive(&p, &mut m, ok).0, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn backfills_only_what_does_not_delay_the_blocked_notebook() {
+        let text = "name = \"p\"\n[pool]\nexecutors = 1\nexecutor_cores = 2\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\nestimate_secs = 100\n\
+             [[notebook]]\nid = \"b\"\npath = \"nb/b.py\"\nestimate_secs = 1\n\
+             [[notebook]]\nid = \"c\"\npath = \"nb/c.py\"\nestimate_secs = 600\nslots = 2\n\
+             depends_on = [\"b\"]\n\
+             [[notebook]]\nid = \"d\"\npath = \"nb/d.py\"\nestimate_secs = 500\n\
+             depends_on = [\"b\"]\n\
+             [[notebook]]\nid = \"e\"\npath = \"nb/e.py\"\nestimate_secs = 10\n\
+             depends_on = [\"b\"]\n";
+        let p = plan(text);
+        let mut m = Machine::new(&p, Policy::CriticalPath, Admission::of_pool(&p.pool));
+        // At 1 s, c (2 slots) is first but only one slot is free until a ends at 100 s: e
+        // (ends at 11 s) jumps ahead, d (ends at 501 s) waits behind c.
+        assert_eq!(drive(&p, &mut m, ok).0, ["b", "a", "e", "c", "d"]);
+    }
+
+    #[test]
+    fn pipeline_end_settles_itself_from_its_notebooks() {
+        let text = "name = \"p\"\n\
+             [[pipeline]]\nid = \"s\"\npath = \"sub.toml\"\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\ndepends_on = [\"s\"]\n\
+             [[notebook]]\nid = \"h\"\npath = \"nb/h.py\"\n\
+             depends_on = [{ id = \"s\", on = \"failed\" }]\n";
+        let p = plan(text);
+        let ids: Vec<&str> = p.tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["s/x", "s/y", "s", "a", "h"]);
+
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let (started, outcome) = drive(&p, &mut m, ok);
+        assert_eq!(started, ["s/x", "s/y", "a"]);
+        assert_eq!(m.state_of(2), Some(TaskState::Done(Final::Succeeded)));
+        assert_eq!(m.state_of(4), Some(TaskState::Done(Final::Skipped)));
+        assert_eq!(outcome, RunOutcome::Succeeded);
+
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let (started, outcome) = drive(&p, &mut m, fail_ids(&["s/x"]));
+        assert_eq!(started, ["s/x", "h"]);
+        let want = [
+            ("s/x", Final::Failed),
+            ("s/y", Final::Skipped),
+            ("s", Final::Failed),
+            ("a", Final::Skipped),
+            ("h", Final::Succeeded),
+        ];
+        let got = finals(&p, &m);
+        assert_eq!(got, want.map(|(i, f)| (i.to_string(), f)));
+        assert_eq!(outcome, RunOutcome::Failed);
+    }
+
+    #[test]
+    fn resume_reruns_what_did_not_succeed_and_everything_after_it() {
+        let p = plan(BRANCHES);
+        let previous: HashMap<String, Outcome> = [
+            ("a", Outcome::Succeeded),
+            ("b", Outcome::Failed),
+            ("h", Outcome::Skipped),
+            ("c", Outcome::Succeeded),
+            ("e", Outcome::Succeeded),
+            ("gone", Outcome::Failed),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut m = Machine::resume(&p, Policy::Fifo, Admission::of_pool(&p.pool), &previous);
+        let carried: Vec<bool> = (0..p.tasks.len()).map(|t| m.is_carried_over(t)).collect();
+        assert_eq!(carried, [true, false, false, false, true]);
+        let (started, outcome) = drive(&p, &mut m, ok);
+        // h re-runs its check (skipped again, a succeeded); c re-runs because b does.
+        assert_eq!(started, ["b", "c"]);
+        assert_eq!(m.state_of(2), Some(TaskState::Done(Final::Skipped)));
+        assert_eq!(outcome, RunOutcome::Succeeded);
+    }
+}

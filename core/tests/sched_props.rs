@@ -1,0 +1,349 @@
+//! Properties of the scheduling state machine and the simulator on random plans: capacity and
+//! concurrency never exceeded, no notebook starts before its conditions hold, the makespan
+//! never beats the lower bound, the same seed gives the same run, and every task ends in
+//! exactly one final state.
+
+use proptest::prelude::*;
+use spool_core::dag::{Plan, TaskKind};
+use spool_core::gen::LayeredDag;
+use spool_core::model::{Condition, Outcome};
+use spool_core::sched::{Admission, Command, Event, Final, Machine, Policy, TaskState};
+use spool_core::sim::{simulate, AttemptOutcome, Durations, SimReport, SimSetup};
+
+const CONDITIONS: [Condition; 5] = [
+    Condition::SUCCEEDED,
+    Condition::SUCCEEDED,
+    Condition::FAILED,
+    Condition::COMPLETED,
+    Condition::SKIPPED,
+];
+
+/// A random plan: a layered DAG whose edges get random conditions, some tasks turned into
+/// sub-pipeline ends, and random retries, retry intervals, timeouts and slots.
+fn arb_plan() -> impl Strategy<Value = Plan> {
+    (
+        1usize..40,
+        1usize..8,
+        any::<u64>(),
+        prop::collection::vec((0usize..5, 0u32..3, 0u64..50, 1u32..6, 0u8..10), 40),
+    )
+        .prop_map(|(notebooks, layers, seed, knobs)| {
+            let mut plan = LayeredDag {
+                layers,
+                wide_share: 0.3,
+                max_slots: 5,
+                sigma: 1.0,
+                ..LayeredDag::benchmark(notebooks, seed)
+            }
+            .generate();
+            for (t, &(_, retry, interval, slots, kind)) in plan.tasks.iter_mut().zip(&knobs) {
+                t.settings.retry = retry;
+                t.settings.retry_interval_secs = interval;
+                t.settings.slots = slots;
+                // Some timeouts short enough to cut attempts (estimates have a median of 60 s).
+                t.settings.timeout_secs = if kind < 3 {
+                    30 + 20 * u64::from(kind)
+                } else {
+                    3600
+                };
+                if kind == 9 {
+                    t.kind = TaskKind::PipelineEnd;
+                }
+            }
+            for (t, deps) in plan.deps.iter_mut().enumerate() {
+                for (i, (_, c)) in deps.iter_mut().enumerate() {
+                    *c = CONDITIONS[(knobs[t].0 + i) % CONDITIONS.len()];
+                }
+            }
+            plan
+        })
+}
+
+fn arb_setup() -> impl Strategy<Value = (u32, u32, Option<u32>, Durations, Policy, f64)> {
+    (
+        1u32..4,
+        1u32..4,
+        prop::option::of(1u32..5),
+        (any::<u64>(), 0.0f64..1.5, 0.0f64..0.6),
+        prop::bool::ANY,
+        0.0f64..300.0,
+    )
+        .prop_map(
+            |(executors, cores, max_conc, (seed, variation, failure), fifo, startup)| {
+                (
+                    executors,
+                    cores,
+                    max_conc,
+                    Durations {
+                        seed,
+                        variation,
+                        failure_probability: failure,
+                    },
+                    if fifo {
+                        Policy::Fifo
+                    } else {
+                        Policy::CriticalPath
+                    },
+                    startup,
+                )
+            },
+        )
+}
+
+fn setup_for(
+    plan: &Plan,
+    (executors, cores, max_conc, durations, policy, startup): &(
+        u32,
+        u32,
+        Option<u32>,
+        Durations,
+        Policy,
+        f64,
+    ),
+) -> SimSetup {
+    let mut s = SimSetup::of_plan(plan);
+    s.pool.executors = *executors;
+    s.pool.executor_cores = *cores;
+    s.pool.max_concurrency = *max_conc;
+    s.pool.node_startup_secs = *startup;
+    s.durations = durations.clone();
+    s.policy = *policy;
+    s
+}
+
+/// When each task became final: the end of its last attempt, its skip time, or (for a
+/// sub-pipeline end, which settles the moment it resolves) when its last dependency did.
+fn final_times(plan: &Plan, r: &SimReport, run_start: f64) -> Vec<f64> {
+    let mut at = vec![f64::NAN; plan.tasks.len()];
+    for a in &r.attempts {
+        at[a.task] = a.end_secs;
+    }
+    for t in 0..plan.tasks.len() {
+        if plan.tasks[t].kind == TaskKind::PipelineEnd {
+            at[t] = plan.deps[t]
+                .iter()
+                .map(|&(d, _)| at[d])
+                .fold(run_start, f64::max);
+        }
+    }
+    at
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn simulated_runs_keep_every_invariant(plan in arb_plan(), knobs in arb_setup()) {
+        let setup = setup_for(&plan, &knobs);
+        let r = simulate(&plan, &setup);
+        let capacity = u64::from(setup.pool.capacity_slots());
+        let startup = setup.pool.node_startup_secs;
+
+        // Capacity and concurrency, from the attempts themselves: ends before starts at the
+        // same instant.
+        let mut edges: Vec<(f64, i64, i64)> = Vec::new();
+        for a in r.attempts.iter().filter(|a| a.outcome != AttemptOutcome::Skipped) {
+            prop_assert!(u64::from(a.slots) <= capacity);
+            prop_assert_eq!(a.slots, plan.tasks[a.task].slots().min(capacity as u32));
+            edges.push((a.start_secs, 1, i64::from(a.slots)));
+            edges.push((a.end_secs, -1, -i64::from(a.slots)));
+        }
+        edges.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        let (mut busy, mut running) = (0i64, 0i64);
+        for (_, n, s) in edges {
+            busy += s;
+            running += n;
+            prop_assert!(busy as u64 <= capacity, "busy {} > capacity {}", busy, capacity);
+            if let Some(c) = setup.pool.max_concurrency {
+                prop_assert!(running <= i64::from(c));
+            }
+        }
+        let series_max = r.utilization_series.iter().map(|p| p.busy_slots).max().unwrap_or(0);
+        prop_assert!(series_max <= capacity);
+
+        // Every task ends in exactly one final state, consistent with its attempts.
+        prop_assert_eq!(r.final_states.len(), plan.tasks.len());
+        for (t, task) in plan.tasks.iter().enumerate() {
+            let mine: Vec<_> = r.attempts.iter().filter(|a| a.task == t).collect();
+            let fin = r.final_states[t];
+            prop_assert!(fin != Final::Cancelled, "nothing cancels a simulated run");
+            if task.kind == TaskKind::PipelineEnd {
+                prop_assert!(mine.is_empty(), "a sub-pipeline end never runs");
+                continue;
+            }
+            if fin == Final::Skipped {
+                prop_assert_eq!(mine.len(), 1);
+                prop_assert_eq!(mine[0].outcome, AttemptOutcome::Skipped);
+                continue;
+            }
+            prop_assert!(!mine.is_empty());
+            for (i, a) in mine.iter().enumerate() {
+                prop_assert_eq!(a.attempt as usize, i + 1);
+                prop_assert!(a.end_secs >= a.start_secs);
+                prop_assert!(a.end_secs - a.start_secs <= task.settings.timeout_secs as f64 + 1e-6);
+                let last = i + 1 == mine.len();
+                let failed = matches!(a.outcome, AttemptOutcome::Failed | AttemptOutcome::TimedOut);
+                prop_assert!(last || failed, "only the last attempt may succeed");
+                if i > 0 {
+                    let gap = a.start_secs - mine[i - 1].end_secs;
+                    prop_assert!(gap >= task.settings.retry_interval_secs as f64 - 1e-6);
+                }
+            }
+            let last = mine[mine.len() - 1];
+            match fin {
+                Final::Succeeded => prop_assert_eq!(last.outcome, AttemptOutcome::Succeeded),
+                Final::Failed => {
+                    prop_assert_ne!(last.outcome, AttemptOutcome::Succeeded);
+                    prop_assert_eq!(mine.len() as u32, task.settings.retry + 1, "retries left");
+                }
+                _ => prop_assert!(false, "unexpected final state {:?}", fin),
+            }
+        }
+
+        // No notebook starts before all its dependencies are final and their conditions hold;
+        // a skipped one has a condition that does not hold.
+        let done_at = final_times(&plan, &r, startup);
+        for a in &r.attempts {
+            let deps = &plan.deps[a.task];
+            let holds = deps.iter().all(|&(d, c)| c.accepts(r.final_states[d].outcome()));
+            for &(d, _) in deps {
+                prop_assert!(done_at[d] <= a.start_secs + 1e-9);
+            }
+            if a.attempt == 1 {
+                prop_assert!(holds, "{} started with a condition unmet", plan.tasks[a.task].id);
+            }
+            if a.outcome == AttemptOutcome::Skipped {
+                prop_assert!(!holds, "{} skipped with every condition met", plan.tasks[a.task].id);
+            }
+            prop_assert!(a.start_secs >= startup);
+        }
+        // Sub-pipeline ends follow their documented rule.
+        for (t, task) in plan.tasks.iter().enumerate() {
+            if task.kind != TaskKind::PipelineEnd {
+                continue;
+            }
+            let outs: Vec<Outcome> =
+                plan.deps[t].iter().map(|&(d, _)| r.final_states[d].outcome()).collect();
+            let holds = plan.deps[t].iter().zip(&outs).all(|(&(_, c), &o)| c.accepts(o));
+            let want = if !holds {
+                Final::Skipped
+            } else if outs.contains(&Outcome::Failed) {
+                Final::Failed
+            } else if !outs.is_empty() && outs.iter().all(|&o| o == Outcome::Skipped) {
+                Final::Skipped
+            } else {
+                Final::Succeeded
+            };
+            prop_assert_eq!(r.final_states[t], want);
+        }
+
+        // The makespan never beats the lower bound, and the same seed gives the same run.
+        prop_assert!(r.makespan_secs >= r.lower_bound.secs * (1.0 - 1e-12) - 1e-9,
+            "makespan {} below lower bound {:?}", r.makespan_secs, r.lower_bound);
+        prop_assert_eq!(&r, &simulate(&plan, &setup));
+    }
+
+    /// A driver that completes, fails, times out and cancels in random order, changes the
+    /// capacity, sends stale and unknown events, and may cancel the run.
+    #[test]
+    fn machine_survives_any_driver(
+        plan in arb_plan(),
+        capacity in 1u32..6,
+        max_conc in prop::option::of(1u32..4),
+        actions in prop::collection::vec((0u8..8, any::<u16>()), 0..200),
+        fifo in prop::bool::ANY,
+    ) {
+        let policy = if fifo { Policy::Fifo } else { Policy::CriticalPath };
+        let n = plan.tasks.len();
+        let mut m = Machine::new(&plan, policy, Admission { capacity_slots: capacity, max_concurrency: max_conc });
+        let mut cap = u64::from(capacity);
+        let mut running: Vec<(usize, u32, u64)> = Vec::new();
+        let mut busy = 0u64;
+        let mut cancelled = false;
+        let mut finished = 0;
+        let mut now = 0.0;
+        let mut check = |cmds: Vec<Command>, running: &mut Vec<(usize, u32, u64)>, busy: &mut u64,
+                         cap: u64, cancelled: bool, m: &Machine| -> Result<(), TestCaseError> {
+            for c in cmds {
+                match c {
+                    Command::StartNotebook { task, attempt, slots } => {
+                        prop_assert!(!cancelled, "start after cancel");
+                        prop_assert_eq!(plan.tasks[task].kind, TaskKind::Notebook);
+                        prop_assert!(*busy + u64::from(slots) <= cap, "over capacity");
+                        prop_assert_eq!(u64::from(slots), u64::from(plan.tasks[task].slots()).min(cap));
+                        if let Some(c) = max_conc {
+                            prop_assert!(running.len() < c as usize, "over max_concurrency");
+                        }
+                        *busy += u64::from(slots);
+                        running.push((task, attempt, u64::from(slots)));
+                    }
+                    Command::CancelNotebook { task, attempt } => {
+                        // A timed-out attempt is already over; a cancelled run's still runs.
+                        if !cancelled {
+                            prop_assert!(!running.iter().any(|&(t, a, _)| t == task && a == attempt));
+                        }
+                    }
+                    Command::FinishRun { .. } => {
+                        finished += 1;
+                        for t in 0..n {
+                            prop_assert!(matches!(m.state_of(t), Some(TaskState::Done(_))));
+                        }
+                    }
+                    Command::ScheduleRetry { .. } | Command::MarkSkipped { .. } => {}
+                }
+            }
+            Ok(())
+        };
+        let cmds = m.handle(Event::RunStarted, now);
+        check(cmds, &mut running, &mut busy, cap, cancelled, &m)?;
+        // The random part, then a tidy finish: everything running succeeds, deadlines fire.
+        let tidy = std::iter::repeat_n((255u8, 0u16), 10 * n + 1000);
+        for (action, pick) in actions.into_iter().chain(tidy) {
+            if m.is_finished() {
+                break;
+            }
+            now += 1.0;
+            let pick = usize::from(pick);
+            let event = match action {
+                0..=3 if !running.is_empty() => {
+                    let (task, attempt, slots) = running.swap_remove(pick % running.len());
+                    busy -= slots;
+                    match action {
+                        0 => Event::NotebookSucceeded { task, attempt },
+                        1 => Event::NotebookFailed { task, attempt },
+                        2 => Event::NotebookTimedOut { task, attempt },
+                        _ => Event::NotebookCancelled { task, attempt },
+                    }
+                }
+                4 => {
+                    cap = (pick % 6) as u64;
+                    Event::CapacityChanged { slots: cap as u32 }
+                }
+                5 if pick % 20 == 0 => {
+                    cancelled = true;
+                    Event::CancelRequested
+                }
+                6 => Event::NotebookSucceeded { task: pick % (n + 2), attempt: (pick % 3) as u32 + 7 },
+                _ => match (running.pop(), m.next_deadline()) {
+                    (Some((task, attempt, slots)), _) => {
+                        busy -= slots;
+                        Event::NotebookSucceeded { task, attempt }
+                    }
+                    (None, Some(d)) => {
+                        now = d.at.max(now);
+                        d.event
+                    }
+                    (None, None) => Event::RunStarted,
+                },
+            };
+            let cap_now = cap.max(1);
+            let cmds = m.handle(event, now);
+            check(cmds, &mut running, &mut busy, cap_now, cancelled, &m)?;
+            // The machine's view of running notebooks matches the driver's.
+            prop_assert_eq!(m.busy_slots(), busy);
+            cap = cap_now;
+        }
+        prop_assert!(m.is_finished(), "run did not finish");
+        prop_assert_eq!(finished, 1);
+    }
+}
