@@ -130,7 +130,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         (None, None) => anyhow::bail!("give a pipeline file or --generate N"),
     };
-    let setup = setup_of(&plan, &args);
+    let options = SimOptions::of_args(&args);
+    let setup = options.setup(&plan);
     if let Some(path) = &args.export_dag {
         export_dag(&plan, &setup.pool, path)?;
     }
@@ -138,17 +139,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string(&bench(&plan, &setup, repeat))?);
         return Ok(0);
     }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&options.report_json(&plan))?);
+        return Ok(0);
+    }
     let report = simulate(&plan, &setup);
-    let base = baseline(&plan, &setup, args.baseline_min_nodes);
-    let points = args.sweep.map(|n| sweep(&plan, &setup, n));
+    let base = baseline(&plan, &setup, options.baseline_min_nodes);
+    let points = options.sweep.map(|n| sweep(&plan, &setup, n));
     let best = points
         .as_deref()
-        .zip(args.deadline_secs)
+        .zip(options.deadline_secs)
         .and_then(|(p, d)| cheapest_within(p, d));
-    if args.json {
-        let out = JsonReport::of(&plan, &setup, &report, &base, points.as_deref(), best);
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
+    {
         print!(
             "{}",
             render(
@@ -157,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 &report,
                 &base,
                 points.as_deref(),
-                args.deadline_secs,
+                options.deadline_secs,
                 best
             )
         );
@@ -165,23 +167,116 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn setup_of(plan: &Plan, args: &Args) -> SimSetup {
-    let mut setup = SimSetup::of_plan(plan);
-    if let Some(e) = args.executors {
-        setup.pool.executors = e;
+/// What a dry run is asked for: the CLI's flags, or the body of
+/// `POST /api/pipelines/{file}/simulate` (every field optional there).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimOptions {
+    pub executors: Option<u32>,
+    pub executor_cores: Option<u32>,
+    pub policy: Option<String>,
+    pub seed: u64,
+    pub variation: f64,
+    pub failure_rate: f64,
+    pub node_startup_secs: f64,
+    pub price_per_node_hour: f64,
+    pub baseline_min_nodes: u32,
+    pub sweep: Option<u32>,
+    pub deadline_secs: Option<f64>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            executors: None,
+            executor_cores: None,
+            policy: None,
+            seed: 0,
+            variation: 0.0,
+            failure_rate: 0.0,
+            node_startup_secs: PoolSpec::DEFAULT_NODE_STARTUP_SECS,
+            price_per_node_hour: PoolSpec::DEFAULT_PRICE_PER_NODE_HOUR,
+            baseline_min_nodes: BaselineReport::DEFAULT_MIN_NODES,
+            sweep: None,
+            deadline_secs: None,
+        }
     }
-    if let Some(c) = args.executor_cores {
-        setup.pool.executor_cores = c;
+}
+
+impl SimOptions {
+    fn of_args(args: &Args) -> Self {
+        SimOptions {
+            executors: args.executors,
+            executor_cores: args.executor_cores,
+            policy: Some(args.policy.name().to_string()),
+            seed: args.seed,
+            variation: args.variation,
+            failure_rate: args.failure_rate,
+            node_startup_secs: args.node_startup_secs,
+            price_per_node_hour: args.price_per_node_hour,
+            baseline_min_nodes: args.baseline_min_nodes,
+            sweep: args.sweep,
+            deadline_secs: args.deadline_secs,
+        }
     }
-    setup.pool.node_startup_secs = args.node_startup_secs;
-    setup.pool.price_per_node_hour = args.price_per_node_hour;
-    setup.policy = args.policy;
-    setup.durations = Durations {
-        seed: args.seed,
-        variation: args.variation,
-        failure_probability: args.failure_rate,
-    };
-    setup
+
+    /// Checks the ranges the CLI's parsers enforce, for options that come from elsewhere.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = |v: Option<u32>, max: u32, what: &str| match v {
+            Some(n) if n == 0 || n > max => Err(format!("`{what}` must be 1 to {max}")),
+            _ => Ok(()),
+        };
+        positive(self.executors, 100_000, "executors")?;
+        positive(self.executor_cores, 1_024, "executor_cores")?;
+        positive(self.sweep, MAX_SWEEP_EXECUTORS, "sweep")?;
+        positive(Some(self.baseline_min_nodes), 10_000, "baseline_min_nodes")?;
+        if let Some(p) = &self.policy {
+            parse_policy(p).map_err(|e| format!("`policy`: {e}"))?;
+        }
+        for (v, what) in [
+            (self.node_startup_secs, "node_startup_secs"),
+            (self.price_per_node_hour, "price_per_node_hour"),
+            (self.deadline_secs.unwrap_or(0.0), "deadline_secs"),
+        ] {
+            parse_secs(&v.to_string()).map_err(|e| format!("`{what}`: {e}"))?;
+        }
+        parse_spread(&self.variation.to_string()).map_err(|e| format!("`variation`: {e}"))?;
+        parse_probability(&self.failure_rate.to_string()).map_err(|e| format!("`failure_rate`: {e}"))?;
+        Ok(())
+    }
+
+    fn setup(&self, plan: &Plan) -> SimSetup {
+        let mut setup = SimSetup::of_plan(plan);
+        if let Some(e) = self.executors {
+            setup.pool.executors = e;
+        }
+        if let Some(c) = self.executor_cores {
+            setup.pool.executor_cores = c;
+        }
+        setup.pool.node_startup_secs = self.node_startup_secs;
+        setup.pool.price_per_node_hour = self.price_per_node_hour;
+        setup.policy = self.policy.as_deref().and_then(Policy::parse).unwrap_or_default();
+        setup.durations = Durations {
+            seed: self.seed,
+            variation: self.variation,
+            failure_probability: self.failure_rate,
+        };
+        setup
+    }
+
+    /// The simulation, the baseline and the sweep as `spool simulate --json` prints them.
+    pub fn report_json(&self, plan: &Plan) -> serde_json::Value {
+        let setup = self.setup(plan);
+        let report = simulate(plan, &setup);
+        let base = baseline(plan, &setup, self.baseline_min_nodes);
+        let points = self.sweep.map(|n| sweep(plan, &setup, n));
+        let best = points
+            .as_deref()
+            .zip(self.deadline_secs)
+            .and_then(|(p, d)| cheapest_within(p, d));
+        let out = JsonReport::of(plan, &setup, &report, &base, points.as_deref(), best);
+        serde_json::to_value(out).unwrap_or_default()
+    }
 }
 
 fn outcome_name(o: RunOutcome) -> &'static str {

@@ -236,3 +236,27 @@ async fn runs_of_unknown_ids_and_bad_parameters_are_reported() {
     let (status, runs) = call(&f, get("/api/runs")).await;
     assert_eq!((status, runs), (StatusCode::OK, json!([])));
 }
+
+#[tokio::test]
+async fn simulates_on_the_server_with_options_and_refuses_bad_ones() {
+    let f = fixture(None);
+    let post = |body: Value| {
+        Request::post("/api/pipelines/nightly.toml/simulate")
+            .header("host", "127.0.0.1:8080")
+            .header("origin", "http://127.0.0.1:8080")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, report) = call(&f, post(json!({ "executors": 1, "node_startup_secs": 0 }))).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    // Two 60 s notebooks in a chain (the default estimate) on a pool that starts at once.
+    assert_eq!(report["makespan_secs"], 120.0);
+    assert_eq!(report["tasks"].as_array().unwrap().len(), 2);
+    let (status, err) = call(&f, post(json!({ "policy": "random" }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["message"].as_str().unwrap().contains("policy"));
+    let (status, err) = call(&f, post(json!({ "executorz": 2 }))).await;
+    assert_eq!((status, &err["error"]), (StatusCode::BAD_REQUEST, &json!("bad_request")));
+    assert!(err["message"].as_str().unwrap().contains("executorz"), "{err}");
+}

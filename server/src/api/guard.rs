@@ -37,7 +37,8 @@ fn check(token: Option<&str>, method: &Method, headers: &HeaderMap) -> Result<()
     if safe {
         return Ok(());
     }
-    let same_site = header(header::HeaderName::from_static("sec-fetch-site")) == Some("same-origin");
+    let same_site =
+        header(header::HeaderName::from_static("sec-fetch-site")) == Some("same-origin");
     let same_origin = header(header::ORIGIN).is_some_and(|o| {
         o.strip_prefix("http://")
             .or_else(|| o.strip_prefix("https://"))
@@ -59,7 +60,10 @@ fn is_loopback_host(host: &str) -> bool {
     } else {
         host.rsplit_once(':').map_or(host, |(h, _)| h)
     };
-    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -84,17 +88,29 @@ mod tests {
         let local = [("host", "127.0.0.1:8080")];
         assert!(check(None, &Method::GET, &headers(&local)).is_ok());
         assert!(check(None, &Method::POST, &headers(&local)).is_err());
-        let same = [("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")];
+        let same = [
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ];
         assert!(check(None, &Method::POST, &headers(&same)).is_ok());
-        let other = [("host", "127.0.0.1:8080"), ("origin", "http://evil.example")];
+        let other = [
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example"),
+        ];
         assert!(check(None, &Method::PUT, &headers(&other)).is_err());
-        let fetch = [("host", "localhost:8080"), ("sec-fetch-site", "same-origin")];
+        let fetch = [
+            ("host", "localhost:8080"),
+            ("sec-fetch-site", "same-origin"),
+        ];
         assert!(check(None, &Method::DELETE, &headers(&fetch)).is_ok());
     }
 
     #[test]
     fn rebound_host_names_are_refused_without_a_token() {
-        let rebound = [("host", "evil.example:8080"), ("origin", "http://evil.example:8080")];
+        let rebound = [
+            ("host", "evil.example:8080"),
+            ("origin", "http://evil.example:8080"),
+        ];
         assert!(check(None, &Method::GET, &headers(&rebound)).is_err());
         assert!(check(None, &Method::GET, &headers(&[("host", "[::1]:80")])).is_ok());
     }
@@ -102,10 +118,19 @@ mod tests {
     #[test]
     fn a_configured_token_is_required_for_everything() {
         let h = [("host", "10.0.0.5:8080")];
-        assert!(matches!(check(Some("s3cret"), &Method::GET, &headers(&h)), Err(ApiError::Unauthorized)));
-        let ok = [("host", "10.0.0.5:8080"), ("authorization", "Bearer s3cret")];
+        assert!(matches!(
+            check(Some("s3cret"), &Method::GET, &headers(&h)),
+            Err(ApiError::Unauthorized)
+        ));
+        let ok = [
+            ("host", "10.0.0.5:8080"),
+            ("authorization", "Bearer s3cret"),
+        ];
         assert!(check(Some("s3cret"), &Method::POST, &headers(&ok)).is_ok());
-        let bad = [("host", "10.0.0.5:8080"), ("authorization", "Bearer s3creT")];
+        let bad = [
+            ("host", "10.0.0.5:8080"),
+            ("authorization", "Bearer s3creT"),
+        ];
         assert!(check(Some("s3cret"), &Method::GET, &headers(&bad)).is_err());
     }
 }

@@ -6,7 +6,7 @@ mod pipelines;
 mod runs;
 mod web_files;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiJson, ApiResult};
 
 use crate::history::History;
 use axum::extract::DefaultBodyLimit;
@@ -34,13 +34,17 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/pipelines", get(pipelines::list))
         .route("/pipelines/:file", get(pipelines::get).put(pipelines::put))
         .route("/pipelines/:file/bundle", get(pipelines::bundle))
+        .route("/pipelines/:file/simulate", post(pipelines::simulate))
         .route("/runs", get(runs::list).post(runs::start))
         .route("/runs/:id", get(runs::get))
         .route("/runs/:id/cancel", post(runs::cancel))
         .route("/runs/:id/resume", post(runs::resume))
         .route("/runs/:id/events", get(runs::events))
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     Router::new()
         .nest("/api", api)

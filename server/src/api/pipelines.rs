@@ -1,6 +1,6 @@
 //! Pipeline files: list, read, check, write.
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiJson, ApiResult, AppState};
 use crate::fs_sources::DiskSources;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -51,7 +51,9 @@ fn walk(state: &AppState, exts: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![(state.pipelines_dir.clone(), 0)];
     while let Some((dir, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
@@ -81,10 +83,15 @@ fn sources(state: &AppState) -> ApiResult<DiskSources> {
 
 /// The file name from the URL, normalised and confined to the pipelines folder.
 fn pipeline_path(file: &str) -> ApiResult<String> {
-    let p = spool_core::source::resolve("", file)
-        .map_err(|_| ApiError::BadRequest(format!("`{file}` is not a path inside the pipelines folder")))?;
+    let p = spool_core::source::resolve("", file).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{file}` is not a path inside the pipelines folder"
+        ))
+    })?;
     if !p.ends_with(".toml") {
-        return Err(ApiError::BadRequest(format!("`{file}` is not a .toml pipeline file")));
+        return Err(ApiError::BadRequest(format!(
+            "`{file}` is not a .toml pipeline file"
+        )));
     }
     Ok(p)
 }
@@ -95,12 +102,21 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Entr
         .into_iter()
         .map(|file| {
             let loaded = load(&file, &src);
-            let errors = loaded.diagnostics.iter().filter(|d| d.severity == spool_core::diag::Severity::Error).count();
+            let errors = loaded
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == spool_core::diag::Severity::Error)
+                .count();
             let (name, notebooks) = loaded.plan.as_ref().map_or_else(
                 || (file.trim_end_matches(".toml").to_string(), 0),
                 |p| (p.name.clone(), p.tasks.len()),
             );
-            Entry { file, name, notebooks, errors }
+            Entry {
+                file,
+                name,
+                notebooks,
+                errors,
+            }
         })
         .collect();
     Ok(Json(entries))
@@ -112,10 +128,14 @@ fn read_text(state: &AppState, file: &str) -> ApiResult<String> {
     if !src.exists(file) {
         return Err(ApiError::NotFound(format!("no pipeline `{file}`")));
     }
-    src.read(file).map_err(|e| ApiError::BadRequest(format!("cannot read `{file}`: {e}")))
+    src.read(file)
+        .map_err(|e| ApiError::BadRequest(format!("cannot read `{file}`: {e}")))
 }
 
-pub async fn get(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> ApiResult<Json<Checked>> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+) -> ApiResult<Json<Checked>> {
     let file = pipeline_path(&file)?;
     let text = read_text(&state, &file)?;
     let Loaded { plan, diagnostics } = load(&file, &sources(&state)?);
@@ -127,7 +147,10 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(file): Path<String>) -
     }))
 }
 
-pub async fn bundle(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> ApiResult<Json<Bundle>> {
+pub async fn bundle(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+) -> ApiResult<Json<Bundle>> {
     let root = pipeline_path(&file)?;
     read_text(&state, &root)?;
     let mut files = BTreeMap::new();
@@ -136,7 +159,9 @@ pub async fn bundle(State(state): State<Arc<AppState>>, Path(file): Path<String>
         let text = read_text(&state, &f)?;
         total += text.len();
         if total > MAX_METADATA_BYTES {
-            return Err(ApiError::BadRequest("the pipelines folder holds more metadata than one bundle may carry".into()));
+            return Err(ApiError::BadRequest(
+                "the pipelines folder holds more metadata than one bundle may carry".into(),
+            ));
         }
         files.insert(f, text);
     }
@@ -150,7 +175,7 @@ pub async fn bundle(State(state): State<Arc<AppState>>, Path(file): Path<String>
 pub async fn put(
     State(state): State<Arc<AppState>>,
     Path(file): Path<String>,
-    Json(body): Json<PutBody>,
+    ApiJson(body): ApiJson<PutBody>,
 ) -> ApiResult<Json<Checked>> {
     let file = pipeline_path(&file)?;
     let Loaded { plan, diagnostics } = load_text(&file, &body.text, &sources(&state)?);
@@ -170,11 +195,16 @@ pub async fn put(
 /// file or the new one, never half of one.
 fn write_atomically(target: &std::path::Path, text: &str) -> ApiResult<()> {
     use std::io::Write;
-    let dir = target.parent().ok_or_else(|| ApiError::BadRequest("bad file name".into()))?;
+    let dir = target
+        .parent()
+        .ok_or_else(|| ApiError::BadRequest("bad file name".into()))?;
     std::fs::create_dir_all(dir).map_err(|e| ApiError::Internal(e.into()))?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        target.file_name().and_then(|n| n.to_str()).unwrap_or("pipeline"),
+        target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("pipeline"),
         std::process::id()
     ));
     let result = (|| -> std::io::Result<()> {
@@ -186,5 +216,20 @@ fn write_atomically(target: &std::path::Path, text: &str) -> ApiResult<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot write `{}`: {e}", target.display())))
+    result.map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!("cannot write `{}`: {e}", target.display()))
+    })
+}
+
+pub async fn simulate(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    ApiJson(options): ApiJson<crate::simulate::SimOptions>,
+) -> ApiResult<Json<serde_json::Value>> {
+    options.check().map_err(ApiError::BadRequest)?;
+    let file = pipeline_path(&file)?;
+    read_text(&state, &file)?;
+    let Loaded { plan, diagnostics } = load(&file, &sources(&state)?);
+    let plan = plan.ok_or(ApiError::InvalidPipeline(diagnostics))?;
+    Ok(Json(options.report_json(&plan)))
 }

@@ -1,6 +1,6 @@
 //! Runs: start, list, read, cancel, resume, and the live event stream.
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiJson, ApiResult, AppState};
 use crate::history::{RunEvent, RunRecord, StoredEvent};
 use crate::runs::{RunRequest, StartError};
 use axum::extract::{Path, State};
@@ -67,7 +67,10 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<RunR
     Ok(Json(runs))
 }
 
-pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> ApiResult<Json<RunWithEvents>> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<RunWithEvents>> {
     let history = state.history.clone();
     let (run, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         Ok((history.run(id)?, history.events(id, None)?))
@@ -80,7 +83,7 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Api
 
 pub async fn start(
     State(state): State<Arc<AppState>>,
-    Json(body): Json<StartBody>,
+    ApiJson(body): ApiJson<StartBody>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     let id = state
         .runs
@@ -96,7 +99,7 @@ pub async fn start(
 pub async fn resume(
     State(state): State<Arc<AppState>>,
     Path(id): Path<i64>,
-    body: Option<Json<ResumeBody>>,
+    body: Option<ApiJson<ResumeBody>>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     let history = state.history.clone();
     let old = tokio::task::spawn_blocking(move || history.run(id))
@@ -116,7 +119,10 @@ pub async fn resume(
     Ok((StatusCode::CREATED, Json(Started { id: new })))
 }
 
-pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     if state.runs.cancel(id) {
         return Ok(StatusCode::ACCEPTED);
     }
@@ -133,7 +139,10 @@ pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> 
 }
 
 fn is_final(e: &RunEvent) -> bool {
-    matches!(e, RunEvent::RunFinished { .. } | RunEvent::RunInterrupted { .. })
+    matches!(
+        e,
+        RunEvent::RunFinished { .. } | RunEvent::RunInterrupted { .. }
+    )
 }
 
 /// Server-Sent Events of one run, from `Last-Event-ID` on, ending after the final event.

@@ -20,7 +20,11 @@ pub async fn serve(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
         Ok(p) => dir.join(p),
         Err(_) => dir.join("index.html"),
     };
-    let file = if file.is_file() { file } else { dir.join("index.html") };
+    let file = if file.is_file() {
+        file
+    } else {
+        dir.join("index.html")
+    };
     match tokio::fs::read(&file).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&file))], bytes).into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "not found").into_response(),

@@ -1,11 +1,499 @@
-//! `spool livy-local` (placeholder until the endpoint lands).
+//! `spool livy-local`: a Livy-compatible REST endpoint on the loopback interface, backed by one
+//! local-mode PySpark driver process per session. Same paths, JSON and states as Apache Livy, so
+//! Spool's client, the `livy` Python package or sparkmagic can use it. `spool run` and
+//! `spool serve` embed it (see [`start`]) when no `--livy URL` is given.
 
-#[derive(clap::Args)]
+mod environment;
+mod session;
+
+use crate::livy::wire::{
+    CreateSession, Kind, Message, SessionList, SessionLog, SessionStateReply, StatementList,
+    SubmitStatement, Version,
+};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use session::{DriverSpec, LocalSession, Refusal};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Request bodies larger than this are refused (a statement's code is the largest).
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// Dead and killed sessions listed at most; older ones are forgotten.
+const MAX_FINISHED_SESSIONS: usize = 32;
+/// The version reported at `/version` (clients check it is at least 0.5).
+const LIVY_VERSION: &str = "0.8.0-spool";
+
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
+    /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 8998)]
     pub port: u16,
+    /// Python with PySpark for the drivers [default: $SPOOL_PYTHON, else the project's .venv].
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Cores of each local Spark application (`local[N]`) when a session does not ask for
+    /// executors [default: the machine's cores].
+    #[arg(long)]
+    pub cores: Option<u32>,
+    /// Driver JVM memory when a session does not ask.
+    #[arg(long, default_value = "1g")]
+    pub driver_memory: String,
+    /// Sessions alive at once (each is a JVM).
+    #[arg(long, default_value_t = 4)]
+    pub max_sessions: usize,
+    /// Folder for Spark's warehouse and the drivers' working files.
+    #[arg(long, default_value = ".spool/livy-local")]
+    pub work_dir: PathBuf,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("not implemented yet")
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            port: 0,
+            python: None,
+            cores: None,
+            driver_memory: "1g".into(),
+            max_sessions: 4,
+            work_dir: PathBuf::from(".spool/livy-local"),
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let endpoint = start(args).await?;
+        eprintln!(
+            "Livy-compatible endpoint on {} (Ctrl-C stops it)",
+            endpoint.base_url()
+        );
+        tokio::signal::ctrl_c().await?;
+        eprintln!("stopping the Spark drivers...");
+        endpoint.shutdown().await;
+        Ok(0)
+    })
+}
+
+/// A running endpoint. Dropping it stops serving and tells every driver to stop, without
+/// waiting; [`LocalLivy::shutdown`] also waits until they have.
+pub struct LocalLivy {
+    base_url: String,
+    state: Arc<Endpoint>,
+    server: Option<JoinHandle<()>>,
+    stop_server: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl LocalLivy {
+    /// `http://127.0.0.1:PORT`, the base URL for a Livy client.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Stops serving, then stops every driver and waits until their processes have ended.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.state.kill_all();
+        let drivers: Vec<JoinHandle<()>> = std::mem::take(&mut *self.state.drivers());
+        for driver in drivers {
+            let _ = tokio::time::timeout(Duration::from_secs(20), driver).await;
+        }
+    }
+}
+
+impl Drop for LocalLivy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        self.state.kill_all();
+    }
+}
+
+/// Checks Python, PySpark and Java, then serves on 127.0.0.1.
+pub async fn start(args: Args) -> anyhow::Result<LocalLivy> {
+    let python = environment::find_python(args.python.as_deref());
+    environment::check(&python).await?;
+    std::fs::create_dir_all(&args.work_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the work folder {}: {e}",
+            args.work_dir.display()
+        )
+    })?;
+    let work_dir = std::fs::canonicalize(&args.work_dir)?;
+    let cores = args
+        .cores
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32));
+    let state = Arc::new(Endpoint {
+        python,
+        work_dir,
+        cores: cores.max(1),
+        driver_memory: args.driver_memory,
+        max_sessions: args.max_sessions.max(1),
+        startup_timeout: Duration::from_secs(300),
+        registry: Mutex::new(Registry::default()),
+        drivers: Mutex::new(Vec::new()),
+    });
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let app = router(state.clone());
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            eprintln!("livy-local: the HTTP server stopped: {e}");
+        }
+    });
+    Ok(LocalLivy {
+        base_url,
+        state,
+        server: Some(server),
+        stop_server: Some(stop_server),
+    })
+}
+
+struct Endpoint {
+    python: PathBuf,
+    work_dir: PathBuf,
+    cores: u32,
+    driver_memory: String,
+    max_sessions: usize,
+    startup_timeout: Duration,
+    registry: Mutex<Registry>,
+    drivers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    sessions: BTreeMap<u64, Arc<LocalSession>>,
+}
+
+impl Endpoint {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sessions(&self) -> BTreeMap<u64, Arc<LocalSession>> {
+        self.registry().sessions.clone()
+    }
+
+    fn kill_all(&self) {
+        for session in self.sessions().values() {
+            session.kill();
+        }
+    }
+
+    fn drivers(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.drivers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn session(&self, id: u64) -> Result<Arc<LocalSession>, ApiError> {
+        self.registry()
+            .sessions
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("Session '{id}' not found.")))
+    }
+
+    /// The driver's configuration for a session request: local mode sized by the request's
+    /// executors (or the endpoint's cores), FAIR scheduling, no UI, loopback only.
+    fn repl_conf(&self, id: u64, request: &CreateSession) -> serde_json::Value {
+        let cores = match (request.num_executors, request.executor_cores) {
+            (Some(n), Some(c)) if n > 0 && c > 0 => n.saturating_mul(c),
+            _ => self.cores,
+        };
+        let mut conf: BTreeMap<String, String> = [
+            ("spark.ui.enabled", "false".to_string()),
+            ("spark.ui.showConsoleProgress", "false".to_string()),
+            ("spark.scheduler.mode", "FAIR".to_string()),
+            ("spark.sql.shuffle.partitions", cores.to_string()),
+            (
+                "spark.driver.memory",
+                request
+                    .driver_memory
+                    .clone()
+                    .unwrap_or_else(|| self.driver_memory.clone()),
+            ),
+            (
+                "spark.sql.warehouse.dir",
+                self.work_dir.join("warehouse").display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (key, value) in &request.conf {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            conf.insert(key.clone(), text);
+        }
+        // Never reachable from outside the machine, whatever the request says.
+        conf.insert("spark.driver.host".into(), "127.0.0.1".into());
+        conf.insert("spark.driver.bindAddress".into(), "127.0.0.1".into());
+        conf.remove("spark.master");
+        serde_json::json!({
+            "app_name": request.name.clone().unwrap_or_else(|| format!("livy-session-{id}")),
+            "master": format!("local[{cores}]"),
+            "conf": conf,
+        })
+    }
+}
+
+fn router(state: Arc<Endpoint>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/sessions", get(list_sessions).post(create_session))
+        .route("/sessions/:id", get(get_session).delete(delete_session))
+        .route("/sessions/:id/state", get(session_state))
+        .route("/sessions/:id/log", get(session_log))
+        .route(
+            "/sessions/:id/statements",
+            get(list_statements).post(submit_statement),
+        )
+        .route("/sessions/:id/statements/:sid", get(get_statement))
+        .route(
+            "/sessions/:id/statements/:sid/cancel",
+            post(cancel_statement),
+        )
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(state)
+}
+
+/// Livy's error answer: a status and `{"msg": ...}`.
+struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn not_found(msg: String) -> Self {
+        ApiError(StatusCode::NOT_FOUND, msg)
+    }
+
+    fn bad_request(msg: String) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg)
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotFound(m) => ApiError::not_found(m),
+            Refusal::BadRequest(m) => ApiError::bad_request(m),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(Message { msg: self.1 })).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Deserialize)]
+struct Page {
+    from: Option<usize>,
+    size: Option<usize>,
+}
+
+async fn version() -> Json<Version> {
+    Json(Version {
+        version: LIVY_VERSION.into(),
+    })
+}
+
+async fn list_sessions(
+    State(state): State<Arc<Endpoint>>,
+    Query(page): Query<Page>,
+) -> Json<SessionList> {
+    let sessions = state.sessions();
+    let from = page.from.unwrap_or(0);
+    Json(SessionList {
+        from: from as u64,
+        total: sessions.len() as u64,
+        sessions: sessions
+            .values()
+            .skip(from)
+            .take(page.size.unwrap_or(100))
+            .map(|s| s.to_wire())
+            .collect(),
+    })
+}
+
+async fn create_session(
+    State(state): State<Arc<Endpoint>>,
+    body: Result<Json<CreateSession>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(request) = body?;
+    let kind = request.kind.clone().unwrap_or(Kind::Shared);
+    if !matches!(kind, Kind::Pyspark | Kind::Sql | Kind::Shared) {
+        return Err(ApiError::bad_request(format!(
+            "sessions of kind {kind} are not supported by spool livy-local (pyspark, sql and shared are)"
+        )));
+    }
+    let session = {
+        let mut registry = state.registry();
+        let alive = registry
+            .sessions
+            .values()
+            .filter(|s| !s.state().is_finished())
+            .count();
+        if alive >= state.max_sessions {
+            return Err(ApiError::bad_request(format!(
+                "{alive} sessions are alive, the most this endpoint runs at once \
+                 (--max-sessions); delete one first"
+            )));
+        }
+        let finished: Vec<u64> = registry
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.state().is_finished())
+            .map(|(id, _)| *id)
+            .collect();
+        for old in finished
+            .iter()
+            .take((finished.len() + 1).saturating_sub(MAX_FINISHED_SESSIONS))
+        {
+            registry.sessions.remove(old);
+        }
+        let id = registry.next_id;
+        registry.next_id += 1;
+        let session = Arc::new(LocalSession::new(id, request.name.clone(), kind));
+        registry.sessions.insert(id, session.clone());
+        session
+    };
+    let spec = DriverSpec {
+        python: state.python.clone(),
+        work_dir: state.work_dir.clone(),
+        repl_conf: state.repl_conf(session.id, &request),
+        startup_timeout: state.startup_timeout,
+    };
+    let driver = tokio::spawn(session::drive(session.clone(), spec));
+    {
+        let mut drivers = state.drivers();
+        drivers.retain(|d| !d.is_finished());
+        drivers.push(driver);
+    }
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/sessions/{}", session.id))],
+        Json(session.to_wire()),
+    )
+        .into_response())
+}
+
+async fn get_session(
+    State(state): State<Arc<Endpoint>>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<crate::livy::wire::Session>> {
+    Ok(Json(state.session(id)?.to_wire()))
+}
+
+async fn session_state(
+    State(state): State<Arc<Endpoint>>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<SessionStateReply>> {
+    let session = state.session(id)?;
+    Ok(Json(SessionStateReply {
+        id,
+        state: session.state(),
+    }))
+}
+
+async fn delete_session(
+    State(state): State<Arc<Endpoint>>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Message>> {
+    let session = state.registry().sessions.remove(&id);
+    let session =
+        session.ok_or_else(|| ApiError::not_found(format!("Session '{id}' not found.")))?;
+    session.kill();
+    Ok(Json(Message {
+        msg: "deleted".into(),
+    }))
+}
+
+async fn session_log(
+    State(state): State<Arc<Endpoint>>,
+    Path(id): Path<u64>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<SessionLog>> {
+    let session = state.session(id)?;
+    let (from, total, log) = session.log_page(page.from, page.size.unwrap_or(100));
+    Ok(Json(SessionLog {
+        id,
+        from: from as u64,
+        total: total as u64,
+        log,
+    }))
+}
+
+async fn list_statements(
+    State(state): State<Arc<Endpoint>>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<StatementList>> {
+    let statements = state.session(id)?.statements();
+    Ok(Json(StatementList {
+        total_statements: statements.len() as u64,
+        statements,
+    }))
+}
+
+async fn submit_statement(
+    State(state): State<Arc<Endpoint>>,
+    Path(id): Path<u64>,
+    body: Result<Json<SubmitStatement>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(request) = body?;
+    let statement = state.session(id)?.submit(request.code, request.kind)?;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/sessions/{id}/statements/{}", statement.id),
+        )],
+        Json(statement),
+    )
+        .into_response())
+}
+
+async fn get_statement(
+    State(state): State<Arc<Endpoint>>,
+    Path((id, sid)): Path<(u64, u64)>,
+) -> ApiResult<Json<crate::livy::wire::Statement>> {
+    Ok(Json(state.session(id)?.statement(sid)?))
+}
+
+async fn cancel_statement(
+    State(state): State<Arc<Endpoint>>,
+    Path((id, sid)): Path<(u64, u64)>,
+) -> ApiResult<Json<Message>> {
+    state.session(id)?.cancel(sid)?;
+    Ok(Json(Message {
+        msg: "canceled".into(),
+    }))
 }

@@ -1,0 +1,567 @@
+"""Spool's driver agent: runs several notebooks at once inside one Spark driver.
+
+Livy executes the statements of a session one at a time, so Spool injects this module once per
+session (as a statement) and then talks to it with short statements. Every argument is one
+base64-encoded JSON document, decoded here: nothing the server sends is spliced into code.
+
+    install(spark)                       -> {"version": ..., "capacity": {...}}
+    start(b64 of a launch)               -> {"started": bool, "state": "..."}
+    poll(b64 of {"since": n})            -> {"seq": n, "updates": [...], "capacity": {...}}
+    cancel(b64 of {"id": .., "attempt": ..}) -> {"found": bool, "state": "..."}
+    capacity_report()                    -> {"executors": n, "total_cores": n}
+
+Each call returns one JSON object as a string; the statements print it, and the server decodes
+the statement's text output. Notebooks run in daemon threads. Each attempt gets:
+- its own namespace with `spark` (`spark.newSession()` when isolated), `sc`, `spool`
+  (`spool.params`, `spool.exit(value)`), `display` and every parameter as a variable;
+- a Spark job group `spool:<id>:<attempt>` (cancel and timeout cancel exactly its jobs) and a
+  FAIR scheduler pool `spool:<id>` (effective when spark.scheduler.mode is FAIR);
+- its own bounded stdout and stderr, routed by thread.
+
+Parameters arrive inside the launch document and are decoded here with json.loads: they are
+data and never become code. Their names must be identifiers (they become variables).
+
+Cancelling (or a timeout) cancels the job group, then raises an asynchronous exception in the
+notebook's thread (PyThreadState_SetAsyncExc), which takes effect at the thread's next Python
+bytecode. Every poll repeats both while the thread lives; a thread that has not stopped within
+CANCEL_GRACE_SECS (stuck inside C code) is reported finished and left to end on its own; its
+remaining cells never run.
+"""
+
+import base64
+import builtins
+import ctypes
+import json
+import keyword
+import linecache
+import re
+import sys
+import threading
+import time
+import traceback
+
+VERSION = None  # set by the inject statement: a hash of this file's text
+STREAM_HEAD_CHARS = 64 * 1024
+STREAM_TAIL_CHARS = 64 * 1024
+MAX_EVALUE_CHARS = 16 * 1024
+MAX_TRACEBACK_LINES = 200
+MAX_EXIT_VALUE_CHARS = 1024 * 1024
+CANCEL_GRACE_SECS = 15.0
+# Attempts held at once (running, or finished and not yet acknowledged by a poll).
+MAX_HELD_RUNS = 10000
+SQL_SHOW_ROWS = 20
+
+_lock = threading.RLock()
+_runs = {}  # (id, attempt) -> _Run
+_by_thread = {}  # thread ident -> _Run, for routing output
+_seq = 0
+_spark = None
+
+
+class _Exit(BaseException):
+    """Raised by spool.exit(value); a BaseException so that `except Exception` cannot stop it."""
+
+    def __init__(self, value):
+        super().__init__("spool.exit")
+        self.value = value
+
+
+class _Cancelled(BaseException):
+    """Raised asynchronously in a notebook's thread when it is cancelled or times out."""
+
+
+class _BoundedText:
+    """Keeps the first STREAM_HEAD_CHARS and the last STREAM_TAIL_CHARS characters written."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._head = []
+        self._head_len = 0
+        self._tail = []
+        self._tail_len = 0
+        self._dropped = 0
+
+    def write(self, text):
+        with self._lock:
+            room = STREAM_HEAD_CHARS - self._head_len
+            if room > 0:
+                self._head.append(text[:room])
+                self._head_len += len(text[:room])
+                text = text[room:]
+            if text:
+                self._tail.append(text)
+                self._tail_len += len(text)
+                if self._tail_len > 2 * STREAM_TAIL_CHARS:
+                    joined = "".join(self._tail)
+                    self._dropped += len(joined) - STREAM_TAIL_CHARS
+                    self._tail = [joined[-STREAM_TAIL_CHARS:]]
+                    self._tail_len = STREAM_TAIL_CHARS
+
+    def value(self):
+        with self._lock:
+            tail = "".join(self._tail)
+            dropped = self._dropped + max(len(tail) - STREAM_TAIL_CHARS, 0)
+            tail = tail[-STREAM_TAIL_CHARS:]
+            middle = "\n[spool: %d characters dropped]\n" % dropped if dropped else ""
+            return "".join(self._head) + middle + tail
+
+
+class _Router:
+    """Replaces sys.stdout or sys.stderr: a notebook thread's writes go to that notebook,
+    everything else to the stream it replaced (the interpreter's statement output)."""
+
+    def __init__(self, fallback, attribute):
+        self._fallback = fallback
+        self._attribute = attribute
+
+    def write(self, text):
+        run = _by_thread.get(threading.get_ident())
+        if run is None:
+            return self._fallback.write(text)
+        getattr(run, self._attribute).write(text)
+        return len(text)
+
+    def flush(self):
+        if threading.get_ident() not in _by_thread:
+            self._fallback.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._fallback, name)
+
+
+class _Handle:
+    """The `spool` object a notebook sees."""
+
+    def __init__(self, params):
+        self.params = dict(params)
+
+    def exit(self, value=None):
+        raise _Exit(value)
+
+
+def _display(obj, rows=SQL_SHOW_ROWS):
+    """Synapse and Databricks notebooks call display(df); print a DataFrame's first rows."""
+    if hasattr(obj, "show"):
+        obj.show(rows, truncate=False)
+    else:
+        print(obj)
+
+
+class _Run:
+    def __init__(self, launch):
+        self.id = launch["id"]
+        self.attempt = launch["attempt"]
+        self.group = "spool:%s:%d" % (self.id, self.attempt)
+        self.pool = "spool:%s" % self.id
+        self.state = "running"
+        self.started_at = _now_ms()
+        self.ended_at = None
+        self.stdout = _BoundedText()
+        self.stderr = _BoundedText()
+        self.error = None
+        self.exit_value = None
+        self.metrics = None
+        self.metrics_read = False  # metrics are read by the first poll that reports the end
+        self.seq = 0
+        self.thread = None
+        self.timer = None
+        self.cancel_reason = None  # "cancelled" or "timed_out" once requested
+        self.cancel_requested_at = None
+        # True while the thread runs notebook code: asynchronous exceptions are raised into
+        # the thread only then, never while it records its outcome.
+        self.in_cells = True
+
+    def finished(self):
+        return self.state != "running"
+
+    def to_json(self):
+        update = {
+            "id": self.id,
+            "attempt": self.attempt,
+            "state": self.state,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+        }
+        if self.finished():
+            update.update(
+                stdout=self.stdout.value(),
+                stderr=self.stderr.value(),
+                error=self.error,
+                exit_value=self.exit_value,
+                metrics=self.metrics,
+            )
+        return update
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+def _bump(run):
+    """Marks a change of `run`; called with _lock held."""
+    global _seq
+    _seq += 1
+    run.seq = _seq
+
+
+def _install_routers():
+    if not isinstance(sys.stdout, _Router):
+        sys.stdout = _Router(sys.stdout, "stdout")
+    if not isinstance(sys.stderr, _Router):
+        sys.stderr = _Router(sys.stderr, "stderr")
+
+
+def install(spark):
+    """Called by the inject statement. Idempotent."""
+    global _spark
+    _spark = spark
+    _install_routers()
+    return json.dumps({"version": VERSION, "capacity": capacity()})
+
+
+def busy():
+    """Whether a notebook is running (the inject statement does not replace a busy agent)."""
+    with _lock:
+        return any(not run.finished() for run in _runs.values())
+
+
+def capacity_report():
+    return json.dumps(capacity())
+
+
+def capacity():
+    sc = _spark.sparkContext
+    executors = sc._jsc.sc().statusTracker().getExecutorInfos()
+    count = len(executors)
+    # The list holds the driver too; in local mode the driver is the only executor.
+    if not sc.master.startswith("local"):
+        count = max(count - 1, 0)
+    return {"executors": count, "total_cores": sc.defaultParallelism}
+
+
+def _decode(payload):
+    return json.loads(base64.b64decode(payload, validate=True).decode("utf-8"))
+
+
+def _decode_launch(payload):
+    launch = _decode(payload)
+    if not isinstance(launch.get("id"), str) or not launch["id"]:
+        raise ValueError("launch: id must be a non-empty string")
+    if not isinstance(launch.get("attempt"), int) or launch["attempt"] < 0:
+        raise ValueError("launch: attempt must be a non-negative integer")
+    if not isinstance(launch.get("params"), dict):
+        raise ValueError("launch: params must be an object")
+    for name in launch["params"]:
+        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
+            raise ValueError(
+                "parameter name %r is not usable as a Python variable name" % (name,)
+            )
+    cells = launch.get("cells")
+    if not isinstance(cells, list) or not all(
+        isinstance(c, dict) and c.get("kind") in ("python", "sql") and isinstance(c.get("source"), str)
+        for c in cells
+    ):
+        raise ValueError("launch: cells must be a list of {kind: python|sql, source}")
+    timeout = launch.get("timeout_secs")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError("launch: timeout_secs must be a positive number or null")
+    return launch
+
+
+def start(payload):
+    """Starts one notebook attempt in a new thread and returns at once. Starting an attempt
+    that is already known returns its state instead (a lost reply can be retried safely)."""
+    launch = _decode_launch(payload)
+    key = (launch["id"], launch["attempt"])
+    with _lock:
+        existing = _runs.get(key)
+        if existing is not None:
+            return json.dumps({"started": False, "state": existing.state})
+        if len(_runs) >= MAX_HELD_RUNS:
+            raise RuntimeError(
+                "the agent holds %d notebook attempts already; poll to acknowledge finished ones"
+                % len(_runs)
+            )
+        run = _Run(launch)
+        _runs[key] = run
+        _bump(run)
+        run.thread = threading.Thread(
+            target=_execute, args=(run, launch), name=run.group, daemon=True
+        )
+        run.thread.start()
+        if launch.get("timeout_secs"):
+            run.timer = threading.Timer(launch["timeout_secs"], _request_cancel, (run, "timed_out"))
+            run.timer.daemon = True
+            run.timer.start()
+    return json.dumps({"started": True, "state": run.state})
+
+
+def cancel(payload):
+    target = _decode(payload)
+    with _lock:
+        run = _runs.get((target.get("id"), target.get("attempt")))
+    if run is None:
+        return json.dumps({"found": False, "state": None})
+    _request_cancel(run, "cancelled")
+    return json.dumps({"found": True, "state": run.state})
+
+
+def _request_cancel(run, reason):
+    with _lock:
+        if run.finished() or run.cancel_reason is not None:
+            return
+        run.cancel_reason = reason
+        run.cancel_requested_at = time.time()
+    _interrupt(run)
+
+
+def _interrupt(run):
+    _cancel_jobs(run.group)
+    with _lock:
+        thread = run.thread
+        if (
+            run.in_cells
+            and thread is not None
+            and thread.ident is not None
+            and not _inside_py4j(thread.ident)
+        ):
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread.ident), ctypes.py_object(_Cancelled)
+            )
+
+
+def _cancel_jobs(group):
+    """Cancels the group's running jobs and, where Spark can (4.0+), the ones it submits later:
+    a job whose submission was already on its way must not escape the cancel."""
+    sc = _spark.sparkContext
+    try:
+        sc._jsc.sc().cancelJobGroupAndFutureJobs(group)
+    except Exception:  # noqa: BLE001 - older Spark: running jobs only
+        sc.cancelJobGroup(group)
+
+
+def _inside_py4j(ident):
+    """Whether the thread is inside a call to the JVM. An exception raised there could leave
+    py4j's connection waiting for an answer it never reads; cancelling the jobs already makes
+    such a call return, and the next poll raises the exception in the user's code instead."""
+    frame = sys._current_frames().get(ident)
+    while frame is not None:
+        if "py4j" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _disarm(run):
+    """Leaves the notebook code: no asynchronous exception is raised into the thread from now
+    on, and one still pending is cleared."""
+    with _lock:
+        run.in_cells = False
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
+
+
+def poll(payload):
+    """Every attempt that changed after sequence number `since`, newest state only. The caller
+    passes the `seq` of the last reply it decoded, which also acknowledges finished attempts:
+    those are then forgotten."""
+    since = _decode(payload)["since"]
+    _install_routers()
+    stalled = []
+    with _lock:
+        for key, run in list(_runs.items()):
+            if run.finished() and run.seq <= since:
+                del _runs[key]
+            elif not run.finished() and run.cancel_reason is not None:
+                if time.time() - run.cancel_requested_at > CANCEL_GRACE_SECS:
+                    _finish(
+                        run,
+                        run.cancel_reason,
+                        error=_error_dict(
+                            "SpoolCancelled",
+                            "the notebook's thread did not stop within %d s (it is inside native "
+                            "code); its Spark jobs were cancelled and no further cell will run"
+                            % CANCEL_GRACE_SECS,
+                            [],
+                            None,
+                            None,
+                        ),
+                    )
+                else:
+                    stalled.append(run)
+        changed = [run for run in _runs.values() if run.seq > since]
+        for run in changed:
+            # Read here, on the interpreter's thread: a cancelled notebook's thread may have
+            # left its own JVM connection unusable.
+            if run.finished() and not run.metrics_read:
+                run.metrics = _metrics(run.group)
+                run.metrics_read = True
+        updates = [run.to_json() for run in changed]
+        seq = _seq
+    for run in stalled:
+        _interrupt(run)  # jobs started since the cancel, and user code that caught _Cancelled
+    return json.dumps(
+        {"seq": seq, "updates": updates, "capacity": capacity()}, default=str
+    )
+
+
+def _finish(run, state, error=None, exit_value=None):
+    """Records the outcome once; called with _lock held."""
+    if run.finished():
+        return
+    run.state = state
+    run.ended_at = _now_ms()
+    run.error = error
+    run.exit_value = exit_value
+    if run.timer is not None:
+        run.timer.cancel()
+    _bump(run)
+
+
+def _error_dict(ename, evalue, lines, cell, line):
+    if len(evalue) > MAX_EVALUE_CHARS:
+        evalue = evalue[:MAX_EVALUE_CHARS] + "\n[spool: message cut]"
+    if len(lines) > MAX_TRACEBACK_LINES:
+        half = MAX_TRACEBACK_LINES // 2
+        lines = lines[:half] + ["[spool: traceback cut]\n"] + lines[-half:]
+    return {"ename": ename, "evalue": evalue, "traceback": lines, "cell": cell, "line": line}
+
+
+def _cell_file(position):
+    return "<cell %d>" % position
+
+
+def _describe_failure(exc, position):
+    """The error of a failed cell: traceback from the cell's frame on, and the line in the cell
+    (from the innermost frame of that cell, or from the SyntaxError)."""
+    cell_file = _cell_file(position)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell ")]
+    line = None
+    for frame in frames:
+        if frame.filename == cell_file:
+            line = frame.lineno
+    if isinstance(exc, SyntaxError) and exc.filename == cell_file:
+        line = exc.lineno
+    lines = (
+        ["Traceback (most recent call last):\n"]
+        + traceback.format_list(frames)
+        + traceback.format_exception_only(type(exc), exc)
+    )
+    return _error_dict(type(exc).__name__, str(exc), lines, position, line)
+
+
+def _sql_args(source, params):
+    """Parameters referenced as :name markers in a SQL cell, bound by Spark (never spliced)."""
+    return {
+        name: value
+        for name, value in params.items()
+        if isinstance(value, (str, int, float, bool))
+        and re.search(r"(?<![\w:]):" + re.escape(name) + r"\b", source)
+    }
+
+
+def _run_cell(position, cell, namespace, params):
+    source = cell["source"]
+    if cell["kind"] == "sql":
+        frame = namespace["spark"].sql(source, args=_sql_args(source, params) or None)
+        if frame.columns:
+            frame.show(SQL_SHOW_ROWS, truncate=False)
+        return
+    name = _cell_file(position)
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    exec(compile(source, name, "exec"), namespace)
+
+
+def _metrics(group):
+    """Jobs, completed tasks and executor run time of a job group, from Spark's status store
+    (best effort: None when this Spark version does not expose it)."""
+    sc = _spark.sparkContext
+    try:
+        job_ids = sc.statusTracker().getJobIdsForGroup(group)
+        store = sc._jsc.sc().statusStore()
+        tasks = 0
+        stages = set()
+        for job_id in job_ids:
+            job = store.job(job_id)
+            tasks += job.numCompletedTasks()
+            stages.update(int(s) for s in job.stageIds().mkString(",").split(",") if s)
+        run_time = sum(store.lastStageAttempt(stage).executorRunTime() for stage in stages)
+        return {"jobs": len(job_ids), "tasks": tasks, "executor_run_time_ms": run_time}
+    except Exception:  # noqa: BLE001 - telemetry must never fail a notebook
+        return None
+
+
+def _execute(run, launch):
+    with _lock:
+        _by_thread[threading.get_ident()] = run
+    try:
+        outcome = _run_notebook(run, launch)
+    except _Cancelled:
+        # The cancel landed after the notebook's code, while its outcome was being worked out.
+        _disarm(run)
+        outcome = (run.cancel_reason or "cancelled", None, None)
+    with _lock:
+        _finish(run, outcome[0], error=outcome[1], exit_value=outcome[2])
+        _by_thread.pop(threading.get_ident(), None)
+
+
+def _run_notebook(run, launch):
+    """Runs the cells; returns (state, error, exit value)."""
+    sc = _spark.sparkContext
+    position = None
+    try:
+        sc.setJobGroup(run.group, "spool notebook %s attempt %d" % (run.id, run.attempt), True)
+        sc.setLocalProperty("spark.scheduler.pool", run.pool)
+        params = launch["params"]
+        namespace = {
+            "__name__": "__main__",
+            "__builtins__": builtins,
+            "spark": _spark.newSession() if launch.get("isolated") else _spark,
+            "sc": sc,
+            "spool": _Handle(params),
+            "display": _display,
+        }
+        cells = list(enumerate(launch["cells"]))
+        # Papermill's order: the parameters cell with its defaults, then the given values
+        # override them, then every other cell in order.
+        ordered = [c for c in cells if c[1].get("parameters")]
+        ordered += [None] + [c for c in cells if not c[1].get("parameters")]
+        for entry in ordered:
+            if run.cancel_reason is not None:
+                raise _Cancelled()
+            if entry is None:
+                namespace.update(params)
+                continue
+            position, cell = entry
+            _run_cell(position, cell, namespace, params)
+        outcome = ("succeeded", None, None)
+    except _Exit as done:
+        outcome = _exit_outcome(done.value)
+    except BaseException as exc:  # noqa: B902 - any failure of user code is the notebook's outcome
+        if run.cancel_reason is not None:
+            outcome = (run.cancel_reason, None, None)
+        else:
+            outcome = ("failed", _describe_failure(exc, position), None)
+    _disarm(run)
+    return outcome
+
+
+def _exit_outcome(value):
+    try:
+        encoded = json.dumps(value)
+    except (TypeError, ValueError):
+        value = str(value)
+        encoded = json.dumps(value)
+    if len(encoded) > MAX_EXIT_VALUE_CHARS:
+        return (
+            "failed",
+            _error_dict(
+                "SpoolExitValueTooLarge",
+                "spool.exit() was given %d characters of JSON; the limit is %d"
+                % (len(encoded), MAX_EXIT_VALUE_CHARS),
+                [],
+                None,
+                None,
+            ),
+            None,
+        )
+    return ("succeeded", None, value)

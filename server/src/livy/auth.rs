@@ -1,0 +1,216 @@
+//! Credentials for Livy: none, HTTP basic, or a bearer token read from an environment variable
+//! or printed by a command (Synapse: `az account get-access-token --resource
+//! https://dev.azuresynapse.net --query accessToken -o tsv`).
+
+use std::fmt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::sync::Mutex;
+
+/// A token printed by a command is used for this long before the command runs again (Azure AD
+/// tokens live an hour); a 401 answer makes it run again at once.
+const COMMAND_TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
+/// A token command that has not finished after this long is killed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// More output than this is not a token.
+const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+
+#[derive(Clone)]
+pub enum Auth {
+    None,
+    Basic { user: String, password: String },
+    Bearer(TokenSource),
+}
+
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    /// The token is the value of this environment variable.
+    Env(String),
+    /// The token is what this shell command prints on stdout (trimmed).
+    Command(String),
+}
+
+impl fmt::Debug for Auth {
+    /// Never prints a secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("Auth::None"),
+            Auth::Basic { user, .. } => write!(f, "Auth::Basic({user}, password hidden)"),
+            Auth::Bearer(source) => write!(f, "Auth::Bearer({source:?})"),
+        }
+    }
+}
+
+/// Applies an [`Auth`] to requests, caching command tokens.
+pub(crate) struct Authenticator {
+    auth: Auth,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl Authenticator {
+    pub(crate) fn new(auth: Auth) -> Self {
+        Authenticator {
+            auth,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub(crate) async fn apply(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        match &self.auth {
+            Auth::None => Ok(request),
+            Auth::Basic { user, password } => Ok(request.basic_auth(user, Some(password))),
+            Auth::Bearer(TokenSource::Env(var)) => match std::env::var(var) {
+                Ok(token) if !token.trim().is_empty() => Ok(request.bearer_auth(token.trim())),
+                _ => Err(format!(
+                    "the environment variable {var} that should hold the Livy token is unset or empty"
+                )),
+            },
+            Auth::Bearer(TokenSource::Command(command)) => {
+                let mut cached = self.cached.lock().await;
+                if let Some((token, at)) = cached.as_ref() {
+                    if at.elapsed() < COMMAND_TOKEN_TTL {
+                        return Ok(request.bearer_auth(token));
+                    }
+                }
+                let token = run_token_command(command).await?;
+                *cached = Some((token.clone(), Instant::now()));
+                Ok(request.bearer_auth(token))
+            }
+        }
+    }
+
+    /// After a 401: forgets a cached token. True when a new one may be obtained, so that the
+    /// request is worth one more try.
+    pub(crate) async fn refresh(&self) -> bool {
+        match &self.auth {
+            Auth::Bearer(TokenSource::Command(_)) => self.cached.lock().await.take().is_some(),
+            _ => false,
+        }
+    }
+}
+
+async fn run_token_command(command: &str) -> Result<String, String> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("could not run the token command `{command}`: {e}"))?;
+    let stdout = child.stdout.take().ok_or("token command without stdout")?;
+    let stderr = child.stderr.take().ok_or("token command without stderr")?;
+    let run = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut stdout = stdout.take(MAX_TOKEN_BYTES + 1);
+        let mut stderr = stderr.take(MAX_TOKEN_BYTES);
+        let (read_out, read_err, status) = tokio::join!(
+            stdout.read_to_end(&mut out),
+            stderr.read_to_end(&mut err),
+            child.wait()
+        );
+        read_out.and(read_err).and(status).map(|s| (s, out, err))
+    };
+    let (status, out, err) = tokio::time::timeout(COMMAND_TIMEOUT, run)
+        .await
+        .map_err(|_| {
+            format!(
+                "the token command `{command}` did not finish within {}s",
+                COMMAND_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| format!("the token command `{command}` failed: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "the token command `{command}` failed ({status}): {}",
+            String::from_utf8_lossy(&err).trim()
+        ));
+    }
+    if out.len() as u64 > MAX_TOKEN_BYTES {
+        return Err(format!(
+            "the token command `{command}` printed more than {MAX_TOKEN_BYTES} bytes"
+        ));
+    }
+    let token = String::from_utf8(out)
+        .map_err(|_| format!("the token command `{command}` printed something that is not text"))?;
+    let token = token.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(format!(
+            "the token command `{command}` must print exactly one token; it printed {} words",
+            token.split_whitespace().count()
+        ));
+    }
+    Ok(token.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn header(auth: Auth) -> Result<Option<String>, String> {
+        let authenticator = Authenticator::new(auth);
+        let request = authenticator
+            .apply(reqwest::Client::new().get("http://127.0.0.1:9/x"))
+            .await?
+            .build()
+            .expect("a valid request");
+        Ok(request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().expect("ascii").to_string()))
+    }
+
+    #[tokio::test]
+    async fn tokens_come_from_commands_and_basic_credentials_are_encoded() {
+        assert_eq!(header(Auth::None).await, Ok(None));
+        assert_eq!(
+            header(Auth::Basic {
+                user: "u".into(),
+                password: "p".into()
+            })
+            .await,
+            Ok(Some("Basic dTpw".into()))
+        );
+        assert_eq!(
+            header(Auth::Bearer(TokenSource::Command(
+                "echo '  tok-123 '".into()
+            )))
+            .await,
+            Ok(Some("Bearer tok-123".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_token_sources_say_what_is_wrong() {
+        let unset = header(Auth::Bearer(TokenSource::Env(
+            "SPOOL_TEST_SURELY_UNSET_VARIABLE".into(),
+        )))
+        .await;
+        assert!(unset
+            .unwrap_err()
+            .contains("SPOOL_TEST_SURELY_UNSET_VARIABLE"));
+        let failing = header(Auth::Bearer(TokenSource::Command(
+            "echo no-login >&2; exit 3".into(),
+        )))
+        .await;
+        let message = failing.unwrap_err();
+        assert!(message.contains("no-login"), "{message}");
+        let chatty = header(Auth::Bearer(TokenSource::Command("echo two words".into()))).await;
+        assert!(chatty.unwrap_err().contains("2 words"));
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let auth = Auth::Basic {
+            user: "me".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+    }
+}

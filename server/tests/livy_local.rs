@@ -1,0 +1,640 @@
+//! End to end with real local Spark: `spool livy-local` (embedded), Spool's Livy client, the
+//! driver agent, and the `livy` package from PyPI. One Spark driver session is shared by most
+//! tests, which run at the same time inside it, as notebooks of a pipeline do.
+
+use serde_json::{json, Value};
+use spool_core::notebook::{self, Cell, CellKind, Format};
+use spool_server::agent::{Agent, NotebookLaunch, NotebookState, NotebookUpdate};
+use spool_server::livy::wire::{CreateSession, Kind, SessionState, StatementState};
+use spool_server::livy::{ClientConfig, LivyClient, SessionId, StatementId};
+use spool_server::livy_local::{self, LocalLivy};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+
+/// Every wait in these tests is bounded by this.
+const LIMIT: Duration = Duration::from_secs(300);
+
+struct Shared {
+    runtime: Runtime,
+    endpoint: LocalLivy,
+    client: LivyClient,
+    session: SessionId,
+    agent: Agent,
+    /// One poller for the shared session (each poll acknowledges what it returns), and every
+    /// update it has seen, for any test to find its own in.
+    poll: tokio::sync::Mutex<()>,
+    updates: Mutex<HashMap<(String, u32), NotebookUpdate>>,
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("SPOOL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"))
+        })
+}
+
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (endpoint, client, session, agent) = runtime.block_on(async {
+            let endpoint = livy_local::start(livy_local::Args {
+                port: 0,
+                python: Some(python()),
+                cores: Some(2),
+                driver_memory: "1g".into(),
+                max_sessions: 4,
+                work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("livy-local"),
+            })
+            .await
+            .expect("the endpoint starts (PySpark and Java present)");
+            let client = LivyClient::new(ClientConfig::new(endpoint.base_url())).expect("client");
+            let session = new_session(&client, "spool-tests-shared").await;
+            let agent = Agent::new(client.clone());
+            let capacity = agent.inject(session).await.expect("agent injected");
+            assert_eq!(capacity.total_cores, 2, "local[2]");
+            (endpoint, client, session, agent)
+        });
+        Shared {
+            runtime,
+            endpoint,
+            client,
+            session,
+            agent,
+            poll: tokio::sync::Mutex::new(()),
+            updates: Mutex::new(HashMap::new()),
+        }
+    })
+}
+
+async fn new_session(client: &LivyClient, name: &str) -> SessionId {
+    let created = client
+        .create_session(&CreateSession {
+            kind: Some(Kind::Pyspark),
+            name: Some(name.into()),
+            ..CreateSession::default()
+        })
+        .await
+        .expect("session created");
+    let id = SessionId(created.id);
+    let started = Instant::now();
+    loop {
+        let state = client.get_session(id).await.expect("session").state;
+        match state {
+            SessionState::Idle => return id,
+            SessionState::Starting => {}
+            other => panic!(
+                "session {name} is {other}: {:?}",
+                client.session_log(id, None, 50).await.map(|l| l.log)
+            ),
+        }
+        assert!(started.elapsed() < LIMIT, "session {name} did not start");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs a raw Livy statement on the shared session and returns its text output.
+async fn run(code: &str) -> String {
+    let s = shared();
+    let submitted = s
+        .client
+        .submit_statement(s.session, code, Kind::Pyspark)
+        .await
+        .expect("submitted");
+    let done = s
+        .client
+        .wait_statement(s.session, StatementId(submitted.id), LIMIT)
+        .await
+        .expect("finished");
+    let output = done.output.expect("output");
+    assert_eq!(
+        output.ename, None,
+        "{code}: {:?} {:?}",
+        output.evalue, output.traceback
+    );
+    output.text().unwrap_or_default().to_string()
+}
+
+fn python_cells(sources: &[&str]) -> Vec<Cell> {
+    sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| Cell {
+            kind: CellKind::Python,
+            source: source.to_string(),
+            number: i + 1,
+            line: 1,
+            cell_line: 1,
+            parameters: false,
+        })
+        .collect()
+}
+
+fn launch(id: &str, cells: Vec<Cell>) -> NotebookLaunch {
+    NotebookLaunch {
+        id: id.into(),
+        attempt: 0,
+        cells,
+        params: serde_json::Map::new(),
+        isolated: false,
+        timeout: None,
+    }
+}
+
+async fn start(l: &NotebookLaunch) {
+    let s = shared();
+    let reply = s.agent.start_notebook(s.session, l).await.expect("started");
+    assert!(reply.started, "{} was new", l.id);
+}
+
+/// Waits until the attempt has finished, polling the shared session's agent.
+async fn finished(id: &str, attempt: u32) -> NotebookUpdate {
+    let s = shared();
+    let key = (id.to_string(), attempt);
+    let started = Instant::now();
+    loop {
+        if let Some(update) = s.updates.lock().expect("lock").get(&key) {
+            if update.state.is_finished() {
+                return update.clone();
+            }
+        }
+        {
+            let _only_poller = s.poll.lock().await;
+            let reply = s.agent.poll(s.session).await.expect("poll");
+            let mut updates = s.updates.lock().expect("lock");
+            for update in reply.updates {
+                updates.insert((update.id.clone(), update.attempt), update);
+            }
+        }
+        assert!(started.elapsed() < LIMIT, "{id} did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The exit value of a notebook that must have succeeded (`null` when it did not call exit).
+fn succeeded(update: &NotebookUpdate) -> &Value {
+    static NO_EXIT_VALUE: Value = Value::Null;
+    assert_eq!(
+        update.state,
+        NotebookState::Succeeded,
+        "{}: {:?}\nstdout: {}\nstderr: {}",
+        update.id,
+        update.error,
+        update.stdout,
+        update.stderr
+    );
+    update.exit_value.as_ref().unwrap_or(&NO_EXIT_VALUE)
+}
+
+#[test]
+fn two_notebooks_run_at_the_same_time_in_one_session() {
+    shared().runtime.block_on(async {
+        let body = "import time\n\
+                    t0 = time.time()\n\
+                    spark.range(1000).selectExpr('sum(id)').collect()\n\
+                    time.sleep(2)\n\
+                    spark.range(1000).selectExpr('sum(id)').collect()\n\
+                    spool.exit({'t0': t0, 't1': time.time(),\n\
+                                'group': sc.getLocalProperty('spark.jobGroup.id'),\n\
+                                'pool': sc.getLocalProperty('spark.scheduler.pool')})";
+        let a = launch("overlap-a", python_cells(&[body]));
+        let b = launch("overlap-b", python_cells(&[body]));
+        start(&a).await;
+        start(&b).await;
+        let (a, b) = tokio::join!(finished("overlap-a", 0), finished("overlap-b", 0));
+        let (va, vb) = (succeeded(&a), succeeded(&b));
+        let t = |v: &Value, k: &str| v[k].as_f64().expect("a time");
+        // Both were inside their two-second sleep at the same moment.
+        assert!(
+            t(va, "t0").max(t(vb, "t0")) < t(va, "t1").min(t(vb, "t1")),
+            "no overlap: {va} {vb}"
+        );
+        assert_eq!(va["group"], "spool:overlap-a:0");
+        assert_eq!(vb["pool"], "spool:overlap-b");
+        let metrics = a.metrics.expect("metrics");
+        assert!(metrics.jobs >= 2 && metrics.tasks >= 2, "{metrics:?}");
+    });
+}
+
+#[test]
+fn a_temp_view_of_one_notebook_is_read_by_the_next() {
+    shared().runtime.block_on(async {
+        let producer = notebook::parse(
+            "orders.sql",
+            "-- a ; in a comment\n\
+             CREATE OR REPLACE TEMP VIEW spool_orders AS SELECT id, id * 10 AS amount FROM range(5);\n\
+             SELECT count(*) AS small FROM spool_orders WHERE amount < :limit;",
+            Format::Sql,
+        );
+        assert!(producer.diagnostics.is_empty(), "{:?}", producer.diagnostics);
+        let mut make = launch("view-producer", producer.cells);
+        make.params.insert("limit".into(), json!(25));
+        start(&make).await;
+        let made = finished("view-producer", 0).await;
+        assert_eq!(made.state, NotebookState::Succeeded, "{:?}", made.error);
+        assert!(made.stdout.contains("|3    |"), "the bound :limit kept 3 rows: {}", made.stdout);
+
+        let consumer = launch(
+            "view-consumer",
+            python_cells(&["spool.exit(spark.sql('SELECT sum(amount) FROM spool_orders').first()[0])"]),
+        );
+        start(&consumer).await;
+        assert_eq!(succeeded(&finished("view-consumer", 0).await), &json!(100));
+    });
+}
+
+#[test]
+fn an_isolated_notebook_has_its_own_views_and_sql_conf() {
+    shared().runtime.block_on(async {
+        start(&launch(
+            "iso-shared-view",
+            python_cells(&["spark.range(1).createOrReplaceTempView('spool_everyone')"]),
+        ))
+        .await;
+        assert_eq!(
+            succeeded(&finished("iso-shared-view", 0).await),
+            &Value::Null
+        );
+
+        let mut isolated = launch(
+            "iso-private",
+            python_cells(
+                &["spark.range(1).createOrReplaceTempView('spool_private')\n\
+                 spark.conf.set('spark.sql.shuffle.partitions', '7')\n\
+                 spool.exit({'sees_shared': spark.catalog.tableExists('spool_everyone'),\n\
+                             'sees_own': spark.catalog.tableExists('spool_private')})"],
+            ),
+        );
+        isolated.isolated = true;
+        start(&isolated).await;
+        assert_eq!(
+            succeeded(&finished("iso-private", 0).await),
+            &json!({"sees_shared": false, "sees_own": true})
+        );
+
+        start(&launch(
+            "iso-outsider",
+            python_cells(&[
+                "spool.exit({'sees_private': spark.catalog.tableExists('spool_private'),\n\
+                             'partitions': spark.conf.get('spark.sql.shuffle.partitions')})",
+            ]),
+        ))
+        .await;
+        assert_eq!(
+            succeeded(&finished("iso-outsider", 0).await),
+            &json!({"sees_private": false, "partitions": "2"})
+        );
+    });
+}
+
+#[test]
+fn a_failing_notebook_reports_its_traceback_cell_and_line() {
+    shared().runtime.block_on(async {
+        let text = "# %%\n\
+                    def helper(v):\n\
+                    \x20   return 10 / v\n\
+                    \n\
+                    # %% tags=[\"parameters\"]\n\
+                    divisor = 1\n\
+                    \n\
+                    # %%\n\
+                    print('before the failure')\n\
+                    helper(divisor)\n\
+                    print('never printed')\n";
+        let parsed = notebook::parse("failing.py", text, Format::Py);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let mut failing = launch("failing", parsed.cells.clone());
+        failing.params.insert("divisor".into(), json!(0));
+        start(&failing).await;
+        let update = finished("failing", 0).await;
+        assert_eq!(update.state, NotebookState::Failed);
+        assert_eq!(update.stdout, "before the failure\n");
+        let error = update.error.expect("an error");
+        assert_eq!(error.ename, "ZeroDivisionError");
+        let location = error.location(&parsed.cells).expect("located");
+        assert_eq!((location.cell_number, location.file_line), (3, 10));
+        let traceback = error.traceback.concat();
+        assert!(traceback.contains("helper(divisor)"), "{traceback}");
+        assert!(traceback.contains("return 10 / v"), "{traceback}");
+        assert!(
+            !traceback.contains("spool_agent"),
+            "agent frames hidden: {traceback}"
+        );
+    });
+}
+
+#[test]
+fn parameters_override_the_parameters_cell_and_stay_data() {
+    shared().runtime.block_on(async {
+        let mut cells = python_cells(&[
+            "trace.append('first cell')",
+            "trace = ['parameters cell']\nevil = 'default'\nkept = 'default'",
+            "spool.exit({'trace': trace, 'evil': evil, 'kept': kept, 'nested': nested,\n\
+                         'params': sorted(spool.params)})",
+        ]);
+        cells[1].parameters = true;
+        let hostile = "\"; import os; os._exit(1) #\n'''\"\"\"\\";
+        let mut l = launch("hostile-params", cells);
+        l.params.insert("evil".into(), json!(hostile));
+        l.params.insert(
+            "nested".into(),
+            json!({"list": [1, "x\"y", null], "flag": true}),
+        );
+        start(&l).await;
+        assert_eq!(
+            succeeded(&finished("hostile-params", 0).await),
+            &json!({
+                "trace": ["parameters cell", "first cell"],
+                "evil": hostile,
+                "kept": "default",
+                "nested": {"list": [1, "x\"y", null], "flag": true},
+                "params": ["evil", "nested"],
+            })
+        );
+        // The driver is alive and well.
+        assert_eq!(run("6 * 7").await, "42");
+
+        let mut bad_name = launch("bad-param-name", python_cells(&["pass"]));
+        bad_name.params.insert("os; import os".into(), json!(1));
+        let s = shared();
+        let refused = s.agent.start_notebook(s.session, &bad_name).await;
+        let message = refused.expect_err("refused").to_string();
+        assert!(
+            message.contains("not usable as a Python variable name"),
+            "{message}"
+        );
+    });
+}
+
+/// Ids of the attempt's Spark jobs and their statuses, from the driver.
+async fn job_statuses(group: &str) -> Vec<String> {
+    let text = run(&format!(
+        "st = sc.statusTracker()\n\
+         print(','.join(st.getJobInfo(j).status for j in st.getJobIdsForGroup({group:?})))"
+    ))
+    .await;
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+async fn wait_for_running_job(group: &str) {
+    let started = Instant::now();
+    while !job_statuses(group).await.iter().any(|s| s == "RUNNING") {
+        assert!(started.elapsed() < LIMIT, "no job of {group} ran");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A Spark job that would run for many minutes on two cores.
+const ENDLESS_JOB: &str = "spark.range(0, 10**12, 1, 2).selectExpr('max(id)').collect()";
+
+#[test]
+fn cancel_stops_exactly_that_notebooks_spark_job() {
+    shared().runtime.block_on(async {
+        let s = shared();
+        start(&launch(
+            "cancel-spark",
+            python_cells(&[ENDLESS_JOB, "print('next cell')"]),
+        ))
+        .await;
+        start(&launch(
+            "cancel-python",
+            python_cells(&["import time\nwhile True:\n    time.sleep(0.05)"]),
+        ))
+        .await;
+        wait_for_running_job("spool:cancel-spark:0").await;
+        // Runs Spark jobs while the others are cancelled, and must not notice.
+        start(&launch(
+            "cancel-bystander",
+            python_cells(&[
+                "spark.range(0, 10**8, 1, 2).selectExpr('max(id)').collect()",
+                "import time\ntime.sleep(1)\nspool.exit(spark.range(10).count())",
+            ]),
+        ))
+        .await;
+
+        let asked = Instant::now();
+        for id in ["cancel-spark", "cancel-python"] {
+            let reply = s.agent.cancel(s.session, id, 0).await.expect("cancel");
+            assert!(reply.found);
+        }
+        let spark = finished("cancel-spark", 0).await;
+        let python = finished("cancel-python", 0).await;
+        assert_eq!(spark.state, NotebookState::Cancelled);
+        assert_eq!(python.state, NotebookState::Cancelled);
+        assert!(!spark.stdout.contains("next cell"));
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "took {:?}",
+            asked.elapsed()
+        );
+        let statuses = job_statuses("spool:cancel-spark:0").await;
+        assert!(
+            !statuses.is_empty() && statuses.iter().all(|s| s == "FAILED"),
+            "the job was cancelled: {statuses:?}"
+        );
+        assert_eq!(
+            succeeded(&finished("cancel-bystander", 0).await),
+            &json!(10)
+        );
+        let bystander = job_statuses("spool:cancel-bystander:0").await;
+        assert!(bystander.iter().all(|s| s == "SUCCEEDED"), "{bystander:?}");
+        // A second cancel changes nothing (the agent may already have forgotten the attempt,
+        // once a poll acknowledged its end).
+        let again = s
+            .agent
+            .cancel(s.session, "cancel-spark", 0)
+            .await
+            .expect("cancel");
+        assert!(
+            matches!(again.state, None | Some(NotebookState::Cancelled)),
+            "{again:?}"
+        );
+    });
+}
+
+#[test]
+fn a_timeout_stops_the_notebook_and_its_job() {
+    shared().runtime.block_on(async {
+        let mut slow = launch("timeout", python_cells(&[ENDLESS_JOB]));
+        slow.timeout = Some(Duration::from_secs(4));
+        start(&slow).await;
+        let update = finished("timeout", 0).await;
+        assert_eq!(update.state, NotebookState::TimedOut);
+        let ran = update.ended_at.expect("ended") - update.started_at;
+        assert!((4_000..60_000).contains(&ran), "ran {ran} ms");
+        let statuses = job_statuses("spool:timeout:0").await;
+        assert!(statuses.iter().all(|s| s == "FAILED"), "{statuses:?}");
+    });
+}
+
+#[test]
+fn statements_run_one_at_a_time_in_submission_order() {
+    shared().runtime.block_on(async {
+        let s = shared();
+        let code = "import time\nt0 = time.time()\ntime.sleep(0.5)\nprint(t0, time.time())";
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(
+                s.client
+                    .submit_statement(s.session, code, Kind::Pyspark)
+                    .await
+                    .expect("submitted")
+                    .id,
+            );
+        }
+        let mut spans = Vec::new();
+        for id in ids {
+            let done = s
+                .client
+                .wait_statement(s.session, StatementId(id), LIMIT)
+                .await
+                .expect("done");
+            assert_eq!(done.state, StatementState::Available);
+            let text = done
+                .output
+                .as_ref()
+                .and_then(|o| o.text())
+                .unwrap_or("")
+                .to_string();
+            let times: Vec<f64> = text
+                .split(' ')
+                .map(|t| t.parse().expect("a time"))
+                .collect();
+            spans.push((times[0], times[1]));
+        }
+        for pair in spans.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "serial and in order: {spans:?}");
+        }
+    });
+}
+
+#[test]
+fn statements_are_cancelled_as_livy_does() {
+    shared().runtime.block_on(async {
+        let s = shared();
+        let submit = |code: &'static str| async move {
+            StatementId(
+                s.client
+                    .submit_statement(s.session, code, Kind::Pyspark)
+                    .await
+                    .expect("submitted")
+                    .id,
+            )
+        };
+        let sleeping = submit("import time\ntime.sleep(120)").await;
+        let queued = submit("'never run'").await;
+        let started = Instant::now();
+        while s
+            .client
+            .get_statement(s.session, sleeping)
+            .await
+            .expect("get")
+            .state
+            != StatementState::Running
+        {
+            assert!(started.elapsed() < LIMIT);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        s.client
+            .cancel_statement(s.session, queued)
+            .await
+            .expect("cancel");
+        let queued_state = s
+            .client
+            .get_statement(s.session, queued)
+            .await
+            .expect("get");
+        assert_eq!(queued_state.state, StatementState::Cancelled);
+        assert!(queued_state.output.is_none());
+
+        s.client
+            .cancel_statement(s.session, sleeping)
+            .await
+            .expect("cancel");
+        let done = s
+            .client
+            .wait_statement(s.session, sleeping, Duration::from_secs(30))
+            .await
+            .expect("stopped well before its two minutes");
+        assert_eq!(done.state, StatementState::Cancelled);
+        assert_eq!(run("'after'").await, "'after'");
+    });
+}
+
+#[test]
+fn a_killed_driver_makes_the_session_dead() {
+    shared().runtime.block_on(async {
+        let client = &shared().client;
+        let session = new_session(client, "spool-tests-doomed").await;
+        let pid = {
+            let submitted = client
+                .submit_statement(session, "import os\nos.getpid()", Kind::Pyspark)
+                .await
+                .expect("submitted");
+            let done = client
+                .wait_statement(session, StatementId(submitted.id), LIMIT)
+                .await
+                .expect("done");
+            done.output
+                .and_then(|o| o.text().map(String::from))
+                .expect("a pid")
+        };
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let started = Instant::now();
+        while client.get_session(session).await.expect("listed").state != SessionState::Dead {
+            assert!(started.elapsed() < Duration::from_secs(60), "not dead");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let refused = client
+            .submit_statement(session, "1", Kind::Pyspark)
+            .await
+            .expect_err("a dead session runs nothing");
+        assert!(refused.to_string().contains("HTTP 400"), "{refused}");
+        let log = client
+            .session_log(session, None, 20)
+            .await
+            .expect("log")
+            .log;
+        assert!(log.iter().any(|l| l.contains("SIGKILL")), "{log:?}");
+        client.delete_session(session).await.expect("deleted");
+        assert!(client
+            .get_session(session)
+            .await
+            .expect_err("gone")
+            .is_not_found());
+    });
+}
+
+#[test]
+fn the_livy_package_from_pypi_works_against_the_endpoint() {
+    let url = shared().endpoint.base_url().to_string();
+    let output = std::process::Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/livy_python_client.py"
+        ))
+        .arg(&url)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
