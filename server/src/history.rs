@@ -139,8 +139,8 @@ impl TaskRecord {
         self.carried_over
             || self
                 .attempts
-            .last()
-            .is_some_and(|a| a.outcome == Some(AttemptOutcome::Succeeded))
+                .last()
+                .is_some_and(|a| a.outcome == Some(AttemptOutcome::Succeeded))
     }
 }
 
@@ -185,11 +185,15 @@ impl RunRecord {
         for e in rest {
             match &e.event {
                 RunEvent::TaskStarted { task, attempt } => {
-                    run.tasks.entry(task.clone()).or_default().attempts.push(AttemptRecord {
-                        attempt: *attempt,
-                        started_ms: e.at_ms,
-                        ..AttemptRecord::default()
-                    });
+                    run.tasks
+                        .entry(task.clone())
+                        .or_default()
+                        .attempts
+                        .push(AttemptRecord {
+                            attempt: *attempt,
+                            started_ms: e.at_ms,
+                            ..AttemptRecord::default()
+                        });
                 }
                 RunEvent::TaskFinished {
                     task,
@@ -201,7 +205,12 @@ impl RunRecord {
                     metrics,
                 } => {
                     let rec = run.tasks.entry(task.clone()).or_default();
-                    if let Some(a) = rec.attempts.iter_mut().rev().find(|a| a.attempt == *attempt) {
+                    if let Some(a) = rec
+                        .attempts
+                        .iter_mut()
+                        .rev()
+                        .find(|a| a.attempt == *attempt)
+                    {
                         a.ended_ms = Some(e.at_ms);
                         a.outcome = Some(*outcome);
                         a.error = error.clone();
@@ -327,7 +336,11 @@ impl History {
             "SELECT seq, at_ms, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
         )?;
         let rows = stmt.query_map(params![run, after.unwrap_or(-1)], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -342,7 +355,9 @@ impl History {
     pub fn run(&self, id: i64) -> anyhow::Result<Option<RunRecord>> {
         let exists: Option<i64> = self
             .conn()
-            .query_row("SELECT id FROM runs WHERE id = ?1", params![id], |r| r.get(0))
+            .query_row("SELECT id FROM runs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
             .optional()?;
         if exists.is_none() {
             return Ok(None);
@@ -465,12 +480,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(dir.path()).unwrap();
         let id = h.create_run(&started(), 1000).unwrap();
-        h.append(id, &RunEvent::TaskStarted { task: "a".into(), attempt: 1 }, 1100).unwrap();
-        h.append(id, &finished("a", 1, AttemptOutcome::Failed), 1200).unwrap();
-        h.append(id, &RunEvent::TaskStarted { task: "a".into(), attempt: 2 }, 1300).unwrap();
-        h.append(id, &finished("a", 2, AttemptOutcome::Succeeded), 1400).unwrap();
-        h.append(id, &RunEvent::TaskSkipped { task: "b".into(), reason: "x".into() }, 1400).unwrap();
-        h.append(id, &RunEvent::RunFinished { status: RunStatus::Failed }, 1500).unwrap();
+        h.append(
+            id,
+            &RunEvent::TaskStarted {
+                task: "a".into(),
+                attempt: 1,
+            },
+            1100,
+        )
+        .unwrap();
+        h.append(id, &finished("a", 1, AttemptOutcome::Failed), 1200)
+            .unwrap();
+        h.append(
+            id,
+            &RunEvent::TaskStarted {
+                task: "a".into(),
+                attempt: 2,
+            },
+            1300,
+        )
+        .unwrap();
+        h.append(id, &finished("a", 2, AttemptOutcome::Succeeded), 1400)
+            .unwrap();
+        h.append(
+            id,
+            &RunEvent::TaskSkipped {
+                task: "b".into(),
+                reason: "x".into(),
+            },
+            1400,
+        )
+        .unwrap();
+        h.append(
+            id,
+            &RunEvent::RunFinished {
+                status: RunStatus::Failed,
+            },
+            1500,
+        )
+        .unwrap();
         let run = h.run(id).unwrap().unwrap();
         assert_eq!(run.status, RunStatus::Failed);
         assert_eq!(run.tasks["a"].attempts.len(), 2);
@@ -486,9 +534,24 @@ mod tests {
         let (done, open) = {
             let h = History::open(dir.path()).unwrap();
             let done = h.create_run(&started(), 1).unwrap();
-            h.append(done, &RunEvent::RunFinished { status: RunStatus::Succeeded }, 2).unwrap();
+            h.append(
+                done,
+                &RunEvent::RunFinished {
+                    status: RunStatus::Succeeded,
+                },
+                2,
+            )
+            .unwrap();
             let open = h.create_run(&started(), 3).unwrap();
-            h.append(open, &RunEvent::TaskStarted { task: "a".into(), attempt: 1 }, 4).unwrap();
+            h.append(
+                open,
+                &RunEvent::TaskStarted {
+                    task: "a".into(),
+                    attempt: 1,
+                },
+                4,
+            )
+            .unwrap();
             (done, open)
         };
         let h = History::open(dir.path()).unwrap();
@@ -507,9 +570,20 @@ mod tests {
         if let RunEvent::TaskFinished { output, .. } = &mut ev {
             *output = Some("é".repeat(MAX_OUTPUT_BYTES));
         }
-        h.append(id, &RunEvent::TaskStarted { task: "a".into(), attempt: 1 }, 2).unwrap();
+        h.append(
+            id,
+            &RunEvent::TaskStarted {
+                task: "a".into(),
+                attempt: 1,
+            },
+            2,
+        )
+        .unwrap();
         h.append(id, &ev, 3).unwrap();
-        let out = h.run(id).unwrap().unwrap().tasks["a"].attempts[0].output.clone().unwrap();
+        let out = h.run(id).unwrap().unwrap().tasks["a"].attempts[0]
+            .output
+            .clone()
+            .unwrap();
         assert!(out.len() < MAX_OUTPUT_BYTES + 64 && out.ends_with("[output truncated]"));
         assert!(h.append(id + 1, &RunEvent::CancelRequested, 4).is_err());
     }

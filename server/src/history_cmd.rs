@@ -66,7 +66,11 @@ fn runs_table(runs: &[RunRecord]) -> String {
     for r in runs {
         let ok = r.tasks.values().filter(|t| t.succeeded()).count();
         let skip = r.tasks.values().filter(|t| t.skipped.is_some()).count();
-        let fail = r.tasks.values().filter(|t| !t.succeeded() && t.skipped.is_none() && !t.attempts.is_empty()).count();
+        let fail = r
+            .tasks
+            .values()
+            .filter(|t| !t.succeeded() && t.skipped.is_none() && !t.attempts.is_empty())
+            .count();
         let _ = writeln!(
             s,
             "{:>5}  {:<24} {:<12} {:>9} {:>4} {:>4} {:>4}  {}",
@@ -98,14 +102,31 @@ fn trace(run: &RunRecord, events: &[StoredEvent]) -> String {
     for e in events {
         let at = secs(e.at_ms - run.started_ms);
         let line = match &e.event {
-            RunEvent::RunStarted { params, .. } => format!("run started, parameters {}", serde_json::Value::from(serde_json::Map::from_iter(params.clone()))),
-            RunEvent::SessionChanged { session, state, message, capacity } => format!(
+            RunEvent::RunStarted { params, .. } => format!(
+                "run started, parameters {}",
+                serde_json::Value::from(serde_json::Map::from_iter(params.clone()))
+            ),
+            RunEvent::SessionChanged {
+                session,
+                state,
+                message,
+                capacity,
+            } => format!(
                 "session {session}: {state}{}{}",
                 capacity.map_or(String::new(), |c| format!(", {c} slots")),
-                message.as_ref().map_or(String::new(), |m| format!(" ({m})"))
+                message
+                    .as_ref()
+                    .map_or(String::new(), |m| format!(" ({m})"))
             ),
             RunEvent::TaskStarted { task, attempt } => format!("{task} attempt {attempt} started"),
-            RunEvent::TaskFinished { task, attempt, outcome, error, exit_value, .. } => {
+            RunEvent::TaskFinished {
+                task,
+                attempt,
+                outcome,
+                error,
+                exit_value,
+                ..
+            } => {
                 let mut l = format!("{task} attempt {attempt} {}", outcome_name(*outcome));
                 if let Some(v) = exit_value {
                     let _ = write!(l, ", exit value {v:?}");
@@ -123,11 +144,17 @@ fn trace(run: &RunRecord, events: &[StoredEvent]) -> String {
                 }
                 l
             }
-            RunEvent::RetryScheduled { task, attempt, at_secs } => format!("{task} attempt {attempt} scheduled at {at_secs:.1}s"),
+            RunEvent::RetryScheduled {
+                task,
+                attempt,
+                at_secs,
+            } => format!("{task} attempt {attempt} scheduled at {at_secs:.1}s"),
             RunEvent::TaskSkipped { task, reason } => format!("{task} skipped: {reason}"),
             RunEvent::TaskCarriedOver { task } => format!("{task} kept from the resumed run"),
             RunEvent::CancelRequested => "cancel requested".into(),
-            RunEvent::RunFinished { status } => format!("run finished: {}", format!("{status:?}").to_lowercase()),
+            RunEvent::RunFinished { status } => {
+                format!("run finished: {}", format!("{status:?}").to_lowercase())
+            }
             RunEvent::RunInterrupted { reason } => format!("run interrupted: {reason}"),
         };
         let _ = writeln!(s, "{at:>9}  {line}");

@@ -36,19 +36,28 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             args.bind
         );
     }
-    let pipelines_dir = args.pipelines.canonicalize().map_err(|e| {
-        anyhow::anyhow!("pipelines folder `{}`: {e}", args.pipelines.display())
-    })?;
+    let pipelines_dir = args
+        .pipelines
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("pipelines folder `{}`: {e}", args.pipelines.display()))?;
     let web_dir = match args.web.clone() {
-        Some(w) => Some(w.canonicalize().map_err(|e| anyhow::anyhow!("web folder `{}`: {e}", w.display()))?),
-        None => PathBuf::from("dist").canonicalize().ok().filter(|d| d.join("index.html").is_file()),
+        Some(w) => Some(
+            w.canonicalize()
+                .map_err(|e| anyhow::anyhow!("web folder `{}`: {e}", w.display()))?,
+        ),
+        None => PathBuf::from("dist")
+            .canonicalize()
+            .ok()
+            .filter(|d| d.join("index.html").is_file()),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let history = Arc::new(History::open(&args.data_dir)?);
         let interrupted = history.mark_interrupted(crate::runs::now_ms())?;
         if !interrupted.is_empty() {
-            eprintln!("runs interrupted by an earlier stop (resume them from the UI): {interrupted:?}");
+            eprintln!(
+                "runs interrupted by an earlier stop (resume them from the UI): {interrupted:?}"
+            );
         }
         let (spark, local) = args.spark.connect(&args.data_dir).await?;
         if let Some(l) = &local {
@@ -63,7 +72,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             runs,
         });
         let listener = tokio::net::TcpListener::bind(args.bind).await?;
-        eprintln!("Spool on http://{} (Ctrl-C stops it)", listener.local_addr()?);
+        eprintln!(
+            "Spool on http://{} (Ctrl-C stops it)",
+            listener.local_addr()?
+        );
         axum::serve(listener, app(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

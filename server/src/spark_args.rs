@@ -57,7 +57,10 @@ impl SparkArgs {
 
     /// Connects; the local endpoint, when one was started, must be kept alive (and shut down)
     /// by the caller.
-    pub async fn connect(&self, work_dir: &std::path::Path) -> anyhow::Result<(SparkTarget, Option<LocalLivy>)> {
+    pub async fn connect(
+        &self,
+        work_dir: &std::path::Path,
+    ) -> anyhow::Result<(SparkTarget, Option<LocalLivy>)> {
         let (url, local) = match &self.livy {
             Some(url) => (url.clone(), None),
             None => {
