@@ -58,11 +58,23 @@ pub struct DeclaredEdge {
     pub on: Condition,
 }
 
+/// Why a step is not among a plan's tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftOut {
+    /// `active = false`, on the step or on a sub-pipeline around it.
+    Inactive,
+    /// Its dependencies can never hold whatever happens in a run (for example it waits for an
+    /// inactive step to fail): it is skipped in every run, and a warning says why.
+    NeverRuns,
+}
+
 /// A step left out of runs, and the edges added around it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InactiveStep {
     pub id: String,
     pub kind: TaskKind,
+    pub why: LeftOut,
     pub bridged: Vec<DeclaredEdge>,
 }
 
@@ -106,7 +118,10 @@ pub fn load(root: &str, sources: &dyn Sources) -> Loaded {
     let plan = if has_errors(&diagnostics) || ex.header.is_none() {
         None
     } else {
-        Some(ex.plan())
+        let (plan, found) = ex.plan();
+        let usable = !has_errors(&found);
+        diagnostics.extend(found);
+        usable.then_some(plan)
     };
     diagnostics.sort_by(|a, b| {
         (a.file != root, &a.file, a.line, a.col).cmp(&(b.file != root, &b.file, b.line, b.col))
@@ -150,6 +165,20 @@ struct FullNode {
     params: BTreeMap<String, serde_json::Value>,
     settings: RunSettings,
     active: bool,
+    /// Where the step's id is written, for diagnostics found when the plan is built.
+    at: Diagnostic,
+}
+
+/// What the plan does with a node, decided in topological order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fate {
+    /// Active, with dependencies that may hold: a task of the plan.
+    Runs,
+    /// Inactive, with dependencies on tasks: its dependents are bridged to those tasks.
+    Bridged,
+    /// Known before the run: an inactive node whose dependencies all hold anyway counts as
+    /// succeeded; a node whose dependencies can never hold is skipped.
+    Settled(Outcome),
 }
 
 struct Expander<'s> {
@@ -243,9 +272,16 @@ impl Expander<'_> {
                         .item(&step.id)
                         .key("depends_on");
                 } else if !index.contains_key(dep.id.as_str()) {
-                    let hint = crate::diag::did_you_mean(&dep.id, index.keys().copied())
-                        .map(|h| format!("; did you mean `{h}`?"))
-                        .unwrap_or_default();
+                    let hint = match crate::diag::did_you_mean(&dep.id, index.keys().copied()) {
+                        Some(h) => format!("; did you mean `{h}`?"),
+                        // Ids of the including file are out of reach: say so.
+                        None if !prefix.is_empty() => {
+                            " in this file (a sub-pipeline's steps depend only on steps of the \
+                             same file; put the dependency on the `[[pipeline]]` entry)"
+                                .to_string()
+                        }
+                        None => String::new(),
+                    };
                     r.error(
                         &dep.span,
                         format!("`{}` depends on unknown id `{}`{hint}", step.id, dep.id),
@@ -286,7 +322,8 @@ impl Expander<'_> {
                     .any(|e| step.path.to_ascii_lowercase().ends_with(e)),
                 StepKind::Pipeline => step.path.to_ascii_lowercase().ends_with(".toml"),
             };
-            if !ext_ok {
+            // An empty path was reported above; naming its extension too would only repeat it.
+            if !ext_ok && !step.path.trim().is_empty() {
                 let want = match step.kind {
                     StepKind::Notebook => "a .ipynb, .py or .sql notebook",
                     StepKind::Pipeline => "a .toml pipeline file",
@@ -300,11 +337,14 @@ impl Expander<'_> {
             }
             let capacity = pool.capacity();
             if step.kind == StepKind::Notebook && step.settings.slots > capacity {
-                let span = step.spans.slots.clone().unwrap_or(step.spans.entry.clone());
+                let (span, from) = match &step.spans.slots {
+                    Some(span) => (span.clone(), ""),
+                    None => (step.spans.entry.clone(), " (the `slots` of [defaults])"),
+                };
                 r.error(
                     &span,
                     format!(
-                        "`{}` wants {} slots but the pool has {} ({} executors × {} cores)",
+                        "`{}` wants {} slots{from} but the pool has {} ({} executors × {} cores)",
                         step.id, step.settings.slots, capacity, pool.executors, pool.executor_cores
                     ),
                 )
@@ -324,7 +364,7 @@ impl Expander<'_> {
                         .item(&step.id)
                         .key("path");
                     }
-                    let n = self.node(full_id, TaskKind::Notebook, p, step, active);
+                    let n = self.node(full_id, TaskKind::Notebook, p, step, active, &r);
                     placed.push(Some(Placed {
                         entries: vec![n],
                         exit: n,
@@ -351,6 +391,7 @@ impl Expander<'_> {
                         String::new(),
                         step,
                         active,
+                        &r,
                     );
                     let child_prefix = format!("{full_id}/");
                     let inner = self.file(
@@ -361,7 +402,10 @@ impl Expander<'_> {
                         Some((&r, &step.spans.path, &step.id)),
                     );
                     let mut entries = Vec::new();
-                    if let Some(inner) = inner {
+                    // An inactive sub-pipeline is bridged as a whole, like an inactive notebook:
+                    // its dependents wait for its own dependencies, so those go to its end and
+                    // the notebooks inside (all inactive) are not wired to it.
+                    if let Some(inner) = inner.filter(|_| active) {
                         for child in &inner {
                             self.edges.push((child.exit, end, Condition::ANY));
                         }
@@ -408,7 +452,10 @@ impl Expander<'_> {
         path: String,
         step: &Step,
         active: bool,
+        r: &Reporter,
     ) -> usize {
+        let mut at = r.at(&step.spans.id, Severity::Warning, String::new());
+        at.item(&step.id).key("depends_on");
         self.nodes.push(FullNode {
             id,
             kind,
@@ -416,6 +463,7 @@ impl Expander<'_> {
             params: step.params.clone(),
             settings: step.settings.clone(),
             active,
+            at,
         });
         self.nodes.len() - 1
     }
@@ -463,7 +511,7 @@ impl Expander<'_> {
         }
     }
 
-    fn plan(&self) -> Plan {
+    fn plan(&self) -> (Plan, Vec<Diagnostic>) {
         let (name, description) = self.header.clone().unwrap_or_default();
         let pool = self.root_pool.clone().unwrap_or_default();
         let declared: Vec<DeclaredEdge> = self
@@ -484,38 +532,142 @@ impl Expander<'_> {
         }
         let order = topo_order(n, &incoming);
         let mut inactive = Vec::new();
-        // Bridge inactive nodes in topological order, so chains of them collapse.
+        // Warnings about steps that never run, errors about inactive steps that cannot be
+        // bridged.
+        let mut found = Vec::new();
+        let mut fate = vec![Fate::Runs; n];
+        // Dependencies on settled nodes, taken out of `incoming`: (node, condition, outcome).
+        let mut settled_deps: Vec<Vec<(usize, Condition, Outcome)>> = vec![Vec::new(); n];
+        // The first inactive node bridged into a dependency that can never hold, with the
+        // dependent's condition on it, for the warning.
+        let mut never_via: Vec<Option<(usize, Condition)>> = vec![None; n];
+        // In topological order, so that chains of inactive nodes collapse and settled outcomes
+        // flow on to dependents before those are looked at.
         for &v in &order {
-            if self.nodes[v].active {
-                continue;
-            }
-            let ins: Vec<(usize, Condition)> = incoming[v].iter().map(|(&u, &c)| (u, c)).collect();
+            let node = &self.nodes[v];
+            let broken = settled_deps[v]
+                .iter()
+                .find(|&&(_, c, o)| !c.accepts(o))
+                .copied();
+            let never = incoming[v]
+                .iter()
+                .find(|&(_, &c)| c == Condition::NEVER)
+                .map(|(&u, _)| u);
+            // A sub-pipeline whose every notebook is skipped in every run is skipped too.
+            let all_inner_skipped = node.kind == TaskKind::PipelineEnd
+                && incoming[v].is_empty()
+                && !settled_deps[v].is_empty()
+                && settled_deps[v]
+                    .iter()
+                    .all(|&(_, _, o)| o == Outcome::Skipped);
+            fate[v] = if broken.is_some() || never.is_some() || all_inner_skipped {
+                Fate::Settled(Outcome::Skipped)
+            } else if node.active {
+                Fate::Runs
+            } else if incoming[v].is_empty() {
+                Fate::Settled(Outcome::Succeeded)
+            } else {
+                Fate::Bridged
+            };
             let mut bridged = Vec::new();
-            for w in 0..n {
-                let Some(c2) = incoming[w].remove(&v) else {
-                    continue;
-                };
-                for &(u, c1) in &ins {
-                    let c = c1.through_inactive(c2);
-                    let merged = incoming[w].get(&u).map_or(c, |old| old.and(c));
-                    incoming[w].insert(u, merged);
-                    bridged.push(DeclaredEdge {
-                        from: self.nodes[u].id.clone(),
-                        to: self.nodes[w].id.clone(),
-                        on: c,
-                    });
+            match fate[v] {
+                Fate::Runs => continue,
+                Fate::Settled(outcome) => {
+                    incoming[v].clear();
+                    for (w, into) in incoming.iter_mut().enumerate() {
+                        if let Some(c) = into.remove(&v) {
+                            settled_deps[w].push((v, c, outcome));
+                        }
+                    }
+                }
+                Fate::Bridged => {
+                    let ins: Vec<(usize, Condition)> =
+                        incoming[v].iter().map(|(&u, &c)| (u, c)).collect();
+                    for (w, into) in incoming.iter_mut().enumerate() {
+                        let Some(c2) = into.remove(&v) else {
+                            continue;
+                        };
+                        // `v` is skipped when any one of its conditions fails: an "or" across
+                        // steps, which dependencies (all of which must hold) cannot say.
+                        if ins.len() > 1
+                            && c2.accepts(Outcome::Skipped)
+                            && !c2.accepts(Outcome::Succeeded)
+                        {
+                            let names: Vec<String> = ins
+                                .iter()
+                                .map(|&(u, _)| format!("`{}`", self.nodes[u].id))
+                                .collect();
+                            let mut d = self.nodes[w].at.clone();
+                            d.severity = Severity::Error;
+                            d.message = format!(
+                                "`{}` waits for `{}` to be skipped, but `{}` is inactive and is \
+                                 skipped when any of its dependencies on {} does not hold, which \
+                                 cannot be expressed; make `{}` active, or depend on those steps \
+                                 directly",
+                                self.nodes[w].id,
+                                self.nodes[v].id,
+                                self.nodes[v].id,
+                                names.join(", "),
+                                self.nodes[v].id
+                            );
+                            found.push(d);
+                        }
+                        for &(u, c1) in &ins {
+                            let c = c1.through_inactive(c2);
+                            if c == Condition::NEVER {
+                                never_via[w].get_or_insert((v, c2));
+                            }
+                            let merged = into.get(&u).map_or(c, |old| old.and(c));
+                            into.insert(u, merged);
+                            bridged.push(DeclaredEdge {
+                                from: self.nodes[u].id.clone(),
+                                to: self.nodes[w].id.clone(),
+                                on: c,
+                            });
+                        }
+                    }
                 }
             }
+            let why = if node.active {
+                LeftOut::NeverRuns
+            } else {
+                LeftOut::Inactive
+            };
+            // Warn where the cause is, not on every step the skip flows on to.
+            let cause = match (broken, never) {
+                _ if !node.active => None,
+                (Some((u, c, o)), _) => self.settled_cause(u, c, o),
+                (None, Some(u)) => Some(match never_via[v] {
+                    Some((via, on)) => format!(
+                        "it depends on `{}` with `on = \"{}\"`, but `{}` is inactive, and an \
+                         inactive step only counts as succeeded or skipped",
+                        self.nodes[via].id,
+                        on.name(),
+                        self.nodes[via].id
+                    ),
+                    None => format!(
+                        "its conditions on `{}` contradict each other, so they never all hold",
+                        self.nodes[u].id
+                    ),
+                }),
+                (None, None) => None,
+            };
+            if let Some(cause) = cause {
+                let mut d = node.at.clone();
+                d.message = format!("`{}` is skipped in every run: {cause}", node.id);
+                found.push(d);
+            }
             inactive.push(InactiveStep {
-                id: self.nodes[v].id.clone(),
-                kind: self.nodes[v].kind,
+                id: node.id.clone(),
+                kind: node.kind,
+                why,
                 bridged,
             });
         }
         let mut new_index = vec![usize::MAX; n];
         let mut tasks = Vec::new();
         for &v in &order {
-            if self.nodes[v].active {
+            if fate[v] == Fate::Runs {
                 new_index[v] = tasks.len();
                 let node = &self.nodes[v];
                 tasks.push(Task {
@@ -530,17 +682,17 @@ impl Expander<'_> {
         let mut deps = vec![Vec::new(); tasks.len()];
         let mut dependents = vec![Vec::new(); tasks.len()];
         for &v in &order {
-            if !self.nodes[v].active {
+            if fate[v] != Fate::Runs {
                 continue;
             }
+            // What is left in `incoming` comes from tasks: everything else was bridged or
+            // settled.
             for (&u, &c) in &incoming[v] {
-                if self.nodes[u].active {
-                    deps[new_index[v]].push((new_index[u], c));
-                    dependents[new_index[u]].push(new_index[v]);
-                }
+                deps[new_index[v]].push((new_index[u], c));
+                dependents[new_index[u]].push(new_index[v]);
             }
         }
-        Plan {
+        let plan = Plan {
             name,
             description,
             pool,
@@ -549,6 +701,26 @@ impl Expander<'_> {
             dependents,
             inactive,
             declared,
+        };
+        (plan, found)
+    }
+
+    /// Why the dependency on settled node `u` (which ends `outcome` in every run) never holds,
+    /// or `None` when `u` is itself skipped in every run and was warned about.
+    fn settled_cause(&self, u: usize, on: Condition, outcome: Outcome) -> Option<String> {
+        let dep = &self.nodes[u];
+        let wait = format!("it depends on `{}` with `on = \"{}\"`", dep.id, on.name());
+        match (outcome, dep.active) {
+            (Outcome::Succeeded, _) => Some(format!(
+                "{wait}, but `{}` is inactive and counts as succeeded",
+                dep.id
+            )),
+            (Outcome::Skipped, false) => Some(format!(
+                "{wait}, but `{}` is inactive and counts as skipped, as its own dependencies \
+                 never hold",
+                dep.id
+            )),
+            _ => None,
         }
     }
 }

@@ -143,19 +143,34 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The closest candidate within a small edit distance, if any.
+/// The closest candidate within a small edit distance, if any; failing that, a candidate that
+/// starts or ends with the word or the other way round (`timeout` -> `timeout_secs`, `cores` ->
+/// `executor_cores`), when the shared part is long enough to mean something.
 pub fn did_you_mean<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
     let len = word.chars().count();
     let limit = len.div_ceil(3).max(2);
-    candidates
-        .into_iter()
-        .map(|c| (levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
+    let lower = word.to_lowercase();
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let close = candidates
+        .iter()
+        .map(|c| (levenshtein(&lower, &c.to_lowercase()), *c))
         .filter(|(d, c)| *d <= limit && *d < len && *d < c.chars().count())
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    close.or_else(|| {
+        candidates.into_iter().find(|c| {
+            let c = c.to_lowercase();
+            let (short, long) = if c.len() < lower.len() {
+                (c.as_str(), lower.as_str())
+            } else {
+                (lower.as_str(), c.as_str())
+            };
+            short.chars().count() >= 4 && (long.starts_with(short) || long.ends_with(short))
+        })
+    })
 }
 
 #[cfg(test)]
@@ -176,5 +191,11 @@ mod tests {
         assert_eq!(did_you_mean("depend_on", keys), Some("depends_on"));
         assert_eq!(did_you_mean("retries", keys), Some("retry"));
         assert_eq!(did_you_mean("zzzzzz", keys), None);
+        assert_eq!(did_you_mean("timeout", keys), Some("timeout_secs"));
+        assert_eq!(
+            did_you_mean("cores", ["executors", "executor_cores"]),
+            Some("executor_cores")
+        );
+        assert_eq!(did_you_mean("id", ["isolated"]), None);
     }
 }

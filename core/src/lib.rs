@@ -4,6 +4,13 @@
 
 pub mod dag;
 pub mod diag;
+pub mod edit;
+pub mod gen;
+pub mod import;
+pub mod layout;
 pub mod model;
+pub mod notebook;
 pub mod parse;
+pub mod sched;
+pub mod sim;
 pub mod source;

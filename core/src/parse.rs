@@ -457,7 +457,9 @@ impl<'t> Parser<'t> {
             if *k == "id" {
                 if let Some(id) = self.string(n, ks, "id", None) {
                     let span = self.span_of(n, ks);
-                    if !valid_id(&id) {
+                    if id.is_empty() {
+                        self.r.error(&span, "`id` must not be empty").key("id");
+                    } else if !valid_id(&id) {
                         self.r
                             .error(
                                 &span,
@@ -486,6 +488,22 @@ impl<'t> Parser<'t> {
         };
         let place = format!("[[{table_name}]]");
         for (k, ks, n) in fields {
+            // Read anyway below (types are still checked), but the end of a sub-pipeline runs
+            // nothing, and the notebooks inside take theirs from their own file.
+            if kind == StepKind::Pipeline && (k == "params" || SETTING_KEYS.contains(&k)) {
+                let d = self.r.warning(
+                    &ks,
+                    format!(
+                        "`{k}` has no effect on a `[[pipeline]]` entry: the notebooks of a \
+                         sub-pipeline take `params` and settings from their own file (its \
+                         entries and [defaults])"
+                    ),
+                );
+                d.key(k);
+                if let Some(i) = item_ref {
+                    d.item(i);
+                }
+            }
             match k {
                 "id" => {}
                 "path" => {
@@ -584,6 +602,7 @@ impl<'t> Parser<'t> {
                                 Some(c) => on = c,
                                 None => {
                                     let hint = did_you_mean(&s, Condition::NAMES)
+                                        .or_else(|| condition_synonym(&s))
                                         .map(|h| format!("; did you mean `{h}`?"))
                                         .unwrap_or_default();
                                     let sp = self.span_of(&n, &fks);
@@ -617,6 +636,22 @@ impl<'t> Parser<'t> {
             }
         }
         out
+    }
+}
+
+/// The condition meant by a word from other tools' vocabulary (ADF's "Upon Success", Airflow's
+/// trigger rules, ...), which edit distance does not find.
+fn condition_synonym(word: &str) -> Option<&'static str> {
+    match word.to_lowercase().replace(['_', '-', ' '], "").as_str() {
+        "success" | "sucess" | "succes" | "succeed" | "uponsuccess" | "allsuccess" => {
+            Some("succeeded")
+        }
+        "failure" | "fail" | "error" | "uponfailure" | "allfailed" => Some("failed"),
+        "completion" | "complete" | "done" | "always" | "alldone" | "uponcompletion" => {
+            Some("completed")
+        }
+        "skip" | "uponskip" | "allskipped" => Some("skipped"),
+        _ => None,
     }
 }
 

@@ -154,9 +154,13 @@ impl<'p> PlanSummary<'p> {
                 .iter()
                 .map(|e| format!("{} -> {} (on {})", e.from, e.to, e.on.name()))
                 .collect();
+            let what = match step.why {
+                spool_core::dag::LeftOut::Inactive => "inactive",
+                spool_core::dag::LeftOut::NeverRuns => "never runs (its conditions cannot hold)",
+            };
             let _ = writeln!(
                 s,
-                "inactive: {}{}",
+                "{what}: {}{}",
                 step.id,
                 if bridges.is_empty() {
                     String::new()
