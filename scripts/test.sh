@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints for both targets, unit, property, fixture
-# and end-to-end tests. Installs what it needs (idempotent, quick when already present).
+# Runs every test of the project: formatting, lints for both targets, unit, property, fixture,
+# end-to-end (real PySpark) and browser (headless Chromium) tests. Installs what it needs first
+# (idempotent, quick when already present).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
 
-step "toolchain"
-rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
-  || rustup target add wasm32-unknown-unknown
 step "python environment (PySpark, test clients)"
-python=$(scripts/python-env.sh)
-export SPOOL_PYTHON="$python"
+SPOOL_PYTHON=$(scripts/python-env.sh)
+export SPOOL_PYTHON
+step "web app (tools, then a release build into dist/)"
+scripts/build-web.sh >/dev/null
 
 step "format"
 cargo fmt --all -- --check
 step "lints (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-step "lints (wasm32: spool-core)"
-cargo clippy -p spool-core --target wasm32-unknown-unknown --locked -- -D warnings
+step "lints (wasm32: spool-core, spool-web)"
+cargo clippy -p spool-core -p spool-web --target wasm32-unknown-unknown --locked -- -D warnings
+step "build"
+cargo build --workspace --locked
 step "tests"
 cargo test --workspace --locked
 step "ok"

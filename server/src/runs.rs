@@ -363,6 +363,7 @@ impl Execution {
         let mut poll = PollInterval::default();
         let mut changed = true;
         let mut poll_failures = 0;
+        let mut cancel_open = true;
         loop {
             while !pending.is_empty() {
                 for cmd in std::mem::take(&mut pending) {
@@ -378,13 +379,13 @@ impl Execution {
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                res = cancel.changed() => {
-                    if res.is_ok() && *cancel.borrow() {
+                res = cancel.changed(), if cancel_open && !self.cancelling => {
+                    // A closed channel can no longer ask for anything: stop listening to it.
+                    cancel_open = res.is_ok();
+                    if cancel_open && *cancel.borrow() {
                         self.record(RunEvent::CancelRequested);
                         self.cancelling = true;
                         pending.extend(self.machine.handle(Event::CancelRequested, self.now()));
-                        // A cancel is sent once; later changes are ignored.
-                        cancel = watch::channel(false).1;
                     }
                     continue;
                 }

@@ -375,6 +375,38 @@ fn a_livy_that_returns_503s_and_drops_connections_does_not_lose_the_run() {
 }
 
 #[test]
+fn ctrl_c_cancels_the_run_and_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+    let marker = tmp.path().join("slow-marker");
+    let mut child = spool()
+        .args(["run", &fixture("long.toml"), "--json", "--livy", &livy.url, "--data-dir"])
+        .arg(&data)
+        .args(["--param", &format!("slow.marker={}", marker.display())])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the slow notebook to start", Duration::from_secs(180), || {
+        marker.exists().then_some(())
+    });
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_for("the run to stop", Duration::from_secs(60), || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(1));
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let run: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["status"], "cancelled");
+    assert_eq!(run["tasks"]["slow"]["attempts"][0]["outcome"], "cancelled");
+    assert_eq!(attempts(&run, "slow"), 1, "a cancelled run retries nothing");
+    assert!(has_event(&events(&data, "1"), "task_finished", "slow"));
+}
+
+#[test]
 fn an_invalid_pipeline_is_refused_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let out = spool()

@@ -1,1 +1,325 @@
-fn main() {}
+//! Spool's browser app: edit a pipeline, see its graph, dry-run it on a pool, run it and watch.
+//! Every rule (validation, DAG, layout, simulation) is `spool-core` compiled to WebAssembly;
+//! the server is reached only through the HTTP API of docs/api.md.
+
+mod api;
+mod bench;
+mod charts;
+mod dag_view;
+mod dry_run;
+mod editor;
+mod edits;
+mod run;
+mod runs;
+mod state;
+mod wire;
+
+use dag_view::DagView;
+use dry_run::DryRunView;
+use editor::{datalists, step_fields, Editor, Problems};
+use runs::RunsView;
+use spool_core::edit::Edit;
+use state::{Action, State, Tab};
+use yew::prelude::*;
+
+/// Children that come and go, as one node. Yew matches unkeyed siblings from the end, and a
+/// `{ for ... }` block is spliced into its parent's children, so a block whose length changes
+/// would shift every sibling before it onto a different node: inputs would be re-created (and
+/// lose focus) and components their state. As one node, a block changes only itself.
+pub fn each(items: impl IntoIterator<Item = Html>) -> Html {
+    items.into_iter().collect()
+}
+
+/// Opens a pipeline: fetches everything `spool-core` needs to check and simulate it here.
+fn open(dispatch: UseReducerDispatcher<State>, file: String) {
+    if let Some(w) = web_sys::window() {
+        let _ = w
+            .location()
+            .set_hash(&format!("file={}", js_sys::encode_uri_component(&file)));
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        match api::bundle(&file).await {
+            Ok(bundle) => dispatch.dispatch(Action::Opened(bundle)),
+            Err(e) => dispatch.dispatch(Action::Notice(e)),
+        }
+    });
+}
+
+/// The file named in the address (`#file=...`), so a reload reopens it.
+fn file_in_address() -> Option<String> {
+    let hash = web_sys::window()?.location().hash().ok()?;
+    let encoded = hash.strip_prefix("#file=")?;
+    js_sys::decode_uri_component(encoded).ok().map(String::from)
+}
+
+/// Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y; Cmd on a Mac) undo and redo edits, except in a text field,
+/// where they belong to the field.
+fn undo_keys(dispatch: UseReducerDispatcher<State>) -> impl FnOnce() {
+    use wasm_bindgen::JsCast;
+    let listener =
+        wasm_bindgen::closure::Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
+            let in_field = e
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                });
+            if in_field || !(e.ctrl_key() || e.meta_key()) {
+                return;
+            }
+            let action = match (e.key().to_lowercase().as_str(), e.shift_key()) {
+                ("z", false) => Action::Undo,
+                ("z", true) | ("y", _) => Action::Redo,
+                _ => return,
+            };
+            e.prevent_default();
+            dispatch.dispatch(action);
+        });
+    let window = web_sys::window();
+    if let Some(w) = &window {
+        let _ = w.add_event_listener_with_callback("keydown", listener.as_ref().unchecked_ref());
+    }
+    move || {
+        if let Some(w) = &window {
+            let _ =
+                w.remove_event_listener_with_callback("keydown", listener.as_ref().unchecked_ref());
+        }
+    }
+}
+
+#[function_component(App)]
+fn app() -> Html {
+    let app = use_reducer(State::default);
+    {
+        let dispatch = app.dispatcher();
+        use_effect_with((), move |_| undo_keys(dispatch));
+    }
+    {
+        let dispatch = app.dispatcher();
+        use_effect_with((), move |_| {
+            if bench::wanted() {
+                let first_render = bench::now();
+                // Let the first frame paint before the measurements block the page.
+                gloo_timers::callback::Timeout::new(100, move || bench::run(first_render)).forget();
+            }
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::pipelines().await {
+                    Ok(list) => {
+                        let first = file_in_address()
+                            .filter(|f| list.iter().any(|p| p.file == *f))
+                            .or_else(|| list.first().map(|p| p.file.clone()));
+                        dispatch.dispatch(Action::Listed(list));
+                        if let Some(file) = first {
+                            open(dispatch, file);
+                        }
+                    }
+                    Err(e) => dispatch.dispatch(Action::Notice(e)),
+                }
+            });
+        });
+    }
+    let tab_button = |tab: Tab, label: &'static str, id: &'static str| {
+        let dispatch = app.dispatcher();
+        let onclick = Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Show(tab)));
+        html! { <button {id} class={classes!("tab", (app.tab == tab).then_some("active"))} {onclick}>{ label }</button> }
+    };
+    let body = match app.tab {
+        Tab::Pipeline => html! { <Editor app={app.clone()} /> },
+        Tab::Graph => html! { <GraphTab app={app.clone()} /> },
+        Tab::DryRun => html! { <DryRunView app={app.clone()} /> },
+        Tab::Runs => html! { <RunsView app={app.clone()} /> },
+        Tab::Source => html! { <SourceTab app={app.clone()} /> },
+    };
+    let notice = app.notice.as_ref().map(|n| {
+        let dispatch = app.dispatcher();
+        let onclick = Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::DismissNotice));
+        html! { <div class="notice" id="notice">{ n }<button class="x" {onclick}>{ "×" }</button></div> }
+    });
+    html! {
+        <>
+            <header>
+                <h1>{ "Spool" }</h1>
+                <PipelinePicker app={app.clone()} />
+                <DocButtons app={app.clone()} />
+            </header>
+            { crate::each(notice) }
+            <nav>
+                { tab_button(Tab::Pipeline, "Pipeline", "tab-pipeline") }
+                { tab_button(Tab::Graph, "Graph", "tab-graph") }
+                { tab_button(Tab::DryRun, "Dry run", "tab-dry-run") }
+                { tab_button(Tab::Runs, "Runs", "tab-runs") }
+                { tab_button(Tab::Source, "Source", "tab-source") }
+            </nav>
+            <main>{ body }</main>
+        </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct AppProps {
+    app: UseReducerHandle<State>,
+}
+
+#[function_component(PipelinePicker)]
+fn pipeline_picker(props: &AppProps) -> Html {
+    let app = &props.app;
+    let current = app.doc.as_ref().map(|d| d.root.clone());
+    let onchange = {
+        let (dispatch, unsaved) = (app.dispatcher(), app.unsaved());
+        Callback::from(move |e: Event| {
+            let select = e.target_unchecked_into::<web_sys::HtmlSelectElement>();
+            let leave = !unsaved
+                || web_sys::window()
+                    .and_then(|w| w.confirm_with_message("Discard the unsaved changes?").ok())
+                    .unwrap_or(false);
+            if leave {
+                open(dispatch.clone(), select.value());
+            }
+        })
+    };
+    html! {
+        <select id="pipeline-select" {onchange}>
+            { for app.pipelines.iter().map(|p| {
+                let label = format!("{} ({} notebooks{})", p.file, p.notebooks,
+                    if p.errors > 0 { format!(", {} errors", p.errors) } else { String::new() });
+                html! { <option value={p.file.clone()} selected={current.as_deref() == Some(p.file.as_str())}>{ label }</option> }
+            }) }
+        </select>
+    }
+}
+
+#[function_component(DocButtons)]
+fn doc_buttons(props: &AppProps) -> Html {
+    let app = &props.app;
+    let Some(doc) = &app.doc else {
+        return html! {};
+    };
+    let act = |action: Action| {
+        let dispatch = app.dispatcher();
+        Callback::from(move |_: MouseEvent| dispatch.dispatch(action.clone()))
+    };
+    let on_save = {
+        let (dispatch, file, text) = (app.dispatcher(), doc.root.clone(), doc.text.clone());
+        Callback::from(move |_: MouseEvent| {
+            let (dispatch, file, text) = (dispatch.clone(), file.clone(), text.clone());
+            dispatch.dispatch(Action::SaveStarted);
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::save(&file, &text).await {
+                    Ok(()) => dispatch.dispatch(Action::Saved(text)),
+                    Err(e) => dispatch.dispatch(Action::Notice(format!("not saved: {e}"))),
+                }
+            });
+        })
+    };
+    let status = if app.saving {
+        "saving…"
+    } else if app.unsaved() {
+        "unsaved changes"
+    } else {
+        "saved"
+    };
+    let errors = doc.checked.has_errors();
+    html! {
+        <div class="doc-buttons">
+            <button id="undo" disabled={doc.undo.is_empty()} onclick={act(Action::Undo)} title="undo">{ "↶ Undo" }</button>
+            <button id="redo" disabled={doc.redo.is_empty()} onclick={act(Action::Redo)} title="redo">{ "↷ Redo" }</button>
+            <button id="save-button" class="primary" disabled={!app.unsaved() || app.saving || errors}
+                title={if errors { "fix the errors first" } else { "write the file on the server" }} onclick={on_save}>{ "Save" }</button>
+            <span id="save-status" class={classes!("save-status", app.unsaved().then_some("unsaved"))}>{ status }</span>
+        </div>
+    }
+}
+
+#[function_component(GraphTab)]
+fn graph_tab(props: &AppProps) -> Html {
+    let app = &props.app;
+    let Some(shown) = &app.shown else {
+        return html! { <div><Problems app={app.clone()} /><p class="empty">{ "No graph: the pipeline has errors." }</p></div> };
+    };
+    let Some(drawing) = &shown.drawing else {
+        return html! { <p class="empty">{ format!("{} notebooks are too many to draw (the limit is {}); use the table.", shown.plan.tasks.len(), state::MAX_DRAWN_NODES) }</p> };
+    };
+    let on_select = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
+    };
+    let on_connect = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |(from, to): (String, String)| {
+            if from.contains('/') || to.contains('/') {
+                dispatch.dispatch(Action::Notice(format!(
+                    "`{from}` → `{to}`: notebooks of a sub-pipeline are edited in their own file"
+                )));
+            } else {
+                dispatch.dispatch(Action::Edit(vec![Edit::AddDependency {
+                    to,
+                    from,
+                    on: "succeeded".into(),
+                }]));
+            }
+        })
+    };
+    let panel = app.selected.as_ref().map(|id| {
+        let doc = app.doc.as_ref();
+        let found = doc.and_then(|d| d.checked.file.as_ref().map(|f| (d, f))).and_then(|(d, f)| {
+            f.steps.iter().find(|s| s.id == *id).map(|s| (d, f, s))
+        });
+        match found {
+            Some((doc, file, step)) => html! {
+                <aside class="node-panel" data-id={id.clone()}>
+                    { datalists(doc, file) }
+                    <h3>{ id }</h3>
+                    { crate::each(step_fields(app, doc, file, step).into_iter().map(|(label, w)| html! {
+                        <label class="setting"><span>{ label }</span>{ w }</label>
+                    })) }
+                </aside>
+            },
+            None => html! {
+                <aside class="node-panel" data-id={id.clone()}>
+                    <h3>{ id }</h3>
+                    <p>{ "This notebook belongs to a sub-pipeline; edit it in that pipeline's file." }</p>
+                </aside>
+            },
+        }
+    });
+    html! {
+        <div class="graph-tab">
+            if !shown.current {
+                <p class="stale">{ "The pipeline has errors: showing the last version without errors." }</p>
+            }
+            <div class="graph-columns">
+                <DagView drawing={drawing.clone()} plan={shown.plan.clone()} selected={app.selected.clone()}
+                    {on_select} on_connect={Some(on_connect)} />
+                { crate::each(panel) }
+            </div>
+        </div>
+    }
+}
+
+#[function_component(SourceTab)]
+fn source_tab(props: &AppProps) -> Html {
+    let app = &props.app;
+    let Some(doc) = &app.doc else {
+        return html! {};
+    };
+    let onchange = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |e: Event| {
+            let v = e
+                .target_unchecked_into::<web_sys::HtmlTextAreaElement>()
+                .value();
+            dispatch.dispatch(Action::SetText(v));
+        })
+    };
+    html! {
+        <div class="source">
+            <Problems app={app.clone()} />
+            <p class="hint">{ format!("{} — the file as it will be saved; changes apply when the text area loses focus.", doc.root) }</p>
+            <textarea id="source-text" spellcheck="false" value={doc.text.to_string()} {onchange}></textarea>
+        </div>
+    }
+}
+
+fn main() {
+    yew::Renderer::<App>::new().render();
+}

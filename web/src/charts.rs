@@ -1,0 +1,539 @@
+//! Charts: the Gantt chart (a canvas, so 10k bars stay cheap), the utilisation step chart and
+//! the pool-size sweep (SVG). The arithmetic is in plain functions, tested natively.
+
+use crate::run::NodeState;
+use spool_core::sim::{BusyPoint, SweepPoint};
+use std::collections::HashMap;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use yew::prelude::*;
+
+/// Up to this many notebooks the Gantt chart has one labelled row per notebook; above, bars are
+/// packed into lanes (one lane per notebook running at once).
+pub const MAX_NAMED_ROWS: usize = 300;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub task: String,
+    pub start: f64,
+    pub end: f64,
+    pub state: NodeState,
+}
+
+/// What the Gantt chart draws; times in seconds from the trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GanttChart {
+    pub bars: Vec<Bar>,
+    pub labels: Vec<String>,
+    /// Row of each bar.
+    pub row_of: Vec<usize>,
+    /// One labelled row per notebook (else anonymous lanes).
+    pub named: bool,
+    /// The shared pool's start-up, shaded at the left.
+    pub startup: f64,
+    pub end: f64,
+}
+
+impl GanttChart {
+    /// One row per notebook in order of first start when there are few, else lanes: each bar
+    /// goes to the lowest lane free at its start, so bars in a lane never overlap.
+    pub fn new(bars: Vec<Bar>, startup: f64, end: f64) -> Self {
+        let mut first_start: Vec<(f64, &str)> = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for b in &bars {
+            match seen.get(b.task.as_str()) {
+                Some(&i) => first_start[i].0 = first_start[i].0.min(b.start),
+                None => {
+                    seen.insert(&b.task, first_start.len());
+                    first_start.push((b.start, &b.task));
+                }
+            }
+        }
+        let named = first_start.len() <= MAX_NAMED_ROWS;
+        let (labels, row_of) = if named {
+            first_start.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let row: HashMap<&str, usize> = first_start
+                .iter()
+                .enumerate()
+                .map(|(i, (_, t))| (*t, i))
+                .collect();
+            let row_of = bars.iter().map(|b| row[b.task.as_str()]).collect();
+            let labels = first_start.iter().map(|(_, t)| t.to_string()).collect();
+            (labels, row_of)
+        } else {
+            let mut order: Vec<usize> = (0..bars.len()).collect();
+            order.sort_by(|&a, &b| bars[a].start.total_cmp(&bars[b].start));
+            let mut lane_free_at: Vec<f64> = Vec::new();
+            let mut row_of = vec![0; bars.len()];
+            for i in order {
+                let lane = match lane_free_at.iter().position(|&t| t <= bars[i].start) {
+                    Some(l) => l,
+                    None => {
+                        lane_free_at.push(f64::NEG_INFINITY);
+                        lane_free_at.len() - 1
+                    }
+                };
+                lane_free_at[lane] = bars[i].end;
+                row_of[i] = lane;
+            }
+            let labels = (1..=lane_free_at.len())
+                .map(|l| format!("lane {l}"))
+                .collect();
+            (labels, row_of)
+        };
+        GanttChart {
+            bars,
+            labels,
+            row_of,
+            named,
+            startup,
+            end,
+        }
+    }
+
+    /// Room for the row labels at the left (lanes are not labelled one by one).
+    fn label_width(&self) -> f64 {
+        if self.named {
+            170.0
+        } else {
+            50.0
+        }
+    }
+
+    fn row_height(&self) -> f64 {
+        if self.named {
+            16.0
+        } else {
+            (480.0 / self.labels.len().max(1) as f64).clamp(3.0, 16.0)
+        }
+    }
+}
+
+pub fn state_colour(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Pending => "#c9ced6",
+        NodeState::Running => "#2f7de1",
+        NodeState::Retrying => "#e8a317",
+        NodeState::Succeeded => "#2e9d62",
+        NodeState::Failed => "#d64545",
+        NodeState::TimedOut => "#b0642a",
+        NodeState::Cancelled => "#7a7f87",
+        NodeState::Skipped => "#e1e4e8",
+    }
+}
+
+/// Seconds as the charts and figures show them.
+pub fn duration(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "–".into();
+    }
+    let s = secs.round() as i64;
+    if secs < 10.0 {
+        format!("{secs:.1} s")
+    } else if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// A "nice" step for `count` ticks over `span` (1, 2 or 5 times a power of ten).
+pub fn tick_step(span: f64, count: f64) -> f64 {
+    if span <= 0.0 || !span.is_finite() {
+        return 1.0;
+    }
+    let raw = span / count.max(1.0);
+    let pow = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * pow)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * pow)
+}
+
+/// A step for about `count` time ticks over `span` seconds that reads well on a clock.
+pub fn time_step(span: f64, count: f64) -> f64 {
+    const STEPS: [f64; 16] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        21600.0, 43200.0,
+    ];
+    let raw = span / count.max(1.0);
+    STEPS
+        .into_iter()
+        .find(|s| *s >= raw)
+        .unwrap_or_else(|| tick_step(span, count))
+        .min(if raw < 1.0 {
+            tick_step(span, count)
+        } else {
+            f64::INFINITY
+        })
+}
+
+const AXIS_HEIGHT: f64 = 20.0;
+
+#[derive(Properties, PartialEq)]
+pub struct GanttProps {
+    pub chart: Rc<GanttChart>,
+}
+
+/// The Gantt chart, drawn on a canvas; hovering a bar names it below the chart.
+#[function_component(Gantt)]
+pub fn gantt(props: &GanttProps) -> Html {
+    let canvas = use_node_ref();
+    let hover = use_state(|| None::<String>);
+    {
+        let canvas = canvas.clone();
+        use_effect_with(props.chart.clone(), move |chart| {
+            if let Some(el) = canvas.cast::<web_sys::HtmlCanvasElement>() {
+                draw_gantt(&el, chart);
+            }
+        });
+    }
+    let onmousemove = {
+        let chart = props.chart.clone();
+        let hover = hover.clone();
+        Callback::from(move |e: MouseEvent| {
+            let Some(el) = e.target_dyn_into::<web_sys::Element>() else {
+                return;
+            };
+            let rect = el.get_bounding_client_rect();
+            let (x, y) = (
+                f64::from(e.client_x()) - rect.left(),
+                f64::from(e.client_y()) - rect.top(),
+            );
+            let plot = (rect.width() - chart.label_width()).max(1.0);
+            let t = (x - chart.label_width()) / plot * chart.end.max(1e-9);
+            let row = ((y - AXIS_HEIGHT) / chart.row_height()).floor();
+            let found = (row >= 0.0)
+                .then(|| {
+                    chart.bars.iter().zip(&chart.row_of).find(|(b, &r)| {
+                        r as f64 == row
+                            && b.start <= t
+                            && t <= b.end.max(b.start + chart.end / plot)
+                    })
+                })
+                .flatten();
+            hover.set(found.map(|(b, _)| {
+                format!(
+                    "{}: {} from {} to {} ({})",
+                    b.task,
+                    b.state.name(),
+                    duration(b.start),
+                    duration(b.end),
+                    duration(b.end - b.start)
+                )
+            }));
+        })
+    };
+    let height = AXIS_HEIGHT + props.chart.row_height() * props.chart.labels.len() as f64 + 4.0;
+    html! {
+        <div class="gantt">
+            <canvas ref={canvas} style={format!("height:{height}px")} {onmousemove}></canvas>
+            <div class="gantt-hover">{ (*hover).clone().unwrap_or_else(|| "\u{a0}".into()) }</div>
+        </div>
+    }
+}
+
+fn draw_gantt(el: &web_sys::HtmlCanvasElement, chart: &GanttChart) {
+    let Some(ctx) = el
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
+    let (w, h) = (f64::from(el.client_width()), f64::from(el.client_height()));
+    el.set_width((w * ratio) as u32);
+    el.set_height((h * ratio) as u32);
+    let _ = ctx.scale(ratio, ratio);
+    ctx.clear_rect(0.0, 0.0, w, h);
+    let left = chart.label_width();
+    let plot = (w - left).max(1.0);
+    let end = chart.end.max(1e-9);
+    let x = |t: f64| left + t / end * plot;
+    let rh = chart.row_height();
+
+    ctx.set_fill_style_str("#eef1f5");
+    ctx.fill_rect(
+        x(0.0),
+        AXIS_HEIGHT,
+        x(chart.startup) - x(0.0),
+        h - AXIS_HEIGHT,
+    );
+    ctx.set_font("11px sans-serif");
+    ctx.set_fill_style_str("#57606a");
+    let step = time_step(end, 8.0);
+    let mut t = 0.0;
+    while t <= end + 1e-9 {
+        let _ = ctx.fill_text(&duration(t), x(t) + 2.0, 13.0);
+        ctx.fill_rect(x(t), AXIS_HEIGHT - 4.0, 1.0, h);
+        t += step;
+    }
+    if !chart.named {
+        let _ = ctx.fill_text(
+            &format!("{} lanes", chart.labels.len()),
+            4.0,
+            AXIS_HEIGHT + 12.0,
+        );
+    } else if rh >= 12.0 {
+        for (i, label) in chart.labels.iter().enumerate() {
+            let text: String = label.chars().take(26).collect();
+            let _ = ctx.fill_text(&text, 4.0, AXIS_HEIGHT + rh * (i as f64 + 0.75));
+        }
+    }
+    for (b, &row) in chart.bars.iter().zip(&chart.row_of) {
+        ctx.set_fill_style_str(state_colour(b.state));
+        let width = (x(b.end) - x(b.start)).max(1.0);
+        ctx.fill_rect(
+            x(b.start),
+            AXIS_HEIGHT + rh * row as f64 + 1.0,
+            width,
+            (rh - 2.0).max(1.0),
+        );
+    }
+}
+
+/// The busy-slots step line as an SVG path over a `width` × `height` box, with at most two
+/// points per horizontal pixel (the highest value in each pixel column is kept, so short peaks
+/// stay visible).
+pub fn busy_path(series: &[BusyPoint], end: f64, max: f64, width: f64, height: f64) -> String {
+    let end = end.max(1e-9);
+    let max = max.max(1.0);
+    let x = |t: f64| (t / end * width).clamp(0.0, width);
+    let y = |v: f64| height - v / max * height;
+    let columns = width.max(1.0) as usize;
+    let mut peak: Vec<Option<f64>> = vec![None; columns + 1];
+    let mut level = 0.0;
+    let mut out = format!("M0,{:.1}", y(0.0));
+    let mut last_col = 0;
+    for (i, p) in series.iter().enumerate() {
+        let until = series.get(i + 1).map_or(end, |n| n.at_secs);
+        let (c0, c1) = (x(p.at_secs) as usize, x(until) as usize);
+        let v = p.busy_slots as f64;
+        for slot in peak.iter_mut().take(c1.min(columns) + 1).skip(c0) {
+            *slot = Some(slot.map_or(v, |m: f64| m.max(v)));
+        }
+        last_col = last_col.max(c1.min(columns));
+    }
+    for (c, v) in peak.iter().enumerate().take(last_col + 1) {
+        let v = v.unwrap_or(0.0);
+        if v != level || c == last_col {
+            out.push_str(&format!("H{c}V{:.1}", y(v)));
+            level = v;
+        }
+    }
+    out.push_str(&format!("H{width:.0}"));
+    out
+}
+
+#[derive(Properties, PartialEq)]
+pub struct BusyProps {
+    pub series: Rc<Vec<BusyPoint>>,
+    pub capacity: u32,
+    pub end: f64,
+}
+
+/// Busy slots over time against the capacity.
+#[function_component(BusyChart)]
+pub fn busy_chart(props: &BusyProps) -> Html {
+    let (w, h) = (900.0, 140.0);
+    let cap = f64::from(props.capacity);
+    let top = props
+        .series
+        .iter()
+        .map(|p| p.busy_slots as f64)
+        .fold(cap, f64::max);
+    let path = busy_path(&props.series, props.end, top, w, h);
+    let cap_y = h - cap / top.max(1.0) * h;
+    html! {
+        <svg class="busy-chart" viewBox={format!("-40 -10 {} {}", w + 50.0, h + 30.0)}>
+            <path class="busy" d={format!("{path}V{h}H0Z")} />
+            <line class="capacity" x1="0" x2={w.to_string()} y1={cap_y.to_string()} y2={cap_y.to_string()} />
+            <text x="-4" y={(cap_y + 4.0).to_string()} text-anchor="end">{ props.capacity }</text>
+            <text x="-4" y={(h + 4.0).to_string()} text-anchor="end">{ "0" }</text>
+            <text x={w.to_string()} y={(h + 16.0).to_string()} text-anchor="end">{ duration(props.end) }</text>
+            <text x="0" y={(h + 16.0).to_string()}>{ "busy slots" }</text>
+        </svg>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct SweepProps {
+    pub points: Rc<Vec<SweepPoint>>,
+    pub cheapest: Option<u32>,
+    pub deadline_secs: Option<f64>,
+    pub current: u32,
+}
+
+/// Makespan and cost by number of executors; the deadline and the cheapest pool meeting it.
+#[function_component(SweepChart)]
+pub fn sweep_chart(props: &SweepProps) -> Html {
+    let (w, h) = (900.0, 200.0);
+    let pts = &props.points;
+    let Some(last) = pts.last() else {
+        return html! {};
+    };
+    let n = f64::from(last.executors.max(2) - 1);
+    // Both axes span their values' range (a pool's start-up would otherwise flatten the
+    // makespan line), and are labelled at both ends.
+    let range = |vals: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        (lo - pad, hi + pad)
+    };
+    let (min_t, max_t) = range(
+        &mut pts
+            .iter()
+            .map(|p| p.makespan_secs)
+            .chain(props.deadline_secs),
+    );
+    let (min_c, max_c) = range(&mut pts.iter().map(|p| p.cost));
+    let x = |e: u32| f64::from(e.saturating_sub(1)) / n * w;
+    let yt = |t: f64| h - (t - min_t) / (max_t - min_t) * h;
+    let yc = |c: f64| h - (c - min_c) / (max_c - min_c) * h;
+    let line = |f: &dyn Fn(&SweepPoint) -> f64| {
+        pts.iter()
+            .map(|p| format!("{:.1},{:.1}", x(p.executors), f(p)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let makespan = line(&|p| yt(p.makespan_secs));
+    let cost = line(&|p| yc(p.cost));
+    let deadline = props.deadline_secs.map(|d| {
+        let y = yt(d);
+        html! {
+            <>
+                <line class="deadline" x1="0" x2={w.to_string()} y1={y.to_string()} y2={y.to_string()} />
+                <text class="deadline-label" x={w.to_string()} y={(y - 4.0).to_string()} text-anchor="end">{ format!("deadline {}", duration(d)) }</text>
+            </>
+        }
+    });
+    let cheapest = props
+        .cheapest
+        .and_then(|e| pts.iter().find(|p| p.executors == e))
+        .map(|p| {
+            let (cx, cy) = (x(p.executors), yt(p.makespan_secs));
+            // The label goes below the point near the top, and to its left near the right end.
+            let ty = if cy < 30.0 { cy + 20.0 } else { cy - 10.0 };
+            let (tx, anchor) = if cx > w * 0.6 { (cx - 10.0, "end") } else { (cx + 10.0, "start") };
+            html! {
+                <g id="cheapest" data-executors={p.executors.to_string()}>
+                    <circle cx={cx.to_string()} cy={cy.to_string()} r="6" />
+                    <text x={tx.to_string()} y={ty.to_string()} text-anchor={anchor}>
+                        { format!("cheapest: {} executors, {}, cost {:.2}", p.executors, duration(p.makespan_secs), p.cost) }
+                    </text>
+                </g>
+            }
+        });
+    let cur_x = x(props.current);
+    let ticks = tick_step(n, 10.0).max(1.0) as u32;
+    html! {
+        <svg class="sweep-chart" viewBox={format!("-50 -14 {} {}", w + 110.0, h + 44.0)}>
+            <line class="current" x1={cur_x.to_string()} x2={cur_x.to_string()} y1="0" y2={h.to_string()} />
+            <polyline class="makespan" points={makespan} />
+            <polyline class="cost" points={cost} />
+            { crate::each(deadline) }
+            { crate::each(cheapest) }
+            { crate::each((1..=last.executors).filter(|e| (e - 1) % ticks == 0).map(|e| html! {
+                <text x={x(e).to_string()} y={(h + 16.0).to_string()} text-anchor="middle">{ e }</text>
+            })) }
+            <text x="-6" y="4" text-anchor="end" class="makespan-label">{ duration(max_t) }</text>
+            <text x="-6" y={(h + 4.0).to_string()} text-anchor="end" class="makespan-label">{ duration(min_t) }</text>
+            <text x={(w + 6.0).to_string()} y="4" class="cost-label">{ format!("{max_c:.2}") }</text>
+            <text x={(w + 6.0).to_string()} y={(h + 4.0).to_string()} class="cost-label">{ format!("{min_c:.2}") }</text>
+            <text x={(w / 2.0).to_string()} y={(h + 30.0).to_string()} text-anchor="middle">{ "executors — makespan (blue), cost (orange)" }</text>
+        </svg>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(task: &str, start: f64, end: f64) -> Bar {
+        Bar {
+            task: task.into(),
+            start,
+            end,
+            state: NodeState::Succeeded,
+        }
+    }
+
+    #[test]
+    fn few_notebooks_get_a_row_each_in_order_of_start() {
+        let c = GanttChart::new(
+            vec![bar("b", 5.0, 9.0), bar("a", 0.0, 4.0), bar("b", 10.0, 12.0)],
+            0.0,
+            12.0,
+        );
+        assert_eq!(c.labels, vec!["a", "b"]);
+        assert_eq!(c.row_of, vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn many_notebooks_are_packed_into_lanes_that_never_overlap() {
+        let bars: Vec<Bar> = (0..1000)
+            .map(|i| {
+                let start = (i % 97) as f64 * 3.0;
+                bar(&format!("nb{i}"), start, start + 1.0 + (i % 7) as f64)
+            })
+            .collect();
+        let c = GanttChart::new(bars, 0.0, 400.0);
+        assert!(!c.named && c.labels.len() < 1000 && c.labels[0] == "lane 1");
+        for (i, a) in c.bars.iter().enumerate() {
+            for (j, b) in c.bars.iter().enumerate().skip(i + 1) {
+                if c.row_of[i] == c.row_of[j] {
+                    assert!(a.end <= b.start || b.end <= a.start, "{a:?} overlaps {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn busy_path_steps_up_and_down_and_keeps_short_peaks() {
+        let series = [
+            BusyPoint {
+                at_secs: 0.0,
+                busy_slots: 0,
+            },
+            BusyPoint {
+                at_secs: 10.0,
+                busy_slots: 4,
+            },
+            BusyPoint {
+                at_secs: 50.0,
+                busy_slots: 2,
+            },
+            BusyPoint {
+                at_secs: 50.01,
+                busy_slots: 8,
+            },
+            BusyPoint {
+                at_secs: 50.02,
+                busy_slots: 0,
+            },
+        ];
+        let p = busy_path(&series, 100.0, 8.0, 100.0, 80.0);
+        assert_eq!(p, "M0,80.0H10V40.0H50V0.0H51V80.0H100V80.0H100");
+    }
+
+    #[test]
+    fn time_ticks_fall_on_clock_values() {
+        assert_eq!(time_step(212.0, 8.0), 30.0);
+        assert_eq!(time_step(3.0 * 3600.0, 8.0), 1800.0);
+        assert_eq!(time_step(0.5, 10.0), 0.05);
+    }
+
+    #[test]
+    fn ticks_are_round_numbers() {
+        assert_eq!(tick_step(100.0, 10.0), 10.0);
+        assert_eq!(tick_step(130.0, 8.0), 20.0);
+        assert_eq!(tick_step(0.9, 10.0), 0.1);
+    }
+}

@@ -1,0 +1,452 @@
+//! The pipeline's graph as SVG, drawn where `spool_core::layout` put everything: zoom with the
+//! wheel, pan by dragging the background, click a node to pick it, drag from one node to
+//! another to add a dependency.
+
+use crate::charts::duration;
+use crate::run::{group_state, NodeState, RunView};
+use spool_core::dag::{Plan, TaskKind};
+use spool_core::layout::{LayoutOptions, PlanDrawing, Point};
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use yew::prelude::*;
+
+/// Zoom limits; below the lower one labels are unreadable anyway.
+const MIN_ZOOM: f64 = 0.05;
+const MAX_ZOOM: f64 = 4.0;
+/// The first view never zooms out further than this: a large graph opens readable at its
+/// start and is panned, rather than opening as a grey smudge.
+const MIN_FIRST_ZOOM: f64 = 0.6;
+/// A press that moves less than this many pixels is a click.
+const CLICK_SLOP: f64 = 5.0;
+/// Labels longer than this are cut (the full id is in the tooltip).
+const LABEL_CHARS: usize = 24;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct View {
+    tx: f64,
+    ty: f64,
+    k: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Drag {
+    Pan {
+        from: (f64, f64),
+        start: View,
+    },
+    Connect {
+        from_id: String,
+        from: (f64, f64),
+        at: Point,
+        moved: bool,
+    },
+}
+
+#[derive(Properties, PartialEq)]
+pub struct DagProps {
+    pub drawing: Rc<PlanDrawing>,
+    pub plan: Rc<Plan>,
+    /// Colours nodes by their state in this run.
+    #[prop_or_default]
+    pub run: Option<Rc<RunView>>,
+    pub selected: Option<String>,
+    pub on_select: Callback<Option<String>>,
+    /// When given, dragging from node `from` to node `to` calls it with `(from, to)`.
+    #[prop_or_default]
+    pub on_connect: Option<Callback<(String, String)>>,
+}
+
+fn node_at(target: Option<web_sys::EventTarget>) -> Option<String> {
+    let el = target?.dyn_into::<web_sys::Element>().ok()?;
+    el.closest(".dag-node").ok()??.get_attribute("data-id")
+}
+
+fn fit(svg: &web_sys::Element, drawing: &PlanDrawing, min_zoom: f64) -> View {
+    let rect = svg.get_bounding_client_rect();
+    let margin = 20.0;
+    let (w, h) = (
+        drawing.layout.width.max(1.0),
+        drawing.layout.height.max(1.0),
+    );
+    let k = ((rect.width() - 2.0 * margin) / w)
+        .min((rect.height() - 2.0 * margin) / h)
+        .clamp(min_zoom, 1.0);
+    let ty = if h * k < rect.height() {
+        (rect.height() - h * k) / 2.0
+    } else {
+        margin
+    };
+    View { tx: margin, ty, k }
+}
+
+#[function_component(DagView)]
+pub fn dag_view(props: &DagProps) -> Html {
+    let svg = use_node_ref();
+    let view = use_state(|| View {
+        tx: 20.0,
+        ty: 20.0,
+        k: 1.0,
+    });
+    let drag = use_state(|| None::<Drag>);
+    {
+        // Fit when a different pipeline (or a different size of graph) comes in.
+        let (svg, view, drawing) = (svg.clone(), view.clone(), props.drawing.clone());
+        let key = (
+            drawing.nodes.len(),
+            drawing.layout.layers.iter().max().copied(),
+        );
+        use_effect_with(key, move |_| {
+            if let Some(el) = svg.cast::<web_sys::Element>() {
+                view.set(fit(&el, &drawing, MIN_FIRST_ZOOM));
+            }
+        });
+    }
+    let client_to_world = {
+        let svg = svg.clone();
+        let view = *view;
+        move |x: i32, y: i32| -> ((f64, f64), Point) {
+            let (left, top) = svg.cast::<web_sys::Element>().map_or((0.0, 0.0), |el| {
+                let r = el.get_bounding_client_rect();
+                (r.left(), r.top())
+            });
+            let (sx, sy) = (f64::from(x) - left, f64::from(y) - top);
+            (
+                (sx, sy),
+                Point {
+                    x: (sx - view.tx) / view.k,
+                    y: (sy - view.ty) / view.k,
+                },
+            )
+        }
+    };
+    let onmousedown = {
+        let (drag, view, c2w) = (drag.clone(), *view, client_to_world.clone());
+        Callback::from(move |e: MouseEvent| {
+            if e.button() != 0 {
+                return;
+            }
+            e.prevent_default();
+            let (screen, world) = c2w(e.client_x(), e.client_y());
+            drag.set(Some(match node_at(e.target()) {
+                Some(id) => Drag::Connect {
+                    from_id: id,
+                    from: screen,
+                    at: world,
+                    moved: false,
+                },
+                None => Drag::Pan {
+                    from: screen,
+                    start: view,
+                },
+            }));
+        })
+    };
+    let onmousemove = {
+        let (drag, view, c2w) = (drag.clone(), view.clone(), client_to_world.clone());
+        Callback::from(move |e: MouseEvent| {
+            let Some(d) = (*drag).clone() else { return };
+            let (screen, world) = c2w(e.client_x(), e.client_y());
+            match d {
+                Drag::Pan { from, start } => view.set(View {
+                    tx: start.tx + screen.0 - from.0,
+                    ty: start.ty + screen.1 - from.1,
+                    k: start.k,
+                }),
+                Drag::Connect {
+                    from_id,
+                    from,
+                    moved,
+                    ..
+                } => drag.set(Some(Drag::Connect {
+                    from_id,
+                    from,
+                    at: world,
+                    moved: moved || (screen.0 - from.0).hypot(screen.1 - from.1) > CLICK_SLOP,
+                })),
+            }
+        })
+    };
+    let onmouseup = {
+        let (drag, on_select, on_connect) = (
+            drag.clone(),
+            props.on_select.clone(),
+            props.on_connect.clone(),
+        );
+        let selected = props.selected.clone();
+        Callback::from(move |e: MouseEvent| {
+            let Some(d) = (*drag).clone() else { return };
+            drag.set(None);
+            match d {
+                Drag::Connect {
+                    from_id,
+                    moved: false,
+                    ..
+                } => {
+                    let again = selected.as_deref() == Some(from_id.as_str());
+                    on_select.emit((!again).then_some(from_id));
+                }
+                Drag::Connect { from_id, .. } => {
+                    if let (Some(to), Some(connect)) = (node_at(e.target()), &on_connect) {
+                        if to != from_id {
+                            connect.emit((from_id, to));
+                        }
+                    }
+                }
+                Drag::Pan { .. } => {}
+            }
+        })
+    };
+    let onmouseleave = {
+        let drag = drag.clone();
+        Callback::from(move |_: MouseEvent| drag.set(None))
+    };
+    let onwheel = {
+        let (view, c2w) = (view.clone(), client_to_world.clone());
+        Callback::from(move |e: WheelEvent| {
+            e.prevent_default();
+            let (screen, _) = c2w(e.client_x(), e.client_y());
+            zoom_at(&view, screen, (-e.delta_y() * 0.0015).exp());
+        })
+    };
+    let zoom_button = |factor: f64| {
+        let (view, svg) = (view.clone(), svg.clone());
+        Callback::from(move |_: MouseEvent| {
+            let centre = svg.cast::<web_sys::Element>().map_or((0.0, 0.0), |el| {
+                let r = el.get_bounding_client_rect();
+                (r.width() / 2.0, r.height() / 2.0)
+            });
+            zoom_at(&view, centre, factor);
+        })
+    };
+    let on_fit = {
+        let (view, svg, drawing) = (view.clone(), svg.clone(), props.drawing.clone());
+        Callback::from(move |_: MouseEvent| {
+            if let Some(el) = svg.cast::<web_sys::Element>() {
+                view.set(fit(&el, &drawing, MIN_ZOOM));
+            }
+        })
+    };
+    let pending = match &*drag {
+        Some(Drag::Connect {
+            from_id,
+            at,
+            moved: true,
+            ..
+        }) if props.on_connect.is_some() => props.drawing.index_of(from_id).map(|i| {
+            let o = LayoutOptions::default();
+            let p = props.drawing.layout.nodes[i];
+            html! {
+                <line class="pending-edge" x1={(p.x + o.node_width).to_string()}
+                    y1={(p.y + o.node_height / 2.0).to_string()}
+                    x2={at.x.to_string()} y2={at.y.to_string()} />
+            }
+        }),
+        _ => None,
+    };
+    let class = classes!("dag", drag.is_some().then_some("dragging"));
+    html! {
+        <div class="dag-wrap">
+            <div class="dag-tools">
+                <button onclick={zoom_button(1.25)} title="zoom in">{ "+" }</button>
+                <button onclick={zoom_button(0.8)} title="zoom out">{ "−" }</button>
+                <button onclick={on_fit} title="show the whole graph">{ "fit" }</button>
+                <span class="legend">
+                    <span class="lg critical">{ "critical path" }</span>
+                    <span class="lg bridged">{ "bridged around inactive" }</span>
+                    if props.on_connect.is_some() {
+                        <span class="hint">{ "drag from one notebook to another to add a dependency" }</span>
+                    }
+                </span>
+            </div>
+            <svg ref={svg} {class} {onmousedown} {onmousemove} {onmouseup} {onmouseleave} {onwheel}>
+                <defs>
+                    <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto">
+                        <path d="M0,0L10,5L0,10z" class="arrow" />
+                    </marker>
+                    <marker id="arrow-critical" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto">
+                        <path d="M0,0L10,5L0,10z" class="arrow critical" />
+                    </marker>
+                </defs>
+                <g transform={format!("translate({:.1},{:.1}) scale({:.4})", view.tx, view.ty, view.k)}>
+                    <DagLayer drawing={props.drawing.clone()} plan={props.plan.clone()}
+                        run={props.run.clone()} selected={props.selected.clone()} />
+                    { crate::each(pending) }
+                </g>
+            </svg>
+        </div>
+    }
+}
+
+fn zoom_at(view: &UseStateHandle<View>, (sx, sy): (f64, f64), factor: f64) {
+    let v = **view;
+    let k = (v.k * factor).clamp(MIN_ZOOM, MAX_ZOOM);
+    let r = k / v.k;
+    view.set(View {
+        tx: sx - (sx - v.tx) * r,
+        ty: sy - (sy - v.ty) * r,
+        k,
+    });
+}
+
+/// An edge's polyline as a path: curves across the gaps between layers, straight runs through
+/// the layers a long edge passes.
+fn edge_path(points: &[Point]) -> String {
+    let mut d = String::new();
+    for (i, p) in points.iter().enumerate() {
+        if i == 0 {
+            d.push_str(&format!("M{:.1},{:.1}", p.x, p.y));
+            continue;
+        }
+        let a = points[i - 1];
+        if a.y == p.y {
+            d.push_str(&format!("L{:.1},{:.1}", p.x, p.y));
+        } else {
+            let mx = (a.x + p.x) / 2.0;
+            d.push_str(&format!(
+                "C{mx:.1},{:.1} {mx:.1},{:.1} {:.1},{:.1}",
+                a.y, p.y, p.x, p.y
+            ));
+        }
+    }
+    d
+}
+
+#[derive(Properties, PartialEq)]
+struct LayerProps {
+    drawing: Rc<PlanDrawing>,
+    plan: Rc<Plan>,
+    run: Option<Rc<RunView>>,
+    selected: Option<String>,
+}
+
+/// The nodes and edges; a component of its own so that panning and zooming (which only move
+/// the enclosing group) do not rebuild them.
+#[function_component(DagLayer)]
+fn dag_layer(props: &LayerProps) -> Html {
+    let d = &props.drawing;
+    let o = LayoutOptions::default();
+    let edges = d.edges.iter().zip(&d.layout.edges).map(|(e, pts)| {
+        let inactive = !d.nodes[e.from].active || !d.nodes[e.to].active;
+        let class = classes!(
+            "edge",
+            e.bridged.then_some("bridged"),
+            e.critical.then_some("critical"),
+            (inactive && !e.bridged).then_some("inactive"),
+        );
+        let marker = if e.critical {
+            "url(#arrow-critical)"
+        } else {
+            "url(#arrow)"
+        };
+        // Conditions the user wrote; a sub-pipeline's end waits for its notebooks with the
+        // internal condition `any`, which is left unlabelled.
+        let written = !matches!(e.on.name(), "succeeded" | "any");
+        let label = (written && pts.len() >= 2).then(|| {
+            let (a, b) = (pts[pts.len() - 2], pts[pts.len() - 1]);
+            html! {
+                <text class="edge-label" x={((a.x + b.x) / 2.0).to_string()}
+                    y={((a.y + b.y) / 2.0 - 4.0).to_string()} text-anchor="middle">{ e.on.name() }</text>
+            }
+        });
+        html! {
+            <g>
+                <path {class} d={edge_path(pts)} marker-end={marker}
+                    data-from={d.nodes[e.from].id.clone()} data-to={d.nodes[e.to].id.clone()} />
+                { crate::each(label) }
+            </g>
+        }
+    });
+    let nodes = d.nodes.iter().zip(&d.layout.nodes).enumerate().map(|(i, (n, p))| {
+        let state = match (&props.run, n.active) {
+            (_, false) => "inactive",
+            (Some(run), true) if n.kind == TaskKind::PipelineEnd && !run.tasks.contains_key(&n.id) => {
+                let prefix = format!("{}/", n.id);
+                let inner: Vec<NodeState> = d
+                    .nodes
+                    .iter()
+                    .filter(|m| m.active && m.kind == TaskKind::Notebook && m.id.starts_with(&prefix))
+                    .map(|m| run.state_of(&m.id))
+                    .collect();
+                group_state(&inner).name()
+            }
+            (Some(run), true) => run.state_of(&n.id).name(),
+            (None, true) => "idle",
+        };
+        // Active nodes come first in the drawing, in the plan's task order.
+        let task = props.plan.tasks.get(i).filter(|_| n.active);
+        let sub = match (n.kind, task) {
+            (TaskKind::PipelineEnd, _) => "end of sub-pipeline".to_string(),
+            (_, None) => "inactive".to_string(),
+            (_, Some(t)) => {
+                let slots = t.settings.slots;
+                format!(
+                    "{} · {} slot{}",
+                    duration(t.settings.estimate_secs),
+                    slots,
+                    if slots == 1 { "" } else { "s" }
+                )
+            }
+        };
+        let label: String = if n.id.chars().count() > LABEL_CHARS {
+            n.id.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
+        } else {
+            n.id.clone()
+        };
+        let class = classes!(
+            "dag-node",
+            format!("state-{state}"),
+            n.critical.then_some("critical"),
+            (n.kind == TaskKind::PipelineEnd).then_some("pipeline-end"),
+            (props.selected.as_deref() == Some(n.id.as_str())).then_some("selected"),
+        );
+        let kind = match n.kind {
+            TaskKind::Notebook => "notebook",
+            TaskKind::PipelineEnd => "pipeline",
+        };
+        html! {
+            <g {class} data-id={n.id.clone()} data-state={state} data-kind={kind}
+                transform={format!("translate({:.1},{:.1})", p.x, p.y)}>
+                <title>{ &n.id }</title>
+                <rect width={o.node_width.to_string()} height={o.node_height.to_string()} rx="6" />
+                <text class="label" x="8" y="15">{ label }</text>
+                <text class="sub" x="8" y="29">{ sub }</text>
+            </g>
+        }
+    });
+    html! {
+        <>
+            <g class="edges">{ for edges }</g>
+            <g class="nodes">{ for nodes }</g>
+        </>
+    }
+}
+
+/// States for a legend of run colours.
+pub const RUN_STATES: [NodeState; 8] = [
+    NodeState::Pending,
+    NodeState::Running,
+    NodeState::Retrying,
+    NodeState::Succeeded,
+    NodeState::Failed,
+    NodeState::TimedOut,
+    NodeState::Cancelled,
+    NodeState::Skipped,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_curve_across_gaps_and_run_straight_through_layers() {
+        let pts = [
+            Point { x: 0.0, y: 0.0 },
+            Point { x: 10.0, y: 20.0 },
+            Point { x: 30.0, y: 20.0 },
+        ];
+        assert_eq!(
+            edge_path(&pts),
+            "M0.0,0.0C5.0,0.0 5.0,20.0 10.0,20.0L30.0,20.0"
+        );
+    }
+}

@@ -1,0 +1,548 @@
+//! The pipeline editor: the file's own settings, its pool and defaults, and a table of its
+//! notebooks. Every change is a `spool_core::edit::Edit` on the text; every problem shown is a
+//! diagnostic of `spool-core`, placed beside the field it is about.
+
+use crate::edits::{field_value, remove_step, rename, set_condition, FieldKind};
+use crate::state::{Action, Doc, State};
+use spool_core::edit::Edit;
+use spool_core::model::{Condition, PipelineFile, Step, StepKind};
+use std::rc::Rc;
+use yew::prelude::*;
+
+/// Table rows per page: the table of a 10k-notebook pipeline stays quick.
+const PAGE: usize = 100;
+
+#[derive(Properties, PartialEq)]
+pub struct FieldProps {
+    pub value: AttrValue,
+    pub kind: FieldKind,
+    /// `data-field`: the metadata key.
+    pub field: AttrValue,
+    /// `data-id`: the step, when the field belongs to one.
+    #[prop_or_default]
+    pub id: Option<AttrValue>,
+    pub on_commit: Callback<serde_json::Value>,
+    /// Diagnostics of `spool-core` about this field.
+    #[prop_or_default]
+    pub diagnostics: Vec<String>,
+    #[prop_or_default]
+    pub placeholder: AttrValue,
+    #[prop_or_default]
+    pub list: Option<AttrValue>,
+}
+
+/// One input: committed on change (Enter or leaving the field), reverted with Escape. Input
+/// that does not read as its kind stays in the field with a message and is not written.
+#[function_component(Field)]
+pub fn field(props: &FieldProps) -> Html {
+    let draft = use_state(|| None::<String>);
+    let error = use_state(|| None::<String>);
+    let oninput = {
+        let draft = draft.clone();
+        Callback::from(move |e: InputEvent| {
+            draft.set(Some(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            ));
+        })
+    };
+    let onchange = {
+        let (draft, error, kind, commit) = (
+            draft.clone(),
+            error.clone(),
+            props.kind,
+            props.on_commit.clone(),
+        );
+        let old = props.value.clone();
+        Callback::from(move |e: Event| {
+            let text = e
+                .target_unchecked_into::<web_sys::HtmlInputElement>()
+                .value();
+            match field_value(kind, &text) {
+                Ok(v) => {
+                    draft.set(None);
+                    error.set(None);
+                    if field_value(kind, &old).ok().as_ref() != Some(&v) {
+                        commit.emit(v);
+                    }
+                }
+                Err(msg) => error.set(Some(msg)),
+            }
+        })
+    };
+    let onkeydown = {
+        let (draft, error) = (draft.clone(), error.clone());
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                draft.set(None);
+                error.set(None);
+            }
+        })
+    };
+    let value = (*draft).clone().unwrap_or_else(|| props.value.to_string());
+    let messages = error
+        .iter()
+        .cloned()
+        .chain(props.diagnostics.iter().cloned());
+    let invalid = error.is_some() || !props.diagnostics.is_empty();
+    html! {
+        <div class={classes!("field", invalid.then_some("invalid"))}>
+            <input type="text" {value} {oninput} {onchange} {onkeydown}
+                data-field={props.field.clone()} data-id={props.id.clone()}
+                placeholder={props.placeholder.clone()} list={props.list.clone()} />
+            { crate::each(messages.map(|m| html! {
+                <div class="diagnostic" data-field={props.field.clone()} data-id={props.id.clone()}>{ m }</div>
+            })) }
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct EditorProps {
+    pub app: UseReducerHandle<State>,
+}
+
+fn messages<'a>(doc: &'a Doc, item: Option<&'a str>, key: &'a str) -> Vec<String> {
+    doc.about(item, key).map(|d| d.message.clone()).collect()
+}
+
+/// A setting of `[pool]`, `[defaults]` or the top of the file.
+fn table_field(
+    app: &UseReducerHandle<State>,
+    doc: &Doc,
+    table: &'static str,
+    key: &'static str,
+    kind: FieldKind,
+    value: String,
+) -> Html {
+    let dispatch = app.dispatcher();
+    let on_commit = Callback::from(move |value| {
+        dispatch.dispatch(Action::Edit(vec![Edit::SetTableKey {
+            table: table.into(),
+            key: key.into(),
+            value,
+        }]))
+    });
+    let diagnostics = messages(doc, None, key);
+    let field = if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    };
+    html! {
+        <label class="setting">
+            <span>{ key }</span>
+            <Field value={value} {kind} field={field} {on_commit} {diagnostics} />
+        </label>
+    }
+}
+
+fn table_flag(
+    app: &UseReducerHandle<State>,
+    table: &'static str,
+    key: &'static str,
+    on: bool,
+) -> Html {
+    let dispatch = app.dispatcher();
+    let onchange = Callback::from(move |e: Event| {
+        let checked = e
+            .target_unchecked_into::<web_sys::HtmlInputElement>()
+            .checked();
+        dispatch.dispatch(Action::Edit(vec![Edit::SetTableKey {
+            table: table.into(),
+            key: key.into(),
+            value: checked.into(),
+        }]))
+    });
+    html! {
+        <label class="setting flag">
+            <input type="checkbox" checked={on} {onchange} data-field={format!("{table}.{key}")} />
+            <span>{ key }</span>
+        </label>
+    }
+}
+
+/// The widgets of one step's fields, labelled: laid out as a table row in the editor, and as a
+/// form beside the graph.
+pub fn step_fields(
+    app: &UseReducerHandle<State>,
+    doc: &Doc,
+    file: &Rc<PipelineFile>,
+    step: &Step,
+) -> Vec<(&'static str, Html)> {
+    let id = AttrValue::from(step.id.clone());
+    let set = |key: &'static str| {
+        let (dispatch, id) = (app.dispatcher(), step.id.clone());
+        Callback::from(move |value| {
+            dispatch.dispatch(Action::Edit(vec![Edit::SetStepKey {
+                id: id.clone(),
+                key: key.into(),
+                value,
+            }]))
+        })
+    };
+    let input = |key: &'static str, kind: FieldKind, value: String| {
+        html! {
+            <Field value={value} {kind} field={key} id={id.clone()} on_commit={set(key)}
+                diagnostics={messages(doc, Some(&step.id), key)} list={(key == "path").then_some(AttrValue::from("notebook-paths"))} />
+        }
+    };
+    let on_rename = {
+        let (dispatch, file, old) = (app.dispatcher(), file.clone(), step.id.clone());
+        Callback::from(move |value: serde_json::Value| {
+            if let Some(new) = value.as_str().filter(|n| !n.is_empty()) {
+                dispatch.dispatch(Action::Edit(rename(&file, &old, new)));
+            }
+        })
+    };
+    let id_field = html! {
+        <>
+            <Field value={step.id.clone()} kind={FieldKind::Text} field="id" id={id.clone()}
+                on_commit={on_rename} diagnostics={messages(doc, Some(&step.id), "id")} />
+            if step.kind == StepKind::Pipeline {
+                <span class="badge">{ "sub-pipeline" }</span>
+            }
+        </>
+    };
+    let active = {
+        let (dispatch, sid) = (app.dispatcher(), step.id.clone());
+        let onchange = Callback::from(move |e: Event| {
+            let on = e
+                .target_unchecked_into::<web_sys::HtmlInputElement>()
+                .checked();
+            // Active is the default: the key is removed rather than written as true.
+            let value = if on {
+                serde_json::Value::Null
+            } else {
+                false.into()
+            };
+            dispatch.dispatch(Action::Edit(vec![Edit::SetStepKey {
+                id: sid.clone(),
+                key: "active".into(),
+                value,
+            }]))
+        });
+        html! { <input type="checkbox" checked={step.active} {onchange} data-field="active" data-id={id.clone()} /> }
+    };
+    let params = serde_json::to_string(&step.params).unwrap_or_default();
+    let s = &step.settings;
+    vec![
+        ("id", id_field),
+        ("path", input("path", FieldKind::Text, step.path.clone())),
+        ("depends on", depends_on(app, doc, step)),
+        ("parameters", input("params", FieldKind::Object, params)),
+        ("active", active),
+        (
+            "retries",
+            input("retry", FieldKind::Integer, s.retry.to_string()),
+        ),
+        (
+            "timeout (s)",
+            input(
+                "timeout_secs",
+                FieldKind::Integer,
+                s.timeout_secs.to_string(),
+            ),
+        ),
+        (
+            "slots",
+            input("slots", FieldKind::Integer, s.slots.to_string()),
+        ),
+        (
+            "estimate (s)",
+            input(
+                "estimate_secs",
+                FieldKind::Number,
+                s.estimate_secs.to_string(),
+            ),
+        ),
+    ]
+}
+
+/// Dependencies as chips (condition picker, remove button) plus an input to add one.
+fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
+    let chips = step.depends_on.iter().map(|d| {
+        let on_cond = {
+            let (dispatch, to, from) = (app.dispatcher(), step.id.clone(), d.id.clone());
+            Callback::from(move |e: Event| {
+                let on = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value();
+                dispatch.dispatch(Action::Edit(set_condition(&to, &from, &on)));
+            })
+        };
+        let on_remove = {
+            let (dispatch, to, from) = (app.dispatcher(), step.id.clone(), d.id.clone());
+            Callback::from(move |_: MouseEvent| {
+                dispatch.dispatch(Action::Edit(vec![Edit::RemoveDependency {
+                    to: to.clone(),
+                    from: from.clone(),
+                }]))
+            })
+        };
+        html! {
+            <span class="dep" data-dep={d.id.clone()}>
+                { &d.id }
+                <select class="cond" onchange={on_cond} data-field="condition" data-id={step.id.clone()} data-dep={d.id.clone()}>
+                    { for Condition::NAMES.iter().map(|n| html! {
+                        <option value={*n} selected={d.on.name() == *n}>{ n }</option>
+                    }) }
+                </select>
+                <button class="x" title={format!("remove the dependency on {}", d.id)} onclick={on_remove}>{ "×" }</button>
+            </span>
+        }
+    });
+    let on_add = {
+        let (dispatch, to) = (app.dispatcher(), step.id.clone());
+        Callback::from(move |e: Event| {
+            let input = e.target_unchecked_into::<web_sys::HtmlInputElement>();
+            let from = input.value().trim().to_string();
+            input.set_value("");
+            if !from.is_empty() {
+                dispatch.dispatch(Action::Edit(vec![Edit::AddDependency {
+                    to: to.clone(),
+                    from,
+                    on: "succeeded".into(),
+                }]));
+            }
+        })
+    };
+    html! {
+        <div class="deps">
+            { crate::each(chips) }
+            <input class="add-dep" type="text" placeholder="+ id" list="step-ids" onchange={on_add}
+                data-field="depends_on" data-id={step.id.clone()} />
+            { crate::each(messages(doc, Some(&step.id), "depends_on").into_iter().map(|m| html! {
+                <div class="diagnostic" data-field="depends_on" data-id={step.id.clone()}>{ m }</div>
+            })) }
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ListProps {
+    ids: Vec<AttrValue>,
+    paths: Vec<AttrValue>,
+}
+
+/// The option lists, a component of their own so that they are rebuilt only when the ids or
+/// paths change, not on every edit (a 10k-notebook pipeline has 10k ids).
+#[function_component(Lists)]
+fn lists(props: &ListProps) -> Html {
+    html! {
+        <>
+            <datalist id="step-ids">
+                { for props.ids.iter().map(|id| html! { <option value={id.clone()} /> }) }
+            </datalist>
+            <datalist id="notebook-paths">
+                { for props.paths.iter().map(|p| html! { <option value={p.clone()} /> }) }
+            </datalist>
+        </>
+    }
+}
+
+/// Ids and notebook paths offered while typing.
+pub fn datalists(doc: &Doc, file: &PipelineFile) -> Html {
+    let dir = spool_core::source::parent(&doc.root);
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let paths: Vec<AttrValue> = doc
+        .sources
+        .0
+        .iter()
+        .filter(|(_, text)| text.is_empty())
+        .filter_map(|(p, _)| {
+            p.strip_prefix(&prefix)
+                .map(|p| AttrValue::from(p.to_string()))
+        })
+        .collect();
+    let ids: Vec<AttrValue> = file
+        .steps
+        .iter()
+        .map(|s| AttrValue::from(s.id.clone()))
+        .collect();
+    html! { <Lists {ids} {paths} /> }
+}
+
+#[function_component(Editor)]
+pub fn editor(props: &EditorProps) -> Html {
+    let app = &props.app;
+    let filter = use_state(String::new);
+    let page = use_state(|| 0usize);
+    let new_id = use_state(String::new);
+    let new_path = use_state(String::new);
+    let Some(doc) = &app.doc else {
+        return html! { <p class="empty">{ "Open a pipeline." }</p> };
+    };
+    let Some(file) = &doc.checked.file else {
+        return html! {
+            <div class="editor">
+                <Problems app={app.clone()} />
+                <p class="empty">{ "The file cannot be read as TOML; fix it in the Source tab." }</p>
+            </div>
+        };
+    };
+    let pool = &file.pool;
+    let defaults = &file.defaults;
+    let header = html! {
+        <div class="settings">
+            <fieldset>
+                <legend>{ "pipeline" }</legend>
+                { table_field(app, doc, "", "name", FieldKind::Text, file.name.clone()) }
+                { table_field(app, doc, "", "description", FieldKind::Text, file.description.clone().unwrap_or_default()) }
+            </fieldset>
+            <fieldset>
+                <legend>{ "pool" }</legend>
+                { table_field(app, doc, "pool", "executors", FieldKind::Integer, pool.executors.to_string()) }
+                { table_field(app, doc, "pool", "executor_cores", FieldKind::Integer, pool.executor_cores.to_string()) }
+                { table_field(app, doc, "pool", "max_concurrency", FieldKind::Integer, pool.max_concurrency.map(|c| c.to_string()).unwrap_or_default()) }
+                { table_flag(app, "pool", "recreate_session", pool.recreate_session) }
+            </fieldset>
+            <fieldset>
+                <legend>{ "defaults" }</legend>
+                { table_field(app, doc, "defaults", "retry", FieldKind::Integer, defaults.retry.to_string()) }
+                { table_field(app, doc, "defaults", "retry_interval_secs", FieldKind::Integer, defaults.retry_interval_secs.to_string()) }
+                { table_field(app, doc, "defaults", "timeout_secs", FieldKind::Integer, defaults.timeout_secs.to_string()) }
+                { table_field(app, doc, "defaults", "slots", FieldKind::Integer, defaults.slots.to_string()) }
+                { table_field(app, doc, "defaults", "estimate_secs", FieldKind::Number, defaults.estimate_secs.to_string()) }
+            </fieldset>
+        </div>
+    };
+
+    let needle = filter.to_lowercase();
+    let rows: Vec<&Step> = file
+        .steps
+        .iter()
+        .filter(|s| {
+            needle.is_empty()
+                || s.id.to_lowercase().contains(&needle)
+                || s.path.to_lowercase().contains(&needle)
+        })
+        .collect();
+    let pages = rows.len().div_ceil(PAGE).max(1);
+    let current = (*page).min(pages - 1);
+    let labels = [
+        "id",
+        "path",
+        "depends on",
+        "parameters",
+        "active",
+        "retries",
+        "timeout (s)",
+        "slots",
+        "estimate (s)",
+    ];
+    let body = rows.iter().skip(current * PAGE).take(PAGE).map(|step| {
+        let cells = step_fields(app, doc, file, step);
+        let on_remove = {
+            let (dispatch, file, id) = (app.dispatcher(), file.clone(), step.id.clone());
+            Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Edit(remove_step(&file, &id))))
+        };
+        let on_pick = {
+            let (dispatch, id) = (app.dispatcher(), step.id.clone());
+            Callback::from(move |_: FocusEvent| dispatch.dispatch(Action::Select(Some(id.clone()))))
+        };
+        let selected = app.selected.as_deref() == Some(step.id.as_str());
+        html! {
+            <tr key={step.id.clone()} data-id={step.id.clone()} onfocusin={on_pick}
+                class={classes!(selected.then_some("selected"), (!step.active).then_some("inactive"))}>
+                { crate::each(cells.into_iter().map(|(name, cell)| html! { <td data-col={name}>{ cell }</td> })) }
+                <td><button class="x" title={format!("remove {}", step.id)} onclick={on_remove} data-field="remove" data-id={step.id.clone()}>{ "×" }</button></td>
+            </tr>
+        }
+    });
+
+    let on_filter = {
+        let (filter, page) = (filter.clone(), page.clone());
+        Callback::from(move |e: InputEvent| {
+            filter.set(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            );
+            page.set(0);
+        })
+    };
+    let pager = (pages > 1).then(|| {
+        let go = |to: usize| {
+            let page = page.clone();
+            Callback::from(move |_: MouseEvent| page.set(to))
+        };
+        html! {
+            <span class="pager">
+                <button disabled={current == 0} onclick={go(current.saturating_sub(1))}>{ "‹" }</button>
+                { format!(" page {} of {} ", current + 1, pages) }
+                <button disabled={current + 1 >= pages} onclick={go(current + 1)}>{ "›" }</button>
+            </span>
+        }
+    });
+    let add = {
+        let (dispatch, new_id, new_path) = (app.dispatcher(), new_id.clone(), new_path.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let (id, path) = (new_id.trim().to_string(), new_path.trim().to_string());
+            if !id.is_empty() {
+                dispatch.dispatch(Action::Edit(vec![Edit::AddNotebook { id, path }]));
+                new_id.set(String::new());
+                new_path.set(String::new());
+            }
+        })
+    };
+    let text_setter = |h: &UseStateHandle<String>| {
+        let h = h.clone();
+        Callback::from(move |e: InputEvent| {
+            h.set(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            )
+        })
+    };
+    html! {
+        <div class="editor">
+            { datalists(doc, file) }
+            <Problems app={app.clone()} />
+            { header }
+            <div class="table-tools">
+                <input type="search" placeholder="filter by id or path" value={(*filter).clone()} oninput={on_filter} />
+                { format!(" {} of {} steps ", rows.len(), file.steps.len()) }
+                { crate::each(pager) }
+            </div>
+            <table class="steps">
+                <thead><tr>{ crate::each(labels.iter().map(|l| html! { <th>{ l }</th> })) }<th></th></tr></thead>
+                <tbody>{ for body }</tbody>
+            </table>
+            <form class="add-step" onsubmit={add}>
+                <input type="text" placeholder="new id" value={(*new_id).clone()} oninput={text_setter(&new_id)} data-field="new-id" />
+                <input type="text" placeholder="notebook path" value={(*new_path).clone()} oninput={text_setter(&new_path)} list="notebook-paths" data-field="new-path" />
+                <button type="submit" id="add-notebook">{ "Add notebook" }</button>
+            </form>
+        </div>
+    }
+}
+
+/// Every diagnostic of the pipeline (its sub-pipelines' too), in one list above the editor.
+#[function_component(Problems)]
+pub fn problems(props: &EditorProps) -> Html {
+    let Some(doc) = &props.app.doc else {
+        return html! {};
+    };
+    let diags = &doc.checked.diagnostics;
+    if diags.is_empty() {
+        return html! { <p class="problems ok" id="problems">{ "No problems." }</p> };
+    }
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == spool_core::diag::Severity::Error)
+        .count();
+    html! {
+        <details class="problems" id="problems" open={diags.len() <= 5}>
+            <summary>{ format!("{errors} error(s), {} warning(s)", diags.len() - errors) }</summary>
+            <ul>
+                { for diags.iter().map(|d| {
+                    let sev = match d.severity { spool_core::diag::Severity::Error => "error", spool_core::diag::Severity::Warning => "warning" };
+                    html! { <li class={classes!("problem", sev)} data-id={d.item.clone()}>{ d.to_string() }</li> }
+                }) }
+            </ul>
+        </details>
+    }
+}

@@ -1,0 +1,346 @@
+//! A run as the browser shows it: the stored events folded, one by one, into the state of each
+//! notebook. The same fold serves the events of `GET /api/runs/{id}` and the live stream, so a
+//! page opened mid-run and a page that watched from the start show the same thing.
+
+use crate::wire::{AttemptOutcome, RunEvent, RunStatus, RunSummary, StoredEvent, TaskError};
+use std::collections::BTreeMap;
+
+/// What a node of the graph, or a bar of the Gantt chart, is coloured by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Not started (yet).
+    Pending,
+    Running,
+    /// Failed an attempt; another one is scheduled.
+    Retrying,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Skipped,
+}
+
+impl NodeState {
+    /// Also the `data-state` attribute and the CSS class suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeState::Pending => "pending",
+            NodeState::Running => "running",
+            NodeState::Retrying => "retrying",
+            NodeState::Succeeded => "succeeded",
+            NodeState::Failed => "failed",
+            NodeState::TimedOut => "timed_out",
+            NodeState::Cancelled => "cancelled",
+            NodeState::Skipped => "skipped",
+        }
+    }
+
+    pub fn of_outcome(outcome: AttemptOutcome) -> Self {
+        match outcome {
+            AttemptOutcome::Succeeded => NodeState::Succeeded,
+            AttemptOutcome::Failed => NodeState::Failed,
+            AttemptOutcome::TimedOut => NodeState::TimedOut,
+            AttemptOutcome::Cancelled => NodeState::Cancelled,
+        }
+    }
+}
+
+/// The state of a sub-pipeline's end, which has no events of its own, from the states of the
+/// notebooks inside it: as the scheduler decides it once they are all final (failed when one
+/// failed, skipped when all were skipped, succeeded otherwise), and running while some are
+/// done or running and others are not.
+pub fn group_state(inner: &[NodeState]) -> NodeState {
+    use NodeState::*;
+    let any = |f: &dyn Fn(NodeState) -> bool| inner.iter().any(|&s| f(s));
+    if inner.is_empty() || inner.iter().all(|&s| s == Pending) {
+        Pending
+    } else if any(&|s| matches!(s, Running | Retrying | Pending)) {
+        Running
+    } else if any(&|s| matches!(s, Failed | TimedOut)) {
+        Failed
+    } else if any(&|s| s == Cancelled) {
+        Cancelled
+    } else if inner.iter().all(|&s| s == Skipped) {
+        Skipped
+    } else {
+        Succeeded
+    }
+}
+
+pub fn status_name(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+        RunStatus::Interrupted => "interrupted",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub outcome: Option<AttemptOutcome>,
+    pub error: Option<TaskError>,
+    pub output: Option<String>,
+    pub exit_value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRun {
+    pub state: NodeState,
+    pub attempts: Vec<Attempt>,
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    pub id: i64,
+    pub file: String,
+    pub status: RunStatus,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub resumed_from: Option<i64>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub tasks: BTreeMap<String, TaskRun>,
+    /// Sequence number of the last event folded in; older and repeated events are ignored.
+    pub last_seq: Option<i64>,
+    /// The Spark session's last reported state, with its message.
+    pub session: Option<String>,
+    pub cancel_requested: bool,
+}
+
+impl RunView {
+    pub fn new(run: &RunSummary) -> Self {
+        RunView {
+            id: run.id,
+            file: run.file.clone(),
+            status: run.status,
+            started_ms: run.started_ms,
+            ended_ms: run.ended_ms,
+            resumed_from: run.resumed_from,
+            params: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            last_seq: None,
+            session: None,
+            cancel_requested: false,
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.status == RunStatus::Running
+    }
+
+    pub fn apply(&mut self, stored: &StoredEvent) {
+        if self.last_seq.is_some_and(|last| stored.seq <= last) {
+            return;
+        }
+        self.last_seq = Some(stored.seq);
+        let at = stored.at_ms;
+        match &stored.event {
+            RunEvent::RunStarted { params } => {
+                self.params.clone_from(params);
+                self.started_ms = at;
+            }
+            RunEvent::SessionChanged { state, message } => {
+                self.session = Some(match message {
+                    Some(m) => format!("{state}: {m}"),
+                    None => state.clone(),
+                });
+            }
+            RunEvent::TaskStarted { task, attempt } => {
+                let t = self.task(task);
+                t.state = NodeState::Running;
+                t.attempts.push(Attempt {
+                    attempt: *attempt,
+                    started_ms: at,
+                    ended_ms: None,
+                    outcome: None,
+                    error: None,
+                    output: None,
+                    exit_value: None,
+                });
+            }
+            RunEvent::TaskFinished {
+                task,
+                attempt,
+                outcome,
+                error,
+                output,
+                exit_value,
+            } => {
+                let t = self.task(task);
+                t.state = NodeState::of_outcome(*outcome);
+                // A finish without a recorded start (a resumed run's carried-over task) gets an
+                // attempt of no length.
+                let i = match t.attempts.iter().rposition(|a| a.attempt == *attempt) {
+                    Some(i) => i,
+                    None => {
+                        t.attempts.push(Attempt {
+                            attempt: *attempt,
+                            started_ms: at,
+                            ended_ms: None,
+                            outcome: None,
+                            error: None,
+                            output: None,
+                            exit_value: None,
+                        });
+                        t.attempts.len() - 1
+                    }
+                };
+                let a = &mut t.attempts[i];
+                a.ended_ms = Some(at);
+                a.outcome = Some(*outcome);
+                a.error.clone_from(error);
+                a.output.clone_from(output);
+                a.exit_value.clone_from(exit_value);
+            }
+            RunEvent::RetryScheduled { task, .. } => self.task(task).state = NodeState::Retrying,
+            RunEvent::TaskSkipped { task, reason } => {
+                let t = self.task(task);
+                t.state = NodeState::Skipped;
+                t.skipped = Some(reason.clone());
+            }
+            RunEvent::CancelRequested => self.cancel_requested = true,
+            RunEvent::RunFinished { status } => {
+                self.status = *status;
+                self.ended_ms = Some(at);
+            }
+            RunEvent::RunInterrupted { reason } => {
+                self.status = RunStatus::Interrupted;
+                self.ended_ms = Some(at);
+                self.session = Some(format!("interrupted: {reason}"));
+            }
+            RunEvent::Other => {}
+        }
+    }
+
+    fn task(&mut self, id: &str) -> &mut TaskRun {
+        self.tasks.entry(id.to_string()).or_insert_with(|| TaskRun {
+            state: NodeState::Pending,
+            attempts: Vec::new(),
+            skipped: None,
+        })
+    }
+
+    pub fn state_of(&self, task: &str) -> NodeState {
+        self.tasks.get(task).map_or(NodeState::Pending, |t| t.state)
+    }
+
+    /// Seconds the last attempt of each succeeded notebook took: what "use measured durations"
+    /// writes back as estimates.
+    pub fn measured_secs(&self) -> BTreeMap<String, f64> {
+        self.tasks
+            .iter()
+            .filter_map(|(id, t)| {
+                let last = t.attempts.last()?;
+                let ended = last.ended_ms?;
+                (last.outcome == Some(AttemptOutcome::Succeeded) && ended > last.started_ms)
+                    .then(|| (id.clone(), (ended - last.started_ms) as f64 / 1000.0))
+            })
+            .collect()
+    }
+
+    /// Seconds from the run's start to its end, or to `now_ms` while it runs.
+    pub fn elapsed_secs(&self, now_ms: i64) -> f64 {
+        (self.ended_ms.unwrap_or(now_ms) - self.started_ms).max(0) as f64 / 1000.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(json: &str) -> Vec<StoredEvent> {
+        serde_json::from_str(json).expect("test events parse")
+    }
+
+    fn run() -> RunView {
+        RunView::new(&RunSummary {
+            id: 7,
+            pipeline: "p".into(),
+            file: "p.toml".into(),
+            status: RunStatus::Running,
+            started_ms: 1000,
+            ended_ms: None,
+            resumed_from: None,
+        })
+    }
+
+    #[test]
+    fn events_fold_into_node_states_attempts_and_measured_times() {
+        let evs = events(
+            r#"[
+            {"seq":0,"at_ms":1000,"event":{"type":"run_started","pipeline":"p","file":"p.toml","params":{"d":1},"resumed_from":null,"plan":{}}},
+            {"seq":2,"at_ms":1100,"event":{"type":"task_started","task":"a","attempt":1}},
+            {"seq":3,"at_ms":1200,"event":{"type":"task_started","task":"b","attempt":1}},
+            {"seq":4,"at_ms":3600,"event":{"type":"task_finished","task":"a","attempt":1,"outcome":"succeeded","output":"ok"}},
+            {"seq":5,"at_ms":3700,"event":{"type":"task_finished","task":"b","attempt":1,"outcome":"failed","error":{"ename":"ValueError","evalue":"bad","traceback":["line 1"]}}},
+            {"seq":6,"at_ms":3700,"event":{"type":"retry_scheduled","task":"b","attempt":2,"at_secs":12.5}},
+            {"seq":7,"at_ms":3800,"event":{"type":"task_skipped","task":"c","reason":"a dependency failed"}},
+            {"seq":8,"at_ms":3900,"event":{"type":"something_new","x":1}}
+        ]"#,
+        );
+        let mut v = run();
+        for e in &evs {
+            v.apply(e);
+        }
+        assert_eq!(v.state_of("a"), NodeState::Succeeded);
+        assert_eq!(v.state_of("b"), NodeState::Retrying);
+        assert_eq!(v.state_of("c"), NodeState::Skipped);
+        assert_eq!(v.state_of("d"), NodeState::Pending);
+        let b = &v.tasks["b"].attempts[0];
+        assert_eq!(b.error.as_ref().map(|e| e.traceback.len()), Some(1));
+        assert_eq!(v.tasks["a"].attempts[0].output.as_deref(), Some("ok"));
+        assert_eq!(v.measured_secs(), BTreeMap::from([("a".to_string(), 2.5)]));
+        assert!(v.is_live());
+        assert_eq!(
+            v.params.get("d"),
+            Some(&serde_json::json!(1)),
+            "the first event (seq 0) counts"
+        );
+
+        let end =
+            events(r#"[{"seq":9,"at_ms":9000,"event":{"type":"run_finished","status":"failed"}}]"#);
+        v.apply(&end[0]);
+        assert_eq!((v.status, v.ended_ms), (RunStatus::Failed, Some(9000)));
+        assert_eq!(v.elapsed_secs(99_999), 8.0);
+    }
+
+    #[test]
+    fn a_sub_pipeline_end_follows_its_notebooks() {
+        use NodeState::*;
+        let cases: &[(&[NodeState], NodeState)] = &[
+            (&[], Pending),
+            (&[Pending, Pending], Pending),
+            (&[Succeeded, Pending], Running),
+            (&[Succeeded, Retrying], Running),
+            (&[Succeeded, Failed], Failed),
+            (&[Skipped, TimedOut], Failed),
+            (&[Succeeded, Cancelled], Cancelled),
+            (&[Skipped, Skipped], Skipped),
+            (&[Skipped, Succeeded], Succeeded),
+        ];
+        for (inner, want) in cases {
+            assert_eq!(group_state(inner), *want, "{inner:?}");
+        }
+    }
+
+    #[test]
+    fn replayed_events_are_ignored() {
+        let evs = events(
+            r#"[
+            {"seq":1,"at_ms":1000,"event":{"type":"task_started","task":"a","attempt":1}},
+            {"seq":2,"at_ms":2000,"event":{"type":"task_finished","task":"a","attempt":1,"outcome":"succeeded"}}
+        ]"#,
+        );
+        let mut v = run();
+        for e in evs.iter().chain(&evs) {
+            v.apply(e);
+        }
+        assert_eq!(v.tasks["a"].attempts.len(), 1);
+        assert_eq!(v.state_of("a"), NodeState::Succeeded);
+    }
+}

@@ -1,0 +1,337 @@
+//! Runs: start one with parameter overrides, watch it live (its events stream in over
+//! Server-Sent Events and are folded into the graph's colours and the Gantt chart), read each
+//! notebook's output and error, cancel, resume from a failure, browse the history, and feed
+//! measured durations back into the estimates.
+
+use crate::api;
+use crate::charts::{duration, state_colour, Bar, Gantt, GanttChart};
+use crate::dag_view::{DagView, RUN_STATES};
+use crate::edits::parse_overrides;
+use crate::run::{status_name, RunView};
+use crate::state::{Action, State};
+use crate::wire::{RunEvent, StoredEvent};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use yew::prelude::*;
+
+/// How often the chart of a live run moves on between events.
+const TICK_MS: u32 = 1000;
+/// Runs listed in the history.
+const MAX_LISTED: usize = 200;
+
+#[derive(Properties, PartialEq)]
+pub struct RunsProps {
+    pub app: UseReducerHandle<State>,
+}
+
+fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+fn clock(ms: i64) -> String {
+    let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
+    String::from(d.to_locale_string("en-GB", &JsValue::UNDEFINED))
+}
+
+/// Fetches a run and shows it.
+pub fn open_run(dispatch: UseReducerDispatcher<State>, id: i64) {
+    wasm_bindgen_futures::spawn_local(async move {
+        match api::run(id).await {
+            Ok(detail) => dispatch.dispatch(Action::RunOpened(detail)),
+            Err(e) => dispatch.dispatch(Action::Notice(e)),
+        }
+    });
+}
+
+fn refresh_list(dispatch: UseReducerDispatcher<State>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        match api::runs().await {
+            Ok(runs) => dispatch.dispatch(Action::RunsListed(runs)),
+            Err(e) => dispatch.dispatch(Action::Notice(e)),
+        }
+    });
+}
+
+/// Follows a live run's event stream until its final event (or until the view goes away).
+fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
+    let source = web_sys::EventSource::new(&api::events_url(id)).ok();
+    let handler = source.clone().map(|es| {
+        let on_message =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
+                let Some(text) = m.data().as_string() else {
+                    return;
+                };
+                let Ok(event) = serde_json::from_str::<StoredEvent>(&text) else {
+                    return;
+                };
+                let last = matches!(
+                    event.event,
+                    RunEvent::RunFinished { .. } | RunEvent::RunInterrupted { .. }
+                );
+                dispatch.dispatch(Action::RunEvent { run: id, event });
+                if last {
+                    // The server ends the stream here; without this the browser would reconnect.
+                    es.close();
+                }
+            });
+        if let Some(es) = &source {
+            es.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        }
+        on_message
+    });
+    move || {
+        if let Some(es) = source {
+            es.close();
+        }
+        drop(handler);
+    }
+}
+
+pub fn run_chart(run: &RunView, now: i64) -> GanttChart {
+    let secs = |ms: i64| (ms - run.started_ms).max(0) as f64 / 1000.0;
+    let bars: Vec<Bar> = run
+        .tasks
+        .iter()
+        .flat_map(|(id, t)| {
+            t.attempts.iter().map(move |a| Bar {
+                task: id.clone(),
+                start: secs(a.started_ms),
+                end: secs(a.ended_ms.unwrap_or(now)),
+                state: a.outcome.map_or(t.state, crate::run::NodeState::of_outcome),
+            })
+        })
+        .collect();
+    GanttChart::new(bars, 0.0, run.elapsed_secs(now).max(1.0))
+}
+
+#[function_component(RunsView)]
+pub fn runs_view(props: &RunsProps) -> Html {
+    let app = &props.app;
+    let tick = use_state(|| 0u64);
+    let status = app.run.as_ref().map(|r| (r.id, r.status));
+    {
+        // The history changes when a run starts or ends.
+        let dispatch = app.dispatcher();
+        use_effect_with(status, move |_| refresh_list(dispatch));
+    }
+    let live = app.run.as_ref().filter(|r| r.is_live()).map(|r| r.id);
+    {
+        let dispatch = app.dispatcher();
+        let tick = tick.clone();
+        use_effect_with(live, move |&live| {
+            let stream = live.map(|id| follow(dispatch, id));
+            let timer = live.map(|_| {
+                gloo_timers::callback::Interval::new(TICK_MS, move || tick.set(now_ms() as u64))
+            });
+            move || {
+                if let Some(stop) = stream {
+                    stop();
+                }
+                drop(timer);
+            }
+        });
+    }
+    let Some(doc) = &app.doc else {
+        return html! { <p class="empty">{ "Open a pipeline." }</p> };
+    };
+    let (params, param_errors) = parse_overrides(&app.overrides);
+    let params = Rc::new(params);
+    let on_overrides = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |e: InputEvent| {
+            dispatch.dispatch(Action::Overrides(
+                e.target_unchecked_into::<web_sys::HtmlTextAreaElement>()
+                    .value(),
+            ))
+        })
+    };
+    let on_run = {
+        let (dispatch, file, params) = (app.dispatcher(), doc.root.clone(), params.clone());
+        Callback::from(move |_: MouseEvent| {
+            let (dispatch, file, params) = (dispatch.clone(), file.clone(), params.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::start_run(&file, &params).await {
+                    Ok(id) => open_run(dispatch, id),
+                    Err(e) => dispatch.dispatch(Action::Notice(e)),
+                }
+            });
+        })
+    };
+    let blocked = if app.unsaved() {
+        Some("save the pipeline first: a run uses the saved file")
+    } else if doc.checked.has_errors() {
+        Some("the pipeline has errors")
+    } else if !param_errors.is_empty() {
+        Some("fix the parameter overrides")
+    } else {
+        None
+    };
+    let history = app
+        .runs
+        .iter()
+        .filter(|r| r.file == doc.root)
+        .take(MAX_LISTED)
+        .map(|r| {
+            let onclick = {
+                let (dispatch, id) = (app.dispatcher(), r.id);
+                Callback::from(move |_: MouseEvent| open_run(dispatch.clone(), id))
+            };
+            let took = r.ended_ms.map(|e| duration((e - r.started_ms) as f64 / 1000.0));
+            let selected = app.run.as_ref().is_some_and(|v| v.id == r.id);
+            html! {
+                <tr class={classes!("run-row", selected.then_some("selected"))} data-id={r.id.to_string()}
+                    data-status={status_name(r.status)} {onclick}>
+                    <td>{ format!("#{}", r.id) }</td>
+                    <td class={classes!("status", status_name(r.status))}>{ status_name(r.status) }</td>
+                    <td>{ clock(r.started_ms) }</td>
+                    <td>{ took.unwrap_or_else(|| "running".into()) }</td>
+                    <td>{ r.resumed_from.map(|f| format!("resumes #{f}")).unwrap_or_default() }</td>
+                </tr>
+            }
+        });
+    let detail = app.run.as_ref().map(|run| run_detail(app, run, &params));
+    html! {
+        <div class="runs">
+            <div class="run-start">
+                <label>
+                    <span>{ "parameter overrides, one " }<code>{ "key = value" }</code>{ " or " }<code>{ "notebook.key = value" }</code>{ " a line" }</span>
+                    <textarea id="run-params" rows="3" value={app.overrides.clone()} oninput={on_overrides}
+                        placeholder="run_date = 2024-07-01"></textarea>
+                </label>
+                { crate::each(param_errors.iter().map(|e| html! { <div class="diagnostic" data-field="run-params">{ e }</div> })) }
+                <button id="run-button" class="primary" disabled={blocked.is_some()} onclick={on_run}
+                    title={blocked.unwrap_or("run the saved pipeline on Spark")}>{ "Run" }</button>
+                { crate::each(blocked.map(|b| html! { <span class="hint">{ b }</span> })) }
+            </div>
+            <div class="run-columns">
+                <section class="history">
+                    <h3>{ "History" }
+                        <button class="small" onclick={{ let d = app.dispatcher(); Callback::from(move |_: MouseEvent| refresh_list(d.clone())) }}>{ "refresh" }</button>
+                    </h3>
+                    <table id="run-history">
+                        <thead><tr><th>{ "run" }</th><th>{ "status" }</th><th>{ "started" }</th><th>{ "took" }</th><th></th></tr></thead>
+                        <tbody>{ for history }</tbody>
+                    </table>
+                </section>
+                { crate::each(detail) }
+            </div>
+        </div>
+    }
+}
+
+fn run_detail(
+    app: &UseReducerHandle<State>,
+    run: &Rc<RunView>,
+    params: &Rc<std::collections::BTreeMap<String, serde_json::Value>>,
+) -> Html {
+    let now = now_ms();
+    let on_cancel = {
+        let (dispatch, id) = (app.dispatcher(), run.id);
+        Callback::from(move |_: MouseEvent| {
+            let dispatch = dispatch.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = api::cancel(id).await {
+                    dispatch.dispatch(Action::Notice(e));
+                }
+            });
+        })
+    };
+    let on_resume = {
+        let (dispatch, id, params) = (app.dispatcher(), run.id, params.clone());
+        Callback::from(move |_: MouseEvent| {
+            let (dispatch, params) = (dispatch.clone(), params.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::resume(id, &params).await {
+                    Ok(new) => open_run(dispatch, new),
+                    Err(e) => dispatch.dispatch(Action::Notice(e)),
+                }
+            });
+        })
+    };
+    let on_measured = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::UseMeasured))
+    };
+    let on_select = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
+    };
+    let resumable = !run.is_live() && run.status != crate::wire::RunStatus::Succeeded;
+    let graph = match &app.shown {
+        Some(shown) if run.file == app.doc.as_ref().map_or("", |d| d.root.as_str()) => {
+            match &shown.drawing {
+                Some(drawing) => html! {
+                    <DagView drawing={drawing.clone()} plan={shown.plan.clone()} run={Some(run.clone())}
+                        selected={app.selected.clone()} {on_select} />
+                },
+                None => html! { <p class="empty">{ "Too many notebooks to draw." }</p> },
+            }
+        }
+        _ => html! {},
+    };
+    let task = app.selected.as_ref().map(|id| task_detail(run, id));
+    let legend = RUN_STATES.iter().map(|s| {
+        html! { <span class="lg"><i style={format!("background:{}", state_colour(*s))}></i>{ s.name() }</span> }
+    });
+    html! {
+        <section class="run-detail" id="run-detail" data-id={run.id.to_string()} data-status={status_name(run.status)}>
+            <h3>
+                { format!("Run #{} — ", run.id) }
+                <span id="run-status" class={classes!("status", status_name(run.status))}>{ status_name(run.status) }</span>
+                { format!(" — {}", duration(run.elapsed_secs(now))) }
+            </h3>
+            { crate::each(run.session.as_ref().map(|s| html! { <p class="session">{ format!("session {s}") }</p> })) }
+            <div class="run-actions">
+                if run.is_live() {
+                    <button id="cancel-button" disabled={run.cancel_requested} onclick={on_cancel}>
+                        { if run.cancel_requested { "Cancelling…" } else { "Cancel" } }
+                    </button>
+                }
+                if resumable {
+                    <button id="resume-button" onclick={on_resume} title="run again, keeping what succeeded (with the overrides above)">{ "Resume from failure" }</button>
+                }
+                if !run.is_live() {
+                    <button id="use-measured" onclick={on_measured} title="write this run's measured durations into the estimates">{ "Use measured durations" }</button>
+                }
+            </div>
+            <div class="legend">{ for legend }</div>
+            { graph }
+            <Gantt chart={Rc::new(run_chart(run, now))} />
+            { crate::each(task) }
+        </section>
+    }
+}
+
+fn task_detail(run: &RunView, id: &str) -> Html {
+    let Some(t) = run.tasks.get(id) else {
+        return html! { <div id="task-detail" data-id={id.to_string()}><h4>{ id }</h4><p>{ "Not started." }</p></div> };
+    };
+    let attempts = t.attempts.iter().map(|a| {
+        let took = a.ended_ms.map(|e| duration((e - a.started_ms) as f64 / 1000.0));
+        let outcome = a.outcome.map_or("running", |o| crate::run::NodeState::of_outcome(o).name());
+        html! {
+            <div class="attempt" data-attempt={a.attempt.to_string()} data-outcome={outcome}>
+                <p>{ format!("attempt {}: {outcome}", a.attempt) }{ took.map(|d| format!(" after {d}")).unwrap_or_default() }</p>
+                { crate::each(a.error.as_ref().map(|e| html! {
+                    <>
+                        <p class="error">{ format!("{}: {}", e.ename, e.evalue) }
+                            { e.cell.map(|c| format!(" (cell {c})")).unwrap_or_default() }</p>
+                        if !e.traceback.is_empty() {
+                            <pre class="traceback">{ e.traceback.join("\n") }</pre>
+                        }
+                    </>
+                })) }
+                { crate::each(a.output.as_ref().filter(|o| !o.is_empty()).map(|o| html! { <pre class="output">{ o }</pre> })) }
+                { crate::each(a.exit_value.as_ref().map(|v| html! { <p class="exit-value">{ format!("exit value: {v}") }</p> })) }
+            </div>
+        }
+    });
+    html! {
+        <div id="task-detail" data-id={id.to_string()} data-state={t.state.name()}>
+            <h4>{ id }{ format!(" — {}", t.state.name()) }</h4>
+            { crate::each(t.skipped.as_ref().map(|r| html! { <p>{ format!("skipped: {r}") }</p> })) }
+            { crate::each(attempts) }
+        </div>
+    }
+}
