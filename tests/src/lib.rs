@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests: the `spool` binary, a local Livy endpoint started
 //! for a test and stopped with it, and waiting with a limit.
 
+pub mod webdriver;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

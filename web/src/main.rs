@@ -118,6 +118,20 @@ fn app() -> Html {
             });
         });
     }
+    {
+        // The live run is followed here, not in the Runs tab, so that the graph keeps
+        // colouring while another tab is shown.
+        let dispatch = app.dispatcher();
+        let live = app.run.as_ref().filter(|r| r.is_live()).map(|r| r.id);
+        use_effect_with(live, move |&live| {
+            let stream = live.map(|id| runs::follow(dispatch, id));
+            move || {
+                if let Some(stop) = stream {
+                    stop();
+                }
+            }
+        });
+    }
     let tab_button = |tab: Tab, label: &'static str, id: &'static str| {
         let dispatch = app.dispatcher();
         let onclick = Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Show(tab)));
@@ -289,6 +303,7 @@ fn graph_tab(props: &AppProps) -> Html {
             }
             <div class="graph-columns">
                 <DagView drawing={drawing.clone()} plan={shown.plan.clone()} selected={app.selected.clone()}
+                    run={app.run.clone().filter(|r| r.is_live())}
                     {on_select} on_connect={Some(on_connect)} />
                 { crate::each(panel) }
             </div>

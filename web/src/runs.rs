@@ -54,7 +54,7 @@ fn refresh_list(dispatch: UseReducerDispatcher<State>) {
 }
 
 /// Follows a live run's event stream until its final event (or until the view goes away).
-fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
+pub fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
     let source = web_sys::EventSource::new(&api::events_url(id)).ok();
     let handler = source.clone().map(|es| {
         let on_message =
@@ -117,19 +117,13 @@ pub fn runs_view(props: &RunsProps) -> Html {
     }
     let live = app.run.as_ref().filter(|r| r.is_live()).map(|r| r.id);
     {
-        let dispatch = app.dispatcher();
+        // Re-render while the run is live, for its elapsed times (the App follows its events).
         let tick = tick.clone();
         use_effect_with(live, move |&live| {
-            let stream = live.map(|id| follow(dispatch, id));
             let timer = live.map(|_| {
                 gloo_timers::callback::Interval::new(TICK_MS, move || tick.set(now_ms() as u64))
             });
-            move || {
-                if let Some(stop) = stream {
-                    stop();
-                }
-                drop(timer);
-            }
+            move || drop(timer)
         });
     }
     let Some(doc) = &app.doc else {
