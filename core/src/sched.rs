@@ -358,9 +358,15 @@ impl Machine {
         let mut carried_over = vec![false; n];
         for t in 0..n {
             let deps_carried = plan.deps[t].iter().all(|&(d, _)| carried_over[d]);
+            // A pipeline end settles from its dependencies: carried over (as succeeded) only
+            // when its conditions hold on carried-over successes; otherwise it resolves at
+            // the start like any task whose dependencies are final.
+            let end_holds = facts[t].pipeline_end
+                && plan.deps[t]
+                    .iter()
+                    .all(|&(_, c)| c.accepts(Outcome::Succeeded));
             carried_over[t] = deps_carried
-                && (facts[t].pipeline_end
-                    || previous.get(&plan.tasks[t].id) == Some(&Outcome::Succeeded));
+                && (end_holds || previous.get(&plan.tasks[t].id) == Some(&Outcome::Succeeded));
         }
         let unmet = (0..n)
             .map(|t| {

@@ -2,8 +2,18 @@
 //! run history and the HTTP API. Modules are registered here (one line each) so that
 //! integration tests can reach them.
 
+pub mod agent;
+pub mod api;
+pub mod bench_cmd;
 pub mod fs_sources;
+pub mod history;
+pub mod history_cmd;
 pub mod import;
+pub mod livy;
 pub mod livy_local;
 pub mod plan_cmd;
+pub mod run_cmd;
+pub mod runs;
+pub mod serve;
 pub mod simulate;
+pub mod spark_args;

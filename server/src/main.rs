@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-use spool_server::{import, livy_local, plan_cmd, simulate};
+use spool_server::{
+    bench_cmd, history_cmd, import, livy_local, plan_cmd, run_cmd, serve, simulate,
+};
 
 #[derive(Parser)]
 #[command(
@@ -24,12 +26,23 @@ enum Command {
     Plan(plan_cmd::PlanArgs),
     /// Dry-run the pipeline on a simulated Spark pool.
     Simulate(simulate::Args),
+    /// Run the pipeline on Spark (Livy, or a local PySpark), with live progress.
+    Run(run_cmd::RunArgs),
+    /// List recorded runs, newest first.
+    Runs(history_cmd::RunsArgs),
+    /// The trace of one run: events in order, errors with tracebacks.
+    Show(history_cmd::ShowArgs),
+    /// Serve the web app and the HTTP API.
+    Serve(serve::ServeArgs),
     /// Serve a Livy-compatible REST endpoint backed by local PySpark drivers.
     LivyLocal(livy_local::Args),
     /// Convert a Synapse/ADF pipeline, Genie metadata or a runMultiple DAG into Spool files.
     Import(import::ImportArgs),
     /// Write a Spool pipeline in another tool's format.
     Export(import::ExportArgs),
+    /// The agent statements of every notebook, in one-at-a-time order (for scripts/bench-runs.sh).
+    #[command(hide = true)]
+    BenchLaunches(bench_cmd::BenchLaunchesArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,9 +51,14 @@ fn main() -> ExitCode {
         Command::Validate(a) => plan_cmd::validate(a),
         Command::Plan(a) => plan_cmd::plan(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Run(a) => run_cmd::run(a),
+        Command::Runs(a) => history_cmd::runs(a),
+        Command::Show(a) => history_cmd::show(a),
+        Command::Serve(a) => serve::serve(a),
         Command::LivyLocal(a) => livy_local::run(a),
         Command::Import(a) => import::import(a),
         Command::Export(a) => import::export(a),
+        Command::BenchLaunches(a) => bench_cmd::bench_launches(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -13,7 +13,7 @@ use crate::livy::SessionId;
 use spool_core::dag::{load, Plan, TaskId, TaskKind};
 use spool_core::diag::Diagnostic;
 use spool_core::model::Outcome;
-use spool_core::notebook::{self, Format};
+use spool_core::notebook::{self, Cell, Format};
 use spool_core::sched::{Admission, Command, Event, Machine, Policy, RunOutcome};
 use spool_core::source::Sources;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -174,6 +174,7 @@ impl RunManager {
                 recreations: 0,
                 capacity: None,
                 deferred: Vec::new(),
+                resumed: req.resume.is_some(),
                 cancelling: false,
             };
             let status = exec.run(cancel_rx).await;
@@ -298,6 +299,28 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A notebook file as cells, or the attempt's error: unreadable, or not a notebook (with every
+/// diagnostic, cell and line).
+pub fn read_cells(sources: &DiskSources, path: &str) -> Result<Vec<Cell>, TaskError> {
+    let fail = |ename: &str, evalue: String| TaskError {
+        ename: ename.into(),
+        evalue,
+        traceback: Vec::new(),
+        cell: None,
+    };
+    let text = sources
+        .read(path)
+        .map_err(|e| fail("NotebookNotFound", format!("cannot read `{path}`: {e}")))?;
+    let format = Format::from_path(path)
+        .ok_or_else(|| fail("NotebookFormatError", format!("`{path}` is not a notebook")))?;
+    let parsed = notebook::parse(path, &text, format);
+    if spool_core::diag::has_errors(&parsed.diagnostics) {
+        let msgs: Vec<String> = parsed.diagnostics.iter().map(|d| d.to_string()).collect();
+        return Err(fail("NotebookFormatError", msgs.join("\n")));
+    }
+    Ok(parsed.cells)
+}
+
 /// The state of one run in progress.
 struct Execution {
     id: i64,
@@ -314,6 +337,8 @@ struct Execution {
     capacity: Option<u32>,
     /// Commands the machine gave while a command was being carried out.
     deferred: Vec<Command>,
+    /// The run resumes an earlier one (what it keeps from it is recorded).
+    resumed: bool,
     cancelling: bool,
 }
 
@@ -336,7 +361,7 @@ impl Execution {
 
     async fn run(&mut self, mut cancel: watch::Receiver<bool>) -> RunStatus {
         for t in 0..self.plan.tasks.len() {
-            if self.machine.is_carried_over(t) {
+            if self.resumed && self.machine.is_carried_over(t) {
                 self.record(RunEvent::TaskCarriedOver {
                     task: self.task_id(t),
                 });
@@ -549,19 +574,9 @@ impl Execution {
             traceback: Vec::new(),
             cell: None,
         };
-        let path = self.plan.tasks[task].path.clone();
         let sources = DiskSources::new(&self.manager.pipelines_dir)
             .map_err(|e| fail("NotebookNotFound", e.to_string()))?;
-        let text = sources
-            .read(&path)
-            .map_err(|e| fail("NotebookNotFound", format!("cannot read `{path}`: {e}")))?;
-        let format = Format::from_path(&path)
-            .ok_or_else(|| fail("NotebookFormatError", format!("`{path}` is not a notebook")))?;
-        let parsed = notebook::parse(&path, &text, format);
-        if spool_core::diag::has_errors(&parsed.diagnostics) {
-            let msgs: Vec<String> = parsed.diagnostics.iter().map(|d| d.to_string()).collect();
-            return Err(fail("NotebookFormatError", msgs.join("\n")));
-        }
+        let cells = read_cells(&sources, &self.plan.tasks[task].path)?;
         let session = self
             .ensure_session()
             .await
@@ -570,7 +585,7 @@ impl Execution {
         let launch = NotebookLaunch {
             id: self.task_id(task),
             attempt,
-            cells: parsed.cells,
+            cells,
             params: self.overrides.params_for(&self.plan, task),
             isolated: settings.isolated,
             // The machine owns timeouts (it cancels and retries); the agent's own limit is a

@@ -140,7 +140,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&options.report_json(&plan))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&options.report_json(&plan))?
+        );
         return Ok(0);
     }
     let report = simulate(&plan, &setup);
@@ -241,7 +244,8 @@ impl SimOptions {
             parse_secs(&v.to_string()).map_err(|e| format!("`{what}`: {e}"))?;
         }
         parse_spread(&self.variation.to_string()).map_err(|e| format!("`variation`: {e}"))?;
-        parse_probability(&self.failure_rate.to_string()).map_err(|e| format!("`failure_rate`: {e}"))?;
+        parse_probability(&self.failure_rate.to_string())
+            .map_err(|e| format!("`failure_rate`: {e}"))?;
         Ok(())
     }
 
@@ -255,7 +259,11 @@ impl SimOptions {
         }
         setup.pool.node_startup_secs = self.node_startup_secs;
         setup.pool.price_per_node_hour = self.price_per_node_hour;
-        setup.policy = self.policy.as_deref().and_then(Policy::parse).unwrap_or_default();
+        setup.policy = self
+            .policy
+            .as_deref()
+            .and_then(Policy::parse)
+            .unwrap_or_default();
         setup.durations = Durations {
             seed: self.seed,
             variation: self.variation,

@@ -24,12 +24,10 @@ pub struct SparkArgs {
     /// Bearer token for Livy, printed by this command (e.g. `az account get-access-token ...`).
     #[arg(long)]
     pub livy_token_command: Option<String>,
-    /// Order in which ready notebooks are admitted.
+    /// Order in which ready notebooks are admitted. (Without --livy, each run's local Spark
+    /// gets `local[executors × executor_cores]` from the pipeline's [pool].)
     #[arg(long, default_value = "critical-path", value_parser = parse_policy)]
     pub policy: Policy,
-    /// Cores of the local Spark application (local endpoint only) [default: all].
-    #[arg(long)]
-    pub local_cores: Option<u32>,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -66,7 +64,6 @@ impl SparkArgs {
             None => {
                 let local = livy_local::start(livy_local::Args {
                     port: 0,
-                    cores: self.local_cores,
                     work_dir: work_dir.join("livy-local"),
                     ..livy_local::Args::default()
                 })

@@ -257,6 +257,12 @@ async fn simulates_on_the_server_with_options_and_refuses_bad_ones() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(err["message"].as_str().unwrap().contains("policy"));
     let (status, err) = call(&f, post(json!({ "executorz": 2 }))).await;
-    assert_eq!((status, &err["error"]), (StatusCode::BAD_REQUEST, &json!("bad_request")));
-    assert!(err["message"].as_str().unwrap().contains("executorz"), "{err}");
+    assert_eq!(
+        (status, &err["error"]),
+        (StatusCode::BAD_REQUEST, &json!("bad_request"))
+    );
+    assert!(
+        err["message"].as_str().unwrap().contains("executorz"),
+        "{err}"
+    );
 }

@@ -424,7 +424,9 @@ impl PollInterval {
 
 impl Default for PollInterval {
     fn default() -> Self {
-        PollInterval::new(Duration::from_millis(200), Duration::from_secs(5))
+        // A poll is one short statement: cheap enough to keep the lag between a notebook's end
+        // and the next start under a second (scripts/bench-runs.sh --trace measures it).
+        PollInterval::new(Duration::from_millis(200), Duration::from_secs(1))
     }
 }
 

@@ -20,7 +20,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("the pipeline has errors")]
     InvalidPipeline(Vec<Diagnostic>),
-    #[error("the request body is over the limit of {} bytes", super::MAX_BODY_BYTES)]
+    #[error(
+        "the request body is over the limit of {} bytes",
+        super::MAX_BODY_BYTES
+    )]
     TooLarge,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
