@@ -266,3 +266,39 @@ async fn simulates_on_the_server_with_options_and_refuses_bad_ones() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_browser_signs_in_with_the_token_and_gets_a_cookie_the_api_accepts() {
+    let f = fixture(Some("s3cret"));
+    let sign_in = |token: &str| {
+        Request::post("/api/session")
+            .header("host", "spool.internal:8080")
+            .header("origin", "http://spool.internal:8080")
+            .header("content-type", "application/json")
+            .body(Body::from(json!({ "token": token }).to_string()))
+            .unwrap()
+    };
+    let res = app(f.state.clone())
+        .oneshot(sign_in("wrong"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = app(f.state.clone())
+        .oneshot(sign_in("s3cret"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let req = Request::get("/api/runs")
+        .header("host", "spool.internal:8080")
+        .header("cookie", pair)
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = call(&f, req).await;
+    assert_eq!(status, StatusCode::OK);
+}

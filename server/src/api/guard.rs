@@ -11,46 +11,78 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
+/// The cookie `POST /api/session` sets, so the browser (whose `EventSource` cannot send
+/// headers) can present the token.
+pub const TOKEN_COOKIE: &str = "spool_token";
+
 pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    match check(state.token.as_deref(), req.method(), req.headers()) {
+    match check(
+        state.token.as_deref(),
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+    ) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
 }
 
-fn check(token: Option<&str>, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check(
+    token: Option<&str>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let presented = header(header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(expected) = token {
-        return match presented {
-            Some(p) if constant_time_eq(p.as_bytes(), expected.as_bytes()) => Ok(()),
-            _ => Err(ApiError::Unauthorized),
-        };
-    }
     let host = header(header::HOST).unwrap_or("");
-    if !is_loopback_host(host) {
-        return Err(ApiError::Forbidden(format!(
-            "host `{host}` is not loopback; start the server with --token to serve other hosts"
-        )));
-    }
-    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if safe {
-        return Ok(());
-    }
+    let mutating = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     let same_site =
         header(header::HeaderName::from_static("sec-fetch-site")) == Some("same-origin");
-    let same_origin = header(header::ORIGIN).is_some_and(|o| {
-        o.strip_prefix("http://")
-            .or_else(|| o.strip_prefix("https://"))
-            .is_some_and(|rest| rest == host)
-    });
-    if same_site || same_origin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
+    let same_origin = same_site
+        || header(header::ORIGIN).is_some_and(|o| {
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                .is_some_and(|rest| rest == host)
+        });
+    let cross_site = || {
+        ApiError::Forbidden(
             "a request that changes something must come from the Spool page (same origin) or carry the token"
                 .into(),
-        ))
+        )
+    };
+    let Some(expected) = token else {
+        if !is_loopback_host(host) {
+            return Err(ApiError::Forbidden(format!(
+                "host `{host}` is not loopback; start the server with --token to serve other hosts"
+            )));
+        }
+        return if mutating && !same_origin {
+            Err(cross_site())
+        } else {
+            Ok(())
+        };
+    };
+    let matches = |p: &str| constant_time_eq(p.as_bytes(), expected.as_bytes());
+    if header(header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(matches)
+    {
+        return Ok(());
+    }
+    // A cookie is sent by the browser whoever made the page, so it only counts for changes
+    // that prove they come from the Spool page.
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .any(|(k, v)| k == TOKEN_COOKIE && matches(v));
+    let signing_in = *method == Method::POST && path.ends_with("/session");
+    match (cookie, signing_in) {
+        (true, _) | (false, true) if mutating && !same_origin => Err(cross_site()),
+        (true, _) | (false, true) => Ok(()),
+        (false, false) => Err(ApiError::Unauthorized),
     }
 }
 
@@ -66,7 +98,7 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -86,23 +118,23 @@ mod tests {
     #[test]
     fn loopback_reads_are_free_and_writes_need_same_origin() {
         let local = [("host", "127.0.0.1:8080")];
-        assert!(check(None, &Method::GET, &headers(&local)).is_ok());
-        assert!(check(None, &Method::POST, &headers(&local)).is_err());
+        assert!(check(None, &Method::GET, "/pipelines", &headers(&local)).is_ok());
+        assert!(check(None, &Method::POST, "/pipelines", &headers(&local)).is_err());
         let same = [
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080"),
         ];
-        assert!(check(None, &Method::POST, &headers(&same)).is_ok());
+        assert!(check(None, &Method::POST, "/pipelines", &headers(&same)).is_ok());
         let other = [
             ("host", "127.0.0.1:8080"),
             ("origin", "http://evil.example"),
         ];
-        assert!(check(None, &Method::PUT, &headers(&other)).is_err());
+        assert!(check(None, &Method::PUT, "/pipelines", &headers(&other)).is_err());
         let fetch = [
             ("host", "localhost:8080"),
             ("sec-fetch-site", "same-origin"),
         ];
-        assert!(check(None, &Method::DELETE, &headers(&fetch)).is_ok());
+        assert!(check(None, &Method::DELETE, "/pipelines", &headers(&fetch)).is_ok());
     }
 
     #[test]
@@ -111,26 +143,32 @@ mod tests {
             ("host", "evil.example:8080"),
             ("origin", "http://evil.example:8080"),
         ];
-        assert!(check(None, &Method::GET, &headers(&rebound)).is_err());
-        assert!(check(None, &Method::GET, &headers(&[("host", "[::1]:80")])).is_ok());
+        assert!(check(None, &Method::GET, "/pipelines", &headers(&rebound)).is_err());
+        assert!(check(
+            None,
+            &Method::GET,
+            "/pipelines",
+            &headers(&[("host", "[::1]:80")])
+        )
+        .is_ok());
     }
 
     #[test]
     fn a_configured_token_is_required_for_everything() {
         let h = [("host", "10.0.0.5:8080")];
         assert!(matches!(
-            check(Some("s3cret"), &Method::GET, &headers(&h)),
+            check(Some("s3cret"), &Method::GET, "/pipelines", &headers(&h)),
             Err(ApiError::Unauthorized)
         ));
         let ok = [
             ("host", "10.0.0.5:8080"),
             ("authorization", "Bearer s3cret"),
         ];
-        assert!(check(Some("s3cret"), &Method::POST, &headers(&ok)).is_ok());
+        assert!(check(Some("s3cret"), &Method::POST, "/pipelines", &headers(&ok)).is_ok());
         let bad = [
             ("host", "10.0.0.5:8080"),
             ("authorization", "Bearer s3creT"),
         ];
-        assert!(check(Some("s3cret"), &Method::GET, &headers(&bad)).is_err());
+        assert!(check(Some("s3cret"), &Method::GET, "/pipelines", &headers(&bad)).is_err());
     }
 }

@@ -4,9 +4,11 @@ mod error;
 mod guard;
 mod pipelines;
 mod runs;
+mod session;
 mod web_files;
 
 pub use error::{ApiError, ApiJson, ApiResult};
+pub use session::valid_token;
 
 use crate::history::History;
 use axum::extract::DefaultBodyLimit;
@@ -31,6 +33,7 @@ pub struct AppState {
 
 pub fn app(state: Arc<AppState>) -> Router {
     let api = Router::new()
+        .route("/session", post(session::sign_in))
         .route("/pipelines", get(pipelines::list))
         .route("/pipelines/:file", get(pipelines::get).put(pipelines::put))
         .route("/pipelines/:file/bundle", get(pipelines::bundle))
