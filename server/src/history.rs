@@ -34,6 +34,18 @@ pub struct TaskError {
     pub cell: Option<usize>,
 }
 
+impl TaskError {
+    /// An error Spool itself found (no Python traceback, no cell).
+    pub fn spool(ename: &str, evalue: impl Into<String>) -> Self {
+        TaskError {
+            ename: ename.into(),
+            evalue: evalue.into(),
+            traceback: Vec::new(),
+            cell: None,
+        }
+    }
+}
+
 /// Everything that happens to a run, as stored. Serde type: this is the on-disk format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

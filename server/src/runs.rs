@@ -302,12 +302,7 @@ fn is_identifier(s: &str) -> bool {
 /// A notebook file as cells, or the attempt's error: unreadable, or not a notebook (with every
 /// diagnostic, cell and line).
 pub fn read_cells(sources: &DiskSources, path: &str) -> Result<Vec<Cell>, TaskError> {
-    let fail = |ename: &str, evalue: String| TaskError {
-        ename: ename.into(),
-        evalue,
-        traceback: Vec::new(),
-        cell: None,
-    };
+    let fail = TaskError::spool;
     let text = sources
         .read(path)
         .map_err(|e| fail("NotebookNotFound", format!("cannot read `{path}`: {e}")))?;
@@ -349,6 +344,20 @@ impl Execution {
 
     fn record(&self, event: RunEvent) {
         self.manager.record(self.id, event);
+    }
+
+    /// Records an attempt that ended without a report from the notebook (Spool stopped or
+    /// lost it), with the reason.
+    fn record_ended(&self, task: TaskId, attempt: u32, outcome: AttemptOutcome, error: TaskError) {
+        self.record(RunEvent::TaskFinished {
+            task: self.task_id(task),
+            attempt,
+            outcome,
+            error: Some(error),
+            output: None,
+            exit_value: None,
+            metrics: None,
+        });
     }
 
     fn agent(&self) -> &Agent {
@@ -419,23 +428,16 @@ impl Execution {
             while let Some(d) = self.machine.next_deadline().filter(|d| d.at <= self.now()) {
                 if let Event::NotebookTimedOut { task, attempt } = d.event {
                     if self.running.remove(&(task, attempt)) {
-                        self.record(RunEvent::TaskFinished {
-                            task: self.task_id(task),
+                        let limit = self.plan.tasks[task].settings.timeout_secs;
+                        self.record_ended(
+                            task,
                             attempt,
-                            outcome: AttemptOutcome::TimedOut,
-                            error: Some(TaskError {
-                                ename: "Timeout".into(),
-                                evalue: format!(
-                                    "did not finish within timeout_secs = {}",
-                                    self.plan.tasks[task].settings.timeout_secs
-                                ),
-                                traceback: Vec::new(),
-                                cell: None,
-                            }),
-                            output: None,
-                            exit_value: None,
-                            metrics: None,
-                        });
+                            AttemptOutcome::TimedOut,
+                            TaskError::spool(
+                                "Timeout",
+                                format!("did not finish within timeout_secs = {limit}"),
+                            ),
+                        );
                     }
                 }
                 pending.extend(self.machine.handle(d.event, self.now()));
@@ -504,15 +506,7 @@ impl Execution {
                         );
                     }
                     Err(error) => {
-                        self.record(RunEvent::TaskFinished {
-                            task: self.task_id(task),
-                            attempt,
-                            outcome: AttemptOutcome::Failed,
-                            error: Some(error),
-                            output: None,
-                            exit_value: None,
-                            metrics: None,
-                        });
+                        self.record_ended(task, attempt, AttemptOutcome::Failed, error);
                         pending.extend(
                             self.machine
                                 .handle(Event::NotebookFailed { task, attempt }, self.now()),
@@ -568,12 +562,7 @@ impl Execution {
 
     /// Reads and parses the notebook, makes sure there is a session, and starts the attempt.
     async fn start_notebook(&mut self, task: TaskId, attempt: u32) -> Result<(), TaskError> {
-        let fail = |ename: &str, evalue: String| TaskError {
-            ename: ename.into(),
-            evalue,
-            traceback: Vec::new(),
-            cell: None,
-        };
+        let fail = TaskError::spool;
         let sources = DiskSources::new(&self.manager.pipelines_dir)
             .map_err(|e| fail("NotebookNotFound", e.to_string()))?;
         let cells = read_cells(&sources, &self.plan.tasks[task].path)?;
@@ -771,20 +760,12 @@ impl Execution {
         let mut lost: Vec<(TaskId, u32)> = self.running.drain().collect();
         lost.sort_unstable();
         for (task, attempt) in lost {
-            self.record(RunEvent::TaskFinished {
-                task: self.task_id(task),
+            self.record_ended(
+                task,
                 attempt,
-                outcome: AttemptOutcome::Failed,
-                error: Some(TaskError {
-                    ename: "SparkSessionLost".into(),
-                    evalue: why.to_string(),
-                    traceback: Vec::new(),
-                    cell: None,
-                }),
-                output: None,
-                exit_value: None,
-                metrics: None,
-            });
+                AttemptOutcome::Failed,
+                TaskError::spool("SparkSessionLost", why),
+            );
             pending.extend(
                 self.machine
                     .handle(Event::NotebookFailed { task, attempt }, self.now()),

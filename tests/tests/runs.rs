@@ -2,7 +2,7 @@
 //! Each test gets its own endpoint and data directory.
 
 use serde_json::Value;
-use spool_tests::{spool, stop, wait_for, LocalLivy};
+use spool_tests::{spool, wait_for, LocalLivy};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -153,22 +153,18 @@ fn has_event(shown: &Value, kind: &str, task: &str) -> bool {
     })
 }
 
-#[test]
-fn a_killed_driver_fails_its_notebooks_and_a_new_session_finishes_the_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let livy = LocalLivy::start(&tmp.path().join("livy"));
-    let data = tmp.path().join("data");
-    let marker = tmp.path().join("slow-marker");
-    let mut child = spool()
+/// `spool run long.toml --json` in the background, returned once its slow notebook runs.
+fn start_long_run(livy: &str, data: &Path, marker: &Path) -> std::process::Child {
+    let child = spool()
         .args([
             "run",
             &fixture("long.toml"),
             "--json",
             "--livy",
-            &livy.url,
+            livy,
             "--data-dir",
         ])
-        .arg(&data)
+        .arg(data)
         .args(["--param", &format!("slow.marker={}", marker.display())])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -179,6 +175,28 @@ fn a_killed_driver_fails_its_notebooks_and_a_new_session_finishes_the_run() {
         Duration::from_secs(180),
         || marker.exists().then_some(()),
     );
+    child
+}
+
+/// What `spool run --json` printed once it ended.
+fn finished_run(child: &mut std::process::Child) -> Value {
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn a_killed_driver_fails_its_notebooks_and_a_new_session_finishes_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+    let marker = tmp.path().join("slow-marker");
+    let mut child = start_long_run(&livy.url, &data, &marker);
     let ours = livy.driver_pids();
     assert!(!ours.is_empty(), "no driver process found");
     for pid in &ours {
@@ -188,14 +206,7 @@ fn a_killed_driver_fails_its_notebooks_and_a_new_session_finishes_the_run() {
             .unwrap();
     }
     let status = child.wait().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let run: Value = serde_json::from_str(&out).unwrap();
+    let run = finished_run(&mut child);
     assert!(status.success(), "{run:#}");
     let first = &run["tasks"]["slow"]["attempts"][0];
     assert_eq!(first["outcome"], "failed");
@@ -380,26 +391,16 @@ fn ctrl_c_cancels_the_run_and_records_it() {
     let livy = LocalLivy::start(&tmp.path().join("livy"));
     let data = tmp.path().join("data");
     let marker = tmp.path().join("slow-marker");
-    let mut child = spool()
-        .args(["run", &fixture("long.toml"), "--json", "--livy", &livy.url, "--data-dir"])
-        .arg(&data)
-        .args(["--param", &format!("slow.marker={}", marker.display())])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the slow notebook to start", Duration::from_secs(180), || {
-        marker.exists().then_some(())
-    });
+    let mut child = start_long_run(&livy.url, &data, &marker);
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let status = wait_for("the run to stop", Duration::from_secs(60), || child.try_wait().unwrap());
+    let status = wait_for("the run to stop", Duration::from_secs(60), || {
+        child.try_wait().unwrap()
+    });
     assert_eq!(status.code(), Some(1));
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let run: Value = serde_json::from_str(&out).unwrap();
+    let run = finished_run(&mut child);
     assert_eq!(run["status"], "cancelled");
     assert_eq!(run["tasks"]["slow"]["attempts"][0]["outcome"], "cancelled");
     assert_eq!(attempts(&run, "slow"), 1, "a cancelled run retries nothing");
@@ -423,5 +424,4 @@ fn an_invalid_pipeline_is_refused_before_anything_runs() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no notebook declares it"));
-    let _ = stop; // (used by other suites)
 }
