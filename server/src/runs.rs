@@ -59,6 +59,9 @@ pub enum StartError {
 pub struct SparkTarget {
     pub agent: Arc<Agent>,
     pub policy: Policy,
+    /// Run in this long-lived Livy session (found by name, created if missing, never deleted)
+    /// instead of a session per run; one run at a time then, since a session has one poller.
+    pub session_name: Option<String>,
 }
 
 struct ActiveRun {
@@ -105,6 +108,13 @@ impl RunManager {
             active.retain(|_, r| r.done.borrow().is_none());
             active.len()
         };
+        if in_progress > 0 {
+            if let Some(name) = &self.spark.session_name {
+                return Err(StartError::BadRequest(format!(
+                    "the Spark session `{name}` is busy with another run; wait for it to finish"
+                )));
+            }
+        }
         if in_progress >= MAX_ACTIVE_RUNS {
             return Err(StartError::BadRequest(format!(
                 "{MAX_ACTIVE_RUNS} runs are already in progress; wait for one to finish"
@@ -170,8 +180,8 @@ impl RunManager {
                 t0: Instant::now(),
                 session: None,
                 created_sessions: Vec::new(),
+                sessions_opened: 0,
                 running: HashSet::new(),
-                recreations: 0,
                 capacity: None,
                 deferred: Vec::new(),
                 resumed: req.resume.is_some(),
@@ -325,10 +335,12 @@ struct Execution {
     manager: Arc<RunManager>,
     t0: Instant,
     session: Option<SessionId>,
+    /// Sessions to delete when the run ends (not a named session).
     created_sessions: Vec<SessionId>,
+    /// Sessions this run has used so far (the first, then re-creations).
+    sessions_opened: u32,
     /// Attempts started on the agent and not yet reported finished.
     running: HashSet<(TaskId, u32)>,
-    recreations: u32,
     capacity: Option<u32>,
     /// Commands the machine gave while a command was being carried out.
     deferred: Vec<Command>,
@@ -366,6 +378,12 @@ impl Execution {
 
     fn task_id(&self, t: TaskId) -> String {
         self.plan.tasks[t].id.clone()
+    }
+
+    /// The notebook's id for the agent: prefixed by the run, so that a session shared by
+    /// successive runs (a named session) never confuses one run's attempts with another's.
+    fn agent_id(&self, t: TaskId) -> String {
+        format!("run{}/{}", self.id, self.plan.tasks[t].id)
     }
 
     async fn run(&mut self, mut cancel: watch::Receiver<bool>) -> RunStatus {
@@ -518,7 +536,7 @@ impl Execution {
                 if let Some(session) = self.session {
                     if let Err(e) = self
                         .agent()
-                        .cancel(session, &self.task_id(task), attempt)
+                        .cancel(session, &self.agent_id(task), attempt)
                         .await
                     {
                         eprintln!(
@@ -572,7 +590,7 @@ impl Execution {
             .map_err(|e| fail("SparkSessionError", e))?;
         let settings = &self.plan.tasks[task].settings;
         let launch = NotebookLaunch {
-            id: self.task_id(task),
+            id: self.agent_id(task),
             attempt,
             cells,
             params: self.overrides.params_for(&self.plan, task),
@@ -600,46 +618,60 @@ impl Execution {
         if let Some(s) = self.session {
             return Ok(s);
         }
-        if !self.created_sessions.is_empty() {
+        if self.sessions_opened > 0 {
             if !self.plan.pool.recreate_session {
                 return Err("the run's Spark session died (set recreate_session = true in [pool] to start a new one)".into());
             }
-            if self.recreations >= MAX_SESSION_RECREATIONS {
+            if self.sessions_opened > MAX_SESSION_RECREATIONS {
                 return Err(format!(
                     "the Spark session died {} times; giving up",
-                    self.recreations + 1
+                    self.sessions_opened
                 ));
             }
-            self.recreations += 1;
         }
+        self.sessions_opened += 1;
         let agent = self.manager.spark.agent.clone();
         let client = agent.client();
-        let pool = &self.plan.pool;
-        let request = CreateSession {
-            kind: Some(Kind::Pyspark),
-            name: Some(format!(
-                "spool-run-{}-{}",
-                self.id,
-                self.created_sessions.len() + 1
-            )),
-            num_executors: Some(pool.executors),
-            executor_cores: Some(pool.executor_cores),
-            conf: BTreeMap::from([(
-                "spark.scheduler.mode".to_string(),
-                serde_json::Value::from("FAIR"),
-            )]),
-            ..CreateSession::default()
+        let named = self.manager.spark.session_name.clone();
+        let found = match &named {
+            Some(name) => client
+                .find_live_session(name)
+                .await
+                .map_err(|e| format!("could not look for the Spark session `{name}`: {e}"))?,
+            None => None,
         };
-        let created = client
-            .create_session(&request)
-            .await
-            .map_err(|e| format!("could not create a Spark session: {e}"))?;
-        let id = SessionId(created.id);
-        self.created_sessions.push(id);
+        let (id, state) = match found {
+            Some(s) => (SessionId(s.id), s.state.to_string()),
+            None => {
+                let pool = &self.plan.pool;
+                let request = CreateSession {
+                    kind: Some(Kind::Pyspark),
+                    name: Some(named.clone().unwrap_or_else(|| {
+                        format!("spool-run-{}-{}", self.id, self.sessions_opened)
+                    })),
+                    num_executors: Some(pool.executors),
+                    executor_cores: Some(pool.executor_cores),
+                    conf: BTreeMap::from([(
+                        "spark.scheduler.mode".to_string(),
+                        serde_json::Value::from("FAIR"),
+                    )]),
+                    ..CreateSession::default()
+                };
+                let created = client
+                    .create_session(&request)
+                    .await
+                    .map_err(|e| format!("could not create a Spark session: {e}"))?;
+                // A named session outlives the run; the run's own sessions are deleted after it.
+                if named.is_none() {
+                    self.created_sessions.push(SessionId(created.id));
+                }
+                (SessionId(created.id), created.state.to_string())
+            }
+        };
         self.record(RunEvent::SessionChanged {
             session: id.0.to_string(),
-            state: created.state.to_string(),
-            message: None,
+            state,
+            message: named.map(|n| format!("session `{n}`")),
             capacity: None,
         });
         let started = Instant::now();
@@ -648,10 +680,10 @@ impl Execution {
             let s = client
                 .get_session(id)
                 .await
-                .map_err(|e| format!("lost the new Spark session: {e}"))?;
+                .map_err(|e| format!("lost the Spark session: {e}"))?;
             if s.state.is_finished() {
                 return Err(format!(
-                    "the new Spark session ended {} while starting",
+                    "the Spark session ended {} while starting",
                     s.state
                 ));
             }
@@ -696,7 +728,11 @@ impl Execution {
 
     /// Feeds one agent report to the machine; true when something changed.
     fn on_update(&mut self, u: NotebookUpdate, pending: &mut Vec<Command>) -> bool {
-        let Some(task) = self.plan.index_of(&u.id) else {
+        let prefix = format!("run{}/", self.id);
+        let Some(task) =
+            u.id.strip_prefix(&prefix)
+                .and_then(|id| self.plan.index_of(id))
+        else {
             return false;
         };
         if !u.state.is_finished() || !self.running.remove(&(task, u.attempt)) {
@@ -727,7 +763,7 @@ impl Execution {
             output.push_str(&u.stderr);
         }
         self.record(RunEvent::TaskFinished {
-            task: u.id,
+            task: self.task_id(task),
             attempt,
             outcome,
             error: u.error.map(|e| TaskError {

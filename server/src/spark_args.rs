@@ -24,6 +24,10 @@ pub struct SparkArgs {
     /// Bearer token for Livy, printed by this command (e.g. `az account get-access-token ...`).
     #[arg(long)]
     pub livy_token_command: Option<String>,
+    /// Run in this long-lived Livy session, found by name or created (and kept after the run),
+    /// instead of a new session per run: no Spark start-up on later runs. One run at a time.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
     /// Order in which ready notebooks are admitted. (Without --livy, each run's local Spark
     /// gets `local[executors × executor_cores]` from the pipeline's [pool].)
     #[arg(long, default_value = "critical-path", value_parser = parse_policy)]
@@ -78,6 +82,7 @@ impl SparkArgs {
             SparkTarget {
                 agent: Arc::new(Agent::new(client)),
                 policy: self.policy,
+                session_name: self.session.clone(),
             },
             local,
         ))

@@ -51,6 +51,7 @@ fn fixture(token: Option<&str>) -> Fixture {
         SparkTarget {
             agent: Arc::new(Agent::new(client)),
             policy: Default::default(),
+            session_name: None,
         },
     );
     let state = Arc::new(AppState {

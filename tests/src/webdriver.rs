@@ -86,14 +86,20 @@ impl Browser {
             None => req.call(),
         };
         match res {
-            Ok(r) => r.into_json::<Value>().map(|v| v["value"].clone()).map_err(|e| e.to_string()),
-            Err(ureq::Error::Status(code, r)) => Err(format!("{code}: {}", r.into_string().unwrap_or_default())),
+            Ok(r) => r
+                .into_json::<Value>()
+                .map(|v| v["value"].clone())
+                .map_err(|e| e.to_string()),
+            Err(ureq::Error::Status(code, r)) => {
+                Err(format!("{code}: {}", r.into_string().unwrap_or_default()))
+            }
             Err(e) => Err(e.to_string()),
         }
     }
 
     pub fn goto(&self, url: &str) {
-        self.cmd("POST", "/url", Some(json!({ "url": url }))).expect("navigate");
+        self.cmd("POST", "/url", Some(json!({ "url": url })))
+            .expect("navigate");
     }
 
     /// The first element matching the CSS selector, waiting up to `limit` for it.
@@ -105,7 +111,11 @@ impl Browser {
     pub fn try_find(&self, css: &str, limit: Duration) -> Option<Element> {
         let until = Instant::now() + limit;
         loop {
-            if let Ok(v) = self.cmd("POST", "/element", Some(json!({ "using": "css selector", "value": css }))) {
+            if let Ok(v) = self.cmd(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            ) {
                 if let Some(id) = v[ELEMENT_KEY].as_str() {
                     return Some(Element(id.to_string()));
                 }
@@ -118,13 +128,17 @@ impl Browser {
     }
 
     pub fn find_all(&self, css: &str) -> Vec<Element> {
-        self.cmd("POST", "/elements", Some(json!({ "using": "css selector", "value": css })))
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| v[ELEMENT_KEY].as_str().map(|s| Element(s.to_string())))
-            .collect()
+        self.cmd(
+            "POST",
+            "/elements",
+            Some(json!({ "using": "css selector", "value": css })),
+        )
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v[ELEMENT_KEY].as_str().map(|s| Element(s.to_string())))
+        .collect()
     }
 
     pub fn click(&self, e: &Element) {
@@ -138,8 +152,12 @@ impl Browser {
     }
 
     pub fn type_text(&self, e: &Element, text: &str) {
-        self.cmd("POST", &format!("/element/{}/value", e.0), Some(json!({ "text": text })))
-            .expect("type");
+        self.cmd(
+            "POST",
+            &format!("/element/{}/value", e.0),
+            Some(json!({ "text": text })),
+        )
+        .expect("type");
     }
 
     pub fn text(&self, e: &Element) -> String {
@@ -157,8 +175,12 @@ impl Browser {
 
     /// Runs JavaScript in the page and returns its result.
     pub fn script(&self, js: &str, args: Value) -> Value {
-        self.cmd("POST", "/execute/sync", Some(json!({ "script": js, "args": args })))
-            .expect("script")
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": js, "args": args })),
+        )
+        .expect("script")
     }
 
     /// Saves a PNG screenshot of the page.

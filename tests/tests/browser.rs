@@ -55,7 +55,14 @@ fn edit_dry_run_run_and_cancel_in_the_browser() {
         .unwrap()
         .port();
     let mut server = spool()
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--livy", &livy.url, "--pipelines"])
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--livy",
+            &livy.url,
+            "--pipelines",
+        ])
         .arg(&pipelines)
         .arg("--data-dir")
         .arg(tmp.path().join("data"))
@@ -66,7 +73,9 @@ fn edit_dry_run_run_and_cancel_in_the_browser() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}/");
-    wait_for("the server", SHORT, || ureq::get(&format!("{base}api/pipelines")).call().ok());
+    wait_for("the server", SHORT, || {
+        ureq::get(&format!("{base}api/pipelines")).call().ok()
+    });
 
     let b = Browser::start();
     b.goto(&base);
@@ -75,7 +84,10 @@ fn edit_dry_run_run_and_cancel_in_the_browser() {
     b.click(&b.find("#tab-pipeline", SHORT));
     let add = b.find(r#"input.add-dep[data-id="load_returns"]"#, SHORT);
     type_and_enter(&b, &add, "load_fx_ratez");
-    let diag = b.find(r#".diagnostic[data-field="depends_on"][data-id="load_returns"]"#, SHORT);
+    let diag = b.find(
+        r#".diagnostic[data-field="depends_on"][data-id="load_returns"]"#,
+        SHORT,
+    );
     assert!(b.text(&diag).contains("load_fx_ratez"), "{}", b.text(&diag));
     b.screenshot(&artifacts.join("editor-diagnostic.png"));
     // Fixed: the message goes, and the graph gains the edge.
@@ -83,23 +95,32 @@ fn edit_dry_run_run_and_cancel_in_the_browser() {
     let add = b.find(r#"input.add-dep[data-id="load_returns"]"#, SHORT);
     type_and_enter(&b, &add, "load_fx_rates");
     wait_for("the diagnostic to go", SHORT, || {
-        b.try_find(r#".diagnostic[data-field="depends_on"][data-id="load_returns"]"#, Duration::ZERO)
-            .is_none()
-            .then_some(())
+        b.try_find(
+            r#".diagnostic[data-field="depends_on"][data-id="load_returns"]"#,
+            Duration::ZERO,
+        )
+        .is_none()
+        .then_some(())
     });
     b.click(&b.find("#tab-graph", SHORT));
-    b.find(r#"path.edge[data-from="load_fx_rates"][data-to="load_returns"]"#, SHORT);
+    b.find(
+        r#"path.edge[data-from="load_fx_rates"][data-to="load_returns"]"#,
+        SHORT,
+    );
     b.screenshot(&artifacts.join("graph.png"));
     b.click(&b.find("#save-button", SHORT));
     wait_for("the file to be saved", SHORT, || {
         let text = std::fs::read_to_string(pipelines.join("daily_sales.toml")).ok()?;
-        text.contains(r#"depends_on = ["load_orders", "load_fx_rates"]"#).then_some(())
+        text.contains(r#"depends_on = ["load_orders", "load_fx_rates"]"#)
+            .then_some(())
     });
 
     // Dry run.
     b.click(&b.find("#tab-dry-run", SHORT));
     let makespan = b.find("#makespan", SHORT);
-    let secs: f64 = wait_for("a makespan", SHORT, || b.attr(&makespan, "data-secs")?.parse().ok());
+    let secs: f64 = wait_for("a makespan", SHORT, || {
+        b.attr(&makespan, "data-secs")?.parse().ok()
+    });
     assert!(secs > 0.0);
     b.screenshot(&artifacts.join("dry-run.png"));
 
@@ -123,7 +144,12 @@ fn edit_dry_run_run_and_cancel_in_the_browser() {
             last = states.clone();
         }
         let done = !states.is_empty()
-            && states.iter().all(|(_, s)| matches!(s.as_str(), "succeeded" | "skipped" | "inactive" | "failed" | "timed_out" | "cancelled"));
+            && states.iter().all(|(_, s)| {
+                matches!(
+                    s.as_str(),
+                    "succeeded" | "skipped" | "inactive" | "failed" | "timed_out" | "cancelled"
+                )
+            });
         done.then_some(states)
     });
     b.screenshot(&artifacts.join("run-finished.png"));
@@ -139,10 +165,16 @@ fn edit_dry_run_run_and_cancel_in_the_browser() {
     // Cancel a second run while notebooks are running.
     b.click(&b.find("#run-button", SHORT));
     wait_for("a notebook to run", RUN, || {
-        node_states(&b).iter().any(|(_, s)| s == "running").then_some(())
+        node_states(&b)
+            .iter()
+            .any(|(_, s)| s == "running")
+            .then_some(())
     });
     b.click(&b.find("#cancel-button", SHORT));
-    b.find(r#".run-row[data-status="cancelled"]"#, Duration::from_secs(120));
+    b.find(
+        r#".run-row[data-status="cancelled"]"#,
+        Duration::from_secs(120),
+    );
     b.screenshot(&artifacts.join("runs.png"));
     drop(b);
     stop(&mut server, Duration::from_secs(30));

@@ -407,6 +407,53 @@ fn ctrl_c_cancels_the_run_and_records_it() {
     assert!(has_event(&events(&data, "1"), "task_finished", "slow"));
 }
 
+/// The Livy session ids a run used, from its `session_changed` events.
+fn sessions_used(data: &Path, id: &str) -> Vec<String> {
+    let shown = events(data, id);
+    let mut ids: Vec<String> = shown["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["event"]["type"] == "session_changed")
+        .filter_map(|e| e["event"]["session"].as_str().map(str::to_string))
+        .collect();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn runs_with_a_named_session_reuse_it_and_leave_it_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+    let args = [
+        "--session",
+        "nightly",
+        "--param",
+        "transform.should_fail=false",
+    ];
+    for _ in 0..2 {
+        let (code, _, stderr) = run(&livy.url, &data, "branches.toml", &args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (first, second) = (sessions_used(&data, "1"), sessions_used(&data, "2"));
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first, second,
+        "the second run reuses the first run's session"
+    );
+    let sessions: Value = get_json(&format!("{}/sessions", livy.url));
+    let kept =
+        sessions["sessions"].as_array().unwrap().iter().any(|s| {
+            s["name"] == "nightly" && s["id"].to_string() == first[0] && s["state"] == "idle"
+        });
+    assert!(kept, "the named session is left running: {sessions:#}");
+}
+
+fn get_json(url: &str) -> Value {
+    ureq::get(url).call().unwrap().into_json().unwrap()
+}
+
 #[test]
 fn an_invalid_pipeline_is_refused_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
