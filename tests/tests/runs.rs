@@ -443,10 +443,13 @@ fn runs_with_a_named_session_reuse_it_and_leave_it_running() {
         "the second run reuses the first run's session"
     );
     let sessions: Value = get_json(&format!("{}/sessions", livy.url));
-    let kept =
-        sessions["sessions"].as_array().unwrap().iter().any(|s| {
-            s["name"] == "nightly" && s["id"].to_string() == first[0] && s["state"] == "idle"
-        });
+    let kept = sessions["sessions"].as_array().unwrap().iter().any(|s| {
+        s["name"] == "nightly"
+            && s["id"]
+                .as_u64()
+                .is_some_and(|id| id.to_string() == first[0])
+            && s["state"] == "idle"
+    });
     assert!(kept, "the named session is left running: {sessions:#}");
 }
 

@@ -1,13 +1,72 @@
-//! Calls to the server's HTTP API (docs/api.md). Each returns the converted answer or a message
-//! fit to show the user.
+//! Calls to the server's HTTP API (docs/api.md). Each returns the converted answer or a
+//! [`Failure`] that says what the user can do about it.
+//!
+//! Every call is same-origin and sends cookies (`credentials: same-origin`, set explicitly):
+//! with `spool serve --token`, the app signs in once ([`sign_in`]) and the HttpOnly cookie the
+//! server sets is the only place the token is kept. The browser adds `Origin` (and
+//! `Sec-Fetch-Site: same-origin`) to POST and PUT, the same-origin proof the server asks of
+//! changes made with the cookie.
 
 use crate::wire::{
     ApiError, Bundle, Created, PipelineSummary, ResumeRun, RunDetail, RunSummary, SaveBody,
-    StartRun,
+    SignInBody, StartRun, WireDiagnostic,
 };
-use gloo_net::http::{Request, Response};
+use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use web_sys::RequestCredentials;
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// 401: the server wants the token; the app shows its sign-in form.
+    SignIn,
+    /// The server could not be reached, or its answer did not read.
+    Transport(String),
+    /// The server said no: its message and, for a pipeline it refused, what it found wrong.
+    Refused {
+        message: String,
+        diagnostics: Vec<WireDiagnostic>,
+    },
+}
+
+impl Failure {
+    /// The same failure, its message prefixed with what was being done.
+    pub fn context(self, doing: &str) -> Failure {
+        match self {
+            Failure::SignIn => Failure::SignIn,
+            Failure::Transport(m) => Failure::Transport(format!("{doing}: {m}")),
+            Failure::Refused {
+                message,
+                diagnostics,
+            } => Failure::Refused {
+                message: format!("{doing}: {message}"),
+                diagnostics,
+            },
+        }
+    }
+}
+
+/// The message with the first diagnostic, if any (the import dialog lists them all).
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::SignIn => f.write_str("sign in first: the server wants its token"),
+            Failure::Transport(message) => f.write_str(message),
+            Failure::Refused {
+                message,
+                diagnostics,
+            } => match diagnostics.first() {
+                Some(d) => write!(
+                    f,
+                    "{message} ({}:{}:{}: {})",
+                    d.file, d.line, d.col, d.message
+                ),
+                None => f.write_str(message),
+            },
+        }
+    }
+}
 
 fn encode(part: &str) -> String {
     String::from(js_sys::encode_uri_component(part))
@@ -17,27 +76,29 @@ fn pipeline_url(file: &str, suffix: &str) -> String {
     format!("/api/pipelines/{}{suffix}", encode(file))
 }
 
-/// The message of a failed call: the server's own, with its first diagnostic if any.
-async fn failure(resp: Response) -> String {
+async fn failure(resp: Response) -> Failure {
     let status = resp.status();
+    if status == 401 {
+        return Failure::SignIn;
+    }
     match resp.json::<ApiError>().await {
-        Ok(e) => match e.diagnostics.first() {
-            Some(d) => format!(
-                "{} ({}:{}:{}: {})",
-                e.message, d.file, d.line, d.col, d.message
-            ),
-            None => e.message,
+        Ok(e) => Failure::Refused {
+            message: e.message,
+            diagnostics: e.diagnostics,
         },
-        Err(_) => format!("the server answered {status}"),
+        Err(_) => Failure::Refused {
+            message: format!("the server answered {status}"),
+            diagnostics: Vec::new(),
+        },
     }
 }
 
-async fn send(req: Result<Request, gloo_net::Error>) -> Result<Response, String> {
+async fn send(req: Result<Request, gloo_net::Error>) -> Result<Response, Failure> {
     let resp = req
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Failure::Transport(e.to_string()))?
         .send()
         .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
+        .map_err(|e| Failure::Transport(format!("cannot reach the server: {e}")))?;
     if resp.ok() {
         Ok(resp)
     } else {
@@ -45,28 +106,45 @@ async fn send(req: Result<Request, gloo_net::Error>) -> Result<Response, String>
     }
 }
 
-async fn json<T: DeserializeOwned>(req: Result<Request, gloo_net::Error>) -> Result<T, String> {
+async fn json<T: DeserializeOwned>(req: Result<Request, gloo_net::Error>) -> Result<T, Failure> {
     send(req)
         .await?
         .json::<T>()
         .await
-        .map_err(|e| format!("unexpected answer from the server: {e}"))
+        .map_err(|e| Failure::Transport(format!("unexpected answer from the server: {e}")))
+}
+
+/// Same-origin calls with the session cookie. `same-origin` is fetch's default too; it is
+/// set here so that the sign-in cannot silently stop working.
+fn with_cookie(req: RequestBuilder) -> RequestBuilder {
+    req.credentials(RequestCredentials::SameOrigin)
 }
 
 fn get(url: &str) -> Result<Request, gloo_net::Error> {
-    Request::get(url).build()
+    with_cookie(Request::get(url)).build()
 }
 
-pub async fn pipelines() -> Result<Vec<PipelineSummary>, String> {
+fn post(url: &str) -> RequestBuilder {
+    with_cookie(Request::post(url))
+}
+
+pub async fn pipelines() -> Result<Vec<PipelineSummary>, Failure> {
     json(get("/api/pipelines")).await
 }
 
-pub async fn bundle(file: &str) -> Result<Bundle, String> {
+pub async fn bundle(file: &str) -> Result<Bundle, Failure> {
     json(get(&pipeline_url(file, "/bundle"))).await
 }
 
-pub async fn save(file: &str, text: &str) -> Result<(), String> {
-    send(Request::put(&pipeline_url(file, "")).json(&SaveBody { text }))
+pub async fn save(file: &str, text: &str) -> Result<(), Failure> {
+    send(with_cookie(Request::put(&pipeline_url(file, ""))).json(&SaveBody { text }))
+        .await
+        .map(drop)
+}
+
+/// Trades the token for the session cookie; a wrong token is [`Failure::SignIn`].
+pub async fn sign_in(token: &str) -> Result<(), Failure> {
+    send(post("/api/session").json(&SignInBody { token }))
         .await
         .map(drop)
 }
@@ -74,29 +152,28 @@ pub async fn save(file: &str, text: &str) -> Result<(), String> {
 pub async fn start_run(
     file: &str,
     params: &BTreeMap<String, serde_json::Value>,
-) -> Result<i64, String> {
-    let created: Created =
-        json(Request::post("/api/runs").json(&StartRun { file, params })).await?;
+) -> Result<i64, Failure> {
+    let created: Created = json(post("/api/runs").json(&StartRun { file, params })).await?;
     Ok(created.id)
 }
 
-pub async fn runs() -> Result<Vec<RunSummary>, String> {
+pub async fn runs() -> Result<Vec<RunSummary>, Failure> {
     json(get("/api/runs")).await
 }
 
-pub async fn run(id: i64) -> Result<RunDetail, String> {
+pub async fn run(id: i64) -> Result<RunDetail, Failure> {
     json(get(&format!("/api/runs/{id}"))).await
 }
 
-pub async fn cancel(id: i64) -> Result<(), String> {
-    send(Request::post(&format!("/api/runs/{id}/cancel")).build())
+pub async fn cancel(id: i64) -> Result<(), Failure> {
+    send(post(&format!("/api/runs/{id}/cancel")).build())
         .await
         .map(drop)
 }
 
-pub async fn resume(id: i64, params: &BTreeMap<String, serde_json::Value>) -> Result<i64, String> {
+pub async fn resume(id: i64, params: &BTreeMap<String, serde_json::Value>) -> Result<i64, Failure> {
     let created: Created =
-        json(Request::post(&format!("/api/runs/{id}/resume")).json(&ResumeRun { params })).await?;
+        json(post(&format!("/api/runs/{id}/resume")).json(&ResumeRun { params })).await?;
     Ok(created.id)
 }
 

@@ -9,6 +9,8 @@ mod dag_view;
 mod dry_run;
 mod editor;
 mod edits;
+mod import;
+mod import_dialog;
 mod run;
 mod runs;
 mod state;
@@ -17,6 +19,7 @@ mod wire;
 use dag_view::DagView;
 use dry_run::DryRunView;
 use editor::{datalists, step_fields, Editor, Problems};
+use import_dialog::{ImportDialog, SignIn};
 use runs::RunsView;
 use spool_core::edit::Edit;
 use state::{Action, State, Tab};
@@ -40,7 +43,26 @@ fn open(dispatch: UseReducerDispatcher<State>, file: String) {
     wasm_bindgen_futures::spawn_local(async move {
         match api::bundle(&file).await {
             Ok(bundle) => dispatch.dispatch(Action::Opened(bundle)),
-            Err(e) => dispatch.dispatch(Action::Notice(e)),
+            Err(e) => dispatch.dispatch(Action::Failed(e)),
+        }
+    });
+}
+
+/// Lists the pipelines; with `open_one`, then opens the one named in the address (or the
+/// first).
+fn load(dispatch: UseReducerDispatcher<State>, open_one: bool) {
+    wasm_bindgen_futures::spawn_local(async move {
+        match api::pipelines().await {
+            Ok(list) => {
+                let first = file_in_address()
+                    .filter(|f| list.iter().any(|p| p.file == *f))
+                    .or_else(|| list.first().map(|p| p.file.clone()));
+                dispatch.dispatch(Action::Listed(list));
+                if let Some(file) = first.filter(|_| open_one) {
+                    open(dispatch, file);
+                }
+            }
+            Err(e) => dispatch.dispatch(Action::Failed(e)),
         }
     });
 }
@@ -95,28 +117,19 @@ fn app() -> Html {
         use_effect_with((), move |_| undo_keys(dispatch));
     }
     {
-        let dispatch = app.dispatcher();
         use_effect_with((), move |_| {
             if bench::wanted() {
                 let first_render = bench::now();
                 // Let the first frame paint before the measurements block the page.
                 gloo_timers::callback::Timeout::new(100, move || bench::run(first_render)).forget();
             }
-            wasm_bindgen_futures::spawn_local(async move {
-                match api::pipelines().await {
-                    Ok(list) => {
-                        let first = file_in_address()
-                            .filter(|f| list.iter().any(|p| p.file == *f))
-                            .or_else(|| list.first().map(|p| p.file.clone()));
-                        dispatch.dispatch(Action::Listed(list));
-                        if let Some(file) = first {
-                            open(dispatch, file);
-                        }
-                    }
-                    Err(e) => dispatch.dispatch(Action::Notice(e)),
-                }
-            });
         });
+    }
+    {
+        // Again after each sign-in, which is what a 401 at the first attempt asks for; an open
+        // pipeline (perhaps with unsaved changes) is kept.
+        let (dispatch, open_one) = (app.dispatcher(), app.doc.is_none());
+        use_effect_with(app.sessions, move |_| load(dispatch, open_one));
     }
     {
         // The live run is followed here, not in the Runs tab, so that the graph keeps
@@ -149,11 +162,16 @@ fn app() -> Html {
         let onclick = Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::DismissNotice));
         html! { <div class="notice" id="notice">{ n }<button class="x" {onclick}>{ "×" }</button></div> }
     });
+    let import = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::ImportOpen))
+    };
     html! {
         <>
             <header>
                 <h1>{ "Spool" }</h1>
                 <PipelinePicker app={app.clone()} />
+                <button id="import-button" onclick={import}>{ "Import…" }</button>
                 <DocButtons app={app.clone()} />
             </header>
             { crate::each(notice) }
@@ -165,6 +183,12 @@ fn app() -> Html {
                 { tab_button(Tab::Source, "Source", "tab-source") }
             </nav>
             <main>{ body }</main>
+            if app.import.is_some() {
+                <ImportDialog app={app.clone()} />
+            }
+            if let Some(form) = &app.sign_in {
+                <SignIn form={form.clone()} dispatch={app.dispatcher()} />
+            }
         </>
     }
 }
@@ -220,7 +244,7 @@ fn doc_buttons(props: &AppProps) -> Html {
             wasm_bindgen_futures::spawn_local(async move {
                 match api::save(&file, &text).await {
                     Ok(()) => dispatch.dispatch(Action::Saved(text)),
-                    Err(e) => dispatch.dispatch(Action::Notice(format!("not saved: {e}"))),
+                    Err(e) => dispatch.dispatch(Action::Failed(e.context("not saved"))),
                 }
             });
         })

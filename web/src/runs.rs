@@ -39,7 +39,7 @@ pub fn open_run(dispatch: UseReducerDispatcher<State>, id: i64) {
     wasm_bindgen_futures::spawn_local(async move {
         match api::run(id).await {
             Ok(detail) => dispatch.dispatch(Action::RunOpened(detail)),
-            Err(e) => dispatch.dispatch(Action::Notice(e)),
+            Err(e) => dispatch.dispatch(Action::Failed(e)),
         }
     });
 }
@@ -48,7 +48,7 @@ fn refresh_list(dispatch: UseReducerDispatcher<State>) {
     wasm_bindgen_futures::spawn_local(async move {
         match api::runs().await {
             Ok(runs) => dispatch.dispatch(Action::RunsListed(runs)),
-            Err(e) => dispatch.dispatch(Action::Notice(e)),
+            Err(e) => dispatch.dispatch(Action::Failed(e)),
         }
     });
 }
@@ -111,9 +111,9 @@ pub fn runs_view(props: &RunsProps) -> Html {
     let tick = use_state(|| 0u64);
     let status = app.run.as_ref().map(|r| (r.id, r.status));
     {
-        // The history changes when a run starts or ends.
+        // The history changes when a run starts or ends, and can be read after a sign-in.
         let dispatch = app.dispatcher();
-        use_effect_with(status, move |_| refresh_list(dispatch));
+        use_effect_with((status, app.sessions), move |_| refresh_list(dispatch));
     }
     let live = app.run.as_ref().filter(|r| r.is_live()).map(|r| r.id);
     {
@@ -147,7 +147,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
             wasm_bindgen_futures::spawn_local(async move {
                 match api::start_run(&file, &params).await {
                     Ok(id) => open_run(dispatch, id),
-                    Err(e) => dispatch.dispatch(Action::Notice(e)),
+                    Err(e) => dispatch.dispatch(Action::Failed(e)),
                 }
             });
         })
@@ -226,7 +226,7 @@ fn run_detail(
             let dispatch = dispatch.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 if let Err(e) = api::cancel(id).await {
-                    dispatch.dispatch(Action::Notice(e));
+                    dispatch.dispatch(Action::Failed(e));
                 }
             });
         })
@@ -238,7 +238,7 @@ fn run_detail(
             wasm_bindgen_futures::spawn_local(async move {
                 match api::resume(id, &params).await {
                     Ok(new) => open_run(dispatch, new),
-                    Err(e) => dispatch.dispatch(Action::Notice(e)),
+                    Err(e) => dispatch.dispatch(Action::Failed(e)),
                 }
             });
         })

@@ -4,7 +4,9 @@
 //! everything else — diagnostics, plan, drawing, dry run — is derived from the new text by
 //! `spool-core`. Undo and redo are stacks of texts.
 
+use crate::api::Failure;
 use crate::edits::measured_estimates;
+use crate::import::{ImportForm, ImportKind, ImportProblem, Input};
 use crate::run::RunView;
 use crate::wire::{Bundle, PipelineSummary, RunDetail, RunSummary, StoredEvent};
 use spool_core::dag::{load_text, Plan};
@@ -265,6 +267,15 @@ pub struct SweepResult {
     pub cheapest: Option<SweepPoint>,
 }
 
+/// The sign-in form, shown after the server answered 401. The token itself is never kept: it
+/// goes from the password field to `POST /api/session`, which answers with an HttpOnly cookie.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SignInForm {
+    pub sending: bool,
+    /// Why the last attempt failed (a wrong token, an unreachable server).
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct State {
     pub pipelines: Vec<PipelineSummary>,
@@ -284,6 +295,12 @@ pub struct State {
     pub runs: Vec<RunSummary>,
     pub run: Option<Rc<RunView>>,
     pub overrides: String,
+    /// `Some` while the server wants its token.
+    pub sign_in: Option<SignInForm>,
+    /// Counts sign-ins: what failed to load before one is loaded again after it.
+    pub sessions: u32,
+    /// The import dialog, while it is open.
+    pub import: Option<ImportForm>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +317,8 @@ pub enum Action {
     /// The server stored this text.
     Saved(Rc<str>),
     Notice(String),
+    /// A call to the server failed: a 401 asks for the token, anything else is a notice.
+    Failed(Failure),
     DismissNotice,
     Select(Option<String>),
     Show(Tab),
@@ -316,6 +335,27 @@ pub enum Action {
     Overrides(String),
     /// Write the selected run's measured durations into the estimates.
     UseMeasured,
+    SignInSent,
+    /// The server refused the token, or could not be asked: why.
+    SignInRefused(String),
+    SignedIn,
+    ImportOpen,
+    ImportClose,
+    ImportKind(ImportKind),
+    /// Files chosen in the dialog, read (the first is the main input), or why they were not.
+    ImportFiles(Result<Vec<Input>, String>),
+    /// The main input's text, typed or pasted.
+    ImportText(String),
+    ImportTarget(String),
+    ImportSaveStarted,
+    /// Saving stopped at `file`; the files before it were written.
+    ImportSaveFailed {
+        file: String,
+        failure: Failure,
+        written: Vec<String>,
+    },
+    /// Every file was written.
+    ImportSaved,
 }
 
 /// Identity: every action makes a new state, so two handles hold equal states exactly when they
@@ -356,6 +396,14 @@ impl State {
                 self.saving = false;
                 self.notice = Some(message);
             }
+            Action::Failed(Failure::SignIn) => {
+                self.saving = false;
+                self.sign_in.get_or_insert_with(SignInForm::default);
+            }
+            Action::Failed(failure) => {
+                self.saving = false;
+                self.notice = Some(failure.to_string());
+            }
             Action::DismissNotice => self.notice = None,
             Action::Select(id) => self.selected = id,
             Action::Show(tab) => self.tab = tab,
@@ -383,6 +431,71 @@ impl State {
             }
             Action::Overrides(text) => self.overrides = text,
             Action::UseMeasured => self.use_measured(),
+            Action::SignInSent => {
+                if let Some(form) = &mut self.sign_in {
+                    form.sending = true;
+                    form.error = None;
+                }
+            }
+            Action::SignInRefused(why) => {
+                if let Some(form) = &mut self.sign_in {
+                    form.sending = false;
+                    form.error = Some(why);
+                }
+            }
+            Action::SignedIn => {
+                self.sign_in = None;
+                self.notice = None;
+                self.sessions += 1;
+            }
+            Action::ImportOpen => {
+                self.import = Some(ImportForm::default());
+                self.refresh_import();
+            }
+            Action::ImportClose | Action::ImportSaved => self.import = None,
+            Action::ImportSaveStarted => {
+                if let Some(form) = &mut self.import {
+                    form.saving = true;
+                    form.problem = None;
+                }
+            }
+            Action::ImportSaveFailed {
+                file,
+                failure,
+                written,
+            } => {
+                if failure == Failure::SignIn {
+                    self.sign_in.get_or_insert_with(SignInForm::default);
+                }
+                if let Some(form) = &mut self.import {
+                    form.saving = false;
+                    form.problem = Some(ImportProblem::not_saved(&file, failure, written));
+                }
+            }
+            Action::ImportKind(kind) => self.change_import(|f| f.set_kind(kind)),
+            Action::ImportFiles(Ok(inputs)) => self.change_import(|f| f.choose(inputs)),
+            Action::ImportFiles(Err(why)) => {
+                if let Some(form) = &mut self.import {
+                    form.problem = Some(ImportProblem::unreadable(why));
+                }
+            }
+            Action::ImportText(text) => self.change_import(|f| f.set_text(text)),
+            Action::ImportTarget(target) => self.change_import(|f| f.typed_target = Some(target)),
+        }
+    }
+
+    /// A change to the import form; the preview follows.
+    fn change_import(&mut self, change: impl FnOnce(&mut ImportForm)) {
+        if let Some(form) = &mut self.import {
+            change(form);
+            self.refresh_import();
+        }
+    }
+
+    fn refresh_import(&mut self) {
+        let files = self.doc.as_ref().map(|d| &*d.sources);
+        if let Some(form) = &mut self.import {
+            form.refresh(files, &self.pipelines);
         }
     }
 
@@ -709,5 +822,215 @@ estimate_secs = 20
             s.notice.is_some(),
             "nothing left to change is said, not silently ignored"
         );
+    }
+
+    #[test]
+    fn a_401_asks_for_the_token_and_signing_in_loads_again() {
+        let mut s = opened();
+        s.apply(Action::Failed(Failure::Transport(
+            "cannot reach the server".into(),
+        )));
+        assert!(s.sign_in.is_none(), "only a 401 asks for the token");
+        assert_eq!(s.notice.as_deref(), Some("cannot reach the server"));
+        s.apply(Action::SaveStarted);
+        s.apply(Action::Failed(Failure::SignIn.context("not saved")));
+        assert!(!s.saving);
+        assert_eq!(s.sign_in, Some(SignInForm::default()));
+        s.apply(Action::SignInSent);
+        assert!(s.sign_in.as_ref().is_some_and(|f| f.sending));
+        s.apply(Action::SignInRefused("That token is wrong.".into()));
+        let form = s.sign_in.clone().expect("the form stays");
+        assert!(!form.sending);
+        assert_eq!(form.error.as_deref(), Some("That token is wrong."));
+        let sessions = s.sessions;
+        s.apply(Action::SignedIn);
+        assert!(s.sign_in.is_none());
+        assert_eq!(s.sessions, sessions + 1, "the app loads again");
+        assert!(s.doc.is_some(), "the open pipeline is kept");
+    }
+
+    const SYNAPSE: &str = "../tests/fixtures/import/synapse/daily_sales";
+
+    fn fixture(path: &str) -> String {
+        let file = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
+    fn input(dir: &str, name: &str) -> Input {
+        Input {
+            name: name.into(),
+            text: Rc::from(fixture(&format!("{dir}/input/{name}"))),
+        }
+    }
+
+    fn preview(s: &State) -> Rc<crate::import::Preview> {
+        let form = s.import.as_ref().expect("the dialog is open");
+        form.preview
+            .clone()
+            .unwrap_or_else(|| panic!("no preview; target: {:?}", form.target_error))
+    }
+
+    fn paths<'a>(p: &'a crate::import::Preview, order: &[usize]) -> Vec<&'a str> {
+        order.iter().map(|&i| p.files[i].path.as_str()).collect()
+    }
+
+    #[test]
+    fn chosen_synapse_files_give_what_spool_import_gives_and_save_sub_pipelines_first() {
+        let mut s = State::default();
+        s.apply(Action::ImportOpen);
+        s.apply(Action::ImportFiles(Ok(vec![
+            input(SYNAPSE, "main.json"),
+            input(SYNAPSE, "pl_dimensions.json"),
+            input(SYNAPSE, "pl_calendar.json"),
+        ])));
+        let form = s.import.as_ref().expect("open");
+        assert_eq!(form.target, "main.toml", "named after the first file");
+        let p = preview(&s);
+        assert_eq!(
+            p.report.render(),
+            fixture(&format!("{SYNAPSE}/expected/report.txt"))
+        );
+        for f in &p.files {
+            assert_eq!(
+                *f.text,
+                fixture(&format!("{SYNAPSE}/expected/{}", f.path)),
+                "{}",
+                f.path
+            );
+        }
+        // main runs pl_dimensions, which runs pl_calendar.
+        assert_eq!(
+            paths(&p, &p.save_order),
+            ["pl_calendar.toml", "pl_dimensions.toml", "main.toml"]
+        );
+        assert_eq!(p.main(), Some("main.toml"));
+        assert!(p
+            .notebooks_to_provide
+            .contains(&"notebooks/nb_gen_calendar.ipynb".to_string()));
+    }
+
+    #[test]
+    fn genie_writes_one_file_per_pipeline_into_the_chosen_folder() {
+        let dir = "../tests/fixtures/import/genie/two_pipelines";
+        let mut s = State::default();
+        s.apply(Action::ImportOpen);
+        s.apply(Action::ImportTarget("mine.toml".into()));
+        s.apply(Action::ImportKind(ImportKind::Genie));
+        s.apply(Action::ImportFiles(Ok(vec![input(dir, "metadata.csv")])));
+        assert_eq!(
+            s.import.as_ref().map(|f| f.target.as_str()),
+            Some(""),
+            "a typed file name is no folder: the pipelines folder itself"
+        );
+        s.apply(Action::ImportTarget("imported/genie".into()));
+        let p = preview(&s);
+        assert_eq!(
+            paths(&p, &p.save_order),
+            ["imported/genie/dims.toml", "imported/genie/daily_load.toml"],
+            "daily_load runs dims"
+        );
+        assert_eq!(
+            *p.files[1].text,
+            fixture(&format!("{dir}/expected/dims.toml"))
+        );
+        assert!(p
+            .notebooks_to_provide
+            .iter()
+            .all(|n| n.starts_with("imported/genie/notebooks/")));
+        s.apply(Action::ImportTarget("../outside".into()));
+        let form = s.import.as_ref().expect("open");
+        assert!(form.target_error.is_some());
+        assert!(form.preview.is_none(), "nothing to save outside the folder");
+    }
+
+    #[test]
+    fn a_pasted_dag_gets_a_free_name_and_finds_the_folders_notebooks() {
+        let mut s = opened();
+        s.apply(Action::Listed(
+            ["p.toml", "imported.toml"]
+                .map(|f| PipelineSummary {
+                    file: f.into(),
+                    name: f.into(),
+                    notebooks: 0,
+                    errors: 0,
+                })
+                .to_vec(),
+        ));
+        s.apply(Action::ImportOpen);
+        s.apply(Action::ImportKind(ImportKind::RunMultiple));
+        // The open pipeline's bundle says the folder holds notebooks/a.py.
+        s.apply(Action::Opened(Bundle {
+            root: "p.toml".into(),
+            files: BTreeMap::from([("p.toml".to_string(), TEXT.to_string())]),
+            notebooks: vec!["notebooks/a.py".into()],
+        }));
+        let dag = json!({"activities": [
+            {"name": "load", "path": "a", "args": {}, "dependencies": []},
+            {"name": "report", "path": "b", "args": {}, "dependencies": ["load"]}
+        ]});
+        s.apply(Action::ImportText(dag.to_string()));
+        let form = s.import.as_ref().expect("open");
+        assert_eq!(form.target, "imported_2.toml", "imported.toml is taken");
+        let p = preview(&s);
+        assert!(!p.report.has_errors(), "{}", p.report.render());
+        let text = &p.files[0].text;
+        assert!(text.contains(r#"path = "notebooks/a.py""#), "{text}");
+        assert!(text.contains(r#"depends_on = ["load"]"#), "{text}");
+        assert_eq!(p.notebooks_to_provide, ["notebooks/b.ipynb"]);
+        assert!(!p.files[0].replaces);
+
+        s.apply(Action::ImportTarget("imported.toml".into()));
+        assert!(preview(&s).files[0].replaces, "saving would overwrite it");
+        s.apply(Action::ImportTarget("imported.txt".into()));
+        assert!(s.import.as_ref().is_some_and(|f| f.target_error.is_some()));
+        s.apply(Action::ImportText("  ".into()));
+        s.apply(Action::ImportTarget("x.toml".into()));
+        let form = s.import.as_ref().expect("open");
+        assert!(form.preview.is_none(), "emptied: nothing to convert");
+    }
+
+    #[test]
+    fn a_refused_save_shows_the_servers_diagnostics_and_what_was_written() {
+        let mut s = State::default();
+        s.apply(Action::ImportOpen);
+        s.apply(Action::ImportSaveStarted);
+        assert!(s.import.as_ref().is_some_and(|f| f.saving));
+        let refused = Failure::Refused {
+            message: "the pipeline has errors".into(),
+            diagnostics: vec![crate::wire::WireDiagnostic {
+                file: "main.toml".into(),
+                line: 7,
+                col: 8,
+                message: "notebook file `notebooks/x.ipynb` does not exist".into(),
+            }],
+        };
+        s.apply(Action::ImportSaveFailed {
+            file: "main.toml".into(),
+            failure: refused,
+            written: vec!["sub.toml".into()],
+        });
+        let form = s.import.as_ref().expect("the dialog stays open");
+        assert!(!form.saving);
+        let problem = form.problem.as_ref().expect("a problem is shown");
+        assert!(problem.message.contains("`main.toml` was not saved"));
+        assert_eq!(problem.diagnostics.len(), 1);
+        assert_eq!(problem.written, ["sub.toml"]);
+
+        s.apply(Action::ImportSaveFailed {
+            file: "main.toml".into(),
+            failure: Failure::SignIn,
+            written: Vec::new(),
+        });
+        assert!(s.sign_in.is_some(), "a 401 while saving asks for the token");
+        s.apply(Action::ImportFiles(Err(
+            "`big.json` is over the 10 MiB limit".into(),
+        )));
+        assert!(s
+            .import
+            .as_ref()
+            .and_then(|f| f.problem.as_ref())
+            .is_some_and(|p| p.message.contains("big.json")));
+        s.apply(Action::ImportSaved);
+        assert!(s.import.is_none(), "saved: the dialog closes");
     }
 }

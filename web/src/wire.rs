@@ -26,6 +26,12 @@ pub struct SaveBody<'a> {
     pub text: &'a str,
 }
 
+/// `POST /api/session`.
+#[derive(Debug, Serialize)]
+pub struct SignInBody<'a> {
+    pub token: &'a str,
+}
+
 /// Error body of every failed call.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ApiError {

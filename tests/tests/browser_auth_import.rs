@@ -1,0 +1,177 @@
+//! The web app in headless Chromium against `spool serve --token` on a copy of the example (no
+//! Spark: `--livy` points at a closed port): sign in (a wrong token is refused, the right one
+//! loads the pipelines, and the token stays out of the page's reach), then import a runMultiple
+//! DAG in the Import dialog — refused by the server while a notebook is missing, saved once it
+//! names existing notebooks — and check that the written file validates. Screenshots land in
+//! `tests/artifacts/` (`sign-in.png`, `import.png`).
+
+use spool_tests::webdriver::Browser;
+use spool_tests::{root, spool, stop, wait_for};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SHORT: Duration = Duration::from_secs(20);
+const TOKEN: &str = "s3cret";
+
+/// A runMultiple DAG of two notebooks, the second waiting for the first.
+fn dag(report_notebook: &str) -> String {
+    serde_json::json!({ "activities": [
+        { "name": "orders", "path": "load_orders", "args": {}, "dependencies": [] },
+        { "name": "report", "path": report_notebook, "args": { "day": "2024-07-01" },
+          "dependencies": ["orders"] }
+    ]})
+    .to_string()
+}
+
+#[test]
+fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
+    let artifacts = root().join("tests/artifacts");
+    let tmp = tempfile::tempdir().unwrap();
+    let pipelines = tmp.path().join("pipelines");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(root().join("examples"))
+        .arg(&pipelines)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "copy the examples");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut server = spool()
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--token",
+            TOKEN,
+            "--livy",
+            "http://127.0.0.1:9",
+            "--pipelines",
+        ])
+        .arg(&pipelines)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--web")
+        .arg(root().join("dist"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/");
+    // Any HTTP answer (a 401 without the token) means the server is up.
+    wait_for("the server", SHORT, || {
+        match ureq::get(&format!("{base}api/pipelines")).call() {
+            Err(ureq::Error::Status(401, _)) => Some(()),
+            _ => None,
+        }
+    });
+
+    let b = Browser::start();
+    b.goto(&base);
+
+    // The first API call gets 401: the sign-in form appears.
+    let token = b.find("#token-input", SHORT);
+    b.type_text(&token, "wrong");
+    b.click(&b.find("#sign-in-button", SHORT));
+    let error = b.find("#sign-in-error", SHORT);
+    assert!(b.text(&error).contains("wrong"), "{}", b.text(&error));
+    b.screenshot(&artifacts.join("sign-in.png"));
+    b.clear(&token);
+    b.type_text(&token, TOKEN);
+    b.click(&b.find("#sign-in-button", SHORT));
+    let listed = wait_for("the pipeline list", SHORT, || {
+        let options = b.find_all("#pipeline-select option");
+        (options.len() >= 2).then(|| {
+            options
+                .iter()
+                .filter_map(|o| b.attr(o, "value"))
+                .collect::<Vec<_>>()
+        })
+    });
+    assert!(
+        listed.contains(&"daily_sales.toml".to_string()),
+        "{listed:?}"
+    );
+    assert!(b.try_find("#token-input", Duration::ZERO).is_none());
+    // The token lives only in the HttpOnly cookie.
+    let page_state = b.script(
+        "return [document.cookie, window.localStorage.length, window.sessionStorage.length];",
+        serde_json::json!([]),
+    );
+    assert_eq!(page_state, serde_json::json!(["", 0, 0]));
+    // The open pipeline's bundle tells the importer which notebooks the folder holds.
+    b.find(r#"input.add-dep[data-id="load_returns"]"#, SHORT);
+
+    // Import: a DAG naming a notebook the folder lacks is converted, but the server refuses it.
+    b.click(&b.find("#import-button", SHORT));
+    b.find("#import-dialog", SHORT);
+    b.click(&b.find(r#"#import-kind option[value="runmultiple"]"#, SHORT));
+    let text = b.find("#import-text", SHORT);
+    b.type_text(&text, &dag("no_such_report"));
+    let target = b.find("#import-target", SHORT);
+    b.clear(&target);
+    b.type_text(&target, "orders_dag.toml\u{E007}");
+    let file = b.find(r#".import-file[data-file="orders_dag.toml"] pre"#, SHORT);
+    let preview = b.text(&file);
+    assert!(
+        preview.contains(r#"path = "notebooks/load_orders.py""#),
+        "the existing .py notebook is used: {preview}"
+    );
+    assert!(preview.contains(r#"depends_on = ["orders"]"#), "{preview}");
+    let missing = b.find("#import-notebooks", SHORT);
+    assert!(
+        b.text(&missing).contains("notebooks/no_such_report.ipynb"),
+        "{}",
+        b.text(&missing)
+    );
+    assert!(b.text(&b.find("#import-report", SHORT)).contains("note:"));
+    b.click(&b.find("#import-save", SHORT));
+    let problem = b.find("#import-problem", SHORT);
+    let said = b.text(&problem);
+    assert!(
+        said.contains("orders_dag.toml") && said.contains("no_such_report"),
+        "{said}"
+    );
+    assert!(!pipelines.join("orders_dag.toml").exists());
+
+    // Named after a notebook the example has, it is saved and opened in the editor.
+    b.clear(&text);
+    b.type_text(&text, &dag("daily_report"));
+    b.click(&target);
+    wait_for("the preview to follow the text", SHORT, || {
+        let file = b.try_find(
+            r#".import-file[data-file="orders_dag.toml"] pre"#,
+            Duration::ZERO,
+        )?;
+        b.text(&file)
+            .contains("notebooks/daily_report.ipynb")
+            .then_some(())
+    });
+    assert!(b.try_find("#import-notebooks", Duration::ZERO).is_none());
+    b.screenshot(&artifacts.join("import.png"));
+    b.click(&b.find("#import-save", SHORT));
+    wait_for("the imported pipeline in the editor", SHORT, || {
+        let hash = b.script("return window.location.hash;", serde_json::json!([]));
+        (hash == "#file=orders_dag.toml" && b.try_find("#import-dialog", Duration::ZERO).is_none())
+            .then_some(())
+    });
+    b.find(r#"input.add-dep[data-id="report"]"#, SHORT);
+    let written = std::fs::read_to_string(pipelines.join("orders_dag.toml")).unwrap();
+    assert!(written.contains(r#"depends_on = ["orders"]"#), "{written}");
+    let validate = spool()
+        .arg("validate")
+        .arg(pipelines.join("orders_dag.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "spool validate: {}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+
+    drop(b);
+    stop(&mut server, Duration::from_secs(10));
+}
