@@ -515,9 +515,7 @@ impl<'t> Parser<'t> {
                 "params" => {
                     if let Some(entries) = n.entries() {
                         for (pk, _, pn) in entries {
-                            if let Some(v) = pn.value() {
-                                step.params.insert(pk.to_string(), to_json(v));
-                            }
+                            step.params.insert(pk.to_string(), node_to_json(pn));
                         }
                     } else {
                         self.wrong_type(&n, &ks, "params", "a table", item_ref);
@@ -667,6 +665,29 @@ pub fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// Any TOML node -> JSON: values as below, tables (`[notebook.params.x]`) as objects, arrays of
+/// tables as arrays of objects.
+fn node_to_json(n: Node) -> serde_json::Value {
+    if let Some(v) = n.value() {
+        return to_json(v);
+    }
+    if let Some(entries) = n.entries() {
+        return serde_json::Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, _, child)| (k.to_string(), node_to_json(child)))
+                .collect(),
+        );
+    }
+    serde_json::Value::Array(
+        n.elements()
+            .unwrap_or_default()
+            .into_iter()
+            .map(node_to_json)
+            .collect(),
+    )
+}
+
 /// TOML value -> JSON value (datetimes become their TOML text).
 fn to_json(v: &Value) -> serde_json::Value {
     use serde_json::Value as J;
@@ -680,5 +701,35 @@ fn to_json(v: &Value) -> serde_json::Value {
         Value::InlineTable(t) => {
             J::Object(t.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_tables_in_any_toml_spelling_become_json_objects() {
+        let text = r#"
+[[notebook]]
+id = "a"
+path = "a.py"
+params = { when = 2024-06-30, limits = { rows = 10 } }
+
+[[notebook]]
+id = "b"
+path = "b.py"
+
+[notebook.params.filters]
+region = "EU"
+codes = [1, 2]
+"#;
+        let (file, diags) = parse_pipeline("p.toml", text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let steps = file.unwrap().steps;
+        assert_eq!(steps[0].params["when"], "2024-06-30");
+        assert_eq!(steps[0].params["limits"], serde_json::json!({ "rows": 10 }));
+        let filters = serde_json::json!({ "region": "EU", "codes": [1, 2] });
+        assert_eq!(steps[1].params["filters"], filters);
     }
 }
