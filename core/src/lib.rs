@@ -11,6 +11,7 @@ pub mod layout;
 pub mod model;
 pub mod notebook;
 pub mod parse;
+pub mod runlog;
 pub mod sched;
 pub mod sim;
 pub mod source;

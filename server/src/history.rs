@@ -3,8 +3,10 @@
 //! nothing that was recorded, and a restart can tell which runs were interrupted.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+pub use spool_core::runlog::{
+    AttemptOutcome, AttemptRecord, RunEvent, RunRecord, RunStatus, StoredEvent, TaskError,
+    TaskRecord,
+};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -12,248 +14,6 @@ use std::sync::Mutex;
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 /// Runs listed at most by one call.
 pub const MAX_LISTED_RUNS: u32 = 1000;
-
-/// How one attempt of a notebook ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptOutcome {
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskError {
-    pub ename: String,
-    pub evalue: String,
-    #[serde(default)]
-    pub traceback: Vec<String>,
-    /// Index of the notebook cell that failed, when known.
-    #[serde(default)]
-    pub cell: Option<usize>,
-}
-
-impl TaskError {
-    /// An error Spool itself found (no Python traceback, no cell).
-    pub fn spool(ename: &str, evalue: impl Into<String>) -> Self {
-        TaskError {
-            ename: ename.into(),
-            evalue: evalue.into(),
-            traceback: Vec::new(),
-            cell: None,
-        }
-    }
-}
-
-/// Everything that happens to a run, as stored. Serde type: this is the on-disk format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum RunEvent {
-    RunStarted {
-        pipeline: String,
-        file: String,
-        /// Parameter overrides given for this run (`key` or `notebook.key` → value).
-        params: BTreeMap<String, serde_json::Value>,
-        resumed_from: Option<i64>,
-        /// The expanded plan the run executes, as JSON.
-        plan: serde_json::Value,
-    },
-    SessionChanged {
-        session: String,
-        state: String,
-        #[serde(default)]
-        message: Option<String>,
-        /// Slots the live Spark application really has.
-        #[serde(default)]
-        capacity: Option<u32>,
-    },
-    TaskStarted {
-        task: String,
-        attempt: u32,
-    },
-    TaskFinished {
-        task: String,
-        attempt: u32,
-        outcome: AttemptOutcome,
-        #[serde(default)]
-        error: Option<TaskError>,
-        #[serde(default)]
-        output: Option<String>,
-        #[serde(default)]
-        exit_value: Option<String>,
-        #[serde(default)]
-        metrics: Option<serde_json::Value>,
-    },
-    RetryScheduled {
-        task: String,
-        attempt: u32,
-        at_secs: f64,
-    },
-    TaskSkipped {
-        task: String,
-        reason: String,
-    },
-    /// A resumed run keeps this task's success from the run it resumes.
-    TaskCarriedOver {
-        task: String,
-    },
-    CancelRequested,
-    RunFinished {
-        status: RunStatus,
-    },
-    /// Written on start-up for runs whose process died before they finished.
-    RunInterrupted {
-        reason: String,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Interrupted,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoredEvent {
-    pub seq: i64,
-    pub at_ms: i64,
-    pub event: RunEvent,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct AttemptRecord {
-    pub attempt: u32,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
-    pub outcome: Option<AttemptOutcome>,
-    pub error: Option<TaskError>,
-    pub output: Option<String>,
-    pub exit_value: Option<String>,
-    pub metrics: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TaskRecord {
-    pub attempts: Vec<AttemptRecord>,
-    pub skipped: Option<String>,
-    /// Kept from the resumed run instead of running again.
-    pub carried_over: bool,
-}
-
-impl TaskRecord {
-    /// Whether the task's last attempt succeeded: what resume keeps.
-    pub fn succeeded(&self) -> bool {
-        self.carried_over
-            || self
-                .attempts
-                .last()
-                .is_some_and(|a| a.outcome == Some(AttemptOutcome::Succeeded))
-    }
-}
-
-/// A run rebuilt from its events.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunRecord {
-    pub id: i64,
-    pub pipeline: String,
-    pub file: String,
-    pub status: RunStatus,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
-    pub resumed_from: Option<i64>,
-    pub params: BTreeMap<String, serde_json::Value>,
-    pub tasks: BTreeMap<String, TaskRecord>,
-}
-
-impl RunRecord {
-    fn fold(id: i64, events: &[StoredEvent]) -> Option<RunRecord> {
-        let (first, rest) = events.split_first()?;
-        let RunEvent::RunStarted {
-            pipeline,
-            file,
-            params,
-            resumed_from,
-            ..
-        } = &first.event
-        else {
-            return None;
-        };
-        let mut run = RunRecord {
-            id,
-            pipeline: pipeline.clone(),
-            file: file.clone(),
-            status: RunStatus::Running,
-            started_ms: first.at_ms,
-            ended_ms: None,
-            resumed_from: *resumed_from,
-            params: params.clone(),
-            tasks: BTreeMap::new(),
-        };
-        for e in rest {
-            match &e.event {
-                RunEvent::TaskStarted { task, attempt } => {
-                    run.tasks
-                        .entry(task.clone())
-                        .or_default()
-                        .attempts
-                        .push(AttemptRecord {
-                            attempt: *attempt,
-                            started_ms: e.at_ms,
-                            ..AttemptRecord::default()
-                        });
-                }
-                RunEvent::TaskFinished {
-                    task,
-                    attempt,
-                    outcome,
-                    error,
-                    output,
-                    exit_value,
-                    metrics,
-                } => {
-                    let rec = run.tasks.entry(task.clone()).or_default();
-                    if let Some(a) = rec
-                        .attempts
-                        .iter_mut()
-                        .rev()
-                        .find(|a| a.attempt == *attempt)
-                    {
-                        a.ended_ms = Some(e.at_ms);
-                        a.outcome = Some(*outcome);
-                        a.error = error.clone();
-                        a.output = output.clone();
-                        a.exit_value = exit_value.clone();
-                        a.metrics = metrics.clone();
-                    }
-                }
-                RunEvent::TaskSkipped { task, reason } => {
-                    run.tasks.entry(task.clone()).or_default().skipped = Some(reason.clone());
-                }
-                RunEvent::TaskCarriedOver { task } => {
-                    run.tasks.entry(task.clone()).or_default().carried_over = true;
-                }
-                RunEvent::RunFinished { status } => {
-                    run.status = *status;
-                    run.ended_ms = Some(e.at_ms);
-                }
-                RunEvent::RunInterrupted { .. } => {
-                    run.status = RunStatus::Interrupted;
-                    run.ended_ms = Some(e.at_ms);
-                }
-                RunEvent::RunStarted { .. }
-                | RunEvent::SessionChanged { .. }
-                | RunEvent::RetryScheduled { .. }
-                | RunEvent::CancelRequested => {}
-            }
-        }
-        Some(run)
-    }
-}
 
 /// The history database (one file, WAL mode).
 pub struct History {
@@ -324,6 +84,10 @@ impl History {
 
     /// Appends one event; returns its sequence number.
     pub fn append(&self, run: i64, event: &RunEvent, at_ms: i64) -> anyhow::Result<i64> {
+        anyhow::ensure!(
+            !matches!(event, RunEvent::Unknown),
+            "an event of unknown kind is only ever read, never written"
+        );
         let body = serde_json::to_string(&bounded(event.clone()))?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -425,27 +189,16 @@ impl History {
 }
 
 /// Cuts captured output to [`MAX_OUTPUT_BYTES`] at a character boundary.
-fn bounded(event: RunEvent) -> RunEvent {
-    match event {
-        RunEvent::TaskFinished {
-            task,
-            attempt,
-            outcome,
-            error,
-            output,
-            exit_value,
-            metrics,
-        } => RunEvent::TaskFinished {
-            task,
-            attempt,
-            outcome,
-            error,
-            output: output.map(|o| truncate(o, MAX_OUTPUT_BYTES)),
-            exit_value: exit_value.map(|o| truncate(o, MAX_OUTPUT_BYTES)),
-            metrics,
-        },
-        other => other,
+fn bounded(mut event: RunEvent) -> RunEvent {
+    if let RunEvent::TaskFinished {
+        output, exit_value, ..
+    } = &mut event
+    {
+        for text in [output, exit_value] {
+            *text = text.take().map(|o| truncate(o, MAX_OUTPUT_BYTES));
+        }
     }
+    event
 }
 
 fn truncate(mut s: String, max: usize) -> String {
@@ -464,6 +217,7 @@ fn truncate(mut s: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn started() -> RunEvent {
         RunEvent::RunStarted {
@@ -574,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn long_output_is_cut_and_appending_to_a_missing_run_fails() {
+    fn long_output_is_cut_and_bad_appends_fail() {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(dir.path()).unwrap();
         let id = h.create_run(&started(), 1).unwrap();
@@ -598,5 +352,6 @@ mod tests {
             .unwrap();
         assert!(out.len() < MAX_OUTPUT_BYTES + 64 && out.ends_with("[output truncated]"));
         assert!(h.append(id + 1, &RunEvent::CancelRequested, 4).is_err());
+        assert!(h.append(id, &RunEvent::Unknown, 5).is_err());
     }
 }

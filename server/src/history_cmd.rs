@@ -156,6 +156,7 @@ fn trace(run: &RunRecord, events: &[StoredEvent]) -> String {
                 format!("run finished: {}", format!("{status:?}").to_lowercase())
             }
             RunEvent::RunInterrupted { reason } => format!("run interrupted: {reason}"),
+            RunEvent::Unknown => "an event of a kind this version does not know".into(),
         };
         let _ = writeln!(s, "{at:>9}  {line}");
     }

@@ -213,7 +213,9 @@ fn progress_line(e: &RunEvent) -> Option<String> {
         RunEvent::RunFinished { status } => {
             format!("run finished: {}", format!("{status:?}").to_lowercase())
         }
-        RunEvent::RunStarted { .. } | RunEvent::RunInterrupted { .. } => return None,
+        RunEvent::RunStarted { .. } | RunEvent::RunInterrupted { .. } | RunEvent::Unknown => {
+            return None
+        }
     })
 }
 

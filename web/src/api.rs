@@ -8,11 +8,12 @@
 //! changes made with the cookie.
 
 use crate::wire::{
-    ApiError, Bundle, Created, PipelineSummary, ResumeRun, RunDetail, RunSummary, SaveBody,
-    SignInBody, StartRun, WireDiagnostic,
+    ApiError, Bundle, Created, PipelineSummary, ResumeRun, RunDetail, SaveBody, SignInBody,
+    StartRun, WireDiagnostic,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+use spool_core::runlog::RunRecord;
 use std::collections::BTreeMap;
 use web_sys::RequestCredentials;
 
@@ -157,7 +158,7 @@ pub async fn start_run(
     Ok(created.id)
 }
 
-pub async fn runs() -> Result<Vec<RunSummary>, Failure> {
+pub async fn runs() -> Result<Vec<RunRecord>, Failure> {
     json(get("/api/runs")).await
 }
 

@@ -359,7 +359,7 @@ fn dag_layer(props: &LayerProps) -> Html {
     let nodes = d.nodes.iter().zip(&d.layout.nodes).enumerate().map(|(i, (n, p))| {
         let state = match (&props.run, n.active) {
             (_, false) => "inactive",
-            (Some(run), true) if n.kind == TaskKind::PipelineEnd && !run.tasks.contains_key(&n.id) => {
+            (Some(run), true) if n.kind == TaskKind::PipelineEnd && !run.record.tasks.contains_key(&n.id) => {
                 let prefix = format!("{}/", n.id);
                 let inner: Vec<NodeState> = d
                     .nodes

@@ -135,7 +135,11 @@ fn app() -> Html {
         // The live run is followed here, not in the Runs tab, so that the graph keeps
         // colouring while another tab is shown.
         let dispatch = app.dispatcher();
-        let live = app.run.as_ref().filter(|r| r.is_live()).map(|r| r.id);
+        let live = app
+            .run
+            .as_ref()
+            .filter(|r| r.is_live())
+            .map(|r| r.record.id);
         use_effect_with(live, move |&live| {
             let stream = live.map(|id| runs::follow(dispatch, id));
             move || {

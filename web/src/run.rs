@@ -2,7 +2,7 @@
 //! notebook. The same fold serves the events of `GET /api/runs/{id}` and the live stream, so a
 //! page opened mid-run and a page that watched from the start show the same thing.
 
-use crate::wire::{AttemptOutcome, RunEvent, RunStatus, RunSummary, StoredEvent, TaskError};
+use spool_core::runlog::{AttemptOutcome, RunEvent, RunRecord, RunStatus, StoredEvent};
 use std::collections::BTreeMap;
 
 /// What a node of the graph, or a bar of the Gantt chart, is coloured by.
@@ -77,34 +77,12 @@ pub fn status_name(status: RunStatus) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
-    pub attempt: u32,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
-    pub outcome: Option<AttemptOutcome>,
-    pub error: Option<TaskError>,
-    pub output: Option<String>,
-    pub exit_value: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskRun {
-    pub state: NodeState,
-    pub attempts: Vec<Attempt>,
-    pub skipped: Option<String>,
-}
-
+/// A run as the browser shows it: the run log's own fold plus what only the page needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunView {
-    pub id: i64,
-    pub file: String,
-    pub status: RunStatus,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
-    pub resumed_from: Option<i64>,
-    pub params: BTreeMap<String, serde_json::Value>,
-    pub tasks: BTreeMap<String, TaskRun>,
+    pub record: RunRecord,
+    /// Each notebook's colour; notebooks without events are pending.
+    states: BTreeMap<String, NodeState>,
     /// Sequence number of the last event folded in; older and repeated events are ignored.
     pub last_seq: Option<i64>,
     /// The Spark session's last reported state, with its message.
@@ -113,16 +91,15 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn new(run: &RunSummary) -> Self {
+    /// A view of `run` (as the server lists it) before its events are folded in: they rebuild
+    /// its notebooks, from the first event on.
+    pub fn new(run: &RunRecord) -> Self {
         RunView {
-            id: run.id,
-            file: run.file.clone(),
-            status: run.status,
-            started_ms: run.started_ms,
-            ended_ms: run.ended_ms,
-            resumed_from: run.resumed_from,
-            params: BTreeMap::new(),
-            tasks: BTreeMap::new(),
+            record: RunRecord {
+                tasks: BTreeMap::new(),
+                ..run.clone()
+            },
+            states: BTreeMap::new(),
             last_seq: None,
             session: None,
             cancel_requested: false,
@@ -130,7 +107,7 @@ impl RunView {
     }
 
     pub fn is_live(&self) -> bool {
-        self.status == RunStatus::Running
+        self.record.status == RunStatus::Running
     }
 
     pub fn apply(&mut self, stored: &StoredEvent) {
@@ -138,101 +115,43 @@ impl RunView {
             return;
         }
         self.last_seq = Some(stored.seq);
-        let at = stored.at_ms;
+        self.record.apply(stored);
+        let mut set = |task: &str, state| {
+            self.states.insert(task.to_string(), state);
+        };
         match &stored.event {
-            RunEvent::RunStarted { params } => {
-                self.params.clone_from(params);
-                self.started_ms = at;
+            RunEvent::TaskStarted { task, .. } => set(task, NodeState::Running),
+            RunEvent::TaskFinished { task, outcome, .. } => {
+                set(task, NodeState::of_outcome(*outcome));
             }
-            RunEvent::SessionChanged { state, message } => {
+            RunEvent::RetryScheduled { task, .. } => set(task, NodeState::Retrying),
+            RunEvent::TaskSkipped { task, .. } => set(task, NodeState::Skipped),
+            RunEvent::SessionChanged { state, message, .. } => {
                 self.session = Some(match message {
                     Some(m) => format!("{state}: {m}"),
                     None => state.clone(),
                 });
             }
-            RunEvent::TaskStarted { task, attempt } => {
-                let t = self.task(task);
-                t.state = NodeState::Running;
-                t.attempts.push(Attempt {
-                    attempt: *attempt,
-                    started_ms: at,
-                    ended_ms: None,
-                    outcome: None,
-                    error: None,
-                    output: None,
-                    exit_value: None,
-                });
-            }
-            RunEvent::TaskFinished {
-                task,
-                attempt,
-                outcome,
-                error,
-                output,
-                exit_value,
-            } => {
-                let t = self.task(task);
-                t.state = NodeState::of_outcome(*outcome);
-                // A finish without a recorded start (a resumed run's carried-over task) gets an
-                // attempt of no length.
-                let i = match t.attempts.iter().rposition(|a| a.attempt == *attempt) {
-                    Some(i) => i,
-                    None => {
-                        t.attempts.push(Attempt {
-                            attempt: *attempt,
-                            started_ms: at,
-                            ended_ms: None,
-                            outcome: None,
-                            error: None,
-                            output: None,
-                            exit_value: None,
-                        });
-                        t.attempts.len() - 1
-                    }
-                };
-                let a = &mut t.attempts[i];
-                a.ended_ms = Some(at);
-                a.outcome = Some(*outcome);
-                a.error.clone_from(error);
-                a.output.clone_from(output);
-                a.exit_value.clone_from(exit_value);
-            }
-            RunEvent::RetryScheduled { task, .. } => self.task(task).state = NodeState::Retrying,
-            RunEvent::TaskSkipped { task, reason } => {
-                let t = self.task(task);
-                t.state = NodeState::Skipped;
-                t.skipped = Some(reason.clone());
-            }
             RunEvent::CancelRequested => self.cancel_requested = true,
-            RunEvent::RunFinished { status } => {
-                self.status = *status;
-                self.ended_ms = Some(at);
-            }
             RunEvent::RunInterrupted { reason } => {
-                self.status = RunStatus::Interrupted;
-                self.ended_ms = Some(at);
                 self.session = Some(format!("interrupted: {reason}"));
             }
-            RunEvent::Other => {}
+            RunEvent::RunStarted { .. }
+            | RunEvent::TaskCarriedOver { .. }
+            | RunEvent::RunFinished { .. }
+            | RunEvent::Unknown => {}
         }
     }
 
-    fn task(&mut self, id: &str) -> &mut TaskRun {
-        self.tasks.entry(id.to_string()).or_insert_with(|| TaskRun {
-            state: NodeState::Pending,
-            attempts: Vec::new(),
-            skipped: None,
-        })
-    }
-
     pub fn state_of(&self, task: &str) -> NodeState {
-        self.tasks.get(task).map_or(NodeState::Pending, |t| t.state)
+        self.states.get(task).copied().unwrap_or(NodeState::Pending)
     }
 
     /// Seconds the last attempt of each succeeded notebook took: what "use measured durations"
     /// writes back as estimates.
     pub fn measured_secs(&self) -> BTreeMap<String, f64> {
-        self.tasks
+        self.record
+            .tasks
             .iter()
             .filter_map(|(id, t)| {
                 let last = t.attempts.last()?;
@@ -245,7 +164,7 @@ impl RunView {
 
     /// Seconds from the run's start to its end, or to `now_ms` while it runs.
     pub fn elapsed_secs(&self, now_ms: i64) -> f64 {
-        (self.ended_ms.unwrap_or(now_ms) - self.started_ms).max(0) as f64 / 1000.0
+        (self.record.ended_ms.unwrap_or(now_ms) - self.record.started_ms).max(0) as f64 / 1000.0
     }
 }
 
@@ -258,7 +177,7 @@ mod tests {
     }
 
     fn run() -> RunView {
-        RunView::new(&RunSummary {
+        RunView::new(&RunRecord {
             id: 7,
             pipeline: "p".into(),
             file: "p.toml".into(),
@@ -266,6 +185,8 @@ mod tests {
             started_ms: 1000,
             ended_ms: None,
             resumed_from: None,
+            params: BTreeMap::new(),
+            tasks: BTreeMap::new(),
         })
     }
 
@@ -280,7 +201,9 @@ mod tests {
             {"seq":5,"at_ms":3700,"event":{"type":"task_finished","task":"b","attempt":1,"outcome":"failed","error":{"ename":"ValueError","evalue":"bad","traceback":["line 1"]}}},
             {"seq":6,"at_ms":3700,"event":{"type":"retry_scheduled","task":"b","attempt":2,"at_secs":12.5}},
             {"seq":7,"at_ms":3800,"event":{"type":"task_skipped","task":"c","reason":"a dependency failed"}},
-            {"seq":8,"at_ms":3900,"event":{"type":"something_new","x":1}}
+            {"seq":8,"at_ms":3900,"event":{"type":"something_new","x":1}},
+            {"seq":9,"at_ms":3900,"event":{"type":"session_changed","session":"7","state":"busy","message":"2 of 4 slots"}},
+            {"seq":10,"at_ms":4000,"event":{"type":"cancel_requested"}}
         ]"#,
         );
         let mut v = run();
@@ -291,21 +214,25 @@ mod tests {
         assert_eq!(v.state_of("b"), NodeState::Retrying);
         assert_eq!(v.state_of("c"), NodeState::Skipped);
         assert_eq!(v.state_of("d"), NodeState::Pending);
-        let b = &v.tasks["b"].attempts[0];
+        let b = &v.record.tasks["b"].attempts[0];
         assert_eq!(b.error.as_ref().map(|e| e.traceback.len()), Some(1));
-        assert_eq!(v.tasks["a"].attempts[0].output.as_deref(), Some("ok"));
+        assert_eq!(
+            v.record.tasks["a"].attempts[0].output.as_deref(),
+            Some("ok")
+        );
         assert_eq!(v.measured_secs(), BTreeMap::from([("a".to_string(), 2.5)]));
         assert!(v.is_live());
-        assert_eq!(
-            v.params.get("d"),
-            Some(&serde_json::json!(1)),
-            "the first event (seq 0) counts"
-        );
+        assert_eq!(v.session.as_deref(), Some("busy: 2 of 4 slots"));
+        assert!(v.cancel_requested);
 
-        let end =
-            events(r#"[{"seq":9,"at_ms":9000,"event":{"type":"run_finished","status":"failed"}}]"#);
+        let end = events(
+            r#"[{"seq":11,"at_ms":9000,"event":{"type":"run_finished","status":"failed"}}]"#,
+        );
         v.apply(&end[0]);
-        assert_eq!((v.status, v.ended_ms), (RunStatus::Failed, Some(9000)));
+        assert_eq!(
+            (v.record.status, v.record.ended_ms),
+            (RunStatus::Failed, Some(9000))
+        );
         assert_eq!(v.elapsed_secs(99_999), 8.0);
     }
 
@@ -340,7 +267,7 @@ mod tests {
         for e in evs.iter().chain(&evs) {
             v.apply(e);
         }
-        assert_eq!(v.tasks["a"].attempts.len(), 1);
+        assert_eq!(v.record.tasks["a"].attempts.len(), 1);
         assert_eq!(v.state_of("a"), NodeState::Succeeded);
     }
 }

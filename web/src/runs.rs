@@ -9,7 +9,7 @@ use crate::dag_view::{DagView, RUN_STATES};
 use crate::edits::parse_overrides;
 use crate::run::{status_name, RunView};
 use crate::state::{Action, State};
-use crate::wire::{RunEvent, StoredEvent};
+use spool_core::runlog::{RunEvent, RunStatus, StoredEvent};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -89,8 +89,9 @@ pub fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
 }
 
 pub fn run_chart(run: &RunView, now: i64) -> GanttChart {
-    let secs = |ms: i64| (ms - run.started_ms).max(0) as f64 / 1000.0;
+    let secs = |ms: i64| (ms - run.record.started_ms).max(0) as f64 / 1000.0;
     let bars: Vec<Bar> = run
+        .record
         .tasks
         .iter()
         .flat_map(|(id, t)| {
@@ -98,7 +99,9 @@ pub fn run_chart(run: &RunView, now: i64) -> GanttChart {
                 task: id.clone(),
                 start: secs(a.started_ms),
                 end: secs(a.ended_ms.unwrap_or(now)),
-                state: a.outcome.map_or(t.state, crate::run::NodeState::of_outcome),
+                state: a
+                    .outcome
+                    .map_or(run.state_of(id), crate::run::NodeState::of_outcome),
             })
         })
         .collect();
@@ -109,13 +112,17 @@ pub fn run_chart(run: &RunView, now: i64) -> GanttChart {
 pub fn runs_view(props: &RunsProps) -> Html {
     let app = &props.app;
     let tick = use_state(|| 0u64);
-    let status = app.run.as_ref().map(|r| (r.id, r.status));
+    let status = app.run.as_ref().map(|r| (r.record.id, r.record.status));
     {
         // The history changes when a run starts or ends, and can be read after a sign-in.
         let dispatch = app.dispatcher();
         use_effect_with((status, app.sessions), move |_| refresh_list(dispatch));
     }
-    let live = app.run.as_ref().filter(|r| r.is_live()).map(|r| r.id);
+    let live = app
+        .run
+        .as_ref()
+        .filter(|r| r.is_live())
+        .map(|r| r.record.id);
     {
         // Re-render while the run is live, for its elapsed times (the App follows its events).
         let tick = tick.clone();
@@ -172,7 +179,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
                 Callback::from(move |_: MouseEvent| open_run(dispatch.clone(), id))
             };
             let took = r.ended_ms.map(|e| duration((e - r.started_ms) as f64 / 1000.0));
-            let selected = app.run.as_ref().is_some_and(|v| v.id == r.id);
+            let selected = app.run.as_ref().is_some_and(|v| v.record.id == r.id);
             html! {
                 <tr class={classes!("run-row", selected.then_some("selected"))} data-id={r.id.to_string()}
                     data-status={status_name(r.status)} {onclick}>
@@ -221,7 +228,7 @@ fn run_detail(
 ) -> Html {
     let now = now_ms();
     let on_cancel = {
-        let (dispatch, id) = (app.dispatcher(), run.id);
+        let (dispatch, id) = (app.dispatcher(), run.record.id);
         Callback::from(move |_: MouseEvent| {
             let dispatch = dispatch.clone();
             wasm_bindgen_futures::spawn_local(async move {
@@ -232,7 +239,7 @@ fn run_detail(
         })
     };
     let on_resume = {
-        let (dispatch, id, params) = (app.dispatcher(), run.id, params.clone());
+        let (dispatch, id, params) = (app.dispatcher(), run.record.id, params.clone());
         Callback::from(move |_: MouseEvent| {
             let (dispatch, params) = (dispatch.clone(), params.clone());
             wasm_bindgen_futures::spawn_local(async move {
@@ -251,9 +258,9 @@ fn run_detail(
         let dispatch = app.dispatcher();
         Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
     };
-    let resumable = !run.is_live() && run.status != crate::wire::RunStatus::Succeeded;
+    let resumable = !run.is_live() && run.record.status != RunStatus::Succeeded;
     let graph = match &app.shown {
-        Some(shown) if run.file == app.doc.as_ref().map_or("", |d| d.root.as_str()) => {
+        Some(shown) if run.record.file == app.doc.as_ref().map_or("", |d| d.root.as_str()) => {
             match &shown.drawing {
                 Some(drawing) => html! {
                     <DagView drawing={drawing.clone()} plan={shown.plan.clone()} run={Some(run.clone())}
@@ -269,10 +276,10 @@ fn run_detail(
         html! { <span class="lg"><i style={format!("background:{}", state_colour(*s))}></i>{ s.name() }</span> }
     });
     html! {
-        <section class="run-detail" id="run-detail" data-id={run.id.to_string()} data-status={status_name(run.status)}>
+        <section class="run-detail" id="run-detail" data-id={run.record.id.to_string()} data-status={status_name(run.record.status)}>
             <h3>
-                { format!("Run #{} — ", run.id) }
-                <span id="run-status" class={classes!("status", status_name(run.status))}>{ status_name(run.status) }</span>
+                { format!("Run #{} — ", run.record.id) }
+                <span id="run-status" class={classes!("status", status_name(run.record.status))}>{ status_name(run.record.status) }</span>
                 { format!(" — {}", duration(run.elapsed_secs(now))) }
             </h3>
             { crate::each(run.session.as_ref().map(|s| html! { <p class="session">{ format!("session {s}") }</p> })) }
@@ -298,7 +305,14 @@ fn run_detail(
 }
 
 fn task_detail(run: &RunView, id: &str) -> Html {
-    let Some(t) = run.tasks.get(id) else {
+    // A notebook the run only carried over has no attempts: as far as this run goes, it
+    // never started.
+    let Some(t) = run
+        .record
+        .tasks
+        .get(id)
+        .filter(|t| !t.attempts.is_empty() || t.skipped.is_some())
+    else {
         return html! { <div id="task-detail" data-id={id.to_string()}><h4>{ id }</h4><p>{ "Not started." }</p></div> };
     };
     let attempts = t.attempts.iter().map(|a| {
@@ -321,9 +335,10 @@ fn task_detail(run: &RunView, id: &str) -> Html {
             </div>
         }
     });
+    let state = run.state_of(id);
     html! {
-        <div id="task-detail" data-id={id.to_string()} data-state={t.state.name()}>
-            <h4>{ id }{ format!(" — {}", t.state.name()) }</h4>
+        <div id="task-detail" data-id={id.to_string()} data-state={state.name()}>
+            <h4>{ id }{ format!(" — {}", state.name()) }</h4>
             { crate::each(t.skipped.as_ref().map(|r| html! { <p>{ format!("skipped: {r}") }</p> })) }
             { crate::each(attempts) }
         </div>

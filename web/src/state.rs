@@ -8,13 +8,14 @@ use crate::api::Failure;
 use crate::edits::measured_estimates;
 use crate::import::{ImportForm, ImportKind, ImportProblem, Input};
 use crate::run::RunView;
-use crate::wire::{Bundle, PipelineSummary, RunDetail, RunSummary, StoredEvent};
+use crate::wire::{Bundle, PipelineSummary, RunDetail};
 use spool_core::dag::{load_text, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::edit::{apply, Edit};
 use spool_core::layout::{draw_plan, LayoutOptions, PlanDrawing};
 use spool_core::model::PipelineFile;
 use spool_core::parse::parse_pipeline;
+use spool_core::runlog::{RunRecord, StoredEvent};
 use spool_core::sched::Policy;
 use spool_core::sim::{
     baseline, cheapest_within, simulate, sweep, BaselineReport, Durations, PoolSpec, SimReport,
@@ -292,7 +293,7 @@ pub struct State {
     /// Changes whenever `dry` is recomputed; a sweep is only kept for the current one.
     pub dry_generation: u64,
     pub sweep: Option<Rc<SweepResult>>,
-    pub runs: Vec<RunSummary>,
+    pub runs: Vec<RunRecord>,
     pub run: Option<Rc<RunView>>,
     pub overrides: String,
     /// `Some` while the server wants its token.
@@ -326,7 +327,7 @@ pub enum Action {
     DryPolicy(Policy),
     /// Compute the sweep for this dry run generation (ignored when stale).
     Sweep(u64),
-    RunsListed(Vec<RunSummary>),
+    RunsListed(Vec<RunRecord>),
     RunOpened(RunDetail),
     RunEvent {
         run: i64,
@@ -425,7 +426,7 @@ impl State {
                 self.run = Some(Rc::new(view));
             }
             Action::RunEvent { run, event } => {
-                if let Some(view) = self.run.as_mut().filter(|v| v.id == run) {
+                if let Some(view) = self.run.as_mut().filter(|v| v.record.id == run) {
                     Rc::make_mut(view).apply(&event);
                 }
             }
@@ -637,7 +638,7 @@ impl State {
         if edits.is_empty() {
             self.notice = Some(format!(
                 "run {} has no measured durations that differ from the estimates",
-                run.id
+                run.record.id
             ));
         } else {
             self.edit(&edits);
@@ -805,7 +806,7 @@ estimate_secs = 20
         let mut s = opened();
         let detail: RunDetail = serde_json::from_value(json!({
             "run": {"id": 3, "pipeline": "p", "file": "p.toml", "status": "succeeded",
-                    "started_ms": 0, "ended_ms": 9000, "resumed_from": null, "tasks": {}},
+                    "started_ms": 0, "ended_ms": 9000, "resumed_from": null, "params": {}, "tasks": {}},
             "events": [
                 {"seq": 1, "at_ms": 0, "event": {"type": "task_started", "task": "a", "attempt": 1}},
                 {"seq": 2, "at_ms": 4000, "event": {"type": "task_finished", "task": "a", "attempt": 1, "outcome": "succeeded"}}

@@ -2,6 +2,7 @@
 //! each is converted into the app's own types right after it arrives.
 
 use serde::{Deserialize, Serialize};
+use spool_core::runlog::{RunRecord, StoredEvent};
 use std::collections::BTreeMap;
 
 /// `GET /api/pipelines` item.
@@ -66,104 +67,9 @@ pub struct Created {
     pub id: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Interrupted,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptOutcome {
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-}
-
-/// The part of a `RunRecord` the history list shows (unknown fields are ignored).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RunSummary {
-    pub id: i64,
-    pub pipeline: String,
-    pub file: String,
-    pub status: RunStatus,
-    pub started_ms: i64,
-    pub ended_ms: Option<i64>,
-    pub resumed_from: Option<i64>,
-}
-
 /// `GET /api/runs/{id}`: the events are folded by the app itself, the same way as live ones.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RunDetail {
-    pub run: RunSummary,
+    pub run: RunRecord,
     pub events: Vec<StoredEvent>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct StoredEvent {
-    pub seq: i64,
-    pub at_ms: i64,
-    pub event: RunEvent,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct TaskError {
-    pub ename: String,
-    pub evalue: String,
-    #[serde(default)]
-    pub traceback: Vec<String>,
-    #[serde(default)]
-    pub cell: Option<usize>,
-}
-
-/// The events of `server/src/history.rs`; kinds this app does not know are kept as `Other`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum RunEvent {
-    RunStarted {
-        #[serde(default)]
-        params: BTreeMap<String, serde_json::Value>,
-    },
-    SessionChanged {
-        state: String,
-        #[serde(default)]
-        message: Option<String>,
-    },
-    TaskStarted {
-        task: String,
-        attempt: u32,
-    },
-    TaskFinished {
-        task: String,
-        attempt: u32,
-        outcome: AttemptOutcome,
-        #[serde(default)]
-        error: Option<TaskError>,
-        #[serde(default)]
-        output: Option<String>,
-        #[serde(default)]
-        exit_value: Option<String>,
-    },
-    RetryScheduled {
-        task: String,
-        attempt: u32,
-    },
-    TaskSkipped {
-        task: String,
-        reason: String,
-    },
-    CancelRequested,
-    RunFinished {
-        status: RunStatus,
-    },
-    RunInterrupted {
-        reason: String,
-    },
-    #[serde(other)]
-    Other,
 }

@@ -1,0 +1,377 @@
+//! The run log: everything that happens to a run, as the server stores it (`runs.db`) and sends
+//! it (docs/api.md), and the fold that rebuilds a run from it. Serde types, because this is the
+//! on-disk and wire format; one definition serves the server, which writes and folds the log,
+//! and the browser, which folds the same events live.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How one attempt of a notebook ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskError {
+    pub ename: String,
+    pub evalue: String,
+    #[serde(default)]
+    pub traceback: Vec<String>,
+    /// Index of the notebook cell that failed, when known.
+    #[serde(default)]
+    pub cell: Option<usize>,
+}
+
+impl TaskError {
+    /// An error Spool itself found (no Python traceback, no cell).
+    pub fn spool(ename: &str, evalue: impl Into<String>) -> Self {
+        TaskError {
+            ename: ename.into(),
+            evalue: evalue.into(),
+            traceback: Vec::new(),
+            cell: None,
+        }
+    }
+}
+
+/// Everything that happens to a run, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunEvent {
+    RunStarted {
+        pipeline: String,
+        file: String,
+        /// Parameter overrides given for this run (`key` or `notebook.key` → value).
+        params: BTreeMap<String, serde_json::Value>,
+        resumed_from: Option<i64>,
+        /// The expanded plan the run executes, as JSON.
+        plan: serde_json::Value,
+    },
+    SessionChanged {
+        session: String,
+        state: String,
+        #[serde(default)]
+        message: Option<String>,
+        /// Slots the live Spark application really has.
+        #[serde(default)]
+        capacity: Option<u32>,
+    },
+    TaskStarted {
+        task: String,
+        attempt: u32,
+    },
+    TaskFinished {
+        task: String,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        #[serde(default)]
+        error: Option<TaskError>,
+        #[serde(default)]
+        output: Option<String>,
+        #[serde(default)]
+        exit_value: Option<String>,
+        #[serde(default)]
+        metrics: Option<serde_json::Value>,
+    },
+    RetryScheduled {
+        task: String,
+        attempt: u32,
+        at_secs: f64,
+    },
+    TaskSkipped {
+        task: String,
+        reason: String,
+    },
+    /// A resumed run keeps this task's success from the run it resumes.
+    TaskCarriedOver {
+        task: String,
+    },
+    CancelRequested,
+    RunFinished {
+        status: RunStatus,
+    },
+    /// Written on start-up for runs whose process died before they finished.
+    RunInterrupted {
+        reason: String,
+    },
+    /// A kind this build does not know (written by a newer Spool): read so that an older
+    /// browser keeps working, and folded as nothing. Never written.
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+/// An event with its place in the run's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub event: RunEvent,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub outcome: Option<AttemptOutcome>,
+    pub error: Option<TaskError>,
+    pub output: Option<String>,
+    pub exit_value: Option<String>,
+    pub metrics: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub attempts: Vec<AttemptRecord>,
+    pub skipped: Option<String>,
+    /// Kept from the resumed run instead of running again.
+    pub carried_over: bool,
+}
+
+impl TaskRecord {
+    /// Whether the task's last attempt succeeded: what resume keeps.
+    pub fn succeeded(&self) -> bool {
+        self.carried_over
+            || self
+                .attempts
+                .last()
+                .is_some_and(|a| a.outcome == Some(AttemptOutcome::Succeeded))
+    }
+}
+
+/// A run rebuilt from its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub pipeline: String,
+    pub file: String,
+    pub status: RunStatus,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub resumed_from: Option<i64>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub tasks: BTreeMap<String, TaskRecord>,
+}
+
+impl RunRecord {
+    /// The run as its first event (a `RunStarted`) describes it; `None` for any other event.
+    pub fn started(id: i64, first: &StoredEvent) -> Option<RunRecord> {
+        let RunEvent::RunStarted {
+            pipeline,
+            file,
+            params,
+            resumed_from,
+            ..
+        } = &first.event
+        else {
+            return None;
+        };
+        Some(RunRecord {
+            id,
+            pipeline: pipeline.clone(),
+            file: file.clone(),
+            status: RunStatus::Running,
+            started_ms: first.at_ms,
+            ended_ms: None,
+            resumed_from: *resumed_from,
+            params: params.clone(),
+            tasks: BTreeMap::new(),
+        })
+    }
+
+    /// Folds all of a run's events, in order; `None` when they do not begin with `RunStarted`.
+    pub fn fold(id: i64, events: &[StoredEvent]) -> Option<RunRecord> {
+        let (first, rest) = events.split_first()?;
+        let mut run = RunRecord::started(id, first)?;
+        for e in rest {
+            run.apply(e);
+        }
+        Some(run)
+    }
+
+    /// Folds one more event in. Events that do not change the record (the session, retries,
+    /// a cancel request, kinds this build does not know) leave it as it is.
+    pub fn apply(&mut self, stored: &StoredEvent) {
+        let at = stored.at_ms;
+        match &stored.event {
+            RunEvent::TaskStarted { task, attempt } => {
+                self.task(task).attempts.push(AttemptRecord {
+                    attempt: *attempt,
+                    started_ms: at,
+                    ..AttemptRecord::default()
+                });
+            }
+            RunEvent::TaskFinished {
+                task,
+                attempt,
+                outcome,
+                error,
+                output,
+                exit_value,
+                metrics,
+            } => {
+                let rec = self.task(task);
+                // A finish without a recorded start keeps its outcome, as an attempt of no
+                // length.
+                let i = match rec.attempts.iter().rposition(|a| a.attempt == *attempt) {
+                    Some(i) => i,
+                    None => {
+                        rec.attempts.push(AttemptRecord {
+                            attempt: *attempt,
+                            started_ms: at,
+                            ..AttemptRecord::default()
+                        });
+                        rec.attempts.len() - 1
+                    }
+                };
+                let a = &mut rec.attempts[i];
+                a.ended_ms = Some(at);
+                a.outcome = Some(*outcome);
+                a.error.clone_from(error);
+                a.output.clone_from(output);
+                a.exit_value.clone_from(exit_value);
+                a.metrics.clone_from(metrics);
+            }
+            RunEvent::TaskSkipped { task, reason } => {
+                self.task(task).skipped = Some(reason.clone());
+            }
+            RunEvent::TaskCarriedOver { task } => self.task(task).carried_over = true,
+            RunEvent::RunFinished { status } => {
+                self.status = *status;
+                self.ended_ms = Some(at);
+            }
+            RunEvent::RunInterrupted { .. } => {
+                self.status = RunStatus::Interrupted;
+                self.ended_ms = Some(at);
+            }
+            RunEvent::RunStarted { .. }
+            | RunEvent::SessionChanged { .. }
+            | RunEvent::RetryScheduled { .. }
+            | RunEvent::CancelRequested
+            | RunEvent::Unknown => {}
+        }
+    }
+
+    fn task(&mut self, id: &str) -> &mut TaskRecord {
+        self.tasks.entry(id.to_string()).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(json: &str) -> Vec<StoredEvent> {
+        serde_json::from_str(json).expect("test events parse")
+    }
+
+    #[test]
+    fn events_fold_into_attempts_skips_and_the_final_status() {
+        let evs = events(
+            r#"[
+            {"seq":0,"at_ms":1000,"event":{"type":"run_started","pipeline":"p","file":"p.toml","params":{"d":1},"resumed_from":4,"plan":{}}},
+            {"seq":1,"at_ms":1100,"event":{"type":"task_started","task":"a","attempt":1}},
+            {"seq":2,"at_ms":1200,"event":{"type":"task_finished","task":"a","attempt":1,"outcome":"failed","error":{"ename":"ValueError","evalue":"bad"}}},
+            {"seq":3,"at_ms":1200,"event":{"type":"retry_scheduled","task":"a","attempt":2,"at_secs":1.5}},
+            {"seq":4,"at_ms":1300,"event":{"type":"task_started","task":"a","attempt":2}},
+            {"seq":5,"at_ms":1400,"event":{"type":"task_finished","task":"a","attempt":2,"outcome":"succeeded","output":"ok","metrics":{"rows":3}}},
+            {"seq":6,"at_ms":1400,"event":{"type":"task_skipped","task":"b","reason":"a dependency failed"}},
+            {"seq":7,"at_ms":1400,"event":{"type":"task_carried_over","task":"c"}},
+            {"seq":8,"at_ms":1450,"event":{"type":"task_finished","task":"d","attempt":1,"outcome":"timed_out"}},
+            {"seq":9,"at_ms":1500,"event":{"type":"run_finished","status":"failed"}}
+        ]"#,
+        );
+        let run = RunRecord::fold(7, &evs).expect("starts with run_started");
+        assert_eq!((run.id, run.pipeline.as_str()), (7, "p"));
+        assert_eq!(
+            (run.resumed_from, run.params["d"].clone()),
+            (Some(4), 1.into())
+        );
+        assert_eq!(
+            (run.status, run.started_ms, run.ended_ms),
+            (RunStatus::Failed, 1000, Some(1500))
+        );
+        let a = &run.tasks["a"];
+        assert_eq!(a.attempts.len(), 2);
+        assert_eq!(
+            a.attempts[0].error.as_ref().map(|e| e.ename.as_str()),
+            Some("ValueError")
+        );
+        assert_eq!(a.attempts[1].output.as_deref(), Some("ok"));
+        assert_eq!(a.attempts[1].metrics, Some(serde_json::json!({"rows": 3})));
+        assert!(a.succeeded());
+        assert!(!run.tasks["b"].succeeded());
+        assert_eq!(
+            run.tasks["b"].skipped.as_deref(),
+            Some("a dependency failed")
+        );
+        assert!(
+            run.tasks["c"].succeeded(),
+            "carried over counts as succeeded"
+        );
+        let d = &run.tasks["d"].attempts;
+        assert_eq!(
+            (d.len(), d[0].started_ms, d[0].ended_ms, d[0].outcome),
+            (1, 1450, Some(1450), Some(AttemptOutcome::TimedOut)),
+            "a finish without a start is an attempt of no length"
+        );
+    }
+
+    #[test]
+    fn a_log_must_begin_with_run_started() {
+        assert_eq!(RunRecord::fold(1, &[]), None);
+        let evs = events(r#"[{"seq":0,"at_ms":0,"event":{"type":"cancel_requested"}}]"#);
+        assert_eq!(RunRecord::fold(1, &evs), None);
+    }
+
+    #[test]
+    fn unknown_kinds_are_read_and_folded_as_nothing() {
+        let evs = events(
+            r#"[
+            {"seq":0,"at_ms":0,"event":{"type":"run_started","pipeline":"p","file":"p.toml","params":{},"resumed_from":null,"plan":{}}},
+            {"seq":1,"at_ms":5,"event":{"type":"something_new","x":1}}
+        ]"#,
+        );
+        assert_eq!(evs[1].event, RunEvent::Unknown);
+        let run = RunRecord::fold(1, &evs).expect("starts with run_started");
+        assert_eq!(Some(run), RunRecord::fold(1, &evs[..1]));
+    }
+
+    #[test]
+    fn the_stored_format_keeps_its_names() {
+        let e = StoredEvent {
+            seq: 3,
+            at_ms: 9,
+            event: RunEvent::TaskFinished {
+                task: "a".into(),
+                attempt: 2,
+                outcome: AttemptOutcome::TimedOut,
+                error: Some(TaskError::spool("Timeout", "too long")),
+                output: None,
+                exit_value: None,
+                metrics: None,
+            },
+        };
+        let json = serde_json::to_string(&e).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"seq":3,"at_ms":9,"event":{"type":"task_finished","task":"a","attempt":2,"outcome":"timed_out","error":{"ename":"Timeout","evalue":"too long","traceback":[],"cell":null},"output":null,"exit_value":null,"metrics":null}}"#
+        );
+        assert_eq!(serde_json::from_str::<StoredEvent>(&json).ok(), Some(e));
+    }
+}
