@@ -426,14 +426,16 @@ def _error_dict(ename, evalue, lines, cell, line):
     return {"ename": ename, "evalue": evalue, "traceback": lines, "cell": cell, "line": line}
 
 
-def _cell_file(position):
-    return "<cell %d>" % position
+def _cell_file(run, position):
+    """The cell's name in tracebacks and in linecache: unique per notebook attempt, since many
+    notebooks run at once in this one interpreter."""
+    return "<cell %d of %s#%d>" % (position, run.id, run.attempt)
 
 
-def _describe_failure(exc, position):
+def _describe_failure(exc, run, position):
     """The error of a failed cell: traceback from the cell's frame on, and the line in the cell
     (from the innermost frame of that cell, or from the SyntaxError)."""
-    cell_file = _cell_file(position)
+    cell_file = _cell_file(run, position)
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell ")]
     line = None
     for frame in frames:
@@ -459,14 +461,14 @@ def _sql_args(source, params):
     }
 
 
-def _run_cell(position, cell, namespace, params):
+def _run_cell(run, position, cell, namespace, params):
     source = cell["source"]
     if cell["kind"] == "sql":
         frame = namespace["spark"].sql(source, args=_sql_args(source, params) or None)
         if frame.columns:
             frame.show(SQL_SHOW_ROWS, truncate=False)
         return
-    name = _cell_file(position)
+    name = _cell_file(run, position)
     linecache.cache[name] = (len(source), None, source.splitlines(True), name)
     exec(compile(source, name, "exec"), namespace)
 
@@ -532,7 +534,7 @@ def _run_notebook(run, launch):
                 namespace.update(params)
                 continue
             position, cell = entry
-            _run_cell(position, cell, namespace, params)
+            _run_cell(run, position, cell, namespace, params)
         outcome = ("succeeded", None, None)
     except _Exit as done:
         outcome = _exit_outcome(done.value)
@@ -540,7 +542,11 @@ def _run_notebook(run, launch):
         if run.cancel_reason is not None:
             outcome = (run.cancel_reason, None, None)
         else:
-            outcome = ("failed", _describe_failure(exc, position), None)
+            outcome = ("failed", _describe_failure(exc, run, position), None)
+    # The traceback is written: the cells' sources leave linecache, so a long-lived session
+    # does not keep every notebook it ever ran.
+    for index in range(len(launch["cells"])):
+        linecache.cache.pop(_cell_file(run, index), None)
     _disarm(run)
     return outcome
 

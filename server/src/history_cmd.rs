@@ -101,66 +101,73 @@ fn trace(run: &RunRecord, events: &[StoredEvent]) -> String {
     }
     for e in events {
         let at = secs(e.at_ms - run.started_ms);
-        let line = match &e.event {
-            RunEvent::RunStarted { params, .. } => format!(
-                "run started, parameters {}",
-                serde_json::Value::from(serde_json::Map::from_iter(params.clone()))
-            ),
-            RunEvent::SessionChanged {
-                session,
-                state,
-                message,
-                capacity,
-            } => format!(
-                "session {session}: {state}{}{}",
-                capacity.map_or(String::new(), |c| format!(", {c} slots")),
-                message
-                    .as_ref()
-                    .map_or(String::new(), |m| format!(" ({m})"))
-            ),
-            RunEvent::TaskStarted { task, attempt } => format!("{task} attempt {attempt} started"),
-            RunEvent::TaskFinished {
-                task,
-                attempt,
-                outcome,
-                error,
-                exit_value,
-                ..
-            } => {
-                let mut l = format!("{task} attempt {attempt} {}", outcome_name(*outcome));
-                if let Some(v) = exit_value {
-                    let _ = write!(l, ", exit value {v:?}");
-                }
-                if let Some(err) = error {
-                    let _ = write!(l, "\n      {}: {}", err.ename, err.evalue);
-                    if let Some(c) = err.cell {
-                        let _ = write!(l, " (cell {c})");
-                    }
-                    for tb in &err.traceback {
-                        for tl in tb.lines() {
-                            let _ = write!(l, "\n        {tl}");
-                        }
-                    }
-                }
-                l
-            }
-            RunEvent::RetryScheduled {
-                task,
-                attempt,
-                at_secs,
-            } => format!("{task} attempt {attempt} scheduled at {at_secs:.1}s"),
-            RunEvent::TaskSkipped { task, reason } => format!("{task} skipped: {reason}"),
-            RunEvent::TaskCarriedOver { task } => format!("{task} kept from the resumed run"),
-            RunEvent::CancelRequested => "cancel requested".into(),
-            RunEvent::RunFinished { status } => {
-                format!("run finished: {}", format!("{status:?}").to_lowercase())
-            }
-            RunEvent::RunInterrupted { reason } => format!("run interrupted: {reason}"),
-            RunEvent::Unknown => "an event of a kind this version does not know".into(),
-        };
-        let _ = writeln!(s, "{at:>9}  {line}");
+        let _ = writeln!(s, "{at:>9}  {}", describe(&e.event, true));
     }
     s
+}
+
+/// One event as a line of text (`spool show`, and `spool run`'s progress); with `tracebacks`,
+/// a failure's traceback follows on indented lines.
+pub fn describe(event: &RunEvent, tracebacks: bool) -> String {
+    match event {
+        RunEvent::RunStarted { params, .. } => format!(
+            "run started, parameters {}",
+            serde_json::Value::from(serde_json::Map::from_iter(params.clone()))
+        ),
+        RunEvent::SessionChanged {
+            session,
+            state,
+            message,
+            capacity,
+        } => format!(
+            "Spark session {session} {state}{}{}",
+            capacity.map_or(String::new(), |c| format!(", {c} cores")),
+            message
+                .as_ref()
+                .map_or(String::new(), |m| format!(" ({m})"))
+        ),
+        RunEvent::TaskStarted { task, attempt } => {
+            format!("{task:<28} started (attempt {attempt})")
+        }
+        RunEvent::TaskFinished {
+            task,
+            attempt,
+            outcome,
+            error,
+            exit_value,
+            ..
+        } => {
+            let mut l = format!("{task:<28} {} (attempt {attempt})", outcome_name(*outcome));
+            if let Some(v) = exit_value {
+                let _ = write!(l, ", exit value {v:?}");
+            }
+            if let Some(err) = error {
+                let _ = write!(l, ": {}: {}", err.ename, err.evalue);
+                if let Some(c) = err.cell {
+                    let _ = write!(l, " (cell {c})");
+                }
+                if tracebacks {
+                    for tl in err.traceback.iter().flat_map(|t| t.lines()) {
+                        let _ = write!(l, "\n        {tl}");
+                    }
+                }
+            }
+            l
+        }
+        RunEvent::RetryScheduled {
+            task,
+            attempt,
+            at_secs,
+        } => format!("{task:<28} retry {attempt} at {at_secs:.1}s"),
+        RunEvent::TaskSkipped { task, reason } => format!("{task:<28} skipped: {reason}"),
+        RunEvent::TaskCarriedOver { task } => format!("{task:<28} kept from the resumed run"),
+        RunEvent::CancelRequested => "cancel requested".into(),
+        RunEvent::RunFinished { status } => {
+            format!("run finished: {}", format!("{status:?}").to_lowercase())
+        }
+        RunEvent::RunInterrupted { reason } => format!("run interrupted: {reason}"),
+        RunEvent::Unknown => "an event of a kind this version does not know".into(),
+    }
 }
 
 pub fn outcome_name(o: AttemptOutcome) -> &'static str {

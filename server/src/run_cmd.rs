@@ -1,7 +1,7 @@
 //! `spool run`: one run in the terminal, with live progress, a summary table and an exit code.
 
 use crate::history::{History, RunEvent, RunRecord, RunStatus};
-use crate::history_cmd::{outcome_name, secs};
+use crate::history_cmd::{describe, outcome_name, secs};
 use crate::runs::{RunManager, RunRequest, StartError};
 use crate::spark_args::SparkArgs;
 use std::collections::BTreeMap;
@@ -172,51 +172,12 @@ async fn follow(
     }
 }
 
+/// The progress line of an event; the run's start and unknown kinds are not shown.
 fn progress_line(e: &RunEvent) -> Option<String> {
-    Some(match e {
-        RunEvent::SessionChanged {
-            session,
-            state,
-            capacity,
-            message,
-        } => format!(
-            "Spark session {session} {state}{}{}",
-            capacity.map_or(String::new(), |c| format!(", {c} cores")),
-            message
-                .as_ref()
-                .map_or(String::new(), |m| format!(" ({m})"))
-        ),
-        RunEvent::TaskStarted { task, attempt } => {
-            format!("{task:<28} started (attempt {attempt})")
-        }
-        RunEvent::TaskFinished {
-            task,
-            attempt,
-            outcome,
-            error,
-            ..
-        } => format!(
-            "{task:<28} {} (attempt {attempt}){}",
-            outcome_name(*outcome),
-            error
-                .as_ref()
-                .map_or(String::new(), |e| format!(": {}: {}", e.ename, e.evalue))
-        ),
-        RunEvent::RetryScheduled {
-            task,
-            attempt,
-            at_secs,
-        } => format!("{task:<28} retry {attempt} at {at_secs:.0}s"),
-        RunEvent::TaskSkipped { task, reason } => format!("{task:<28} skipped: {reason}"),
-        RunEvent::TaskCarriedOver { task } => format!("{task:<28} kept from the resumed run"),
-        RunEvent::CancelRequested => "cancel requested".into(),
-        RunEvent::RunFinished { status } => {
-            format!("run finished: {}", format!("{status:?}").to_lowercase())
-        }
-        RunEvent::RunStarted { .. } | RunEvent::RunInterrupted { .. } | RunEvent::Unknown => {
-            return None
-        }
-    })
+    match e {
+        RunEvent::RunStarted { .. } | RunEvent::RunInterrupted { .. } | RunEvent::Unknown => None,
+        other => Some(describe(other, false)),
+    }
 }
 
 fn progress_bar(run: &RunRecord, total: usize) -> String {
