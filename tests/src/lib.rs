@@ -128,3 +128,66 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `spool serve` of a copy of `examples/` with the built web app, on a free port; stopped when
+/// dropped. `extra` are more `serve` arguments (`--livy URL`, `--token T`).
+pub struct Served {
+    child: Child,
+    /// `http://127.0.0.1:PORT/`
+    pub base: String,
+    /// The pipelines folder the server edits (a copy of `examples/`).
+    pub pipelines: PathBuf,
+}
+
+impl Served {
+    pub fn start(dir: &Path, extra: &[&str]) -> Served {
+        let pipelines = dir.join("pipelines");
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(root().join("examples"))
+            .arg(&pipelines)
+            .status()
+            .expect("cp");
+        assert!(copied.success(), "copy the examples");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = spool()
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--pipelines",
+            ])
+            .arg(&pipelines)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--web")
+            .arg(root().join("dist"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spool serve");
+        let base = format!("http://127.0.0.1:{port}/");
+        // Any HTTP answer (401 too, with a token) means the server is up.
+        wait_for("the server", Duration::from_secs(30), || {
+            match ureq::get(&format!("{base}api/pipelines")).call() {
+                Ok(_) | Err(ureq::Error::Status(..)) => Some(()),
+                Err(_) => None,
+            }
+        });
+        Served {
+            child,
+            base,
+            pipelines,
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        stop(&mut self.child, Duration::from_secs(30));
+    }
+}

@@ -4,27 +4,12 @@
 //! the main views land in `tests/artifacts/`.
 
 use spool_tests::webdriver::{Browser, Element};
-use spool_tests::{root, spool, stop, wait_for, LocalLivy};
-use std::path::Path;
-use std::process::Stdio;
+use spool_tests::{root, wait_for, LocalLivy, Served};
 use std::time::Duration;
 
 const SHORT: Duration = Duration::from_secs(20);
 /// A whole example run on local Spark, on a busy 2-core machine.
 const RUN: Duration = Duration::from_secs(300);
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// The nodes of the run's graph in the Runs tab.
 fn node_states(b: &Browser) -> Vec<(String, String)> {
@@ -47,38 +32,12 @@ fn type_and_enter(b: &Browser, e: &Element, text: &str) {
 fn edit_dry_run_run_and_cancel_in_the_browser() {
     let artifacts = root().join("tests/artifacts");
     let tmp = tempfile::tempdir().unwrap();
-    let pipelines = tmp.path().join("pipelines");
-    copy_dir(&root().join("examples"), &pipelines);
     let livy = LocalLivy::start(&tmp.path().join("livy"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let mut server = spool()
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--livy",
-            &livy.url,
-            "--pipelines",
-        ])
-        .arg(&pipelines)
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .arg("--web")
-        .arg(root().join("dist"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}/");
-    wait_for("the server", SHORT, || {
-        ureq::get(&format!("{base}api/pipelines")).call().ok()
-    });
+    let served = Served::start(tmp.path(), &["--livy", &livy.url]);
+    let (base, pipelines) = (&served.base, &served.pipelines);
 
     let b = Browser::start();
-    b.goto(&base);
+    b.goto(base);
 
     // Pipeline editor: a dependency on an unknown id is flagged beside the field.
     b.click(&b.find("#tab-pipeline", SHORT));
@@ -177,5 +136,4 @@ fn edit_dry_run_run_and_cancel_in_the_browser() {
     );
     b.screenshot(&artifacts.join("runs.png"));
     drop(b);
-    stop(&mut server, Duration::from_secs(30));
 }

@@ -6,8 +6,7 @@
 //! `tests/artifacts/` (`sign-in.png`, `import.png`).
 
 use spool_tests::webdriver::Browser;
-use spool_tests::{root, spool, stop, wait_for};
-use std::process::{Command, Stdio};
+use spool_tests::{root, spool, wait_for, Served};
 use std::time::Duration;
 
 const SHORT: Duration = Duration::from_secs(20);
@@ -27,49 +26,14 @@ fn dag(report_notebook: &str) -> String {
 fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
     let artifacts = root().join("tests/artifacts");
     let tmp = tempfile::tempdir().unwrap();
-    let pipelines = tmp.path().join("pipelines");
-    let copied = Command::new("cp")
-        .arg("-r")
-        .arg(root().join("examples"))
-        .arg(&pipelines)
-        .status()
-        .unwrap();
-    assert!(copied.success(), "copy the examples");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let mut server = spool()
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--token",
-            TOKEN,
-            "--livy",
-            "http://127.0.0.1:9",
-            "--pipelines",
-        ])
-        .arg(&pipelines)
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .arg("--web")
-        .arg(root().join("dist"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}/");
-    // Any HTTP answer (a 401 without the token) means the server is up.
-    wait_for("the server", SHORT, || {
-        match ureq::get(&format!("{base}api/pipelines")).call() {
-            Err(ureq::Error::Status(401, _)) => Some(()),
-            _ => None,
-        }
-    });
+    let served = Served::start(
+        tmp.path(),
+        &["--token", TOKEN, "--livy", "http://127.0.0.1:9"],
+    );
+    let (base, pipelines) = (&served.base, &served.pipelines);
 
     let b = Browser::start();
-    b.goto(&base);
+    b.goto(base);
 
     // The first API call gets 401: the sign-in form appears.
     let token = b.find("#token-input", SHORT);
@@ -173,5 +137,4 @@ fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
     );
 
     drop(b);
-    stop(&mut server, Duration::from_secs(10));
 }
