@@ -223,15 +223,7 @@ impl Expander<'_> {
                         d.item(item).key("path");
                         d
                     }
-                    None => Diagnostic {
-                        file: path.to_string(),
-                        line: 1,
-                        col: 1,
-                        severity: Severity::Error,
-                        message: msg,
-                        item: None,
-                        key: None,
-                    },
+                    None => Diagnostic::new(path, 1, 1, Severity::Error, msg),
                 });
                 return None;
             }

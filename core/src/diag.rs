@@ -88,15 +88,7 @@ impl<'a> Reporter<'a> {
 
     pub fn at(&self, span: &Span, severity: Severity, message: String) -> Diagnostic {
         let (line, col) = self.index.line_col(span.start);
-        Diagnostic {
-            file: self.file.clone(),
-            line,
-            col,
-            severity,
-            message,
-            item: None,
-            key: None,
-        }
+        Diagnostic::new(&self.file, line, col, severity, message)
     }
 
     pub fn error(&mut self, span: &Span, message: impl Into<String>) -> &mut Diagnostic {
@@ -113,6 +105,18 @@ impl<'a> Reporter<'a> {
 }
 
 impl Diagnostic {
+    pub fn new(file: &str, line: usize, col: usize, severity: Severity, message: String) -> Self {
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            severity,
+            message,
+            item: None,
+            key: None,
+        }
+    }
+
     pub fn item(&mut self, item: &str) -> &mut Self {
         self.item = Some(item.to_string());
         self

@@ -113,15 +113,9 @@ struct Out<'f> {
 
 impl Out<'_> {
     fn diag(&mut self, severity: Severity, line: usize, col: usize, message: String) {
-        self.parsed.diagnostics.push(Diagnostic {
-            file: self.file.to_string(),
-            line,
-            col,
-            severity,
-            message,
-            item: None,
-            key: None,
-        });
+        self.parsed
+            .diagnostics
+            .push(Diagnostic::new(self.file, line, col, severity, message));
     }
 
     fn error(&mut self, line: usize, col: usize, message: String) {

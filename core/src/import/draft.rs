@@ -1,5 +1,7 @@
 //! The Spool pipeline files an import produces, and their TOML text.
 
+use super::json::to_toml;
+use super::report::{Place, Report};
 use crate::model::{Condition, StepKind};
 use crate::parse::valid_id;
 use std::collections::HashSet;
@@ -52,6 +54,26 @@ impl DraftStep {
             retry_interval_secs: None,
             timeout_secs: None,
             params: Vec::new(),
+        }
+    }
+
+    /// Adds JSON parameter values; one that TOML cannot hold is left out with a warning at
+    /// `place(key)`.
+    pub fn add_json_params<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+        report: &mut Report,
+        place: impl Fn(&str) -> Place,
+    ) {
+        for (key, v) in params {
+            match to_toml(v) {
+                Ok(value) => self.params.push(Param {
+                    key: key.clone(),
+                    value,
+                    comment: None,
+                }),
+                Err(why) => report.warning(&place(key), format!("left out: {why}")),
+            }
         }
     }
 }

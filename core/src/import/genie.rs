@@ -3,9 +3,9 @@
 
 use super::adf::parse_timespan;
 use super::csv;
-use super::draft::{unless_default, Draft, DraftStep, Ids, Param};
+use super::draft::{unless_default, Draft, DraftStep, Ids};
 use super::graph::Graph;
-use super::json::{to_toml, type_name};
+use super::json::type_name;
 use super::report::{Place, Report};
 use super::{Converted, Ctx};
 use crate::diag::did_you_mean;
@@ -438,20 +438,10 @@ fn convert(
             step.timeout_secs = row
                 .timeout_secs
                 .and_then(|t| unless_default(t, RunSettings::default().timeout_secs));
-            for (key, v) in &row.params {
-                match to_toml(v) {
-                    Ok(value) => step.params.push(Param {
-                        key: key.clone(),
-                        value,
-                        comment: None,
-                    }),
-                    Err(why) => ctx.report.warning(
-                        &row.place
-                            .field(&format!("{}.{key}", cols.name(Column::Params))),
-                        format!("left out: {why}"),
-                    ),
-                }
-            }
+            step.add_json_params(&row.params, &mut ctx.report, |key| {
+                row.place
+                    .field(&format!("{}.{key}", cols.name(Column::Params)))
+            });
             step
         };
         step.depends_on = deps[i]

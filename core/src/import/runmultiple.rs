@@ -1,8 +1,8 @@
 //! The DAG JSON of `notebookutils.notebook.runMultiple` (Fabric / Synapse), both ways.
 
-use super::draft::{unless_default, Draft, DraftStep, Ids, Param};
+use super::draft::{unless_default, Draft, DraftStep, Ids};
 use super::graph::Graph;
-use super::json::{self, to_toml, Obj};
+use super::json::{self, Obj};
 use super::report::{Place, Report};
 use super::{Converted, Ctx, Target};
 use crate::dag::{Plan, TaskKind};
@@ -242,19 +242,9 @@ pub fn import_runmultiple(label: &str, text: &str, target: &Target) -> Converted
                 );
             }
         }
-        for (key, v) in &a.args {
-            match to_toml(v) {
-                Ok(value) => step.params.push(Param {
-                    key: key.clone(),
-                    value,
-                    comment: None,
-                }),
-                Err(why) => ctx.report.warning(
-                    &at.field(&format!("args.{key}")),
-                    format!("left out: {why}"),
-                ),
-            }
-        }
+        step.add_json_params(&a.args, &mut ctx.report, |key| {
+            at.field(&format!("args.{key}"))
+        });
         if id_of[i] != a.name {
             step.comments
                 .push(format!("runMultiple activity \"{}\"", a.name));
