@@ -202,19 +202,6 @@ impl RunManager {
             .is_some_and(|r| r.cancel.send(true).is_ok())
     }
 
-    /// Waits for a run of this process to finish; `None` if it is not one of them.
-    pub async fn wait(&self, id: i64) -> Option<RunStatus> {
-        let mut done = Self::lock(&self.active).get(&id).map(|r| r.done.clone())?;
-        loop {
-            if let Some(status) = *done.borrow() {
-                return Some(status);
-            }
-            if done.changed().await.is_err() {
-                return *done.borrow();
-            }
-        }
-    }
-
     /// The final status of a run of this process once it has finished; `None` before.
     pub fn wait_now(&self, id: i64) -> Option<RunStatus> {
         Self::lock(&self.active)
@@ -358,6 +345,16 @@ impl Execution {
         self.manager.record(self.id, event);
     }
 
+    /// The live Spark application has `cores` slots: tells the machine when that is news.
+    fn capacity_is(&mut self, cores: u32) -> Vec<Command> {
+        if self.capacity == Some(cores) {
+            return Vec::new();
+        }
+        self.capacity = Some(cores);
+        self.machine
+            .handle(Event::CapacityChanged { slots: cores }, self.now())
+    }
+
     /// Records an attempt that ended without a report from the notebook (Spool stopped or
     /// lost it), with the reason.
     fn record_ended(&self, task: TaskId, attempt: u32, outcome: AttemptOutcome, error: TaskError) {
@@ -470,15 +467,8 @@ impl Execution {
             match self.agent().poll(session).await {
                 Ok(reply) => {
                     poll_failures = 0;
-                    if self.capacity != Some(reply.capacity.total_cores) {
-                        self.capacity = Some(reply.capacity.total_cores);
-                        pending.extend(self.machine.handle(
-                            Event::CapacityChanged {
-                                slots: reply.capacity.total_cores,
-                            },
-                            self.now(),
-                        ));
-                    }
+                    let cmds = self.capacity_is(reply.capacity.total_cores);
+                    pending.extend(cmds);
                     for update in reply.updates {
                         changed |= self.on_update(update, &mut pending);
                     }
@@ -711,18 +701,9 @@ impl Execution {
             capacity: Some(capacity.total_cores),
         });
         self.session = Some(id);
-        if self.capacity != Some(capacity.total_cores) {
-            self.capacity = Some(capacity.total_cores);
-            // Applied before the pending start: admission of later notebooks uses it.
-            let cmds = self.machine.handle(
-                Event::CapacityChanged {
-                    slots: capacity.total_cores,
-                },
-                self.now(),
-            );
-            debug_assert!(cmds.iter().all(|c| !matches!(c, Command::FinishRun { .. })));
-            self.deferred.extend(cmds);
-        }
+        // Applied before the pending start: admission of later notebooks uses it.
+        let cmds = self.capacity_is(capacity.total_cores);
+        self.deferred.extend(cmds);
         Ok(id)
     }
 
