@@ -122,9 +122,8 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Entr
     Ok(Json(entries))
 }
 
-fn read_text(state: &AppState, file: &str) -> ApiResult<String> {
+fn read_text(src: &DiskSources, file: &str) -> ApiResult<String> {
     use spool_core::source::Sources;
-    let src = sources(state)?;
     if !src.exists(file) {
         return Err(ApiError::NotFound(format!("no pipeline `{file}`")));
     }
@@ -137,8 +136,9 @@ pub async fn get(
     Path(file): Path<String>,
 ) -> ApiResult<Json<Checked>> {
     let file = pipeline_path(&file)?;
-    let text = read_text(&state, &file)?;
-    let Loaded { plan, diagnostics } = load(&file, &sources(&state)?);
+    let src = sources(&state)?;
+    let text = read_text(&src, &file)?;
+    let Loaded { plan, diagnostics } = load(&file, &src);
     Ok(Json(Checked {
         file: Some(file),
         text: Some(text),
@@ -152,11 +152,12 @@ pub async fn bundle(
     Path(file): Path<String>,
 ) -> ApiResult<Json<Bundle>> {
     let root = pipeline_path(&file)?;
-    read_text(&state, &root)?;
+    let src = sources(&state)?;
+    read_text(&src, &root)?;
     let mut files = BTreeMap::new();
     let mut total = 0;
     for f in walk(&state, &[".toml"]) {
-        let text = read_text(&state, &f)?;
+        let text = read_text(&src, &f)?;
         total += text.len();
         if total > MAX_METADATA_BYTES {
             return Err(ApiError::BadRequest(
@@ -228,8 +229,9 @@ pub async fn simulate(
 ) -> ApiResult<Json<serde_json::Value>> {
     options.check().map_err(ApiError::BadRequest)?;
     let file = pipeline_path(&file)?;
-    read_text(&state, &file)?;
-    let Loaded { plan, diagnostics } = load(&file, &sources(&state)?);
+    let src = sources(&state)?;
+    read_text(&src, &file)?;
+    let Loaded { plan, diagnostics } = load(&file, &src);
     let plan = plan.ok_or(ApiError::InvalidPipeline(diagnostics))?;
     Ok(Json(options.report_json(&plan)))
 }
