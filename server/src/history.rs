@@ -34,7 +34,22 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+-- Runs with an event that no longer decodes: set aside, so that the rest stay usable.
+CREATE TABLE IF NOT EXISTS quarantined (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    reason TEXT NOT NULL
+);
 ";
+
+/// An event of the history that does not decode (a damaged database, or one written by an
+/// incompatible version).
+#[derive(Debug, thiserror::Error)]
+#[error("run {run} event {seq} is unreadable: {reason}")]
+pub struct Unreadable {
+    pub run: i64,
+    pub seq: i64,
+    pub reason: String,
+}
 
 impl History {
     /// Opens (creating if needed) `runs.db` in `data_dir`.
@@ -121,8 +136,11 @@ impl History {
         let mut out = Vec::new();
         for row in rows {
             let (seq, at_ms, body) = row?;
-            let event = serde_json::from_str(&body)
-                .map_err(|e| anyhow::anyhow!("run {run} event {seq} is unreadable: {e}"))?;
+            let event = serde_json::from_str(&body).map_err(|e| Unreadable {
+                run,
+                seq,
+                reason: e.to_string(),
+            })?;
             out.push(StoredEvent { seq, at_ms, event });
         }
         Ok(out)
@@ -141,21 +159,43 @@ impl History {
         Ok(RunRecord::fold(id, &self.events(id, None)?))
     }
 
-    /// The newest runs first.
+    /// The newest runs first. A run with an event that does not decode is quarantined
+    /// (listed by [`History::quarantined`] instead) rather than failing the whole list.
     pub fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
         let ids: Vec<i64> = {
             let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT id FROM runs ORDER BY id DESC LIMIT ?1")?;
+            let mut stmt = conn.prepare(
+                "SELECT id FROM runs WHERE id NOT IN (SELECT run_id FROM quarantined) \
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
             let rows = stmt.query_map(params![limit.min(MAX_LISTED_RUNS)], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
         let mut out = Vec::new();
         for id in ids {
-            if let Some(r) = self.run(id)? {
-                out.push(r);
+            match self.run(id) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err(e) => match e.downcast_ref::<Unreadable>() {
+                    Some(unreadable) => {
+                        self.conn().execute(
+                            "INSERT OR IGNORE INTO quarantined (run_id, reason) VALUES (?1, ?2)",
+                            params![id, unreadable.to_string()],
+                        )?;
+                    }
+                    None => return Err(e),
+                },
             }
         }
         Ok(out)
+    }
+
+    /// Runs set aside because their history does not decode: id and why.
+    pub fn quarantined(&self) -> anyhow::Result<Vec<(i64, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT run_id, reason FROM quarantined ORDER BY run_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Marks every unfinished run whose process is gone as interrupted (call at start-up;
@@ -353,5 +393,30 @@ mod tests {
         assert!(out.len() < MAX_OUTPUT_BYTES + 64 && out.ends_with("[output truncated]"));
         assert!(h.append(id + 1, &RunEvent::CancelRequested, 4).is_err());
         assert!(h.append(id, &RunEvent::Unknown, 5).is_err());
+    }
+
+    #[test]
+    fn a_run_with_an_undecodable_event_is_quarantined_and_the_rest_are_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let good = h.create_run(&started(), 1).unwrap();
+        let bad = h.create_run(&started(), 2).unwrap();
+        h.conn()
+            .execute(
+                "INSERT INTO events (run_id, seq, at_ms, body) VALUES (?1, 1, 3, '{not json')",
+                params![bad],
+            )
+            .unwrap();
+        drop(h);
+        let h = History::open(dir.path()).unwrap();
+        assert_eq!(h.mark_interrupted(10).unwrap(), vec![good]);
+        let listed: Vec<i64> = h.runs(10).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(listed, vec![good]);
+        let quarantined = h.quarantined().unwrap();
+        assert_eq!(quarantined.len(), 1);
+        assert_eq!(quarantined[0].0, bad);
+        assert!(quarantined[0].1.contains("event 1"), "{quarantined:?}");
+        let err = h.run(bad).unwrap_err();
+        assert!(err.downcast_ref::<Unreadable>().is_some());
     }
 }

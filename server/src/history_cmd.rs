@@ -28,6 +28,9 @@ pub struct ShowArgs {
 pub fn runs(args: RunsArgs) -> anyhow::Result<u8> {
     let history = History::open(&args.data_dir)?;
     let runs = history.runs(args.limit)?;
+    for (id, reason) in history.quarantined()? {
+        eprintln!("run {id} is set aside, its history does not decode: {reason}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
     } else if runs.is_empty() {

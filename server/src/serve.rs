@@ -16,9 +16,13 @@ pub struct ServeArgs {
     /// Address to listen on; anything but loopback requires --token.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// Bearer token every API call must carry.
+    /// Bearer token every API call must carry: 1 to 256 letters, digits and `. _ ~ -`. Prefer
+    /// SPOOL_TOKEN or --token-file: a command-line value is visible in `ps`.
     #[arg(long, env = "SPOOL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Read the token from this file (its content, trimmed).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
     /// Where run history is kept.
     #[arg(long, default_value = ".spool")]
     pub data_dir: PathBuf,
@@ -30,9 +34,10 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
-    if !args.bind.ip().is_loopback() && args.token.as_deref().is_none_or(str::is_empty) {
+    let token = crate::api::load_token(args.token.as_deref(), args.token_file.as_deref())?;
+    if !args.bind.ip().is_loopback() && token.is_none() {
         anyhow::bail!(
-            "--bind {} is not a loopback address: give --token (or SPOOL_TOKEN) so that only holders of it can use the API",
+            "--bind {} is not a loopback address: give a token (SPOOL_TOKEN or --token-file) so that only holders of it can use the API",
             args.bind
         );
     }
@@ -54,6 +59,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     runtime.block_on(async move {
         let history = Arc::new(History::open(&args.data_dir)?);
         let interrupted = history.mark_interrupted(crate::runs::now_ms())?;
+        for (id, reason) in history.quarantined()? {
+            eprintln!("run {id} is set aside, its history does not decode: {reason}");
+        }
         if !interrupted.is_empty() {
             eprintln!(
                 "runs interrupted by an earlier stop (resume them from the UI): {interrupted:?}"
@@ -67,20 +75,25 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         let state = Arc::new(AppState {
             pipelines_dir,
             web_dir,
-            token: args.token.clone().filter(|t| !t.is_empty()),
+            token,
             history,
             runs,
+            limits: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(args.bind).await?;
         eprintln!(
             "Spool on http://{} (Ctrl-C stops it)",
             listener.local_addr()?
         );
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async {
+        crate::api::serve(
+            listener,
+            app(state),
+            crate::api::HEADER_READ_TIMEOUT,
+            async {
                 let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            },
+        )
+        .await?;
         if let Some(l) = local {
             l.shutdown().await;
         }

@@ -63,20 +63,24 @@ impl SparkArgs {
         &self,
         work_dir: &std::path::Path,
     ) -> anyhow::Result<(SparkTarget, Option<LocalLivy>)> {
-        let (url, local) = match &self.livy {
-            Some(url) => (url.clone(), None),
+        let (url, local, auth) = match &self.livy {
+            Some(url) => (url.clone(), None, self.auth()?),
             None => {
+                // Only this process knows the embedded endpoint's token.
+                let token = crate::api::random_token()?;
                 let local = livy_local::start(livy_local::Args {
                     port: 0,
                     work_dir: work_dir.join("livy-local"),
+                    token: Some(token.clone()),
                     ..livy_local::Args::default()
                 })
                 .await?;
-                (local.base_url().to_string(), Some(local))
+                let auth = Auth::Bearer(TokenSource::Value(token));
+                (local.base_url().to_string(), Some(local), auth)
             }
         };
         let mut config = ClientConfig::new(&url);
-        config.auth = self.auth()?;
+        config.auth = auth;
         let client = LivyClient::new(config)?;
         Ok((
             SparkTarget {

@@ -1,102 +1,14 @@
 //! The HTTP API through `app(state)` with `oneshot`: pipelines, validation, guards, limits.
 //! (Runs against real Spark are covered by the end-to-end tests.)
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::{call, fixture, get, put_text, PIPELINE};
 use serde_json::{json, Value};
-use spool_server::agent::Agent;
-use spool_server::api::{app, AppState};
-use spool_server::history::History;
-use spool_server::livy::{ClientConfig, LivyClient};
-use spool_server::runs::{RunManager, SparkTarget};
-use std::sync::Arc;
+use spool_server::api::app;
 use tower::ServiceExt;
-
-const PIPELINE: &str = r#"# the team's nightly job
-name = "nightly"
-
-[pool]
-executors = 2
-executor_cores = 2
-
-[[notebook]]
-id = "load"   # first
-path = "nb/load.py"
-
-[[notebook]]
-id = "report"
-path = "nb/report.py"
-depends_on = ["load"]
-"#;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: std::path::PathBuf,
-    state: Arc<AppState>,
-}
-
-fn fixture(token: Option<&str>) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    std::fs::create_dir_all(root.join("nb")).unwrap();
-    std::fs::write(root.join("nb/load.py"), "x = 1\n").unwrap();
-    std::fs::write(root.join("nb/report.py"), "y = 2\n").unwrap();
-    std::fs::write(root.join("nightly.toml"), PIPELINE).unwrap();
-    let history = Arc::new(History::open(&root.join(".spool")).unwrap());
-    // Never contacted by these tests: nothing here starts a run that reaches Spark.
-    let client = LivyClient::new(ClientConfig::new("http://127.0.0.1:9")).unwrap();
-    let runs = RunManager::new(
-        history.clone(),
-        root.clone(),
-        SparkTarget {
-            agent: Arc::new(Agent::new(client)),
-            policy: Default::default(),
-            session_name: None,
-        },
-    );
-    let state = Arc::new(AppState {
-        pipelines_dir: root.clone(),
-        web_dir: None,
-        token: token.map(str::to_string),
-        history,
-        runs,
-    });
-    Fixture {
-        _dir: dir,
-        root,
-        state,
-    }
-}
-
-async fn call(f: &Fixture, req: Request<Body>) -> (StatusCode, Value) {
-    let res = app(f.state.clone()).oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri)
-        .header("host", "127.0.0.1:8080")
-        .body(Body::empty())
-        .unwrap()
-}
-
-fn put_text(uri: &str, text: &str, origin: Option<&str>) -> Request<Body> {
-    let mut b = Request::put(uri)
-        .header("host", "127.0.0.1:8080")
-        .header("content-type", "application/json");
-    if let Some(o) = origin {
-        b = b.header("origin", o);
-    }
-    b.body(Body::from(json!({ "text": text }).to_string()))
-        .unwrap()
-}
 
 #[tokio::test]
 async fn lists_and_reads_pipelines_with_their_plan() {
@@ -302,4 +214,59 @@ async fn the_browser_signs_in_with_the_token_and_gets_a_cookie_the_api_accepts()
         .unwrap();
     let (status, _) = call(&f, req).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_save_based_on_a_stale_read_is_refused_with_412_and_writes_nothing() {
+    let f = fixture(None);
+    let res = app(f.state.clone())
+        .oneshot(get("/api/pipelines/nightly.toml"))
+        .await
+        .unwrap();
+    let read_tag = res.headers()["etag"].to_str().unwrap().to_string();
+    let (_, bundle) = call(&f, get("/api/pipelines/nightly.toml/bundle")).await;
+    assert_eq!(bundle["etags"]["nightly.toml"], read_tag.as_str());
+    let save = |text: &str, if_match: &str| {
+        let mut req = put_text(
+            "/api/pipelines/nightly.toml",
+            text,
+            Some("http://127.0.0.1:8080"),
+        );
+        req.headers_mut()
+            .insert("if-match", if_match.parse().unwrap());
+        req
+    };
+    // The first editor saves on top of what it read: accepted, with the new tag.
+    let mine = PIPELINE.replace("executors = 2", "executors = 3");
+    let res = app(f.state.clone())
+        .oneshot(save(&mine, &read_tag))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let new_tag = res.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(new_tag, read_tag);
+    // The second editor read the same version: its save would lose the first one's edit.
+    let theirs = PIPELINE.replace("executors = 2", "executors = 5");
+    let (status, body) = call(&f, save(&theirs, &read_tag)).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert_eq!(body["error"], "precondition_failed");
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("nightly.toml")).unwrap(),
+        mine
+    );
+    // After reloading (or choosing to overwrite) it can save.
+    let (status, _) = call(&f, save(&theirs, &new_tag)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&f, save(&mine, "*")).await;
+    assert_eq!(status, StatusCode::OK);
+    // `If-Match` on a file that does not exist fails too; without it, a save creates it.
+    let mut req = put_text(
+        "/api/pipelines/other.toml",
+        PIPELINE,
+        Some("http://127.0.0.1:8080"),
+    );
+    req.headers_mut().insert("if-match", "*".parse().unwrap());
+    let (status, _) = call(&f, req).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert!(!f.root.join("other.toml").exists());
 }

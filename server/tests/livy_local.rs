@@ -53,6 +53,7 @@ fn shared() -> &'static Shared {
                 driver_memory: "1g".into(),
                 max_sessions: 4,
                 work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("livy-local"),
+                ..livy_local::Args::default()
             })
             .await
             .expect("the endpoint starts (PySpark and Java present)");
@@ -637,4 +638,171 @@ fn the_livy_package_from_pypi_works_against_the_endpoint() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// An endpoint of its own (no Spark session is started unless a test lets one through).
+async fn guarded_endpoint(token: Option<&str>) -> LocalLivy {
+    livy_local::start(livy_local::Args {
+        python: Some(python()),
+        token: token.map(str::to_string),
+        work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("livy-local-guard"),
+        ..livy_local::Args::default()
+    })
+    .await
+    .expect("the endpoint starts")
+}
+
+async fn status_of(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = request.send().await.expect("answered");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn new_session_body() -> Value {
+    json!({ "kind": "pyspark", "name": "should-never-start" })
+}
+
+#[test]
+fn the_endpoint_refuses_rebound_hosts_and_other_origins_changes() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let endpoint = guarded_endpoint(None).await;
+        let url = endpoint.base_url().to_string();
+        let http = reqwest::Client::new();
+        // DNS rebinding: the page's name resolves to 127.0.0.1, the Host header still names it.
+        let (status, body) = status_of(
+            http.post(format!("{url}/sessions"))
+                .header("host", "evil.example:8998")
+                .json(&new_session_body()),
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body["msg"].as_str().unwrap().contains("not loopback"));
+        let (status, _) = status_of(
+            http.get(format!("{url}/sessions"))
+                .header("host", "evil.example"),
+        )
+        .await;
+        assert_eq!(status, 403);
+        // A page of another origin posting to the loopback name (a form, or fetch no-cors).
+        for (name, value) in [
+            ("origin", "http://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ] {
+            let (status, body) = status_of(
+                http.post(format!("{url}/sessions"))
+                    .header(name, value)
+                    .header("content-type", "text/plain")
+                    .body(new_session_body().to_string()),
+            )
+            .await;
+            assert_eq!(status, 403, "{name}: {body}");
+        }
+        let (status, list) = status_of(http.get(format!("{url}/sessions"))).await;
+        assert_eq!((status, &list["total"]), (200, &json!(0)), "{list}");
+        // Programs send no Origin: Livy clients keep working without a token on loopback.
+        let (status, _) = status_of(http.get(format!("{url}/version"))).await;
+        assert_eq!(status, 200);
+        endpoint.shutdown().await;
+    });
+}
+
+#[test]
+fn with_a_token_every_request_needs_it_exactly() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let token = "s3cret-Token_1";
+        let endpoint = guarded_endpoint(Some(token)).await;
+        let url = endpoint.base_url().to_string();
+        let http = reqwest::Client::new();
+        let wrong = [
+            None,
+            Some("Bearer s3cret-Token_"),
+            Some("Bearer s3cret-Token_12"),
+            Some("Bearer S3CRET-TOKEN_1"),
+            Some("bearer s3cret-Token_1x"),
+            Some("Basic czNjcmV0LVRva2VuXzE="),
+        ];
+        for auth in wrong {
+            let mut get = http.get(format!("{url}/sessions"));
+            let mut post = http
+                .post(format!("{url}/sessions"))
+                .json(&new_session_body());
+            if let Some(a) = auth {
+                get = get.header("authorization", a);
+                post = post.header("authorization", a);
+            }
+            let (status, body) = status_of(get).await;
+            assert_eq!(status, 401, "{auth:?}: {body}");
+            let (status, _) = status_of(post).await;
+            assert_eq!(status, 401, "{auth:?}");
+        }
+        let (status, list) = status_of(
+            http.get(format!("{url}/sessions"))
+                .bearer_auth(token)
+                .header("host", "spark-gateway.internal"),
+        )
+        .await;
+        assert_eq!((status, &list["total"]), (200, &json!(0)), "{list}");
+        endpoint.shutdown().await;
+    });
+}
+
+#[test]
+fn off_loopback_the_endpoint_requires_a_token() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let refused = runtime.block_on(livy_local::start(livy_local::Args {
+        python: Some(python()),
+        host: "0.0.0.0".parse().unwrap(),
+        work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("livy-local-guard"),
+        ..livy_local::Args::default()
+    }));
+    let message = refused.err().expect("refused without a token").to_string();
+    assert!(message.contains("token"), "{message}");
+    let bad = runtime.block_on(livy_local::start(livy_local::Args {
+        python: Some(python()),
+        token: Some("tok; Path=/".into()),
+        work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("livy-local-guard"),
+        ..livy_local::Args::default()
+    }));
+    assert!(
+        bad.is_err(),
+        "a token that would break its header is refused"
+    );
+}
+
+#[test]
+fn the_embedded_endpoint_has_a_random_token_only_the_executor_uses() {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        spark: spool_server::spark_args::SparkArgs,
+    }
+    std::env::set_var("SPOOL_PYTHON", python());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let cli = <Cli as clap::Parser>::parse_from(["spool"]);
+        let work = tempfile::tempdir().expect("tmp");
+        let (target, local) = cli.spark.connect(work.path()).await.expect("connects");
+        let local = local.expect("an embedded endpoint");
+        let token = local.token().expect("a token").to_string();
+        assert_eq!(token.len(), 64, "{} random bytes in hex", 32);
+        // The executor's client carries it ...
+        let sessions = target.agent.client().list_sessions().await;
+        assert!(sessions.is_ok(), "{sessions:?}");
+        // ... and nobody else gets in.
+        let anonymous = LivyClient::new(ClientConfig::new(local.base_url())).expect("client");
+        let refused = anonymous.list_sessions().await.expect_err("refused");
+        assert!(refused.to_string().contains("401"), "{refused}");
+        let (again, other) = cli.spark.connect(work.path()).await.expect("connects");
+        let other = other.expect("an embedded endpoint");
+        assert_ne!(
+            other.token(),
+            Some(token.as_str()),
+            "one token per endpoint"
+        );
+        drop(again);
+        other.shutdown().await;
+        local.shutdown().await;
+    });
 }

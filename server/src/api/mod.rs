@@ -2,13 +2,18 @@
 
 mod error;
 mod guard;
+mod headers;
+mod listen;
 mod pipelines;
 mod runs;
 mod session;
 mod web_files;
 
-pub use error::{ApiError, ApiJson, ApiResult};
-pub use session::valid_token;
+pub use error::{ApiError, ApiJson, ApiPath, ApiResult};
+pub(crate) use guard::{check as check_caller, Policy as CallerPolicy, Refusal};
+pub use listen::{serve, HEADER_READ_TIMEOUT};
+use session::SignInThrottle;
+pub use session::{load_token, random_token, valid_token, MAX_TOKEN_LEN};
 
 use crate::history::History;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +34,29 @@ pub struct AppState {
     pub token: Option<String>,
     pub history: Arc<History>,
     pub runs: Arc<crate::runs::RunManager>,
+    pub limits: Limits,
+}
+
+/// Bounds on what callers can make the server do: guess the token, hold event streams open.
+#[derive(Default)]
+pub struct Limits {
+    /// Answers wrong tokens slowly.
+    pub(crate) sign_ins: SignInThrottle,
+    /// Event streams open now (at most [`MAX_LIVE_STREAMS`]).
+    pub(crate) live_streams: std::sync::atomic::AtomicUsize,
+}
+
+/// Event streams open at once; more are refused with 503.
+pub const MAX_LIVE_STREAMS: usize = 256;
+
+/// Runs blocking work (files, SQLite, planning) on tokio's blocking pool, never on the async
+/// workers that answer other requests.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
@@ -52,5 +80,6 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api", api)
         .fallback(web_files::serve)
+        .layer(axum::middleware::map_response(headers::add))
         .with_state(state)
 }

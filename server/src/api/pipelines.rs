@@ -1,8 +1,9 @@
 //! Pipeline files: list, read, check, write.
 
-use super::{ApiError, ApiJson, ApiResult, AppState};
-use crate::fs_sources::DiskSources;
-use axum::extract::{Path, State};
+use super::{blocking, ApiError, ApiJson, ApiPath, ApiResult, AppState};
+use crate::fs_sources::{DiskSources, WriteError};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use spool_core::dag::{load, load_text, Loaded, Plan};
@@ -43,83 +44,90 @@ pub struct PutBody {
 pub struct Bundle {
     root: String,
     files: BTreeMap<String, String>,
+    /// Each file's `ETag`, for `If-Match` when it is saved.
+    etags: BTreeMap<String, String>,
     notebooks: Vec<String>,
-}
-
-/// Files under the pipelines folder with one of `exts`, relative and `/`-separated.
-fn walk(state: &AppState, exts: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![(state.pipelines_dir.clone(), 0)];
-    while let Some((dir, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') || name == "target" {
-                continue;
-            }
-            if path.is_dir() && depth < MAX_DEPTH {
-                stack.push((path, depth + 1));
-            } else if exts.iter().any(|e| name.ends_with(e)) && out.len() < MAX_FILES {
-                if let Ok(rel) = path.strip_prefix(&state.pipelines_dir) {
-                    let rel: Vec<String> = rel
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy().to_string())
-                        .collect();
-                    out.push(rel.join("/"));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn sources(state: &AppState) -> ApiResult<DiskSources> {
     DiskSources::new(&state.pipelines_dir).map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// The file name from the URL, normalised and confined to the pipelines folder.
-fn pipeline_path(file: &str) -> ApiResult<String> {
-    let p = spool_core::source::resolve("", file).map_err(|_| {
-        ApiError::BadRequest(format!(
-            "`{file}` is not a path inside the pipelines folder"
-        ))
-    })?;
+/// Bytes of one path component at most (the usual file-system limit), and of a whole path.
+const MAX_NAME_BYTES: usize = 255;
+const MAX_PATH_BYTES: usize = 1024;
+
+/// The file name from the URL, normalised and confined to the pipelines folder: a `.toml`
+/// path of visible names (a hidden one would never be listed) without control characters.
+pub(super) fn pipeline_path(file: &str) -> ApiResult<String> {
+    let bad = |why: &str| ApiError::BadRequest(format!("`{}` {why}", file.escape_debug()));
+    if file.len() > MAX_PATH_BYTES {
+        return Err(bad("is too long for a pipeline path"));
+    }
+    let p = spool_core::source::resolve("", file)
+        .map_err(|_| bad("is not a path inside the pipelines folder"))?;
+    for part in p.split('/') {
+        if part.chars().any(char::is_control) {
+            return Err(bad("has control characters"));
+        }
+        if part.starts_with('.') {
+            return Err(bad("has a hidden (dot) name"));
+        }
+        if part.len() > MAX_NAME_BYTES {
+            return Err(bad("has a name over 255 bytes"));
+        }
+    }
     if !p.ends_with(".toml") {
-        return Err(ApiError::BadRequest(format!(
-            "`{file}` is not a .toml pipeline file"
-        )));
+        return Err(bad("is not a .toml pipeline file"));
     }
     Ok(p)
 }
 
+/// The entity tag of a pipeline text: its length and a 64-bit FNV-1a hash. It detects
+/// that a file changed since it was read (optimistic concurrency), nothing more.
+fn etag(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("\"{:x}-{hash:016x}\"", text.len())
+}
+
+fn etag_header(text: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&etag(text)) {
+        headers.insert(header::ETAG, v);
+    }
+    headers
+}
+
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Entry>>> {
-    let src = sources(&state)?;
-    let entries = walk(&state, &[".toml"])
-        .into_iter()
-        .map(|file| {
-            let loaded = load(&file, &src);
-            let errors = loaded
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == spool_core::diag::Severity::Error)
-                .count();
-            let (name, notebooks) = loaded.plan.as_ref().map_or_else(
-                || (file.trim_end_matches(".toml").to_string(), 0),
-                |p| (p.name.clone(), p.tasks.len()),
-            );
-            Entry {
-                file,
-                name,
-                notebooks,
-                errors,
-            }
-        })
-        .collect();
-    Ok(Json(entries))
+    blocking(move || {
+        let src = sources(&state)?;
+        let entries = src
+            .list(&[".toml"], MAX_DEPTH, MAX_FILES)
+            .into_iter()
+            .map(|file| {
+                let loaded = load(&file, &src);
+                let errors = loaded
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == spool_core::diag::Severity::Error)
+                    .count();
+                let (name, notebooks) = loaded.plan.as_ref().map_or_else(
+                    || (file.trim_end_matches(".toml").to_string(), 0),
+                    |p| (p.name.clone(), p.tasks.len()),
+                );
+                Entry {
+                    file,
+                    name,
+                    notebooks,
+                    errors,
+                }
+            })
+            .collect();
+        Ok(Json(entries))
+    })
+    .await
 }
 
 fn read_text(src: &DiskSources, file: &str) -> ApiResult<String> {
@@ -133,105 +141,133 @@ fn read_text(src: &DiskSources, file: &str) -> ApiResult<String> {
 
 pub async fn get(
     State(state): State<Arc<AppState>>,
-    Path(file): Path<String>,
-) -> ApiResult<Json<Checked>> {
+    ApiPath(file): ApiPath<String>,
+) -> ApiResult<(HeaderMap, Json<Checked>)> {
     let file = pipeline_path(&file)?;
-    let src = sources(&state)?;
-    let text = read_text(&src, &file)?;
-    let Loaded { plan, diagnostics } = load(&file, &src);
-    Ok(Json(Checked {
-        file: Some(file),
-        text: Some(text),
-        diagnostics,
-        plan,
-    }))
+    blocking(move || {
+        let src = sources(&state)?;
+        let text = read_text(&src, &file)?;
+        let Loaded { plan, diagnostics } = load(&file, &src);
+        Ok((
+            etag_header(&text),
+            Json(Checked {
+                file: Some(file),
+                text: Some(text),
+                diagnostics,
+                plan,
+            }),
+        ))
+    })
+    .await
 }
 
 pub async fn bundle(
     State(state): State<Arc<AppState>>,
-    Path(file): Path<String>,
+    ApiPath(file): ApiPath<String>,
 ) -> ApiResult<Json<Bundle>> {
     let root = pipeline_path(&file)?;
-    let src = sources(&state)?;
-    read_text(&src, &root)?;
-    let mut files = BTreeMap::new();
-    let mut total = 0;
-    for f in walk(&state, &[".toml"]) {
-        let text = read_text(&src, &f)?;
-        total += text.len();
-        if total > MAX_METADATA_BYTES {
-            return Err(ApiError::BadRequest(
-                "the pipelines folder holds more metadata than one bundle may carry".into(),
-            ));
+    blocking(move || {
+        let src = sources(&state)?;
+        read_text(&src, &root)?;
+        let mut files = BTreeMap::new();
+        let mut etags = BTreeMap::new();
+        let mut total = 0;
+        for f in src.list(&[".toml"], MAX_DEPTH, MAX_FILES) {
+            let text = read_text(&src, &f)?;
+            total += text.len();
+            if total > MAX_METADATA_BYTES {
+                return Err(ApiError::BadRequest(
+                    "the pipelines folder holds more metadata than one bundle may carry".into(),
+                ));
+            }
+            etags.insert(f.clone(), etag(&text));
+            files.insert(f, text);
         }
-        files.insert(f, text);
-    }
-    Ok(Json(Bundle {
-        root,
-        files,
-        notebooks: walk(&state, &[".ipynb", ".py", ".sql"]),
-    }))
+        Ok(Json(Bundle {
+            root,
+            files,
+            etags,
+            notebooks: src.list(&[".ipynb", ".py", ".sql"], MAX_DEPTH, MAX_FILES),
+        }))
+    })
+    .await
 }
+
+/// Writes of pipeline files, one at a time, so that an `If-Match` check and the write it
+/// guards are one step for every writer of this process.
+static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub async fn put(
     State(state): State<Arc<AppState>>,
-    Path(file): Path<String>,
+    ApiPath(file): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<PutBody>,
-) -> ApiResult<Json<Checked>> {
+) -> ApiResult<(HeaderMap, Json<Checked>)> {
     let file = pipeline_path(&file)?;
-    let Loaded { plan, diagnostics } = load_text(&file, &body.text, &sources(&state)?);
-    if has_errors(&diagnostics) {
-        return Err(ApiError::InvalidPipeline(diagnostics));
-    }
-    write_atomically(&state.pipelines_dir.join(&file), &body.text)?;
-    Ok(Json(Checked {
-        file: None,
-        text: None,
-        diagnostics,
-        plan,
-    }))
-}
-
-/// Temp file in the same folder, flushed, then renamed over the target: readers see the old
-/// file or the new one, never half of one.
-fn write_atomically(target: &std::path::Path, text: &str) -> ApiResult<()> {
-    use std::io::Write;
-    let dir = target
-        .parent()
-        .ok_or_else(|| ApiError::BadRequest("bad file name".into()))?;
-    std::fs::create_dir_all(dir).map_err(|e| ApiError::Internal(e.into()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("pipeline"),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, target)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| {
-        ApiError::Internal(anyhow::anyhow!("cannot write `{}`: {e}", target.display()))
+    let if_match = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest("If-Match is not text".into()))?
+                .to_string(),
+        ),
+    };
+    blocking(move || {
+        let src = sources(&state)?;
+        let Loaded { plan, diagnostics } = load_text(&file, &body.text, &src);
+        if has_errors(&diagnostics) {
+            return Err(ApiError::InvalidPipeline(diagnostics));
+        }
+        let _one_writer = WRITES.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(expected) = if_match {
+            use spool_core::source::Sources;
+            let current = src.exists(&file).then(|| src.read(&file)).transpose();
+            let current =
+                current.map_err(|e| ApiError::BadRequest(format!("cannot read `{file}`: {e}")))?;
+            let matches = current.as_deref().is_some_and(|text| {
+                let tag = etag(text);
+                expected
+                    .split(',')
+                    .map(str::trim)
+                    .any(|e| e == "*" || e == tag)
+            });
+            if !matches {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "`{file}` changed since it was read (it is now {})",
+                    current.as_deref().map_or("deleted".to_string(), etag)
+                )));
+            }
+        }
+        src.write(&file, &body.text).map_err(|e| match e {
+            WriteError::Refused(m) => ApiError::BadRequest(m),
+            io => ApiError::Internal(io.into()),
+        })?;
+        Ok((
+            etag_header(&body.text),
+            Json(Checked {
+                file: None,
+                text: None,
+                diagnostics,
+                plan,
+            }),
+        ))
     })
+    .await
 }
 
 pub async fn simulate(
     State(state): State<Arc<AppState>>,
-    Path(file): Path<String>,
+    ApiPath(file): ApiPath<String>,
     ApiJson(options): ApiJson<crate::simulate::SimOptions>,
 ) -> ApiResult<Json<serde_json::Value>> {
     options.check().map_err(ApiError::BadRequest)?;
     let file = pipeline_path(&file)?;
-    let src = sources(&state)?;
-    read_text(&src, &file)?;
-    let Loaded { plan, diagnostics } = load(&file, &src);
-    let plan = plan.ok_or(ApiError::InvalidPipeline(diagnostics))?;
-    Ok(Json(options.report_json(&plan)))
+    blocking(move || {
+        let src = sources(&state)?;
+        read_text(&src, &file)?;
+        let Loaded { plan, diagnostics } = load(&file, &src);
+        let plan = plan.ok_or(ApiError::InvalidPipeline(diagnostics))?;
+        Ok(Json(options.report_json(&plan)))
+    })
+    .await
 }

@@ -1,15 +1,16 @@
 //! Runs: start, list, read, cancel, resume, and the live event stream.
 
-use super::{ApiError, ApiJson, ApiResult, AppState};
-use crate::history::{RunEvent, RunRecord, StoredEvent};
+use super::{blocking, ApiError, ApiJson, ApiPath, ApiResult, AppState, MAX_LIVE_STREAMS};
+use crate::history::{RunEvent, RunRecord, RunStatus, StoredEvent};
 use crate::runs::{RunRequest, StartError};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,28 +56,40 @@ impl From<StartError> for ApiError {
     }
 }
 
-fn blocking_err(e: tokio::task::JoinError) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("history task failed: {e}"))
+/// A history error as the API reports it: a quarantined run is a conflict, not a failure of
+/// the server.
+fn history_error(e: anyhow::Error) -> ApiError {
+    match e.downcast_ref::<crate::history::Unreadable>() {
+        Some(u) => ApiError::Conflict(format!(
+            "run {} is set aside: its history does not decode (event {})",
+            u.run, u.seq
+        )),
+        None => ApiError::Internal(e),
+    }
+}
+
+/// The run record of `id` from the history, off the async workers.
+async fn run_record(state: &AppState, id: i64) -> ApiResult<Option<RunRecord>> {
+    let history = state.history.clone();
+    blocking(move || history.run(id).map_err(history_error)).await
 }
 
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<RunRecord>>> {
     let history = state.history.clone();
-    let runs = tokio::task::spawn_blocking(move || history.runs(LISTED_RUNS))
-        .await
-        .map_err(blocking_err)??;
+    let runs = blocking(move || Ok(history.runs(LISTED_RUNS)?)).await?;
     Ok(Json(runs))
 }
 
 pub async fn get(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<RunWithEvents>> {
     let history = state.history.clone();
-    let (run, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        Ok((history.run(id)?, history.events(id, None)?))
+    let (run, events) = blocking(move || {
+        let run = history.run(id).map_err(history_error)?;
+        Ok((run, history.events(id, None).map_err(history_error)?))
     })
-    .await
-    .map_err(blocking_err)??;
+    .await?;
     let run = run.ok_or_else(|| ApiError::NotFound(format!("no run {id}")))?;
     Ok(Json(RunWithEvents { run, events }))
 }
@@ -85,10 +98,11 @@ pub async fn start(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
+    let file = super::pipelines::pipeline_path(&body.file)?;
     let id = state
         .runs
         .start(RunRequest {
-            file: body.file,
+            file,
             params: body.params,
             resume: body.resume,
         })
@@ -98,13 +112,11 @@ pub async fn start(
 
 pub async fn resume(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: Option<ApiJson<ResumeBody>>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
-    let history = state.history.clone();
-    let old = tokio::task::spawn_blocking(move || history.run(id))
-        .await
-        .map_err(blocking_err)??
+    let old = run_record(&state, id)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no run {id}")))?;
     let mut params = old.params.clone();
     params.extend(body.map(|b| b.0.params).unwrap_or_default());
@@ -121,16 +133,12 @@ pub async fn resume(
 
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     if state.runs.cancel(id) {
         return Ok(StatusCode::ACCEPTED);
     }
-    let history = state.history.clone();
-    let exists = tokio::task::spawn_blocking(move || history.run(id))
-        .await
-        .map_err(blocking_err)??
-        .is_some();
+    let exists = run_record(&state, id).await?.is_some();
     Err(if exists {
         ApiError::Conflict(format!("run {id} is not running"))
     } else {
@@ -145,35 +153,75 @@ fn is_final(e: &RunEvent) -> bool {
     )
 }
 
-/// Server-Sent Events of one run, from `Last-Event-ID` on, ending after the final event.
+/// Counts a live event stream for as long as it exists.
+struct LiveStream(Arc<AppState>);
+
+impl LiveStream {
+    fn open(state: &Arc<AppState>) -> ApiResult<LiveStream> {
+        let live = &state.limits.live_streams;
+        if live.fetch_add(1, Ordering::SeqCst) >= MAX_LIVE_STREAMS {
+            live.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::Unavailable(format!(
+                "{MAX_LIVE_STREAMS} event streams are open, the most this server keeps; retry later"
+            )));
+        }
+        Ok(LiveStream(state.clone()))
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        self.0.limits.live_streams.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Events after `after`, and whether the run had already ended when they were read (then
+/// nothing follows them).
+fn events_since(
+    history: &crate::history::History,
+    id: i64,
+    after: Option<i64>,
+) -> anyhow::Result<(Vec<StoredEvent>, bool)> {
+    let events = history.events(id, after)?;
+    if !events.is_empty() {
+        return Ok((events, false));
+    }
+    // Read the status first, then the events again: a final event written in between is
+    // still sent.
+    let ended = history
+        .run(id)?
+        .is_none_or(|r| r.status != RunStatus::Running);
+    Ok((history.events(id, after)?, ended))
+}
+
+/// Server-Sent Events of one run, from `Last-Event-ID` on, ending after the final event (at
+/// once when that was already seen).
 pub async fn events(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>> {
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok());
-    let history = state.history.clone();
-    let h = history.clone();
-    if tokio::task::spawn_blocking(move || h.run(id))
-        .await
-        .map_err(blocking_err)??
-        .is_none()
-    {
+    let live = LiveStream::open(&state)?;
+    if run_record(&state, id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no run {id}")));
     }
+    let history = state.history.clone();
     let notify = state.runs.subscribe(id);
     struct Cursor {
         after: Option<i64>,
         pending: std::collections::VecDeque<StoredEvent>,
         done: bool,
+        _live: LiveStream,
     }
     let cursor = Cursor {
         after,
         pending: Default::default(),
         done: false,
+        _live: live,
     };
     let stream = futures_util::stream::unfold(
         (cursor, history, notify),
@@ -193,18 +241,22 @@ pub async fn events(
                 }
                 let h = history.clone();
                 let after = c.after;
-                match tokio::task::spawn_blocking(move || h.events(id, after)).await {
-                    Ok(Ok(evs)) if !evs.is_empty() => c.pending.extend(evs),
-                    Ok(Ok(_)) => {
-                        let wait = async {
-                            match notify.as_mut() {
-                                Some(rx) => {
-                                    let _ = rx.changed().await;
+                match tokio::task::spawn_blocking(move || events_since(&h, id, after)).await {
+                    Ok(Ok((evs, ended))) => {
+                        c.pending.extend(evs);
+                        if ended {
+                            c.done = true;
+                        } else if c.pending.is_empty() {
+                            let wait = async {
+                                match notify.as_mut() {
+                                    Some(rx) => {
+                                        let _ = rx.changed().await;
+                                    }
+                                    None => std::future::pending::<()>().await,
                                 }
-                                None => std::future::pending::<()>().await,
-                            }
-                        };
-                        let _ = tokio::time::timeout(STREAM_RECHECK, wait).await;
+                            };
+                            let _ = tokio::time::timeout(STREAM_RECHECK, wait).await;
+                        }
                     }
                     _ => return None,
                 }

@@ -26,6 +26,17 @@ pub async fn serve(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
         dir.join("index.html")
     };
     match tokio::fs::read(&file).await {
+        Ok(bytes) if content_type(&file).starts_with("text/html") => {
+            let policy = super::headers::app_page_policy(&bytes);
+            (
+                [
+                    (header::CONTENT_TYPE, content_type(&file).to_string()),
+                    (header::CONTENT_SECURITY_POLICY, policy),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
         Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&file))], bytes).into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "not found").into_response(),
     }

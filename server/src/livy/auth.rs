@@ -23,12 +23,25 @@ pub enum Auth {
     Bearer(TokenSource),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum TokenSource {
     /// The token is the value of this environment variable.
     Env(String),
     /// The token is what this shell command prints on stdout (trimmed).
     Command(String),
+    /// The token itself (the embedded local endpoint's per-process token).
+    Value(String),
+}
+
+impl fmt::Debug for TokenSource {
+    /// Never prints a secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::Env(var) => write!(f, "Env({var})"),
+            TokenSource::Command(command) => write!(f, "Command({command})"),
+            TokenSource::Value(_) => f.write_str("Value(hidden)"),
+        }
+    }
 }
 
 impl fmt::Debug for Auth {
@@ -69,6 +82,7 @@ impl Authenticator {
                     "the environment variable {var} that should hold the Livy token is unset or empty"
                 )),
             },
+            Auth::Bearer(TokenSource::Value(token)) => Ok(request.bearer_auth(token)),
             Auth::Bearer(TokenSource::Command(command)) => {
                 let mut cached = self.cached.lock().await;
                 if let Some((token, at)) = cached.as_ref() {
@@ -211,6 +225,8 @@ mod tests {
             user: "me".into(),
             password: "hunter2".into(),
         };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+        let auth = Auth::Bearer(TokenSource::Value("tok-hunter2".into()));
         assert!(!format!("{auth:?}").contains("hunter2"));
     }
 }

@@ -2,10 +2,16 @@
 //! local-mode PySpark driver process per session. Same paths, JSON and states as Apache Livy, so
 //! Spool's client, the `livy` Python package or sparkmagic can use it. `spool run` and
 //! `spool serve` embed it (see [`start`]) when no `--livy URL` is given.
+//!
+//! A session runs any Python its creator sends, so callers pass the same guard as the API's
+//! (`crate::api::check_caller`): a loopback Host, no change from a browser page of another
+//! origin, and the token when one is set. The embedded endpoint always has a random
+//! per-process token, known only to the executor's client.
 
 mod environment;
 mod session;
 
+use crate::api::{check_caller, CallerPolicy};
 use crate::livy::wire::{
     CreateSession, Kind, Message, SessionList, SessionLog, SessionStateReply, StatementList,
     SubmitStatement, Version,
@@ -19,7 +25,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use session::{DriverSpec, LocalSession, Refusal};
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -34,9 +40,20 @@ const LIVY_VERSION: &str = "0.8.0-spool";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Port on 127.0.0.1 (0: any free port).
+    /// Port (0: any free port).
     #[arg(long, default_value_t = 8998)]
     pub port: u16,
+    /// Address to listen on; anything but loopback requires a token.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
+    /// Bearer token every request must carry (letters, digits, `. _ ~ -`). Without one, only
+    /// requests to a loopback Host name are served, and changes from browser pages of another
+    /// origin are refused; any local user can still create sessions.
+    #[arg(long, env = "SPOOL_LIVY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the token from this file instead (keeps it out of `ps`).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
     /// Python with PySpark for the drivers [default: $SPOOL_PYTHON, else the project's .venv].
     #[arg(long)]
     pub python: Option<PathBuf>,
@@ -59,6 +76,9 @@ impl Default for Args {
     fn default() -> Self {
         Args {
             port: 0,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            token: None,
+            token_file: None,
             python: None,
             cores: None,
             driver_memory: "1g".into(),
@@ -76,6 +96,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             "Livy-compatible endpoint on {} (Ctrl-C stops it)",
             endpoint.base_url()
         );
+        if endpoint.token().is_none() {
+            eprintln!(
+                "no token: any program of this machine can run code here; give SPOOL_LIVY_TOKEN or --token-file to require one"
+            );
+        }
         tokio::signal::ctrl_c().await?;
         eprintln!("stopping the Spark drivers...");
         endpoint.shutdown().await;
@@ -87,6 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 /// waiting; [`LocalLivy::shutdown`] also waits until they have.
 pub struct LocalLivy {
     base_url: String,
+    token: Option<String>,
     state: Arc<Endpoint>,
     server: Option<JoinHandle<()>>,
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
@@ -96,6 +122,11 @@ impl LocalLivy {
     /// `http://127.0.0.1:PORT`, the base URL for a Livy client.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The bearer token a client must send, if the endpoint has one.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// Stops serving, then stops every driver and waits until their processes have ended.
@@ -123,8 +154,15 @@ impl Drop for LocalLivy {
     }
 }
 
-/// Checks Python, PySpark and Java, then serves on 127.0.0.1.
+/// Checks the token, Python, PySpark and Java, then serves.
 pub async fn start(args: Args) -> anyhow::Result<LocalLivy> {
+    let token = crate::api::load_token(args.token.as_deref(), args.token_file.as_deref())?;
+    if !args.host.is_loopback() && token.is_none() {
+        anyhow::bail!(
+            "--host {} is not a loopback address: give a token (SPOOL_LIVY_TOKEN or --token-file) so that only holders of it can run code",
+            args.host
+        );
+    }
     let python = environment::find_python(args.python.as_deref());
     environment::check(&python).await?;
     std::fs::create_dir_all(&args.work_dir).map_err(|e| {
@@ -146,14 +184,14 @@ pub async fn start(args: Args) -> anyhow::Result<LocalLivy> {
         startup_timeout: Duration::from_secs(300),
         registry: Mutex::new(Registry::default()),
         drivers: Mutex::new(Vec::new()),
+        token: token.clone(),
     });
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((args.host, args.port))).await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     let app = router(state.clone());
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        let serve = crate::api::serve(listener, app, crate::api::HEADER_READ_TIMEOUT, async {
             let _ = stopped.await;
         });
         if let Err(e) = serve.await {
@@ -162,6 +200,7 @@ pub async fn start(args: Args) -> anyhow::Result<LocalLivy> {
     });
     Ok(LocalLivy {
         base_url,
+        token,
         state,
         server: Some(server),
         stop_server: Some(stop_server),
@@ -177,6 +216,8 @@ struct Endpoint {
     startup_timeout: Duration,
     registry: Mutex<Registry>,
     drivers: Mutex<Vec<JoinHandle<()>>>,
+    /// When set, every request must carry it as a bearer token.
+    token: Option<String>,
 }
 
 #[derive(Default)]
@@ -274,8 +315,33 @@ fn router(state: Arc<Endpoint>) -> Router {
             "/sessions/:id/statements/:sid/cancel",
             post(cancel_statement),
         )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
+}
+
+/// The API's caller check, with Livy's error shape. Livy clients are programs that send no
+/// `Origin`, so only evidence of another origin's page refuses a change.
+async fn guard(
+    State(state): State<Arc<Endpoint>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let policy = CallerPolicy {
+        token: state.token.as_deref(),
+        changes_need_same_origin: false,
+        cookie: false,
+    };
+    match check_caller(&policy, req.method(), false, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => {
+            let status = match refusal {
+                crate::api::Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::FORBIDDEN,
+            };
+            ApiError(status, refusal.message()).into_response()
+        }
+    }
 }
 
 /// Livy's error answer: a status and `{"msg": ...}`.
