@@ -3,6 +3,7 @@
 
 use crate::diag::{has_errors, Diagnostic, Reporter, Severity};
 use crate::model::*;
+use crate::notebook::{self, Format};
 use crate::parse::parse_pipeline;
 use crate::source::{parent, resolve, PathError, Sources};
 use petgraph::algo::tarjan_scc;
@@ -102,31 +103,106 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Sub-pipelines nest at most this deep; the root file is level 1.
+pub const MAX_NESTING: usize = 32;
+/// A plan has at most this many tasks (notebooks and sub-pipeline ends, after expansion: every
+/// `[[pipeline]]` entry copies all the steps of its file).
+pub const MAX_TASKS: u64 = 100_000;
+/// One load reads at most this many distinct pipeline files.
+pub const MAX_FILES: usize = 1_000;
+
+/// What a pipeline amounts to, found without expanding it: every file read, parsed and checked
+/// once, sizes counted per file. Cheap enough for a listing of many pipelines.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outline {
+    /// The root file's `name`, when it parsed.
+    pub name: Option<String>,
+    /// Tasks of the expanded plan, inactive steps included; saturates at `MAX_TASKS + 1`.
+    pub tasks: u64,
+    /// Active notebooks of the expanded plan; saturates at `MAX_TASKS + 1`.
+    pub notebooks: u64,
+    /// Every problem found in the files themselves (not those found when the plan is built,
+    /// such as inactive steps that cannot be bridged).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
 /// Reads, checks and expands the pipeline file `root` (a path inside `sources`).
 pub fn load(root: &str, sources: &dyn Sources) -> Loaded {
-    let mut ex = Expander {
-        sources,
-        diags: Vec::new(),
-        nodes: Vec::new(),
-        edges: Vec::new(),
-        root_pool: None,
-        header: None,
+    let walk = Walk::run(root, sources);
+    let mut diagnostics = walk.diags;
+    let plan = match walk.files.first() {
+        Some(root_file) if !has_errors(&diagnostics) => {
+            // No errors: the walk left no cycle and the sizes are within the limits, so the
+            // expansion is bounded by MAX_TASKS nodes and MAX_NESTING levels.
+            let expanded = Expanded::of(&walk.files, &root_file.file);
+            let (plan, found) = expanded.plan();
+            let usable = !has_errors(&found);
+            diagnostics.extend(found);
+            usable.then_some(plan)
+        }
+        _ => None,
     };
-    let mut stack = Vec::new();
-    ex.file(root, "", false, &mut stack, None);
-    let mut diagnostics = std::mem::take(&mut ex.diags);
-    let plan = if has_errors(&diagnostics) || ex.header.is_none() {
-        None
-    } else {
-        let (plan, found) = ex.plan();
-        let usable = !has_errors(&found);
-        diagnostics.extend(found);
-        usable.then_some(plan)
+    sort_diagnostics(root, &mut diagnostics);
+    Loaded { plan, diagnostics }
+}
+
+/// [`load`], then every notebook the plan runs is read and parsed as a run would before
+/// starting it: a notebook that cannot run is an error before Spark starts, located in the
+/// notebook (cell and line), and there is no plan.
+pub fn load_with_notebooks(root: &str, sources: &dyn Sources) -> Loaded {
+    let mut loaded = load(root, sources);
+    let Some(plan) = &loaded.plan else {
+        return loaded;
     };
+    let mut checked = std::collections::BTreeSet::new();
+    for task in &plan.tasks {
+        if task.kind != TaskKind::Notebook || !checked.insert(task.path.as_str()) {
+            continue;
+        }
+        // Load checked the extension: every notebook path names a format.
+        let Some(format) = Format::from_path(&task.path) else {
+            continue;
+        };
+        match sources.read(&task.path) {
+            Ok(text) => loaded
+                .diagnostics
+                .extend(notebook::parse(&task.path, &text, format).diagnostics),
+            Err(why) => loaded.diagnostics.push(Diagnostic::new(
+                &task.path,
+                1,
+                1,
+                Severity::Error,
+                format!("cannot read notebook `{}`: {why}", task.path),
+            )),
+        }
+    }
+    if has_errors(&loaded.diagnostics) {
+        loaded.plan = None;
+    }
+    sort_diagnostics(root, &mut loaded.diagnostics);
+    loaded
+}
+
+/// Reads and checks the pipeline file `root` and its sub-pipelines, and counts what they
+/// expand to, without expanding them.
+pub fn outline(root: &str, sources: &dyn Sources) -> Outline {
+    let walk = Walk::run(root, sources);
+    let mut diagnostics = walk.diags;
+    sort_diagnostics(root, &mut diagnostics);
+    let root_file = walk.files.first();
+    Outline {
+        name: root_file.map(|f| f.file.name.clone()),
+        tasks: root_file.map_or(0, |f| f.tasks),
+        notebooks: root_file.map_or(0, |f| f.notebooks),
+        diagnostics,
+    }
+}
+
+/// The root file's problems first, then by file and place.
+fn sort_diagnostics(root: &str, diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
         (a.file != root, &a.file, a.line, a.col).cmp(&(b.file != root, &b.file, b.line, b.col))
     });
-    Loaded { plan, diagnostics }
 }
 
 /// Checks one pipeline given as text, with other files from `sources`.
@@ -181,63 +257,248 @@ enum Fate {
     Settled(Outcome),
 }
 
-struct Expander<'s> {
+/// What a step of a file refers to, once checked.
+enum Target {
+    /// A notebook, by its path inside the sources.
+    Notebook(String),
+    /// A sub-pipeline: its path, and the index of its file among those read when it could be
+    /// read, parsed and included (no cycle, within the limits).
+    Pipeline(String, Option<usize>),
+    /// A path that could not be used (reported).
+    Unusable,
+}
+
+/// One pipeline file, read, parsed and checked once however often it is included.
+struct FileInfo {
+    path: String,
+    file: PipelineFile,
+    targets: Vec<Target>,
+    /// Per step, the steps of the same file it depends on (unknown ids and itself left out).
+    deps: Vec<Vec<(usize, Condition)>>,
+    /// Per step, where its id is written (with the item and key), to locate later diagnostics.
+    id_at: Vec<Diagnostic>,
+    /// Per step, where its path is written.
+    path_at: Vec<Diagnostic>,
+    /// Tasks the file expands to, inactive ones included, saturating at `MAX_TASKS + 1`.
+    tasks: u64,
+    /// Active notebooks the file expands to, if it is itself active; saturating likewise.
+    notebooks: u64,
+    /// Levels of files from this one down, itself included.
+    height: usize,
+}
+
+/// The files of a pipeline, read depth-first with an explicit stack (chains of files are
+/// bounded by MAX_NESTING, never by the call stack).
+struct Walk<'s> {
     sources: &'s dyn Sources,
     diags: Vec<Diagnostic>,
-    nodes: Vec<FullNode>,
-    /// (from, to, condition) over `nodes`, declared dependencies with sub-pipelines expanded.
-    edges: Vec<(usize, usize, Condition)>,
-    root_pool: Option<Pool>,
-    header: Option<(String, Option<String>)>,
+    /// Files that parsed; the root is the first.
+    files: Vec<FileInfo>,
+    /// Every path tried: the index of its file, or `Err` with why it cannot be read (repeated
+    /// at each step that includes it) or `None` when it did not parse (reported once).
+    seen: HashMap<String, Result<usize, Option<String>>>,
+    /// The root file's pool, which every file's slots are checked against.
+    pool: Pool,
+    /// Whether MAX_FILES was reported (once is enough).
+    too_many_files: bool,
 }
 
-/// Where a step sits in the expanded graph.
-struct Placed {
-    /// Nodes that receive the step's incoming dependencies.
-    entries: Vec<usize>,
-    /// The node its dependents wait for.
-    exit: usize,
-    /// No dependency inside its own file: a sub-pipeline's roots take the sub-pipeline's own
-    /// dependencies.
-    is_root: bool,
-}
+impl<'s> Walk<'s> {
+    fn run(root: &str, sources: &'s dyn Sources) -> Walk<'s> {
+        let mut w = Walk {
+            sources,
+            diags: Vec::new(),
+            files: Vec::new(),
+            seen: HashMap::new(),
+            pool: Pool::default(),
+            too_many_files: false,
+        };
+        let Some(r) = w.open(root, None) else {
+            return w;
+        };
+        /// A file being walked, and the next of its steps to look at.
+        struct Frame {
+            file: usize,
+            step: usize,
+        }
+        let mut stack = vec![Frame { file: r, step: 0 }];
+        let mut on_stack = vec![true];
+        while let Some(top) = stack.last_mut() {
+            let (f, i) = (top.file, top.step);
+            if i == w.files[f].targets.len() {
+                w.finish(f);
+                on_stack[f] = false;
+                stack.pop();
+                continue;
+            }
+            top.step += 1;
+            let Target::Pipeline(path, _) = &w.files[f].targets[i] else {
+                continue;
+            };
+            let path = path.clone();
+            // `f` is at level `stack.len()`; what it includes one level further down.
+            let level = stack.len();
+            let known = w.seen.get(&path).cloned();
+            let child = match known {
+                Some(Ok(c)) if on_stack[c] => {
+                    let from = stack.iter().position(|fr| fr.file == c).unwrap_or(0);
+                    let chain = w.chain(stack[from..].iter().map(|fr| fr.file), &path);
+                    w.at_path(f, i, format!("pipeline files form a cycle: {chain}"));
+                    None
+                }
+                Some(Ok(c)) if level + w.files[c].height > MAX_NESTING => {
+                    let chain = w.chain(stack.iter().map(|fr| fr.file), &path);
+                    let below = w.files[c].height - 1;
+                    w.at_path(
+                        f,
+                        i,
+                        format!(
+                            "sub-pipelines are nested more than {MAX_NESTING} deep: {chain}, \
+                             and `{path}` includes {below} more level(s)"
+                        ),
+                    );
+                    None
+                }
+                Some(Ok(c)) => Some(c),
+                Some(Err(why)) => {
+                    if let Some(why) = why {
+                        w.at_path(f, i, format!("cannot read pipeline file `{path}`: {why}"));
+                    }
+                    None
+                }
+                None if level >= MAX_NESTING => {
+                    let chain = w.chain(stack.iter().map(|fr| fr.file), &path);
+                    w.at_path(
+                        f,
+                        i,
+                        format!("sub-pipelines are nested more than {MAX_NESTING} deep: {chain}"),
+                    );
+                    None
+                }
+                None if w.seen.len() >= MAX_FILES => {
+                    if !w.too_many_files {
+                        w.too_many_files = true;
+                        w.at_path(
+                            f,
+                            i,
+                            format!(
+                                "the pipeline and its sub-pipelines use more than {MAX_FILES} \
+                                 pipeline files; `{path}` and any further ones are not read"
+                            ),
+                        );
+                    }
+                    None
+                }
+                None => {
+                    let c = w.open(&path, Some((f, i)));
+                    if let Some(c) = c {
+                        on_stack.push(true);
+                        debug_assert_eq!(on_stack.len(), w.files.len());
+                        stack.push(Frame { file: c, step: 0 });
+                    }
+                    c
+                }
+            };
+            if let Target::Pipeline(_, slot) = &mut w.files[f].targets[i] {
+                *slot = child;
+            }
+        }
+        w
+    }
 
-impl Expander<'_> {
-    /// Expands one file into the graph; returns the (entry, exit) of each step, or `None` when
-    /// the file could not be read or parsed.
-    fn file(
-        &mut self,
-        path: &str,
-        prefix: &str,
-        inherited_inactive: bool,
-        stack: &mut Vec<String>,
-        referenced_at: Option<(&Reporter, &std::ops::Range<usize>, &str)>,
-    ) -> Option<Vec<Placed>> {
+    /// `a.toml -> b.toml -> … -> last`, through the given files.
+    fn chain(&self, files: impl Iterator<Item = usize>, last: &str) -> String {
+        let mut names: Vec<&str> = files.map(|f| self.files[f].path.as_str()).collect();
+        names.push(last);
+        names.join(" -> ")
+    }
+
+    /// An error at the path of step `i` of file `f`.
+    fn at_path(&mut self, f: usize, i: usize, message: String) {
+        let mut d = self.files[f].path_at[i].clone();
+        d.severity = Severity::Error;
+        d.message = message;
+        self.diags.push(d);
+    }
+
+    /// Counts file `f` once every file it includes is counted; reports where its expansion
+    /// crosses MAX_TASKS, unless an included file crossed it first.
+    fn finish(&mut self, f: usize) {
+        let cap = MAX_TASKS + 1;
+        let (mut tasks, mut notebooks, mut height) = (0u64, 0u64, 1usize);
+        let mut crossed = None;
+        let info = &self.files[f];
+        for (i, (step, target)) in info.file.steps.iter().zip(&info.targets).enumerate() {
+            let (adds, active_notebooks, child_over) = match target {
+                Target::Pipeline(_, Some(c)) => {
+                    let child = &self.files[*c];
+                    height = height.max(child.height + 1);
+                    let active = if step.active { child.notebooks } else { 0 };
+                    (1 + child.tasks, active, child.tasks > MAX_TASKS)
+                }
+                Target::Notebook(_) => (1, u64::from(step.active), false),
+                Target::Pipeline(_, None) | Target::Unusable => (1, 0, false),
+            };
+            if tasks <= MAX_TASKS && tasks + adds > MAX_TASKS && !child_over {
+                crossed = Some((i, tasks, adds));
+            }
+            tasks = (tasks + adds).min(cap);
+            notebooks = (notebooks + active_notebooks).min(cap);
+        }
+        if let Some((i, before, adds)) = crossed {
+            let step = &info.file.steps[i];
+            let what = match &info.targets[i] {
+                Target::Pipeline(path, _) => format!(
+                    "sub-pipeline `{}` adds {adds} tasks (every step of `{path}`, copied for \
+                     each `[[pipeline]]` entry that includes it)",
+                    step.id
+                ),
+                _ => format!("`{}` is one more", step.id),
+            };
+            let message = format!(
+                "the plan would have more than {MAX_TASKS} tasks: {what} to the {before} before \
+                 it; include fewer copies or split the pipeline into several"
+            );
+            let mut d = match step.kind {
+                StepKind::Pipeline => info.path_at[i].clone(),
+                StepKind::Notebook => info.id_at[i].clone(),
+            };
+            d.severity = Severity::Error;
+            d.message = message;
+            self.diags.push(d);
+        }
+        let info = &mut self.files[f];
+        (info.tasks, info.notebooks, info.height) = (tasks, notebooks, height);
+    }
+
+    /// Reads, parses and checks one file on its own; `from` is the step that includes it (none
+    /// for the root). Returns its index among the files, or `None` when it cannot be used.
+    fn open(&mut self, path: &str, from: Option<(usize, usize)>) -> Option<usize> {
         let text = match self.sources.read(path) {
             Ok(t) => t,
             Err(why) => {
                 let msg = format!("cannot read pipeline file `{path}`: {why}");
-                self.diags.push(match referenced_at {
-                    Some((r, span, item)) => {
-                        let mut d = r.at(span, Severity::Error, msg);
-                        d.item(item).key("path");
-                        d
-                    }
-                    None => Diagnostic::new(path, 1, 1, Severity::Error, msg),
-                });
+                match from {
+                    Some((f, i)) => self.at_path(f, i, msg),
+                    None => self
+                        .diags
+                        .push(Diagnostic::new(path, 1, 1, Severity::Error, msg)),
+                }
+                self.seen.insert(path.to_string(), Err(Some(why)));
                 return None;
             }
         };
         let (parsed, diags) = parse_pipeline(path, &text);
         self.diags.extend(diags);
-        let file = parsed?;
-        if self.root_pool.is_none() {
-            self.root_pool = Some(file.pool.clone());
-            self.header = Some((file.name.clone(), file.description.clone()));
+        let Some(file) = parsed else {
+            self.seen.insert(path.to_string(), Err(None));
+            return None;
+        };
+        let is_root = from.is_none();
+        if is_root {
+            self.pool = file.pool.clone();
         }
-        let pool = self.root_pool.clone().unwrap_or_default();
         let mut r = Reporter::new(path, &text);
-        stack.push(path.to_string());
         let dir = parent(path).to_string();
 
         // Ids must be unique within the file.
@@ -257,39 +518,55 @@ impl Expander<'_> {
         }
 
         // Dependencies must name a step of this file, not the step itself.
-        for step in &file.steps {
+        let mut deps = Vec::with_capacity(file.steps.len());
+        for (i, step) in file.steps.iter().enumerate() {
+            let mut known = Vec::new();
             for dep in &step.depends_on {
-                if dep.id == step.id {
-                    r.error(&dep.span, format!("`{}` depends on itself", step.id))
+                match index.get(dep.id.as_str()) {
+                    _ if dep.id == step.id => {
+                        r.error(&dep.span, format!("`{}` depends on itself", step.id))
+                            .item(&step.id)
+                            .key("depends_on");
+                    }
+                    Some(&j) => {
+                        debug_assert_ne!(i, j, "a step named like this one is this one");
+                        known.push((j, dep.on));
+                    }
+                    None => {
+                        let hint = match crate::diag::did_you_mean(&dep.id, index.keys().copied()) {
+                            Some(h) => format!("; did you mean `{h}`?"),
+                            // Ids of the including file are out of reach: say so.
+                            None if !is_root => {
+                                " in this file (a sub-pipeline's steps depend only on steps of \
+                                 the same file; put the dependency on the `[[pipeline]]` entry)"
+                                    .to_string()
+                            }
+                            None => String::new(),
+                        };
+                        r.error(
+                            &dep.span,
+                            format!("`{}` depends on unknown id `{}`{hint}", step.id, dep.id),
+                        )
                         .item(&step.id)
                         .key("depends_on");
-                } else if !index.contains_key(dep.id.as_str()) {
-                    let hint = match crate::diag::did_you_mean(&dep.id, index.keys().copied()) {
-                        Some(h) => format!("; did you mean `{h}`?"),
-                        // Ids of the including file are out of reach: say so.
-                        None if !prefix.is_empty() => {
-                            " in this file (a sub-pipeline's steps depend only on steps of the \
-                             same file; put the dependency on the `[[pipeline]]` entry)"
-                                .to_string()
-                        }
-                        None => String::new(),
-                    };
-                    r.error(
-                        &dep.span,
-                        format!("`{}` depends on unknown id `{}`{hint}", step.id, dep.id),
-                    )
-                    .item(&step.id)
-                    .key("depends_on");
+                    }
                 }
             }
+            deps.push(known);
         }
-        self.cycles(&file, &index, &mut r);
+        cycles(&file, &index, &mut r);
 
-        // Paths, slots, and the sub-pipelines themselves.
-        let mut placed: Vec<Option<Placed>> = Vec::new();
+        // Paths, slots, and what each step refers to.
+        let mut targets = Vec::with_capacity(file.steps.len());
+        let mut id_at = Vec::with_capacity(file.steps.len());
+        let mut path_at = Vec::with_capacity(file.steps.len());
         for step in &file.steps {
-            let full_id = format!("{prefix}{}", step.id);
-            let active = step.active && !inherited_inactive;
+            let mut at = r.at(&step.spans.id, Severity::Warning, String::new());
+            at.item(&step.id).key("depends_on");
+            id_at.push(at);
+            let mut at = r.at(&step.spans.path, Severity::Error, String::new());
+            at.item(&step.id).key("path");
+            path_at.push(at);
             let resolved = match resolve(&dir, &step.path) {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -327,7 +604,7 @@ impl Expander<'_> {
                 .item(&step.id)
                 .key("path");
             }
-            let capacity = pool.capacity();
+            let capacity = self.pool.capacity();
             if step.kind == StepKind::Notebook && step.settings.slots > capacity {
                 let (span, from) = match &step.spans.slots {
                     Some(span) => (span.clone(), ""),
@@ -337,13 +614,17 @@ impl Expander<'_> {
                     &span,
                     format!(
                         "`{}` wants {} slots{from} but the pool has {} ({} executors × {} cores)",
-                        step.id, step.settings.slots, capacity, pool.executors, pool.executor_cores
+                        step.id,
+                        step.settings.slots,
+                        capacity,
+                        self.pool.executors,
+                        self.pool.executor_cores
                     ),
                 )
                 .item(&step.id)
                 .key("slots");
             }
-            match (step.kind.clone(), resolved) {
+            targets.push(match (&step.kind, resolved) {
                 (StepKind::Notebook, Some(p)) => {
                     if ext_ok && !self.sources.exists(&p) {
                         r.error(
@@ -356,85 +637,156 @@ impl Expander<'_> {
                         .item(&step.id)
                         .key("path");
                     }
-                    let n = self.node(full_id, TaskKind::Notebook, p, step, active, &r);
-                    placed.push(Some(Placed {
+                    Target::Notebook(p)
+                }
+                (StepKind::Pipeline, Some(p)) if ext_ok => Target::Pipeline(p, None),
+                _ => Target::Unusable,
+            });
+        }
+        self.diags.extend(r.out);
+        let n = self.files.len();
+        self.files.push(FileInfo {
+            path: path.to_string(),
+            file,
+            targets,
+            deps,
+            id_at,
+            path_at,
+            tasks: 0,
+            notebooks: 0,
+            height: 1,
+        });
+        self.seen.insert(path.to_string(), Ok(n));
+        Some(n)
+    }
+}
+
+/// The graph of every step of every included copy of every file, before bridging.
+struct Expanded {
+    nodes: Vec<FullNode>,
+    /// (from, to, condition) over `nodes`, declared dependencies with sub-pipelines expanded.
+    edges: Vec<(usize, usize, Condition)>,
+    pool: Pool,
+    name: String,
+    description: Option<String>,
+}
+
+/// Where a step sits in the expanded graph.
+struct Placed {
+    /// Nodes that receive the step's incoming dependencies.
+    entries: Vec<usize>,
+    /// The node its dependents wait for.
+    exit: usize,
+    /// No dependency inside its own file: a sub-pipeline's roots take the sub-pipeline's own
+    /// dependencies.
+    is_root: bool,
+}
+
+impl Expanded {
+    /// Expands the walked files from the root (the first), depth-first with an explicit stack.
+    fn of(files: &[FileInfo], root: &PipelineFile) -> Expanded {
+        /// One included copy of a file being expanded.
+        struct Frame {
+            file: usize,
+            prefix: String,
+            inactive: bool,
+            /// One entry per step looked at so far (`None` for a step with nothing to run).
+            placed: Vec<Option<Placed>>,
+            /// The end node of the sub-pipeline being expanded above this frame, and whether
+            /// that sub-pipeline is active.
+            open: Option<(usize, bool)>,
+        }
+        let mut ex = Expanded {
+            nodes: Vec::new(),
+            edges: Vec::new(),
+            pool: root.pool.clone(),
+            name: root.name.clone(),
+            description: root.description.clone(),
+        };
+        let mut stack = vec![Frame {
+            file: 0,
+            prefix: String::new(),
+            inactive: false,
+            placed: Vec::new(),
+            open: None,
+        }];
+        // The steps of the copy that was expanded last, for its including frame.
+        let mut inner: Vec<Placed> = Vec::new();
+        while let Some(top) = stack.last_mut() {
+            let info = &files[top.file];
+            let i = top.placed.len();
+            if let Some((end, active)) = top.open.take() {
+                let mut entries = Vec::new();
+                // An inactive sub-pipeline is bridged as a whole, like an inactive notebook:
+                // its dependents wait for its own dependencies, so those go to its end and the
+                // notebooks inside (all inactive) are not wired to it.
+                if active {
+                    for child in &inner {
+                        ex.edges.push((child.exit, end, Condition::ANY));
+                    }
+                    for child in inner.iter().filter(|c| c.is_root) {
+                        entries.extend(child.entries.iter().copied());
+                    }
+                }
+                if entries.is_empty() {
+                    entries.push(end);
+                }
+                top.placed.push(Some(Placed {
+                    entries,
+                    exit: end,
+                    is_root: info.file.steps[i].depends_on.is_empty(),
+                }));
+                continue;
+            }
+            let Some(step) = info.file.steps.get(i) else {
+                for (placed, deps) in top.placed.iter().zip(&info.deps) {
+                    let Some(to) = placed else { continue };
+                    for &(j, on) in deps {
+                        let Some(from) = &top.placed[j] else { continue };
+                        for &e in &to.entries {
+                            ex.edges.push((from.exit, e, on));
+                        }
+                    }
+                }
+                inner = top.placed.drain(..).flatten().collect();
+                stack.pop();
+                continue;
+            };
+            let full_id = format!("{}{}", top.prefix, step.id);
+            let active = step.active && !top.inactive;
+            let at = info.id_at[i].clone();
+            match &info.targets[i] {
+                Target::Notebook(p) => {
+                    let n = ex.node(full_id, TaskKind::Notebook, p.clone(), step, active, at);
+                    top.placed.push(Some(Placed {
                         entries: vec![n],
                         exit: n,
                         is_root: step.depends_on.is_empty(),
                     }));
                 }
-                (StepKind::Pipeline, Some(p)) if ext_ok => {
-                    if let Some(pos) = stack.iter().position(|f| *f == p) {
-                        let mut chain: Vec<&str> =
-                            stack[pos..].iter().map(String::as_str).collect();
-                        chain.push(&p);
-                        r.error(
-                            &step.spans.path,
-                            format!("pipeline files form a cycle: {}", chain.join(" -> ")),
-                        )
-                        .item(&step.id)
-                        .key("path");
-                        placed.push(None);
-                        continue;
-                    }
-                    let end = self.node(
+                Target::Pipeline(_, Some(c)) => {
+                    let end = ex.node(
                         full_id.clone(),
                         TaskKind::PipelineEnd,
                         String::new(),
                         step,
                         active,
-                        &r,
+                        at,
                     );
-                    let child_prefix = format!("{full_id}/");
-                    let inner = self.file(
-                        &p,
-                        &child_prefix,
-                        !active,
-                        stack,
-                        Some((&r, &step.spans.path, &step.id)),
-                    );
-                    let mut entries = Vec::new();
-                    // An inactive sub-pipeline is bridged as a whole, like an inactive notebook:
-                    // its dependents wait for its own dependencies, so those go to its end and
-                    // the notebooks inside (all inactive) are not wired to it.
-                    if let Some(inner) = inner.filter(|_| active) {
-                        for child in &inner {
-                            self.edges.push((child.exit, end, Condition::ANY));
-                        }
-                        for child in inner.iter().filter(|c| c.is_root) {
-                            entries.extend(child.entries.iter().copied());
-                        }
-                    }
-                    if entries.is_empty() {
-                        entries.push(end);
-                    }
-                    placed.push(Some(Placed {
-                        entries,
-                        exit: end,
-                        is_root: step.depends_on.is_empty(),
-                    }));
+                    top.open = Some((end, active));
+                    let child = Frame {
+                        file: *c,
+                        prefix: format!("{full_id}/"),
+                        inactive: !active,
+                        placed: Vec::new(),
+                        open: None,
+                    };
+                    stack.push(child);
                 }
-                _ => placed.push(None),
+                Target::Pipeline(_, None) | Target::Unusable => top.placed.push(None),
             }
         }
-        for (step, to) in file.steps.iter().zip(&placed) {
-            let Some(to) = to else { continue };
-            for dep in &step.depends_on {
-                let Some(from) = index.get(dep.id.as_str()).and_then(|&i| placed[i].as_ref())
-                else {
-                    continue;
-                };
-                if dep.id == step.id {
-                    continue;
-                }
-                for &e in &to.entries {
-                    self.edges.push((from.exit, e, dep.on));
-                }
-            }
-        }
-        stack.pop();
-        self.diags.extend(r.out);
-        Some(placed.into_iter().flatten().collect())
+        ex
     }
 
     fn node(
@@ -444,10 +796,8 @@ impl Expander<'_> {
         path: String,
         step: &Step,
         active: bool,
-        r: &Reporter,
+        at: Diagnostic,
     ) -> usize {
-        let mut at = r.at(&step.spans.id, Severity::Warning, String::new());
-        at.item(&step.id).key("depends_on");
         self.nodes.push(FullNode {
             id,
             kind,
@@ -460,52 +810,9 @@ impl Expander<'_> {
         self.nodes.len() - 1
     }
 
-    /// Reports every dependency cycle among the steps of one file, with the whole cycle.
-    fn cycles(&mut self, file: &PipelineFile, index: &HashMap<&str, usize>, r: &mut Reporter) {
-        let mut g: DiGraph<usize, usize> = DiGraph::new();
-        let ns: Vec<NodeIndex> = (0..file.steps.len()).map(|i| g.add_node(i)).collect();
-        for (i, step) in file.steps.iter().enumerate() {
-            for (d, dep) in step.depends_on.iter().enumerate() {
-                if let Some(&j) = index.get(dep.id.as_str()) {
-                    if j != i {
-                        // Edge from a step to what it depends on, so cycles read in
-                        // "depends on" order.
-                        g.add_edge(ns[i], ns[j], d);
-                    }
-                }
-            }
-        }
-        for scc in tarjan_scc(&g) {
-            if scc.len() < 2 {
-                continue;
-            }
-            let mut members: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
-            members.sort_unstable();
-            let start = members[0];
-            let path = cycle_through(&g, ns[start], &scc);
-            let names: Vec<&str> = path.iter().map(|n| file.steps[g[*n]].id.as_str()).collect();
-            let first = &file.steps[start];
-            let next = &file.steps[g[path[1]]].id;
-            let span = first
-                .depends_on
-                .iter()
-                .find(|d| d.id == *next)
-                .map_or(first.spans.id.clone(), |d| d.span.clone());
-            r.error(
-                &span,
-                format!(
-                    "dependency cycle: {} (each depends on the next)",
-                    names.join(" -> ")
-                ),
-            )
-            .item(&first.id)
-            .key("depends_on");
-        }
-    }
-
     fn plan(&self) -> (Plan, Vec<Diagnostic>) {
-        let (name, description) = self.header.clone().unwrap_or_default();
-        let pool = self.root_pool.clone().unwrap_or_default();
+        let (name, description) = (self.name.clone(), self.description.clone());
+        let pool = self.pool.clone();
         let declared: Vec<DeclaredEdge> = self
             .edges
             .iter()
@@ -714,6 +1021,49 @@ impl Expander<'_> {
             )),
             _ => None,
         }
+    }
+}
+
+/// Reports every dependency cycle among the steps of one file, with the whole cycle.
+fn cycles(file: &PipelineFile, index: &HashMap<&str, usize>, r: &mut Reporter) {
+    let mut g: DiGraph<usize, usize> = DiGraph::new();
+    let ns: Vec<NodeIndex> = (0..file.steps.len()).map(|i| g.add_node(i)).collect();
+    for (i, step) in file.steps.iter().enumerate() {
+        for (d, dep) in step.depends_on.iter().enumerate() {
+            if let Some(&j) = index.get(dep.id.as_str()) {
+                if j != i {
+                    // Edge from a step to what it depends on, so cycles read in
+                    // "depends on" order.
+                    g.add_edge(ns[i], ns[j], d);
+                }
+            }
+        }
+    }
+    for scc in tarjan_scc(&g) {
+        if scc.len() < 2 {
+            continue;
+        }
+        let mut members: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
+        members.sort_unstable();
+        let start = members[0];
+        let path = cycle_through(&g, ns[start], &scc);
+        let names: Vec<&str> = path.iter().map(|n| file.steps[g[*n]].id.as_str()).collect();
+        let first = &file.steps[start];
+        let next = &file.steps[g[path[1]]].id;
+        let span = first
+            .depends_on
+            .iter()
+            .find(|d| d.id == *next)
+            .map_or(first.spans.id.clone(), |d| d.span.clone());
+        r.error(
+            &span,
+            format!(
+                "dependency cycle: {} (each depends on the next)",
+                names.join(" -> ")
+            ),
+        )
+        .item(&first.id)
+        .key("depends_on");
     }
 }
 

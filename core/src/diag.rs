@@ -30,6 +30,7 @@ pub struct Diagnostic {
     pub key: Option<String>,
 }
 
+/// Rendered for a terminal or a log: one line, control characters escaped.
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let sev = match self.severity {
@@ -39,9 +40,50 @@ impl std::fmt::Display for Diagnostic {
         write!(
             f,
             "{}:{}:{}: {}: {}",
-            self.file, self.line, self.col, sev, self.message
+            escape_controls(&self.file),
+            self.line,
+            self.col,
+            sev,
+            escape_controls(&self.message)
         )
     }
+}
+
+/// `text` with control characters written as escapes (`\u{1b}`, `\n`), and the
+/// bidirectional overrides that reorder what a terminal shows: names and messages taken from
+/// files can then neither move the cursor, recolour or clear a terminal, nor fake a line of
+/// output or of a log.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    escape(text, false)
+}
+
+/// [`escape_controls`] for text of several lines (tracebacks, tables): newlines and tabs stay.
+pub fn escape_controls_in_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    escape(text, true)
+}
+
+fn escape(text: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        !(keep_lines && matches!(c, '\n' | '\t'))
+            && (c.is_control()
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}')
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c))
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !unsafe_char(c) {
+            out.push(c);
+        } else if matches!(c, '\n' | '\r' | '\t') {
+            out.extend(c.escape_default());
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Maps byte offsets of one text to line and column.
@@ -180,6 +222,26 @@ pub fn did_you_mean<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_from_files_are_escaped_when_rendered() {
+        let d = Diagnostic::new(
+            "a\u{1b}[2J.toml",
+            1,
+            2,
+            Severity::Error,
+            "`x\ny` is \u{202e}bad\u{7}".to_string(),
+        );
+        assert_eq!(
+            d.to_string(),
+            "a\\u{1b}[2J.toml:1:2: error: `x\\ny` is \\u{202e}bad\\u{7}"
+        );
+        assert_eq!(escape_controls_in_lines("a\n\tb\u{1b}"), "a\n\tb\\u{1b}");
+        assert!(matches!(
+            escape_controls("plain é"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn line_col_counts_characters() {

@@ -13,6 +13,14 @@ use serde_json::Value;
 /// Notebook files larger than this are refused before parsing.
 pub const MAX_NOTEBOOK_BYTES: usize = 20 * 1024 * 1024;
 
+/// Why a notebook of `len` bytes is refused: one message wherever the limit is checked.
+pub fn too_large(len: u64) -> String {
+    format!(
+        "the notebook is {len} bytes, over the {} MiB limit for notebooks",
+        MAX_NOTEBOOK_BYTES / (1024 * 1024)
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Ipynb,
@@ -71,14 +79,7 @@ pub fn parse(file: &str, text: &str, format: Format) -> Parsed {
         parsed: Parsed::default(),
     };
     if text.len() > MAX_NOTEBOOK_BYTES {
-        out.error(
-            1,
-            1,
-            format!(
-                "the notebook is {} bytes; the limit is {MAX_NOTEBOOK_BYTES}",
-                text.len()
-            ),
-        );
+        out.error(1, 1, too_large(text.len() as u64));
         return out.parsed;
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);

@@ -4,6 +4,7 @@
 //! `tokio::task::spawn_blocking`.
 
 use spool_core::model::MAX_METADATA_BYTES;
+use spool_core::notebook::{self, Format, MAX_NOTEBOOK_BYTES};
 use spool_core::source::Sources;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -229,10 +230,59 @@ fn create_new_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
+/// Why a file cannot be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Over the limit of its kind: notebooks (by extension) or metadata files.
+    TooLarge(String),
+    Unreadable(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooLarge(why) | ReadError::Unreadable(why) => f.write_str(why),
+        }
+    }
+}
+
+impl DiskSources {
+    /// The text of `path`, within the limit of its kind; being too large is its own error.
+    pub fn read_checked(&self, path: &str) -> Result<String, ReadError> {
+        let is_notebook = Format::from_path(path).is_some();
+        let limit = if is_notebook {
+            MAX_NOTEBOOK_BYTES
+        } else {
+            MAX_METADATA_BYTES
+        } as u64;
+        // `stat` does not block, whatever the file is; `read_limited` checks the rest.
+        let len = self
+            .locate(path)
+            .ok()
+            .and_then(|real| std::fs::metadata(real).ok())
+            .filter(std::fs::Metadata::is_file)
+            .map_or(0, |meta| meta.len());
+        if len > limit {
+            return Err(ReadError::TooLarge(if is_notebook {
+                notebook::too_large(len)
+            } else {
+                format!(
+                    "the file is {len} bytes, over the {} MiB limit for metadata files",
+                    MAX_METADATA_BYTES / (1024 * 1024)
+                )
+            }));
+        }
+        let bytes = self
+            .read_limited(path, limit)
+            .map_err(ReadError::Unreadable)?;
+        String::from_utf8(bytes)
+            .map_err(|_| ReadError::Unreadable("the file is not UTF-8 text".into()))
+    }
+}
+
 impl Sources for DiskSources {
     fn read(&self, path: &str) -> Result<String, String> {
-        let bytes = self.read_limited(path, MAX_METADATA_BYTES as u64)?;
-        String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())
+        self.read_checked(path).map_err(|e| e.to_string())
     }
 
     fn exists(&self, path: &str) -> bool {

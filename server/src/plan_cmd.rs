@@ -1,7 +1,7 @@
 //! `spool validate` and `spool plan`.
 
 use crate::fs_sources::DiskSources;
-use spool_core::dag::{load, Loaded, Plan};
+use spool_core::dag::{load_with_notebooks, Loaded, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
 use std::path::{Path, PathBuf};
 
@@ -23,10 +23,11 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// Loads a pipeline from disk; diagnostics name files as the user wrote the path.
+/// Loads a pipeline from disk, its notebooks parsed too; diagnostics name files as the user
+/// wrote the path.
 pub fn load_file(file: &Path) -> anyhow::Result<Loaded> {
     let (sources, name) = DiskSources::for_file(file)?;
-    let mut loaded = load(&name, &sources);
+    let mut loaded = load_with_notebooks(&name, &sources);
     let shown_dir = file.parent().unwrap_or(Path::new(""));
     for d in &mut loaded.diagnostics {
         d.file = shown_dir.join(&d.file).display().to_string();

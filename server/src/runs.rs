@@ -6,11 +6,11 @@
 //! the machine what the agent reports, deadlines that passed, and capacity changes.
 
 use crate::agent::{Agent, NotebookLaunch, NotebookState, NotebookUpdate, PollInterval};
-use crate::fs_sources::DiskSources;
+use crate::fs_sources::{DiskSources, ReadError};
 use crate::history::{AttemptOutcome, History, RunEvent, RunStatus, TaskError};
 use crate::livy::wire::{CreateSession, Kind};
 use crate::livy::SessionId;
-use spool_core::dag::{load, Plan, TaskId, TaskKind};
+use spool_core::dag::{load_with_notebooks, Plan, TaskId, TaskKind};
 use spool_core::diag::Diagnostic;
 use spool_core::model::Outcome;
 use spool_core::notebook::{self, Cell, Format};
@@ -124,7 +124,8 @@ impl RunManager {
         if !sources.exists(&req.file) {
             return Err(StartError::NotFound(format!("no pipeline `{}`", req.file)));
         }
-        let loaded = load(&req.file, &sources);
+        // Notebooks are parsed too: one that cannot run fails the start, not an attempt.
+        let loaded = load_with_notebooks(&req.file, &sources);
         let plan = loaded.plan.ok_or(StartError::Invalid(loaded.diagnostics))?;
         let overrides = Overrides::parse(&plan, &req.params).map_err(StartError::BadRequest)?;
         let previous = match req.resume {
@@ -300,9 +301,12 @@ fn is_identifier(s: &str) -> bool {
 /// diagnostic, cell and line).
 pub fn read_cells(sources: &DiskSources, path: &str) -> Result<Vec<Cell>, TaskError> {
     let fail = TaskError::spool;
-    let text = sources
-        .read(path)
-        .map_err(|e| fail("NotebookNotFound", format!("cannot read `{path}`: {e}")))?;
+    let text = sources.read_checked(path).map_err(|e| match e {
+        ReadError::TooLarge(why) => fail("NotebookTooLarge", why),
+        ReadError::Unreadable(why) => {
+            fail("NotebookNotFound", format!("cannot read `{path}`: {why}"))
+        }
+    })?;
     let format = Format::from_path(path)
         .ok_or_else(|| fail("NotebookFormatError", format!("`{path}` is not a notebook")))?;
     let parsed = notebook::parse(path, &text, format);

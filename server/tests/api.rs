@@ -270,3 +270,51 @@ async fn a_save_based_on_a_stale_read_is_refused_with_412_and_writes_nothing() {
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
     assert!(!f.root.join("other.toml").exists());
 }
+
+/// Nine files, each including the next ten times (10^8 tasks if expanded), and a chain of
+/// 1,500 files: the listing counts them without expanding, a read reports the limit.
+#[tokio::test]
+async fn hostile_include_graphs_are_listed_and_read_within_the_limits() {
+    let f = fixture(None);
+    for level in 0..9 {
+        let text = if level == 8 {
+            "[[notebook]]\nid = \"n\"\npath = \"nb/load.py\"\n".to_string()
+        } else {
+            (0..10)
+                .map(|c| {
+                    format!(
+                        "[[pipeline]]\nid = \"p{c}\"\npath = \"l{}.toml\"\n",
+                        level + 1
+                    )
+                })
+                .collect()
+        };
+        std::fs::write(f.root.join(format!("l{level}.toml")), text).unwrap();
+    }
+    std::fs::create_dir_all(f.root.join("chain")).unwrap();
+    for i in 0..1500 {
+        let text = format!("[[pipeline]]\nid = \"p\"\npath = \"c{}.toml\"\n", i + 1);
+        std::fs::write(f.root.join(format!("chain/c{i}.toml")), text).unwrap();
+    }
+    let (status, list) = call(&f, get("/api/pipelines")).await;
+    assert_eq!(status, StatusCode::OK);
+    let entry = |file: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["file"] == file)
+            .cloned()
+            .unwrap_or_else(|| panic!("{file} is listed"))
+    };
+    assert_eq!(entry("l0.toml")["errors"], 1);
+    assert_eq!(entry("l5.toml")["errors"], 0);
+    assert_eq!(entry("l5.toml")["notebooks"], 1000);
+    assert_eq!(entry("chain/c0.toml")["errors"], 1);
+    assert_eq!(entry("nightly.toml")["notebooks"], 2);
+
+    let (status, body) = call(&f, get("/api/pipelines/chain%2Fc0.toml")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["plan"], Value::Null);
+    let message = body["diagnostics"][0]["message"].as_str().unwrap();
+    assert!(message.contains("nested more than 32 deep"), "{message}");
+}

@@ -69,10 +69,14 @@ pub fn import_genie(label: &str, text: &str, existing: &dyn Sources) -> Converte
     let (rows, columns) = read_rows(label, text, &mut ctx.report);
     // Pipelines in order of first appearance, each with its rows.
     let mut pipelines: Vec<(String, Vec<&Row>)> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
     for row in &rows {
-        match pipelines.iter_mut().find(|(p, _)| *p == row.pipeline) {
-            Some((_, rs)) => rs.push(row),
-            None => pipelines.push((row.pipeline.clone(), vec![row])),
+        match position.get(row.pipeline.as_str()) {
+            Some(&i) => pipelines[i].1.push(row),
+            None => {
+                position.insert(&row.pipeline, pipelines.len());
+                pipelines.push((row.pipeline.clone(), vec![row]));
+            }
         }
     }
     let mut files = Ids::default();
@@ -390,6 +394,16 @@ fn convert(
     for (i, row) in rows.iter().enumerate() {
         ctx.renamed(&row.place, &id_of[i]);
         let mut step = if row.is_pipeline {
+            if row.name == pipeline {
+                ctx.report.error(
+                    &row.place.field(cols.name(Column::Name)),
+                    format!(
+                        "runs pipeline `{pipeline}`, the pipeline this row belongs to: a \
+                         pipeline cannot include itself"
+                    ),
+                );
+                continue;
+            }
             let Some(file) = file_of.get(row.name.as_str()) else {
                 let hint = did_you_mean(&row.name, file_of.keys().copied())
                     .map(|h| format!("; did you mean `{h}`?"))
@@ -455,4 +469,46 @@ fn convert(
         draft.steps.push(step);
     }
     draft
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemorySources;
+
+    const HEADER: &str = "id,name,dependencies,pipeline,type,isActive\n";
+
+    fn errors(csv: &str) -> Vec<String> {
+        let converted = import_genie("metadata.csv", csv, &MemorySources::default());
+        if converted.report.has_errors() {
+            assert!(converted.files.is_empty(), "nothing is written with errors");
+        }
+        converted
+            .report
+            .findings
+            .iter()
+            .filter(|f| f.level == super::super::report::Level::Error)
+            .map(|f| f.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_pipeline_that_runs_itself_is_refused() {
+        let errs = errors(&format!(
+            "{HEADER}a,nb_a,,daily,notebook,1\nagain,daily,a,daily,pipeline,1\n"
+        ));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].contains("`again`"), "{}", errs[0]);
+        assert!(errs[0].contains("cannot include itself"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn pipelines_that_run_each_other_are_refused() {
+        let errs = errors(&format!(
+            "{HEADER}a,nb_a,,one,notebook,1\nto_two,two,a,one,pipeline,1\n\
+             b,nb_b,,two,notebook,1\nto_one,one,b,two,pipeline,1\n"
+        ));
+        assert!(!errs.is_empty());
+        assert!(errs.iter().any(|e| e.contains("form a cycle")), "{errs:#?}");
+    }
 }

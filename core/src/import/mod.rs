@@ -175,9 +175,23 @@ impl<'a> Ctx<'a> {
             notebooks: &notebooks,
             existing: self.existing,
         };
+        // Files that no other file includes are checked as roots, and so is any file they do
+        // not reach: one included only from a cycle of files (a file including itself too).
+        let mut roots: Vec<&str> = files
+            .iter()
+            .map(|f| f.path.as_str())
+            .filter(|p| !included.contains(p))
+            .collect();
+        let reached = reachable(drafts, &roots);
+        roots.extend(
+            files
+                .iter()
+                .map(|f| f.path.as_str())
+                .filter(|p| !reached.contains(p)),
+        );
         let mut seen = BTreeSet::new();
-        for root in files.iter().filter(|f| !included.contains(f.path.as_str())) {
-            for d in load(&root.path, &world).diagnostics {
+        for root in roots {
+            for d in load(root, &world).diagnostics {
                 if d.severity == Severity::Error && seen.insert((d.file.clone(), d.message.clone()))
                 {
                     let mut place = Place::file(&d.file);
@@ -195,6 +209,25 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+/// The drafts' files reached from `roots` through `[[pipeline]]` entries, roots included.
+fn reachable<'d>(drafts: &'d [Draft], roots: &[&'d str]) -> BTreeSet<&'d str> {
+    let mut reached: BTreeSet<&str> = roots.iter().copied().collect();
+    let mut todo: Vec<&str> = roots.to_vec();
+    while let Some(file) = todo.pop() {
+        let includes = drafts
+            .iter()
+            .filter(|d| d.file == file)
+            .flat_map(|d| &d.steps)
+            .filter(|s| s.kind == StepKind::Pipeline);
+        for step in includes {
+            if reached.insert(step.path.as_str()) {
+                todo.push(&step.path);
+            }
+        }
+    }
+    reached
 }
 
 /// The output folder as it will be: the new files, what is there already, and every notebook

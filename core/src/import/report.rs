@@ -1,5 +1,6 @@
 //! What an import or export could not carry over, located by input file, item and field.
 
+use crate::diag::escape_controls;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -80,17 +81,18 @@ impl std::fmt::Display for Finding {
             Level::Warning => "warning",
             Level::Note => "note",
         };
-        write!(f, "{level}: {}", self.place.file)?;
+        // Names and messages come from the imported files: escaped, as diagnostics are.
+        write!(f, "{level}: {}", escape_controls(&self.place.file))?;
         if let Some(line) = self.place.line {
             write!(f, ":{line}")?;
         }
         if let Some(item) = &self.place.item {
-            write!(f, ": `{item}`")?;
+            write!(f, ": `{}`", escape_controls(item))?;
         }
         if let Some(field) = &self.place.field {
-            write!(f, ": {field}")?;
+            write!(f, ": {}", escape_controls(field))?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", escape_controls(&self.message))
     }
 }
 

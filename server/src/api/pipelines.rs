@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use spool_core::dag::{load, load_text, Loaded, Plan};
+use spool_core::dag::{load, load_text, load_with_notebooks, outline, Loaded, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::model::MAX_METADATA_BYTES;
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ const MAX_FILES: usize = 2000;
 pub struct Entry {
     file: String,
     name: String,
-    notebooks: usize,
+    notebooks: u64,
     errors: usize,
 }
 
@@ -107,20 +107,21 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Entr
             .list(&[".toml"], MAX_DEPTH, MAX_FILES)
             .into_iter()
             .map(|file| {
-                let loaded = load(&file, &src);
-                let errors = loaded
+                // Counted, never expanded: a listing reads each file once whatever it includes.
+                let outline = outline(&file, &src);
+                let errors = outline
                     .diagnostics
                     .iter()
                     .filter(|d| d.severity == spool_core::diag::Severity::Error)
                     .count();
-                let (name, notebooks) = loaded.plan.as_ref().map_or_else(
-                    || (file.trim_end_matches(".toml").to_string(), 0),
-                    |p| (p.name.clone(), p.tasks.len()),
-                );
+                let name = match outline.name {
+                    Some(name) if errors == 0 => name,
+                    _ => file.trim_end_matches(".toml").to_string(),
+                };
                 Entry {
                     file,
                     name,
-                    notebooks,
+                    notebooks: if errors == 0 { outline.notebooks } else { 0 },
                     errors,
                 }
             })
@@ -147,7 +148,7 @@ pub async fn get(
     blocking(move || {
         let src = sources(&state)?;
         let text = read_text(&src, &file)?;
-        let Loaded { plan, diagnostics } = load(&file, &src);
+        let Loaded { plan, diagnostics } = load_with_notebooks(&file, &src);
         Ok((
             etag_header(&text),
             Json(Checked {

@@ -1,0 +1,202 @@
+//! Hostile include graphs: `dag::load` bounds what it expands while it expands (tasks, nesting,
+//! files) and reports where the bound was crossed, instead of running out of memory or stack.
+
+use spool_core::dag::{load, outline, MAX_FILES, MAX_NESTING, MAX_TASKS};
+use spool_core::diag::{has_errors, Diagnostic, Severity};
+use spool_core::source::MemorySources;
+
+/// `levels` files, each including the next `fanout` times under different ids; the last holds
+/// one notebook. The plan would have about `fanout^levels` tasks.
+fn exponential(levels: usize, fanout: usize) -> MemorySources {
+    let mut sources = MemorySources::default().with("nb.py", "print(1)\n");
+    for level in 0..levels {
+        let mut text = String::new();
+        if level + 1 == levels {
+            text.push_str("[[notebook]]\nid = \"n\"\npath = \"nb.py\"\n");
+        } else {
+            for copy in 0..fanout {
+                text.push_str(&format!(
+                    "[[pipeline]]\nid = \"p{copy}\"\npath = \"l{}.toml\"\n",
+                    level + 1
+                ));
+            }
+        }
+        sources = sources.with(&format!("l{level}.toml"), &text);
+    }
+    sources
+}
+
+/// `files` pipeline files, each including the next once; the last holds one notebook.
+fn chain(files: usize) -> MemorySources {
+    let mut sources = MemorySources::default().with("nb.py", "print(1)\n");
+    for i in 0..files {
+        let text = if i + 1 == files {
+            "[[notebook]]\nid = \"n\"\npath = \"nb.py\"\n".to_string()
+        } else {
+            format!("[[pipeline]]\nid = \"p\"\npath = \"c{}.toml\"\n", i + 1)
+        };
+        sources = sources.with(&format!("c{i}.toml"), &text);
+    }
+    sources
+}
+
+fn errors(diags: &[Diagnostic]) -> Vec<&Diagnostic> {
+    diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect()
+}
+
+#[test]
+fn exponential_sub_pipelines_are_refused_where_the_task_limit_is_crossed() {
+    // Nine 360-byte files: 10^8 tasks if expanded. The bound holds while expanding.
+    let loaded = load("l0.toml", &exponential(9, 10));
+    assert!(loaded.plan.is_none());
+    let errs = errors(&loaded.diagnostics);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    // 10^5 tasks fit; the file whose expansion crosses the limit is the one reported, at the
+    // step that crosses it.
+    let e = errs[0];
+    assert_eq!(e.file, "l3.toml", "{e}");
+    assert!(
+        e.message.contains(&format!("more than {MAX_TASKS} tasks")),
+        "{e}"
+    );
+    // Each of l3's copies of l4 brings 21,111 tasks: the fifth crosses 100,000.
+    assert_eq!(e.item.as_deref(), Some("p4"), "{e}");
+    assert_eq!(e.line, 15, "{e}");
+}
+
+#[test]
+fn outline_counts_an_exponential_pipeline_without_expanding_it() {
+    let counted = outline("l0.toml", &exponential(4, 10));
+    // 10 + 100 + 1000 pipeline ends and 1000 notebooks.
+    assert_eq!(counted.tasks, 2110);
+    assert_eq!(counted.notebooks, 1000);
+    assert!(!has_errors(&counted.diagnostics));
+    let huge = outline("l0.toml", &exponential(9, 10));
+    assert_eq!(
+        huge.tasks,
+        MAX_TASKS + 1,
+        "counts saturate just past the limit"
+    );
+    assert!(has_errors(&huge.diagnostics));
+}
+
+#[test]
+fn a_chain_of_six_thousand_files_stops_at_the_nesting_limit() {
+    let loaded = load("c0.toml", &chain(6000));
+    assert!(loaded.plan.is_none());
+    let errs = errors(&loaded.diagnostics);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let e = errs[0];
+    // c0 is level 1; c31 is level 32 and may not include c32.
+    assert_eq!(e.file, format!("c{}.toml", MAX_NESTING - 1), "{e}");
+    assert!(
+        e.message
+            .contains(&format!("nested more than {MAX_NESTING} deep")),
+        "{e}"
+    );
+    assert_eq!(e.item.as_deref(), Some("p"));
+}
+
+#[test]
+fn nesting_up_to_the_limit_loads() {
+    let loaded = load("c0.toml", &chain(MAX_NESTING));
+    assert!(
+        !has_errors(&loaded.diagnostics),
+        "{:#?}",
+        loaded.diagnostics
+    );
+    let plan = loaded.plan.expect("a plan");
+    assert_eq!(plan.tasks.len(), MAX_NESTING);
+    let over = load("c0.toml", &chain(MAX_NESTING + 1));
+    assert_eq!(errors(&over.diagnostics).len(), 1);
+}
+
+#[test]
+fn a_file_included_deep_after_being_seen_shallow_still_counts_its_depth() {
+    // root includes the chain's middle directly (shallow) and then the chain's start: the
+    // second path reaches the same files more deeply.
+    let mut sources = chain(MAX_NESTING);
+    let mid = MAX_NESTING / 2;
+    sources = sources.with(
+        "root.toml",
+        &format!(
+            "[[pipeline]]\nid = \"mid\"\npath = \"c{mid}.toml\"\n\
+             [[pipeline]]\nid = \"all\"\npath = \"c0.toml\"\n"
+        ),
+    );
+    let loaded = load("root.toml", &sources);
+    let errs = errors(&loaded.diagnostics);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].message.contains("deep"), "{}", errs[0]);
+}
+
+#[test]
+fn too_many_distinct_files_are_refused() {
+    let mut text = String::new();
+    let mut sources = MemorySources::default().with("nb.py", "");
+    for i in 0..=MAX_FILES {
+        text.push_str(&format!(
+            "[[pipeline]]\nid = \"p{i}\"\npath = \"f{i}.toml\"\n"
+        ));
+        sources = sources.with(
+            &format!("f{i}.toml"),
+            "[[notebook]]\nid = \"n\"\npath = \"nb.py\"\n",
+        );
+    }
+    sources = sources.with("root.toml", &text);
+    let loaded = load("root.toml", &sources);
+    let errs = errors(&loaded.diagnostics);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].message.contains(&format!("more than {MAX_FILES}")),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn a_sub_pipeline_included_twice_reports_its_problems_once() {
+    let sources = MemorySources::default()
+        .with(
+            "root.toml",
+            "[[pipeline]]\nid = \"a\"\npath = \"sub.toml\"\n\
+             [[pipeline]]\nid = \"b\"\npath = \"sub.toml\"\n",
+        )
+        .with(
+            "sub.toml",
+            "[[notebook]]\nid = \"n\"\npath = \"missing.py\"\n",
+        );
+    let loaded = load("root.toml", &sources);
+    assert_eq!(
+        errors(&loaded.diagnostics).len(),
+        1,
+        "{:#?}",
+        loaded.diagnostics
+    );
+}
+
+#[test]
+fn deeply_nested_parameters_are_a_syntax_error_not_a_stack_overflow() {
+    // Parameters become JSON by a recursive walk: it is bounded by the TOML parser's own
+    // nesting limit, for every way TOML nests.
+    let deep = 100_000;
+    let keys: Vec<String> = (0..deep).map(|i| format!("k{i}")).collect();
+    let step = "[[notebook]]\nid = \"a\"\npath = \"a.py\"\n";
+    for tail in [
+        format!(
+            "params = {{ x = {}1{} }}\n",
+            "[".repeat(deep),
+            "]".repeat(deep)
+        ),
+        format!("params = {}1{}\n", "{ a = ".repeat(deep), " }".repeat(deep)),
+        format!("[notebook.params.{}]\nx = 1\n", keys.join(".")),
+        format!("params.{} = 1\n", keys.join(".")),
+    ] {
+        let (file, diags) = spool_core::parse::parse_pipeline("a.toml", &format!("{step}{tail}"));
+        assert!(file.is_none());
+        assert!(diags[0].message.contains("recursion limit"), "{}", diags[0]);
+    }
+}
