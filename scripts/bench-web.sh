@@ -5,8 +5,7 @@
 # figures the page writes into <pre id="bench"> (see web/src/bench.rs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$("$root/scripts/web-tools.sh")
-export PATH="$bin:$PATH"
+"$root/scripts/test-tools.sh"  # Chromium and chromedriver
 if [ "${SPOOL_BENCH_NO_BUILD:-}" != 1 ]; then
   "$root/scripts/build-web.sh" >/dev/null
 fi

@@ -1,33 +1,58 @@
 #!/usr/bin/env bash
-# Builds the web app into dist/ (release, wasm-opt -Oz), which `spool serve` serves at `/`.
-# Installs its tools first (scripts/web-tools.sh); works offline once they are there.
-# Prints the dist folder on stdout.
+# Builds the web app into dist/, which `spool serve --web dist` serves and a release build of
+# `spool` embeds: cargo (wasm32, release, size profile) -> wasm-bindgen -> wasm-opt -Oz, then
+# index.html with content-hashed file names and subresource integrity. Installs its tools
+# first (scripts/web-tools.sh); works offline once they are there. Prints dist's path on stdout.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$("$root/scripts/web-tools.sh")
-tools=$(dirname "$bin")
-export PATH="$bin:$PATH"
+. "$root/scripts/steps.sh"
+step "web tools (wasm32 target, wasm-bindgen, wasm-opt)"
+PATH="$("$root/scripts/web-tools.sh"):$PATH"
+export PATH
 
-# wasm-bindgen 0.2.130 writes reference-types instructions (table.fill) that Debian's binaryen
-# (108) cannot parse, so wasm-opt comes from the npm registry's binaryen build (runs on Node).
-binaryen_version=132.0.0
-binaryen="$tools/binaryen-$binaryen_version"
-if ! "$binaryen/node_modules/.bin/wasm-opt" --version >/dev/null 2>&1; then
-  echo "installing binaryen $binaryen_version (wasm-opt, once)" >&2
-  mkdir -p "$binaryen"
-  npm install --prefix "$binaryen" --no-audit --no-fund --silent "binaryen@$binaryen_version" >&2
+step "web app: cargo build (wasm32, release)"
+# From web/, so that web/.cargo/config.toml's size-optimised release profile applies.
+(cd "$root/web" && cargo build --release --locked -p spool-web --target wasm32-unknown-unknown)
+target=${CARGO_TARGET_DIR:-$root/target}
+wasm="$target/wasm32-unknown-unknown/release/spool-web.wasm"
+
+# wasm-opt takes minutes: skip the rest when its inputs are those of the dist/ already there.
+stamp="$target/web-dist.inputs"
+inputs=$(cat "$wasm" "$root/web/index.html" "$root/web/style.css" "$0" | sha256sum | cut -d' ' -f1)
+if [ -f "$root/dist/index.html" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ]; then
+  echo "$root/dist"
+  exit 0
 fi
-export PATH="$binaryen/node_modules/.bin:$PATH"
 
-# Trunk would download its own wasm-bindgen and wasm-opt; point it at these.
-export TRUNK_OFFLINE=true
-export TRUNK_SKIP_VERSION_CHECK=true
-export TRUNK_TOOLS_WASM_BINDGEN="$(wasm-bindgen --version | awk '{print $2}')"
-export TRUNK_TOOLS_WASM_OPT="version_${binaryen_version%%.*}"
+out="$target/web-dist.tmp"
+rm -rf "$out"
+mkdir -p "$out"
+step "web app: wasm-bindgen"
+wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name spool-web "$wasm"
+step "web app: wasm-opt -Oz (minutes on a busy machine)"
+wasm-opt -Oz --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
+  --enable-sign-ext --enable-mutable-globals --enable-multivalue \
+  "$out/spool-web_bg.wasm" -o "$out/spool-web_bg.wasm"
 
-# Trunk 0.21 reads the Cargo manifest of its working directory and stops at a virtual
-# workspace manifest, so it runs from web/ (index.html stays at the root).
-cd "$root/web"
-trunk build --release --dist "$root/dist" "$root/index.html" >&2
-ls "$root"/dist/*.wasm >/dev/null
+step "web app: index.html"
+cp "$root/web/style.css" "$out/style.css"
+# Content-hashed names: a browser never mixes files of two builds; SRI for each file.
+hashed() { # FILE STEM EXT -> renames FILE to STEM-HASH.EXT, prints the new name
+  local h
+  h=$(sha256sum "$1" | cut -c1-16)
+  mv "$1" "$out/$2-$h.$3"
+  echo "$2-$h.$3"
+}
+integrity() { echo "sha384-$(openssl dgst -sha384 -binary "$out/$1" | openssl base64 -A)"; }
+css=$(hashed "$out/style.css" style css)
+js=$(hashed "$out/spool-web.js" spool-web js)
+wasm_name=$(hashed "$out/spool-web_bg.wasm" spool-web wasm)
+sed -e "s|{{css}}|$css|g" -e "s|{{js}}|$js|g" -e "s|{{wasm}}|$wasm_name|g" \
+  -e "s|{{css_integrity}}|$(integrity "$css")|g" \
+  -e "s|{{js_integrity}}|$(integrity "$js")|g" \
+  -e "s|{{wasm_integrity}}|$(integrity "$wasm_name")|g" \
+  "$root/web/index.html" > "$out/index.html"
+rm -rf "$root/dist"
+mv "$out" "$root/dist"
+echo "$inputs" > "$stamp"
 echo "$root/dist"

@@ -6,11 +6,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
+. scripts/steps.sh
 
 step "python environment (PySpark, test clients)"
 SPOOL_PYTHON=$(scripts/python-env.sh)
 export SPOOL_PYTHON
+step "browser test tools (Chromium, chromedriver)"
+scripts/test-tools.sh
 step "web app (tools, then a release build into dist/)"
 scripts/build-web.sh >/dev/null
 
@@ -24,4 +26,5 @@ step "build"
 cargo build --workspace --locked
 step "tests"
 cargo test --workspace --locked
-step "ok"
+_step_close
+echo "ok (${SECONDS} s)" >&2

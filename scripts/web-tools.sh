@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Installs the tools that build and test the web app, idempotently:
-#   trunk, wasm-bindgen-cli (the exact version in Cargo.lock), wasm-opt (Debian's binaryen),
-#   chromium + chromedriver (Debian) for the browser tests.
+# Installs the tools that build the web app, idempotently: the wasm32 Rust target,
+# wasm-bindgen-cli (the exact version in Cargo.lock) and wasm-opt (npm's binaryen).
 # Rust tools go to $SPOOL_TOOLS (default ~/.cache/spool-tools) so later runs and fresh clones
-# on the same machine reuse them. Prints the tools' bin folder on stdout.
+# on the same machine reuse them. Prints the folders to put on PATH, `:`-separated, on stdout.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/steps.sh"
 tools=${SPOOL_TOOLS:-$HOME/.cache/spool-tools}
 bin="$tools/bin"
 mkdir -p "$bin"
-export PATH="$bin:$PATH"
 
 wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$root/Cargo.lock")
 if [ -z "$wb_version" ]; then
@@ -17,29 +16,24 @@ if [ -z "$wb_version" ]; then
   exit 1
 fi
 
-rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
-  || rustup target add wasm32-unknown-unknown >&2
-
-if ! "$bin/trunk" --version >/dev/null 2>&1; then
-  echo "installing trunk (a few minutes, once)" >&2
-  # Pinned: newer trunk releases need a newer rustc than the toolchain this project pins.
-  cargo install trunk --version 0.21.14 --locked --root "$tools" >&2
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  step "installing the wasm32-unknown-unknown Rust target (once)"
+  rustup target add wasm32-unknown-unknown >&2
 fi
 if [ "$("$bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
-  echo "installing wasm-bindgen-cli $wb_version (once)" >&2
+  step "installing wasm-bindgen-cli $wb_version (once; compiles for about 3 minutes)"
   # Not --locked: its lock file names a crate version the registry no longer serves.
   cargo install wasm-bindgen-cli --version "$wb_version" --root "$tools" --force >&2
 fi
 
-apt_missing=()
-command -v wasm-opt >/dev/null 2>&1 || apt_missing+=(binaryen)
-command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
-if [ ${#apt_missing[@]} -gt 0 ]; then
-  echo "installing ${apt_missing[*]} from Debian" >&2
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_missing[@]}" >&2
+# wasm-bindgen 0.2.130 writes reference-types instructions (table.fill) that Debian's binaryen
+# (108) cannot parse, so wasm-opt comes from the npm registry's binaryen build (runs on Node).
+binaryen_version=132.0.0
+binaryen="$tools/binaryen-$binaryen_version/node_modules/.bin"
+if ! "$binaryen/wasm-opt" --version >/dev/null 2>&1; then
+  step "installing binaryen $binaryen_version from npm (wasm-opt, once)"
+  mkdir -p "$tools/binaryen-$binaryen_version"
+  npm install --prefix "$tools/binaryen-$binaryen_version" --no-audit --no-fund --silent \
+    "binaryen@$binaryen_version" >&2
 fi
-echo "$bin"
+echo "$bin:$binaryen"

@@ -49,7 +49,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver (scripts/web-tools.sh installs Debian's chromium-driver)");
+            .expect("chromedriver (scripts/test-tools.sh installs Debian's chromium-driver)");
         let base = format!("http://127.0.0.1:{port}");
         let until = Instant::now() + Duration::from_secs(20);
         while ureq::get(&format!("{base}/status")).call().is_err() {
