@@ -1,7 +1,7 @@
 //! From pipeline files to a [`Plan`]: sub-pipelines expanded into one DAG, every cross-step rule
 //! checked (ids, dependencies, cycles, paths, slots), inactive steps bridged.
 
-use crate::diag::{has_errors, Diagnostic, Reporter, Severity};
+use crate::diag::{has_errors, Diagnostic, Reporter, Severity, Suggestions};
 use crate::model::*;
 use crate::notebook::{self, Format};
 use crate::parse::parse_pipeline;
@@ -519,6 +519,7 @@ impl<'s> Walk<'s> {
 
         // Dependencies must name a step of this file, not the step itself.
         let mut deps = Vec::with_capacity(file.steps.len());
+        let mut suggestions = Suggestions::default();
         for (i, step) in file.steps.iter().enumerate() {
             let mut known = Vec::new();
             for dep in &step.depends_on {
@@ -533,7 +534,7 @@ impl<'s> Walk<'s> {
                         known.push((j, dep.on));
                     }
                     None => {
-                        let hint = match crate::diag::did_you_mean(&dep.id, index.keys().copied()) {
+                        let hint = match suggestions.closest(&dep.id, index.keys().copied()) {
                             Some(h) => format!("; did you mean `{h}`?"),
                             // Ids of the including file are out of reach: say so.
                             None if !is_root => {

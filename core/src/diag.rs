@@ -189,19 +189,75 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Names longer than this are neither given nor offered a "did you mean".
+pub const MAX_SUGGESTED_CHARS: usize = 64;
+/// Candidates looked at per suggestion.
+pub const MAX_CANDIDATES: usize = 1_000;
+/// Suggestions made per input (file), see [`Suggestions`].
+pub const MAX_SUGGESTIONS: usize = 32;
+
+/// "Did you mean" hints for the unknown names of one input, within a budget: each costs an
+/// edit distance per candidate, so an input with thousands of unknown names gets hints for
+/// its first [`MAX_SUGGESTIONS`] only.
+pub struct Suggestions {
+    left: usize,
+}
+
+impl Default for Suggestions {
+    fn default() -> Self {
+        Suggestions {
+            left: MAX_SUGGESTIONS,
+        }
+    }
+}
+
+impl Suggestions {
+    /// [`did_you_mean`], while the budget lasts.
+    pub fn closest<'c>(
+        &mut self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'c str>,
+    ) -> Option<&'c str> {
+        self.left = self.left.checked_sub(1)?;
+        did_you_mean(word, candidates)
+    }
+
+    /// ``; did you mean `…`?`` for the closest candidate, or nothing.
+    pub fn hint<'c>(
+        &mut self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'c str>,
+    ) -> String {
+        self.closest(word, candidates)
+            .map(|h| format!("; did you mean `{h}`?"))
+            .unwrap_or_default()
+    }
+}
+
 /// The closest candidate within a small edit distance, if any; failing that, a candidate that
 /// starts or ends with the word or the other way round (`timeout` -> `timeout_secs`, `cores` ->
 /// `executor_cores`), when the shared part is long enough to mean something.
+///
+/// Bounded whatever the input: words over [`MAX_SUGGESTED_CHARS`] get no suggestion and are
+/// no suggestion, and only the first [`MAX_CANDIDATES`] candidates are looked at.
 pub fn did_you_mean<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
     let len = word.chars().count();
+    if len > MAX_SUGGESTED_CHARS {
+        return None;
+    }
     let limit = len.div_ceil(3).max(2);
     let lower = word.to_lowercase();
-    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let candidates: Vec<&str> = candidates
+        .into_iter()
+        .take(MAX_CANDIDATES)
+        .filter(|c| c.chars().count() <= MAX_SUGGESTED_CHARS)
+        .collect();
     let close = candidates
         .iter()
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
         .map(|c| (levenshtein(&lower, &c.to_lowercase()), *c))
         .filter(|(d, c)| *d <= limit && *d < len && *d < c.chars().count())
         .min_by_key(|(d, _)| *d)

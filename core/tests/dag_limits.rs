@@ -200,3 +200,43 @@ fn deeply_nested_parameters_are_a_syntax_error_not_a_stack_overflow() {
         assert!(diags[0].message.contains("recursion limit"), "{}", diags[0]);
     }
 }
+
+#[test]
+fn unknown_ids_get_suggestions_within_a_budget() {
+    // A megabyte-long unknown id next to a megabyte-long id, and 3,000 unknown ids among
+    // 3,000 others of the same length: "did you mean" stays cheap (an edit distance per pair
+    // would be 10^12 and 10^10 steps).
+    let long = "x".repeat(1 << 20);
+    let text = format!(
+        "[[notebook]]\nid = \"{long}\"\npath = \"nb.py\"\n\
+         [[notebook]]\nid = \"b\"\npath = \"nb.py\"\ndepends_on = [\"{long}y\"]\n"
+    );
+    let sources = MemorySources::default()
+        .with("main.toml", &text)
+        .with("nb.py", "");
+    let loaded = load("main.toml", &sources);
+    assert_eq!(errors(&loaded.diagnostics).len(), 1);
+
+    let mut text = String::new();
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "[[notebook]]\nid = \"step_{i:0>36}\"\npath = \"nb.py\"\n\
+             depends_on = [\"unknown_{i:0>33}\"]\n"
+        ));
+    }
+    let sources = MemorySources::default()
+        .with("main.toml", &text)
+        .with("nb.py", "");
+    let loaded = load("main.toml", &sources);
+    let errs = errors(&loaded.diagnostics);
+    assert_eq!(errs.len(), 3000);
+    // The first ones still get a hint when there is one close enough.
+    let with_hint = errs
+        .iter()
+        .filter(|e| e.message.contains("did you mean"))
+        .count();
+    assert!(
+        with_hint <= spool_core::diag::MAX_SUGGESTIONS,
+        "{with_hint}"
+    );
+}

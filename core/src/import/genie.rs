@@ -8,7 +8,7 @@ use super::graph::Graph;
 use super::json::type_name;
 use super::report::{Place, Report};
 use super::{Converted, Ctx};
-use crate::diag::did_you_mean;
+use crate::diag::Suggestions;
 use crate::model::{Condition, RunSettings, StepKind};
 use crate::source::Sources;
 use std::collections::{BTreeMap, HashMap};
@@ -354,6 +354,7 @@ fn convert(
     }
     let mut g = Graph::new(rows.len());
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
+    let mut suggestions = Suggestions::default();
     for (i, row) in rows.iter().enumerate() {
         for dep in &row.dependencies {
             match index.get(dep.as_str()) {
@@ -364,9 +365,7 @@ fn convert(
                     }
                 }
                 None => {
-                    let hint = did_you_mean(dep, index.keys().copied())
-                        .map(|h| format!("; did you mean `{h}`?"))
-                        .unwrap_or_default();
+                    let hint = suggestions.hint(dep, index.keys().copied());
                     ctx.report.warning(
                         &row.place.field(cols.name(Column::Dependencies)),
                         format!(
@@ -405,9 +404,7 @@ fn convert(
                 continue;
             }
             let Some(file) = file_of.get(row.name.as_str()) else {
-                let hint = did_you_mean(&row.name, file_of.keys().copied())
-                    .map(|h| format!("; did you mean `{h}`?"))
-                    .unwrap_or_default();
+                let hint = suggestions.hint(&row.name, file_of.keys().copied());
                 ctx.report.error(
                     &row.place.field(cols.name(Column::Name)),
                     format!(

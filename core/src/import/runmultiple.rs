@@ -6,7 +6,7 @@ use super::json::{self, Obj};
 use super::report::{Place, Report};
 use super::{Converted, Ctx, Target};
 use crate::dag::{Plan, TaskKind};
-use crate::diag::did_you_mean;
+use crate::diag::Suggestions;
 use crate::model::{Condition, Outcome, RunSettings, StepKind};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -167,6 +167,7 @@ pub fn import_runmultiple(label: &str, text: &str, target: &Target) -> Converted
     }
     let mut g = Graph::new(acts.len());
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); acts.len()];
+    let mut suggestions = Suggestions::default();
     for (i, a) in acts.iter().enumerate() {
         for d in &a.dependencies {
             match index.get(d.as_str()) {
@@ -176,9 +177,7 @@ pub fn import_runmultiple(label: &str, text: &str, target: &Target) -> Converted
                 }
                 Some(_) => {}
                 None => {
-                    let hint = did_you_mean(d, index.keys().copied())
-                        .map(|h| format!("; did you mean `{h}`?"))
-                        .unwrap_or_default();
+                    let hint = suggestions.hint(d, index.keys().copied());
                     ctx.report.error(
                         &place.item(&a.name).field("dependencies"),
                         format!("`{d}` is not an activity of this DAG{hint}"),

@@ -7,7 +7,7 @@ use super::graph::{closest_writable, either, writable, Fate, Graph, Removal};
 use super::json::{self, to_toml, Obj};
 use super::report::{Place, Report};
 use super::{Converted, Ctx, Target};
-use crate::diag::did_you_mean;
+use crate::diag::{did_you_mean, Suggestions};
 use crate::model::{Condition, Outcome, RunSettings, StepKind};
 use crate::source::Sources;
 use serde_json::Value;
@@ -519,6 +519,7 @@ impl Importer<'_> {
             }
         }
         let mut g = Graph::new(acts.len());
+        let mut suggestions = Suggestions::default();
         for (i, a) in acts.iter().enumerate() {
             for (up, on) in &a.depends_on {
                 match index.get(up.as_str()) {
@@ -528,9 +529,7 @@ impl Importer<'_> {
                     ),
                     Some(&j) => g.add(j, i, *on),
                     None => {
-                        let hint = did_you_mean(up, index.keys().copied())
-                            .map(|h| format!("; did you mean `{h}`?"))
-                            .unwrap_or_default();
+                        let hint = suggestions.hint(up, index.keys().copied());
                         self.ctx.report.error(
                             &place.item(&a.name).field("dependsOn"),
                             format!("depends on `{up}`, which is not an activity of this pipeline{hint}"),
