@@ -1,6 +1,7 @@
 //! `spool runs` and `spool show`: the run history, read from the data directory.
 
 use crate::history::{AttemptOutcome, History, RunEvent, RunRecord, StoredEvent};
+use spool_core::diag::escape_controls_in_lines;
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -36,7 +37,8 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<u8> {
     } else if runs.is_empty() {
         println!("no runs yet in {}", args.data_dir.display());
     } else {
-        print!("{}", runs_table(&runs));
+        // Names and errors come from files and from Spark: shown with control characters escaped.
+        print!("{}", escape_controls_in_lines(&runs_table(&runs)));
     }
     Ok(0)
 }
@@ -52,7 +54,7 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
         let both = serde_json::json!({ "run": run, "events": events });
         println!("{}", serde_json::to_string_pretty(&both)?);
     } else {
-        print!("{}", trace(&run, &events));
+        print!("{}", escape_controls_in_lines(&trace(&run, &events)));
     }
     Ok(0)
 }

@@ -2,7 +2,7 @@
 
 use crate::fs_sources::DiskSources;
 use spool_core::dag::{load_with_notebooks, Loaded, Plan};
-use spool_core::diag::{has_errors, Diagnostic};
+use spool_core::diag::{escape_controls_in_lines, has_errors, Diagnostic};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -79,7 +79,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print!("{}", summary.render());
+        print!("{}", escape_controls_in_lines(&summary.render()));
     }
     Ok(0)
 }

@@ -4,6 +4,7 @@ use crate::history::{History, RunEvent, RunRecord, RunStatus};
 use crate::history_cmd::{describe, outcome_name, secs};
 use crate::runs::{RunManager, RunRequest, StartError};
 use crate::spark_args::SparkArgs;
+use spool_core::diag::escape_controls_in_lines;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -135,6 +136,7 @@ async fn follow(
                 if tty {
                     eprint!("\r\x1b[2K");
                 }
+                let line = escape_controls_in_lines(&line);
                 eprintln!("[{:>8}] {line}", secs(e.at_ms - t0));
             }
         }
