@@ -110,6 +110,8 @@ pub const MAX_NESTING: usize = 32;
 pub const MAX_TASKS: u64 = 100_000;
 /// One load reads at most this many distinct pipeline files.
 pub const MAX_FILES: usize = 1_000;
+/// One load reads at most this many bytes of pipeline files in all.
+pub const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a pipeline amounts to, found without expanding it: every file read, parsed and checked
 /// once, sizes counted per file. Cheap enough for a listing of many pipelines.
@@ -299,8 +301,11 @@ struct Walk<'s> {
     seen: HashMap<String, Result<usize, Option<String>>>,
     /// The root file's pool, which every file's slots are checked against.
     pool: Pool,
-    /// Whether MAX_FILES was reported (once is enough).
-    too_many_files: bool,
+    /// Bytes of pipeline files read so far.
+    bytes: usize,
+    /// Whether a limit on reading (MAX_FILES, MAX_TOTAL_BYTES) was reached: no further file is
+    /// read, and the first reason was reported (once is enough).
+    stopped: bool,
 }
 
 impl<'s> Walk<'s> {
@@ -311,7 +316,8 @@ impl<'s> Walk<'s> {
             files: Vec::new(),
             seen: HashMap::new(),
             pool: Pool::default(),
-            too_many_files: false,
+            bytes: 0,
+            stopped: false,
         };
         let Some(r) = w.open(root, None) else {
             return w;
@@ -375,9 +381,9 @@ impl<'s> Walk<'s> {
                     );
                     None
                 }
-                None if w.seen.len() >= MAX_FILES => {
-                    if !w.too_many_files {
-                        w.too_many_files = true;
+                None if w.stopped || w.seen.len() >= MAX_FILES => {
+                    if !w.stopped {
+                        w.stopped = true;
                         w.at_path(
                             f,
                             i,
@@ -488,6 +494,21 @@ impl<'s> Walk<'s> {
                 return None;
             }
         };
+        self.bytes += text.len();
+        if let (Some((f, i)), true) = (from, self.bytes > MAX_TOTAL_BYTES) {
+            self.stopped = true;
+            self.at_path(
+                f,
+                i,
+                format!(
+                    "the pipeline and its sub-pipelines hold more than {} MiB of metadata; \
+                     `{path}` and any further files are not read",
+                    MAX_TOTAL_BYTES / (1024 * 1024)
+                ),
+            );
+            self.seen.insert(path.to_string(), Err(None));
+            return None;
+        }
         let (parsed, diags) = parse_pipeline(path, &text);
         self.diags.extend(diags);
         let Some(file) = parsed else {

@@ -240,3 +240,31 @@ fn unknown_ids_get_suggestions_within_a_budget() {
         "{with_hint}"
     );
 }
+
+#[test]
+fn metadata_read_in_all_is_bounded() {
+    use spool_core::dag::MAX_TOTAL_BYTES;
+    use spool_core::model::MAX_METADATA_BYTES;
+    // Files just under the per-file limit (a comment makes up the size), more of them than
+    // the total allows.
+    let body = "[[notebook]]\nid = \"n\"\npath = \"nb.py\"\n";
+    let padded = format!(
+        "{body}#{}\n",
+        "x".repeat(MAX_METADATA_BYTES - body.len() - 16)
+    );
+    let count = MAX_TOTAL_BYTES / MAX_METADATA_BYTES + 2;
+    let mut root = String::new();
+    let mut sources = MemorySources::default().with("nb.py", "");
+    for i in 0..count {
+        root.push_str(&format!(
+            "[[pipeline]]\nid = \"p{i}\"\npath = \"f{i}.toml\"\n"
+        ));
+        sources = sources.with(&format!("f{i}.toml"), &padded);
+    }
+    sources = sources.with("root.toml", &root);
+    let loaded = load("root.toml", &sources);
+    let errs = errors(&loaded.diagnostics);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].message.contains("MiB of metadata"), "{}", errs[0]);
+    assert_eq!(errs[0].item.as_deref(), Some("p6"), "{}", errs[0]);
+}

@@ -348,6 +348,30 @@ mod tests {
     }
 
     #[test]
+    fn notebooks_have_their_own_limit_and_error() {
+        let (root, _elsewhere, src) = folder();
+        // Over the metadata limit, within the notebook limit: a notebook reads.
+        let big = "x = 1\n".repeat(MAX_METADATA_BYTES / 6 + 1);
+        std::fs::write(root.path().join("big.py"), &big).unwrap();
+        assert_eq!(src.read_checked("big.py").unwrap().len(), big.len());
+        std::fs::write(root.path().join("big.toml"), &big).unwrap();
+        assert!(matches!(
+            src.read_checked("big.toml"),
+            Err(ReadError::TooLarge(_))
+        ));
+        let huge = std::fs::File::create(root.path().join("huge.ipynb")).unwrap();
+        huge.set_len(MAX_NOTEBOOK_BYTES as u64 + 1).unwrap();
+        match src.read_checked("huge.ipynb") {
+            Err(ReadError::TooLarge(why)) => assert!(why.contains("20 MiB"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            src.read_checked("missing.py"),
+            Err(ReadError::Unreadable(_))
+        ));
+    }
+
+    #[test]
     fn concurrent_writes_of_one_file_all_succeed_and_leave_one_whole_text() {
         let (root, _elsewhere, src) = folder();
         let src = std::sync::Arc::new(src);
