@@ -24,6 +24,8 @@ pub enum Failure {
     SignIn,
     /// The server could not be reached, or its answer did not read.
     Transport(String),
+    /// 412: the file changed on the server since it was read (someone else saved it).
+    Stale(String),
     /// The server said no: its message and, for a pipeline it refused, what it found wrong.
     Refused {
         message: String,
@@ -37,6 +39,7 @@ impl Failure {
         match self {
             Failure::SignIn => Failure::SignIn,
             Failure::Transport(m) => Failure::Transport(format!("{doing}: {m}")),
+            Failure::Stale(m) => Failure::Stale(format!("{doing}: {m}")),
             Failure::Refused {
                 message,
                 diagnostics,
@@ -53,7 +56,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::SignIn => f.write_str("sign in first: the server wants its token"),
-            Failure::Transport(message) => f.write_str(message),
+            Failure::Transport(message) | Failure::Stale(message) => f.write_str(message),
             Failure::Refused {
                 message,
                 diagnostics,
@@ -83,6 +86,7 @@ async fn failure(resp: Response) -> Failure {
         return Failure::SignIn;
     }
     match resp.json::<ApiError>().await {
+        Ok(e) if status == 412 => Failure::Stale(e.message),
         Ok(e) => Failure::Refused {
             message: e.message,
             diagnostics: e.diagnostics,
@@ -137,10 +141,19 @@ pub async fn bundle(file: &str) -> Result<Bundle, Failure> {
     json(get(&pipeline_url(file, "/bundle"))).await
 }
 
-pub async fn save(file: &str, text: &str) -> Result<(), Failure> {
-    send(with_cookie(Request::put(&pipeline_url(file, ""))).json(&SaveBody { text }))
-        .await
-        .map(drop)
+/// Saves `text`; with `if_match` (the version it was based on) only if the file is still
+/// that version, else [`Failure::Stale`]. Returns the version written.
+pub async fn save(
+    file: &str,
+    text: &str,
+    if_match: Option<&str>,
+) -> Result<Option<String>, Failure> {
+    let mut req = with_cookie(Request::put(&pipeline_url(file, "")));
+    if let Some(tag) = if_match {
+        req = req.header("If-Match", tag);
+    }
+    let resp = send(req.json(&SaveBody { text })).await?;
+    Ok(resp.headers().get("etag"))
 }
 
 /// Trades the token for the session cookie; a wrong token is [`Failure::SignIn`].

@@ -102,6 +102,7 @@ pub fn run(first_render_ms: f64) {
     // One edit in the editor: the text edited, re-checked and dry-run again, as the app does.
     let mut state = State::default();
     state.apply(Action::Opened(Bundle {
+        etags: Default::default(),
         root: "bench.toml".into(),
         files: std::iter::once(("bench.toml".to_string(), text)).collect(),
         notebooks: sources.0.keys().cloned().collect(),

@@ -118,7 +118,7 @@ impl ImportProblem {
     pub fn not_saved(file: &str, failure: Failure, written: Vec<String>) -> ImportProblem {
         let (message, diagnostics) = match failure {
             Failure::SignIn => ("sign in, then save again".to_string(), Vec::new()),
-            Failure::Transport(m) => (m, Vec::new()),
+            Failure::Transport(m) | Failure::Stale(m) => (m, Vec::new()),
             Failure::Refused {
                 message,
                 diagnostics,

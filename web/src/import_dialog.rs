@@ -117,7 +117,7 @@ async fn read_files(list: web_sys::FileList) -> Result<Vec<Input>, String> {
 async fn save_all(files: Vec<(String, Rc<str>)>) -> Action {
     let mut written = Vec::new();
     for (path, text) in files {
-        if let Err(failure) = api::save(&path, &text).await {
+        if let Err(failure) = api::save(&path, &text, None).await {
             return Action::ImportSaveFailed {
                 file: path,
                 failure,

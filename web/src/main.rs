@@ -190,6 +190,9 @@ fn app() -> Html {
             if app.import.is_some() {
                 <ImportDialog app={app.clone()} />
             }
+            if app.save_conflict {
+                <SaveConflict app={app.clone()} />
+            }
             if let Some(form) = &app.sign_in {
                 <SignIn form={form.clone()} dispatch={app.dispatcher()} />
             }
@@ -230,6 +233,62 @@ fn pipeline_picker(props: &AppProps) -> Html {
     }
 }
 
+/// Saves the open text: on top of the server's version `if_match` (refused if someone saved
+/// meanwhile), or over whatever is there with `None`.
+fn save_callback(
+    app: &UseReducerHandle<State>,
+    doc: &state::Doc,
+    if_match: Option<String>,
+) -> Callback<MouseEvent> {
+    let (dispatch, file, text) = (app.dispatcher(), doc.root.clone(), doc.text.clone());
+    Callback::from(move |_: MouseEvent| {
+        let (dispatch, file, text) = (dispatch.clone(), file.clone(), text.clone());
+        let if_match = if_match.clone();
+        dispatch.dispatch(Action::CloseSaveConflict);
+        dispatch.dispatch(Action::SaveStarted);
+        wasm_bindgen_futures::spawn_local(async move {
+            match api::save(&file, &text, if_match.as_deref()).await {
+                Ok(etag) => dispatch.dispatch(Action::Saved(text, etag)),
+                Err(e) => dispatch.dispatch(Action::Failed(e.context("not saved"))),
+            }
+        });
+    })
+}
+
+/// Shown when a save was refused because the file changed on the server since it was opened:
+/// reload the server's version (dropping the edits), overwrite it, or keep editing.
+#[function_component(SaveConflict)]
+fn save_conflict(props: &AppProps) -> Html {
+    let app = &props.app;
+    let Some(doc) = &app.doc else {
+        return html! {};
+    };
+    let reload = {
+        let (dispatch, file) = (app.dispatcher(), doc.root.clone());
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::CloseSaveConflict);
+            open(dispatch.clone(), file.clone());
+        })
+    };
+    let keep = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::CloseSaveConflict))
+    };
+    html! {
+        <div class="overlay">
+            <section id="save-conflict" class="dialog conflict" role="dialog" aria-label="Save conflict">
+                <h2>{ "The file changed on the server" }</h2>
+                <p>{ format!("Someone saved `{}` after you opened it. Saving now would replace their version.", doc.root) }</p>
+                <div class="dialog-buttons">
+                    <button id="conflict-reload" onclick={reload}>{ "Reload theirs (drop my edits)" }</button>
+                    <button id="conflict-overwrite" onclick={save_callback(app, doc, None)}>{ "Overwrite with mine" }</button>
+                    <button id="conflict-keep" onclick={keep}>{ "Keep editing" }</button>
+                </div>
+            </section>
+        </div>
+    }
+}
+
 #[function_component(DocButtons)]
 fn doc_buttons(props: &AppProps) -> Html {
     let app = &props.app;
@@ -240,19 +299,7 @@ fn doc_buttons(props: &AppProps) -> Html {
         let dispatch = app.dispatcher();
         Callback::from(move |_: MouseEvent| dispatch.dispatch(action.clone()))
     };
-    let on_save = {
-        let (dispatch, file, text) = (app.dispatcher(), doc.root.clone(), doc.text.clone());
-        Callback::from(move |_: MouseEvent| {
-            let (dispatch, file, text) = (dispatch.clone(), file.clone(), text.clone());
-            dispatch.dispatch(Action::SaveStarted);
-            wasm_bindgen_futures::spawn_local(async move {
-                match api::save(&file, &text).await {
-                    Ok(()) => dispatch.dispatch(Action::Saved(text)),
-                    Err(e) => dispatch.dispatch(Action::Failed(e.context("not saved"))),
-                }
-            });
-        })
-    };
+    let on_save = save_callback(app, doc, doc.etag.clone());
     let status = if app.saving {
         "saving…"
     } else if app.unsaved() {

@@ -73,6 +73,9 @@ pub struct Doc {
     pub text: Rc<str>,
     /// The text as the server has it.
     pub saved: Rc<str>,
+    /// The server's version of `saved` (its `ETag`), so that a save cannot silently replace
+    /// someone else's.
+    pub etag: Option<String>,
     pub checked: Rc<Checked>,
     pub undo: Vec<Rc<str>>,
     pub redo: Vec<Rc<str>>,
@@ -288,6 +291,8 @@ pub struct State {
     /// A message for the user (an edit refused, a failed call).
     pub notice: Option<String>,
     pub saving: bool,
+    /// A save was refused because the file changed on the server: the user chooses.
+    pub save_conflict: bool,
     pub dry_form: DryRunForm,
     pub dry: Option<Rc<DryRun>>,
     /// Changes whenever `dry` is recomputed; a sweep is only kept for the current one.
@@ -315,8 +320,10 @@ pub enum Action {
     Undo,
     Redo,
     SaveStarted,
-    /// The server stored this text.
-    Saved(Rc<str>),
+    /// The server stored this text, as this version.
+    Saved(Rc<str>, Option<String>),
+    /// The user chose what to do about a save conflict (reload or overwrite follow).
+    CloseSaveConflict,
     Notice(String),
     /// A call to the server failed: a 401 asks for the token, anything else is a notice.
     Failed(Failure),
@@ -387,11 +394,17 @@ impl State {
             Action::Undo => self.undo_redo(true),
             Action::Redo => self.undo_redo(false),
             Action::SaveStarted => self.saving = true,
-            Action::Saved(text) => {
+            Action::Saved(text, etag) => {
                 self.saving = false;
                 if let Some(doc) = &mut self.doc {
                     doc.saved = text;
+                    doc.etag = etag;
                 }
+            }
+            Action::CloseSaveConflict => self.save_conflict = false,
+            Action::Failed(Failure::Stale(_)) => {
+                self.saving = false;
+                self.save_conflict = true;
             }
             Action::Notice(message) => {
                 self.saving = false;
@@ -512,7 +525,9 @@ impl State {
         }
         let text: Rc<str> = Rc::from(text);
         let checked = Rc::new(Checked::of(&bundle.root, &text, &sources));
+        let etag = bundle.etags.get(&bundle.root).cloned();
         self.doc = Some(Doc {
+            etag,
             root: bundle.root,
             sources: Rc::new(sources),
             saved: text.clone(),
@@ -678,11 +693,36 @@ estimate_secs = 20
     fn opened() -> State {
         let mut s = State::default();
         s.apply(Action::Opened(Bundle {
+            etags: BTreeMap::from([("p.toml".to_string(), "\"v1\"".to_string())]),
             root: "p.toml".into(),
             files: BTreeMap::from([("p.toml".to_string(), TEXT.to_string())]),
             notebooks: vec!["a.py".into(), "b.py".into()],
         }));
         s
+    }
+
+    #[test]
+    fn a_save_refused_as_stale_keeps_the_edit_and_asks_what_to_do() {
+        let mut s = opened();
+        assert_eq!(
+            doc(&s).etag.as_deref(),
+            Some("\"v1\""),
+            "saves send If-Match"
+        );
+        s.apply(Action::SetText(TEXT.replace("20", "30")));
+        s.apply(Action::SaveStarted);
+        s.apply(Action::Failed(Failure::Stale(
+            "changed on the server".into(),
+        )));
+        assert!(s.save_conflict && !s.saving);
+        assert!(s.unsaved(), "the user's edit is kept");
+        s.apply(Action::CloseSaveConflict);
+        assert!(!s.save_conflict);
+        // Overwriting: the server answers with the version it wrote, the next save uses it.
+        let text = doc(&s).text.clone();
+        s.apply(Action::Saved(text, Some("\"v2\"".into())));
+        assert!(!s.unsaved());
+        assert_eq!(doc(&s).etag.as_deref(), Some("\"v2\""));
     }
 
     fn doc(s: &State) -> &Doc {
@@ -961,6 +1001,7 @@ estimate_secs = 20
         s.apply(Action::ImportKind(ImportKind::RunMultiple));
         // The open pipeline's bundle says the folder holds notebooks/a.py.
         s.apply(Action::Opened(Bundle {
+            etags: Default::default(),
             root: "p.toml".into(),
             files: BTreeMap::from([("p.toml".to_string(), TEXT.to_string())]),
             notebooks: vec!["notebooks/a.py".into()],

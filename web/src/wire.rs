@@ -19,6 +19,9 @@ pub struct PipelineSummary {
 pub struct Bundle {
     pub root: String,
     pub files: BTreeMap<String, String>,
+    /// Each file's version (`ETag`), sent back as `If-Match` when it is saved.
+    #[serde(default)]
+    pub etags: BTreeMap<String, String>,
     pub notebooks: Vec<String>,
 }
 
