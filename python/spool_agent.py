@@ -382,8 +382,6 @@ def poll(payload):
                             "code); its Spark jobs were cancelled and no further cell will run"
                             % CANCEL_GRACE_SECS,
                             [],
-                            None,
-                            None,
                         ),
                     )
                 else:
@@ -417,7 +415,9 @@ def _finish(run, state, error=None, exit_value=None):
     _bump(run)
 
 
-def _error_dict(ename, evalue, lines, cell, line):
+def _error_dict(ename, evalue, lines, cell=None, line=None):
+    """An error as the server reads it; `cell` and `line` are the notebook's own cell number
+    and the line within that cell, as the notebook's editor shows them."""
     if len(evalue) > MAX_EVALUE_CHARS:
         evalue = evalue[:MAX_EVALUE_CHARS] + "\n[spool: message cut]"
     if len(lines) > MAX_TRACEBACK_LINES:
@@ -432,9 +432,11 @@ def _cell_file(run, position):
     return "<cell %d of %s#%d>" % (position, run.id, run.attempt)
 
 
-def _describe_failure(exc, run, position):
-    """The error of a failed cell: traceback from the cell's frame on, and the line in the cell
-    (from the innermost frame of that cell, or from the SyntaxError)."""
+def _describe_failure(exc, run, position, cell):
+    """The error of a failed cell: traceback from the cell's frame on, and where it failed in
+    the notebook's own terms: the cell's number and the line within that cell (from the
+    innermost frame of that cell, or from the SyntaxError), offset by where the launched source
+    begins in the notebook's cell (after a magic line, or a later SQL statement)."""
     cell_file = _cell_file(run, position)
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell ")]
     line = None
@@ -448,7 +450,11 @@ def _describe_failure(exc, run, position):
         + traceback.format_list(frames)
         + traceback.format_exception_only(type(exc), exc)
     )
-    return _error_dict(type(exc).__name__, str(exc), lines, position, line)
+    number = cell_line = None
+    if cell is not None:
+        number = cell.get("number")
+        cell_line = cell.get("cell_line", 1) + (line or 1) - 1
+    return _error_dict(type(exc).__name__, str(exc), lines, number, cell_line)
 
 
 def _sql_args(source, params):
@@ -542,7 +548,8 @@ def _run_notebook(run, launch):
         if run.cancel_reason is not None:
             outcome = (run.cancel_reason, None, None)
         else:
-            outcome = ("failed", _describe_failure(exc, run, position), None)
+            cell = None if position is None else launch["cells"][position]
+            outcome = ("failed", _describe_failure(exc, run, position, cell), None)
     # The traceback is written: the cells' sources leave linecache, so a long-lived session
     # does not keep every notebook it ever ran.
     for index in range(len(launch["cells"])):
@@ -565,8 +572,6 @@ def _exit_outcome(value):
                 "spool.exit() was given %d characters of JSON; the limit is %d"
                 % (len(encoded), MAX_EXIT_VALUE_CHARS),
                 [],
-                None,
-                None,
             ),
             None,
         )

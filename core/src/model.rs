@@ -167,6 +167,37 @@ pub enum StepKind {
     Pipeline,
 }
 
+/// Python's keywords: a parameter becomes a variable in the notebook's namespace, so none of
+/// these can be a parameter's name.
+const PYTHON_KEYWORDS: [&str; 35] = [
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
+];
+
+/// Why `name` cannot be a parameter's name, or `None` when it can: the one rule for parameter
+/// names, checked where a pipeline file is read and where a run's overrides are given (the
+/// driver agent refuses the same names). A parameter becomes a Python variable, so its name is
+/// an ASCII identifier, not a keyword and not a dunder; it has no dot, which separates
+/// `notebook.key` in overrides.
+pub fn param_name_problem(name: &str) -> Option<&'static str> {
+    let mut chars = name.chars();
+    let identifier = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier {
+        Some("a parameter name is letters, digits and `_` (ASCII), not starting with a digit")
+    } else if PYTHON_KEYWORDS.contains(&name) {
+        Some("a parameter name cannot be a Python keyword")
+    } else if name.starts_with("__") {
+        Some("a parameter name cannot start with `__` (reserved by Python)")
+    } else {
+        None
+    }
+}
+
 /// One `[[notebook]]` or `[[pipeline]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {

@@ -514,7 +514,15 @@ impl<'t> Parser<'t> {
                 "depends_on" => step.depends_on = self.depends_on(&n, &ks, item_ref),
                 "params" => {
                     if let Some(entries) = n.entries() {
-                        for (pk, _, pn) in entries {
+                        for (pk, pspan, pn) in entries {
+                            if let Some(why) = crate::model::param_name_problem(pk) {
+                                let d = self.r.error(&pspan, format!("parameter `{pk}`: {why}"));
+                                d.key("params");
+                                if let Some(i) = item_ref {
+                                    d.item(i);
+                                }
+                                continue;
+                            }
                             step.params.insert(pk.to_string(), node_to_json(pn));
                         }
                     } else {

@@ -3,6 +3,8 @@
 //! on-disk and wire format; one definition serves the server, which writes and folds the log,
 //! and the browser, which folds the same events live.
 
+use crate::dag::Plan;
+use crate::sched::{Command, Final, RunOutcome, SettleReason};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,9 +24,13 @@ pub struct TaskError {
     pub evalue: String,
     #[serde(default)]
     pub traceback: Vec<String>,
-    /// Index of the notebook cell that failed, when known.
+    /// The notebook's own number of the cell that failed, when known (as its editor counts
+    /// cells; logs of older builds hold the position among the launched cells).
     #[serde(default)]
     pub cell: Option<usize>,
+    /// The line within that cell, as the notebook's editor shows it.
+    #[serde(default)]
+    pub line: Option<usize>,
 }
 
 impl TaskError {
@@ -35,7 +41,17 @@ impl TaskError {
             evalue: evalue.into(),
             traceback: Vec::new(),
             cell: None,
+            line: None,
         }
+    }
+
+    /// Where in the notebook it failed, in words (`cell 3, line 2`); `None` when not known.
+    pub fn location(&self) -> Option<String> {
+        let cell = self.cell?;
+        Some(match self.line {
+            Some(line) => format!("cell {cell}, line {line}"),
+            None => format!("cell {cell}"),
+        })
     }
 }
 
@@ -83,6 +99,7 @@ pub enum RunEvent {
         attempt: u32,
         at_secs: f64,
     },
+    /// Written by older builds; a skip is now a [`RunEvent::TaskSettled`].
     TaskSkipped {
         task: String,
         reason: String,
@@ -90,6 +107,13 @@ pub enum RunEvent {
     /// A resumed run keeps this task's success from the run it resumes.
     TaskCarriedOver {
         task: String,
+    },
+    /// The task reached its final state, as the scheduler decided it: one per task (or a
+    /// [`RunEvent::TaskCarriedOver`]).
+    TaskSettled {
+        task: String,
+        state: Final,
+        reason: FinalReason,
     },
     CancelRequested,
     RunFinished {
@@ -105,6 +129,67 @@ pub enum RunEvent {
     Unknown,
 }
 
+/// Why a task ended as it did, as recorded (the run log's form of [`SettleReason`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FinalReason {
+    /// How its last attempt ended.
+    Attempt,
+    /// The run was cancelled before it started, while it waited for a retry, or while it ran.
+    RunCancelled,
+    /// Skipped: `dependency` ended `state`, and this task runs only on `condition`.
+    Condition {
+        dependency: String,
+        state: Final,
+        condition: String,
+    },
+    /// A sub-pipeline end, settled from the tasks inside it.
+    PipelineEnd,
+    /// A reason this build does not know (written by a newer Spool).
+    #[serde(other)]
+    Unknown,
+}
+
+impl FinalReason {
+    /// The recorded form of why `task` settled; `None` for a task carried over (recorded as
+    /// [`RunEvent::TaskCarriedOver`]).
+    fn of_settle(plan: &Plan, task: usize, reason: SettleReason) -> Option<FinalReason> {
+        Some(match reason {
+            SettleReason::Attempt => FinalReason::Attempt,
+            SettleReason::RunCancelled => FinalReason::RunCancelled,
+            SettleReason::PipelineEnd => FinalReason::PipelineEnd,
+            SettleReason::CarriedOver => return None,
+            SettleReason::Condition { dependency, state } => FinalReason::Condition {
+                dependency: plan.tasks[dependency].id.clone(),
+                state,
+                condition: plan.deps[task]
+                    .iter()
+                    .find(|&&(d, _)| d == dependency)
+                    .map_or("?", |&(_, c)| c.name())
+                    .to_string(),
+            },
+        })
+    }
+
+    /// The reason in words, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            FinalReason::Attempt => "its last attempt".into(),
+            FinalReason::RunCancelled => "the run was cancelled".into(),
+            FinalReason::Condition {
+                dependency,
+                state,
+                condition,
+            } => format!(
+                "`{dependency}` {}, but it runs only when `{dependency}` {condition}",
+                state.name()
+            ),
+            FinalReason::PipelineEnd => "from the tasks of its sub-pipeline".into(),
+            FinalReason::Unknown => "a reason this version of Spool does not know".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -113,6 +198,53 @@ pub enum RunStatus {
     Failed,
     Cancelled,
     Interrupted,
+}
+
+impl From<RunOutcome> for RunStatus {
+    fn from(outcome: RunOutcome) -> Self {
+        match outcome {
+            RunOutcome::Succeeded => RunStatus::Succeeded,
+            RunOutcome::Failed => RunStatus::Failed,
+            RunOutcome::Cancelled => RunStatus::Cancelled,
+        }
+    }
+}
+
+impl RunEvent {
+    /// What the run log records for a command of the scheduling machine, before the driver
+    /// carries it out; `None` for a command that is only an action (a cancel: what it leads
+    /// to is recorded when the attempt reports back). The one mapping every driver uses, so
+    /// that the log holds the machine's decisions and nothing else decides.
+    pub fn of_command(plan: &Plan, cmd: &Command) -> Option<RunEvent> {
+        let id = |t: usize| plan.tasks[t].id.clone();
+        Some(match *cmd {
+            Command::StartNotebook { task, attempt, .. } => RunEvent::TaskStarted {
+                task: id(task),
+                attempt,
+            },
+            Command::CancelNotebook { .. } => return None,
+            Command::ScheduleRetry { task, attempt, at } => RunEvent::RetryScheduled {
+                task: id(task),
+                attempt,
+                at_secs: at,
+            },
+            Command::Settle {
+                task,
+                state,
+                reason,
+            } => match FinalReason::of_settle(plan, task, reason) {
+                Some(reason) => RunEvent::TaskSettled {
+                    task: id(task),
+                    state,
+                    reason,
+                },
+                None => RunEvent::TaskCarriedOver { task: id(task) },
+            },
+            Command::FinishRun { outcome } => RunEvent::RunFinished {
+                status: outcome.into(),
+            },
+        })
+    }
 }
 
 /// An event with its place in the run's log.
@@ -138,19 +270,43 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub attempts: Vec<AttemptRecord>,
+    /// Why it was skipped, in words.
     pub skipped: Option<String>,
     /// Kept from the resumed run instead of running again.
     pub carried_over: bool,
+    /// Its final state; `None` while the run has not decided it.
+    #[serde(default)]
+    pub state: Option<Final>,
+    /// Why it ended so (not for carried-over tasks, nor in logs of older builds).
+    #[serde(default)]
+    pub reason: Option<FinalReason>,
 }
 
 impl TaskRecord {
-    /// Whether the task's last attempt succeeded: what resume keeps.
+    /// Whether the task ended succeeded: what resume keeps.
     pub fn succeeded(&self) -> bool {
-        self.carried_over
-            || self
-                .attempts
+        self.state == Some(Final::Succeeded)
+    }
+
+    /// A log written before every final state was recorded: the final state its facts imply.
+    fn settle_legacy(&mut self) {
+        if self.state.is_some() {
+            return;
+        }
+        self.state = if self.carried_over {
+            Some(Final::Succeeded)
+        } else if self.skipped.is_some() {
+            Some(Final::Skipped)
+        } else {
+            self.attempts
                 .last()
-                .is_some_and(|a| a.outcome == Some(AttemptOutcome::Succeeded))
+                .and_then(|a| a.outcome)
+                .map(|o| match o {
+                    AttemptOutcome::Succeeded => Final::Succeeded,
+                    AttemptOutcome::Failed | AttemptOutcome::TimedOut => Final::Failed,
+                    AttemptOutcome::Cancelled => Final::Cancelled,
+                })
+        };
     }
 }
 
@@ -250,14 +406,32 @@ impl RunRecord {
             RunEvent::TaskSkipped { task, reason } => {
                 self.task(task).skipped = Some(reason.clone());
             }
-            RunEvent::TaskCarriedOver { task } => self.task(task).carried_over = true,
+            RunEvent::TaskCarriedOver { task } => {
+                let rec = self.task(task);
+                rec.carried_over = true;
+                rec.state = Some(Final::Succeeded);
+            }
+            RunEvent::TaskSettled {
+                task,
+                state,
+                reason,
+            } => {
+                let rec = self.task(task);
+                rec.state = Some(*state);
+                rec.reason = Some(reason.clone());
+                if *state == Final::Skipped {
+                    rec.skipped = Some(reason.describe());
+                }
+            }
             RunEvent::RunFinished { status } => {
                 self.status = *status;
                 self.ended_ms = Some(at);
+                self.tasks.values_mut().for_each(TaskRecord::settle_legacy);
             }
             RunEvent::RunInterrupted { .. } => {
                 self.status = RunStatus::Interrupted;
                 self.ended_ms = Some(at);
+                self.tasks.values_mut().for_each(TaskRecord::settle_legacy);
             }
             RunEvent::RunStarted { .. }
             | RunEvent::SessionChanged { .. }
@@ -370,7 +544,7 @@ mod tests {
         let json = serde_json::to_string(&e).expect("serializes");
         assert_eq!(
             json,
-            r#"{"seq":3,"at_ms":9,"event":{"type":"task_finished","task":"a","attempt":2,"outcome":"timed_out","error":{"ename":"Timeout","evalue":"too long","traceback":[],"cell":null},"output":null,"exit_value":null,"metrics":null}}"#
+            r#"{"seq":3,"at_ms":9,"event":{"type":"task_finished","task":"a","attempt":2,"outcome":"timed_out","error":{"ename":"Timeout","evalue":"too long","traceback":[],"cell":null,"line":null},"output":null,"exit_value":null,"metrics":null}}"#
         );
         assert_eq!(serde_json::from_str::<StoredEvent>(&json).ok(), Some(e));
     }

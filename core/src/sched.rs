@@ -30,6 +30,9 @@
 //! - The run succeeds only when no task failed (as Airflow and Databricks Workflows judge a
 //!   run, and what `spool run`'s exit code promises): a failure handler (`on = "failed"`) that
 //!   ran does not turn a failed notebook into a successful run. A cancelled run is `Cancelled`.
+//! - Every task's final state comes out as exactly one [`Command::Settle`], with its reason
+//!   (tasks carried over from a resumed run at the start), so that a run log holds every final
+//!   state as the machine decided it and views only fold that log.
 //! - Events that do not match the current state (an unknown task, a stale attempt, a report
 //!   after a timeout) are ignored: a driver may race with the machine's own decisions.
 
@@ -146,9 +149,13 @@ pub enum Command {
         attempt: u32,
         at: f64,
     },
-    /// The task (notebook or sub-pipeline end) will not run: its conditions do not hold.
-    MarkSkipped {
+    /// The task reached its final state: every task gets exactly one of these, the record a
+    /// run log needs to show it final (a notebook's own attempts say how they ended, not what
+    /// the task became: a failure after a run cancel counts as cancelled, for one).
+    Settle {
         task: TaskId,
+        state: Final,
+        reason: SettleReason,
     },
     FinishRun {
         outcome: RunOutcome,
@@ -162,8 +169,26 @@ pub enum RunOutcome {
     Cancelled,
 }
 
-/// How a task ended.
+/// Why a task reached its final state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SettleReason {
+    /// How its last attempt ended (the state is that attempt's outcome; a timeout is a
+    /// failure).
+    Attempt,
+    /// The run was cancelled before the task started, while it waited for a retry, or while it
+    /// ran (a failure reported after the cancel counts as cancelled).
+    RunCancelled,
+    /// Skipped: `dependency` ended `state`, which this task's condition on it does not accept.
+    Condition { dependency: TaskId, state: Final },
+    /// A sub-pipeline end, settled from the tasks inside it.
+    PipelineEnd,
+    /// Kept from the run this one resumes.
+    CarriedOver,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Final {
     Succeeded,
     Failed,
@@ -172,6 +197,16 @@ pub enum Final {
 }
 
 impl Final {
+    /// The state's name, as the run log writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Final::Succeeded => "succeeded",
+            Final::Failed => "failed",
+            Final::Skipped => "skipped",
+            Final::Cancelled => "cancelled",
+        }
+    }
+
     /// The outcome dependency conditions see: a cancelled task counts as failed.
     pub fn outcome(self) -> Outcome {
         match self {
@@ -249,7 +284,7 @@ pub struct Machine {
     started: bool,
     cancelled: bool,
     outcome: Option<RunOutcome>,
-    settle: VecDeque<(TaskId, Final)>,
+    settle: VecDeque<(TaskId, Final, SettleReason)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -359,9 +394,10 @@ impl Machine {
         for t in 0..n {
             let deps_carried = plan.deps[t].iter().all(|&(d, _)| carried_over[d]);
             // A pipeline end settles from its dependencies: carried over (as succeeded) only
-            // when its conditions hold on carried-over successes; otherwise it resolves at
-            // the start like any task whose dependencies are final.
+            // when it has some and its conditions hold on carried-over successes; otherwise it
+            // resolves at the start like any task whose dependencies are final.
             let end_holds = facts[t].pipeline_end
+                && !plan.deps[t].is_empty()
                 && plan.deps[t]
                     .iter()
                     .all(|&(_, c)| c.accepts(Outcome::Succeeded));
@@ -476,7 +512,7 @@ impl Machine {
                 if self.started {
                     return;
                 }
-                self.started = true;
+                self.begin(out);
                 for t in 0..self.state.len() {
                     if self.unmet[t] == 0 && self.state[t] == TaskState::Waiting {
                         self.resolve(t);
@@ -492,7 +528,8 @@ impl Machine {
             }
             Event::NotebookSucceeded { task, attempt } => {
                 if self.end_attempt(task, attempt) {
-                    self.settle.push_back((task, Final::Succeeded));
+                    self.settle
+                        .push_back((task, Final::Succeeded, SettleReason::Attempt));
                 }
             }
             Event::NotebookFailed { task, attempt } => {
@@ -508,7 +545,8 @@ impl Machine {
             }
             Event::NotebookCancelled { task, attempt } => {
                 if self.end_attempt(task, attempt) {
-                    self.settle.push_back((task, Final::Cancelled));
+                    self.settle
+                        .push_back((task, Final::Cancelled, SettleReason::Attempt));
                 }
             }
             Event::RetryTimerFired { task } => {
@@ -559,7 +597,8 @@ impl Machine {
     ) {
         let f = &self.facts[task];
         if self.cancelled {
-            self.settle.push_back((task, Final::Cancelled));
+            self.settle
+                .push_back((task, Final::Cancelled, SettleReason::RunCancelled));
         } else if attempt <= f.retries {
             let at = now + f.retry_interval;
             let next = attempt + 1;
@@ -576,7 +615,8 @@ impl Machine {
                 at,
             });
         } else {
-            self.settle.push_back((task, Final::Failed));
+            self.settle
+                .push_back((task, Final::Failed, SettleReason::Attempt));
         }
     }
 
@@ -585,7 +625,7 @@ impl Machine {
             return;
         }
         self.cancelled = true;
-        self.started = true;
+        self.begin(out);
         for t in 0..self.state.len() {
             match self.state[t] {
                 TaskState::Running { attempt, .. } => {
@@ -595,6 +635,11 @@ impl Machine {
                 TaskState::Waiting | TaskState::Ready { .. } | TaskState::RetryWait { .. } => {
                     self.state[t] = TaskState::Done(Final::Cancelled);
                     self.finals += 1;
+                    out.push(Command::Settle {
+                        task: t,
+                        state: Final::Cancelled,
+                        reason: SettleReason::RunCancelled,
+                    });
                 }
             }
         }
@@ -603,17 +648,35 @@ impl Machine {
         }
     }
 
+    /// Starts the run once (on its start, or on a cancel that comes first): the tasks carried
+    /// over from a resumed run are announced final.
+    fn begin(&mut self, out: &mut Vec<Command>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        for task in (0..self.state.len()).filter(|&t| self.carried_over[t]) {
+            out.push(Command::Settle {
+                task,
+                state: Final::Succeeded,
+                reason: SettleReason::CarriedOver,
+            });
+        }
+    }
+
     /// Makes tasks final, and resolves the dependents whose last dependency that was.
     fn settle_all(&mut self, out: &mut Vec<Command>) {
-        while let Some((task, fin)) = self.settle.pop_front() {
+        while let Some((task, fin, reason)) = self.settle.pop_front() {
             if matches!(self.state[task], TaskState::Done(_)) {
                 continue;
             }
             self.state[task] = TaskState::Done(fin);
             self.finals += 1;
-            if fin == Final::Skipped {
-                out.push(Command::MarkSkipped { task });
-            }
+            out.push(Command::Settle {
+                task,
+                state: fin,
+                reason,
+            });
             for i in 0..self.dependents[task].len() {
                 let d = self.dependents[task][i];
                 self.unmet[d] -= 1;
@@ -628,14 +691,18 @@ impl Machine {
     /// end's own outcome).
     fn resolve(&mut self, task: TaskId) {
         let deps = &self.deps[self.dep_start[task]..self.dep_start[task + 1]];
-        let outcome_of = |d: TaskId| match self.state[d] {
-            TaskState::Done(f) => f.outcome(),
+        let final_of = |d: TaskId| match self.state[d] {
+            TaskState::Done(f) => f,
             // Unreachable by the unmet count; treated as not satisfying any condition.
-            _ => Outcome::Skipped,
+            _ => Final::Skipped,
         };
-        let holds = deps.iter().all(|&(d, c)| c.accepts(outcome_of(d)));
-        if !holds {
-            self.settle.push_back((task, Final::Skipped));
+        let outcome_of = |d: TaskId| final_of(d).outcome();
+        if let Some(&(dependency, _)) = deps.iter().find(|&&(d, c)| !c.accepts(outcome_of(d))) {
+            let reason = SettleReason::Condition {
+                dependency,
+                state: final_of(dependency),
+            };
+            self.settle.push_back((task, Final::Skipped, reason));
         } else if self.facts[task].pipeline_end {
             let fin = if deps.iter().any(|&(d, _)| outcome_of(d) == Outcome::Failed) {
                 Final::Failed
@@ -646,7 +713,8 @@ impl Machine {
             } else {
                 Final::Succeeded
             };
-            self.settle.push_back((task, fin));
+            self.settle
+                .push_back((task, fin, SettleReason::PipelineEnd));
         } else {
             self.enqueue(task, 1);
         }
@@ -1074,9 +1142,16 @@ path = "nb/e.py"
                 },
                 20.0
             ),
-            [Command::FinishRun {
-                outcome: RunOutcome::Succeeded
-            }]
+            [
+                Command::Settle {
+                    task: 0,
+                    state: Final::Succeeded,
+                    reason: SettleReason::Attempt
+                },
+                Command::FinishRun {
+                    outcome: RunOutcome::Succeeded
+                }
+            ]
         );
     }
 
@@ -1107,7 +1182,19 @@ path = "nb/e.py"
                     task: 0,
                     attempt: 1
                 },
-                Command::MarkSkipped { task: 1 },
+                Command::Settle {
+                    task: 0,
+                    state: Final::Failed,
+                    reason: SettleReason::Attempt
+                },
+                Command::Settle {
+                    task: 1,
+                    state: Final::Skipped,
+                    reason: SettleReason::Condition {
+                        dependency: 0,
+                        state: Final::Failed
+                    }
+                },
                 Command::FinishRun {
                     outcome: RunOutcome::Failed
                 }
@@ -1127,12 +1214,22 @@ path = "nb/e.py"
         let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
         m.handle(Event::RunStarted, 0.0);
         let cmds = m.handle(Event::CancelRequested, 1.0);
+        // Every task that has not started is final at once, and says so.
+        let cancelled = |task| Command::Settle {
+            task,
+            state: Final::Cancelled,
+            reason: SettleReason::RunCancelled,
+        };
         assert_eq!(
             cmds,
-            [Command::CancelNotebook {
-                task: 0,
-                attempt: 1
-            }]
+            [
+                Command::CancelNotebook {
+                    task: 0,
+                    attempt: 1
+                },
+                cancelled(1),
+                cancelled(2)
+            ]
         );
         assert!(!m.is_finished());
         assert_eq!(m.state_of(1), Some(TaskState::Done(Final::Cancelled)));
@@ -1146,9 +1243,16 @@ path = "nb/e.py"
         );
         assert_eq!(
             cmds,
-            [Command::FinishRun {
-                outcome: RunOutcome::Cancelled
-            }]
+            [
+                Command::Settle {
+                    task: 0,
+                    state: Final::Succeeded,
+                    reason: SettleReason::Attempt
+                },
+                Command::FinishRun {
+                    outcome: RunOutcome::Cancelled
+                }
+            ]
         );
         assert_eq!(m.state_of(0), Some(TaskState::Done(Final::Succeeded)));
         assert_eq!(m.state_of(2), Some(TaskState::Done(Final::Cancelled)));

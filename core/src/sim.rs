@@ -463,9 +463,11 @@ impl Trace {
                         busy += u64::from(slots);
                         sim.note_busy(now, busy);
                     }
-                    Command::MarkSkipped { task }
-                        if plan.tasks[task].kind == TaskKind::Notebook =>
-                    {
+                    Command::Settle {
+                        task,
+                        state: Final::Skipped,
+                        ..
+                    } if plan.tasks[task].kind == TaskKind::Notebook => {
                         sim.attempts.push(AttemptRecord {
                             task,
                             attempt: 0,
@@ -483,7 +485,7 @@ impl Trace {
                     // through the machine's deadlines.
                     Command::CancelNotebook { .. }
                     | Command::ScheduleRetry { .. }
-                    | Command::MarkSkipped { .. } => {}
+                    | Command::Settle { .. } => {}
                 }
             }
             if machine.is_finished() {

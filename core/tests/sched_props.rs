@@ -1,14 +1,17 @@
 //! Properties of the scheduling state machine and the simulator on random plans: capacity and
 //! concurrency never exceeded, no notebook starts before its conditions hold, the makespan
-//! never beats the lower bound, the same seed gives the same run, and every task ends in
-//! exactly one final state.
+//! never beats the lower bound, the same seed gives the same run, every task ends in exactly
+//! one final state, and the run log made from the machine's commands folds to the machine's
+//! state.
 
 use proptest::prelude::*;
 use spool_core::dag::{Plan, TaskKind};
 use spool_core::gen::LayeredDag;
 use spool_core::model::{Condition, Outcome};
+use spool_core::runlog::{AttemptOutcome as LoggedOutcome, RunEvent, RunRecord, StoredEvent};
 use spool_core::sched::{Admission, Command, Event, Final, Machine, Policy, TaskState};
 use spool_core::sim::{simulate, AttemptOutcome, Durations, SimReport, SimSetup};
+use std::collections::{BTreeMap, HashMap};
 
 const CONDITIONS: [Condition; 5] = [
     Condition::SUCCEEDED,
@@ -244,18 +247,35 @@ proptest! {
     }
 
     /// A driver that completes, fails, times out and cancels in random order, changes the
-    /// capacity, sends stale and unknown events, and may cancel the run.
+    /// capacity, sends stale and unknown events, and may cancel the run; the run may resume an
+    /// earlier one. It records what a real driver records: the machine's commands through
+    /// `RunEvent::of_command`, and the attempts it reports ended. Invariant ("the run log
+    /// folds to the machine's state"): the fold of that log gives every task the machine's
+    /// final state, from exactly one final event per task, and the run's outcome, once.
     #[test]
-    fn machine_survives_any_driver(
+    fn machine_survives_any_driver_and_its_log_folds_to_its_state(
         plan in arb_plan(),
         capacity in 1u32..6,
         max_conc in prop::option::of(1u32..4),
         actions in prop::collection::vec((0u8..8, any::<u16>()), 0..200),
         fifo in prop::bool::ANY,
+        previous_ok in prop::collection::vec(prop::bool::weighted(0.3), 40),
     ) {
         let policy = if fifo { Policy::Fifo } else { Policy::CriticalPath };
         let n = plan.tasks.len();
-        let mut m = Machine::new(&plan, policy, Admission { capacity_slots: capacity, max_concurrency: max_conc });
+        let previous: HashMap<String, Outcome> = plan.tasks.iter().zip(&previous_ok)
+            .filter(|(_, &ok)| ok)
+            .map(|(t, _)| (t.id.clone(), Outcome::Succeeded))
+            .collect();
+        let admission = Admission { capacity_slots: capacity, max_concurrency: max_conc };
+        let mut m = Machine::resume(&plan, policy, admission, &previous);
+        let mut log = vec![RunEvent::RunStarted {
+            pipeline: plan.name.clone(),
+            file: "p.toml".into(),
+            params: BTreeMap::new(),
+            resumed_from: None,
+            plan: serde_json::Value::Null,
+        }];
         let mut cap = u64::from(capacity);
         let mut running: Vec<(usize, u32, u64)> = Vec::new();
         let mut busy = 0u64;
@@ -263,8 +283,10 @@ proptest! {
         let mut finished = 0;
         let mut now = 0.0;
         let mut check = |cmds: Vec<Command>, running: &mut Vec<(usize, u32, u64)>, busy: &mut u64,
-                         cap: u64, cancelled: bool, m: &Machine| -> Result<(), TestCaseError> {
+                         cap: u64, cancelled: bool, m: &Machine, log: &mut Vec<RunEvent>|
+                         -> Result<(), TestCaseError> {
             for c in cmds {
+                log.extend(RunEvent::of_command(&plan, &c));
                 match c {
                     Command::StartNotebook { task, attempt, slots } => {
                         prop_assert!(!cancelled, "start after cancel");
@@ -289,13 +311,13 @@ proptest! {
                             prop_assert!(matches!(m.state_of(t), Some(TaskState::Done(_))));
                         }
                     }
-                    Command::ScheduleRetry { .. } | Command::MarkSkipped { .. } => {}
+                    Command::ScheduleRetry { .. } | Command::Settle { .. } => {}
                 }
             }
             Ok(())
         };
         let cmds = m.handle(Event::RunStarted, now);
-        check(cmds, &mut running, &mut busy, cap, cancelled, &m)?;
+        check(cmds, &mut running, &mut busy, cap, cancelled, &m, &mut log)?;
         // The random part, then a tidy finish: everything running succeeds, deadlines fire.
         let tidy = std::iter::repeat_n((255u8, 0u16), 10 * n + 1000);
         for (action, pick) in actions.into_iter().chain(tidy) {
@@ -308,12 +330,14 @@ proptest! {
                 0..=3 if !running.is_empty() => {
                     let (task, attempt, slots) = running.swap_remove(pick % running.len());
                     busy -= slots;
-                    match action {
-                        0 => Event::NotebookSucceeded { task, attempt },
-                        1 => Event::NotebookFailed { task, attempt },
-                        2 => Event::NotebookTimedOut { task, attempt },
-                        _ => Event::NotebookCancelled { task, attempt },
-                    }
+                    let (event, outcome) = match action {
+                        0 => (Event::NotebookSucceeded { task, attempt }, LoggedOutcome::Succeeded),
+                        1 => (Event::NotebookFailed { task, attempt }, LoggedOutcome::Failed),
+                        2 => (Event::NotebookTimedOut { task, attempt }, LoggedOutcome::TimedOut),
+                        _ => (Event::NotebookCancelled { task, attempt }, LoggedOutcome::Cancelled),
+                    };
+                    log.push(attempt_ended(&plan, task, attempt, outcome));
+                    event
                 }
                 4 => {
                     cap = (pick % 6) as u64;
@@ -327,6 +351,7 @@ proptest! {
                 _ => match (running.pop(), m.next_deadline()) {
                     (Some((task, attempt, slots)), _) => {
                         busy -= slots;
+                        log.push(attempt_ended(&plan, task, attempt, LoggedOutcome::Succeeded));
                         Event::NotebookSucceeded { task, attempt }
                     }
                     (None, Some(d)) => {
@@ -338,12 +363,48 @@ proptest! {
             };
             let cap_now = cap.max(1);
             let cmds = m.handle(event, now);
-            check(cmds, &mut running, &mut busy, cap_now, cancelled, &m)?;
+            check(cmds, &mut running, &mut busy, cap_now, cancelled, &m, &mut log)?;
             // The machine's view of running notebooks matches the driver's.
             prop_assert_eq!(m.busy_slots(), busy);
             cap = cap_now;
         }
         prop_assert!(m.is_finished(), "run did not finish");
         prop_assert_eq!(finished, 1);
+
+        let stored: Vec<StoredEvent> = log.into_iter().enumerate()
+            .map(|(seq, event)| StoredEvent { seq: seq as i64, at_ms: seq as i64, event })
+            .collect();
+        let run = RunRecord::fold(1, &stored).expect("the log starts with run_started");
+        prop_assert_eq!(Some(run.status), m.outcome().map(Into::into));
+        let run_ends = stored.iter().filter(|e| matches!(e.event, RunEvent::RunFinished { .. })).count();
+        prop_assert_eq!(run_ends, 1);
+        for (t, task) in plan.tasks.iter().enumerate() {
+            let Some(TaskState::Done(fin)) = m.state_of(t) else {
+                return Err(TestCaseError::fail(format!("{} not final", task.id)));
+            };
+            let folded = run.tasks.get(&task.id).and_then(|r| r.state);
+            prop_assert_eq!(folded, Some(fin), "{}", task.id);
+            let finals = stored.iter().filter(|e| match &e.event {
+                RunEvent::TaskSettled { task: id, .. } | RunEvent::TaskCarriedOver { task: id } => {
+                    *id == task.id
+                }
+                _ => false,
+            }).count();
+            prop_assert_eq!(finals, 1, "final events of {}", task.id);
+            prop_assert_eq!(run.tasks[&task.id].carried_over, m.is_carried_over(t));
+        }
+    }
+}
+
+/// What a driver records when an attempt reports back.
+fn attempt_ended(plan: &Plan, task: usize, attempt: u32, outcome: LoggedOutcome) -> RunEvent {
+    RunEvent::TaskFinished {
+        task: plan.tasks[task].id.clone(),
+        attempt,
+        outcome,
+        error: None,
+        output: None,
+        exit_value: None,
+        metrics: None,
     }
 }

@@ -25,7 +25,10 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_ms INTEGER NOT NULL,
     -- The process executing the run: a run whose process is gone was interrupted.
-    owner_pid INTEGER NOT NULL
+    owner_pid INTEGER NOT NULL,
+    -- When that process started (clock ticks since boot, /proc/PID/stat field 22; 0 when
+    -- unknown): a PID the system has given to another process since does not count.
+    owner_start INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -65,6 +68,15 @@ impl History {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // Histories from before `owner_start`: the column is added, old runs keep 0.
+        let has_start: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('runs') WHERE name = 'owner_start'")?
+            .exists([])?;
+        if !has_start {
+            conn.execute_batch(
+                "ALTER TABLE runs ADD COLUMN owner_start INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
         Ok(History {
             conn: Mutex::new(conn),
         })
@@ -84,9 +96,10 @@ impl History {
         );
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let pid = std::process::id();
         tx.execute(
-            "INSERT INTO runs (created_ms, owner_pid) VALUES (?1, ?2)",
-            params![at_ms, std::process::id()],
+            "INSERT INTO runs (created_ms, owner_pid, owner_start) VALUES (?1, ?2, ?3)",
+            params![at_ms, pid, process_start(pid).unwrap_or(0)],
         )?;
         let id = tx.last_insert_rowid();
         tx.execute(
@@ -203,17 +216,18 @@ impl History {
     /// data directory are left alone); returns their
     /// ids.
     pub fn mark_interrupted(&self, at_ms: i64) -> anyhow::Result<Vec<i64>> {
-        let owners: std::collections::HashMap<i64, u32> = {
+        let owners: std::collections::HashMap<i64, (u32, u64)> = {
             let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT id, owner_pid FROM runs")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let mut stmt = conn.prepare("SELECT id, owner_pid, owner_start FROM runs")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
             rows.collect::<Result<_, _>>()?
         };
-        let alive = |pid: u32| pid != 0 && Path::new(&format!("/proc/{pid}")).exists();
         let mut marked = Vec::new();
         for run in self.runs(MAX_LISTED_RUNS)? {
-            let owner = owners.get(&run.id).copied().unwrap_or(0);
-            if run.status == RunStatus::Running && (owner == std::process::id() || !alive(owner)) {
+            let (pid, start) = owners.get(&run.id).copied().unwrap_or((0, 0));
+            if run.status == RunStatus::Running
+                && (pid == std::process::id() || !owner_alive(pid, start))
+            {
                 self.append(
                     run.id,
                     &RunEvent::RunInterrupted {
@@ -226,6 +240,22 @@ impl History {
         }
         Ok(marked)
     }
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`);
+/// `None` when there is no such process (or no `/proc`).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2, the command name, is in parentheses and may hold spaces and parentheses.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields from 3 (the state) on; field 22 is the 20th of them.
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process that owns a run still runs: its PID exists and, when its start time was
+/// recorded, started then (a PID reused by another process is not the owner).
+fn owner_alive(pid: u32, start: u64) -> bool {
+    pid != 0 && process_start(pid).is_some_and(|now| start == 0 || now == start)
 }
 
 /// Cuts captured output to [`MAX_OUTPUT_BYTES`] at a character boundary.
@@ -365,6 +395,36 @@ mod tests {
         assert_eq!(h.run(open).unwrap().unwrap().status, RunStatus::Interrupted);
         assert_eq!(h.run(done).unwrap().unwrap().status, RunStatus::Succeeded);
         assert!(h.mark_interrupted(11).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_reused_pid_does_not_keep_a_dead_run_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        // Another live process (the test's parent): its PID with its real start time is a live
+        // owner; with another start time it is a reused PID.
+        let other = std::os::unix::process::parent_id();
+        let real = process_start(other).expect("/proc gives the start time");
+        let owned_by = |start: u64| {
+            let id = h.create_run(&started(), 1).unwrap();
+            h.conn()
+                .execute(
+                    "UPDATE runs SET owner_pid = ?1, owner_start = ?2 WHERE id = ?3",
+                    params![other, start, id],
+                )
+                .unwrap();
+            id
+        };
+        let live = owned_by(real);
+        let reused = owned_by(real + 1);
+        let unknown_start = owned_by(0);
+        assert_eq!(h.mark_interrupted(10).unwrap(), vec![reused]);
+        assert_eq!(h.run(live).unwrap().unwrap().status, RunStatus::Running);
+        assert_eq!(
+            h.run(unknown_start).unwrap().unwrap().status,
+            RunStatus::Running,
+            "a run recorded before start times were kept trusts its PID"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `spool runs` and `spool show`: the run history, read from the data directory.
 
-use crate::history::{AttemptOutcome, History, RunEvent, RunRecord, StoredEvent};
+use crate::history::{AttemptOutcome, History, RunEvent, RunRecord, StoredEvent, TaskRecord};
 use spool_core::diag::escape_controls_in_lines;
+use spool_core::runlog::FinalReason;
+use spool_core::sched::Final;
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -69,13 +71,12 @@ fn runs_table(runs: &[RunRecord]) -> String {
         "run", "pipeline", "status", "duration", "ok", "fail", "skip", "resumes"
     );
     for r in runs {
-        let ok = r.tasks.values().filter(|t| t.succeeded()).count();
-        let skip = r.tasks.values().filter(|t| t.skipped.is_some()).count();
-        let fail = r
-            .tasks
-            .values()
-            .filter(|t| !t.succeeded() && t.skipped.is_none() && !t.attempts.is_empty())
-            .count();
+        let count = |state| r.tasks.values().filter(|t| t.state == Some(state)).count();
+        let (ok, fail, skip) = (
+            count(Final::Succeeded),
+            count(Final::Failed),
+            count(Final::Skipped),
+        );
         let _ = writeln!(
             s,
             "{:>5}  {:<24} {:<12} {:>9} {:>4} {:>4} {:>4}  {}",
@@ -105,16 +106,38 @@ fn trace(run: &RunRecord, events: &[StoredEvent]) -> String {
         let _ = writeln!(s, "resumes run {p}");
     }
     for e in events {
-        let at = secs(e.at_ms - run.started_ms);
-        let _ = writeln!(s, "{at:>9}  {}", describe(&e.event, true));
+        if let Some(line) = describe(&e.event, true) {
+            let at = secs(e.at_ms - run.started_ms);
+            let _ = writeln!(s, "{at:>9}  {line}");
+        }
     }
     s
 }
 
+/// How a task ended, in words (the `spool run` summary).
+pub fn task_outcome(t: &TaskRecord) -> String {
+    let last = t.attempts.last().and_then(|a| a.outcome);
+    match (t.state, &t.reason) {
+        (None, _) => "unfinished".into(),
+        _ if t.carried_over => "kept from resumed run".into(),
+        (Some(Final::Skipped), _) => format!("skipped ({})", t.skipped.as_deref().unwrap_or("-")),
+        (Some(Final::Cancelled), Some(FinalReason::RunCancelled)) if t.attempts.is_empty() => {
+            "cancelled before it started".into()
+        }
+        // The attempt's own outcome says more (a timeout is a failure of the task).
+        (Some(_), None | Some(FinalReason::Attempt)) if last.is_some() => {
+            last.map_or("-", outcome_name).into()
+        }
+        (Some(state), Some(reason)) => format!("{} ({})", state.name(), reason.describe()),
+        (Some(state), None) => state.name().into(),
+    }
+}
+
 /// One event as a line of text (`spool show`, and `spool run`'s progress); with `tracebacks`,
-/// a failure's traceback follows on indented lines.
-pub fn describe(event: &RunEvent, tracebacks: bool) -> String {
-    match event {
+/// a failure's traceback follows on indented lines. `None` for a task settled by its last
+/// attempt, whose own line already says how it ended.
+pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
+    Some(match event {
         RunEvent::RunStarted { params, .. } => format!(
             "run started, parameters {}",
             serde_json::Value::from(serde_json::Map::from_iter(params.clone()))
@@ -148,8 +171,8 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> String {
             }
             if let Some(err) = error {
                 let _ = write!(l, ": {}: {}", err.ename, err.evalue);
-                if let Some(c) = err.cell {
-                    let _ = write!(l, " (cell {c})");
+                if let Some(at) = err.location() {
+                    let _ = write!(l, " ({at})");
                 }
                 if tracebacks {
                     for tl in err.traceback.iter().flat_map(|t| t.lines()) {
@@ -166,13 +189,22 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> String {
         } => format!("{task:<28} retry {attempt} at {at_secs:.1}s"),
         RunEvent::TaskSkipped { task, reason } => format!("{task:<28} skipped: {reason}"),
         RunEvent::TaskCarriedOver { task } => format!("{task:<28} kept from the resumed run"),
+        RunEvent::TaskSettled {
+            reason: FinalReason::Attempt,
+            ..
+        } => return None,
+        RunEvent::TaskSettled {
+            task,
+            state,
+            reason,
+        } => format!("{task:<28} {}: {}", state.name(), reason.describe()),
         RunEvent::CancelRequested => "cancel requested".into(),
         RunEvent::RunFinished { status } => {
             format!("run finished: {}", format!("{status:?}").to_lowercase())
         }
         RunEvent::RunInterrupted { reason } => format!("run interrupted: {reason}"),
         RunEvent::Unknown => "an event of a kind this version does not know".into(),
-    }
+    })
 }
 
 pub fn outcome_name(o: AttemptOutcome) -> &'static str {

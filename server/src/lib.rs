@@ -13,6 +13,7 @@ pub mod livy;
 pub mod livy_local;
 pub mod plan_cmd;
 pub mod run_cmd;
+pub mod run_params;
 pub mod runs;
 pub mod serve;
 pub mod simulate;

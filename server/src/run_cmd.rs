@@ -1,7 +1,7 @@
 //! `spool run`: one run in the terminal, with live progress, a summary table and an exit code.
 
 use crate::history::{History, RunEvent, RunRecord, RunStatus};
-use crate::history_cmd::{describe, outcome_name, secs};
+use crate::history_cmd::{describe, secs, task_outcome};
 use crate::runs::{RunManager, RunRequest, StartError};
 use crate::spark_args::SparkArgs;
 use spool_core::diag::escape_controls_in_lines;
@@ -178,7 +178,7 @@ async fn follow(
 fn progress_line(e: &RunEvent) -> Option<String> {
     match e {
         RunEvent::RunStarted { .. } | RunEvent::RunInterrupted { .. } | RunEvent::Unknown => None,
-        other => Some(describe(other, false)),
+        other => describe(other, false),
     }
 }
 
@@ -186,11 +186,7 @@ fn progress_bar(run: &RunRecord, total: usize) -> String {
     let done = run
         .tasks
         .values()
-        .filter(|t| {
-            t.succeeded()
-                || t.skipped.is_some()
-                || t.attempts.last().is_some_and(|a| a.outcome.is_some())
-        })
+        .filter(|t| t.state.is_some())
         .count()
         .min(total);
     let running = run
@@ -215,16 +211,7 @@ fn summary(run: &RunRecord) -> String {
         "notebook", "attempts", "duration", "outcome"
     );
     for (id, t) in &run.tasks {
-        let outcome = if t.carried_over {
-            "kept from resumed run".to_string()
-        } else if let Some(r) = &t.skipped {
-            format!("skipped ({r})")
-        } else {
-            t.attempts
-                .last()
-                .and_then(|a| a.outcome)
-                .map_or("unfinished".to_string(), |o| outcome_name(o).to_string())
-        };
+        let outcome = task_outcome(t);
         let duration: i64 = t
             .attempts
             .iter()
@@ -250,4 +237,47 @@ fn summary(run: &RunRecord) -> String {
             .map_or("-".into(), |e| secs(e - run.started_ms))
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_of_a_cancelled_run_lists_every_task_final() {
+        let events: Vec<crate::history::StoredEvent> = serde_json::from_str(
+            r#"[
+            {"seq":0,"at_ms":0,"event":{"type":"run_started","pipeline":"p","file":"p.toml","params":{},"resumed_from":null,"plan":{}}},
+            {"seq":1,"at_ms":100,"event":{"type":"task_started","task":"slow","attempt":1}},
+            {"seq":2,"at_ms":900,"event":{"type":"cancel_requested"}},
+            {"seq":3,"at_ms":900,"event":{"type":"task_settled","task":"last","state":"cancelled","reason":{"kind":"run_cancelled"}}},
+            {"seq":4,"at_ms":900,"event":{"type":"task_settled","task":"on_fail","state":"skipped","reason":{"kind":"condition","dependency":"a","state":"succeeded","condition":"failed"}}},
+            {"seq":5,"at_ms":1000,"event":{"type":"task_finished","task":"slow","attempt":1,"outcome":"cancelled"}},
+            {"seq":6,"at_ms":1000,"event":{"type":"task_settled","task":"slow","state":"cancelled","reason":{"kind":"attempt"}}},
+            {"seq":7,"at_ms":1000,"event":{"type":"run_finished","status":"cancelled"}}
+        ]"#,
+        )
+        .expect("events parse");
+        let run = RunRecord::fold(1, &events).expect("a run");
+        let text = summary(&run);
+        let line = |task: &str| {
+            text.lines()
+                .find(|l| l.starts_with(task))
+                .unwrap_or_else(|| panic!("no line for {task}:\n{text}"))
+                .to_string()
+        };
+        assert!(
+            line("last").ends_with("cancelled before it started"),
+            "{text}"
+        );
+        assert!(line("slow").ends_with("cancelled"), "{text}");
+        assert!(
+            line("on_fail").contains("skipped (`a` succeeded, but it runs only when `a` failed)"),
+            "{text}"
+        );
+        assert_eq!(
+            progress_bar(&run, 3),
+            format!("[{}] 3/3 done, 0 running", "#".repeat(30))
+        );
+    }
 }

@@ -7,14 +7,14 @@
 
 use crate::agent::{Agent, NotebookLaunch, NotebookState, NotebookUpdate, PollInterval};
 use crate::fs_sources::{DiskSources, ReadError};
-use crate::history::{AttemptOutcome, History, RunEvent, RunStatus, TaskError};
+use crate::history::{AttemptOutcome, History, RunEvent, RunStatus, StoredEvent, TaskError};
 use crate::livy::wire::{CreateSession, Kind};
 use crate::livy::SessionId;
+use crate::run_params::{self, Overrides};
 use spool_core::dag::{load_with_notebooks, Plan, TaskId, TaskKind};
 use spool_core::diag::Diagnostic;
-use spool_core::model::Outcome;
 use spool_core::notebook::{self, Cell, Format};
-use spool_core::sched::{Admission, Command, Event, Machine, Policy, RunOutcome};
+use spool_core::sched::{Admission, Command, Event, Machine, Policy};
 use spool_core::source::Sources;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -39,7 +39,8 @@ pub struct RunRequest {
     pub file: String,
     /// Overrides: `key` (every notebook declaring that parameter) or `notebook.key`.
     pub params: BTreeMap<String, serde_json::Value>,
-    /// Re-run only what did not succeed in this earlier run.
+    /// Re-run only what did not succeed in this earlier run, with its overrides (`params` on
+    /// top).
     pub resume: Option<i64>,
 }
 
@@ -127,30 +128,30 @@ impl RunManager {
         // Notebooks are parsed too: one that cannot run fails the start, not an attempt.
         let loaded = load_with_notebooks(&req.file, &sources);
         let plan = loaded.plan.ok_or(StartError::Invalid(loaded.diagnostics))?;
-        let overrides = Overrides::parse(&plan, &req.params).map_err(StartError::BadRequest)?;
-        let previous = match req.resume {
-            None => HashMap::new(),
+        let (params, previous) = match req.resume {
+            None => (req.params, HashMap::new()),
             Some(old) => {
                 let run = self
                     .history
                     .run(old)?
                     .ok_or_else(|| StartError::NotFound(format!("no run {old} to resume")))?;
-                if run.status == RunStatus::Running {
-                    return Err(StartError::BadRequest(format!(
-                        "run {old} is still running"
-                    )));
-                }
-                run.tasks
-                    .iter()
-                    .filter(|(_, t)| t.succeeded())
-                    .map(|(id, _)| (id.clone(), Outcome::Succeeded))
-                    .collect()
+                let old_plan = match self.history.events(old, None)?.into_iter().next() {
+                    Some(StoredEvent {
+                        event: RunEvent::RunStarted { plan, .. },
+                        ..
+                    }) => plan,
+                    _ => serde_json::Value::Null,
+                };
+                let resumed = run_params::resume(&run, &old_plan, &req.file, &plan, &req.params)
+                    .map_err(StartError::BadRequest)?;
+                (resumed.params, resumed.previous)
             }
         };
+        let overrides = Overrides::parse(&plan, &params).map_err(StartError::BadRequest)?;
         let started = RunEvent::RunStarted {
             pipeline: plan.name.clone(),
             file: req.file.clone(),
-            params: req.params.clone(),
+            params,
             resumed_from: req.resume,
             plan: serde_json::to_value(&plan).map_err(anyhow::Error::from)?,
         };
@@ -185,7 +186,6 @@ impl RunManager {
                 running: HashSet::new(),
                 capacity: None,
                 deferred: Vec::new(),
-                resumed: req.resume.is_some(),
                 cancelling: false,
             };
             let status = exec.run(cancel_rx).await;
@@ -234,69 +234,6 @@ impl RunManager {
     }
 }
 
-/// Parameter overrides resolved against the plan: per task, the values to set.
-#[derive(Debug, Default)]
-struct Overrides(HashMap<TaskId, serde_json::Map<String, serde_json::Value>>);
-
-impl Overrides {
-    /// `key` applies to every notebook that declares `key` in its params; `notebook.key` to
-    /// that notebook (split at the last dot: parameter names have none, ids may).
-    fn parse(plan: &Plan, given: &BTreeMap<String, serde_json::Value>) -> Result<Self, String> {
-        let mut out: HashMap<TaskId, serde_json::Map<String, serde_json::Value>> = HashMap::new();
-        for (key, value) in given {
-            match key.rsplit_once('.') {
-                Some((task, name)) => {
-                    let t = plan
-                        .index_of(task)
-                        .filter(|&t| plan.tasks[t].kind == TaskKind::Notebook)
-                        .ok_or_else(|| format!("parameter `{key}`: no active notebook `{task}`"))?;
-                    if !is_identifier(name) {
-                        return Err(format!("parameter `{key}`: `{name}` is not a valid name"));
-                    }
-                    out.entry(t)
-                        .or_default()
-                        .insert(name.to_string(), value.clone());
-                }
-                None => {
-                    let mut found = false;
-                    for (t, task) in plan.tasks.iter().enumerate() {
-                        if task.params.contains_key(key) {
-                            out.entry(t).or_default().insert(key.clone(), value.clone());
-                            found = true;
-                        }
-                    }
-                    if !found {
-                        return Err(format!(
-                            "parameter `{key}`: no notebook declares it (use `notebook.{key}` to give it to one)"
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(Overrides(out))
-    }
-
-    fn params_for(&self, plan: &Plan, t: TaskId) -> serde_json::Map<String, serde_json::Value> {
-        let mut params: serde_json::Map<_, _> = plan.tasks[t]
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if let Some(o) = self.0.get(&t) {
-            params.extend(o.clone());
-        }
-        params
-    }
-}
-
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// A notebook file as cells, or the attempt's error: unreadable, or not a notebook (with every
 /// diagnostic, cell and line).
 pub fn read_cells(sources: &DiskSources, path: &str) -> Result<Vec<Cell>, TaskError> {
@@ -335,8 +272,6 @@ struct Execution {
     capacity: Option<u32>,
     /// Commands the machine gave while a command was being carried out.
     deferred: Vec<Command>,
-    /// The run resumes an earlier one (what it keeps from it is recorded).
-    resumed: bool,
     cancelling: bool,
 }
 
@@ -388,13 +323,6 @@ impl Execution {
     }
 
     async fn run(&mut self, mut cancel: watch::Receiver<bool>) -> RunStatus {
-        for t in 0..self.plan.tasks.len() {
-            if self.resumed && self.machine.is_carried_over(t) {
-                self.record(RunEvent::TaskCarriedOver {
-                    task: self.task_id(t),
-                });
-            }
-        }
         // The session first, so that notebook times do not include Spark's start-up and
         // admission uses the real capacity from the start. A failure here is not final: each
         // start tries again, and fails its attempt with the cause (retries apply).
@@ -503,12 +431,11 @@ impl Execution {
 
     /// Carries out one command; returns the run's final status when the run is over.
     async fn carry_out(&mut self, cmd: Command, pending: &mut Vec<Command>) -> Option<RunStatus> {
+        if let Some(event) = RunEvent::of_command(&self.plan, &cmd) {
+            self.record(event);
+        }
         match cmd {
             Command::StartNotebook { task, attempt, .. } => {
-                self.record(RunEvent::TaskStarted {
-                    task: self.task_id(task),
-                    attempt,
-                });
                 match self.start_notebook(task, attempt).await {
                     Ok(()) => {
                         self.running.insert((task, attempt));
@@ -541,33 +468,9 @@ impl Execution {
                     }
                 }
             }
-            Command::ScheduleRetry { task, attempt, at } => {
-                self.record(RunEvent::RetryScheduled {
-                    task: self.task_id(task),
-                    attempt,
-                    at_secs: at,
-                });
-            }
-            Command::MarkSkipped { task } => {
-                let reason = if self.cancelling {
-                    "the run was cancelled"
-                } else {
-                    "its dependency conditions cannot hold"
-                };
-                self.record(RunEvent::TaskSkipped {
-                    task: self.task_id(task),
-                    reason: reason.into(),
-                });
-            }
-            Command::FinishRun { outcome } => {
-                let status = match outcome {
-                    RunOutcome::Succeeded => RunStatus::Succeeded,
-                    RunOutcome::Failed => RunStatus::Failed,
-                    RunOutcome::Cancelled => RunStatus::Cancelled,
-                };
-                self.record(RunEvent::RunFinished { status });
-                return Some(status);
-            }
+            Command::FinishRun { outcome } => return Some(outcome.into()),
+            // Recorded above; nothing else to do.
+            Command::ScheduleRetry { .. } | Command::Settle { .. } => {}
         }
         None
     }
@@ -756,6 +659,7 @@ impl Execution {
                 evalue: e.evalue,
                 traceback: e.traceback,
                 cell: e.cell,
+                line: e.line,
             }),
             output: (!output.is_empty()).then_some(output),
             exit_value: u.exit_value.map(|v| match v {

@@ -386,6 +386,9 @@ fn a_livy_that_returns_503s_and_drops_connections_does_not_lose_the_run() {
     );
 }
 
+/// Ctrl-C cancels; every task ends final in the run `spool run --json` prints and in
+/// `spool show --json`, including the one that never started (invariant: "every final state is
+/// a recorded event").
 #[test]
 fn ctrl_c_cancels_the_run_and_records_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -405,7 +408,28 @@ fn ctrl_c_cancels_the_run_and_records_it() {
     assert_eq!(run["status"], "cancelled");
     assert_eq!(run["tasks"]["slow"]["attempts"][0]["outcome"], "cancelled");
     assert_eq!(attempts(&run, "slow"), 1, "a cancelled run retries nothing");
-    assert!(has_event(&events(&data, "1"), "task_finished", "slow"));
+    let shown = events(&data, "1");
+    assert!(has_event(&shown, "task_finished", "slow"));
+    for run in [&run, &shown["run"]] {
+        let state = |t: &str| {
+            run["tasks"][t]["state"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string()
+        };
+        // `quick` may have finished before the cancel, or been cancelled with the run.
+        assert!(
+            ["succeeded", "cancelled"].contains(&state("quick").as_str()),
+            "{run:#}"
+        );
+        assert_eq!(
+            (state("slow"), state("last")),
+            ("cancelled".into(), "cancelled".into())
+        );
+        assert_eq!(run["tasks"]["last"]["reason"]["kind"], "run_cancelled");
+        assert_eq!(attempts(run, "last"), 0, "`last` never started");
+    }
+    assert!(has_event(&shown, "task_settled", "last"));
 }
 
 /// The Livy session ids a run used, from its `session_changed` events.

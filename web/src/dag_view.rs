@@ -3,7 +3,7 @@
 //! another to add a dependency.
 
 use crate::charts::duration;
-use crate::run::{group_state, NodeState, RunView};
+use crate::run::{NodeState, RunView};
 use spool_core::dag::{Plan, TaskKind};
 use spool_core::layout::{LayoutOptions, PlanDrawing, Point};
 use std::rc::Rc;
@@ -359,15 +359,14 @@ fn dag_layer(props: &LayerProps) -> Html {
     let nodes = d.nodes.iter().zip(&d.layout.nodes).enumerate().map(|(i, (n, p))| {
         let state = match (&props.run, n.active) {
             (_, false) => "inactive",
-            (Some(run), true) if n.kind == TaskKind::PipelineEnd && !run.record.tasks.contains_key(&n.id) => {
+            // A sub-pipeline's end is recorded once it settles; before that it is in progress
+            // as soon as one of its notebooks has an event.
+            (Some(run), true)
+                if n.kind == TaskKind::PipelineEnd && run.state_of(&n.id) == NodeState::Pending =>
+            {
                 let prefix = format!("{}/", n.id);
-                let inner: Vec<NodeState> = d
-                    .nodes
-                    .iter()
-                    .filter(|m| m.active && m.kind == TaskKind::Notebook && m.id.starts_with(&prefix))
-                    .map(|m| run.state_of(&m.id))
-                    .collect();
-                group_state(&inner).name()
+                let started = run.record.tasks.keys().any(|t| t.starts_with(&prefix));
+                if started { NodeState::Running } else { NodeState::Pending }.name()
             }
             (Some(run), true) => run.state_of(&n.id).name(),
             (None, true) => "idle",

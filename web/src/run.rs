@@ -3,6 +3,7 @@
 //! page opened mid-run and a page that watched from the start show the same thing.
 
 use spool_core::runlog::{AttemptOutcome, RunEvent, RunRecord, RunStatus, StoredEvent};
+use spool_core::sched::Final;
 use std::collections::BTreeMap;
 
 /// What a node of the graph, or a bar of the Gantt chart, is coloured by.
@@ -42,28 +43,6 @@ impl NodeState {
             AttemptOutcome::TimedOut => NodeState::TimedOut,
             AttemptOutcome::Cancelled => NodeState::Cancelled,
         }
-    }
-}
-
-/// The state of a sub-pipeline's end, which has no events of its own, from the states of the
-/// notebooks inside it: as the scheduler decides it once they are all final (failed when one
-/// failed, skipped when all were skipped, succeeded otherwise), and running while some are
-/// done or running and others are not.
-pub fn group_state(inner: &[NodeState]) -> NodeState {
-    use NodeState::*;
-    let any = |f: &dyn Fn(NodeState) -> bool| inner.iter().any(|&s| f(s));
-    if inner.is_empty() || inner.iter().all(|&s| s == Pending) {
-        Pending
-    } else if any(&|s| matches!(s, Running | Retrying | Pending)) {
-        Running
-    } else if any(&|s| matches!(s, Failed | TimedOut)) {
-        Failed
-    } else if any(&|s| s == Cancelled) {
-        Cancelled
-    } else if inner.iter().all(|&s| s == Skipped) {
-        Skipped
-    } else {
-        Succeeded
     }
 }
 
@@ -126,6 +105,20 @@ impl RunView {
             }
             RunEvent::RetryScheduled { task, .. } => set(task, NodeState::Retrying),
             RunEvent::TaskSkipped { task, .. } => set(task, NodeState::Skipped),
+            RunEvent::TaskCarriedOver { task } => set(task, NodeState::Succeeded),
+            RunEvent::TaskSettled { task, state, .. } => {
+                let shown = match state {
+                    Final::Succeeded => NodeState::Succeeded,
+                    // A timed-out last attempt keeps its own colour.
+                    Final::Failed if self.states.get(task) == Some(&NodeState::TimedOut) => {
+                        NodeState::TimedOut
+                    }
+                    Final::Failed => NodeState::Failed,
+                    Final::Skipped => NodeState::Skipped,
+                    Final::Cancelled => NodeState::Cancelled,
+                };
+                self.states.insert(task.clone(), shown);
+            }
             RunEvent::SessionChanged { state, message, .. } => {
                 self.session = Some(match message {
                     Some(m) => format!("{state}: {m}"),
@@ -136,10 +129,7 @@ impl RunView {
             RunEvent::RunInterrupted { reason } => {
                 self.session = Some(format!("interrupted: {reason}"));
             }
-            RunEvent::RunStarted { .. }
-            | RunEvent::TaskCarriedOver { .. }
-            | RunEvent::RunFinished { .. }
-            | RunEvent::Unknown => {}
+            RunEvent::RunStarted { .. } | RunEvent::RunFinished { .. } | RunEvent::Unknown => {}
         }
     }
 
@@ -237,22 +227,41 @@ mod tests {
     }
 
     #[test]
-    fn a_sub_pipeline_end_follows_its_notebooks() {
-        use NodeState::*;
-        let cases: &[(&[NodeState], NodeState)] = &[
-            (&[], Pending),
-            (&[Pending, Pending], Pending),
-            (&[Succeeded, Pending], Running),
-            (&[Succeeded, Retrying], Running),
-            (&[Succeeded, Failed], Failed),
-            (&[Skipped, TimedOut], Failed),
-            (&[Succeeded, Cancelled], Cancelled),
-            (&[Skipped, Skipped], Skipped),
-            (&[Skipped, Succeeded], Succeeded),
-        ];
-        for (inner, want) in cases {
-            assert_eq!(group_state(inner), *want, "{inner:?}");
+    fn settled_tasks_show_their_final_state_and_unsettled_ones_stay_pending() {
+        let evs = events(
+            r#"[
+            {"seq":1,"at_ms":1000,"event":{"type":"task_started","task":"s/x","attempt":1}},
+            {"seq":2,"at_ms":1500,"event":{"type":"task_finished","task":"s/x","attempt":1,"outcome":"timed_out"}},
+            {"seq":3,"at_ms":1500,"event":{"type":"task_settled","task":"s/x","state":"failed","reason":{"kind":"attempt"}}},
+            {"seq":4,"at_ms":1500,"event":{"type":"task_settled","task":"s","state":"failed","reason":{"kind":"pipeline_end"}}},
+            {"seq":5,"at_ms":1600,"event":{"type":"task_carried_over","task":"k"}},
+            {"seq":6,"at_ms":1700,"event":{"type":"cancel_requested"}},
+            {"seq":7,"at_ms":1700,"event":{"type":"task_settled","task":"b","state":"cancelled","reason":{"kind":"run_cancelled"}}},
+            {"seq":8,"at_ms":1700,"event":{"type":"task_settled","task":"c","state":"skipped","reason":{"kind":"condition","dependency":"s","state":"failed","condition":"succeeded"}}}
+        ]"#,
+        );
+        let mut v = run();
+        for e in &evs {
+            v.apply(e);
         }
+        let states: Vec<_> = ["s/x", "s", "k", "b", "c", "d"]
+            .map(|t| v.state_of(t))
+            .into();
+        assert_eq!(
+            states,
+            [
+                NodeState::TimedOut,
+                NodeState::Failed,
+                NodeState::Succeeded,
+                NodeState::Cancelled,
+                NodeState::Skipped,
+                NodeState::Pending
+            ]
+        );
+        assert_eq!(
+            v.record.tasks["c"].skipped.as_deref(),
+            Some("`s` failed, but it runs only when `s` succeeded")
+        );
     }
 
     #[test]

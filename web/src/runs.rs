@@ -9,7 +9,7 @@ use crate::dag_view::{DagView, RUN_STATES};
 use crate::edits::parse_overrides;
 use crate::run::{status_name, RunView};
 use crate::state::{Action, State};
-use spool_core::runlog::{RunEvent, RunStatus, StoredEvent};
+use spool_core::runlog::{FinalReason, RunEvent, RunStatus, StoredEvent, TaskRecord};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -304,15 +304,18 @@ fn run_detail(
     }
 }
 
+/// Why a task ended as it did, when its attempts do not say it.
+fn final_reason(t: &TaskRecord) -> Option<String> {
+    match &t.reason {
+        Some(FinalReason::Attempt) => None,
+        Some(r) => Some(r.describe()),
+        None if t.carried_over => Some("kept from the resumed run".into()),
+        None => t.skipped.clone(),
+    }
+}
+
 fn task_detail(run: &RunView, id: &str) -> Html {
-    // A notebook the run only carried over has no attempts: as far as this run goes, it
-    // never started.
-    let Some(t) = run
-        .record
-        .tasks
-        .get(id)
-        .filter(|t| !t.attempts.is_empty() || t.skipped.is_some())
-    else {
+    let Some(t) = run.record.tasks.get(id) else {
         return html! { <div id="task-detail" data-id={id.to_string()}><h4>{ id }</h4><p>{ "Not started." }</p></div> };
     };
     let attempts = t.attempts.iter().map(|a| {
@@ -324,7 +327,7 @@ fn task_detail(run: &RunView, id: &str) -> Html {
                 { crate::each(a.error.as_ref().map(|e| html! {
                     <>
                         <p class="error">{ format!("{}: {}", e.ename, e.evalue) }
-                            { e.cell.map(|c| format!(" (cell {c})")).unwrap_or_default() }</p>
+                            { e.location().map(|at| format!(" ({at})")).unwrap_or_default() }</p>
                         if !e.traceback.is_empty() {
                             <pre class="traceback">{ e.traceback.join("\n") }</pre>
                         }
@@ -339,7 +342,7 @@ fn task_detail(run: &RunView, id: &str) -> Html {
     html! {
         <div id="task-detail" data-id={id.to_string()} data-state={state.name()}>
             <h4>{ id }{ format!(" — {}", state.name()) }</h4>
-            { crate::each(t.skipped.as_ref().map(|r| html! { <p>{ format!("skipped: {r}") }</p> })) }
+            { crate::each(final_reason(t).map(|r| html! { <p class="reason">{ format!("{}: {r}", state.name()) }</p> })) }
             { crate::each(attempts) }
         </div>
     }

@@ -57,8 +57,8 @@ impl DraftStep {
         }
     }
 
-    /// Adds JSON parameter values; one that TOML cannot hold is left out with a warning at
-    /// `place(key)`.
+    /// Adds JSON parameter values; one that TOML cannot hold, or whose name cannot be a
+    /// parameter's, is left out with a warning at `place(key)`.
     pub fn add_json_params<'a>(
         &mut self,
         params: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
@@ -66,6 +66,10 @@ impl DraftStep {
         place: impl Fn(&str) -> Place,
     ) {
         for (key, v) in params {
+            if let Some(why) = crate::model::param_name_problem(key) {
+                report.warning(&place(key), format!("left out: {why}"));
+                continue;
+            }
             match to_toml(v) {
                 Ok(value) => self.params.push(Param {
                     key: key.clone(),

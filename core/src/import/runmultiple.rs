@@ -420,7 +420,14 @@ mod tests {
     fn dag() -> impl Strategy<Value = RunMultipleDag> {
         let activity = (
             "[a-z]{1,3}(/[a-z][a-z0-9_]{0,5}){0,2}",
-            prop::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_-]{0,6}", arg(), 0..4),
+            // Names a parameter can have (others are left out with a warning).
+            prop::collection::btree_map(
+                "[a-zA-Z_][a-zA-Z0-9_]{0,6}".prop_filter("a parameter name", |k| {
+                    crate::model::param_name_problem(k).is_none()
+                }),
+                arg(),
+                0..4,
+            ),
             1u64..200_000,
             0u32..6,
             0u64..3600,
@@ -489,6 +496,34 @@ mod tests {
             prop_assert!(!report.has_errors());
             prop_assert_eq!(sorted(back), sorted(original));
         }
+    }
+
+    #[test]
+    fn arguments_that_cannot_be_parameters_are_left_out_with_a_warning() {
+        let text = r#"{"activities": [{"name": "a", "path": "a",
+            "args": {"day": 1, "run-date": 2, "class": 3}}]}"#;
+        let converted = import_runmultiple(
+            "dag.json",
+            text,
+            &Target {
+                main: "main.toml",
+                existing: &MemorySources::default(),
+            },
+        );
+        let report = converted.report.render();
+        assert!(
+            report.contains("run-date") && report.contains("left out"),
+            "{report}"
+        );
+        assert!(
+            report.contains("class") && report.contains("keyword"),
+            "{report}"
+        );
+        let main = &converted.files.last().expect("a main file").text;
+        assert!(
+            main.contains("day = 1") && !main.contains("run-date"),
+            "{main}"
+        );
     }
 
     #[test]

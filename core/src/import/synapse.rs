@@ -764,6 +764,10 @@ impl Importer<'_> {
 
     fn param(&mut self, p: &NotebookParam, at: &Place, bindings: &Bindings) -> Option<Param> {
         let field = at.field(&p.field);
+        if let Some(why) = crate::model::param_name_problem(&p.name) {
+            self.ctx.report.warning(&field, format!("left out: {why}"));
+            return None;
+        }
         let (value, comment) = match &p.source {
             Source::Literal(v) => (v.clone(), None),
             Source::Expression(text) => match evaluate(text, &|n| lookup(bindings, n)) {

@@ -58,34 +58,11 @@ pub struct NotebookError {
     pub ename: String,
     pub evalue: String,
     pub traceback: Vec<String>,
-    /// Position in [`NotebookLaunch::cells`] of the cell that failed.
+    /// The notebook's own number of the cell that failed ([`Cell::number`], sent with the
+    /// launch), so that the agent reports it even to a server that no longer has the cells.
     pub cell: Option<usize>,
-    /// Line within that cell's source (1-based).
+    /// Line within that notebook cell (1-based), as the notebook's editor shows it.
     pub line: Option<usize>,
-}
-
-/// Where a notebook failed, in the terms of its file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorLocation {
-    /// The cell's number as the notebook's editor shows it.
-    pub cell_number: usize,
-    /// The line within that notebook cell.
-    pub cell_line: usize,
-    /// The line of the notebook file.
-    pub file_line: usize,
-}
-
-impl NotebookError {
-    /// Maps the agent's (cell position, line in source) onto the launched cells.
-    pub fn location(&self, cells: &[Cell]) -> Option<ErrorLocation> {
-        let cell = cells.get(self.cell?)?;
-        let offset = self.line.unwrap_or(1).max(1) - 1;
-        Some(ErrorLocation {
-            cell_number: cell.number,
-            cell_line: cell.cell_line + offset,
-            file_line: cell.line + offset,
-        })
-    }
 }
 
 /// Spark work of one notebook attempt (its job group), for telemetry.
@@ -233,6 +210,9 @@ struct CellWire<'a> {
     kind: &'static str,
     source: &'a str,
     parameters: bool,
+    /// Where the source sits in the notebook, for the agent's error reports.
+    number: usize,
+    cell_line: usize,
 }
 
 pub fn start_statement(launch: &NotebookLaunch) -> String {
@@ -249,6 +229,8 @@ pub fn start_statement(launch: &NotebookLaunch) -> String {
                 },
                 source: &c.source,
                 parameters: c.parameters,
+                number: c.number,
+                cell_line: c.cell_line,
             })
             .collect(),
         params: &launch.params,
@@ -477,7 +459,8 @@ mod tests {
             json!({
                 "id": hostile, "attempt": 2, "isolated": true, "timeout_secs": 1.5,
                 "params": {"evil": hostile},
-                "cells": [{"kind": "sql", "source": "SELECT ':day'", "parameters": false}],
+                "cells": [{"kind": "sql", "source": "SELECT ':day'", "parameters": false,
+                           "number": 3, "cell_line": 2}],
             })
         );
         assert_eq!(
@@ -534,36 +517,8 @@ mod tests {
             ]
         );
         assert_eq!(reply.updates[1].metrics.as_ref().map(|m| m.tasks), Some(8));
-        let cells = vec![
-            Cell {
-                kind: CellKind::Python,
-                source: "a = 1".into(),
-                number: 2,
-                line: 10,
-                cell_line: 1,
-                parameters: true,
-            },
-            Cell {
-                kind: CellKind::Python,
-                source: "x\ny\nraise ValueError('bad')".into(),
-                number: 4,
-                line: 20,
-                cell_line: 2,
-                parameters: false,
-            },
-        ];
-        let location = reply.updates[2]
-            .error
-            .as_ref()
-            .and_then(|e| e.location(&cells));
-        assert_eq!(
-            location,
-            Some(ErrorLocation {
-                cell_number: 4,
-                cell_line: 4,
-                file_line: 22
-            })
-        );
+        let error = reply.updates[2].error.as_ref().map(|e| (e.cell, e.line));
+        assert_eq!(error, Some((Some(1), Some(3))));
     }
 
     #[test]

@@ -118,13 +118,12 @@ pub async fn resume(
     let old = run_record(&state, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no run {id}")))?;
-    let mut params = old.params.clone();
-    params.extend(body.map(|b| b.0.params).unwrap_or_default());
+    // The run's own overrides carry over in `start`, as for `spool run --resume`.
     let new = state
         .runs
         .start(RunRequest {
             file: old.file,
-            params,
+            params: body.map(|b| b.0.params).unwrap_or_default(),
             resume: Some(id),
         })
         .await?;
