@@ -166,9 +166,7 @@ impl<'t> Parser<'t> {
             if *key == "defaults" {
                 if let Some(fields) = self.table(node, kspan, "defaults") {
                     for (k, ks, n) in fields {
-                        if SETTING_KEYS.contains(&k) {
-                            self.setting(&mut out.defaults, k, &ks, n, None);
-                        } else {
+                        if !self.setting(&mut out.defaults, k, &ks, n, None) {
                             self.unknown_key(k, &ks, SETTING_KEYS, "[defaults]", None);
                         }
                     }
@@ -384,7 +382,15 @@ impl<'t> Parser<'t> {
         }
     }
 
-    fn setting(&mut self, s: &mut RunSettings, key: &str, ks: &Span, n: Node, item: Option<&str>) {
+    /// Reads run setting `key`; `false` when `key` is not one (not in SETTING_KEYS).
+    fn setting(
+        &mut self,
+        s: &mut RunSettings,
+        key: &str,
+        ks: &Span,
+        n: Node,
+        item: Option<&str>,
+    ) -> bool {
         match key {
             "retry" => {
                 if let Some(v) = self.u32(&n, ks, key, 0, item) {
@@ -431,8 +437,9 @@ impl<'t> Parser<'t> {
                     s.isolated = v;
                 }
             }
-            _ => unreachable!("caller checks SETTING_KEYS"),
+            _ => return false,
         }
+        true
     }
 
     fn step(&mut self, kind: StepKind, node: Node, defaults: &RunSettings) -> Option<Step> {
@@ -538,7 +545,8 @@ impl<'t> Parser<'t> {
                     if k == "slots" {
                         step.spans.slots = Some(self.span_of(&n, &ks));
                     }
-                    self.setting(&mut step.settings, k, &ks, n, item_ref);
+                    let known = self.setting(&mut step.settings, k, &ks, n, item_ref);
+                    debug_assert!(known, "`setting` reads every key of SETTING_KEYS");
                 }
                 other => {
                     let known: Vec<&str> = STEP_KEYS.iter().chain(SETTING_KEYS).copied().collect();
