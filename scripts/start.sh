@@ -19,4 +19,4 @@ scripts/build-web.sh >/dev/null
 step "server (cargo build --release)"
 cargo build --release --locked -p spool-server
 _step_close
-exec target/release/spool serve --pipelines examples --web dist "$@"
+exec target/release/spool serve --pipelines examples "$@"

@@ -1,6 +1,6 @@
 //! `spool serve`: the HTTP API and the web app on one port, with runs on Livy or local Spark.
 
-use crate::api::{app, AppState};
+use crate::api::{app, AppState, WebApp};
 use crate::history::History;
 use crate::runs::RunManager;
 use crate::spark_args::SparkArgs;
@@ -26,7 +26,8 @@ pub struct ServeArgs {
     /// Where run history is kept.
     #[arg(long, default_value = ".spool")]
     pub data_dir: PathBuf,
-    /// The built web app [default: dist/ when it exists].
+    /// Serve the web app from this folder (a `scripts/build-web.sh` output) instead of the
+    /// copy built into this binary: for working on the web app without rebuilding spool.
     #[arg(long)]
     pub web: Option<PathBuf>,
     #[command(flatten)]
@@ -45,16 +46,21 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         .pipelines
         .canonicalize()
         .map_err(|e| anyhow::anyhow!("pipelines folder `{}`: {e}", args.pipelines.display()))?;
-    let web_dir = match args.web.clone() {
-        Some(w) => Some(
-            w.canonicalize()
-                .map_err(|e| anyhow::anyhow!("web folder `{}`: {e}", w.display()))?,
-        ),
-        None => PathBuf::from("dist")
-            .canonicalize()
-            .ok()
-            .filter(|d| d.join("index.html").is_file()),
+    let web = match &args.web {
+        Some(w) => {
+            let dir = w
+                .canonicalize()
+                .map_err(|e| anyhow::anyhow!("web folder `{}`: {e}", w.display()))?;
+            anyhow::ensure!(
+                dir.join("index.html").is_file(),
+                "web folder `{}` has no index.html: build it with scripts/build-web.sh",
+                w.display()
+            );
+            WebApp::Folder(dir)
+        }
+        None => WebApp::embedded(),
     };
+    eprintln!("{}", web.describe());
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let history = Arc::new(History::open(&args.data_dir)?);
@@ -74,7 +80,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         let runs = RunManager::new(history.clone(), pipelines_dir.clone(), spark);
         let state = Arc::new(AppState {
             pipelines_dir,
-            web_dir,
+            web,
             token,
             history,
             runs,

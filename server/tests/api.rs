@@ -5,9 +5,9 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{call, fixture, get, put_text, PIPELINE};
+use common::{call, fixture, fixture_with_web, get, put_text, Fixture, PIPELINE};
 use serde_json::{json, Value};
-use spool_server::api::app;
+use spool_server::api::{app, WebApp};
 use tower::ServiceExt;
 
 #[tokio::test]
@@ -317,4 +317,63 @@ async fn hostile_include_graphs_are_listed_and_read_within_the_limits() {
     assert_eq!(body["plan"], Value::Null);
     let message = body["diagnostics"][0]["message"].as_str().unwrap();
     assert!(message.contains("nested more than 32 deep"), "{message}");
+}
+
+/// The raw answer to a GET: status, one header's value, body.
+async fn fetch(f: &Fixture, uri: &str, header: &str) -> (StatusCode, String, String) {
+    let res = app(f.state.clone()).oneshot(get(uri)).await.unwrap();
+    let status = res.status();
+    let value = res
+        .headers()
+        .get(header)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, value, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn the_web_app_is_served_with_client_routes_and_cached_hashed_files() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html>app").unwrap();
+    std::fs::write(web.path().join("spool-web-0123456789abcdef.js"), "js").unwrap();
+    let f = fixture_with_web(None, WebApp::Folder(web.path().canonicalize().unwrap()));
+    for page in ["/", "/runs/7", "/../../etc/passwd", "/nope.js"] {
+        let (status, cache, body) = fetch(&f, page, "cache-control").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "<!doctype html>app"),
+            "{page}"
+        );
+        assert_eq!(
+            cache, "no-cache",
+            "{page}: index.html names the current build"
+        );
+    }
+    let (status, cache, body) = fetch(&f, "/spool-web-0123456789abcdef.js", "cache-control").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "js"));
+    assert!(cache.contains("immutable"), "{cache}");
+    let (_, kind, _) = fetch(&f, "/spool-web-0123456789abcdef.js", "content-type").await;
+    assert_eq!(kind, "text/javascript");
+}
+
+#[tokio::test]
+async fn without_a_web_app_the_page_says_how_to_build_one_and_the_api_works() {
+    let f = fixture(None);
+    let (status, _, body) = fetch(&f, "/", "content-type").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("scripts/build-web.sh"), "{body}");
+    let (status, _) = call(&f, get("/api/pipelines")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn this_build_embeds_the_web_app_when_dist_was_built() {
+    // server/build.rs recompiles the embedding whenever dist/ changes.
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../dist/index.html")
+        .is_file();
+    assert_eq!(matches!(WebApp::embedded(), WebApp::Embedded), built);
 }

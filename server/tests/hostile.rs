@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{call, fixture, fixture_with_web, get, put_text, Fixture, PIPELINE};
 use serde_json::{json, Value};
-use spool_server::api::{app, MAX_LIVE_STREAMS};
+use spool_server::api::{app, WebApp, MAX_LIVE_STREAMS};
 use spool_server::history::{RunEvent, RunStatus};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -378,7 +378,7 @@ async fn every_answer_has_the_security_headers_and_the_page_a_strict_policy() {
         "<html><body><script type=\"module\">import init from '/app.js'; await init();</script></body></html>",
     )
     .unwrap();
-    let f = fixture_with_web(None, Some(web.path().to_path_buf()));
+    let f = fixture_with_web(None, WebApp::Folder(web.path().to_path_buf()));
     for uri in ["/", "/api/pipelines", "/api/nope", "/api/runs/abc"] {
         let res = app(f.state.clone()).oneshot(get(uri)).await.unwrap();
         let h = res.headers();

@@ -14,6 +14,7 @@ pub(crate) use guard::{check as check_caller, Policy as CallerPolicy, Refusal};
 pub use listen::{serve, HEADER_READ_TIMEOUT};
 use session::SignInThrottle;
 pub use session::{load_token, random_token, valid_token, MAX_TOKEN_LEN};
+pub use web_files::WebApp;
 
 use crate::history::History;
 use axum::extract::DefaultBodyLimit;
@@ -28,8 +29,8 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub struct AppState {
     /// The folder whose `.toml` files are the pipelines (canonical path).
     pub pipelines_dir: PathBuf,
-    /// The built web app (trunk's `dist/`), if there is one.
-    pub web_dir: Option<PathBuf>,
+    /// Where the web app's files come from.
+    pub web: WebApp,
     /// When set, every API call must carry it as a bearer token.
     pub token: Option<String>,
     pub history: Arc<History>,

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use spool_server::agent::Agent;
-use spool_server::api::{app, AppState};
+use spool_server::api::{app, AppState, WebApp};
 use spool_server::history::History;
 use spool_server::livy::{ClientConfig, LivyClient};
 use spool_server::runs::{RunManager, SparkTarget};
@@ -37,11 +37,11 @@ pub struct Fixture {
 }
 
 pub fn fixture(token: Option<&str>) -> Fixture {
-    fixture_with_web(token, None)
+    fixture_with_web(token, WebApp::Missing)
 }
 
-/// With the built web app in `web_dir`.
-pub fn fixture_with_web(token: Option<&str>, web_dir: Option<std::path::PathBuf>) -> Fixture {
+/// Serving `web` at `/`.
+pub fn fixture_with_web(token: Option<&str>, web: WebApp) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     std::fs::create_dir_all(root.join("nb")).unwrap();
@@ -62,7 +62,7 @@ pub fn fixture_with_web(token: Option<&str>, web_dir: Option<std::path::PathBuf>
     );
     let state = Arc::new(AppState {
         pipelines_dir: root.clone(),
-        web_dir,
+        web,
         token: token.map(str::to_string),
         history,
         runs,
