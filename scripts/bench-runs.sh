@@ -29,11 +29,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$root"
-cargo build --release --quiet -p spool-server
+cargo build --release --quiet -p spool-server -p spool-bench
 py=$("$root/scripts/python-env.sh")
 venv_bin=$(dirname "$py")
 exec "$py" "$root/scripts/bench_runs.py" \
   --pipeline "$pipeline" --cores "$cores" --ways "$ways" ${trace[@]+"${trace[@]}"} \
-  --spool "$root/target/release/spool" \
+  --spool "$root/target/release/spool" --spool-bench "$root/target/release/spool-bench" \
   --spark-submit "$venv_bin/spark-submit" --python "$py" \
   --work "$root/target/bench-runs" --out "$root/target/bench-runs.txt"

@@ -2,7 +2,7 @@
 
 Submitted with spark-submit once per notebook, in dependency order. It runs the notebook the
 way Spool does, through Spool's driver agent and the very statements `spool run` sends it
-(exported by the hidden `spool bench-launches`): the inject statement, the notebook's start
+(exported by `spool-bench launches`): the inject statement, the notebook's start
 statement, then a poll for the outcome. Data moves between notebooks the way it must between
 separate applications: every temp view and global temp view the notebook creates (or replaces)
 is written to parquet in the scratch folder, and the next applications register those files
@@ -28,7 +28,7 @@ MANIFEST = "views.json"
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--launches", required=True, help="output of `spool bench-launches`")
+    parser.add_argument("--launches", required=True, help="output of `spool-bench launches`")
     parser.add_argument("--index", type=int, required=True, help="the notebook's position")
     parser.add_argument("--scratch", required=True, help="parquet hand-over folder")
     parser.add_argument("--result", required=True, help="where to write the JSON result")

@@ -52,6 +52,9 @@ def parse_args():
     parser.add_argument("--pipeline", required=True, help="the pipeline file (TOML)")
     parser.add_argument("--cores", type=int, default=2, help="C: local[C] for every way")
     parser.add_argument("--spool", required=True, help="the spool binary (release build)")
+    parser.add_argument(
+        "--spool-bench", required=True, help="the spool-bench binary (release build)"
+    )
     parser.add_argument("--spark-submit", required=True)
     parser.add_argument("--python", required=True, help="the Python with PySpark")
     parser.add_argument("--work", required=True, help="scratch folder, emptied first")
@@ -234,10 +237,10 @@ def run_pipeline_way(args):
     launches = os.path.join(folder, "launches.json")
     with open(launches, "wb") as out:
         exported = subprocess.run(
-            [args.spool, "bench-launches", args.pipeline], stdout=out, timeout=PROCESS_LIMIT_SECS
+            [args.spool_bench, "launches", args.pipeline], stdout=out, timeout=PROCESS_LIMIT_SECS
         )
     if exported.returncode != 0:
-        raise WayFailed("%s: `spool bench-launches` exited %s" % (BASELINE, exported.returncode))
+        raise WayFailed("%s: `spool-bench launches` exited %s" % (BASELINE, exported.returncode))
     with open(launches, encoding="utf-8") as f:
         notebooks = json.load(f)["notebooks"]
     app = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_notebook_app.py")

@@ -4,7 +4,6 @@
 
 pub mod agent;
 pub mod api;
-pub mod bench_cmd;
 pub mod fs_sources;
 pub mod history;
 pub mod history_cmd;

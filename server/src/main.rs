@@ -3,9 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-use spool_server::{
-    bench_cmd, history_cmd, import, livy_local, plan_cmd, run_cmd, serve, simulate,
-};
+use spool_server::{history_cmd, import, livy_local, plan_cmd, run_cmd, serve, simulate};
 
 #[derive(Parser)]
 #[command(
@@ -40,9 +38,6 @@ enum Command {
     Import(import::ImportArgs),
     /// Write a Spool pipeline in another tool's format.
     Export(import::ExportArgs),
-    /// The agent statements of every notebook, in one-at-a-time order (for scripts/bench-runs.sh).
-    #[command(hide = true)]
-    BenchLaunches(bench_cmd::BenchLaunchesArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,7 +53,6 @@ fn main() -> ExitCode {
         Command::LivyLocal(a) => livy_local::run(a),
         Command::Import(a) => import::import(a),
         Command::Export(a) => import::export(a),
-        Command::BenchLaunches(a) => bench_cmd::bench_launches(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

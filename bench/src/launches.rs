@@ -1,22 +1,22 @@
-//! `spool bench-launches` (hidden): the statements Spool's executor would send to its driver
+//! `spool-bench launches`: the statements Spool's executor would send to its driver
 //! agent for every notebook of a pipeline, in the order a one-at-a-time run starts them.
 //!
 //! The run benchmark (`scripts/bench-runs.sh`) replays them in one Spark application per
 //! notebook, so that its "every notebook its own application" baseline runs each notebook
 //! through the same agent, with the same cells and parameters, as `spool run` does.
 
-use crate::agent::{inject_statement, poll_statement, start_statement, NotebookLaunch};
-use crate::fs_sources::DiskSources;
-use crate::plan_cmd::load_file;
 use serde::Serialize;
 use spool_core::dag::{Plan, TaskId};
 use spool_core::sched::{Admission, Command, Event, Machine, Policy};
+use spool_server::agent::{inject_statement, poll_statement, start_statement, NotebookLaunch};
+use spool_server::fs_sources::DiskSources;
+use spool_server::plan_cmd::load_file;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args)]
-pub struct BenchLaunchesArgs {
+pub struct Args {
     /// The pipeline file (TOML).
     pub file: PathBuf,
 }
@@ -39,7 +39,7 @@ struct NotebookStart {
     start: String,
 }
 
-pub fn bench_launches(args: BenchLaunchesArgs) -> anyhow::Result<u8> {
+pub fn run(args: Args) -> anyhow::Result<u8> {
     let loaded = load_file(&args.file)?;
     let Some(plan) = loaded.plan else {
         for d in &loaded.diagnostics {
@@ -51,7 +51,7 @@ pub fn bench_launches(args: BenchLaunchesArgs) -> anyhow::Result<u8> {
     let mut notebooks = Vec::new();
     for (task, attempt) in one_at_a_time(&plan)? {
         let spec = &plan.tasks[task];
-        let cells = crate::runs::read_cells(&sources, &spec.path)
+        let cells = spool_server::runs::read_cells(&sources, &spec.path)
             .map_err(|e| anyhow::anyhow!("{}: {}", e.ename, e.evalue))?;
         let launch = NotebookLaunch {
             id: spec.id.clone(),

@@ -1,0 +1,33 @@
+//! `spool-bench`: what the benchmark scripts (scripts/bench-*.sh) need from Spool and a user
+//! never does, kept out of the shipped `spool` binary.
+
+mod launches;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "spool-bench", about = "Helpers of Spool's benchmark scripts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The agent statements of every notebook, in one-at-a-time order (scripts/bench-runs.sh).
+    Launches(launches::Args),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Launches(a) => launches::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
