@@ -51,18 +51,19 @@ impl SplitMix64 {
     }
 
     /// A standard normal variate (Box–Muller; the second value of the pair is dropped to keep
-    /// the state a single integer).
+    /// the state a single integer). `libm`, not the platform's maths library, so that the
+    /// browser (WebAssembly) and the server draw the same bits.
     pub fn normal(&mut self) -> f64 {
         // 1 - u is in (0, 1], so the logarithm is finite.
         let u1 = 1.0 - self.next_f64();
         let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(std::f64::consts::TAU * u2)
     }
 
     /// A log-normal factor with the given spread whose mean is 1: multiplying an estimate by it
     /// keeps the expected total work equal to the estimated one.
     pub fn lognormal_factor(&mut self, sigma: f64) -> f64 {
-        (sigma * self.normal() - sigma * sigma / 2.0).exp()
+        libm::exp(sigma * self.normal() - sigma * sigma / 2.0)
     }
 }
 
@@ -148,7 +149,7 @@ impl LayeredDag {
                     dependents[p].push(t);
                 }
                 deps.push(mine);
-                let estimate_secs = self.median_secs * (self.sigma * rng.normal()).exp();
+                let estimate_secs = self.median_secs * libm::exp(self.sigma * rng.normal());
                 let slots = if rng.next_f64() < self.wide_share {
                     2 + rng.below(u64::from(self.max_slots.saturating_sub(1).max(1))) as u32
                 } else {

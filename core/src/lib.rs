@@ -2,8 +2,10 @@
 //! simulator. No I/O, no clock, no threads: the environment comes in through [`source::Sources`],
 //! time comes in as arguments.
 
+pub mod calibrate;
 pub mod dag;
 pub mod diag;
+pub mod dry_run;
 pub mod edit;
 pub mod gen;
 pub mod import;

@@ -10,6 +10,7 @@
 use crate::dag::{Plan, TaskId, TaskKind};
 use crate::gen::SplitMix64;
 use crate::sched::{Admission, Command, Event, Final, Machine, Policy, RunOutcome, TaskState};
+use serde::Serialize;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
@@ -26,6 +27,9 @@ pub struct PoolSpec {
     /// every attempt in the baseline.
     pub node_startup_secs: f64,
     pub price_per_node_hour: f64,
+    /// The slots a live Spark application reported (a real run's `SessionChanged`), used
+    /// instead of `executors × executor_cores` when admitting notebooks.
+    pub live_capacity_slots: Option<u32>,
 }
 
 impl PoolSpec {
@@ -41,13 +45,18 @@ impl PoolSpec {
             max_concurrency: plan.pool.max_concurrency,
             node_startup_secs: Self::DEFAULT_NODE_STARTUP_SECS,
             price_per_node_hour: Self::DEFAULT_PRICE_PER_NODE_HOUR,
+            live_capacity_slots: None,
         }
     }
 
     pub fn capacity_slots(&self) -> u32 {
-        self.executors
+        self.live_capacity_slots
+            .unwrap_or_else(|| {
+                self.executors
+                    .max(1)
+                    .saturating_mul(self.executor_cores.max(1))
+            })
             .max(1)
-            .saturating_mul(self.executor_cores.max(1))
     }
 
     /// Nodes billed: one per executor, plus the driver.
@@ -73,11 +82,20 @@ pub struct Durations {
     pub variation: f64,
     /// Chance that an attempt fails, in `[0, 1]`.
     pub failure_probability: f64,
+    /// Seconds measured for a task in a real run, by task index, in place of its estimate
+    /// (`None`, or past the end: the estimate).
+    pub measured_secs: Vec<Option<f64>>,
 }
 
 impl Durations {
     /// Duration and success of one attempt of a task estimated at `estimate` seconds.
     fn draw(&self, task: TaskId, attempt: u32, estimate: f64) -> (f64, bool) {
+        let estimate = self
+            .measured_secs
+            .get(task)
+            .copied()
+            .flatten()
+            .map_or(estimate, non_negative);
         let mut rng = SplitMix64::keyed(self.seed, task as u64, u64::from(attempt));
         let sigma = non_negative(self.variation);
         let secs = if sigma > 0.0 {
@@ -96,6 +114,10 @@ pub struct SimSetup {
     pub pool: PoolSpec,
     pub durations: Durations,
     pub policy: Policy,
+    /// Seconds from the moment a notebook may start (its dependencies ended, a slot is free)
+    /// to its start: what a real driver takes to notice the end and dispatch. The roots,
+    /// started with the run, do not pay it.
+    pub dispatch_latency_secs: f64,
 }
 
 impl SimSetup {
@@ -105,6 +127,7 @@ impl SimSetup {
             pool: PoolSpec::of_plan(plan),
             durations: Durations::default(),
             policy: Policy::default(),
+            dispatch_latency_secs: 0.0,
         }
     }
 }
@@ -143,7 +166,7 @@ pub struct AttemptRecord {
 }
 
 /// From `at_secs` on (until the next point), `busy_slots` slots are held.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BusyPoint {
     pub at_secs: f64,
     pub busy_slots: u64,
@@ -152,7 +175,7 @@ pub struct BusyPoint {
 /// No schedule of the same attempts on the same pool finishes before `secs`: the pool's
 /// start-up plus the longest of the dependency chain, the work spread over all slots, and the
 /// attempts spread over `max_concurrency`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LowerBound {
     pub secs: f64,
     pub startup_secs: f64,
@@ -184,7 +207,7 @@ pub struct SimReport {
 }
 
 /// Every notebook in a pool of its own, as a pipeline of notebook activities runs it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BaselineReport {
     pub min_nodes: u32,
     pub makespan_secs: f64,
@@ -197,7 +220,7 @@ impl BaselineReport {
     pub const DEFAULT_MIN_NODES: u32 = 3;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SweepPoint {
     pub executors: u32,
     pub makespan_secs: f64,
@@ -283,6 +306,7 @@ pub fn sweep(plan: &Plan, setup: &SimSetup, max_executors: u32) -> Vec<SweepPoin
         .map(|executors| {
             let mut s = setup.clone();
             s.pool.executors = executors;
+            s.pool.live_capacity_slots = None;
             let r = simulate(plan, &s);
             SweepPoint {
                 executors,
@@ -433,6 +457,8 @@ impl Trace {
         let mut cmds = Vec::new();
         let mut now = run_start;
         machine.handle_into(Event::RunStarted, now, &mut cmds);
+        // The roots start with the run; every later start is dispatched after an event.
+        let mut dispatch = 0.0;
         loop {
             for cmd in cmds.drain(..) {
                 match cmd {
@@ -445,8 +471,9 @@ impl Trace {
                             setup
                                 .durations
                                 .draw(task, attempt, plan.tasks[task].estimate_secs());
+                        let start = now + dispatch;
                         pending.push(Reverse(Completion {
-                            at: now + secs + attempt_overhead,
+                            at: start + secs + attempt_overhead,
                             task,
                             attempt,
                             succeeded,
@@ -455,8 +482,8 @@ impl Trace {
                         sim.attempts.push(AttemptRecord {
                             task,
                             attempt,
-                            start_secs: now,
-                            end_secs: now,
+                            start_secs: start,
+                            end_secs: start,
                             slots,
                             outcome: AttemptOutcome::Succeeded,
                         });
@@ -491,6 +518,7 @@ impl Trace {
             if machine.is_finished() {
                 break;
             }
+            dispatch = non_negative(setup.dispatch_latency_secs);
             let deadline = machine.next_deadline();
             let completion = pending.peek().map(|Reverse(c)| *c);
             // A notebook that ends exactly at its timeout has ended.
@@ -643,6 +671,7 @@ mod tests {
             seed: 5,
             variation: 0.5,
             failure_probability: 0.2,
+            ..Durations::default()
         };
         let a = simulate(&plan, &setup);
         assert_eq!(a, simulate(&plan, &setup));

@@ -81,6 +81,7 @@ fn arb_setup() -> impl Strategy<Value = (u32, u32, Option<u32>, Durations, Polic
                         seed,
                         variation,
                         failure_probability: failure,
+                        ..Durations::default()
                     },
                     if fifo {
                         Policy::Fifo

@@ -169,6 +169,16 @@ async fn simulates_on_the_server_with_options_and_refuses_bad_ones() {
     let (status, err) = call(&f, post(json!({ "policy": "random" }))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(err["message"].as_str().unwrap().contains("policy"));
+    let (status, err) = call(&f, post(json!({ "executors": 0, "failure_rate": 2 }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("`executors`") && message.contains("`failure_rate`"),
+        "every field out of range is named: {message}"
+    );
+    let (status, err) = call(&f, post(json!({ "durations_from": 41 }))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("no run 41"));
     let (status, err) = call(&f, post(json!({ "executorz": 2 }))).await;
     assert_eq!(
         (status, &err["error"]),

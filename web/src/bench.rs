@@ -2,9 +2,11 @@
 //! simulating generated pipelines — and writes the figures into `<pre id="bench">` for
 //! `scripts/bench-web.sh` to read. Each figure is the median of a few repetitions.
 
-use crate::state::{Action, DryRun, DryRunForm, State};
+use crate::dry_state::DryForm;
+use crate::state::{Action, State};
 use crate::wire::Bundle;
 use spool_core::dag::{load_text, Plan};
+use spool_core::dry_run::DryRunReport;
 use spool_core::edit::Edit;
 use spool_core::gen::LayeredDag;
 use spool_core::layout::{draw_plan, LayoutOptions};
@@ -97,8 +99,12 @@ pub fn run(first_render_ms: f64) {
     };
     let setup = SimSetup::of_plan(&plan_10k);
     let (simulate_10k, report) = time(|| simulate(&plan_10k, &setup));
-    let input = DryRunForm::default().parse().ok();
-    let (dry_run_10k, _) = time(|| input.as_ref().map(|i| DryRun::of(&plan_10k, i)));
+    let options = DryForm::default().options().ok();
+    let (dry_run_10k, _) = time(|| {
+        options
+            .as_ref()
+            .map(|o| DryRunReport::without_sweep(&plan_10k, o, None))
+    });
     // One edit in the editor: the text edited, re-checked and dry-run again, as the app does.
     let mut state = State::default();
     state.apply(Action::Opened(Bundle {

@@ -1,81 +1,105 @@
-//! The dry run: the pipeline simulated by `spool_core::sim` on a pool the user describes,
-//! recomputed on every edit; the pool-size sweep follows a moment later.
+//! The dry run page: `spool_core::dry_run`'s report of the pipeline on the pool the user
+//! describes, recomputed on every edit, the pool-size sweep a moment later. Beside the
+//! estimate-based prediction, the prediction calibrated on a real run's measurements and what
+//! that run, and the pipeline's last run, really took.
 
 use crate::charts::{duration, Bar, BusyChart, Gantt, GanttChart, SweepChart};
+use crate::dry_state::{DryField, DryForm};
 use crate::run::NodeState;
-use crate::state::{Action, DryField, DryRun, State};
+use crate::runs::refresh_list;
+use crate::state::{Action, State};
+use spool_core::calibrate::notebook_span_secs;
+use spool_core::dry_run::DryRunReport;
+use spool_core::runlog::RunStatus;
 use spool_core::sched::Policy;
-use spool_core::sim::AttemptOutcome;
 use std::rc::Rc;
 use yew::prelude::*;
 
 /// The sweep runs this long after the last change, so typing stays responsive.
 const SWEEP_DELAY_MS: u32 = 400;
+/// Runs offered for calibration.
+const MAX_OFFERED_RUNS: usize = 20;
 
 #[derive(Properties, PartialEq)]
 pub struct DryRunProps {
     pub app: UseReducerHandle<State>,
 }
 
-fn bar_state(outcome: AttemptOutcome) -> NodeState {
+fn bar_state(outcome: &str) -> NodeState {
     match outcome {
-        AttemptOutcome::Succeeded => NodeState::Succeeded,
-        AttemptOutcome::Failed => NodeState::Failed,
-        AttemptOutcome::TimedOut => NodeState::TimedOut,
-        AttemptOutcome::Cancelled => NodeState::Cancelled,
-        AttemptOutcome::Skipped => NodeState::Skipped,
+        "succeeded" => NodeState::Succeeded,
+        "failed" => NodeState::Failed,
+        "timed_out" => NodeState::TimedOut,
+        "cancelled" => NodeState::Cancelled,
+        _ => NodeState::Skipped,
     }
 }
 
 /// The Gantt chart of a simulated run.
-pub fn sim_chart(dry: &DryRun, plan: &spool_core::dag::Plan) -> GanttChart {
-    let bars = dry
-        .report
-        .attempts
+pub fn sim_chart(report: &DryRunReport) -> GanttChart {
+    let bars = report
+        .tasks
         .iter()
         .map(|a| Bar {
-            task: plan.tasks[a.task].id.clone(),
+            task: a.id.clone(),
             start: a.start_secs,
             end: a.end_secs,
             state: bar_state(a.outcome),
         })
         .collect();
-    GanttChart::new(
-        bars,
-        dry.setup.pool.node_startup_secs.max(0.0),
-        dry.report.makespan_secs,
-    )
+    GanttChart::new(bars, report.node_startup_secs, report.makespan_secs)
+}
+
+/// Fetches the log of the run to calibrate on.
+fn calibrate_on(dispatch: UseReducerDispatcher<State>, run: Option<i64>) {
+    dispatch.dispatch(Action::DryCalibrate(run));
+    let Some(id) = run else { return };
+    wasm_bindgen_futures::spawn_local(async move {
+        match crate::api::run(id).await {
+            Ok(detail) => dispatch.dispatch(Action::DryCalibrationLoaded(id, detail.events)),
+            Err(e) => dispatch.dispatch(Action::Failed(e)),
+        }
+    });
 }
 
 #[function_component(DryRunView)]
 pub fn dry_run_view(props: &DryRunProps) -> Html {
     let app = &props.app;
+    let generation = app.dry.generation;
     {
         let dispatch = app.dispatcher();
-        use_effect_with(app.dry_generation, move |&generation| {
+        use_effect_with(generation, move |&generation| {
             let timer = gloo_timers::callback::Timeout::new(SWEEP_DELAY_MS, move || {
                 dispatch.dispatch(Action::Sweep(generation))
             });
             move || drop(timer)
         });
     }
-    // Charts are rebuilt only when the dry run changes (hooks come before any early return).
-    let charts = {
-        let (shown, dry) = (app.shown.clone(), app.dry.clone());
-        use_memo(app.dry_generation, move |_| match (shown, dry) {
-            (Some(shown), Some(dry)) => Some((
-                Rc::new(sim_chart(&dry, &shown.plan)),
-                Rc::new(dry.report.utilization_series.clone()),
-            )),
-            _ => None,
+    {
+        // The runs to calibrate on, and the last one's makespan.
+        let dispatch = app.dispatcher();
+        use_effect_with((), move |_| refresh_list(dispatch));
+    }
+    // Charts and the JSON are rebuilt only when the report changes (hooks come before any
+    // early return).
+    let shown_report = app.dry.shown().cloned();
+    let derived = use_memo((generation, app.dry.swept), move |_| {
+        shown_report.map(|r| {
+            (
+                Rc::new(sim_chart(&r)),
+                Rc::new(r.utilization_series.clone()),
+                serde_json::to_string_pretty(&*r).unwrap_or_default(),
+            )
         })
-    };
-    let (Some(shown), Some(dry), Some((chart, series))) = (&app.shown, &app.dry, (*charts).clone())
+    });
+    let (Some(shown), Some(r), Some((chart, series, json))) =
+        (&app.shown, app.dry.shown(), (*derived).clone())
     else {
         return html! { <p class="empty">{ "The dry run needs a pipeline without errors." }</p> };
     };
-    let errors = app.dry_form.parse().err().unwrap_or_default();
-    let field = |f: DryField, label: &'static str, placeholder: String, name: &'static str| {
+    let form = &app.dry.form;
+    let errors = form.options().err().unwrap_or_default();
+    let field = |f: DryField, label: &'static str, name: &'static str| {
         let dispatch = app.dispatcher();
         let oninput = Callback::from(move |e: InputEvent| {
             let v = e
@@ -84,10 +108,11 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             dispatch.dispatch(Action::DryField(f, v));
         });
         let msg = errors.iter().find(|(g, _)| *g == f).map(|(_, m)| m.clone());
+        let placeholder = DryForm::placeholder(f, &shown.plan);
         html! {
             <label class={classes!("setting", msg.is_some().then_some("invalid"))}>
                 <span>{ label }</span>
-                <input type="text" value={app.dry_form.get(f).to_string()} {placeholder} {oninput} data-field={name} />
+                <input type="text" value={form.get(f).to_string()} {placeholder} {oninput} data-field={name} />
                 { crate::each(msg.map(|m| html! { <div class="diagnostic" data-field={name}>{ m }</div> })) }
             </label>
         }
@@ -103,35 +128,88 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             }
         })
     };
-    let pool = &shown.plan.pool;
-    let r = &dry.report;
-    let b = &dry.baseline;
-    let ratio = |ours: f64, theirs: f64| {
-        if ours > 0.0 {
-            format!("{:.1}×", theirs / ours)
+    let runs: Vec<_> = app
+        .runs
+        .iter()
+        .filter(|run| run.pipeline == shown.plan.name && run.status != RunStatus::Running)
+        .take(MAX_OFFERED_RUNS)
+        .collect();
+    let chosen = app.dry.calibrate_from.as_ref().map(|c| c.id);
+    let on_durations = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |e: Event| {
+            let v = e
+                .target_unchecked_into::<web_sys::HtmlSelectElement>()
+                .value();
+            calibrate_on(dispatch.clone(), v.parse().ok());
+        })
+    };
+    let b = &r.baseline;
+    let gain = |g: f64| {
+        if g > 0.0 {
+            format!("{g:.1}×")
         } else {
             "–".into()
         }
     };
-    let sweep = app.sweep.as_ref().map(|s| {
-        let note = match (&s.cheapest, s.deadline_secs) {
+    let sweep = r.sweep.as_ref().map(|points| {
+        let deadline = form.options().ok().and_then(|o| o.deadline_secs);
+        let note = match (&r.cheapest_within_deadline, deadline) {
             (Some(p), Some(d)) => format!(
                 "Cheapest pool finishing within {}: {} executors ({}, cost {:.2}).",
                 duration(d), p.executors, duration(p.makespan_secs), p.cost
             ),
-            (None, Some(d)) => format!("No pool of up to {} executors finishes within {}.", s.points.len(), duration(d)),
+            (None, Some(d)) => format!("No pool of up to {} executors finishes within {}.", points.len(), duration(d)),
             (Some(p), None) => format!("Cheapest pool: {} executors ({}, cost {:.2}). Set a deadline to trade time for cost.", p.executors, duration(p.makespan_secs), p.cost),
             (None, None) => String::new(),
         };
         html! {
             <section>
                 <h3>{ "Pool size sweep" }</h3>
-                <SweepChart points={Rc::new(s.points.clone())} cheapest={s.cheapest.map(|p| p.executors)}
-                    deadline_secs={s.deadline_secs} current={dry.setup.pool.executors} />
+                <SweepChart points={Rc::new(points.clone())} cheapest={r.cheapest_within_deadline.map(|p| p.executors)}
+                    deadline_secs={deadline} current={r.executors} />
                 <p id="sweep-note">{ note }</p>
             </section>
         }
     });
+    let last_run = runs.first().map(|run| (run.id, notebook_span_secs(run)));
+    let secs = |v: Option<f64>| v.map_or("–".to_string(), duration);
+    let calibration = r.calibration.as_ref().map(|c| {
+        let estimated = if c.estimated.is_empty() {
+            "every notebook measured".to_string()
+        } else {
+            format!("on their estimate: {}", c.estimated.join(", "))
+        };
+        html! {
+            <p class="measured" id="measured">
+                { format!(
+                    "Measured in run #{}: session start-up {}, dispatch latency {}, live capacity {}; {}.",
+                    c.runs.first().copied().unwrap_or_default(),
+                    secs(c.session_startup_secs),
+                    secs(c.dispatch_latency_secs),
+                    c.live_capacity_slots.map_or("–".to_string(), |n| format!("{n} slots")),
+                    estimated,
+                ) }
+            </p>
+        }
+    });
+    let predictions = html! {
+        <table class="figures predictions">
+            <thead><tr><th></th><th>{ "predicted on estimates" }</th>
+                <th>{ "predicted on the run's durations" }</th><th>{ "that run, real" }</th>
+                <th>{ "last real run" }</th></tr></thead>
+            <tbody><tr>
+                <th title="a real run's makespan is its first notebook start to its last end: set the start-up to 0 to compare">{ "makespan" }</th>
+                <td id="makespan-estimates">{ secs(app.dry.estimated.as_ref().map(|e| e.makespan_secs)) }</td>
+                <td id="makespan-calibrated">{ secs(app.dry.calibrated.as_ref().map(|c| c.makespan_secs)) }</td>
+                <td id="makespan-real">{ secs(r.calibration.as_ref().and_then(|c| c.real_makespan_secs)) }</td>
+                <td id="makespan-last-run">{ match last_run {
+                    Some((id, span)) => format!("{} (run #{id})", secs(span)),
+                    None => "no run yet".into(),
+                } }</td>
+            </tr></tbody>
+        </table>
+    };
     html! {
         <div class="dry-run">
             if !shown.current {
@@ -140,40 +218,60 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             <div class="settings">
                 <fieldset>
                     <legend>{ "pool" }</legend>
-                    { field(DryField::Executors, "executors", pool.executors.to_string(), "dry.executors") }
-                    { field(DryField::Cores, "cores per executor", pool.executor_cores.to_string(), "dry.cores") }
-                    { field(DryField::Startup, "node start-up (s)", "0".into(), "dry.startup") }
-                    { field(DryField::Price, "price per node-hour", "0".into(), "dry.price") }
+                    { field(DryField::Executors, "executors", "dry.executors") }
+                    { field(DryField::Cores, "cores per executor", "dry.cores") }
+                    { field(DryField::Startup, "node start-up (s)", "dry.startup") }
+                    { field(DryField::Price, "price per node-hour", "dry.price") }
                     <label class="setting">
                         <span>{ "policy" }</span>
                         <select onchange={on_policy} data-field="dry.policy">
                             { for Policy::NAMES.iter().map(|n| html! {
-                                <option value={*n} selected={app.dry_form.policy.name() == *n}>{ n }</option>
+                                <option value={*n} selected={form.policy.name() == *n}>{ n }</option>
                             }) }
                         </select>
                     </label>
                 </fieldset>
                 <fieldset>
+                    <legend>{ "durations" }</legend>
+                    <label class="setting">
+                        <span>{ "from" }</span>
+                        <select onchange={on_durations} data-field="dry.durations-from">
+                            <option value="" selected={chosen.is_none()}>{ "the estimates" }</option>
+                            { for runs.iter().map(|run| html! {
+                                <option value={run.id.to_string()} selected={chosen == Some(run.id)}>
+                                    { format!("run #{}'s durations", run.id) }
+                                </option>
+                            }) }
+                        </select>
+                    </label>
+                    { field(DryField::Seed, "seed", "dry.seed") }
+                    { field(DryField::Variation, "variation (σ)", "dry.variation") }
+                    { field(DryField::FailureRate, "failure rate", "dry.failure-rate") }
+                </fieldset>
+                <fieldset>
                     <legend>{ "sweep" }</legend>
-                    { field(DryField::Deadline, "deadline (min)", "none".into(), "dry.deadline") }
-                    { field(DryField::SweepMax, "up to executors", "32".into(), "dry.sweep-max") }
+                    { field(DryField::Deadline, "deadline (min)", "dry.deadline") }
+                    { field(DryField::SweepMax, "up to executors", "dry.sweep-max") }
                 </fieldset>
             </div>
+            { predictions }
+            { crate::each(calibration) }
             <table class="figures">
-                <thead><tr><th></th><th>{ "shared pool" }</th><th>{ "one pool per notebook" }</th><th>{ "gain" }</th></tr></thead>
+                <thead><tr><th></th><th>{ "shared pool" }</th><th>{ "one pool per notebook" }</th>
+                    <th title="baseline ÷ shared pool: above 1 the shared pool is better">{ "gain" }</th></tr></thead>
                 <tbody>
                     <tr><th>{ "makespan" }</th>
                         <td id="makespan" data-secs={r.makespan_secs.to_string()}>{ duration(r.makespan_secs) }</td>
                         <td id="baseline-makespan">{ duration(b.makespan_secs) }</td>
-                        <td>{ ratio(r.makespan_secs, b.makespan_secs) }</td></tr>
+                        <td id="gain-makespan">{ gain(r.gain.makespan) }</td></tr>
                     <tr><th>{ "node-hours" }</th>
                         <td id="node-hours">{ format!("{:.2}", r.node_hours) }</td>
                         <td>{ format!("{:.2}", b.node_hours) }</td>
-                        <td>{ ratio(r.node_hours, b.node_hours) }</td></tr>
+                        <td>{ gain(r.gain.node_hours) }</td></tr>
                     <tr><th>{ "cost" }</th>
                         <td id="cost">{ format!("{:.2}", r.cost) }</td>
                         <td id="baseline-cost">{ format!("{:.2}", b.cost) }</td>
-                        <td>{ ratio(r.cost, b.cost) }</td></tr>
+                        <td id="gain-cost">{ gain(r.gain.cost) }</td></tr>
                     <tr><th>{ "utilisation" }</th>
                         <td id="utilisation">{ format!("{:.0} %", r.utilization * 100.0) }</td>
                         <td></td><td></td></tr>
@@ -185,13 +283,17 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             </table>
             <section>
                 <h3>{ "Timeline" }</h3>
-                <Gantt chart={chart} />
+                <Gantt {chart} />
             </section>
             <section>
                 <h3>{ "Utilisation" }</h3>
-                <BusyChart series={series} capacity={r.capacity_slots} end={r.makespan_secs} />
+                <BusyChart {series} capacity={r.capacity_slots} end={r.makespan_secs} />
             </section>
             { crate::each(sweep) }
+            <details class="report-json">
+                <summary>{ "The report as JSON (what spool simulate --json prints)" }</summary>
+                <pre id="report-json" data-swept={app.dry.swept.to_string()}>{ json }</pre>
+            </details>
         </div>
     }
 }

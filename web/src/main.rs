@@ -7,6 +7,7 @@ mod bench;
 mod charts;
 mod dag_view;
 mod dry_run;
+mod dry_state;
 mod editor;
 mod edits;
 mod import;

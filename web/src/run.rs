@@ -140,16 +140,7 @@ impl RunView {
     /// Seconds the last attempt of each succeeded notebook took: what "use measured durations"
     /// writes back as estimates.
     pub fn measured_secs(&self) -> BTreeMap<String, f64> {
-        self.record
-            .tasks
-            .iter()
-            .filter_map(|(id, t)| {
-                let last = t.attempts.last()?;
-                let ended = last.ended_ms?;
-                (last.outcome == Some(AttemptOutcome::Succeeded) && ended > last.started_ms)
-                    .then(|| (id.clone(), (ended - last.started_ms) as f64 / 1000.0))
-            })
-            .collect()
+        spool_core::calibrate::measured_durations(&self.record)
     }
 
     /// Seconds from the run's start to its end, or to `now_ms` while it runs.

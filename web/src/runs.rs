@@ -44,7 +44,7 @@ pub fn open_run(dispatch: UseReducerDispatcher<State>, id: i64) {
     });
 }
 
-fn refresh_list(dispatch: UseReducerDispatcher<State>) {
+pub fn refresh_list(dispatch: UseReducerDispatcher<State>) {
     wasm_bindgen_futures::spawn_local(async move {
         match api::runs().await {
             Ok(runs) => dispatch.dispatch(Action::RunsListed(runs)),

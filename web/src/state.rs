@@ -5,6 +5,7 @@
 //! `spool-core`. Undo and redo are stacks of texts.
 
 use crate::api::Failure;
+use crate::dry_state::{CalibrationRun, DryField, DryRunState};
 use crate::edits::measured_estimates;
 use crate::import::{ImportForm, ImportKind, ImportProblem, Input};
 use crate::run::RunView;
@@ -17,10 +18,6 @@ use spool_core::model::PipelineFile;
 use spool_core::parse::parse_pipeline;
 use spool_core::runlog::{RunRecord, StoredEvent};
 use spool_core::sched::Policy;
-use spool_core::sim::{
-    baseline, cheapest_within, simulate, sweep, BaselineReport, Durations, PoolSpec, SimReport,
-    SimSetup, SweepPoint, MAX_SWEEP_EXECUTORS,
-};
 use spool_core::source::MemorySources;
 use std::rc::Rc;
 
@@ -104,173 +101,6 @@ pub struct Shown {
     pub current: bool,
 }
 
-/// The dry run form as typed; parsed into a [`DryRunInput`] on every change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DryRunForm {
-    /// Empty: the pipeline's own pool.
-    pub executors: String,
-    pub cores: String,
-    pub startup_secs: String,
-    pub price: String,
-    /// Empty: no deadline (the cheapest pool overall is marked).
-    pub deadline_mins: String,
-    pub sweep_max: String,
-    pub policy: Policy,
-}
-
-impl Default for DryRunForm {
-    fn default() -> Self {
-        DryRunForm {
-            executors: String::new(),
-            cores: String::new(),
-            startup_secs: PoolSpec::DEFAULT_NODE_STARTUP_SECS.to_string(),
-            price: PoolSpec::DEFAULT_PRICE_PER_NODE_HOUR.to_string(),
-            deadline_mins: String::new(),
-            sweep_max: "32".into(),
-            policy: Policy::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DryField {
-    Executors,
-    Cores,
-    Startup,
-    Price,
-    Deadline,
-    SweepMax,
-}
-
-/// The dry run settings, parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DryRunInput {
-    pub executors: Option<u32>,
-    pub cores: Option<u32>,
-    pub startup_secs: f64,
-    pub price: f64,
-    pub deadline_secs: Option<f64>,
-    pub sweep_max: u32,
-    pub policy: Policy,
-}
-
-impl DryRunForm {
-    pub fn get(&self, f: DryField) -> &str {
-        match f {
-            DryField::Executors => &self.executors,
-            DryField::Cores => &self.cores,
-            DryField::Startup => &self.startup_secs,
-            DryField::Price => &self.price,
-            DryField::Deadline => &self.deadline_mins,
-            DryField::SweepMax => &self.sweep_max,
-        }
-    }
-
-    fn set(&mut self, f: DryField, v: String) {
-        *match f {
-            DryField::Executors => &mut self.executors,
-            DryField::Cores => &mut self.cores,
-            DryField::Startup => &mut self.startup_secs,
-            DryField::Price => &mut self.price,
-            DryField::Deadline => &mut self.deadline_mins,
-            DryField::SweepMax => &mut self.sweep_max,
-        } = v;
-    }
-
-    /// The typed settings, or a message for each field that does not read.
-    pub fn parse(&self) -> Result<DryRunInput, Vec<(DryField, String)>> {
-        let mut errors = Vec::new();
-        let mut int = |f: DryField, max: u32| -> Option<u32> {
-            let s = self.get(f).trim();
-            if s.is_empty() {
-                return None;
-            }
-            match s.parse::<u32>() {
-                Ok(n) if (1..=max).contains(&n) => Some(n),
-                _ => {
-                    errors.push((f, format!("a whole number from 1 to {max}")));
-                    None
-                }
-            }
-        };
-        let executors = int(DryField::Executors, 4096);
-        let cores = int(DryField::Cores, 256);
-        let sweep_max = int(DryField::SweepMax, MAX_SWEEP_EXECUTORS);
-        let mut num = |f: DryField, max: f64| -> Option<f64> {
-            let s = self.get(f).trim();
-            if s.is_empty() {
-                return None;
-            }
-            match s.parse::<f64>() {
-                Ok(x) if x.is_finite() && (0.0..=max).contains(&x) => Some(x),
-                _ => {
-                    errors.push((f, format!("a number from 0 to {max}")));
-                    None
-                }
-            }
-        };
-        let startup = num(DryField::Startup, 86_400.0);
-        let price = num(DryField::Price, 1e6);
-        let deadline = num(DryField::Deadline, 1e6);
-        if errors.is_empty() {
-            Ok(DryRunInput {
-                executors,
-                cores,
-                startup_secs: startup.unwrap_or(0.0),
-                price: price.unwrap_or(0.0),
-                deadline_secs: deadline.map(|m| m * 60.0),
-                sweep_max: sweep_max.unwrap_or(32),
-                policy: self.policy,
-            })
-        } else {
-            Err(errors)
-        }
-    }
-}
-
-impl DryRunInput {
-    pub fn setup(&self, plan: &Plan) -> SimSetup {
-        let mut pool = PoolSpec::of_plan(plan);
-        pool.executors = self.executors.unwrap_or(pool.executors);
-        pool.executor_cores = self.cores.unwrap_or(pool.executor_cores);
-        pool.node_startup_secs = self.startup_secs;
-        pool.price_per_node_hour = self.price;
-        SimSetup {
-            pool,
-            durations: Durations::default(),
-            policy: self.policy,
-        }
-    }
-}
-
-/// A dry run of the shown plan.
-#[derive(Debug)]
-pub struct DryRun {
-    pub setup: SimSetup,
-    pub report: SimReport,
-    pub baseline: BaselineReport,
-}
-
-impl DryRun {
-    pub fn of(plan: &Plan, input: &DryRunInput) -> Self {
-        let setup = input.setup(plan);
-        DryRun {
-            report: simulate(plan, &setup),
-            baseline: baseline(plan, &setup, BaselineReport::DEFAULT_MIN_NODES),
-            setup,
-        }
-    }
-}
-
-/// The pool-size sweep, computed a moment after the dry run settles (it is many simulations).
-#[derive(Debug)]
-pub struct SweepResult {
-    pub points: Vec<SweepPoint>,
-    pub deadline_secs: Option<f64>,
-    /// The cheapest pool finishing within the deadline (within any time when there is none).
-    pub cheapest: Option<SweepPoint>,
-}
-
 /// The sign-in form, shown after the server answered 401. The token itself is never kept: it
 /// goes from the password field to `POST /api/session`, which answers with an HttpOnly cookie.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -293,11 +123,7 @@ pub struct State {
     pub saving: bool,
     /// A save was refused because the file changed on the server: the user chooses.
     pub save_conflict: bool,
-    pub dry_form: DryRunForm,
-    pub dry: Option<Rc<DryRun>>,
-    /// Changes whenever `dry` is recomputed; a sweep is only kept for the current one.
-    pub dry_generation: u64,
-    pub sweep: Option<Rc<SweepResult>>,
+    pub dry: DryRunState,
     pub runs: Vec<RunRecord>,
     pub run: Option<Rc<RunView>>,
     pub overrides: String,
@@ -334,6 +160,10 @@ pub enum Action {
     DryPolicy(Policy),
     /// Compute the sweep for this dry run generation (ignored when stale).
     Sweep(u64),
+    /// Calibrate the dry run on this run's durations (its log is fetched), or on none.
+    DryCalibrate(Option<i64>),
+    /// The log of the run the dry run calibrates on.
+    DryCalibrationLoaded(i64, Vec<StoredEvent>),
     RunsListed(Vec<RunRecord>),
     RunOpened(RunDetail),
     RunEvent {
@@ -422,14 +252,28 @@ impl State {
             Action::Select(id) => self.selected = id,
             Action::Show(tab) => self.tab = tab,
             Action::DryField(field, value) => {
-                self.dry_form.set(field, value);
+                self.dry.form.set(field, value);
                 self.recompute_dry();
             }
             Action::DryPolicy(policy) => {
-                self.dry_form.policy = policy;
+                self.dry.form.policy = policy;
                 self.recompute_dry();
             }
-            Action::Sweep(generation) => self.compute_sweep(generation),
+            Action::Sweep(generation) => {
+                if let Some(shown) = &self.shown {
+                    self.dry.sweep(&shown.plan, generation);
+                }
+            }
+            Action::DryCalibrate(run) => {
+                self.dry.calibrate_from = run.map(|id| CalibrationRun { id, events: None });
+                self.recompute_dry();
+            }
+            Action::DryCalibrationLoaded(id, events) => {
+                if let Some(run) = self.dry.calibrate_from.as_mut().filter(|r| r.id == id) {
+                    run.events = Some(Rc::new(events));
+                    self.recompute_dry();
+                }
+            }
             Action::RunsListed(runs) => self.runs = runs,
             Action::RunOpened(detail) => {
                 let mut view = RunView::new(&detail.run);
@@ -539,7 +383,7 @@ impl State {
         self.shown = None;
         self.selected = None;
         self.run = None;
-        self.dry_form = DryRunForm::default();
+        self.dry = DryRunState::default();
         self.refresh_shown();
     }
 
@@ -616,29 +460,9 @@ impl State {
     }
 
     fn recompute_dry(&mut self) {
-        let (Some(shown), Ok(input)) = (&self.shown, self.dry_form.parse()) else {
-            return;
-        };
-        self.dry = Some(Rc::new(DryRun::of(&shown.plan, &input)));
-        self.dry_generation += 1;
-        self.sweep = None;
-    }
-
-    fn compute_sweep(&mut self, generation: u64) {
-        if generation != self.dry_generation || self.sweep.is_some() {
-            return;
+        if let Some(shown) = &self.shown {
+            self.dry.recompute(&shown.plan);
         }
-        let (Some(shown), Some(dry), Ok(input)) = (&self.shown, &self.dry, self.dry_form.parse())
-        else {
-            return;
-        };
-        let points = sweep(&shown.plan, &dry.setup, input.sweep_max);
-        let cheapest = cheapest_within(&points, input.deadline_secs.unwrap_or(f64::INFINITY));
-        self.sweep = Some(Rc::new(SweepResult {
-            points,
-            deadline_secs: input.deadline_secs,
-            cheapest,
-        }));
     }
 
     fn use_measured(&mut self) {
@@ -737,6 +561,10 @@ estimate_secs = 20
         }])
     }
 
+    fn makespan(s: &State) -> Option<f64> {
+        s.dry.shown().map(|d| d.makespan_secs)
+    }
+
     #[test]
     fn opening_checks_draws_and_dry_runs_the_pipeline() {
         let s = opened();
@@ -748,9 +576,9 @@ estimate_secs = 20
         );
         let shown = s.shown.as_ref().expect("valid plan shown");
         assert_eq!(shown.drawing.as_ref().map(|d| d.nodes.len()), Some(2));
-        let dry = s.dry.as_ref().expect("dry run");
+        let dry = s.dry.shown().expect("dry run");
         // Start-up (180 s by default) plus a then b.
-        assert_eq!(dry.report.makespan_secs, 210.0);
+        assert_eq!(dry.makespan_secs, 210.0);
         assert!(!s.unsaved());
     }
 
@@ -783,14 +611,14 @@ estimate_secs = 20
         s.apply(Action::Undo);
         s.apply(Action::Undo);
         assert_eq!(&*doc(&s).text, TEXT);
-        assert_eq!(s.dry.as_ref().map(|d| d.report.makespan_secs), Some(210.0));
+        assert_eq!(makespan(&s), Some(210.0));
         s.apply(Action::Undo);
         assert_eq!(&*doc(&s).text, TEXT, "nothing more to undo");
         s.apply(Action::Redo);
         s.apply(Action::Redo);
         assert_eq!(doc(&s).text, after);
         // c (60 s) runs beside the a-b chain (30 s + 20 s) on the two slots.
-        assert_eq!(s.dry.as_ref().map(|d| d.report.makespan_secs), Some(240.0));
+        assert_eq!(makespan(&s), Some(240.0));
         s.apply(Action::Undo);
         s.apply(set("a", "slots", json!(2)));
         assert!(doc(&s).redo.is_empty(), "a new edit drops the redo stack");
@@ -816,29 +644,95 @@ estimate_secs = 20
     fn dry_run_follows_the_form_and_reports_fields_that_do_not_read() {
         let mut s = opened();
         s.apply(Action::DryField(DryField::Startup, "0".into()));
-        assert_eq!(s.dry.as_ref().map(|d| d.report.makespan_secs), Some(30.0));
-        let generation = s.dry_generation;
+        assert_eq!(makespan(&s), Some(30.0));
+        let generation = s.dry.generation;
         s.apply(Action::DryField(DryField::Executors, "many".into()));
         assert_eq!(
-            s.dry_generation, generation,
+            s.dry.generation, generation,
             "an unreadable form keeps the last result"
         );
         assert_eq!(
-            s.dry_form.parse().err(),
-            Some(vec![(
-                DryField::Executors,
-                "a whole number from 1 to 4096".into()
-            )])
+            s.dry.form.options().err(),
+            Some(vec![(DryField::Executors, "a whole number".into())])
         );
+        // Core's limits, as in the CLI and the API.
+        s.apply(Action::DryField(DryField::Executors, "100001".into()));
+        s.apply(Action::DryField(DryField::FailureRate, "1.5".into()));
+        assert_eq!(
+            s.dry.form.options().err(),
+            Some(vec![
+                (
+                    DryField::Executors,
+                    "a whole number from 1 to 100000".into()
+                ),
+                (DryField::FailureRate, "a number from 0 to 1".into()),
+            ])
+        );
+        s.apply(Action::DryField(DryField::Executors, "100000".into()));
+        s.apply(Action::DryField(DryField::FailureRate, "".into()));
+        assert_eq!(s.dry.shown().map(|d| d.executors), Some(100_000));
         s.apply(Action::DryField(DryField::Executors, "".into()));
         s.apply(Action::DryField(DryField::SweepMax, "3".into()));
-        s.apply(Action::Sweep(s.dry_generation - 1));
-        assert!(s.sweep.is_none(), "a stale sweep request is ignored");
-        s.apply(Action::Sweep(s.dry_generation));
-        let sweep = s.sweep.as_ref().expect("sweep computed");
-        assert_eq!(sweep.points.len(), 3);
+        s.apply(Action::Sweep(s.dry.generation - 1));
+        assert!(!s.dry.swept, "a stale sweep request is ignored");
+        s.apply(Action::Sweep(s.dry.generation));
+        let shown = s.dry.shown().expect("a report");
+        assert_eq!(shown.sweep.as_ref().map(Vec::len), Some(3));
         // A chain gains nothing from more executors, so the smallest pool is the cheapest.
-        assert_eq!(sweep.cheapest.map(|p| p.executors), Some(1));
+        assert_eq!(shown.cheapest_within_deadline.map(|p| p.executors), Some(1));
+    }
+
+    #[test]
+    fn seed_variation_and_failure_rate_reach_the_simulation() {
+        let mut s = opened();
+        s.apply(Action::DryField(DryField::Variation, "0.8".into()));
+        let varied = makespan(&s);
+        assert_ne!(varied, Some(210.0));
+        s.apply(Action::DryField(DryField::Seed, "7".into()));
+        assert_ne!(makespan(&s), varied, "another seed draws other durations");
+        s.apply(Action::DryField(DryField::FailureRate, "1".into()));
+        assert_eq!(s.dry.shown().map(|d| d.outcome), Some("failed"));
+    }
+
+    #[test]
+    fn a_runs_durations_calibrate_a_second_report_beside_the_estimates() {
+        let mut s = opened();
+        s.apply(Action::DryField(DryField::Startup, "0".into()));
+        s.apply(Action::DryCalibrate(Some(3)));
+        assert!(s.dry.calibrated.is_none(), "not before the run's log is in");
+        let events: Vec<StoredEvent> = serde_json::from_value(json!([
+            {"seq": 0, "at_ms": 0, "event": {"type": "run_started", "pipeline": "p", "file": "p.toml", "params": {}, "resumed_from": null, "plan": {}}},
+            {"seq": 1, "at_ms": 1000, "event": {"type": "task_started", "task": "a", "attempt": 1}},
+            {"seq": 2, "at_ms": 5000, "event": {"type": "task_finished", "task": "a", "attempt": 1, "outcome": "succeeded"}},
+            {"seq": 3, "at_ms": 5000, "event": {"type": "task_started", "task": "b", "attempt": 1}},
+            {"seq": 4, "at_ms": 6000, "event": {"type": "task_finished", "task": "b", "attempt": 1, "outcome": "succeeded"}}
+        ]))
+        .expect("test events parse");
+        s.apply(Action::DryCalibrationLoaded(4, events.clone()));
+        assert!(s.dry.calibrated.is_none(), "another run's log is ignored");
+        s.apply(Action::DryCalibrationLoaded(3, events));
+        let calibrated = s.dry.calibrated.as_ref().expect("calibrated report");
+        assert_eq!(calibrated.makespan_secs, 5.0);
+        assert_eq!(
+            calibrated
+                .calibration
+                .as_ref()
+                .and_then(|c| c.real_makespan_secs),
+            Some(5.0)
+        );
+        assert_eq!(
+            s.dry.estimated.as_ref().map(|d| d.makespan_secs),
+            Some(30.0)
+        );
+        assert_eq!(
+            makespan(&s),
+            Some(5.0),
+            "the page shows the calibrated figures"
+        );
+        // The file is unchanged: these durations are not written as estimates.
+        assert!(!s.unsaved());
+        s.apply(Action::DryCalibrate(None));
+        assert_eq!(makespan(&s), Some(30.0));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pipeline files: list, read, check, write.
 
 use super::{blocking, ApiError, ApiJson, ApiPath, ApiResult, AppState};
+use crate::calibration::{calibrate, CalibrationError};
 use crate::fs_sources::{DiskSources, WriteError};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -8,6 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use spool_core::dag::{load, load_text, load_with_notebooks, outline, Loaded, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
+use spool_core::dry_run::{DryRunReport, SimOptions};
 use spool_core::model::MAX_METADATA_BYTES;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -256,19 +258,35 @@ pub async fn put(
     .await
 }
 
+/// The dry run of `file` (docs/api.md), calibrated from the history when asked; the history
+/// and the simulation, which can be large, run off the async workers.
 pub async fn simulate(
     State(state): State<Arc<AppState>>,
     ApiPath(file): ApiPath<String>,
-    ApiJson(options): ApiJson<crate::simulate::SimOptions>,
-) -> ApiResult<Json<serde_json::Value>> {
-    options.check().map_err(ApiError::BadRequest)?;
+    ApiJson(options): ApiJson<SimOptions>,
+) -> ApiResult<Json<DryRunReport>> {
+    let errors: Vec<String> = options.validate().iter().map(ToString::to_string).collect();
+    if !errors.is_empty() {
+        return Err(ApiError::BadRequest(errors.join("; ")));
+    }
     let file = pipeline_path(&file)?;
     blocking(move || {
         let src = sources(&state)?;
         read_text(&src, &file)?;
         let Loaded { plan, diagnostics } = load(&file, &src);
         let plan = plan.ok_or(ApiError::InvalidPipeline(diagnostics))?;
-        Ok(Json(options.report_json(&plan)))
+        let calibration = match options.durations_from {
+            Some(from) => Some(
+                calibrate(&state.history, &plan, from, options.history_runs).map_err(
+                    |e| match e {
+                        CalibrationError::NotFound(why) => ApiError::NotFound(why),
+                        CalibrationError::History(e) => ApiError::Internal(e),
+                    },
+                )?,
+            ),
+            None => None,
+        };
+        Ok(Json(DryRunReport::of(&plan, &options, calibration)))
     })
     .await
 }

@@ -1,0 +1,233 @@
+//! The dry run's slice of the app state. The form, as typed, becomes `spool_core`'s
+//! [`SimOptions`], checked by its one `validate` (the limits of the CLI and the API); the
+//! reports are core's [`DryRunReport`]: one on the estimates and, when the user picks a run,
+//! one calibrated on that run's measured durations, start-up, dispatch latency and capacity.
+//! The pool-size sweep follows a moment later, so typing stays responsive.
+
+use spool_core::calibrate::{Calibration, DurationsFrom, RunMeasurement};
+use spool_core::dag::Plan;
+use spool_core::dry_run::{DryRunReport, SimOptions, MAX_SECS};
+use spool_core::runlog::StoredEvent;
+use spool_core::sched::Policy;
+use std::rc::Rc;
+
+/// The sweep the page shows unless told otherwise.
+pub const DEFAULT_SWEEP: u32 = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryField {
+    Executors,
+    Cores,
+    Startup,
+    Price,
+    /// In minutes.
+    Deadline,
+    SweepMax,
+    Seed,
+    Variation,
+    FailureRate,
+}
+
+impl DryField {
+    pub const ALL: [DryField; 9] = [
+        DryField::Executors,
+        DryField::Cores,
+        DryField::Startup,
+        DryField::Price,
+        DryField::Deadline,
+        DryField::SweepMax,
+        DryField::Seed,
+        DryField::Variation,
+        DryField::FailureRate,
+    ];
+
+    /// The [`SimOptions`] field it sets, as `validate` names it.
+    fn option(self) -> &'static str {
+        match self {
+            DryField::Executors => "executors",
+            DryField::Cores => "executor_cores",
+            DryField::Startup => "node_startup_secs",
+            DryField::Price => "price_per_node_hour",
+            DryField::Deadline => "deadline_secs",
+            DryField::SweepMax => "sweep",
+            DryField::Seed => "seed",
+            DryField::Variation => "variation",
+            DryField::FailureRate => "failure_rate",
+        }
+    }
+}
+
+/// The dry run form as typed; an empty field means core's default, as an option left out of
+/// the CLI's flags or the API's body does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DryForm {
+    /// By [`DryField`] order.
+    values: [String; 9],
+    pub policy: Policy,
+}
+
+impl DryForm {
+    /// What an empty field means, for its placeholder.
+    pub fn placeholder(f: DryField, plan: &Plan) -> String {
+        let d = SimOptions::default();
+        match f {
+            DryField::Executors => plan.pool.executors.to_string(),
+            DryField::Cores => plan.pool.executor_cores.to_string(),
+            DryField::Startup => format!(
+                "{} or the run's",
+                spool_core::sim::PoolSpec::DEFAULT_NODE_STARTUP_SECS
+            ),
+            DryField::Price => d.price_per_node_hour.to_string(),
+            DryField::Deadline => "none".into(),
+            DryField::SweepMax => DEFAULT_SWEEP.to_string(),
+            DryField::Seed => d.seed.to_string(),
+            DryField::Variation => d.variation.to_string(),
+            DryField::FailureRate => d.failure_rate.to_string(),
+        }
+    }
+
+    pub fn get(&self, f: DryField) -> &str {
+        &self.values[f as usize]
+    }
+
+    pub fn set(&mut self, f: DryField, v: String) {
+        self.values[f as usize] = v;
+    }
+
+    /// Core's options, or a message for each field that does not read or is out of range.
+    pub fn options(&self) -> Result<SimOptions, Vec<(DryField, String)>> {
+        let mut errors = Vec::new();
+        let mut read = |f: DryField, whole: bool| -> Option<f64> {
+            let s = self.get(f).trim();
+            if s.is_empty() {
+                return None;
+            }
+            let value = if whole {
+                s.parse::<u64>().ok().map(|n| n as f64)
+            } else {
+                s.parse::<f64>().ok().filter(|x| x.is_finite())
+            };
+            if value.is_none() {
+                errors.push((
+                    f,
+                    if whole { "a whole number" } else { "a number" }.to_string(),
+                ));
+            }
+            value
+        };
+        let whole = |x: Option<f64>| x.map(|n| n.min(f64::from(u32::MAX)) as u32);
+        let executors = whole(read(DryField::Executors, true));
+        let cores = whole(read(DryField::Cores, true));
+        let startup = read(DryField::Startup, false);
+        let price = read(DryField::Price, false);
+        let deadline_mins = read(DryField::Deadline, false);
+        let sweep = whole(read(DryField::SweepMax, true));
+        let seed_given = read(DryField::Seed, true).is_some();
+        let variation = read(DryField::Variation, false);
+        let failure_rate = read(DryField::FailureRate, false);
+        let d = SimOptions::default();
+        // Whole numbers above 2^53 lose digits as f64, so the seed is read again exactly.
+        let seed = match seed_given {
+            true => self.get(DryField::Seed).trim().parse().unwrap_or(d.seed),
+            false => d.seed,
+        };
+        let options = SimOptions {
+            executors,
+            executor_cores: cores,
+            node_startup_secs: startup,
+            price_per_node_hour: price.unwrap_or(d.price_per_node_hour),
+            deadline_secs: deadline_mins.map(|m| m * 60.0),
+            sweep: Some(sweep.unwrap_or(DEFAULT_SWEEP)),
+            seed,
+            variation: variation.unwrap_or(d.variation),
+            failure_rate: failure_rate.unwrap_or(d.failure_rate),
+            policy: self.policy,
+            ..d
+        };
+        for e in options.validate() {
+            let Some(f) = DryField::ALL.into_iter().find(|f| f.option() == e.field) else {
+                continue;
+            };
+            let message = if f == DryField::Deadline {
+                format!("minutes from 0 to {}", MAX_SECS / 60.0)
+            } else {
+                e.message
+            };
+            if !errors.iter().any(|(g, _)| *g == f) {
+                errors.push((f, message));
+            }
+        }
+        if errors.is_empty() {
+            Ok(options)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The run whose durations calibrate the dry run, with its log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationRun {
+    pub id: i64,
+    /// `None` while its log is being fetched.
+    pub events: Option<Rc<Vec<StoredEvent>>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DryRunState {
+    pub form: DryForm,
+    pub calibrate_from: Option<CalibrationRun>,
+    /// On the file's estimates.
+    pub estimated: Option<Rc<DryRunReport>>,
+    /// On the chosen run's measurements; the page's main figures when there is one.
+    pub calibrated: Option<Rc<DryRunReport>>,
+    /// Changes whenever the reports are recomputed; a sweep is only added to the current ones.
+    pub generation: u64,
+    pub swept: bool,
+}
+
+impl DryRunState {
+    /// The report the page's figures, charts and sweep are about.
+    pub fn shown(&self) -> Option<&Rc<DryRunReport>> {
+        self.calibrated.as_ref().or(self.estimated.as_ref())
+    }
+
+    /// Recomputes the reports of `plan` (without their sweep); keeps the old ones when the form
+    /// has errors.
+    pub fn recompute(&mut self, plan: &Plan) {
+        let Ok(options) = self.form.options() else {
+            return;
+        };
+        self.estimated = Some(Rc::new(DryRunReport::without_sweep(plan, &options, None)));
+        self.calibrated = self
+            .calibration(plan)
+            .map(|c| Rc::new(DryRunReport::without_sweep(plan, &options, Some(c))));
+        self.generation += 1;
+        self.swept = false;
+    }
+
+    fn calibration(&self, plan: &Plan) -> Option<Calibration> {
+        let run = self.calibrate_from.as_ref()?;
+        let measured = RunMeasurement::of(plan, run.id, run.events.as_deref()?)?;
+        Some(Calibration::of(
+            plan,
+            DurationsFrom::Run(run.id),
+            &[measured],
+        ))
+    }
+
+    /// Adds the sweep to the shown report of this `generation` (ignored when stale).
+    pub fn sweep(&mut self, plan: &Plan, generation: u64) {
+        if generation != self.generation || self.swept {
+            return;
+        }
+        let Ok(options) = self.form.options() else {
+            return;
+        };
+        let shown = self.calibrated.as_mut().or(self.estimated.as_mut());
+        if let Some(report) = shown {
+            Rc::make_mut(report).add_sweep(plan, &options);
+            self.swept = true;
+        }
+    }
+}
