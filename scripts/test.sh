@@ -26,5 +26,7 @@ step "build"
 cargo build --workspace --locked
 step "tests"
 cargo test --workspace --locked
+step "fuzz (every target, ${SPOOL_FUZZ_SECONDS:-18} s each)"
+scripts/fuzz.sh all "${SPOOL_FUZZ_SECONDS:-18}"
 _step_close
 echo "ok (${SECONDS} s)" >&2

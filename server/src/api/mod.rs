@@ -15,6 +15,8 @@ pub use listen::{serve, HEADER_READ_TIMEOUT};
 use session::SignInThrottle;
 pub use session::{load_token, random_token, valid_token, MAX_TOKEN_LEN};
 pub use web_files::WebApp;
+/// The JSON request bodies, as the handlers read them (the fuzz targets decode them too).
+pub use {pipelines::PutBody, runs::ResumeBody, runs::StartBody, session::SignIn};
 
 use crate::history::History;
 use axum::extract::DefaultBodyLimit;
