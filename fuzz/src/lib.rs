@@ -345,7 +345,7 @@ pub fn api_bodies(data: &[u8]) {
         match axum::Json::<T>::from_bytes(data) {
             Ok(axum::Json(v)) => Some(v),
             Err(rejection) => {
-                ApiError::from(rejection).into_response();
+                let _ = ApiError::from(rejection).into_response();
                 None
             }
         }
