@@ -254,9 +254,11 @@ pub fn livy_wire(data: &[u8]) {
 }
 
 /// The agent's replies: `data` is a statement's whole output (JSON) or, when it is not one,
-/// the text the statement printed. Error locations map into a small notebook's cells.
+/// the text the statement printed. A poll's updates read back as written.
 pub fn agent_reply(data: &[u8]) {
-    use spool_server::agent::{decode_reply, CancelReply, Capacity, PollReply, StartReply};
+    use spool_server::agent::{
+        decode_reply, CancelReply, Capacity, NotebookUpdate, PollReply, StartReply,
+    };
     use spool_server::livy::wire::{OutputStatus, StatementOutput, StatementState};
     let output = serde_json::from_slice::<StatementOutput>(data).unwrap_or_else(|_| {
         let printed = String::from_utf8_lossy(data).into_owned();
@@ -273,17 +275,9 @@ pub fn agent_reply(data: &[u8]) {
         }
     });
     let state = StatementState::Available;
-    let cells = notebook::parse(
-        "nb.py",
-        "# %%\nx = 1\n# %% tags=[\"parameters\"]\ny = 2\n# %%\nprint(x)\n",
-        Format::Py,
-    )
-    .cells;
     if let Ok(poll) = decode_reply::<PollReply>(&state, Some(&output)) {
         for update in &poll.updates {
-            if let Some(error) = &update.error {
-                error.location(&cells);
-            }
+            round_trip::<NotebookUpdate>(&serde_json::to_vec(update).expect("updates serialize"));
         }
     }
     let _ = decode_reply::<StartReply>(&state, Some(&output));
