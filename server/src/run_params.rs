@@ -199,3 +199,131 @@ fn task_shapes(plan: &serde_json::Value) -> HashMap<String, TaskShape> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use spool_core::dag::load_text;
+    use spool_core::runlog::{RunEvent, StoredEvent};
+    use spool_core::source::MemorySources;
+
+    const PIPELINE: &str = r#"
+name = "p"
+[[notebook]]
+id = "a"
+path = "a.py"
+params = { day = "mon" }
+[[notebook]]
+id = "b"
+path = "b.py"
+depends_on = ["a"]
+"#;
+
+    fn plan(text: &str) -> Plan {
+        let sources = MemorySources::default()
+            .with("a.py", "")
+            .with("b.py", "")
+            .with("c.py", "");
+        load_text("p.toml", text, &sources)
+            .plan
+            .expect("the fixture loads")
+    }
+
+    /// Run 4 of `p.toml` with `params`: `a` succeeded, `b` failed.
+    fn old_run(params: Given) -> (RunRecord, serde_json::Value) {
+        let plan_json = serde_json::to_value(plan(PIPELINE)).expect("plan JSON");
+        let settled = |task: &str, state: &str| {
+            serde_json::from_value::<RunEvent>(json!({"type": "task_settled", "task": task,
+                "state": state, "reason": {"kind": "attempt"}}))
+            .expect("event")
+        };
+        let events: Vec<StoredEvent> = [
+            RunEvent::RunStarted {
+                pipeline: "p".into(),
+                file: "p.toml".into(),
+                params,
+                resumed_from: None,
+                plan: plan_json.clone(),
+            },
+            settled("a", "succeeded"),
+            settled("b", "failed"),
+            serde_json::from_value(json!({"type": "run_finished", "status": "failed"}))
+                .expect("event"),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| StoredEvent {
+            seq: i as i64,
+            at_ms: i as i64,
+            event,
+        })
+        .collect();
+        (RunRecord::fold(4, &events).expect("a run"), plan_json)
+    }
+
+    fn given(pairs: &[(&str, serde_json::Value)]) -> Given {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_resume_keeps_the_old_overrides_under_the_new_ones() {
+        let (old, old_plan) = old_run(given(&[("b.limit", json!(1)), ("b.mode", json!("x"))]));
+        let r = resume(
+            &old,
+            &old_plan,
+            "p.toml",
+            &plan(PIPELINE),
+            &given(&[("b.limit", json!(2))]),
+        )
+        .expect("resumable");
+        assert_eq!(
+            r.params,
+            given(&[("b.limit", json!(2)), ("b.mode", json!("x"))])
+        );
+        assert_eq!(r.previous.keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn a_kept_task_that_changed_refuses_the_resume_and_says_what_changed() {
+        let (old, old_plan) = old_run(Given::new());
+        let changed = PIPELINE.replace("day = \"mon\"", "day = \"tue\"");
+        let err = resume(&old, &old_plan, "p.toml", &plan(&changed), &Given::new())
+            .expect_err("`a` would be kept with other values");
+        assert!(
+            err.contains("`a`: parameter `day` \"mon\" → \"tue\""),
+            "{err}"
+        );
+        let err = resume(
+            &old,
+            &old_plan,
+            "p.toml",
+            &plan(PIPELINE),
+            &given(&[("day", json!("x"))]),
+        )
+        .expect_err("an override that reaches a kept task");
+        assert!(err.contains("`a`: parameter `day`"), "{err}");
+        let moved = PIPELINE.replace("path = \"a.py\"", "path = \"c.py\"");
+        let err = resume(&old, &old_plan, "p.toml", &plan(&moved), &Given::new())
+            .expect_err("another notebook");
+        assert!(err.contains("notebook `a.py` → `c.py`"), "{err}");
+        let err = resume(&old, &old_plan, "q.toml", &plan(PIPELINE), &Given::new())
+            .expect_err("another file");
+        assert!(err.contains("ran `p.toml`, not `q.toml`"), "{err}");
+    }
+
+    #[test]
+    fn tasks_that_reran_anyway_may_change_and_new_tasks_run() {
+        let (old, old_plan) = old_run(Given::new());
+        let text = format!(
+            "{}params = {{ limit = 5 }}\n[[notebook]]\nid = \"c\"\npath = \"c.py\"\n",
+            PIPELINE
+        );
+        let r = resume(&old, &old_plan, "p.toml", &plan(&text), &Given::new())
+            .expect("`b` failed before, `c` is new: nothing kept changed");
+        assert!(r.previous.contains_key("a"));
+    }
+}
