@@ -6,8 +6,10 @@ base64-encoded JSON document, decoded here: nothing the server sends is spliced 
 
     install(spark)                       -> {"version": ..., "capacity": {...}}
     start(b64 of a launch)               -> {"started": bool, "state": "..."}
-    poll(b64 of {"since": n})            -> {"seq": n, "updates": [...], "capacity": {...}}
+    poll(b64 of {"since": n, "owner": s, "wait_ms": n})
+                                         -> {"seq": n, "updates": [...], "capacity": {...}}
     cancel(b64 of {"id": .., "attempt": ..}) -> {"found": bool, "state": "..."}
+    release(b64 of {"owner": s})         -> {"released": bool}
     capacity_report()                    -> {"executors": n, "total_cores": n}
 
 Each call returns one JSON object as a string; the statements print it, and the server decodes
@@ -25,7 +27,19 @@ Cancelling (or a timeout) cancels the job group, then raises an asynchronous exc
 notebook's thread (PyThreadState_SetAsyncExc), which takes effect at the thread's next Python
 bytecode. Every poll repeats both while the thread lives; a thread that has not stopped within
 CANCEL_GRACE_SECS (stuck inside C code) is reported finished and left to end on its own; its
-remaining cells never run.
+remaining cells never run. `time.sleep` and `spool.sleep` in a notebook's thread wait on the
+attempt's cancel event, so a cancel interrupts them at once; a blocking socket read or other
+native call still ends only when it returns.
+
+Exactly once: an attempt is known by (id, attempt) for the agent's whole life. A start of a
+known attempt, running or ended (even after a poll acknowledged it), returns its state and runs
+nothing, so a start whose reply was lost can be sent again; a cancel of an attempt the agent
+never saw makes a later start of it run nothing.
+
+One poller: the first poll's `owner` holds a lease on the session; a poll by another owner is
+refused (SpoolSessionBusy, naming the holder) until the holder releases it or has not polled for
+LEASE_SECS (a holder that died). A poll waits up to `wait_ms` (at most MAX_POLL_WAIT_MS) and
+returns as soon as an attempt newer than `since` has ended: a long poll.
 """
 
 import base64
@@ -50,9 +64,18 @@ CANCEL_GRACE_SECS = 15.0
 # Attempts held at once (running, or finished and not yet acknowledged by a poll).
 MAX_HELD_RUNS = 10000
 SQL_SHOW_ROWS = 20
+# Ended attempts remembered after acknowledgement, so that a late duplicate start runs nothing.
+MAX_REMEMBERED_ENDS = 100000
+LEASE_SECS = 60.0
+MAX_POLL_WAIT_MS = 5000
+# While a poll waits, stalled cancels are repeated this often.
+STALL_CHECK_SECS = 0.5
 
 _lock = threading.RLock()
 _runs = {}  # (id, attempt) -> _Run
+_cond = threading.Condition(_lock)  # notified whenever an attempt changes (see _bump)
+_ended = {}  # (id, attempt) -> final state, of attempts acknowledged and forgotten
+_lease = None  # {"owner": str, "at": seconds}: the session's one poller
 _by_thread = {}  # thread ident -> _Run, for routing output
 _seq = 0
 _spark = None
@@ -138,6 +161,30 @@ class _Handle:
     def exit(self, value=None):
         raise _Exit(value)
 
+    @staticmethod
+    def sleep(secs):
+        """Like time.sleep, but a cancel of the notebook ends it at once."""
+        _sleep(secs)
+
+
+_original_sleep = getattr(time.sleep, "_spool_original", time.sleep)
+
+
+def _sleep(secs):
+    """time.sleep for the whole driver: in a notebook's thread it waits on the attempt's cancel
+    event (a cancel raises there at once); elsewhere it is the original."""
+    run = _by_thread.get(threading.get_ident())
+    if run is None:
+        return _original_sleep(secs)
+    if secs < 0:
+        raise ValueError("sleep length must be non-negative")
+    if run.cancel_event.wait(secs) and run.in_cells:
+        raise _Cancelled()
+    return None
+
+
+_sleep._spool_original = _original_sleep
+
 
 def _display(obj, rows=SQL_SHOW_ROWS):
     """Synapse and Databricks notebooks call display(df); print a DataFrame's first rows."""
@@ -167,6 +214,7 @@ class _Run:
         self.timer = None
         self.cancel_reason = None  # "cancelled" or "timed_out" once requested
         self.cancel_requested_at = None
+        self.cancel_event = threading.Event()
         # True while the thread runs notebook code: asynchronous exceptions are raised into
         # the thread only then, never while it records its outcome.
         self.in_cells = True
@@ -198,10 +246,11 @@ def _now_ms():
 
 
 def _bump(run):
-    """Marks a change of `run`; called with _lock held."""
+    """Marks a change of `run` and wakes a waiting poll; called with _lock held."""
     global _seq
     _seq += 1
     run.seq = _seq
+    _cond.notify_all()
 
 
 def _install_routers():
@@ -216,6 +265,7 @@ def install(spark):
     global _spark
     _spark = spark
     _install_routers()
+    time.sleep = _sleep
     return json.dumps({"version": VERSION, "capacity": capacity()})
 
 
@@ -277,6 +327,8 @@ def start(payload):
         existing = _runs.get(key)
         if existing is not None:
             return json.dumps({"started": False, "state": existing.state})
+        if key in _ended:
+            return json.dumps({"started": False, "state": _ended[key]})
         if len(_runs) >= MAX_HELD_RUNS:
             raise RuntimeError(
                 "the agent holds %d notebook attempts already; poll to acknowledge finished ones"
@@ -298,10 +350,15 @@ def start(payload):
 
 def cancel(payload):
     target = _decode(payload)
+    key = (target.get("id"), target.get("attempt"))
     with _lock:
-        run = _runs.get((target.get("id"), target.get("attempt")))
-    if run is None:
-        return json.dumps({"found": False, "state": None})
+        run = _runs.get(key)
+        if run is None:
+            state = _ended.get(key)
+            if state is None and isinstance(key[0], str) and isinstance(key[1], int):
+                # Never started here: a start still on its way must not run it after this.
+                _remember_end(key, "cancelled")
+            return json.dumps({"found": state is not None, "state": state})
     _request_cancel(run, "cancelled")
     return json.dumps({"found": True, "state": run.state})
 
@@ -312,6 +369,7 @@ def _request_cancel(run, reason):
             return
         run.cancel_reason = reason
         run.cancel_requested_at = time.time()
+        run.cancel_event.set()
     _interrupt(run)
 
 
@@ -360,43 +418,102 @@ def _disarm(run):
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
 
 
+def _claim(owner):
+    """Takes or renews the session's lease for `owner`; called with _lock held."""
+    global _lease
+    if not isinstance(owner, str) or not owner:
+        raise ValueError("poll: owner must be a non-empty string")
+    now = time.time()
+    if _lease is not None and _lease["owner"] != owner and now - _lease["at"] < LEASE_SECS:
+        raise RuntimeError(
+            "SpoolSessionBusy: this Spark session is used by %s (last poll %.0f s ago); one run "
+            "at a time per session" % (_lease["owner"], now - _lease["at"])
+        )
+    _lease = {"owner": owner, "at": now}
+
+
+def release(payload):
+    """Gives up the lease of `owner` (a run that ends), so that another run may poll at once."""
+    global _lease
+    owner = _decode(payload).get("owner")
+    with _lock:
+        held = _lease is not None and _lease["owner"] == owner
+        if held:
+            _lease = None
+    return json.dumps({"released": held})
+
+
+def _remember_end(key, state):
+    """Called with _lock held."""
+    _ended[key] = state
+    while len(_ended) > MAX_REMEMBERED_ENDS:
+        del _ended[next(iter(_ended))]
+
+
+def _sweep(since):
+    """Forgets acknowledged attempts, ends those whose cancel outlived its grace; returns the
+    attempts still being cancelled. Called with _lock held."""
+    stalled = []
+    for key, run in list(_runs.items()):
+        if run.finished() and run.seq <= since:
+            del _runs[key]
+            _remember_end(key, run.state)
+        elif not run.finished() and run.cancel_reason is not None:
+            if time.time() - run.cancel_requested_at > CANCEL_GRACE_SECS:
+                _finish(
+                    run,
+                    run.cancel_reason,
+                    error=_error_dict(
+                        "SpoolCancelled",
+                        "the notebook's thread did not stop within %d s (it is inside native "
+                        "code); its Spark jobs were cancelled and no further cell will run"
+                        % CANCEL_GRACE_SECS,
+                        [],
+                        None,
+                        None,
+                    ),
+                )
+            else:
+                stalled.append(run)
+    return stalled
+
+
 def poll(payload):
     """Every attempt that changed after sequence number `since`, newest state only. The caller
-    passes the `seq` of the last reply it decoded, which also acknowledges finished attempts:
-    those are then forgotten."""
-    since = _decode(payload)["since"]
+    passes the `seq` of the last reply it decoded, which also acknowledges ended attempts:
+    those are then forgotten. Waits up to `wait_ms` for an attempt to end first."""
+    request = _decode(payload)
+    since = request["since"]
+    wait = min(max(float(request.get("wait_ms") or 0), 0.0), MAX_POLL_WAIT_MS) / 1000.0
+    deadline = time.time() + wait
     _install_routers()
-    stalled = []
     with _lock:
-        for key, run in list(_runs.items()):
-            if run.finished() and run.seq <= since:
-                del _runs[key]
-            elif not run.finished() and run.cancel_reason is not None:
-                if time.time() - run.cancel_requested_at > CANCEL_GRACE_SECS:
-                    _finish(
-                        run,
-                        run.cancel_reason,
-                        error=_error_dict(
-                            "SpoolCancelled",
-                            "the notebook's thread did not stop within %d s (it is inside native "
-                            "code); its Spark jobs were cancelled and no further cell will run"
-                            % CANCEL_GRACE_SECS,
-                            [],
-                        ),
-                    )
-                else:
-                    stalled.append(run)
-        changed = [run for run in _runs.values() if run.seq > since]
-        for run in changed:
-            # Read here, on the interpreter's thread: a cancelled notebook's thread may have
-            # left its own JVM connection unusable.
-            if run.finished() and not run.metrics_read:
-                run.metrics = _metrics(run.group)
-                run.metrics_read = True
-        updates = [run.to_json() for run in changed]
-        seq = _seq
+        _claim(request.get("owner"))
+    while True:
+        with _lock:
+            stalled = _sweep(since)
+            ended = any(run.seq > since and run.finished() for run in _runs.values())
+            remaining = deadline - time.time()
+            if not ended and remaining > 0:
+                _cond.wait(min(remaining, STALL_CHECK_SECS))
+                stalled = _sweep(since)
+                ended = any(run.seq > since and run.finished() for run in _runs.values())
+                remaining = deadline - time.time()
+            if ended or remaining <= 0:
+                changed = [run for run in _runs.values() if run.seq > since]
+                for run in changed:
+                    # Read here, on the interpreter's thread: a cancelled notebook's thread may
+                    # have left its own JVM connection unusable.
+                    if run.finished() and not run.metrics_read:
+                        run.metrics = _metrics(run.group)
+                        run.metrics_read = True
+                updates = [run.to_json() for run in changed]
+                seq = _seq
+                break
+        for run in stalled:
+            _interrupt(run)  # jobs started since the cancel, and code that caught _Cancelled
     for run in stalled:
-        _interrupt(run)  # jobs started since the cancel, and user code that caught _Cancelled
+        _interrupt(run)
     return json.dumps(
         {"seq": seq, "updates": updates, "capacity": capacity()}, default=str
     )

@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     let launches = Launches {
         inject: inject_statement(),
-        poll: poll_statement(0),
+        poll: poll_statement(0, "bench", std::time::Duration::ZERO),
         notebooks,
     };
     println!("{}", serde_json::to_string_pretty(&launches)?);

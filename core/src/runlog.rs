@@ -115,7 +115,17 @@ pub enum RunEvent {
         state: Final,
         reason: FinalReason,
     },
-    CancelRequested,
+    CancelRequested {
+        /// Why, when it was not a user's request (the server stopping).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A Spark session the run opened could not be deleted: it may still run (and bill) until
+    /// Livy's idle timeout.
+    SessionLeaked {
+        session: String,
+        reason: String,
+    },
     RunFinished {
         status: RunStatus,
     },
@@ -322,6 +332,9 @@ pub struct RunRecord {
     pub resumed_from: Option<i64>,
     pub params: BTreeMap<String, serde_json::Value>,
     pub tasks: BTreeMap<String, TaskRecord>,
+    /// Sessions that could not be deleted (id and why): shown, never swallowed.
+    #[serde(default)]
+    pub leaked_sessions: Vec<(String, String)>,
 }
 
 impl RunRecord {
@@ -347,6 +360,7 @@ impl RunRecord {
             resumed_from: *resumed_from,
             params: params.clone(),
             tasks: BTreeMap::new(),
+            leaked_sessions: Vec::new(),
         })
     }
 
@@ -433,10 +447,13 @@ impl RunRecord {
                 self.ended_ms = Some(at);
                 self.tasks.values_mut().for_each(TaskRecord::settle_legacy);
             }
+            RunEvent::SessionLeaked { session, reason } => {
+                self.leaked_sessions.push((session.clone(), reason.clone()));
+            }
             RunEvent::RunStarted { .. }
             | RunEvent::SessionChanged { .. }
             | RunEvent::RetryScheduled { .. }
-            | RunEvent::CancelRequested
+            | RunEvent::CancelRequested { .. }
             | RunEvent::Unknown => {}
         }
     }

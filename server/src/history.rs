@@ -451,7 +451,9 @@ mod tests {
             .clone()
             .unwrap();
         assert!(out.len() < MAX_OUTPUT_BYTES + 64 && out.ends_with("[output truncated]"));
-        assert!(h.append(id + 1, &RunEvent::CancelRequested, 4).is_err());
+        assert!(h
+            .append(id + 1, &RunEvent::CancelRequested { reason: None }, 4)
+            .is_err());
         assert!(h.append(id, &RunEvent::Unknown, 5).is_err());
     }
 

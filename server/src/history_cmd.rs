@@ -198,7 +198,13 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
             state,
             reason,
         } => format!("{task:<28} {}: {}", state.name(), reason.describe()),
-        RunEvent::CancelRequested => "cancel requested".into(),
+        RunEvent::CancelRequested { reason } => match reason {
+            Some(why) => format!("cancel requested: {why}"),
+            None => "cancel requested".into(),
+        },
+        RunEvent::SessionLeaked { session, reason } => {
+            format!("Spark session {session} LEAKED (could not be deleted: {reason})")
+        }
         RunEvent::RunFinished { status } => {
             format!("run finished: {}", format!("{status:?}").to_lowercase())
         }

@@ -63,9 +63,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let history = Arc::new(History::open(&args.data_dir)?);
-        history.mark_interrupted(crate::runs::now_ms())?;
+        let interrupted = history.mark_interrupted(crate::runs::now_ms())?;
         let (spark, local) = args.spark.connect(&args.data_dir).await?;
         let manager = RunManager::new(history.clone(), dir, spark);
+        manager.reap(&interrupted).await;
         let started = manager
             .start(RunRequest {
                 file: name,

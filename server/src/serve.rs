@@ -30,8 +30,35 @@ pub struct ServeArgs {
     /// copy built into this binary: for working on the web app without rebuilding spool.
     #[arg(long)]
     pub web: Option<PathBuf>,
+    /// On SIGINT/SIGTERM, leave running runs' notebooks running (recorded as interrupted, to
+    /// be resumed) instead of cancelling them and deleting their sessions.
+    #[arg(long)]
+    pub keep_runs_on_shutdown: bool,
     #[command(flatten)]
     pub spark: SparkArgs,
+}
+
+/// How long a stopping server waits for its runs' cancels to be confirmed before it deletes
+/// their sessions anyway.
+const SHUTDOWN_CANCEL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// SIGINT (Ctrl-C) or SIGTERM (a service manager).
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
@@ -78,12 +105,15 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             eprintln!("Spark: local PySpark behind {}", l.base_url());
         }
         let runs = RunManager::new(history.clone(), pipelines_dir.clone(), spark);
+        // Sessions the interrupted runs left behind are deleted in the background.
+        let reaper = runs.clone();
+        tokio::spawn(async move { reaper.reap(&interrupted).await });
         let state = Arc::new(AppState {
             pipelines_dir,
             web,
             token,
             history,
-            runs,
+            runs: runs.clone(),
             limits: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(args.bind).await?;
@@ -91,15 +121,38 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             "Spool on http://{} (Ctrl-C stops it)",
             listener.local_addr()?
         );
-        crate::api::serve(
+        // Runs are stopped first, whatever open connections (live streams) do; the server
+        // then gets a moment to finish its answers.
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let mut server = tokio::spawn(crate::api::serve(
             listener,
             app(state),
             crate::api::HEADER_READ_TIMEOUT,
-            async {
-                let _ = tokio::signal::ctrl_c().await;
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
             },
-        )
-        .await?;
+        ));
+        tokio::select! {
+            served = &mut server => served??,
+            _ = stop_signal() => {}
+        }
+        let _ = stop_tx.send(true);
+        let keep = args.keep_runs_on_shutdown;
+        eprintln!(
+            "stopping: {} the runs in progress",
+            if keep {
+                "leaving (to resume)"
+            } else {
+                "cancelling"
+            }
+        );
+        runs.shutdown(keep, SHUTDOWN_CANCEL_LIMIT).await;
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
         if let Some(l) = local {
             l.shutdown().await;
         }

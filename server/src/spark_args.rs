@@ -5,6 +5,7 @@ use crate::agent::Agent;
 use crate::livy::{Auth, TokenSource};
 use crate::livy::{ClientConfig, LivyClient};
 use crate::livy_local::{self, LocalLivy};
+use crate::runs::spark::LivySpark;
 use crate::runs::SparkTarget;
 use spool_core::sched::Policy;
 use std::sync::Arc;
@@ -84,7 +85,9 @@ impl SparkArgs {
         let client = LivyClient::new(config)?;
         Ok((
             SparkTarget {
-                agent: Arc::new(Agent::new(client)),
+                spark: Arc::new(LivySpark {
+                    agent: Agent::new(client),
+                }),
                 policy: self.policy,
                 session_name: self.session.clone(),
             },

@@ -25,7 +25,7 @@ struct Shared {
     agent: Agent,
     /// One poller for the shared session (each poll acknowledges what it returns), and every
     /// update it has seen, for any test to find its own in.
-    poll: tokio::sync::Mutex<()>,
+    poll: tokio::sync::Mutex<u64>,
     updates: Mutex<HashMap<(String, u32), NotebookUpdate>>,
 }
 
@@ -70,7 +70,7 @@ fn shared() -> &'static Shared {
             client,
             session,
             agent,
-            poll: tokio::sync::Mutex::new(()),
+            poll: tokio::sync::Mutex::new(0),
             updates: Mutex::new(HashMap::new()),
         }
     })
@@ -168,8 +168,13 @@ async fn finished(id: &str, attempt: u32) -> NotebookUpdate {
             }
         }
         {
-            let _only_poller = s.poll.lock().await;
-            let reply = s.agent.poll(s.session).await.expect("poll");
+            let mut since = s.poll.lock().await;
+            let reply = s
+                .agent
+                .poll(s.session, *since, "livy-local tests", Duration::ZERO)
+                .await
+                .expect("poll");
+            *since = reply.seq;
             let mut updates = s.updates.lock().expect("lock");
             for update in reply.updates {
                 updates.insert((update.id.clone(), update.attempt), update);
@@ -788,7 +793,7 @@ fn the_embedded_endpoint_has_a_random_token_only_the_executor_uses() {
         let token = local.token().expect("a token").to_string();
         assert_eq!(token.len(), 64, "{} random bytes in hex", 32);
         // The executor's client carries it ...
-        let sessions = target.agent.client().list_sessions().await;
+        let sessions = target.spark.find_session("token-check").await;
         assert!(sessions.is_ok(), "{sessions:?}");
         // ... and nobody else gets in.
         let anonymous = LivyClient::new(ClientConfig::new(local.base_url())).expect("client");

@@ -278,41 +278,70 @@ fn a_sigkilled_runner_loses_nothing_recorded_and_its_run_can_be_resumed() {
     assert_eq!(outcome(&resumed, "last"), "succeeded");
 }
 
+/// Faults the proxy injected: on GETs, and on POSTs/DELETEs (statements that start, cancel
+/// and poll notebooks, session creation and deletion).
+#[derive(Default)]
+struct Faults {
+    gets: AtomicUsize,
+    writes: AtomicUsize,
+}
+
 /// An HTTP proxy in front of Livy that answers 503 to some GETs and drops other connections
-/// without an answer. One request per connection (it asks both sides to close).
-fn faulty_proxy(upstream: &str) -> (String, Arc<AtomicUsize>) {
+/// without an answer; of POSTs and DELETEs it drops some before Livy sees them and forwards
+/// others but loses Livy's answer (the request took effect, the client cannot know). One
+/// request per connection (it asks both sides to close).
+fn faulty_proxy(upstream: &str) -> (String, Arc<Faults>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = upstream.trim_start_matches("http://").to_string();
-    let faults = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::new(AtomicUsize::new(0));
+    let faults = Arc::new(Faults::default());
+    let gets = Arc::new(AtomicUsize::new(0));
+    let writes = Arc::new(AtomicUsize::new(0));
     let f = faults.clone();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
             let upstream = upstream.clone();
             let faults = f.clone();
-            std::thread::spawn(move || proxy_one(client, &upstream, n, &faults));
+            let (gets, writes) = (gets.clone(), writes.clone());
+            std::thread::spawn(move || proxy_one(client, &upstream, &gets, &writes, &faults));
         }
     });
     (url, faults)
 }
 
-fn proxy_one(mut client: TcpStream, upstream: &str, n: usize, faults: &AtomicUsize) {
+fn proxy_one(
+    mut client: TcpStream,
+    upstream: &str,
+    gets: &AtomicUsize,
+    writes: &AtomicUsize,
+    faults: &Faults,
+) {
     let Some(request) = read_request(&mut client) else {
         return;
     };
-    let is_get = request.starts_with(b"GET ");
-    if is_get && n % 5 == 3 {
-        faults.fetch_add(1, Ordering::SeqCst);
-        let _ = client.write_all(
-            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy",
-        );
-        return;
-    }
-    if is_get && n % 7 == 5 {
-        faults.fetch_add(1, Ordering::SeqCst);
-        return; // dropped: the connection closes without an answer
+    let mut lose_answer = false;
+    if request.starts_with(b"GET ") {
+        let n = gets.fetch_add(1, Ordering::SeqCst);
+        if n % 5 == 3 {
+            faults.gets.fetch_add(1, Ordering::SeqCst);
+            let _ = client.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy",
+            );
+            return;
+        }
+        if n % 7 == 5 {
+            faults.gets.fetch_add(1, Ordering::SeqCst);
+            return; // dropped: the connection closes without an answer
+        }
+    } else {
+        let n = writes.fetch_add(1, Ordering::SeqCst);
+        if n % 4 == 2 {
+            faults.writes.fetch_add(1, Ordering::SeqCst);
+            if n % 8 == 2 {
+                return; // dropped before Livy saw it
+            }
+            lose_answer = true; // Livy acts on it; its answer is lost
+        }
     }
     let Ok(mut up) = TcpStream::connect(upstream) else {
         return;
@@ -320,7 +349,9 @@ fn proxy_one(mut client: TcpStream, upstream: &str, n: usize, faults: &AtomicUsi
     let _ = up.write_all(&request);
     let mut response = Vec::new();
     let _ = up.read_to_end(&mut response);
-    let _ = client.write_all(&response);
+    if !lose_answer {
+        let _ = client.write_all(&response);
+    }
 }
 
 /// One request, with `Connection: close` so the upstream ends its answer by closing.
@@ -366,22 +397,29 @@ fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
 }
 
 #[test]
-fn a_livy_that_returns_503s_and_drops_connections_does_not_lose_the_run() {
+fn a_livy_that_breaks_gets_and_posts_runs_every_notebook_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let livy = LocalLivy::start(&tmp.path().join("livy"));
     let (proxy, faults) = faulty_proxy(&livy.url);
+    let log = tmp.path().join("executions.log");
     let (code, run, stderr) = run(
         &proxy,
         &tmp.path().join("data"),
-        "branches.toml",
-        &["--param", "transform.should_fail=false"],
+        "appends.toml",
+        &["--param", &format!("log={}", log.display())],
     );
     assert_eq!(code, 0, "{stderr}\n{run:#}");
-    for task in ["extract", "transform", "publish", "side_a", "side_b"] {
-        assert_eq!(outcome(&run, task), "succeeded", "{task}");
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    for layer in ["first", "second"] {
+        for i in 0..4 {
+            let task = format!("{layer}_{i}");
+            assert_eq!(outcome(&run, &task), "succeeded", "{task}");
+            let ran = lines.lines().filter(|l| *l == task).count();
+            assert_eq!(ran, 1, "{task} ran {ran} times:\n{lines}");
+        }
     }
     assert!(
-        faults.load(Ordering::SeqCst) >= 3,
+        faults.gets.load(Ordering::SeqCst) >= 3 && faults.writes.load(Ordering::SeqCst) >= 3,
         "the proxy injected too few faults to prove anything"
     );
 }

@@ -125,7 +125,12 @@ impl RunView {
                     None => state.clone(),
                 });
             }
-            RunEvent::CancelRequested => self.cancel_requested = true,
+            RunEvent::CancelRequested { .. } => self.cancel_requested = true,
+            RunEvent::SessionLeaked { session, reason } => {
+                self.session = Some(format!(
+                    "session {session} LEAKED (could not be deleted: {reason})"
+                ));
+            }
             RunEvent::RunInterrupted { reason } => {
                 self.session = Some(format!("interrupted: {reason}"));
             }
@@ -168,6 +173,7 @@ mod tests {
             resumed_from: None,
             params: BTreeMap::new(),
             tasks: BTreeMap::new(),
+            leaked_sessions: Vec::new(),
         })
     }
 

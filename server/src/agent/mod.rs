@@ -14,8 +14,6 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use spool_core::notebook::{Cell, CellKind};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// The agent's Python source, injected once per session.
@@ -124,6 +122,11 @@ pub struct StartReply {
 pub struct CancelReply {
     pub found: bool,
     pub state: Option<NotebookState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ReleaseReply {
+    pub released: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -240,8 +243,17 @@ pub fn start_statement(launch: &NotebookLaunch) -> String {
     call_statement("start", &wire)
 }
 
-pub fn poll_statement(since: u64) -> String {
-    call_statement("poll", &serde_json::json!({ "since": since }))
+/// A long poll: changes after `since`, waiting up to `wait` for an attempt to end first. The
+/// first poll by `owner` takes the session's lease; another owner's poll is then refused.
+pub fn poll_statement(since: u64, owner: &str, wait: Duration) -> String {
+    call_statement(
+        "poll",
+        &serde_json::json!({ "since": since, "owner": owner, "wait_ms": wait.as_millis() as u64 }),
+    )
+}
+
+pub fn release_statement(owner: &str) -> String {
+    call_statement("release", &serde_json::json!({ "owner": owner }))
 }
 
 pub fn cancel_statement(id: &str, attempt: u32) -> String {
@@ -292,13 +304,17 @@ pub fn decode_reply<T: DeserializeOwned>(
 // ---------------------------------------------------------------------------------------------
 // Calls over Livy
 
+/// How often an agent statement's state is read: agent statements are short (or a long poll
+/// that ends the moment a notebook does), and every millisecond between a notebook's end and
+/// the server noticing it is dead time before its dependents start.
+const AGENT_STATEMENT_CHECKS: (Duration, Duration) =
+    (Duration::from_millis(2), Duration::from_millis(20));
+
 /// Talks to the agents of one Livy endpoint's sessions.
 pub struct Agent {
     client: LivyClient,
     /// Limit for one agent statement, queueing behind others included.
     statement_timeout: Duration,
-    /// Per session: the `seq` of the last poll reply decoded.
-    seen: Mutex<HashMap<SessionId, u64>>,
 }
 
 impl Agent {
@@ -306,7 +322,6 @@ impl Agent {
         Agent {
             client,
             statement_timeout: Duration::from_secs(120),
-            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -329,14 +344,24 @@ impl Agent {
         self.call(session, &start_statement(launch)).await
     }
 
-    /// Changes since the previous poll of this session (the first poll reports everything the
-    /// agent holds), and the current capacity. Each poll acknowledges what the previous one
-    /// returned, after which the agent forgets finished attempts: one poller per session.
-    pub async fn poll(&self, session: SessionId) -> Result<PollReply, AgentError> {
-        let since = self.seen_lock().get(&session).copied().unwrap_or(0);
-        let reply: PollReply = self.call(session, &poll_statement(since)).await?;
-        self.seen_lock().insert(session, reply.seq);
-        Ok(reply)
+    /// Changes after `since` (0: everything the agent holds), and the current capacity; waits
+    /// up to `wait` for an attempt to end. `since` acknowledges what earlier polls returned,
+    /// after which the agent forgets those ended attempts: one poller (`owner`) per session.
+    pub async fn poll(
+        &self,
+        session: SessionId,
+        since: u64,
+        owner: &str,
+        wait: Duration,
+    ) -> Result<PollReply, AgentError> {
+        self.call(session, &poll_statement(since, owner, wait))
+            .await
+    }
+
+    /// Gives up `owner`'s lease on the session.
+    pub async fn release(&self, session: SessionId, owner: &str) -> Result<bool, AgentError> {
+        let reply: ReleaseReply = self.call(session, &release_statement(owner)).await?;
+        Ok(reply.released)
     }
 
     /// Cancels the attempt's Spark jobs and stops its thread; the poll reports it `cancelled`.
@@ -353,12 +378,6 @@ impl Agent {
         self.call(session, &capacity_statement()).await
     }
 
-    fn seen_lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, u64>> {
-        self.seen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     async fn call<T: DeserializeOwned>(
         &self,
         session: SessionId,
@@ -370,45 +389,14 @@ impl Agent {
             .await?;
         let done = self
             .client
-            .wait_statement(session, StatementId(submitted.id), self.statement_timeout)
+            .wait_statement_every(
+                session,
+                StatementId(submitted.id),
+                self.statement_timeout,
+                AGENT_STATEMENT_CHECKS,
+            )
             .await?;
         decode_reply(&done.state, done.output.as_ref())
-    }
-}
-
-/// The wait between polls: short while notebooks change, growing by half while nothing does.
-#[derive(Debug, Clone)]
-pub struct PollInterval {
-    min: Duration,
-    max: Duration,
-    current: Duration,
-}
-
-impl PollInterval {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        PollInterval {
-            min,
-            max: max.max(min),
-            current: min,
-        }
-    }
-
-    /// The wait before the next poll, given whether the last one saw changes.
-    pub fn next(&mut self, changed: bool) -> Duration {
-        self.current = if changed {
-            self.min
-        } else {
-            (self.current + self.current / 2).min(self.max)
-        };
-        self.current
-    }
-}
-
-impl Default for PollInterval {
-    fn default() -> Self {
-        // A poll is one short statement: cheap enough to keep the lag between a notebook's end
-        // and the next start under a second (scripts/bench-runs.sh --trace measures it).
-        PollInterval::new(Duration::from_millis(200), Duration::from_secs(1))
     }
 }
 
@@ -468,8 +456,8 @@ mod tests {
             json!({"id": hostile, "attempt": 1})
         );
         assert_eq!(
-            decode_b64_argument(&poll_statement(42)),
-            json!({"since": 42})
+            decode_b64_argument(&poll_statement(42, hostile, Duration::from_millis(900))),
+            json!({"since": 42, "owner": hostile, "wait_ms": 900})
         );
     }
 
@@ -549,14 +537,6 @@ mod tests {
         assert!(matches!(garbage, Err(AgentError::Decode { .. })));
         let cancelled = decode_reply::<StartReply>(&StatementState::Cancelled, None);
         assert!(cancelled.unwrap_err().to_string().contains("cancelled"));
-    }
-
-    #[test]
-    fn polls_slow_down_while_nothing_changes() {
-        let mut interval = PollInterval::new(Duration::from_millis(200), Duration::from_secs(2));
-        let quiet: Vec<u128> = (0..8).map(|_| interval.next(false).as_millis()).collect();
-        assert_eq!(quiet, [300, 450, 675, 1012, 1518, 2000, 2000, 2000]);
-        assert_eq!(interval.next(true), Duration::from_millis(200));
     }
 
     #[test]

@@ -294,8 +294,22 @@ impl LivyClient {
         statement: StatementId,
         limit: Duration,
     ) -> Result<Statement, LivyError> {
+        let checks = (Duration::from_millis(50), Duration::from_secs(1));
+        self.wait_statement_every(session, statement, limit, checks)
+            .await
+    }
+
+    /// [`LivyClient::wait_statement`] reading the statement after waits that double from
+    /// `checks.0` up to `checks.1`.
+    pub async fn wait_statement_every(
+        &self,
+        session: SessionId,
+        statement: StatementId,
+        limit: Duration,
+        checks: (Duration, Duration),
+    ) -> Result<Statement, LivyError> {
         let started = Instant::now();
-        let mut wait = Duration::from_millis(50);
+        let mut wait = checks.0;
         loop {
             let current = self.get_statement(session, statement).await?;
             if current.state.is_finished() {
@@ -313,7 +327,7 @@ impl LivyClient {
                 });
             }
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(1));
+            wait = (wait * 2).min(checks.1);
         }
     }
 

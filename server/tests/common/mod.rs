@@ -9,6 +9,7 @@ use spool_server::agent::Agent;
 use spool_server::api::{app, AppState, WebApp};
 use spool_server::history::History;
 use spool_server::livy::{ClientConfig, LivyClient};
+use spool_server::runs::spark::LivySpark;
 use spool_server::runs::{RunManager, SparkTarget};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -55,7 +56,9 @@ pub fn fixture_with_web(token: Option<&str>, web: WebApp) -> Fixture {
         history.clone(),
         root.clone(),
         SparkTarget {
-            agent: Arc::new(Agent::new(client)),
+            spark: Arc::new(LivySpark {
+                agent: Agent::new(client),
+            }),
             policy: Default::default(),
             session_name: None,
         },

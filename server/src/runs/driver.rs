@@ -1,0 +1,996 @@
+//! The loop of one run: carries out the machine's commands against a [`Spark`] session, waits
+//! (long poll) for attempts to end, a deadline or a control, and feeds the machine what
+//! happened. Every decision is recorded before it is carried out.
+//!
+//! Exactly once: an attempt is `(run, task, attempt)` end to end. A start or a cancel whose
+//! outcome is unclear is sent again with the same identity (the agent runs an attempt at most
+//! once) until an answer or a poll settles it. A task's next attempt starts only once the
+//! previous one is confirmed ended: reported ended by the agent, cancelled before it ever ran,
+//! or its session confirmed dead or deleted. A session that cannot be confirmed (it stopped
+//! answering and cannot be deleted) is recorded as leaked, and the tasks that had an attempt
+//! there are not started again.
+
+use super::spark::{CreatedSession, Liveness, SessionRequest, Spark, SparkError};
+use super::{
+    close_session, leaked, read_cells, session_closed, Control, Overrides, RunManager, STOPPING,
+};
+use crate::agent::{NotebookLaunch, NotebookState, NotebookUpdate, PollReply};
+use crate::fs_sources::DiskSources;
+use crate::history::{AttemptOutcome, RunEvent, RunStatus, TaskError};
+use crate::livy::SessionId;
+use spool_core::dag::{Plan, TaskId, TaskKind};
+use spool_core::sched::{Command, Event, Machine, TaskState};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Session re-creations per run when `recreate_session = true`.
+const MAX_SESSION_RECREATIONS: u32 = 3;
+/// Consecutive failed polls of a session that still looks alive before it is abandoned.
+const MAX_POLL_FAILURES: u32 = 5;
+/// The longest a poll waits in the agent: Livy runs a session's statements one at a time, so
+/// this is also how long a cancel or a start waits behind it.
+const MAX_POLL_WAIT: Duration = Duration::from_secs(1);
+/// Waits before a start or cancel with an unclear outcome is sent again: doubling, capped.
+const FIRST_RESEND_WAIT: Duration = Duration::from_millis(250);
+const MAX_RESEND_WAIT: Duration = Duration::from_secs(4);
+/// After the run's end, how long attempts still being cancelled are waited for before their
+/// session is deleted (a long-lived session is not deleted: they are left to its agent).
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Tries of a session call whose outcome was unclear (both are idempotent: a session is
+/// found by its name, the agent loads once and the lease is its owner's).
+const SESSION_CALL_TRIES: u32 = 4;
+
+/// Calls again, after growing waits, while the outcome is unclear.
+async fn with_resends<T, F, Fut>(mut call: F) -> Result<T, SparkError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SparkError>>,
+{
+    let mut wait = FIRST_RESEND_WAIT;
+    for _ in 1..SESSION_CALL_TRIES {
+        match call().await {
+            Err(SparkError::Unclear(e)) => {
+                tracing::warn!("unclear answer, asking again: {e}");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
+/// What is known of an attempt that may be running.
+#[derive(Debug)]
+enum Phase {
+    /// Sent, no definite answer yet: sent again with the same identity when due.
+    Starting(Box<NotebookLaunch>),
+    /// The agent runs it.
+    Running,
+    /// A cancel is to be sent (again, when due) until the agent acknowledges it.
+    Cancelling,
+    /// The agent acknowledged the cancel; a poll reports the end.
+    CancelAcknowledged,
+}
+
+#[derive(Debug)]
+struct Live {
+    phase: Phase,
+    /// The machine has already ended this attempt (a timeout): its report is not fed again.
+    machine_ended: bool,
+    /// When an unclear start or cancel is sent again.
+    due: Instant,
+    tries: u32,
+}
+
+impl Live {
+    fn resend_due(&self) -> Option<Instant> {
+        matches!(self.phase, Phase::Starting(_) | Phase::Cancelling).then_some(self.due)
+    }
+
+    fn failed_try(&mut self) {
+        self.tries += 1;
+        let wait = FIRST_RESEND_WAIT.saturating_mul(1 << self.tries.min(8));
+        self.due = Instant::now() + wait.min(MAX_RESEND_WAIT);
+    }
+}
+
+/// The session runs start notebooks in, with the poll position.
+struct Current {
+    id: SessionId,
+    /// The `seq` of the last poll reply: the next poll acknowledges it.
+    since: u64,
+    poll_failures: u32,
+}
+
+/// The state of one run in progress.
+pub(super) struct Execution {
+    id: i64,
+    pub(super) plan: Plan,
+    overrides: Overrides,
+    pub(super) machine: Machine,
+    manager: Arc<RunManager>,
+    spark: Arc<dyn Spark>,
+    t0: Instant,
+    /// The lease token on the session: names the run, for whoever is refused.
+    owner: String,
+    session: Option<Current>,
+    /// Sessions opened and not yet closed, and whether this run created them (a long-lived
+    /// named session is only released).
+    sessions: Vec<CreatedSession>,
+    sessions_opened: u32,
+    /// Attempts that may be running, all in the current session.
+    live: BTreeMap<(TaskId, u32), Live>,
+    /// Starts that wait for the previous attempt of their task to be confirmed ended.
+    parked: BTreeMap<TaskId, u32>,
+    /// Tasks that must not start again, and why (an attempt may live in a leaked session).
+    tainted: BTreeMap<TaskId, String>,
+    capacity: Option<u32>,
+    /// Commands the machine gave while a command was being carried out.
+    deferred: Vec<Command>,
+    /// The run this one resumes.
+    resumed_from: Option<i64>,
+    cancelling: bool,
+    finished: Option<RunStatus>,
+}
+
+impl Execution {
+    pub(super) fn new(
+        id: i64,
+        plan: Plan,
+        overrides: Overrides,
+        machine: Machine,
+        manager: Arc<RunManager>,
+        resumed_from: Option<i64>,
+    ) -> Self {
+        Execution {
+            id,
+            plan,
+            overrides,
+            machine,
+            spark: manager.spark.spark.clone(),
+            manager,
+            t0: Instant::now(),
+            owner: format!("run {id} (spool process {})", std::process::id()),
+            session: None,
+            sessions: Vec::new(),
+            sessions_opened: 0,
+            live: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            tainted: BTreeMap::new(),
+            capacity: None,
+            deferred: Vec::new(),
+            resumed_from,
+            cancelling: false,
+            finished: None,
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    async fn record(&self, event: RunEvent) {
+        self.manager.record(self.id, event).await;
+    }
+
+    fn feed(&mut self, event: Event, pending: &mut Vec<Command>) {
+        let now = self.now();
+        self.machine.handle_into(event, now, pending);
+    }
+
+    fn task_id(&self, t: TaskId) -> String {
+        self.plan.tasks[t].id.clone()
+    }
+
+    /// The notebook's id for the agent: prefixed by the run, so that a session shared by
+    /// successive runs (a named session) never confuses one run's attempts with another's.
+    fn agent_id(&self, t: TaskId) -> String {
+        format!("run{}/{}", self.id, self.plan.tasks[t].id)
+    }
+
+    /// Whether the machine still waits for this attempt to end.
+    fn machine_awaits(&self, task: TaskId, attempt: u32) -> bool {
+        matches!(self.machine.state_of(task), Some(TaskState::Running { attempt: a, .. }) if a == attempt)
+    }
+
+    /// The live Spark application has `cores` slots: tells the machine when that is news.
+    fn capacity_is(&mut self, cores: u32, pending: &mut Vec<Command>) {
+        if self.capacity != Some(cores) {
+            self.capacity = Some(cores);
+            self.feed(Event::CapacityChanged { slots: cores }, pending);
+        }
+    }
+
+    /// Records an attempt that ended without a report from the notebook (Spool stopped or
+    /// lost it), with the reason.
+    async fn record_ended(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        error: TaskError,
+    ) {
+        self.record(RunEvent::TaskFinished {
+            task: self.task_id(task),
+            attempt,
+            outcome,
+            error: Some(error),
+            output: None,
+            exit_value: None,
+            metrics: None,
+        })
+        .await;
+    }
+
+    /// Records an attempt that ended without a report and tells the machine; a cancelled run
+    /// counts it as cancelled.
+    async fn ended_without_report(
+        &mut self,
+        task: TaskId,
+        attempt: u32,
+        error: TaskError,
+        pending: &mut Vec<Command>,
+    ) {
+        let (outcome, event) = if self.cancelling {
+            (
+                AttemptOutcome::Cancelled,
+                Event::NotebookCancelled { task, attempt },
+            )
+        } else {
+            (
+                AttemptOutcome::Failed,
+                Event::NotebookFailed { task, attempt },
+            )
+        };
+        self.record_ended(task, attempt, outcome, error).await;
+        self.feed(event, pending);
+    }
+
+    pub(super) async fn run(&mut self, mut control: watch::Receiver<Control>) -> RunStatus {
+        if let Some(old) = self.resumed_from {
+            // Whatever the resumed run left running must end before its tasks run again.
+            self.manager.reap(&[old]).await;
+        }
+        // The session first, so that notebook times do not include Spark's start-up and
+        // admission uses the real capacity from the start. A failure here is not final: each
+        // start tries again, and fails its attempt with the cause (retries apply).
+        let needs_spark = (0..self.plan.tasks.len()).any(|t| {
+            !self.machine.is_carried_over(t) && self.plan.tasks[t].kind == TaskKind::Notebook
+        });
+        if needs_spark {
+            if let Err(why) = self.ensure_session().await {
+                self.record(RunEvent::SessionChanged {
+                    session: "-".into(),
+                    state: "error".into(),
+                    message: Some(why),
+                    capacity: None,
+                })
+                .await;
+            }
+        }
+        let mut pending = std::mem::take(&mut self.deferred);
+        self.feed(Event::RunStarted, &mut pending);
+        let mut control_open = true;
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            while !pending.is_empty() {
+                for cmd in std::mem::take(&mut pending) {
+                    self.carry_out(cmd, &mut pending).await;
+                    pending.append(&mut self.deferred);
+                }
+            }
+            if self.finished.is_some() {
+                let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN_LIMIT);
+                if self.live.is_empty() || Instant::now() >= until {
+                    break;
+                }
+            }
+            if self.resend_due(&mut pending).await {
+                continue;
+            }
+            let wait = self.wait_budget();
+            let waited = self.wait_for_news(wait);
+            let reply = tokio::select! {
+                reply = waited => reply,
+                changed = control.changed(), if control_open => {
+                    control_open = changed.is_ok();
+                    if !control_open {
+                        continue;
+                    }
+                    let asked = *control.borrow_and_update();
+                    match asked {
+                        Control::Go => {}
+                        Control::Cancel(why) => self.cancel(why, &mut pending).await,
+                        Control::CancelNow => {
+                            self.cancel(Some(STOPPING), &mut pending).await;
+                            self.abandon_session(
+                                "Spool is stopping: the run's session is deleted",
+                                &mut pending,
+                            )
+                            .await;
+                        }
+                        Control::Detach => return self.detach().await,
+                    }
+                    continue;
+                }
+            };
+            if let Some(reply) = reply {
+                self.on_poll(reply, &mut pending).await;
+            }
+            self.fire_deadlines(&mut pending).await;
+        }
+        self.close_sessions().await;
+        self.finished.unwrap_or(RunStatus::Failed)
+    }
+
+    async fn cancel(&mut self, reason: Option<&str>, pending: &mut Vec<Command>) {
+        if self.cancelling || self.finished.is_some() {
+            return;
+        }
+        self.record(RunEvent::CancelRequested {
+            reason: reason.map(str::to_string),
+        })
+        .await;
+        self.cancelling = true;
+        self.feed(Event::CancelRequested, pending);
+    }
+
+    /// Leaves the run to be resumed: its notebooks keep running in Spark, the session's lease
+    /// is given up, the run is recorded as interrupted.
+    async fn detach(&mut self) -> RunStatus {
+        self.record(RunEvent::RunInterrupted {
+            reason: "Spool stopped and left the run's notebooks running \
+                     (--keep-runs-on-shutdown); resume it to finish it"
+                .into(),
+        })
+        .await;
+        if let Some(current) = &self.session {
+            let _ = self.spark.release(current.id, &self.owner).await;
+        }
+        RunStatus::Interrupted
+    }
+
+    /// How long the next wait may last: until the next deadline or resend, at most a poll's
+    /// longest wait.
+    fn wait_budget(&self) -> Duration {
+        let now = Instant::now();
+        let mut until = now + MAX_POLL_WAIT;
+        if let Some(d) = self.next_deadline() {
+            let at = self.t0 + Duration::from_secs_f64(d.at.max(0.0));
+            until = until.min(at);
+        }
+        if let Some(due) = self.live.values().filter_map(Live::resend_due).min() {
+            until = until.min(due);
+        }
+        until.saturating_duration_since(now)
+    }
+
+    /// A long poll of the session when attempts may run there, else a sleep. Owns what it
+    /// uses, so that a control can interrupt it.
+    fn wait_for_news(
+        &self,
+        wait: Duration,
+    ) -> impl std::future::Future<Output = Option<Result<PollReply, SparkError>>> + 'static {
+        let target = self
+            .session
+            .as_ref()
+            .filter(|_| !self.live.is_empty())
+            .map(|c| (c.id, c.since));
+        let spark = self.spark.clone();
+        let owner = self.owner.clone();
+        async move {
+            match target {
+                Some((session, since)) => Some(spark.poll(session, since, &owner, wait).await),
+                None => {
+                    tokio::time::sleep(wait).await;
+                    None
+                }
+            }
+        }
+    }
+
+    async fn on_poll(&mut self, reply: Result<PollReply, SparkError>, pending: &mut Vec<Command>) {
+        let Some(session) = self.session.as_ref().map(|c| c.id) else {
+            return;
+        };
+        match reply {
+            Ok(reply) => {
+                if let Some(current) = &mut self.session {
+                    current.since = reply.seq;
+                    current.poll_failures = 0;
+                }
+                self.capacity_is(reply.capacity.total_cores, pending);
+                for update in reply.updates {
+                    self.on_update(update, pending).await;
+                }
+            }
+            Err(SparkError::SessionEnded(why)) => self.session_ended(&why, pending).await,
+            Err(SparkError::Busy(why)) => {
+                let why = format!("another run took over the Spark session: {why}");
+                self.abandon_session(&why, pending).await;
+            }
+            Err(e) => {
+                let failures = self.session.as_mut().map_or(0, |c| {
+                    c.poll_failures += 1;
+                    c.poll_failures
+                });
+                tracing::warn!(run = self.id, failures, "poll failed: {e}");
+                match self.spark.session_state(session).await {
+                    Ok(Liveness::Ended(why)) => self.session_ended(&why, pending).await,
+                    _ if failures >= MAX_POLL_FAILURES => {
+                        let why = format!("the Spark session stopped answering: {e}");
+                        self.abandon_session(&why, pending).await;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends again the starts and cancels whose answer was unclear, when due; true when that
+    /// gave the machine something to do.
+    async fn resend_due(&mut self, pending: &mut Vec<Command>) -> bool {
+        let now = Instant::now();
+        let due: Vec<(TaskId, u32)> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.resend_due().is_some_and(|d| d <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for (task, attempt) in due {
+            match self.live.get(&(task, attempt)).map(|l| &l.phase) {
+                Some(Phase::Starting(_)) => self.send_start(task, attempt, pending).await,
+                Some(Phase::Cancelling) => self.send_cancel(task, attempt, pending).await,
+                _ => {}
+            }
+        }
+        !pending.is_empty()
+    }
+
+    /// The machine's next deadline while the run goes on (a finished machine has none).
+    fn next_deadline(&self) -> Option<spool_core::sched::Deadline> {
+        if self.machine.is_finished() {
+            return None;
+        }
+        self.machine.next_deadline()
+    }
+
+    async fn fire_deadlines(&mut self, pending: &mut Vec<Command>) {
+        while let Some(d) = self.next_deadline().filter(|d| d.at <= self.now()) {
+            if let Event::NotebookTimedOut { task, attempt } = d.event {
+                if self.machine_awaits(task, attempt) {
+                    let limit = self.plan.tasks[task].settings.timeout_secs;
+                    self.record_ended(
+                        task,
+                        attempt,
+                        AttemptOutcome::TimedOut,
+                        TaskError::spool(
+                            "Timeout",
+                            format!("did not finish within timeout_secs = {limit}"),
+                        ),
+                    )
+                    .await;
+                }
+            }
+            self.feed(d.event, pending);
+        }
+    }
+
+    /// Carries out one command. Its record comes from core's one mapping, except a start's,
+    /// which is recorded when the start is really sent (a start may wait for the previous
+    /// attempt to end).
+    async fn carry_out(&mut self, cmd: Command, pending: &mut Vec<Command>) {
+        match cmd {
+            Command::StartNotebook { task, attempt, .. } => {
+                self.start_notebook(task, attempt, pending).await
+            }
+            Command::CancelNotebook { task, attempt } => {
+                self.cancel_notebook(task, attempt, pending).await
+            }
+            Command::FinishRun { outcome } => {
+                if let Some(event) = RunEvent::of_command(&self.plan, &cmd) {
+                    self.record(event).await;
+                }
+                self.finished = Some(outcome.into());
+            }
+            Command::ScheduleRetry { .. } | Command::Settle { .. } => {
+                if let Some(event) = RunEvent::of_command(&self.plan, &cmd) {
+                    self.record(event).await;
+                }
+            }
+        }
+    }
+
+    async fn start_notebook(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {
+        // A start the machine no longer wants (a parked start overtaken by a cancel) is dropped.
+        if !self.machine_awaits(task, attempt) {
+            return;
+        }
+        if let Some(why) = self.tainted.get(&task).cloned() {
+            self.record(RunEvent::TaskStarted {
+                task: self.task_id(task),
+                attempt,
+            })
+            .await;
+            let error = TaskError::spool("NotRetried", why);
+            self.record_ended(task, attempt, AttemptOutcome::Failed, error)
+                .await;
+            self.feed(Event::NotebookFailed { task, attempt }, pending);
+            return;
+        }
+        if self.live.keys().any(|&(t, _)| t == task) {
+            self.parked.insert(task, attempt);
+            return;
+        }
+        self.record(RunEvent::TaskStarted {
+            task: self.task_id(task),
+            attempt,
+        })
+        .await;
+        match self.launch(task, attempt).await {
+            Ok(launch) => {
+                self.live.insert(
+                    (task, attempt),
+                    Live {
+                        phase: Phase::Starting(Box::new(launch)),
+                        machine_ended: false,
+                        due: Instant::now(),
+                        tries: 0,
+                    },
+                );
+                self.send_start(task, attempt, pending).await;
+            }
+            Err(error) => {
+                self.record_ended(task, attempt, AttemptOutcome::Failed, error)
+                    .await;
+                self.feed(Event::NotebookFailed { task, attempt }, pending);
+            }
+        }
+    }
+
+    /// Reads and parses the notebook and makes sure there is a session.
+    async fn launch(&mut self, task: TaskId, attempt: u32) -> Result<NotebookLaunch, TaskError> {
+        let fail = TaskError::spool;
+        let dir = self.manager.pipelines_dir.clone();
+        let path = self.plan.tasks[task].path.clone();
+        let cells = tokio::task::spawn_blocking(move || {
+            let sources =
+                DiskSources::new(&dir).map_err(|e| fail("NotebookNotFound", e.to_string()))?;
+            read_cells(&sources, &path)
+        })
+        .await
+        .map_err(|e| fail("NotebookNotFound", e.to_string()))??;
+        self.ensure_session()
+            .await
+            .map_err(|e| fail("SparkSessionError", e))?;
+        let settings = &self.plan.tasks[task].settings;
+        Ok(NotebookLaunch {
+            id: self.agent_id(task),
+            attempt,
+            cells,
+            params: self.overrides.params_for(&self.plan, task),
+            isolated: settings.isolated,
+            // The machine owns timeouts (it cancels and retries); the agent's own limit is a
+            // backstop for a server that goes away.
+            timeout: Some(Duration::from_secs(
+                settings.timeout_secs.saturating_add(60),
+            )),
+        })
+    }
+
+    async fn send_start(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {
+        let (
+            Some(session),
+            Some(Live {
+                phase: Phase::Starting(launch),
+                ..
+            }),
+        ) = (
+            self.session.as_ref().map(|c| c.id),
+            self.live.get(&(task, attempt)),
+        )
+        else {
+            return;
+        };
+        let result = self.spark.start(session, launch).await;
+        match result {
+            Ok(_) => {
+                if let Some(live) = self.live.get_mut(&(task, attempt)) {
+                    live.phase = Phase::Running;
+                }
+                self.feed(Event::NotebookStarted { task, attempt }, pending);
+            }
+            Err(SparkError::Unclear(e)) => {
+                tracing::warn!(
+                    run = self.id,
+                    task,
+                    attempt,
+                    "start unclear, sent again: {e}"
+                );
+                if let Some(live) = self.live.get_mut(&(task, attempt)) {
+                    live.failed_try();
+                }
+            }
+            Err(SparkError::SessionEnded(why)) => self.session_ended(&why, pending).await,
+            Err(SparkError::Refused(e) | SparkError::Busy(e)) => {
+                self.live.remove(&(task, attempt));
+                let error = TaskError::spool(
+                    "SparkSessionError",
+                    format!("could not start the notebook: {e}"),
+                );
+                self.record_ended(task, attempt, AttemptOutcome::Failed, error)
+                    .await;
+                self.feed(Event::NotebookFailed { task, attempt }, pending);
+                self.unpark(task, pending);
+            }
+        }
+    }
+
+    async fn cancel_notebook(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {
+        let awaited = self.machine_awaits(task, attempt);
+        if self.parked.get(&task) == Some(&attempt) {
+            self.parked.remove(&task);
+            if awaited {
+                let error = TaskError::spool("Cancelled", "cancelled before it started");
+                self.record_ended(task, attempt, AttemptOutcome::Cancelled, error)
+                    .await;
+                self.feed(Event::NotebookCancelled { task, attempt }, pending);
+            }
+            return;
+        }
+        let Some(live) = self.live.get_mut(&(task, attempt)) else {
+            return;
+        };
+        live.machine_ended = !awaited;
+        live.phase = Phase::Cancelling;
+        live.tries = 0;
+        self.send_cancel(task, attempt, pending).await;
+    }
+
+    async fn send_cancel(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {
+        let Some(session) = self.session.as_ref().map(|c| c.id) else {
+            return;
+        };
+        let result = self
+            .spark
+            .cancel(session, &self.agent_id(task), attempt)
+            .await;
+        match result {
+            Ok(Some(_)) => {
+                if let Some(live) = self.live.get_mut(&(task, attempt)) {
+                    live.phase = Phase::CancelAcknowledged;
+                }
+            }
+            Ok(None) => {
+                // The agent never saw it, and now never runs it: ended before it began.
+                if let Some(live) = self.live.remove(&(task, attempt)) {
+                    if !live.machine_ended {
+                        let error = TaskError::spool("Cancelled", "cancelled before it started");
+                        self.record_ended(task, attempt, AttemptOutcome::Cancelled, error)
+                            .await;
+                        self.feed(Event::NotebookCancelled { task, attempt }, pending);
+                    }
+                }
+                self.unpark(task, pending);
+            }
+            Err(SparkError::SessionEnded(why)) => self.session_ended(&why, pending).await,
+            Err(e) => {
+                tracing::warn!(
+                    run = self.id,
+                    task,
+                    attempt,
+                    "cancel failed, sent again: {e}"
+                );
+                if let Some(live) = self.live.get_mut(&(task, attempt)) {
+                    live.failed_try();
+                }
+            }
+        }
+    }
+
+    /// Queues the parked start of `task` once no attempt of it may run any more.
+    fn unpark(&mut self, task: TaskId, pending: &mut Vec<Command>) {
+        if self.live.keys().any(|&(t, _)| t == task) {
+            return;
+        }
+        if let Some(attempt) = self.parked.remove(&task) {
+            let slots = self.plan.tasks[task].slots();
+            pending.push(Command::StartNotebook {
+                task,
+                attempt,
+                slots,
+            });
+        }
+    }
+
+    /// Feeds one agent report to the machine.
+    async fn on_update(&mut self, u: NotebookUpdate, pending: &mut Vec<Command>) {
+        let prefix = format!("run{}/", self.id);
+        let Some(task) =
+            u.id.strip_prefix(&prefix)
+                .and_then(|id| self.plan.index_of(id))
+        else {
+            return;
+        };
+        let attempt = u.attempt;
+        let Some(live) = self.live.get_mut(&(task, attempt)) else {
+            return;
+        };
+        if !u.state.is_finished() {
+            if matches!(live.phase, Phase::Starting(_)) {
+                // The start whose answer was lost did happen.
+                live.phase = Phase::Running;
+                self.feed(Event::NotebookStarted { task, attempt }, pending);
+            }
+            return;
+        }
+        let machine_ended = live.machine_ended;
+        self.live.remove(&(task, attempt));
+        if !machine_ended {
+            self.record_report(task, u, pending).await;
+        }
+        self.unpark(task, pending);
+    }
+
+    /// Records an attempt's end as the agent reported it, and tells the machine.
+    async fn record_report(&mut self, task: TaskId, u: NotebookUpdate, pending: &mut Vec<Command>) {
+        let attempt = u.attempt;
+        let (outcome, event) = match u.state {
+            NotebookState::Succeeded => (
+                AttemptOutcome::Succeeded,
+                Event::NotebookSucceeded { task, attempt },
+            ),
+            NotebookState::Failed | NotebookState::Running => (
+                AttemptOutcome::Failed,
+                Event::NotebookFailed { task, attempt },
+            ),
+            NotebookState::Cancelled => (
+                AttemptOutcome::Cancelled,
+                Event::NotebookCancelled { task, attempt },
+            ),
+            NotebookState::TimedOut => (
+                AttemptOutcome::TimedOut,
+                Event::NotebookTimedOut { task, attempt },
+            ),
+        };
+        let mut output = u.stdout;
+        if !u.stderr.is_empty() {
+            output.push_str("\n[stderr]\n");
+            output.push_str(&u.stderr);
+        }
+        self.record(RunEvent::TaskFinished {
+            task: self.task_id(task),
+            attempt,
+            outcome,
+            error: u.error.map(|e| TaskError {
+                ename: e.ename,
+                evalue: e.evalue,
+                traceback: e.traceback,
+                cell: e.cell,
+                line: e.line,
+            }),
+            output: (!output.is_empty()).then_some(output),
+            exit_value: u.exit_value.map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            }),
+            metrics: u.metrics.and_then(|m| serde_json::to_value(m).ok()),
+        })
+        .await;
+        self.feed(event, pending);
+    }
+
+    /// The current session is confirmed ended: its attempts ended with it (failed with that
+    /// cause); the next start makes a new session if the pool allows it.
+    async fn session_ended(&mut self, why: &str, pending: &mut Vec<Command>) {
+        let Some(current) = self.session.take() else {
+            return;
+        };
+        self.record(RunEvent::SessionChanged {
+            session: current.id.0.to_string(),
+            state: "dead".into(),
+            message: Some(why.to_string()),
+            capacity: None,
+        })
+        .await;
+        self.settle_lost(|_| TaskError::spool("SparkSessionLost", why), pending)
+            .await;
+    }
+
+    /// Ends every live attempt without a report: the ones the machine waits for are recorded
+    /// with `error`; then the parked starts may go.
+    async fn settle_lost(
+        &mut self,
+        error: impl Fn(TaskId) -> TaskError,
+        pending: &mut Vec<Command>,
+    ) {
+        let lost = std::mem::take(&mut self.live);
+        for (&(task, attempt), live) in &lost {
+            if !live.machine_ended {
+                self.ended_without_report(task, attempt, error(task), pending)
+                    .await;
+            }
+        }
+        for &(task, _) in lost.keys() {
+            self.unpark(task, pending);
+        }
+    }
+
+    /// Gives up the current session, which cannot be trusted (it stopped answering, another
+    /// run took it, or Spool is stopping): its attempts are cancelled as far as it answers,
+    /// then it is deleted, which ends them. When it cannot be deleted it is recorded as
+    /// leaked and its tasks are not started again (they might run twice).
+    async fn abandon_session(&mut self, why: &str, pending: &mut Vec<Command>) {
+        let Some(current) = self.session.take() else {
+            return;
+        };
+        let session = current.id;
+        self.record(RunEvent::SessionChanged {
+            session: session.0.to_string(),
+            state: "abandoned".into(),
+            message: Some(why.to_string()),
+            capacity: None,
+        })
+        .await;
+        let keys: Vec<(TaskId, u32)> = self.live.keys().copied().collect();
+        for (task, attempt) in keys {
+            let _ = self
+                .spark
+                .cancel(session, &self.agent_id(task), attempt)
+                .await;
+        }
+        let created = self.sessions.iter().any(|s| s.id == session && s.created);
+        let closed = if created {
+            self.sessions.retain(|s| s.id != session);
+            match close_session(&*self.spark, session).await {
+                Ok(()) => {
+                    self.record(session_closed(session, why)).await;
+                    Ok(())
+                }
+                Err(e) => {
+                    self.record(leaked(session, &e)).await;
+                    Err(format!(
+                        "Spark session {session} could not be deleted ({e}); it may still run"
+                    ))
+                }
+            }
+        } else {
+            Err(format!(
+                "the long-lived Spark session {session} could not be confirmed to have stopped it"
+            ))
+        };
+        match closed {
+            Ok(()) => {
+                let lost = format!("{why}; the session was deleted");
+                self.settle_lost(|_| TaskError::spool("SparkSessionLost", &lost), pending)
+                    .await;
+            }
+            Err(doubt) => {
+                for &(task, attempt) in self.live.keys() {
+                    self.tainted.insert(
+                        task,
+                        format!(
+                            "attempt {attempt} may still be running: {doubt}; not started again so that it never runs twice"
+                        ),
+                    );
+                }
+                let lost = format!("{why}; {doubt}");
+                self.settle_lost(|_| TaskError::spool("SparkSessionLost", &lost), pending)
+                    .await;
+            }
+        }
+    }
+
+    /// The run's session, created (and the agent injected) on first use.
+    async fn ensure_session(&mut self) -> Result<SessionId, String> {
+        if let Some(s) = &self.session {
+            return Ok(s.id);
+        }
+        if self.sessions_opened > 0 {
+            if !self.plan.pool.recreate_session {
+                return Err("the run's Spark session died (set recreate_session = true in [pool] to start a new one)".into());
+            }
+            if self.sessions_opened > MAX_SESSION_RECREATIONS {
+                return Err(format!(
+                    "the Spark session died {} times; giving up",
+                    self.sessions_opened
+                ));
+            }
+        }
+        self.sessions_opened += 1;
+        let named = self.manager.spark.session_name.clone();
+        let pool = &self.plan.pool;
+        let request = SessionRequest {
+            name: named
+                .clone()
+                .unwrap_or_else(|| format!("spool-run-{}-{}", self.id, self.sessions_opened)),
+            named: named.is_some(),
+            executors: pool.executors,
+            executor_cores: pool.executor_cores,
+        };
+        let spark = self.spark.clone();
+        let created = with_resends(|| spark.create_session(&request))
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = created.id;
+        // A long-lived named session is never deleted, even when this run created it.
+        let created = CreatedSession {
+            created: created.created && !request.named,
+            ..created
+        };
+        // The name of a session the run owns is recorded as it is: a later start finds it by
+        // that name to delete it if this process dies (see `RunManager::reap`).
+        self.record(RunEvent::SessionChanged {
+            session: id.0.to_string(),
+            state: if created.created {
+                "created"
+            } else {
+                "attached"
+            }
+            .into(),
+            message: Some(if created.created {
+                request.name
+            } else {
+                format!("session `{}`", request.name)
+            }),
+            capacity: None,
+        })
+        .await;
+        self.sessions.push(created);
+        let owner = self.owner.clone();
+        let capacity = match with_resends(|| spark.prepare_session(id, &owner)).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.close(created).await;
+                return Err(e.to_string());
+            }
+        };
+        self.record(RunEvent::SessionChanged {
+            session: id.0.to_string(),
+            state: "idle".into(),
+            message: Some(format!("{} executors", capacity.executors)),
+            capacity: Some(capacity.total_cores),
+        })
+        .await;
+        self.session = Some(Current {
+            id,
+            since: 0,
+            poll_failures: 0,
+        });
+        // Applied before the pending start: admission of later notebooks uses it.
+        let mut cmds = Vec::new();
+        self.capacity_is(capacity.total_cores, &mut cmds);
+        self.deferred.extend(cmds);
+        Ok(id)
+    }
+
+    /// Deletes a session this run created (recording it closed, or leaked), or gives up its
+    /// lease on a long-lived one.
+    async fn close(&mut self, session: CreatedSession) {
+        self.sessions.retain(|s| s.id != session.id);
+        if self.session.as_ref().is_some_and(|c| c.id == session.id) {
+            self.session = None;
+        }
+        if !session.created {
+            let _ = self.spark.release(session.id, &self.owner).await;
+            return;
+        }
+        let event = match close_session(&*self.spark, session.id).await {
+            Ok(()) => session_closed(session.id, "the run no longer needs it"),
+            Err(e) => leaked(session.id, &e),
+        };
+        self.record(event).await;
+    }
+
+    /// Closes every session the run opened.
+    async fn close_sessions(&mut self) {
+        for s in self.sessions.clone() {
+            self.close(s).await;
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Real runs: the core scheduling state machine driven against a Spark session, every decision
+//! recorded in the run history before it is carried out.
+//!
+//! `RunManager` (here) starts, cancels and stops runs; `driver` is the loop of one run;
+//! `spark` is the seam to Spark (`LivySpark`, and an in-memory fake with scripted faults in
+//! the tests).
+
+mod driver;
+#[cfg(test)]
+mod fake;
+pub mod spark;
+#[cfg(test)]
+mod tests;
+
+use crate::fs_sources::{DiskSources, ReadError};
+use crate::history::{History, RunEvent, RunStatus, StoredEvent, TaskError};
+use crate::livy::SessionId;
+use crate::run_params::{self, Overrides};
+use driver::Execution;
+use spark::{Spark, SparkError};
+use spool_core::dag::{load_with_notebooks, Plan};
+use spool_core::diag::Diagnostic;
+use spool_core::model::Outcome;
+use spool_core::notebook::{self, Cell, Format};
+use spool_core::sched::{Admission, Machine, Policy};
+use spool_core::source::Sources;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Why runs are cancelled when Spool stops.
+const STOPPING: &str = "Spool is stopping";
+/// Runs executing (or being started) at once in one process.
+const MAX_ACTIVE_RUNS: usize = 16;
+/// Deletes of a session before it is recorded as leaked, with waits doubling from the first.
+const DELETE_TRIES: u32 = 4;
+const DELETE_FIRST_WAIT: Duration = Duration::from_millis(500);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The pipeline file, relative to the pipelines folder.
+    pub file: String,
+    /// Overrides: `key` (every notebook declaring that parameter) or `notebook.key`.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Re-run only what did not succeed in this earlier run.
+    pub resume: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the pipeline has errors")]
+    Invalid(Vec<Diagnostic>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Where runs get their Spark sessions.
+pub struct SparkTarget {
+    pub spark: Arc<dyn Spark>,
+    pub policy: Policy,
+    /// Run in this long-lived Livy session (found by name, created if missing, never deleted)
+    /// instead of a session per run; one run at a time then, since a session has one poller.
+    pub session_name: Option<String>,
+}
+
+/// What a run in progress is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Go,
+    /// Cancel (with why, when it is not a user's request): running notebooks are cancelled
+    /// and confirmed ended.
+    Cancel(Option<&'static str>),
+    /// Cancel, and stop waiting for confirmations: delete the run's sessions now (a server that
+    /// stops within a bounded time).
+    CancelNow,
+    /// Stop driving the run and leave its notebooks running, to be resumed later.
+    Detach,
+}
+
+struct ActiveRun {
+    control: watch::Sender<Control>,
+    done: watch::Receiver<Option<RunStatus>>,
+}
+
+#[derive(Default)]
+struct Active {
+    runs: HashMap<i64, ActiveRun>,
+    /// Starts that passed the checks and are being recorded: they count against the limits.
+    starting: usize,
+}
+
+impl Active {
+    fn in_progress(&self) -> usize {
+        self.starting
+            + self
+                .runs
+                .values()
+                .filter(|r| r.done.borrow().is_none())
+                .count()
+    }
+}
+
+/// Starts runs, tracks the ones in progress, and tells listeners when a run's history grows.
+pub struct RunManager {
+    history: Arc<History>,
+    pipelines_dir: PathBuf,
+    spark: SparkTarget,
+    active: Mutex<Active>,
+    /// Per run: the sequence number of its newest event, for live streams.
+    notify: Mutex<HashMap<i64, watch::Sender<i64>>>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A start that holds a place against the limits until it is recorded (or fails).
+struct Reservation<'a> {
+    active: &'a Mutex<Active>,
+    filled: bool,
+}
+
+impl Reservation<'_> {
+    /// The run is recorded: it takes the reserved place, in one step.
+    fn fill(mut self, id: i64, run: ActiveRun) {
+        let mut active = RunManager::lock(self.active);
+        active.starting -= 1;
+        active.runs.insert(id, run);
+        self.filled = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.filled {
+            RunManager::lock(self.active).starting -= 1;
+        }
+    }
+}
+
+/// A run recorded and ready to be driven.
+struct Begun {
+    id: i64,
+    exec: Execution,
+    control: watch::Receiver<Control>,
+    done: watch::Sender<Option<RunStatus>>,
+}
+
+impl Begun {
+    /// Drives the run to its end, then says so to whoever waits; returns the execution.
+    async fn drive(mut self) -> Execution {
+        let status = self.exec.run(self.control).await;
+        let _ = self.done.send(Some(status));
+        self.exec
+    }
+}
+
+/// A checked request: the plan and everything the run needs from the history.
+struct Prepared {
+    plan: Plan,
+    /// The run's parameter overrides (a resume's merged with the new ones).
+    params: BTreeMap<String, serde_json::Value>,
+    overrides: Overrides,
+    previous: HashMap<String, Outcome>,
+}
+
+impl RunManager {
+    pub fn new(history: Arc<History>, pipelines_dir: PathBuf, spark: SparkTarget) -> Arc<Self> {
+        Arc::new(RunManager {
+            history,
+            pipelines_dir,
+            spark,
+            active: Mutex::new(Active::default()),
+            notify: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a place for a new run, or says why there is none. Check and insert are one step
+    /// under the lock, so that two starts cannot both pass.
+    fn reserve(&self) -> Result<Reservation<'_>, StartError> {
+        let mut active = Self::lock(&self.active);
+        // Finished runs are kept until the next start, so that their status can be read.
+        active.runs.retain(|_, r| r.done.borrow().is_none());
+        let in_progress = active.in_progress();
+        if in_progress > 0 {
+            if let Some(name) = &self.spark.session_name {
+                return Err(StartError::BadRequest(format!(
+                    "the Spark session `{name}` is busy with another run; wait for it to finish"
+                )));
+            }
+        }
+        if in_progress >= MAX_ACTIVE_RUNS {
+            return Err(StartError::BadRequest(format!(
+                "{MAX_ACTIVE_RUNS} runs are already in progress; wait for one to finish"
+            )));
+        }
+        active.starting += 1;
+        Ok(Reservation {
+            active: &self.active,
+            filled: false,
+        })
+    }
+
+    /// Checks the request, records the run and starts it in the background; returns its id.
+    pub async fn start(self: &Arc<Self>, req: RunRequest) -> Result<i64, StartError> {
+        let begun = self.begin(req).await?;
+        let id = begun.id;
+        tokio::spawn(begun.drive());
+        Ok(id)
+    }
+
+    /// Everything [`RunManager::start`] does but driving the run.
+    async fn begin(self: &Arc<Self>, req: RunRequest) -> Result<Begun, StartError> {
+        let reservation = self.reserve()?;
+        let me = self.clone();
+        let request = req.clone();
+        let prepared = tokio::task::spawn_blocking(move || me.prepare(&request))
+            .await
+            .map_err(anyhow::Error::from)??;
+        let started = RunEvent::RunStarted {
+            pipeline: prepared.plan.name.clone(),
+            file: req.file.clone(),
+            params: prepared.params.clone(),
+            resumed_from: req.resume,
+            plan: serde_json::to_value(&prepared.plan).map_err(anyhow::Error::from)?,
+        };
+        let history = self.history.clone();
+        let id = tokio::task::spawn_blocking(move || history.create_run(&started, now_ms()))
+            .await
+            .map_err(anyhow::Error::from)??;
+        let (control_tx, control) = watch::channel(Control::Go);
+        let (done, done_rx) = watch::channel(None);
+        reservation.fill(
+            id,
+            ActiveRun {
+                control: control_tx,
+                done: done_rx,
+            },
+        );
+        let machine = Machine::resume(
+            &prepared.plan,
+            self.spark.policy,
+            Admission::of_pool(&prepared.plan.pool),
+            &prepared.previous,
+        );
+        let exec = Execution::new(
+            id,
+            prepared.plan,
+            prepared.overrides,
+            machine,
+            self.clone(),
+            req.resume,
+        );
+        Ok(Begun {
+            id,
+            exec,
+            control,
+            done,
+        })
+    }
+
+    /// Loads the plan, resolves parameter overrides and reads what a resume keeps.
+    fn prepare(&self, req: &RunRequest) -> Result<Prepared, StartError> {
+        let sources = DiskSources::new(&self.pipelines_dir).map_err(anyhow::Error::from)?;
+        if !sources.exists(&req.file) {
+            return Err(StartError::NotFound(format!("no pipeline `{}`", req.file)));
+        }
+        // Notebooks are parsed too: one that cannot run fails the start, not an attempt.
+        let loaded = load_with_notebooks(&req.file, &sources);
+        let plan = loaded.plan.ok_or(StartError::Invalid(loaded.diagnostics))?;
+        let (params, previous) = match req.resume {
+            None => (req.params.clone(), HashMap::new()),
+            Some(old) => {
+                let run = self
+                    .history
+                    .run(old)?
+                    .ok_or_else(|| StartError::NotFound(format!("no run {old} to resume")))?;
+                let old_plan = match self.history.events(old, None)?.into_iter().next() {
+                    Some(StoredEvent {
+                        event: RunEvent::RunStarted { plan, .. },
+                        ..
+                    }) => plan,
+                    _ => serde_json::Value::Null,
+                };
+                let resumed = run_params::resume(&run, &old_plan, &req.file, &plan, &req.params)
+                    .map_err(StartError::BadRequest)?;
+                (resumed.params, resumed.previous)
+            }
+        };
+        let overrides = Overrides::parse(&plan, &params).map_err(StartError::BadRequest)?;
+        Ok(Prepared {
+            plan,
+            params,
+            overrides,
+            previous,
+        })
+    }
+
+    fn control(&self, id: i64, control: Control) -> bool {
+        Self::lock(&self.active)
+            .runs
+            .get(&id)
+            .filter(|r| r.done.borrow().is_none())
+            .is_some_and(|r| r.control.send(control).is_ok())
+    }
+
+    /// Asks a run in progress to stop; false when it is not in progress.
+    pub fn cancel(&self, id: i64) -> bool {
+        self.control(id, Control::Cancel(None))
+    }
+
+    /// The final status of a run of this process once it has finished; `None` before.
+    pub fn wait_now(&self, id: i64) -> Option<RunStatus> {
+        Self::lock(&self.active)
+            .runs
+            .get(&id)
+            .and_then(|r| *r.done.borrow())
+    }
+
+    /// Stops every run in progress before the process exits: cancelled (their sessions
+    /// deleted; after `limit` without confirmations the sessions are deleted anyway), or with
+    /// `keep_runs` left running in Spark and recorded as interrupted, to be resumed.
+    pub async fn shutdown(&self, keep_runs: bool, limit: Duration) {
+        let ids: Vec<i64> = Self::lock(&self.active).runs.keys().copied().collect();
+        let first = if keep_runs {
+            Control::Detach
+        } else {
+            Control::Cancel(Some(STOPPING))
+        };
+        for &id in &ids {
+            self.control(id, first);
+        }
+        let waits: Vec<_> = {
+            let active = Self::lock(&self.active);
+            ids.iter()
+                .filter_map(|id| active.runs.get(id).map(|r| (*id, r.done.clone())))
+                .collect()
+        };
+        for (id, mut done) in waits {
+            let finished = |d: &Option<RunStatus>| d.is_some();
+            if tokio::time::timeout(limit, done.wait_for(finished))
+                .await
+                .is_err()
+            {
+                self.control(id, Control::CancelNow);
+                // Deleting a session is bounded by the delete retries.
+                let _ = done.wait_for(finished).await;
+            }
+        }
+    }
+
+    /// A receiver that changes whenever the run gets a new event (for live streams).
+    pub fn subscribe(&self, id: i64) -> Option<watch::Receiver<i64>> {
+        let mut map = Self::lock(&self.notify);
+        Some(
+            map.entry(id)
+                .or_insert_with(|| watch::channel(-1).0)
+                .subscribe(),
+        )
+    }
+
+    /// Records an event (before it is acted on) and wakes the run's listeners. SQLite runs on
+    /// a blocking thread, never on the async workers.
+    async fn record(&self, id: i64, event: RunEvent) {
+        let history = self.history.clone();
+        let appended = tokio::task::spawn_blocking(move || {
+            let result = history.append(id, &event, now_ms());
+            (result, event)
+        })
+        .await;
+        match appended {
+            Ok((Ok(seq), _)) => {
+                if let Some(tx) = Self::lock(&self.notify).get(&id) {
+                    tx.send_replace(seq);
+                }
+            }
+            // The run goes on: losing history is bad, stopping Spark work midway is worse.
+            Ok((Err(e), event)) => {
+                tracing::error!(run = id, ?event, "cannot record an event: {e:#}")
+            }
+            Err(e) => tracing::error!(run = id, "cannot record an event: {e}"),
+        }
+    }
+
+    /// Deletes the sessions that interrupted runs created and did not close (their notebooks
+    /// may still run there), recording in each run's log what became of them.
+    pub async fn reap(&self, runs: &[i64]) {
+        for &run in runs {
+            let history = self.history.clone();
+            let events = tokio::task::spawn_blocking(move || history.events(run, None))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r);
+            let events = match events {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(run, "cannot read the run's history: {e:#}");
+                    continue;
+                }
+            };
+            let open = open_sessions(events.iter().map(|e| &e.event));
+            for (session, name) in open {
+                let spark = &*self.spark.spark;
+                let event = match spark.find_session(&name).await {
+                    // Gone already, or the id now names another session (Livy restarted).
+                    Ok(found) if found != Some(session) => {
+                        session_closed(session, "it no longer exists")
+                    }
+                    Ok(_) => match close_session(spark, session).await {
+                        Ok(()) => session_closed(session, "the run was interrupted"),
+                        Err(e) => leaked(session, &e),
+                    },
+                    Err(e) => leaked(session, &e),
+                };
+                self.record(run, event).await;
+            }
+        }
+    }
+}
+
+fn leaked(session: SessionId, e: &SparkError) -> RunEvent {
+    RunEvent::SessionLeaked {
+        session: session.0.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The sessions (id, name) a run created that its log does not show closed or leaked.
+fn open_sessions<'a>(events: impl Iterator<Item = &'a RunEvent>) -> Vec<(SessionId, String)> {
+    let mut open: Vec<(SessionId, String)> = Vec::new();
+    for event in events {
+        let (session, name) = match event {
+            RunEvent::SessionChanged {
+                session,
+                state,
+                message,
+                ..
+            } => match state.as_str() {
+                "created" => (session, message.clone()),
+                "closed" => (session, None),
+                _ => continue,
+            },
+            RunEvent::SessionLeaked { session, .. } => (session, None),
+            _ => continue,
+        };
+        let Ok(id) = session.parse::<u64>() else {
+            continue;
+        };
+        open.retain(|(s, _)| s.0 != id);
+        if let Some(name) = name {
+            open.push((SessionId(id), name));
+        }
+    }
+    open
+}
+
+fn session_closed(session: SessionId, why: &str) -> RunEvent {
+    RunEvent::SessionChanged {
+        session: session.0.to_string(),
+        state: "closed".into(),
+        message: Some(why.to_string()),
+        capacity: None,
+    }
+}
+
+/// Deletes a session, trying again with growing waits; the last error when every try failed.
+async fn close_session(spark: &dyn Spark, session: SessionId) -> Result<(), SparkError> {
+    let mut wait = DELETE_FIRST_WAIT;
+    let mut tries = 0;
+    loop {
+        match spark.close_session(session).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tries += 1;
+                tracing::warn!(session = session.0, tries, "cannot delete the session: {e}");
+                if tries >= DELETE_TRIES {
+                    return Err(e);
+                }
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+}
+
+/// A notebook file as cells, or the attempt's error: unreadable, or not a notebook (with every
+/// diagnostic, cell and line).
+pub fn read_cells(sources: &DiskSources, path: &str) -> Result<Vec<Cell>, TaskError> {
+    let fail = TaskError::spool;
+    let text = sources.read_checked(path).map_err(|e| match e {
+        ReadError::TooLarge(why) => fail("NotebookTooLarge", why),
+        ReadError::Unreadable(why) => {
+            fail("NotebookNotFound", format!("cannot read `{path}`: {why}"))
+        }
+    })?;
+    let format = Format::from_path(path)
+        .ok_or_else(|| fail("NotebookFormatError", format!("`{path}` is not a notebook")))?;
+    let parsed = notebook::parse(path, &text, format);
+    if spool_core::diag::has_errors(&parsed.diagnostics) {
+        let msgs: Vec<String> = parsed.diagnostics.iter().map(|d| d.to_string()).collect();
+        return Err(fail("NotebookFormatError", msgs.join("\n")));
+    }
+    Ok(parsed.cells)
+}

@@ -1,0 +1,682 @@
+//! The executor against the fake Spark: one test per fault, and a property test over random
+//! fault schedules. Time is paused (tokio), so minutes of notebooks take milliseconds. Each
+//! test names the ARCHITECTURE.md invariant it checks.
+
+use super::fake::{Behaviour, FakeSpark, Fault, Op};
+use super::spark::Spark;
+use super::{driver::Execution, Begun, RunManager, RunRequest, SparkTarget};
+use crate::agent::NotebookState;
+use crate::history::{AttemptOutcome, History, RunEvent, RunRecord, RunStatus};
+use spool_core::sched::{Final, TaskState};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    history: Arc<History>,
+    fake: Arc<FakeSpark>,
+}
+
+impl Harness {
+    /// A pipelines folder with `pipeline` as `p.toml` and one notebook every task uses.
+    fn new(pipeline: &str, fake: FakeSpark) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join("nb")).expect("nb");
+        std::fs::write(root.join("nb/n.py"), "x = 1\n").expect("notebook");
+        std::fs::write(root.join("p.toml"), pipeline).expect("pipeline");
+        let history = Arc::new(History::open(&root.join(".spool")).expect("history"));
+        Harness {
+            _dir: dir,
+            root,
+            history,
+            fake: Arc::new(fake),
+        }
+    }
+
+    fn manager(&self, session_name: Option<&str>) -> Arc<RunManager> {
+        let spark: Arc<dyn Spark> = self.fake.clone();
+        RunManager::new(
+            self.history.clone(),
+            self.root.clone(),
+            SparkTarget {
+                spark,
+                policy: Default::default(),
+                session_name: session_name.map(str::to_string),
+            },
+        )
+    }
+
+    fn events(&self, id: i64) -> Vec<RunEvent> {
+        let stored = self.history.events(id, None).expect("events");
+        stored.into_iter().map(|e| e.event).collect()
+    }
+
+    fn record(&self, id: i64) -> RunRecord {
+        self.history.run(id).expect("read").expect("the run exists")
+    }
+}
+
+fn request(resume: Option<i64>) -> RunRequest {
+    RunRequest {
+        file: "p.toml".into(),
+        params: BTreeMap::new(),
+        resume,
+    }
+}
+
+/// Starts a run and drives it in a task; the execution comes back for inspection.
+async fn begin(
+    manager: &Arc<RunManager>,
+    resume: Option<i64>,
+) -> (i64, tokio::task::JoinHandle<Execution>) {
+    let begun: Begun = manager
+        .begin(request(resume))
+        .await
+        .expect("the run starts");
+    let id = begun.id;
+    (id, tokio::spawn(begun.drive()))
+}
+
+async fn run_to_end(h: &Harness, manager: &Arc<RunManager>) -> (i64, Execution) {
+    let (id, handle) = begin(manager, None).await;
+    let exec = handle.await.expect("the run's task");
+    check_invariants(h, id, &exec);
+    (id, exec)
+}
+
+fn paused() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+}
+
+/// The executor's invariants (ARCHITECTURE.md, "The executor"), checked on the fake's ground
+/// truth and the recorded history of run `id`.
+fn check_invariants(h: &Harness, id: i64, exec: &Execution) {
+    let executions = h.fake.executions();
+    let prefix = format!("run{id}/");
+    let ours: Vec<_> = executions
+        .iter()
+        .filter(|e| e.id.starts_with(&prefix))
+        .collect();
+    // exactly-once: no (task, attempt) runs twice ...
+    let mut seen: HashMap<(&str, u32), usize> = HashMap::new();
+    for e in &ours {
+        *seen.entry((e.id.as_str(), e.attempt)).or_default() += 1;
+    }
+    for (key, n) in &seen {
+        assert_eq!(*n, 1, "{key:?} ran {n} times");
+    }
+    // ... or at the same time as its successor: attempt n ended before attempt n + 1 began.
+    for e in &ours {
+        for earlier in ours
+            .iter()
+            .filter(|p| p.id == e.id && p.attempt < e.attempt)
+        {
+            let ended = earlier.ended.unwrap_or_else(|| {
+                panic!("{} attempt {} never ended", earlier.id, earlier.attempt)
+            });
+            assert!(
+                ended <= e.began,
+                "{} attempt {} began before attempt {} ended",
+                e.id,
+                e.attempt,
+                earlier.attempt
+            );
+        }
+    }
+    let events = h.events(id);
+    // Every execution was recorded as started first; nothing starts after a cancel.
+    let mut started: Vec<(String, u32)> = Vec::new();
+    let mut cancelled = false;
+    for e in &events {
+        match e {
+            RunEvent::CancelRequested { .. } => cancelled = true,
+            RunEvent::TaskStarted { task, attempt } => {
+                assert!(
+                    !cancelled,
+                    "{task} attempt {attempt} started after the cancel"
+                );
+                started.push((task.clone(), *attempt));
+            }
+            _ => {}
+        }
+    }
+    for e in &ours {
+        let task = e.id.trim_start_matches(&prefix).to_string();
+        assert!(
+            started.contains(&(task.clone(), e.attempt)),
+            "{task} attempt {} ran without a recorded start",
+            e.attempt
+        );
+    }
+    // The history's fold equals the machine's final state, one final state per task.
+    let record = h.record(id);
+    let machine_outcome = exec_status(exec);
+    assert_eq!(record.status, machine_outcome, "run status");
+    for (t, task) in exec.plan.tasks.iter().enumerate() {
+        let Some(TaskState::Done(fin)) = exec.machine.state_of(t) else {
+            panic!("{} is not final in the machine", task.id);
+        };
+        let rec = record.tasks.get(&task.id);
+        if let Some(rec) = rec {
+            for a in &rec.attempts {
+                assert!(
+                    a.outcome.is_some(),
+                    "{} attempt {} has no end",
+                    task.id,
+                    a.attempt
+                );
+            }
+        }
+        let last = rec.and_then(|r| r.attempts.last()).and_then(|a| a.outcome);
+        let folded = match (rec, last) {
+            (Some(r), _) if r.carried_over => Some(Final::Succeeded),
+            (Some(r), _) if r.skipped.is_some() => Some(Final::Skipped),
+            (_, Some(AttemptOutcome::Succeeded)) => Some(Final::Succeeded),
+            (_, Some(AttemptOutcome::Failed | AttemptOutcome::TimedOut)) => Some(Final::Failed),
+            (_, Some(AttemptOutcome::Cancelled)) => Some(Final::Cancelled),
+            (_, None) => None,
+        };
+        // Tasks that never had an attempt (cancelled before they were ready, sub-pipeline
+        // ends) leave no event yet.
+        if let Some(folded) = folded {
+            let expected = if fin == Final::Cancelled && folded == Final::Failed {
+                // A cancelled run's failed-then-cancelled attempt: the machine counts it
+                // cancelled.
+                Final::Failed
+            } else {
+                fin
+            };
+            assert_eq!(folded, expected, "{}: history vs machine", task.id);
+        }
+    }
+    // Every session the run created was deleted or recorded as leaked.
+    let mut open: Vec<String> = Vec::new();
+    let mut created: Vec<String> = Vec::new();
+    for e in &events {
+        match e {
+            RunEvent::SessionChanged { session, state, .. } if state == "created" => {
+                open.push(session.clone());
+                created.push(session.clone());
+            }
+            RunEvent::SessionChanged { session, state, .. } if state == "closed" => {
+                open.retain(|s| s != session)
+            }
+            RunEvent::SessionLeaked { session, .. } => open.retain(|s| s != session),
+            _ => {}
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "sessions neither closed nor leaked: {open:?}"
+    );
+    let leaked: Vec<String> = record
+        .leaked_sessions
+        .iter()
+        .map(|(s, _)| s.clone())
+        .collect();
+    for s in h.fake.live_sessions() {
+        let s = s.to_string();
+        assert!(
+            !created.contains(&s) || leaked.contains(&s),
+            "session {s} still runs and is not recorded as leaked"
+        );
+    }
+}
+
+fn exec_status(exec: &Execution) -> RunStatus {
+    use spool_core::sched::RunOutcome;
+    match exec.machine.outcome() {
+        Some(RunOutcome::Succeeded) => RunStatus::Succeeded,
+        Some(RunOutcome::Failed) => RunStatus::Failed,
+        Some(RunOutcome::Cancelled) => RunStatus::Cancelled,
+        None => RunStatus::Running,
+    }
+}
+
+fn attempts(record: &RunRecord, task: &str) -> Vec<(u32, Option<AttemptOutcome>)> {
+    record.tasks[task]
+        .attempts
+        .iter()
+        .map(|a| (a.attempt, a.outcome))
+        .collect()
+}
+
+const CHAIN: &str = r#"
+name = "chain"
+[pool]
+executors = 1
+executor_cores = 4
+recreate_session = true
+[defaults]
+retry = 1
+retry_interval_secs = 1
+[[notebook]]
+id = "a"
+path = "nb/n.py"
+[[notebook]]
+id = "b"
+path = "nb/n.py"
+depends_on = ["a"]
+"#;
+
+#[test]
+fn exactly_once_a_start_whose_reply_is_lost_is_sent_again_not_replaced() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(2.0));
+        h.fake.script(
+            Op::Start,
+            &[
+                Fault::Fail,
+                Fault::Slow(Duration::from_secs(30)),
+                Fault::LoseReply,
+            ],
+        );
+        let (id, _) = run_to_end(&h, &h.manager(None)).await;
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Succeeded);
+        assert_eq!(
+            attempts(&record, "a"),
+            [(1, Some(AttemptOutcome::Succeeded))]
+        );
+        assert_eq!(h.fake.executions().len(), 2, "one execution per notebook");
+        // `a`'s first start did not arrive: it was sent again (the later unanswered ones were
+        // confirmed by a poll instead).
+        assert!(
+            h.fake.calls(Op::Start) >= 3,
+            "the lost start was sent again"
+        );
+    });
+}
+
+#[test]
+fn exactly_once_a_retry_waits_until_a_timed_out_attempt_is_confirmed_cancelled() {
+    paused().block_on(async {
+        let pipeline = CHAIN.replace("retry = 1\n", "retry = 1\ntimeout_secs = 5\n");
+        // The first attempt of `a` would run for an hour; the retry takes a second.
+        let behaviour: Behaviour = Box::new(|id, attempt| {
+            let secs = if id.ends_with("/a") && attempt == 1 {
+                3600
+            } else {
+                1
+            };
+            (Duration::from_secs(secs), NotebookState::Succeeded)
+        });
+        let h = Harness::new(&pipeline, FakeSpark::new(behaviour));
+        h.fake
+            .script(Op::Cancel, &[Fault::Fail, Fault::Fail, Fault::LoseReply]);
+        let (id, _) = run_to_end(&h, &h.manager(None)).await;
+        let record = h.record(id);
+        assert_eq!(
+            attempts(&record, "a"),
+            [
+                (1, Some(AttemptOutcome::TimedOut)),
+                (2, Some(AttemptOutcome::Succeeded))
+            ]
+        );
+        assert_eq!(record.status, RunStatus::Succeeded);
+        assert!(
+            h.fake.calls(Op::Cancel) >= 3,
+            "failed cancels were sent again"
+        );
+    });
+}
+
+#[test]
+fn exactly_once_failed_polls_are_retried_and_a_dead_session_is_replaced_before_retries() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(10.0));
+        h.fake.script(Op::Poll, &[Fault::Fail, Fault::Fail]);
+        let manager = h.manager(None);
+        let (id, handle) = begin(&manager, None).await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        h.fake.kill(1);
+        let exec = handle.await.expect("run");
+        check_invariants(&h, id, &exec);
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Succeeded);
+        let first = &record.tasks["a"].attempts[0];
+        let error = first.error.as_ref().expect("the lost attempt says why");
+        assert_eq!(error.ename, "SparkSessionLost");
+        assert_eq!(h.fake.calls(Op::Create), 2, "a second session");
+    });
+}
+
+#[test]
+fn exactly_once_a_session_that_stops_answering_is_deleted_before_its_tasks_run_again() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(10.0));
+        // Every poll after the first few fails: the session looks alive but never answers.
+        h.fake.script(Op::Poll, &[Fault::Fail; 5]);
+        let (id, exec) = run_to_end(&h, &h.manager(None)).await;
+        let events = h.events(id);
+        assert!(events.iter().any(|e| matches!(e,
+            RunEvent::SessionChanged { state, .. } if state == "abandoned")));
+        assert_eq!(exec_status(&exec), RunStatus::Succeeded);
+        assert_eq!(attempts(&h.record(id), "a").len(), 2);
+    });
+}
+
+#[test]
+fn sessions_a_session_that_cannot_be_deleted_is_recorded_leaked_and_its_task_not_rerun() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(10.0));
+        h.fake.script(Op::Poll, &[Fault::Fail; 5]);
+        h.fake.script(Op::Close, &[Fault::Fail; 4]);
+        let (id, exec) = run_to_end(&h, &h.manager(None)).await;
+        let record = h.record(id);
+        assert_eq!(record.leaked_sessions.len(), 1, "{record:?}");
+        assert_eq!(record.leaked_sessions[0].0, "1");
+        let a = &record.tasks["a"].attempts;
+        assert_eq!(a.len(), 2);
+        let refused = a[1].error.as_ref().expect("why the retry did not run");
+        assert_eq!(refused.ename, "NotRetried");
+        assert!(
+            refused.evalue.contains("may still be running"),
+            "{}",
+            refused.evalue
+        );
+        assert_eq!(exec_status(&exec), RunStatus::Failed);
+        let runs_of_a = h
+            .fake
+            .executions()
+            .iter()
+            .filter(|e| e.id.ends_with("/a"))
+            .count();
+        assert_eq!(
+            runs_of_a, 1,
+            "never a second execution beside a possible first"
+        );
+    });
+}
+
+#[test]
+fn sessions_a_delete_that_fails_at_the_end_is_retried_then_recorded_leaked() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(1.0));
+        h.fake.script(
+            Op::Close,
+            &[Fault::Fail, Fault::Slow(Duration::from_secs(20))],
+        );
+        let (id, _) = run_to_end(&h, &h.manager(None)).await;
+        assert!(
+            h.record(id).leaked_sessions.is_empty(),
+            "the third delete worked"
+        );
+        assert_eq!(h.fake.calls(Op::Close), 3);
+        assert!(h.fake.live_sessions().is_empty());
+
+        let h = Harness::new(CHAIN, FakeSpark::uniform(1.0));
+        h.fake.script(Op::Close, &[Fault::Fail; 4]);
+        let (id, _) = run_to_end(&h, &h.manager(None)).await;
+        assert_eq!(h.record(id).status, RunStatus::Succeeded);
+        assert_eq!(h.record(id).leaked_sessions.len(), 1);
+        assert_eq!(h.fake.live_sessions(), [1]);
+    });
+}
+
+#[test]
+fn cancel_stops_everything_even_when_cancels_fail_and_starts_nothing_after() {
+    paused().block_on(async {
+        let wide = CHAIN.to_string()
+            + "[[notebook]]\nid = \"c\"\npath = \"nb/n.py\"\n[[notebook]]\nid = \"d\"\npath = \"nb/n.py\"\ndepends_on = [\"c\"]\n";
+        let h = Harness::new(&wide, FakeSpark::uniform(60.0));
+        h.fake.script(Op::Cancel, &[Fault::Fail, Fault::LoseReply]);
+        let manager = h.manager(None);
+        let (id, handle) = begin(&manager, None).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(manager.cancel(id));
+        let exec = handle.await.expect("run");
+        check_invariants(&h, id, &exec);
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Cancelled);
+        for t in ["a", "c"] {
+            assert_eq!(attempts(&record, t), [(1, Some(AttemptOutcome::Cancelled))]);
+        }
+        assert!(h.fake.live_sessions().is_empty());
+    });
+}
+
+#[test]
+fn one_owner_a_second_process_on_a_named_session_is_refused_naming_the_owner() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(30.0));
+        let first = h.manager(Some("nightly"));
+        let (a, handle_a) = begin(&first, None).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Another process: its own manager, the same Spark.
+        let second = h.manager(Some("nightly"));
+        let (b, handle_b) = begin(&second, None).await;
+        let exec_b = handle_b.await.expect("run b");
+        check_invariants(&h, b, &exec_b);
+        let record_b = h.record(b);
+        assert_eq!(record_b.status, RunStatus::Failed);
+        let error = record_b.tasks["a"].attempts[0].error.clone().expect("why");
+        assert!(
+            error.evalue.contains(&format!("run {a}")),
+            "the refusal names the owner: {}",
+            error.evalue
+        );
+        let exec_a = handle_a.await.expect("run a");
+        check_invariants(&h, a, &exec_a);
+        assert_eq!(h.record(a).status, RunStatus::Succeeded);
+        assert_eq!(h.fake.live_sessions(), [1], "a named session is kept");
+    });
+}
+
+#[test]
+fn one_owner_concurrent_starts_are_checked_and_inserted_atomically() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(1.0));
+        let manager = h.manager(Some("nightly"));
+        let (x, y) = tokio::join!(manager.start(request(None)), manager.start(request(None)));
+        assert!(
+            x.is_ok() != y.is_ok(),
+            "exactly one start passes: {x:?} {y:?}"
+        );
+
+        let manager = h.manager(None);
+        let starts = (0..super::MAX_ACTIVE_RUNS + 1).map(|_| manager.start(request(None)));
+        let results = futures_util::future::join_all(starts).await;
+        let refused = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(
+            refused, 1,
+            "the active-run cap holds under concurrent starts"
+        );
+    });
+}
+
+#[test]
+fn restart_a_resumed_run_first_deletes_what_the_interrupted_one_left_running() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(20.0));
+        let (old, handle) = begin(&h.manager(None), None).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // The server dies: its task is gone, its session and notebook live on.
+        handle.abort();
+        let _ = handle.await;
+        assert_eq!(h.fake.live_sessions(), [1]);
+        let interrupted = h.history.mark_interrupted(super::now_ms()).expect("marked");
+        assert_eq!(interrupted, [old]);
+        let manager = h.manager(None);
+        let (new, handle) = begin(&manager, Some(old)).await;
+        let exec = handle.await.expect("resumed run");
+        check_invariants(&h, new, &exec);
+        assert_eq!(h.record(new).status, RunStatus::Succeeded);
+        let executions = h.fake.executions();
+        let before = executions
+            .iter()
+            .find(|e| e.id == format!("run{old}/a"))
+            .expect("the interrupted run ran a");
+        let after = executions
+            .iter()
+            .find(|e| e.id == format!("run{new}/a"))
+            .expect("the resumed run ran a");
+        assert!(before.ended.is_some_and(|end| end <= after.began));
+        assert!(h.events(old).iter().any(|e| matches!(e,
+            RunEvent::SessionChanged { state, .. } if state == "closed")));
+        assert!(h.fake.live_sessions().is_empty());
+    });
+}
+
+#[test]
+fn shutdown_cancels_runs_and_deletes_sessions_within_a_bounded_time() {
+    paused().block_on(async {
+        let mut fake = FakeSpark::uniform(600.0);
+        // A notebook stuck in native code: its cancel never takes effect.
+        fake.cancel_delay = Duration::from_secs(3600);
+        let h = Harness::new(CHAIN, fake);
+        let manager = h.manager(None);
+        let (id, handle) = begin(&manager, None).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let t = tokio::time::Instant::now();
+        manager.shutdown(false, Duration::from_secs(5)).await;
+        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+        let exec = handle.await.expect("run");
+        check_invariants(&h, id, &exec);
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Cancelled);
+        assert!(h.events(id).iter().any(|e| matches!(e,
+            RunEvent::CancelRequested { reason: Some(r) } if r.contains("stopping"))));
+        assert!(h.fake.live_sessions().is_empty());
+    });
+}
+
+#[test]
+fn shutdown_keeping_runs_leaves_them_interrupted_for_a_resume() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(60.0));
+        let manager = h.manager(None);
+        let (id, handle) = begin(&manager, None).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        manager.shutdown(true, Duration::from_secs(5)).await;
+        let _ = handle.await.expect("run");
+        assert_eq!(h.record(id).status, RunStatus::Interrupted);
+        assert_eq!(h.fake.live_sessions(), [1], "left running");
+        assert!(h
+            .history
+            .mark_interrupted(super::now_ms())
+            .expect("marked")
+            .is_empty());
+    });
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        /// Per task: dependencies (earlier tasks), retries, duration (s), fails first try.
+        tasks: Vec<(Vec<usize>, u32, u32, bool)>,
+        timeout: u32,
+        faults: Vec<Option<Fault>>,
+        kill_at: Option<u32>,
+        cancel_at: Option<u32>,
+    }
+
+    fn fault() -> impl Strategy<Value = Option<Fault>> {
+        prop_oneof![
+            6 => Just(None),
+            1 => Just(Some(Fault::Fail)),
+            1 => Just(Some(Fault::LoseReply)),
+            1 => (1u64..40).prop_map(|s| Some(Fault::Slow(Duration::from_secs(s)))),
+        ]
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        let task = (
+            proptest::collection::vec(0usize..8, 0..3),
+            0u32..3,
+            1u32..30,
+            any::<bool>(),
+        );
+        (
+            proptest::collection::vec(task, 1..7),
+            prop_oneof![Just(8u32), Just(3600)],
+            proptest::collection::vec(fault(), 0..120),
+            proptest::option::of(1u32..60),
+            proptest::option::of(1u32..60),
+        )
+            .prop_map(|(mut tasks, timeout, faults, kill_at, cancel_at)| {
+                for (i, t) in tasks.iter_mut().enumerate() {
+                    t.0.retain(|&d| d < i);
+                    t.0.sort_unstable();
+                    t.0.dedup();
+                }
+                Case {
+                    tasks,
+                    timeout,
+                    faults,
+                    kill_at,
+                    cancel_at,
+                }
+            })
+    }
+
+    fn pipeline(case: &Case) -> String {
+        let mut s = format!(
+            "name = \"p\"\n[pool]\nexecutors = 1\nexecutor_cores = 2\nrecreate_session = true\n\
+             [defaults]\nretry_interval_secs = 1\ntimeout_secs = {}\n",
+            case.timeout
+        );
+        for (i, (deps, retry, _, _)) in case.tasks.iter().enumerate() {
+            let deps: Vec<String> = deps.iter().map(|d| format!("\"t{d}\"")).collect();
+            s += &format!(
+                "[[notebook]]\nid = \"t{i}\"\npath = \"nb/n.py\"\nretry = {retry}\ndepends_on = [{}]\n",
+                deps.join(", ")
+            );
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// exactly-once, one final state per task, nothing after cancel, fold == machine,
+        /// sessions closed or leaked: under random faults, deaths and cancels.
+        #[test]
+        fn executor_invariants_hold_under_random_faults(case in case()) {
+            let specs: Vec<(u32, bool)> = case.tasks.iter().map(|t| (t.2, t.3)).collect();
+            let behaviour: Behaviour = Box::new(move |id, attempt| {
+                let i: usize = id.rsplit("/t").next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                let (secs, fails) = specs.get(i).copied().unwrap_or((1, false));
+                let state = if fails && attempt == 1 {
+                    NotebookState::Failed
+                } else {
+                    NotebookState::Succeeded
+                };
+                (Duration::from_secs(u64::from(secs)), state)
+            });
+            let h = Harness::new(&pipeline(&case), FakeSpark::new(behaviour));
+            h.fake.stream(case.faults.clone());
+            paused().block_on(async {
+                let manager = h.manager(None);
+                let (id, handle) = begin(&manager, None).await;
+                let fake = h.fake.clone();
+                let kill = case.kill_at.map(|at| tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(at))).await;
+                    fake.kill(1);
+                }));
+                if let Some(at) = case.cancel_at {
+                    let m = manager.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(u64::from(at))).await;
+                        m.cancel(id);
+                    });
+                }
+                let exec = handle.await.expect("run");
+                if let Some(k) = kill {
+                    k.abort();
+                }
+                check_invariants(&h, id, &exec);
+            });
+        }
+    }
+}
