@@ -348,7 +348,10 @@ mod tests {
         std::fs::write(dir.join("dag.json"), DAG).unwrap();
         std::fs::create_dir_all(dir.join("notebooks")).unwrap();
         for nb in ["nb_a", "nb_b"] {
-            std::fs::write(dir.join(format!("notebooks/{nb}.ipynb")), "{}").unwrap();
+            // A real (if tiny) notebook: import and export load the plan with its notebooks.
+            let notebook = r#"{"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                "cells": [{"cell_type": "code", "metadata": {}, "source": ["x = 1"]}]}"#;
+            std::fs::write(dir.join(format!("notebooks/{nb}.ipynb")), notebook).unwrap();
         }
         let imported = import(ImportArgs {
             kind: ImportKind::RunMultiple {
