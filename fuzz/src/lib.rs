@@ -334,7 +334,7 @@ pub fn edit(data: &[u8]) {
 pub fn api_bodies(data: &[u8]) {
     use axum::response::IntoResponse;
     use spool_server::api::{ApiError, PutBody, ResumeBody, SignIn, StartBody};
-    use spool_server::simulate::SimOptions;
+    use spool_core::dry_run::{DryRunReport, SimOptions};
     fn body<T: serde::de::DeserializeOwned>(data: &[u8]) -> Option<T> {
         match axum::Json::<T>::from_bytes(data) {
             Ok(axum::Json(v)) => Some(v),
@@ -349,8 +349,9 @@ pub fn api_bodies(data: &[u8]) {
     body::<ResumeBody>(data);
     body::<SignIn>(data);
     if let Some(options) = body::<SimOptions>(data) {
-        if options.check().is_ok() {
-            options.report_json(&small_plan());
+        if options.validate().is_empty() {
+            let report = DryRunReport::of(&small_plan(), &options, None);
+            let _ = serde_json::to_string(&report);
         }
     }
 }

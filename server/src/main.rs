@@ -41,6 +41,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Warnings and errors of the executor, API and Livy client go to stderr; `RUST_LOG`
+    // (e.g. `RUST_LOG=spool_server=debug`) asks for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(a) => plan_cmd::validate(a),
