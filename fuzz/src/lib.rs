@@ -14,8 +14,11 @@ use spool_core::runlog::{RunEvent, RunRecord, StoredEvent};
 use spool_core::source::{MemorySources, Sources};
 use std::collections::BTreeMap;
 
+/// One target's check: panics when the input breaks a property.
+pub type Check = fn(&[u8]);
+
 /// Every target, by the name of its binary and of its folder of kept inputs.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("pipeline_load", pipeline_load),
     ("notebook_ipynb", notebook_ipynb),
     ("notebook_py", notebook_py),
