@@ -336,8 +336,8 @@ pub fn edit(data: &[u8]) {
 /// response, not a panic. Simulation options that pass their check simulate a small plan.
 pub fn api_bodies(data: &[u8]) {
     use axum::response::IntoResponse;
-    use spool_server::api::{ApiError, PutBody, ResumeBody, SignIn, StartBody};
     use spool_core::dry_run::{DryRunReport, SimOptions};
+    use spool_server::api::{ApiError, PutBody, ResumeBody, SignIn, StartBody};
     fn body<T: serde::de::DeserializeOwned>(data: &[u8]) -> Option<T> {
         match axum::Json::<T>::from_bytes(data) {
             Ok(axum::Json(v)) => Some(v),
