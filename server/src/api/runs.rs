@@ -174,15 +174,17 @@ impl Drop for LiveStream {
     }
 }
 
-/// Events after `after`, and whether the run had already ended when they were read (then
-/// nothing follows them).
+/// Events after `after`, and, with `check_end`, whether the run had already ended when they
+/// were read (then nothing follows them). Only the first read of a stream checks: later, the
+/// run's final event arrives through the events themselves, and idle streams stay cheap.
 fn events_since(
     history: &crate::history::History,
     id: i64,
     after: Option<i64>,
+    check_end: bool,
 ) -> anyhow::Result<(Vec<StoredEvent>, bool)> {
     let events = history.events(id, after)?;
-    if !events.is_empty() {
+    if !events.is_empty() || !check_end {
         return Ok((events, false));
     }
     // Read the status first, then the events again: a final event written in between is
@@ -214,12 +216,15 @@ pub async fn events(
         after: Option<i64>,
         pending: std::collections::VecDeque<StoredEvent>,
         done: bool,
+        /// The history has been read once (and the run's end checked then).
+        read_once: bool,
         _live: LiveStream,
     }
     let cursor = Cursor {
         after,
         pending: Default::default(),
         done: false,
+        read_once: false,
         _live: live,
     };
     let stream = futures_util::stream::unfold(
@@ -239,8 +244,11 @@ pub async fn events(
                     return None;
                 }
                 let h = history.clone();
-                let after = c.after;
-                match tokio::task::spawn_blocking(move || events_since(&h, id, after)).await {
+                let (after, check_end) = (c.after, !c.read_once);
+                c.read_once = true;
+                match tokio::task::spawn_blocking(move || events_since(&h, id, after, check_end))
+                    .await
+                {
                     Ok(Ok((evs, ended))) => {
                         c.pending.extend(evs);
                         if ended {
