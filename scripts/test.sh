@@ -15,17 +15,21 @@ step "browser test tools (Chromium, chromedriver)"
 scripts/test-tools.sh
 step "web app (tools, then a release build into dist/)"
 scripts/build-web.sh >/dev/null
+step "JavaScript package (spool-js for web and Node)"
+scripts/build-js.sh >/dev/null
 
 step "format"
 cargo fmt --all -- --check
 step "lints (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-step "lints (wasm32: spool-core, spool-web)"
-cargo clippy -p spool-core -p spool-web --target wasm32-unknown-unknown --locked -- -D warnings
+step "lints (wasm32: spool-core, spool-web, spool-js)"
+cargo clippy -p spool-core -p spool-web -p spool-js --target wasm32-unknown-unknown --locked -- -D warnings
 step "build"
 cargo build --workspace --locked
 step "tests"
 cargo test --workspace --locked
+step "JavaScript API tests (node --test)"
+node --test js/tests/
 step "fuzz (every target, ${SPOOL_FUZZ_SECONDS:-18} s each)"
 scripts/fuzz.sh all "${SPOOL_FUZZ_SECONDS:-18}"
 _step_close

@@ -3,7 +3,7 @@
 //! from their run logs, and which runs a request means (`12`, `last`, `p50`, `p90`).
 
 use crate::dag::Plan;
-use crate::dry_run::notebook_ids;
+use crate::dry_run::{check_count, notebook_ids, OptionError};
 use crate::runlog::{AttemptOutcome, RunEvent, RunRecord, RunStatus, StoredEvent};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -105,6 +105,27 @@ impl<'de> Deserialize<'de> for DurationsFrom {
         parsed.ok_or_else(|| {
             serde::de::Error::custom(format!("`durations_from`: expected {}", Self::HELP))
         })
+    }
+}
+
+/// Which runs a calibration reads, on its own (the query of `GET
+/// /api/pipelines/{file}/calibration`); a dry run's options carry the same two fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationQuery {
+    pub durations_from: DurationsFrom,
+    #[serde(default = "default_history_runs")]
+    pub history_runs: u32,
+}
+
+fn default_history_runs() -> u32 {
+    DEFAULT_HISTORY_RUNS
+}
+
+impl CalibrationQuery {
+    /// `Err` when `history_runs` is out of range.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        check_count("history_runs", self.history_runs, MAX_HISTORY_RUNS).map(drop)
     }
 }
 
@@ -222,7 +243,7 @@ pub fn notebook_span_secs(run: &RunRecord) -> Option<f64> {
 }
 
 /// One notebook's spread over the runs a statistic read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotebookStats {
     pub id: String,
     /// Runs in which it succeeded.
@@ -232,7 +253,9 @@ pub struct NotebookStats {
 }
 
 /// What a calibrated dry run took from history; shown in the report beside the prediction.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// It travels too (`GET /api/pipelines/{file}/calibration`, the JavaScript API's `simulate`):
+/// the server reads the history, the browser simulates with what it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub durations_from: DurationsFrom,
     /// The runs read, newest first.
@@ -248,7 +271,7 @@ pub struct Calibration {
     /// The newest run's first notebook start to last notebook end.
     pub real_makespan_secs: Option<f64>,
     /// Per notebook over the runs read (empty for a single run).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stats: Vec<NotebookStats>,
 }
 

@@ -190,6 +190,97 @@ async fn simulates_on_the_server_with_options_and_refuses_bad_ones() {
     );
 }
 
+/// A finished run of the fixture's pipeline in its history: `load` then `report`, taking the
+/// given seconds, after a session that took 5 s to report 3 slots.
+fn finished_run(f: &Fixture, load_secs: i64, report_secs: i64) -> i64 {
+    let event =
+        |v: Value| -> spool_core::runlog::RunEvent { serde_json::from_value(v).expect("an event") };
+    let h = &f.state.history;
+    let started = event(json!({"type": "run_started", "pipeline": "nightly",
+        "file": "nightly.toml", "params": {}, "resumed_from": null, "plan": {}}));
+    let id = h.create_run(&started, 0).unwrap();
+    let mut at = 5_000;
+    let log = |v: Value, at: i64| h.append(id, &event(v), at).unwrap();
+    log(
+        json!({"type": "session_changed", "session": "0", "state": "idle", "capacity": 3}),
+        at,
+    );
+    for (task, secs) in [("load", load_secs), ("report", report_secs)] {
+        log(
+            json!({"type": "task_started", "task": task, "attempt": 1}),
+            at,
+        );
+        at += secs * 1000;
+        log(
+            json!({"type": "task_finished", "task": task, "attempt": 1, "outcome": "succeeded"}),
+            at,
+        );
+    }
+    log(json!({"type": "run_finished", "status": "succeeded"}), at);
+    id
+}
+
+#[tokio::test]
+async fn the_calibration_of_a_pipeline_is_what_its_calibrated_dry_run_used() {
+    let f = fixture(None);
+    let calibration = |query: &str| {
+        call(
+            &f,
+            get(&format!("/api/pipelines/nightly.toml/calibration?{query}")),
+        )
+    };
+    let (status, err) = calibration("durations_from=p90").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .contains("no successful run"));
+    for (load, report) in [(10, 20), (30, 40), (20, 30)] {
+        finished_run(&f, load, report);
+    }
+    let (status, c) = calibration("durations_from=p90&history_runs=5").await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    // Each notebook's 90th percentile over the three runs, the newest run's measurements.
+    assert_eq!(c["durations"], json!({"load": 28.0, "report": 38.0}));
+    assert_eq!(
+        c["stats"][0],
+        json!({"id": "load", "runs": 3, "p50_secs": 20.0, "p90_secs": 28.0})
+    );
+    assert_eq!(
+        (&c["runs"], &c["live_capacity_slots"]),
+        (&json!([3, 2, 1]), &json!(3))
+    );
+    assert_eq!(c["real_makespan_secs"], 50.0);
+    // The very calibration the server's calibrated dry run reports.
+    let (status, report) = call(
+        &f,
+        Request::post("/api/pipelines/nightly.toml/simulate")
+            .header("host", "127.0.0.1:8080")
+            .header("origin", "http://127.0.0.1:8080")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"durations_from": "p90", "history_runs": 5}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["calibration"], c);
+    let (status, one) = calibration("durations_from=2").await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["durations"], json!({"load": 30.0, "report": 40.0}));
+    for bad in [
+        "durations_from=p75",
+        "durations_from=p50&history_runs=0",
+        "durations_from=p50&runs=2",
+        "",
+    ] {
+        let (status, err) = calibration(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {err}");
+        assert_eq!(err["error"], "bad_request", "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn the_browser_signs_in_with_the_token_and_gets_a_cookie_the_api_accepts() {
     let f = fixture(Some("s3cret"));

@@ -34,7 +34,7 @@ use draft::Draft;
 use std::collections::BTreeSet;
 
 /// A file an import writes, relative to the output folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OutputFile {
     pub path: String,
     pub text: String,
@@ -43,7 +43,7 @@ pub struct OutputFile {
 /// The result of an import: the files to write (none when the report has errors; the main
 /// pipeline first), the report, and the notebook files the pipelines reference that the output
 /// folder does not hold yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Converted {
     pub files: Vec<OutputFile>,
     pub report: Report,

@@ -98,3 +98,15 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+/// `axum::extract::Query` whose rejections (a missing or unknown parameter) are JSON
+/// `ApiError`s too.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);

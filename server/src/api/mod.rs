@@ -9,7 +9,7 @@ mod runs;
 mod session;
 mod web_files;
 
-pub use error::{ApiError, ApiJson, ApiPath, ApiResult};
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 pub(crate) use guard::{check as check_caller, Policy as CallerPolicy, Refusal};
 pub use listen::{serve, HEADER_READ_TIMEOUT};
 use session::SignInThrottle;
@@ -69,6 +69,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/pipelines/:file", get(pipelines::get).put(pipelines::put))
         .route("/pipelines/:file/bundle", get(pipelines::bundle))
         .route("/pipelines/:file/simulate", post(pipelines::simulate))
+        .route("/pipelines/:file/calibration", get(pipelines::calibration))
         .route("/runs", get(runs::list).post(runs::start))
         .route("/runs/:id", get(runs::get))
         .route("/runs/:id/cancel", post(runs::cancel))

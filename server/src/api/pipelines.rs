@@ -1,12 +1,13 @@
 //! Pipeline files: list, read, check, write.
 
-use super::{blocking, ApiError, ApiJson, ApiPath, ApiResult, AppState};
+use super::{blocking, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState};
 use crate::calibration::{calibrate, CalibrationError};
 use crate::fs_sources::{DiskSources, WriteError};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use spool_core::calibrate::{Calibration, CalibrationQuery, DurationsFrom};
 use spool_core::dag::{load, load_text, load_with_notebooks, outline, Loaded, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::dry_run::{DryRunReport, SimOptions};
@@ -258,6 +259,27 @@ pub async fn put(
     .await
 }
 
+/// The plan of the pipeline `file`, or why there is none.
+fn load_plan(state: &AppState, file: &str) -> ApiResult<Plan> {
+    let src = sources(state)?;
+    read_text(&src, file)?;
+    let Loaded { plan, diagnostics } = load(file, &src);
+    plan.ok_or(ApiError::InvalidPipeline(diagnostics))
+}
+
+/// What the history measured for `plan` in the runs `from` picks.
+fn calibration_of(
+    state: &AppState,
+    plan: &Plan,
+    from: DurationsFrom,
+    history_runs: u32,
+) -> ApiResult<Calibration> {
+    calibrate(&state.history, plan, from, history_runs).map_err(|e| match e {
+        CalibrationError::NotFound(why) => ApiError::NotFound(why),
+        CalibrationError::History(e) => ApiError::Internal(e),
+    })
+}
+
 /// The dry run of `file` (docs/api.md), calibrated from the history when asked; the history
 /// and the simulation, which can be large, run off the async workers.
 pub async fn simulate(
@@ -271,22 +293,30 @@ pub async fn simulate(
     }
     let file = pipeline_path(&file)?;
     blocking(move || {
-        let src = sources(&state)?;
-        read_text(&src, &file)?;
-        let Loaded { plan, diagnostics } = load(&file, &src);
-        let plan = plan.ok_or(ApiError::InvalidPipeline(diagnostics))?;
+        let plan = load_plan(&state, &file)?;
         let calibration = match options.durations_from {
-            Some(from) => Some(
-                calibrate(&state.history, &plan, from, options.history_runs).map_err(
-                    |e| match e {
-                        CalibrationError::NotFound(why) => ApiError::NotFound(why),
-                        CalibrationError::History(e) => ApiError::Internal(e),
-                    },
-                )?,
-            ),
+            Some(from) => Some(calibration_of(&state, &plan, from, options.history_runs)?),
             None => None,
         };
         Ok(Json(DryRunReport::of(&plan, &options, calibration)))
+    })
+    .await
+}
+
+/// What the history measured for `file` (docs/api.md): the browser simulates with it, so its
+/// calibrated dry run is the one `simulate` answers.
+pub async fn calibration(
+    State(state): State<Arc<AppState>>,
+    ApiPath(file): ApiPath<String>,
+    ApiQuery(query): ApiQuery<CalibrationQuery>,
+) -> ApiResult<Json<Calibration>> {
+    query
+        .validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let file = pipeline_path(&file)?;
+    blocking(move || {
+        let plan = load_plan(&state, &file)?;
+        calibration_of(&state, &plan, query.durations_from, query.history_runs).map(Json)
     })
     .await
 }
