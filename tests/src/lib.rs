@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: the `spool` binary, a local Livy endpoint started
 //! for a test and stopped with it, and waiting with a limit.
 
+pub mod history;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
@@ -129,8 +130,8 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
     }
 }
 
-/// `spool serve` of a copy of `examples/` with the built web app, on a free port; stopped when
-/// dropped. `extra` are more `serve` arguments (`--livy URL`, `--token T`).
+/// `spool serve` of a copy of `examples/` (history in `DIR/data`), on a free port; stopped when
+/// dropped.
 pub struct Served {
     child: Child,
     /// `http://127.0.0.1:PORT/`
@@ -140,7 +141,21 @@ pub struct Served {
 }
 
 impl Served {
+    /// With the built web app (`dist/`); `extra` are more `serve` arguments (`--livy URL`,
+    /// `--token T`).
     pub fn start(dir: &Path, extra: &[&str]) -> Served {
+        let dist = root().join("dist");
+        let mut args = vec!["--web", dist.to_str().expect("a UTF-8 path")];
+        args.extend_from_slice(extra);
+        Served::with_args(dir, &args)
+    }
+
+    /// The API only (no web app needed).
+    pub fn api(dir: &Path) -> Served {
+        Served::with_args(dir, &[])
+    }
+
+    fn with_args(dir: &Path, extra: &[&str]) -> Served {
         let pipelines = dir.join("pipelines");
         let copied = Command::new("cp")
             .arg("-r")
@@ -163,8 +178,6 @@ impl Served {
             .arg(&pipelines)
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .arg("--web")
-            .arg(root().join("dist"))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

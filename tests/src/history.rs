@@ -1,0 +1,61 @@
+//! Finished runs written straight into a history, as `spool run` would have logged them: the
+//! calibration tests need a known history without waiting for Spark.
+
+use serde_json::json;
+use spool_core::runlog::RunEvent;
+use spool_server::history::History;
+use std::path::Path;
+
+/// Session start-up of a written run: 20 s from the trigger to Spark reporting
+/// [`CAPACITY_SLOTS`].
+pub const SESSION_STARTUP_MS: i64 = 20_000;
+pub const CAPACITY_SLOTS: u32 = 4;
+/// From one notebook's end to the next one's start.
+pub const DISPATCH_LATENCY_MS: i64 = 400;
+
+fn event(v: serde_json::Value) -> RunEvent {
+    serde_json::from_value(v).expect("a run event")
+}
+
+/// A succeeded run of `pipeline` (in `file`) in the history of `data`, started at `start_ms`:
+/// its notebooks one after another, each taking its milliseconds. Returns the run's id.
+pub fn write_finished_run(
+    data: &Path,
+    pipeline: &str,
+    file: &str,
+    start_ms: i64,
+    notebooks: &[(String, i64)],
+) -> i64 {
+    let history = History::open(data).expect("history");
+    let started = event(
+        json!({"type": "run_started", "pipeline": pipeline, "file": file,
+        "params": {}, "resumed_from": null, "plan": {}}),
+    );
+    let id = history.create_run(&started, start_ms).expect("a run");
+    let log = |v: serde_json::Value, at: i64| {
+        history.append(id, &event(v), at).expect("an event");
+    };
+    let mut at = start_ms + SESSION_STARTUP_MS;
+    log(
+        json!({"type": "session_changed", "session": "0", "state": "idle",
+               "capacity": CAPACITY_SLOTS}),
+        at,
+    );
+    for (task, ms) in notebooks {
+        at += DISPATCH_LATENCY_MS;
+        log(
+            json!({"type": "task_started", "task": task, "attempt": 1}),
+            at,
+        );
+        at += ms;
+        log(
+            json!({"type": "task_finished", "task": task, "attempt": 1, "outcome": "succeeded"}),
+            at,
+        );
+    }
+    log(
+        json!({"type": "run_finished", "status": "succeeded"}),
+        at + 100,
+    );
+    id
+}
