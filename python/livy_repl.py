@@ -1,8 +1,9 @@
 """The driver process behind one session of `spool livy-local`.
 
-It plays the part of Livy's Python interpreter (`fake_shell.py`): it creates a local-mode
-SparkSession, then executes statements one at a time, in the order they arrive, in one shared
-namespace holding `spark` and `sc`.
+It plays the part of Livy's Python interpreter (`fake_shell.py`): it creates a SparkSession
+(local mode, or client mode against the standalone master of its configuration), then executes
+statements one at a time, in the order they arrive, in one shared namespace holding `spark` and
+`sc`.
 
 Protocol with the Rust endpoint (one JSON object per line, UTF-8):
 - stdin, endpoint -> driver:

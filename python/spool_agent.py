@@ -286,7 +286,23 @@ def capacity():
     # The list holds the driver too; in local mode the driver is the only executor.
     if not sc.master.startswith("local"):
         count = max(count - 1, 0)
-    return {"executors": count, "total_cores": sc.defaultParallelism}
+    return {"executors": count, "total_cores": _task_slots(sc)}
+
+
+def _task_slots(sc):
+    """Tasks the application can run at once on the executors it has now.
+
+    defaultParallelism is not that on a cluster: it is at least 2, and a set
+    spark.default.parallelism replaces it. The scheduler backend knows the live executors'
+    cores (it follows executors lost and added); Spark marks the method internal, so fall
+    back to defaultParallelism on a Spark without it.
+    """
+    jsc = sc._jsc.sc()
+    try:
+        profile = jsc.resourceProfileManager().defaultResourceProfile()
+        return int(jsc.maxNumConcurrentTasks(profile))
+    except Exception:  # noqa: BLE001 - any py4j failure means the method is not there
+        return sc.defaultParallelism
 
 
 def _decode(payload):

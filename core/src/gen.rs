@@ -174,8 +174,7 @@ impl LayeredDag {
             pool: Pool {
                 executors: self.executors.max(1),
                 executor_cores: self.executor_cores.max(1),
-                max_concurrency: None,
-                recreate_session: false,
+                ..Pool::default()
             },
             tasks,
             deps,

@@ -99,7 +99,7 @@ impl Serialize for Condition {
     }
 }
 
-/// The Spark pool a pipeline runs on.
+/// The Spark pool a pipeline runs on, and what the Livy session request asks of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pool {
     pub executors: u32,
@@ -108,6 +108,43 @@ pub struct Pool {
     pub max_concurrency: Option<u32>,
     /// When the Livy session dies mid-run, create a new one and continue.
     pub recreate_session: bool,
+    // The session request's fields are left out of the JSON (plans, the API) where they hold
+    // their default, so that a plan says only what its file says.
+    /// The Livy server the pipeline is written for: decides which session fields are checked.
+    #[serde(skip_serializing_if = "Platform::is_livy")]
+    pub platform: Platform,
+    /// Spark memory sizes as Livy takes them (`"28g"`, `"512m"`); `None` = the server's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executor_memory: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_memory: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_cores: Option<u32>,
+    /// Livy's `jars` and `pyFiles`: URLs or paths on the cluster, sent as written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jars: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub py_files: Vec<String>,
+    /// YARN queue (EMR, HDInsight).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Livy's `heartbeatTimeoutInSecond`: the session is deleted when no client asked about it
+    /// for this long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout_secs: Option<u64>,
+    /// Livy 0.8's `ttl` (`"30m"`): idle sessions are deleted after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// A session still starting after this long is deleted and the run fails.
+    #[serde(skip_serializing_if = "is_default_start_timeout")]
+    pub session_start_timeout_secs: u64,
+    /// The `[spark_conf]` table: Spark settings sent in the session request's `conf`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub spark_conf: BTreeMap<String, String>,
+}
+
+fn is_default_start_timeout(secs: &u64) -> bool {
+    *secs == DEFAULT_SESSION_START_TIMEOUT_SECS
 }
 
 impl Pool {
@@ -116,6 +153,9 @@ impl Pool {
     }
 }
 
+/// Waiting 20 minutes for a session to start is long even for a cold Synapse pool.
+pub const DEFAULT_SESSION_START_TIMEOUT_SECS: u64 = 20 * 60;
+
 impl Default for Pool {
     fn default() -> Self {
         Pool {
@@ -123,7 +163,112 @@ impl Default for Pool {
             executor_cores: 4,
             max_concurrency: None,
             recreate_session: false,
+            platform: Platform::Livy,
+            executor_memory: None,
+            driver_memory: None,
+            driver_cores: None,
+            jars: Vec::new(),
+            py_files: Vec::new(),
+            queue: None,
+            heartbeat_timeout_secs: None,
+            ttl: None,
+            session_start_timeout_secs: DEFAULT_SESSION_START_TIMEOUT_SECS,
+            spark_conf: BTreeMap::new(),
         }
+    }
+}
+
+/// The Livy server a pipeline is written for (`[pool] platform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Apache Livy as is (Livy on Kubernetes, `spool livy-local`): every field sent as written.
+    Livy,
+    /// Azure Synapse: executors and the driver are whole nodes of the pool's size.
+    Synapse,
+    /// Amazon EMR (YARN).
+    Emr,
+    /// Azure HDInsight (YARN).
+    Hdinsight,
+}
+
+impl Platform {
+    pub const NAMES: [&'static str; 4] = ["livy", "synapse", "emr", "hdinsight"];
+
+    pub fn parse(s: &str) -> Option<Platform> {
+        match s {
+            "livy" => Some(Platform::Livy),
+            "synapse" => Some(Platform::Synapse),
+            "emr" => Some(Platform::Emr),
+            "hdinsight" => Some(Platform::Hdinsight),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    fn is_livy(&self) -> bool {
+        *self == Platform::Livy
+    }
+
+    /// Whether the server places sessions in YARN queues.
+    pub fn has_queues(self) -> bool {
+        matches!(self, Platform::Emr | Platform::Hdinsight)
+    }
+}
+
+/// A Synapse node size: what a Synapse Livy session's driver and each executor get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynapseNodeSize {
+    pub name: &'static str,
+    pub cores: u32,
+    /// Memory as Synapse's session request takes it (node memory minus the system's share).
+    pub memory: &'static str,
+}
+
+/// Synapse's node sizes, smallest first.
+pub const SYNAPSE_NODE_SIZES: [SynapseNodeSize; 5] = [
+    SynapseNodeSize {
+        name: "Small",
+        cores: 4,
+        memory: "28g",
+    },
+    SynapseNodeSize {
+        name: "Medium",
+        cores: 8,
+        memory: "56g",
+    },
+    SynapseNodeSize {
+        name: "Large",
+        cores: 16,
+        memory: "112g",
+    },
+    SynapseNodeSize {
+        name: "XLarge",
+        cores: 32,
+        memory: "224g",
+    },
+    SynapseNodeSize {
+        name: "XXLarge",
+        cores: 64,
+        memory: "400g",
+    },
+];
+
+impl SynapseNodeSize {
+    pub fn with_cores(cores: u32) -> Option<SynapseNodeSize> {
+        SYNAPSE_NODE_SIZES.into_iter().find(|s| s.cores == cores)
+    }
+
+    /// `Small (4 cores, 28g), Medium (8 cores, 56g), ...` for diagnostics.
+    pub fn table() -> String {
+        SYNAPSE_NODE_SIZES
+            .iter()
+            .map(|s| format!("{} ({} cores, {})", s.name, s.cores, s.memory))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

@@ -10,6 +10,7 @@ const TOP_KEYS: &[&str] = &[
     "name",
     "description",
     "pool",
+    "spark_conf",
     "defaults",
     "notebook",
     "pipeline",
@@ -19,7 +20,19 @@ const POOL_KEYS: &[&str] = &[
     "executor_cores",
     "max_concurrency",
     "recreate_session",
+    "platform",
+    "executor_memory",
+    "driver_memory",
+    "driver_cores",
+    "jars",
+    "py_files",
+    "queue",
+    "heartbeat_timeout_secs",
+    "ttl",
+    "session_start_timeout_secs",
 ];
+/// `[spark_conf]` entries at most.
+const MAX_SPARK_CONF_ENTRIES: usize = 1000;
 const SETTING_KEYS: &[&str] = &[
     "retry",
     "retry_interval_secs",
@@ -189,9 +202,17 @@ impl<'t> Parser<'t> {
                 "pool" => {
                     out.pool_span = Some(kspan.clone());
                     if let Some(fields) = self.table(node, kspan, "pool") {
+                        let mut spans = BTreeMap::new();
                         for (k, ks, n) in fields {
+                            spans.insert(k, self.span_of(&n, &ks));
                             self.pool_key(&mut out.pool, k, &ks, n);
                         }
+                        self.check_platform(&mut out.pool, &spans, kspan);
+                    }
+                }
+                "spark_conf" => {
+                    if let Some(fields) = self.table(node, kspan, "spark_conf") {
+                        self.spark_conf(&mut out.pool, fields, kspan);
                     }
                 }
                 "defaults" => {}
@@ -378,7 +399,198 @@ impl<'t> Parser<'t> {
                     pool.recreate_session = v;
                 }
             }
+            "platform" => {
+                if let Some(name) = self.string(&n, ks, key, None) {
+                    match Platform::parse(&name) {
+                        Some(p) => pool.platform = p,
+                        None => {
+                            let span = self.span_of(&n, ks);
+                            self.r
+                                .error(
+                                    &span,
+                                    format!(
+                                        "unknown platform `{name}`; expected one of: {}",
+                                        Platform::NAMES.join(", ")
+                                    ),
+                                )
+                                .key(key);
+                        }
+                    }
+                }
+            }
+            "executor_memory" => pool.executor_memory = self.memory(&n, ks, key),
+            "driver_memory" => pool.driver_memory = self.memory(&n, ks, key),
+            "driver_cores" => pool.driver_cores = self.u32(&n, ks, key, 1, None),
+            "jars" => pool.jars = self.strings(&n, ks, key),
+            "py_files" => pool.py_files = self.strings(&n, ks, key),
+            "queue" => pool.queue = self.string(&n, ks, key, None),
+            "heartbeat_timeout_secs" => {
+                pool.heartbeat_timeout_secs = self.int(&n, ks, key, 1, None)
+            }
+            "ttl" => {
+                pool.ttl = self.string(&n, ks, key, None).filter(|t| {
+                    let ok = is_duration(t);
+                    if !ok {
+                        let span = self.span_of(&n, ks);
+                        self.r
+                            .error(
+                                &span,
+                                format!(
+                                "`ttl` must be a duration like \"30m\" or \"2h\", found \"{t}\""
+                            ),
+                            )
+                            .key(key);
+                    }
+                    ok
+                })
+            }
+            "session_start_timeout_secs" => {
+                if let Some(v) = self.int(&n, ks, key, 1, None) {
+                    pool.session_start_timeout_secs = v;
+                }
+            }
             other => self.unknown_key(other, ks, POOL_KEYS, "[pool]", None),
+        }
+    }
+
+    /// A Spark memory size as Livy takes it: digits and a unit (`512m`, `28g`).
+    fn memory(&mut self, n: &Node, ks: &Span, key: &str) -> Option<String> {
+        let text = self.string(n, ks, key, None)?;
+        if is_memory_size(&text) {
+            return Some(text);
+        }
+        let span = self.span_of(n, ks);
+        self.r
+            .error(
+                &span,
+                format!("`{key}` must be a memory size like \"512m\" or \"28g\", found \"{text}\""),
+            )
+            .key(key);
+        None
+    }
+
+    /// An array of strings.
+    fn strings(&mut self, n: &Node, ks: &Span, key: &str) -> Vec<String> {
+        let items = n.value().and_then(|v| v.as_array()).map(|a| {
+            a.iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        });
+        match items {
+            Some(Some(list)) => list,
+            _ => {
+                self.wrong_type(n, ks, key, "an array of strings", None);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The rules of the platform the pool names, checked where the keys were written.
+    fn check_platform(&mut self, pool: &mut Pool, spans: &BTreeMap<&str, Span>, pool_span: &Span) {
+        let at = |key: &str| spans.get(key).unwrap_or(pool_span).clone();
+        if pool.queue.is_some() && !pool.platform.has_queues() {
+            self.r
+                .warning(
+                    &at("queue"),
+                    format!(
+                        "`queue` is sent to Livy, but platform `{}` has no YARN queues (emr and hdinsight do)",
+                        pool.platform.name()
+                    ),
+                )
+                .key("queue");
+        }
+        if pool.platform != Platform::Synapse {
+            return;
+        }
+        // Synapse runs the driver and each executor on a whole node: cores and memory must be
+        // one of its node sizes, and memory follows from cores when not written.
+        let roles = [
+            (
+                "executor_cores",
+                "executor_memory",
+                Some(pool.executor_cores),
+            ),
+            (
+                "driver_cores",
+                "driver_memory",
+                pool.driver_cores.or(Some(pool.executor_cores)),
+            ),
+        ];
+        let mut sizes = Vec::new();
+        for (cores_key, memory_key, cores) in roles {
+            let cores = cores.unwrap_or(pool.executor_cores);
+            let Some(size) = SynapseNodeSize::with_cores(cores) else {
+                self.r
+                    .error(
+                        &at(cores_key),
+                        format!(
+                            "Synapse has no node size with {cores} cores: `{cores_key}` must be one of {}",
+                            SynapseNodeSize::table()
+                        ),
+                    )
+                    .key(cores_key);
+                sizes.push(None);
+                continue;
+            };
+            let memory = if memory_key == "executor_memory" {
+                &pool.executor_memory
+            } else {
+                &pool.driver_memory
+            };
+            if let Some(m) = memory {
+                if !m.eq_ignore_ascii_case(size.memory) {
+                    self.r
+                        .error(
+                            &at(memory_key),
+                            format!(
+                                "`{memory_key} = \"{m}\"` does not match the Synapse node size for {cores} cores: {} needs \"{}\" ({})",
+                                size.name,
+                                size.memory,
+                                SynapseNodeSize::table()
+                            ),
+                        )
+                        .key(memory_key);
+                }
+            }
+            sizes.push(Some(size));
+        }
+        if let [Some(executor), Some(driver)] = sizes[..] {
+            pool.executor_memory
+                .get_or_insert_with(|| executor.memory.to_string());
+            pool.driver_cores.get_or_insert(driver.cores);
+            pool.driver_memory
+                .get_or_insert_with(|| driver.memory.to_string());
+        }
+    }
+
+    /// `[spark_conf]`: Spark settings as strings (numbers and booleans are written as text).
+    fn spark_conf(&mut self, pool: &mut Pool, fields: Vec<Entry>, kspan: &Span) {
+        if fields.len() > MAX_SPARK_CONF_ENTRIES {
+            self.r
+                .error(
+                    kspan,
+                    format!(
+                        "[spark_conf] has {} entries; at most {MAX_SPARK_CONF_ENTRIES}",
+                        fields.len()
+                    ),
+                )
+                .key("spark_conf");
+            return;
+        }
+        for (k, ks, n) in fields {
+            let text = n.value().and_then(|v| match v {
+                Value::String(s) => Some(s.value().clone()),
+                Value::Integer(i) => Some(i.value().to_string()),
+                Value::Float(f) => Some(f.value().to_string()),
+                Value::Boolean(b) => Some(b.value().to_string()),
+                _ => None,
+            });
+            match text {
+                Some(t) => {
+                    pool.spark_conf.insert(k.to_string(), t);
+                }
+                None => self.wrong_type(&n, &ks, k, "a string, number or boolean", None),
+            }
         }
     }
 
@@ -720,6 +932,23 @@ fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
+/// Digits then a unit, as Spark reads memory sizes: `512m`, `28g`, `1gb`.
+fn is_memory_size(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let unit = lower.trim_start_matches(|c: char| c.is_ascii_digit());
+    let digits = &lower[..lower.len() - unit.len()];
+    !digits.is_empty()
+        && digits.len() <= 12
+        && ["k", "m", "g", "t", "kb", "mb", "gb", "tb"].contains(&unit)
+}
+
+/// Digits then a unit, as Livy reads `ttl`: `90s`, `30m`, `2h`, `1d`.
+fn is_duration(text: &str) -> bool {
+    let unit = text.trim_start_matches(|c: char| c.is_ascii_digit());
+    let digits = &text[..text.len() - unit.len()];
+    !digits.is_empty() && digits.len() <= 12 && ["ms", "s", "m", "min", "h", "d"].contains(&unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,5 +976,84 @@ codes = [1, 2]
         assert_eq!(steps[0].params["limits"], serde_json::json!({ "rows": 10 }));
         let filters = serde_json::json!({ "region": "EU", "codes": [1, 2] });
         assert_eq!(steps[1].params["filters"], filters);
+    }
+
+    #[test]
+    fn pool_session_fields_and_spark_conf_are_read() {
+        let text = r#"
+[spark_conf]
+"spark.dynamicAllocation.enabled" = true
+"spark.sql.shuffle.partitions" = 64
+"spark.app.tag" = "nightly"
+
+[pool]
+platform = "emr"
+executors = 3
+executor_cores = 2
+executor_memory = "4g"
+driver_memory = "2g"
+driver_cores = 1
+jars = ["s3://bucket/lib.jar"]
+py_files = ["s3://bucket/helpers.zip"]
+queue = "etl"
+heartbeat_timeout_secs = 600
+ttl = "30m"
+session_start_timeout_secs = 900
+"#;
+        let (file, diags) = parse_pipeline("p.toml", text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let pool = file.unwrap().pool;
+        assert_eq!(pool.platform, Platform::Emr);
+        assert_eq!(pool.executor_memory.as_deref(), Some("4g"));
+        assert_eq!(pool.driver_cores, Some(1));
+        assert_eq!(pool.jars, ["s3://bucket/lib.jar"]);
+        assert_eq!(pool.queue.as_deref(), Some("etl"));
+        assert_eq!(pool.session_start_timeout_secs, 900);
+        assert_eq!(pool.spark_conf["spark.dynamicAllocation.enabled"], "true");
+        assert_eq!(pool.spark_conf["spark.sql.shuffle.partitions"], "64");
+    }
+
+    #[test]
+    fn session_start_timeout_defaults_to_twenty_minutes() {
+        let (file, diags) = parse_pipeline("p.toml", "[pool]\nexecutors = 1\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(file.unwrap().pool.session_start_timeout_secs, 1200);
+    }
+
+    #[test]
+    fn synapse_pools_must_use_a_node_size_and_memory_follows_from_cores() {
+        let ok = "[pool]\nplatform = \"synapse\"\nexecutors = 2\nexecutor_cores = 8\n";
+        let (file, diags) = parse_pipeline("p.toml", ok);
+        assert!(diags.is_empty(), "{diags:?}");
+        let pool = file.unwrap().pool;
+        assert_eq!(pool.executor_memory.as_deref(), Some("56g"));
+        assert_eq!(pool.driver_cores, Some(8));
+        assert_eq!(pool.driver_memory.as_deref(), Some("56g"));
+
+        let bad = "[pool]\nplatform = \"synapse\"\nexecutor_cores = 6\ndriver_cores = 4\ndriver_memory = \"32g\"\n";
+        let (_, diags) = parse_pipeline("p.toml", bad);
+        let messages: Vec<_> = diags.iter().map(|d| (d.line, d.message.clone())).collect();
+        assert_eq!(diags.len(), 2, "{messages:?}");
+        assert_eq!(diags[0].line, 3);
+        assert!(
+            diags[0].message.contains("no node size with 6 cores"),
+            "{messages:?}"
+        );
+        assert!(
+            diags[0].message.contains("Small (4 cores, 28g)"),
+            "{messages:?}"
+        );
+        assert_eq!(diags[1].line, 5);
+        assert!(diags[1].message.contains("needs \"28g\""), "{messages:?}");
+    }
+
+    #[test]
+    fn malformed_session_fields_are_located_diagnostics() {
+        let text = "[pool]\nexecutor_memory = \"lots\"\nttl = \"soon\"\nplatform = \"databricks\"\njars = [1]\n\n[spark_conf]\nnested = { a = 1 }\n";
+        let (_, diags) = parse_pipeline("p.toml", text);
+        let lines: Vec<_> = diags.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 8], "{diags:?}");
+        assert!(diags[0].message.contains("memory size"));
+        assert!(diags[2].message.contains("livy, synapse, emr, hdinsight"));
     }
 }

@@ -29,6 +29,10 @@ pub struct SparkArgs {
     /// instead of a new session per run: no Spark start-up on later runs. One run at a time.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
+    /// Without --livy: run the local endpoint's Spark drivers against this standalone master
+    /// on this machine (scripts/spark-cluster.sh) instead of `local[N]`.
+    #[arg(long, conflicts_with = "livy", value_parser = livy_local::parse_master)]
+    pub master: Option<String>,
     /// Order in which ready notebooks are admitted. (Without --livy, each run's local Spark
     /// gets `local[executors × executor_cores]` from the pipeline's [pool].)
     #[arg(long, default_value = "critical-path", value_parser = parse_policy)]
@@ -73,6 +77,7 @@ impl SparkArgs {
                     port: 0,
                     work_dir: work_dir.join("livy-local"),
                     token: Some(token.clone()),
+                    master: self.master.clone(),
                     ..livy_local::Args::default()
                 })
                 .await?;

@@ -65,9 +65,15 @@ pub struct LocalLivy {
 
 impl LocalLivy {
     pub fn start(work_dir: &Path) -> LocalLivy {
+        Self::start_with(work_dir, &[])
+    }
+
+    /// With more `livy-local` arguments (`--master spark://…`).
+    pub fn start_with(work_dir: &Path, extra: &[&str]) -> LocalLivy {
         let mut child = spool()
             .args(["livy-local", "--port", "0", "--cores", "2", "--work-dir"])
             .arg(work_dir)
+            .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

@@ -538,3 +538,32 @@ fn an_invalid_pipeline_is_refused_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no notebook declares it"));
 }
+
+#[test]
+fn a_session_still_starting_after_its_timeout_is_deleted_and_the_run_fails_saying_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let (code, run, stderr) = run(
+        &livy.url,
+        &tmp.path().join("data"),
+        "start_timeout.toml",
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let error = &run["tasks"]["never"]["attempts"][0]["error"];
+    assert!(
+        error["evalue"]
+            .as_str()
+            .is_some_and(|e| e.contains("session_start_timeout_secs = 1")),
+        "{error}"
+    );
+    let sessions: Value = ureq::get(&format!("{}/sessions", livy.url))
+        .call()
+        .expect("list sessions")
+        .into_json()
+        .expect("JSON");
+    assert_eq!(
+        sessions["total"], 0,
+        "the stuck session was deleted: {sessions}"
+    );
+}

@@ -70,6 +70,27 @@ pub struct Args {
     /// Folder for Spark's warehouse and the drivers' working files.
     #[arg(long, default_value = ".spool/livy-local")]
     pub work_dir: PathBuf,
+    /// A Spark standalone master on this machine (`spark://127.0.0.1:7077`, see
+    /// scripts/spark-cluster.sh): drivers run in client mode against it and sessions get the
+    /// executors they ask for [default: `local[N]` per session].
+    #[arg(long, value_parser = parse_master)]
+    pub master: Option<String>,
+}
+
+/// Drivers are reachable on 127.0.0.1 only, so only a master on this machine can run their
+/// executors.
+pub fn parse_master(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("spark://")
+        .ok_or("expected spark://HOST:PORT (a Spark standalone master)")?;
+    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+    if !matches!(host, "127.0.0.1" | "localhost") {
+        return Err(format!(
+            "the master must be on this machine (127.0.0.1 or localhost), not `{host}`: \
+             the drivers listen on 127.0.0.1 only"
+        ));
+    }
+    Ok(url.to_string())
 }
 
 impl Default for Args {
@@ -84,6 +105,7 @@ impl Default for Args {
             driver_memory: "1g".into(),
             max_sessions: 4,
             work_dir: PathBuf::from(".spool/livy-local"),
+            master: None,
         }
     }
 }
@@ -180,6 +202,7 @@ pub async fn start(args: Args) -> anyhow::Result<LocalLivy> {
         work_dir,
         cores: cores.max(1),
         driver_memory: args.driver_memory,
+        master: args.master,
         max_sessions: args.max_sessions.max(1),
         startup_timeout: Duration::from_secs(300),
         registry: Mutex::new(Registry::default()),
@@ -212,6 +235,7 @@ struct Endpoint {
     work_dir: PathBuf,
     cores: u32,
     driver_memory: String,
+    master: Option<String>,
     max_sessions: usize,
     startup_timeout: Duration,
     registry: Mutex<Registry>,
@@ -253,13 +277,16 @@ impl Endpoint {
             .ok_or_else(|| ApiError::not_found(format!("Session '{id}' not found.")))
     }
 
-    /// The driver's configuration for a session request: local mode sized by the request's
-    /// executors (or the endpoint's cores), FAIR scheduling, no UI, loopback only.
+    /// The driver's configuration for a session request. Local mode: `local[N]` sized by the
+    /// request's executors (or the endpoint's cores). With `--master`: client mode, the
+    /// request's executor cores, memory and count become Spark's settings as Livy maps them.
+    /// Both: FAIR scheduling, no UI, loopback only; the request's `conf` wins over defaults.
     fn repl_conf(&self, id: u64, request: &CreateSession) -> serde_json::Value {
-        let cores = match (request.num_executors, request.executor_cores) {
-            (Some(n), Some(c)) if n > 0 && c > 0 => n.saturating_mul(c),
-            _ => self.cores,
+        let requested_cores = match (request.num_executors, request.executor_cores) {
+            (Some(n), Some(c)) if n > 0 && c > 0 => Some(n.saturating_mul(c)),
+            _ => None,
         };
+        let cores = requested_cores.unwrap_or(self.cores);
         let mut conf: BTreeMap<String, String> = [
             ("spark.ui.enabled", "false".to_string()),
             ("spark.ui.showConsoleProgress", "false".to_string()),
@@ -280,6 +307,31 @@ impl Endpoint {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let master = match &self.master {
+            Some(url) => {
+                let mut set = |key: &str, value: Option<String>| {
+                    if let Some(v) = value {
+                        conf.insert(key.to_string(), v);
+                    }
+                };
+                set("spark.submit.deployMode", Some("client".into()));
+                set(
+                    "spark.driver.cores",
+                    request.driver_cores.map(|c| c.to_string()),
+                );
+                set(
+                    "spark.executor.cores",
+                    request.executor_cores.map(|c| c.to_string()),
+                );
+                set("spark.executor.memory", request.executor_memory.clone());
+                set(
+                    "spark.executor.instances",
+                    request.num_executors.map(|n| n.to_string()),
+                );
+                url.clone()
+            }
+            None => format!("local[{cores}]"),
+        };
         for (key, value) in &request.conf {
             let text = match value {
                 serde_json::Value::String(s) => s.clone(),
@@ -287,13 +339,23 @@ impl Endpoint {
             };
             conf.insert(key.clone(), text);
         }
+        // A standalone master gives an application every free core unless capped; the cap is
+        // what the request asked for, except when dynamic allocation sizes the application.
+        let dynamic = conf
+            .get("spark.dynamicAllocation.enabled")
+            .map(String::as_str)
+            == Some("true");
+        if let (Some(_), Some(total), false) = (&self.master, requested_cores, dynamic) {
+            conf.entry("spark.cores.max".into())
+                .or_insert_with(|| total.to_string());
+        }
         // Never reachable from outside the machine, whatever the request says.
         conf.insert("spark.driver.host".into(), "127.0.0.1".into());
         conf.insert("spark.driver.bindAddress".into(), "127.0.0.1".into());
         conf.remove("spark.master");
         serde_json::json!({
             "app_name": request.name.clone().unwrap_or_else(|| format!("livy-session-{id}")),
-            "master": format!("local[{cores}]"),
+            "master": master,
             "conf": conf,
         })
     }
@@ -452,6 +514,21 @@ async fn create_session(
         registry.sessions.insert(id, session.clone());
         session
     };
+    let ignored: Vec<&str> = [
+        ("jars", !request.jars.is_empty()),
+        ("pyFiles", !request.py_files.is_empty()),
+        ("queue", request.queue.is_some()),
+        ("ttl", request.ttl.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
+    if !ignored.is_empty() {
+        session.push_log(format!(
+            "spool livy-local: ignoring {} (cluster-only session fields)",
+            ignored.join(", ")
+        ));
+    }
     let spec = DriverSpec {
         python: state.python.clone(),
         work_dir: state.work_dir.clone(),

@@ -138,6 +138,8 @@ impl LocalSession {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             log: data.log.iter().skip(skip).cloned().collect(),
+            error_info: Vec::new(),
+            extra: serde_json::Map::new(),
         }
     }
 

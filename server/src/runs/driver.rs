@@ -14,7 +14,7 @@ use super::spark::{CreatedSession, Liveness, SessionRequest, Spark, SparkError};
 use super::{
     close_session, leaked, read_cells, session_closed, Control, Overrides, RunManager, STOPPING,
 };
-use crate::agent::{NotebookLaunch, NotebookState, NotebookUpdate, PollReply};
+use crate::agent::{Capacity, NotebookLaunch, NotebookState, NotebookUpdate, PollReply};
 use crate::fs_sources::DiskSources;
 use crate::history::{AttemptOutcome, RunEvent, RunStatus, TaskError};
 use crate::livy::SessionId;
@@ -26,6 +26,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// While a session starts, the run log says so this often.
+const SESSION_PROGRESS_EVERY: Duration = Duration::from_secs(30);
+/// Waits between looks at a starting session: doubling from the first, capped.
+const FIRST_START_CHECK_WAIT: Duration = Duration::from_millis(200);
+const MAX_START_CHECK_WAIT: Duration = Duration::from_secs(2);
 /// Session re-creations per run when `recreate_session = true`.
 const MAX_SESSION_RECREATIONS: u32 = 3;
 /// Consecutive failed polls of a session that still looks alive before it is abandoned.
@@ -123,6 +128,8 @@ pub(super) struct Execution {
     /// named session is only released).
     sessions: Vec<CreatedSession>,
     sessions_opened: u32,
+    /// Why the last session could not start or died: what later starts fail with.
+    session_error: Option<String>,
     /// Attempts that may be running, all in the current session.
     live: BTreeMap<(TaskId, u32), Live>,
     /// Starts that wait for the previous attempt of their task to be confirmed ended.
@@ -159,6 +166,7 @@ impl Execution {
             session: None,
             sessions: Vec::new(),
             sessions_opened: 0,
+            session_error: None,
             live: BTreeMap::new(),
             parked: BTreeMap::new(),
             tainted: BTreeMap::new(),
@@ -198,12 +206,27 @@ impl Execution {
         matches!(self.machine.state_of(task), Some(TaskState::Running { attempt: a, .. }) if a == attempt)
     }
 
-    /// The live Spark application has `cores` slots: tells the machine when that is news.
-    fn capacity_is(&mut self, cores: u32, pending: &mut Vec<Command>) {
-        if self.capacity != Some(cores) {
-            self.capacity = Some(cores);
-            self.feed(Event::CapacityChanged { slots: cores }, pending);
+    /// The live Spark application has `capacity`: tells the machine when that is news, and
+    /// records every change after the first (executors lost or added, dynamic allocation).
+    async fn capacity_is(&mut self, capacity: &Capacity, pending: &mut Vec<Command>) {
+        let cores = capacity.total_cores;
+        if self.capacity == Some(cores) {
+            return;
         }
+        if let (Some(was), Some(current)) = (self.capacity, &self.session) {
+            self.record(RunEvent::SessionChanged {
+                session: current.id.0.to_string(),
+                state: "resized".into(),
+                message: Some(format!(
+                    "{} executors, {cores} slots (was {was})",
+                    capacity.executors
+                )),
+                capacity: Some(cores),
+            })
+            .await;
+        }
+        self.capacity = Some(cores);
+        self.feed(Event::CapacityChanged { slots: cores }, pending);
     }
 
     /// Records an attempt that ended without a report from the notebook (Spool stopped or
@@ -404,7 +427,7 @@ impl Execution {
                     current.since = reply.seq;
                     current.poll_failures = 0;
                 }
-                self.capacity_is(reply.capacity.total_cores, pending);
+                self.capacity_is(&reply.capacity, pending).await;
                 for update in reply.updates {
                     self.on_update(update, pending).await;
                 }
@@ -791,6 +814,7 @@ impl Execution {
         let Some(current) = self.session.take() else {
             return;
         };
+        self.session_error = Some(why.to_string());
         self.record(RunEvent::SessionChanged {
             session: current.id.0.to_string(),
             state: "dead".into(),
@@ -886,14 +910,29 @@ impl Execution {
         }
     }
 
-    /// The run's session, created (and the agent injected) on first use.
+    /// The run's session, created (and the agent injected) on first use. A failure is what
+    /// later starts fail with too.
     async fn ensure_session(&mut self) -> Result<SessionId, String> {
         if let Some(s) = &self.session {
             return Ok(s.id);
         }
+        let result = self.open_session().await;
+        if let Err(why) = &result {
+            self.session_error = Some(why.clone());
+        }
+        result
+    }
+
+    async fn open_session(&mut self) -> Result<SessionId, String> {
         if self.sessions_opened > 0 {
             if !self.plan.pool.recreate_session {
-                return Err("the run's Spark session died (set recreate_session = true in [pool] to start a new one)".into());
+                let why = self
+                    .session_error
+                    .as_deref()
+                    .unwrap_or("the run's Spark session died");
+                return Err(format!(
+                    "{why} (set recreate_session = true in [pool] to start a new one)"
+                ));
             }
             if self.sessions_opened > MAX_SESSION_RECREATIONS {
                 return Err(format!(
@@ -904,14 +943,12 @@ impl Execution {
         }
         self.sessions_opened += 1;
         let named = self.manager.spark.session_name.clone();
-        let pool = &self.plan.pool;
         let request = SessionRequest {
             name: named
                 .clone()
                 .unwrap_or_else(|| format!("spool-run-{}-{}", self.id, self.sessions_opened)),
             named: named.is_some(),
-            executors: pool.executors,
-            executor_cores: pool.executor_cores,
+            pool: self.plan.pool.clone(),
         };
         let spark = self.spark.clone();
         let created = with_resends(|| spark.create_session(&request))
@@ -942,6 +979,10 @@ impl Execution {
         })
         .await;
         self.sessions.push(created);
+        if let Err(why) = self.wait_until_started(id).await {
+            self.close(created).await;
+            return Err(why);
+        }
         let owner = self.owner.clone();
         let capacity = match with_resends(|| spark.prepare_session(id, &owner)).await {
             Ok(c) => c,
@@ -964,9 +1005,55 @@ impl Execution {
         });
         // Applied before the pending start: admission of later notebooks uses it.
         let mut cmds = Vec::new();
-        self.capacity_is(capacity.total_cores, &mut cmds);
+        self.capacity_is(&capacity, &mut cmds).await;
         self.deferred.extend(cmds);
         Ok(id)
+    }
+
+    /// Waits until the session is ready, saying in the run log every 30 s that it is still
+    /// starting (minutes are normal on a cold cluster), at most the pool's
+    /// `session_start_timeout_secs`. Answers that do not come are waited through too.
+    async fn wait_until_started(&mut self, id: SessionId) -> Result<(), String> {
+        let started = Instant::now();
+        let limit = Duration::from_secs(self.plan.pool.session_start_timeout_secs);
+        let mut next_progress = SESSION_PROGRESS_EVERY;
+        let mut wait = FIRST_START_CHECK_WAIT;
+        loop {
+            let state = match self.spark.session_state(id).await {
+                Ok(Liveness::Alive) => return Ok(()),
+                Ok(Liveness::Ended(why)) => {
+                    return Err(format!("the Spark session ended while starting: {why}"))
+                }
+                Ok(Liveness::Starting(state)) => state,
+                Err(SparkError::Unclear(e)) => {
+                    tracing::warn!(run = self.id, "a starting session did not answer: {e}");
+                    "not answering".to_string()
+                }
+                Err(e) => return Err(format!("lost the starting Spark session: {e}")),
+            };
+            let waited = started.elapsed();
+            if waited > limit {
+                return Err(format!(
+                    "the Spark session was still {state} after {} \
+                     (session_start_timeout_secs = {})",
+                    minutes_secs(waited),
+                    limit.as_secs()
+                ));
+            }
+            if waited >= next_progress {
+                next_progress += SESSION_PROGRESS_EVERY;
+                self.record(RunEvent::SessionChanged {
+                    session: id.0.to_string(),
+                    state,
+                    message: Some(format!("session starting, {}", minutes_secs(waited))),
+                    capacity: None,
+                })
+                .await;
+            }
+            let until_due = limit.min(next_progress).saturating_sub(waited);
+            tokio::time::sleep(wait.min(until_due + Duration::from_millis(1))).await;
+            wait = (wait * 2).min(MAX_START_CHECK_WAIT);
+        }
     }
 
     /// Deletes a session this run created (recording it closed, or leaked), or gives up its
@@ -992,5 +1079,15 @@ impl Execution {
         for s in self.sessions.clone() {
             self.close(s).await;
         }
+    }
+}
+
+/// `2m10s`, `45s`.
+fn minutes_secs(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
     }
 }

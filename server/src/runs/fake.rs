@@ -62,7 +62,11 @@ struct Attempt {
 #[derive(Debug)]
 struct Session {
     name: String,
+    /// Until then the session is starting: no statement runs.
+    ready_at: Instant,
     alive: bool,
+    /// Why it ended, when it did, as the server says it.
+    end_reason: Option<String>,
     lease: Option<(String, Instant)>,
     attempts: BTreeMap<(String, u32), Attempt>,
     /// Attempts acknowledged and forgotten, or cancelled before they were seen.
@@ -79,13 +83,15 @@ struct State {
     stream: VecDeque<Option<Fault>>,
     executions: Vec<Ran>,
     calls: Vec<Op>,
+    /// The Spark application's capacity now (every session's).
+    capacity: Capacity,
 }
 
 pub struct FakeSpark {
     state: Mutex<State>,
     behaviour: Behaviour,
-    /// Slots of every session.
-    pub cores: u32,
+    /// How long a new session stays `starting` (`Duration::MAX`: for ever).
+    pub session_start: Duration,
     /// How long a cancelled attempt takes to stop.
     pub cancel_delay: Duration,
     /// The lease of a poller that stopped polling expires after this long.
@@ -104,9 +110,13 @@ impl FakeSpark {
                 stream: VecDeque::new(),
                 executions: Vec::new(),
                 calls: Vec::new(),
+                capacity: Capacity {
+                    executors: 1,
+                    total_cores: 4,
+                },
             }),
             behaviour,
-            cores: 4,
+            session_start: Duration::ZERO,
             cancel_delay: Duration::from_millis(50),
             lease: Duration::from_secs(60),
         }
@@ -138,9 +148,25 @@ impl FakeSpark {
 
     /// Kills a session now, as a crashed driver would.
     pub fn kill(&self, session: u64) {
+        self.kill_saying(session, "dead");
+    }
+
+    /// Kills a session now; the server then gives `reason` for it (Synapse's `errorInfo`).
+    pub fn kill_saying(&self, session: u64, reason: &str) {
         let now = Instant::now();
         let mut state = self.state();
+        if let Some(s) = state.sessions.get_mut(&session) {
+            s.end_reason.get_or_insert_with(|| reason.to_string());
+        }
         Self::end_session(&mut state, session, now);
+    }
+
+    /// Executors come or go: the application's capacity is now `total_cores` slots.
+    pub fn set_capacity(&self, executors: u32, total_cores: u32) {
+        self.state().capacity = Capacity {
+            executors,
+            total_cores,
+        };
     }
 
     pub fn executions(&self) -> Vec<Ran> {
@@ -231,11 +257,21 @@ impl FakeSpark {
         ends.min()
     }
 
-    /// The session, alive, or the error a call to it gets.
-    fn session_mut(state: &mut State, id: SessionId) -> Result<&mut Session, SparkError> {
+    /// The session, alive and started, or the error a call to it gets.
+    fn session_mut(
+        state: &mut State,
+        id: SessionId,
+        now: Instant,
+    ) -> Result<&mut Session, SparkError> {
         match state.sessions.get_mut(&id.0) {
+            Some(s) if s.alive && s.ready_at > now => Err(SparkError::Refused(format!(
+                "session {id} is still starting"
+            ))),
             Some(s) if s.alive => Ok(s),
-            Some(_) => Err(SparkError::SessionEnded(format!("session {id} is dead"))),
+            Some(s) => Err(SparkError::SessionEnded(format!(
+                "session {id} is {}",
+                s.end_reason.as_deref().unwrap_or("dead")
+            ))),
             None => Err(SparkError::SessionEnded(format!("session {id} is gone"))),
         }
     }
@@ -304,7 +340,8 @@ impl FakeSpark {
 #[async_trait::async_trait]
 impl Spark for FakeSpark {
     async fn create_session(&self, request: &SessionRequest) -> Result<CreatedSession, SparkError> {
-        self.call(Op::Create, |state, _| {
+        let starting = self.session_start;
+        self.call(Op::Create, |state, now| {
             // Like Livy's client: a live session of the name is adopted (a create whose answer
             // was lost is not repeated).
             if let Some((&id, _)) = state
@@ -323,7 +360,10 @@ impl Spark for FakeSpark {
                 id,
                 Session {
                     name: request.name.clone(),
+                    // `Duration::MAX` does not fit an instant: a year is for ever here.
+                    ready_at: now + starting.min(Duration::from_secs(365 * 24 * 3600)),
                     alive: true,
+                    end_reason: None,
                     lease: None,
                     attempts: BTreeMap::new(),
                     ended: HashMap::new(),
@@ -344,14 +384,11 @@ impl Spark for FakeSpark {
         owner: &str,
     ) -> Result<Capacity, SparkError> {
         let lease = self.lease;
-        let cores = self.cores;
         self.call(Op::Prepare, |state, now| {
-            let s = Self::session_mut(state, session)?;
+            let capacity = state.capacity;
+            let s = Self::session_mut(state, session, now)?;
             Self::claim(s, owner, now, lease)?;
-            Ok(Capacity {
-                executors: 1,
-                total_cores: cores,
-            })
+            Ok(capacity)
         })
         .await
     }
@@ -364,7 +401,7 @@ impl Spark for FakeSpark {
         let (duration, outcome) = (self.behaviour)(&launch.id, launch.attempt);
         self.call(Op::Start, |state, now| {
             let executions = state.executions.len();
-            let s = Self::session_mut(state, session)?;
+            let s = Self::session_mut(state, session, now)?;
             let key = (launch.id.clone(), launch.attempt);
             if let Some(a) = s.attempts.get(&key) {
                 return Ok(a.state);
@@ -406,7 +443,7 @@ impl Spark for FakeSpark {
         // Claims the lease first, as the agent does, then waits for an end.
         let until = self
             .call(Op::Poll, |state, now| {
-                let s = Self::session_mut(state, session)?;
+                let s = Self::session_mut(state, session, now)?;
                 Self::claim(s, owner, now, lease)?;
                 let ended_news = s
                     .attempts
@@ -424,8 +461,8 @@ impl Spark for FakeSpark {
         let now = Instant::now();
         let mut state = self.state();
         Self::advance(&mut state, now);
-        let cores = self.cores;
-        let s = Self::session_mut(&mut state, session)?;
+        let capacity = state.capacity;
+        let s = Self::session_mut(&mut state, session, now)?;
         let forget: Vec<(String, u32)> = s
             .attempts
             .iter()
@@ -446,10 +483,7 @@ impl Spark for FakeSpark {
         Ok(PollReply {
             seq: s.seq,
             updates,
-            capacity: Capacity {
-                executors: 1,
-                total_cores: cores,
-            },
+            capacity,
         })
     }
 
@@ -461,7 +495,7 @@ impl Spark for FakeSpark {
     ) -> Result<Option<NotebookState>, SparkError> {
         let delay = self.cancel_delay;
         self.call(Op::Cancel, |state, now| {
-            let s = Self::session_mut(state, session)?;
+            let s = Self::session_mut(state, session, now)?;
             let key = (id.to_string(), attempt);
             if let Some(a) = s.attempts.get_mut(&key) {
                 if a.state == NotebookState::Running {
@@ -483,8 +517,8 @@ impl Spark for FakeSpark {
     }
 
     async fn release(&self, session: SessionId, owner: &str) -> Result<(), SparkError> {
-        self.call(Op::Release, |state, _| {
-            let s = Self::session_mut(state, session)?;
+        self.call(Op::Release, |state, now| {
+            let s = Self::session_mut(state, session, now)?;
             if s.lease.as_ref().is_some_and(|(h, _)| h == owner) {
                 s.lease = None;
             }
@@ -502,10 +536,14 @@ impl Spark for FakeSpark {
     }
 
     async fn session_state(&self, session: SessionId) -> Result<Liveness, SparkError> {
-        self.call(Op::State, |state, _| {
+        self.call(Op::State, |state, now| {
             Ok(match state.sessions.get(&session.0) {
+                Some(s) if s.alive && s.ready_at > now => Liveness::Starting("starting".into()),
                 Some(s) if s.alive => Liveness::Alive,
-                Some(_) => Liveness::Ended(format!("session {session} is dead")),
+                Some(s) => Liveness::Ended(format!(
+                    "session {session} is {}",
+                    s.end_reason.as_deref().unwrap_or("dead")
+                )),
                 None => Liveness::Ended(format!("session {session} is gone")),
             })
         })

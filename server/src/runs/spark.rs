@@ -3,13 +3,10 @@
 //! backend (Livy + the driver agent); the tests use an in-memory fake with scripted faults.
 
 use crate::agent::{Agent, AgentError, Capacity, NotebookLaunch, NotebookState, PollReply};
-use crate::livy::wire::{CreateSession, Kind};
+use crate::livy::wire::{CreateSession, SessionState};
 use crate::livy::{LivyError, SessionId};
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-/// How long a new Spark session may take to become idle.
-const SESSION_START_LIMIT: Duration = Duration::from_secs(600);
+use spool_core::model::Pool;
+use std::time::Duration;
 
 /// A session a run asks for.
 #[derive(Debug, Clone)]
@@ -19,8 +16,8 @@ pub struct SessionRequest {
     pub name: String,
     /// A long-lived session: found by name when it exists, never deleted by a run.
     pub named: bool,
-    pub executors: u32,
-    pub executor_cores: u32,
+    /// The pipeline's `[pool]` (with its `[spark_conf]`): what the session asks for.
+    pub pool: Pool,
 }
 
 /// A session that exists (it may still be starting).
@@ -34,8 +31,12 @@ pub struct CreatedSession {
 /// Whether a session is still usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Liveness {
+    /// Not ready yet (Livy's `not_started`, `starting`, Synapse's `recovering`...): the state.
+    Starting(String),
+    /// Ready for statements (idle or busy).
     Alive,
-    /// Dead, killed or gone: nothing runs there any more.
+    /// Dead, killed, failed or gone: nothing runs there any more; why, in the server's words
+    /// when it gave any.
     Ended(String),
 }
 
@@ -62,8 +63,8 @@ pub enum SparkError {
 pub trait Spark: Send + Sync {
     /// Finds the named session or creates one; returns as soon as it exists.
     async fn create_session(&self, request: &SessionRequest) -> Result<CreatedSession, SparkError>;
-    /// Waits until the session is idle, loads the agent and takes the session's lease for
-    /// `owner`; returns the application's capacity.
+    /// Loads the agent into a session that is ready ([`Liveness::Alive`]) and takes the
+    /// session's lease for `owner`; returns the application's capacity.
     async fn prepare_session(
         &self,
         session: SessionId,
@@ -149,17 +150,7 @@ impl Spark for LivySpark {
                 });
             }
         }
-        let create = CreateSession {
-            kind: Some(Kind::Pyspark),
-            name: Some(request.name.clone()),
-            num_executors: Some(request.executors),
-            executor_cores: Some(request.executor_cores),
-            conf: BTreeMap::from([(
-                "spark.scheduler.mode".to_string(),
-                serde_json::Value::from("FAIR"),
-            )]),
-            ..CreateSession::default()
-        };
+        let create = CreateSession::for_pool(&request.pool, request.name.clone());
         let created = client
             .create_session(&create)
             .await
@@ -180,29 +171,6 @@ impl Spark for LivySpark {
         session: SessionId,
         owner: &str,
     ) -> Result<Capacity, SparkError> {
-        let client = self.agent.client();
-        let started = Instant::now();
-        let mut wait = Duration::from_millis(200);
-        loop {
-            let s = client.get_session(session).await.map_err(livy_error)?;
-            if s.state.is_finished() {
-                return Err(SparkError::SessionEnded(format!(
-                    "the Spark session ended {} while starting",
-                    s.state
-                )));
-            }
-            if s.state.as_str() == "idle" {
-                break;
-            }
-            if started.elapsed() > SESSION_START_LIMIT {
-                return Err(SparkError::Refused(format!(
-                    "the Spark session did not start within {} s",
-                    SESSION_START_LIMIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(2));
-        }
         self.agent
             .inject(session)
             .await
@@ -280,10 +248,24 @@ impl Spark for LivySpark {
 
     async fn session_state(&self, session: SessionId) -> Result<Liveness, SparkError> {
         match self.agent.client().get_session(session).await {
-            Ok(s) if s.state.is_finished() => {
-                Ok(Liveness::Ended(format!("the Spark session is {}", s.state)))
+            Ok(s) if s.state.is_finished() || s.state == SessionState::ShuttingDown => {
+                let why = s
+                    .failure_reason()
+                    .map_or(String::new(), |r| format!(": {r}"));
+                Ok(Liveness::Ended(format!(
+                    "the Spark session is {}{why}",
+                    s.state
+                )))
             }
-            Ok(_) => Ok(Liveness::Alive),
+            Ok(s)
+                if matches!(
+                    s.state,
+                    SessionState::Idle | SessionState::Busy | SessionState::Running
+                ) =>
+            {
+                Ok(Liveness::Alive)
+            }
+            Ok(s) => Ok(Liveness::Starting(s.state.to_string())),
             Err(e) if e.is_not_found() => {
                 Ok(Liveness::Ended("the Spark session is gone".to_string()))
             }

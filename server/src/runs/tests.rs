@@ -131,6 +131,7 @@ fn check_invariants(h: &Harness, id: i64, exec: &Execution) {
         }
     }
     let events = h.events(id);
+    admission_within_recorded_capacity(&exec.plan, &events);
     // Every execution was recorded as started first; nothing starts after a cancel.
     let mut started: Vec<(String, u32)> = Vec::new();
     let mut cancelled = false;
@@ -227,6 +228,33 @@ fn check_invariants(h: &Harness, id: i64, exec: &Execution) {
             !created.contains(&s) || leaked.contains(&s),
             "session {s} still runs and is not recorded as leaked"
         );
+    }
+}
+
+/// capacity: replaying the run log, no start ever made the running notebooks hold more slots
+/// than the capacity last recorded (each notebook holds its slots, clamped to the capacity).
+fn admission_within_recorded_capacity(plan: &spool_core::dag::Plan, events: &[RunEvent]) {
+    let mut capacity = plan.pool.capacity().max(1);
+    let mut running: BTreeMap<String, u32> = BTreeMap::new();
+    for e in events {
+        match e {
+            RunEvent::SessionChanged {
+                capacity: Some(c), ..
+            } => capacity = (*c).max(1),
+            RunEvent::TaskStarted { task, .. } => {
+                let slots = plan.tasks[plan.index_of(task).expect("a planned task")].slots();
+                running.insert(task.clone(), slots.min(capacity));
+                let held: u32 = running.values().sum();
+                assert!(
+                    held <= capacity,
+                    "{task} started holding {held} slots of {capacity}: {events:#?}"
+                );
+            }
+            RunEvent::TaskFinished { task, .. } => {
+                running.remove(task);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -564,6 +592,190 @@ fn shutdown_keeping_runs_leaves_them_interrupted_for_a_resume() {
             .mark_interrupted(super::now_ms())
             .expect("marked")
             .is_empty());
+    });
+}
+
+/// Ten independent one-slot notebooks of `secs` each on a pool of 4 slots.
+fn wide(secs: u32) -> String {
+    let mut s = format!(
+        "name = \"wide\"\n[pool]\nexecutors = 1\nexecutor_cores = 4\n\
+         [defaults]\nestimate_secs = {secs}\n"
+    );
+    for i in 0..10 {
+        s += &format!("[[notebook]]\nid = \"n{i}\"\npath = \"nb/n.py\"\n");
+    }
+    s
+}
+
+/// The most notebook executions running at once just after one began in `[from, to)`, by
+/// the fake's ground truth.
+fn most_running_at_starts(
+    fake: &FakeSpark,
+    from: Duration,
+    to: Duration,
+    t0: tokio::time::Instant,
+) -> usize {
+    let executions = fake.executions();
+    executions
+        .iter()
+        .map(|e| e.began)
+        .filter(|b| *b >= t0 + from && *b < t0 + to)
+        .map(|at| {
+            executions
+                .iter()
+                .filter(|e| e.began <= at && e.ended.is_none_or(|end| end > at))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn capacity_admission_follows_executors_lost_and_added_and_the_run_log_shows_each_change() {
+    paused().block_on(async {
+        let h = Harness::new(&wide(10), FakeSpark::uniform(10.0));
+        let t0 = tokio::time::Instant::now();
+        let manager = h.manager(None);
+        let (id, handle) = begin(&manager, None).await;
+        // Four notebooks run when two of the four executors' cores go away ...
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        h.fake.set_capacity(1, 2);
+        // ... and come back while the third pair runs.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        h.fake.set_capacity(2, 4);
+        let exec = handle.await.expect("run");
+        check_invariants(&h, id, &exec);
+        assert_eq!(h.record(id).status, RunStatus::Succeeded);
+        let resized: Vec<(Option<u32>, Option<String>)> = h
+            .events(id)
+            .into_iter()
+            .filter_map(|e| match e {
+                RunEvent::SessionChanged {
+                    state,
+                    capacity,
+                    message,
+                    ..
+                } if state == "resized" => Some((capacity, message)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            resized,
+            [
+                (Some(2), Some("1 executors, 2 slots (was 4)".to_string())),
+                (Some(4), Some("2 executors, 4 slots (was 2)".to_string()))
+            ]
+        );
+        assert_eq!(
+            most_running_at_starts(&h.fake, Duration::ZERO, Duration::from_secs(5), t0),
+            4
+        );
+        // The four running ones keep their cores; then only two run at once ...
+        assert_eq!(
+            most_running_at_starts(&h.fake, Duration::from_secs(5), Duration::from_secs(25), t0),
+            2
+        );
+        // ... until the capacity is back: the last two start beside the two still running.
+        assert_eq!(
+            most_running_at_starts(
+                &h.fake,
+                Duration::from_secs(25),
+                Duration::from_secs(30),
+                t0
+            ),
+            4
+        );
+    });
+}
+
+#[test]
+fn session_start_minutes_of_starting_are_shown_in_the_run_log_then_the_run_goes_on() {
+    paused().block_on(async {
+        let mut fake = FakeSpark::uniform(1.0);
+        fake.session_start = Duration::from_secs(95);
+        let h = Harness::new(CHAIN, fake);
+        let (id, _) = run_to_end(&h, &h.manager(None)).await;
+        assert_eq!(h.record(id).status, RunStatus::Succeeded);
+        let progress: Vec<String> = h
+            .events(id)
+            .into_iter()
+            .filter_map(|e| match e {
+                RunEvent::SessionChanged {
+                    state,
+                    message: Some(m),
+                    ..
+                } if state == "starting" => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            progress,
+            [
+                "session starting, 30s",
+                "session starting, 1m00s",
+                "session starting, 1m30s"
+            ]
+        );
+    });
+}
+
+#[test]
+fn session_start_a_session_still_starting_after_its_timeout_is_deleted_and_the_run_fails_saying_so()
+{
+    paused().block_on(async {
+        let mut fake = FakeSpark::uniform(1.0);
+        fake.session_start = Duration::MAX;
+        let pipeline = CHAIN.replace(
+            "recreate_session = true\n",
+            "session_start_timeout_secs = 300\n",
+        );
+        let h = Harness::new(&pipeline, fake);
+        let t0 = tokio::time::Instant::now();
+        let (id, _) = run_to_end(&h, &h.manager(None)).await;
+        assert!(
+            t0.elapsed() < Duration::from_secs(310),
+            "{:?}",
+            t0.elapsed()
+        );
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Failed);
+        let error = record.tasks["a"].attempts[0].error.clone().expect("why");
+        assert!(
+            error.evalue.contains("still starting after 5m00s")
+                && error.evalue.contains("session_start_timeout_secs = 300"),
+            "{}",
+            error.evalue
+        );
+        assert!(
+            h.fake.live_sessions().is_empty(),
+            "the stuck session was deleted"
+        );
+        assert_eq!(
+            h.fake.calls(Op::Create),
+            1,
+            "not created again for each retry"
+        );
+    });
+}
+
+#[test]
+fn session_start_a_session_that_fails_while_starting_fails_the_run_with_the_server_reason() {
+    paused().block_on(async {
+        let mut fake = FakeSpark::uniform(1.0);
+        fake.session_start = Duration::from_secs(600);
+        let pipeline = CHAIN.replace("recreate_session = true\n", "");
+        let h = Harness::new(&pipeline, fake);
+        let manager = h.manager(None);
+        let (id, handle) = begin(&manager, None).await;
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let reason = "SPARK_POOL_CAPACITY_EXCEEDED (User): Your Spark job requested 48 vcores";
+        h.fake.kill_saying(1, reason);
+        let exec = handle.await.expect("run");
+        check_invariants(&h, id, &exec);
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Failed);
+        let error = record.tasks["a"].attempts[0].error.clone().expect("why");
+        assert!(error.evalue.contains(reason), "{}", error.evalue);
     });
 }
 
