@@ -9,7 +9,7 @@ use crate::source::{parent, resolve, PathError, Sources};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub type TaskId = usize;
 
@@ -112,6 +112,10 @@ pub const MAX_TASKS: u64 = 100_000;
 pub const MAX_FILES: usize = 1_000;
 /// One load reads at most this many bytes of pipeline files in all.
 pub const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
+/// A plan has at most this many dependencies: declared ones once sub-pipelines are expanded
+/// (copied with every copy of their file, and to every notebook a sub-pipeline starts with),
+/// then those bridged around inactive steps (each of its dependencies to each dependent).
+pub const MAX_EDGES: usize = 1_000_000;
 
 /// What a pipeline amounts to, found without expanding it: every file read, parsed and checked
 /// once, sizes counted per file. Cheap enough for a listing of many pipelines.
@@ -136,11 +140,18 @@ pub fn load(root: &str, sources: &dyn Sources) -> Loaded {
         Some(root_file) if !has_errors(&diagnostics) => {
             // No errors: the walk left no cycle and the sizes are within the limits, so the
             // expansion is bounded by MAX_TASKS nodes and MAX_NESTING levels.
-            let expanded = Expanded::of(&walk.files, &root_file.file);
-            let (plan, found) = expanded.plan();
-            let usable = !has_errors(&found);
-            diagnostics.extend(found);
-            usable.then_some(plan)
+            match Expanded::of(&walk.files, &root_file.file) {
+                Ok(expanded) => {
+                    let (plan, found) = expanded.plan();
+                    let usable = !has_errors(&found);
+                    diagnostics.extend(found);
+                    plan.filter(|_| usable)
+                }
+                Err(too_many) => {
+                    diagnostics.push(too_many);
+                    None
+                }
+            }
         }
         _ => None,
     };
@@ -705,8 +716,10 @@ struct Placed {
 }
 
 impl Expanded {
-    /// Expands the walked files from the root (the first), depth-first with an explicit stack.
-    fn of(files: &[FileInfo], root: &PipelineFile) -> Expanded {
+    /// Expands the walked files from the root (the first), depth-first with an explicit stack;
+    /// an error where the dependencies would exceed MAX_EDGES (a dependency of or on a
+    /// sub-pipeline is copied for each notebook it reaches, and with each copy of the file).
+    fn of(files: &[FileInfo], root: &PipelineFile) -> Result<Expanded, Diagnostic> {
         /// One included copy of a file being expanded.
         struct Frame {
             file: usize,
@@ -761,10 +774,23 @@ impl Expanded {
                 continue;
             }
             let Some(step) = info.file.steps.get(i) else {
-                for (placed, deps) in top.placed.iter().zip(&info.deps) {
+                for (k, (placed, deps)) in top.placed.iter().zip(&info.deps).enumerate() {
                     let Some(to) = placed else { continue };
                     for &(j, on) in deps {
                         let Some(from) = &top.placed[j] else { continue };
+                        if ex.edges.len() + to.entries.len() > MAX_EDGES {
+                            let mut d = info.id_at[k].clone();
+                            d.severity = Severity::Error;
+                            d.message = format!(
+                                "the plan would have more than {MAX_EDGES} dependencies once \
+                                 sub-pipelines are expanded, reached at `{}{}` depending on \
+                                 `{}`: each copy of a file repeats its dependencies, and a \
+                                 dependency of a sub-pipeline is repeated for each notebook it \
+                                 starts with; depend on fewer steps, or split the pipeline",
+                                top.prefix, info.file.steps[k].id, info.file.steps[j].id,
+                            );
+                            return Err(d);
+                        }
                         for &e in &to.entries {
                             ex.edges.push((from.exit, e, on));
                         }
@@ -808,7 +834,7 @@ impl Expanded {
                 Target::Pipeline(_, None) | Target::Unusable => top.placed.push(None),
             }
         }
-        ex
+        Ok(ex)
     }
 
     fn node(
@@ -832,7 +858,9 @@ impl Expanded {
         self.nodes.len() - 1
     }
 
-    fn plan(&self) -> (Plan, Vec<Diagnostic>) {
+    /// The plan, and what was found building it; no plan when bridging would exceed
+    /// MAX_EDGES.
+    fn plan(&self) -> (Option<Plan>, Vec<Diagnostic>) {
         let (name, description) = (self.name.clone(), self.description.clone());
         let pool = self.pool.clone();
         let declared: Vec<DeclaredEdge> = self
@@ -847,10 +875,16 @@ impl Expanded {
         // Incoming edges per node, merged by source.
         let n = self.nodes.len();
         let mut incoming: Vec<BTreeMap<usize, Condition>> = vec![BTreeMap::new(); n];
+        // The same edges by source, so that settling or bridging a node visits only its
+        // dependents (ascending, as the plan's order of bridged edges wants).
+        let mut outgoing: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
         for &(f, t, on) in &self.edges {
             let c = incoming[t].get(&f).map_or(on, |c| c.and(on));
             incoming[t].insert(f, c);
+            outgoing[f].insert(t);
         }
+        // Bridged edges allowed on top of the expanded ones.
+        let mut bridge_budget = MAX_EDGES.saturating_sub(self.edges.len());
         let order = topo_order(n, &incoming);
         let mut inactive = Vec::new();
         // Warnings about steps that never run, errors about inactive steps that cannot be
@@ -895,8 +929,8 @@ impl Expanded {
                 Fate::Runs => continue,
                 Fate::Settled(outcome) => {
                     incoming[v].clear();
-                    for (w, into) in incoming.iter_mut().enumerate() {
-                        if let Some(c) = into.remove(&v) {
+                    for w in std::mem::take(&mut outgoing[v]) {
+                        if let Some(c) = incoming[w].remove(&v) {
                             settled_deps[w].push((v, c, outcome));
                         }
                     }
@@ -904,7 +938,26 @@ impl Expanded {
                 Fate::Bridged => {
                     let ins: Vec<(usize, Condition)> =
                         incoming[v].iter().map(|(&u, &c)| (u, c)).collect();
-                    for (w, into) in incoming.iter_mut().enumerate() {
+                    let outs = std::mem::take(&mut outgoing[v]);
+                    // Every dependent gets every dependency: refuse before allocating them.
+                    let adds = ins.len().saturating_mul(outs.len());
+                    if adds > bridge_budget {
+                        let mut d = node.at.clone();
+                        d.severity = Severity::Error;
+                        d.message = format!(
+                            "the plan would have more than {MAX_EDGES} dependencies: bridging \
+                             inactive `{}` adds {adds} ({} dependencies × {} dependents); make \
+                             it active, or depend on fewer steps through it",
+                            node.id,
+                            ins.len(),
+                            outs.len()
+                        );
+                        found.push(d);
+                        return (None, found);
+                    }
+                    bridge_budget -= adds;
+                    for w in outs {
+                        let into = &mut incoming[w];
                         let Some(c2) = into.remove(&v) else {
                             continue;
                         };
@@ -940,6 +993,7 @@ impl Expanded {
                             }
                             let merged = into.get(&u).map_or(c, |old| old.and(c));
                             into.insert(u, merged);
+                            outgoing[u].insert(w);
                             bridged.push(DeclaredEdge {
                                 from: self.nodes[u].id.clone(),
                                 to: self.nodes[w].id.clone(),
@@ -1023,7 +1077,7 @@ impl Expanded {
             inactive,
             declared,
         };
-        (plan, found)
+        (Some(plan), found)
     }
 
     /// Why the dependency on settled node `u` (which ends `outcome` in every run) never holds,
@@ -1096,6 +1150,8 @@ fn line_of(r: &Reporter, span: &std::ops::Range<usize>) -> (usize, usize) {
 
 /// A cycle through `start` inside one strongly connected component, ending at `start`.
 fn cycle_through(g: &DiGraph<usize, usize>, start: NodeIndex, scc: &[NodeIndex]) -> Vec<NodeIndex> {
+    // A set: a dense file has as many edges as its text allows, each looked up here.
+    let scc: HashSet<NodeIndex> = scc.iter().copied().collect();
     let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(u) = queue.pop_front() {
@@ -1108,7 +1164,9 @@ fn cycle_through(g: &DiGraph<usize, usize>, start: NodeIndex, scc: &[NodeIndex])
                 let mut cur = u;
                 while cur != start {
                     path.push(cur);
-                    cur = prev[&cur];
+                    cur = *prev
+                        .get(&cur)
+                        .expect("every node queued after `start` has its predecessor recorded");
                 }
                 path.push(start);
                 let len = path.len();

@@ -47,14 +47,19 @@ pub struct Layout {
     /// Layer (column) of each node.
     pub layers: Vec<usize>,
     /// One polyline per input edge, from the right side of its source to the left side of its
-    /// target. Edges that close a cycle (only in graphs that are not DAGs) are drawn straight,
-    /// and a self-loop has no points.
+    /// target. Edges that close a cycle (only in graphs that are not DAGs), and long edges once
+    /// [`MAX_BENDS`] bends are placed, are drawn straight; a self-loop has no points.
     pub edges: Vec<Vec<Point>>,
     pub width: f64,
     pub height: f64,
     /// Edge crossings between adjacent layers in the chosen order.
     pub crossings: usize,
 }
+
+/// Bends (dummy nodes, one per layer an edge crosses) placed at most: a graph's long edges can
+/// cross a layer each for every pair of nodes (a chain of 20,000 with an edge from the first
+/// to every other would want 200 million).
+pub const MAX_BENDS: usize = 200_000;
 
 /// Lays out `node_count` nodes joined by `edges` (pairs of node indices, source first).
 /// Edges naming a node out of range are ignored.
@@ -78,7 +83,8 @@ struct Layered {
     /// Neighbours in the previous and in the next layer.
     up: Vec<Vec<usize>>,
     down: Vec<Vec<usize>>,
-    /// For each input edge that goes forward, the dummies it runs through, left to right.
+    /// For each input edge that goes forward, the dummies it runs through, left to right
+    /// (`None` for the others, and for the long ones beyond [`MAX_BENDS`]).
     chains: Vec<Option<Vec<usize>>>,
 }
 
@@ -139,11 +145,18 @@ impl Layered {
         for &v in &topo {
             g.order[g.layer[v]].push(v);
         }
+        let mut bends_left = MAX_BENDS;
         for e in edges {
-            if !forward(e) {
+            let bends = if forward(e) {
+                g.layer[e.1] - g.layer[e.0] - 1
+            } else {
+                usize::MAX
+            };
+            if bends > bends_left {
                 g.chains.push(None);
                 continue;
             }
+            bends_left -= bends;
             let (u, v) = *e;
             let mut chain = Vec::new();
             let mut prev = u;
@@ -629,6 +642,28 @@ mod tests {
             long[1].y <= b.y || long[1].y >= b.y + o.node_height,
             "runs beside b"
         );
+    }
+
+    #[test]
+    fn long_edges_beyond_the_bend_budget_are_drawn_straight() {
+        // A chain of 1,000 and an edge from its first node to every other: 498,501 bends
+        // wanted, about 60 MB of dummy nodes (a chain of 20,000: 200 million).
+        let n = 1_000;
+        let mut edges: Vec<(usize, usize)> = (1..n).map(|v| (v - 1, v)).collect();
+        edges.extend((2..n).map(|v| (0, v)));
+        let l = layout(n, &edges, &opts());
+        let bends: usize = l.edges.iter().map(|e| e.len().saturating_sub(2) / 2).sum();
+        assert!(bends <= MAX_BENDS, "{bends} bends");
+        // Edges are placed in input order while the budget lasts: the first long ones bend
+        // through every layer they cross, the last ones go straight.
+        assert_eq!(l.edges[n - 1].len(), 4, "0 -> 2 bends once");
+        assert_eq!(
+            l.edges.last().map(Vec::len),
+            Some(2),
+            "0 -> {} is straight",
+            n - 1
+        );
+        assert_eq!(l.layers[n - 1], n - 1);
     }
 
     #[test]

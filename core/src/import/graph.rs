@@ -3,8 +3,9 @@
 //! ([`Condition::through_inactive`]), so that an imported pipeline behaves as the core would
 //! run it had the item been left inactive.
 
+use crate::dag::MAX_EDGES;
 use crate::model::{Condition, Outcome};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Outcomes accepted by either condition (Azure Data Factory: several conditions on the same
 /// upstream activity hold when any of them does). The core has no `or`, so this goes through
@@ -44,6 +45,12 @@ pub(crate) enum Fate {
 pub(crate) struct Graph {
     /// Incoming dependencies of each item: upstream item -> condition on its outcome.
     incoming: Vec<BTreeMap<usize, Condition>>,
+    /// Items that depend on each item (a superset: an entry may have been dropped from
+    /// `incoming` since), so that a removal visits only its dependents.
+    outgoing: Vec<BTreeSet<usize>>,
+    /// Dependencies removals may still add: each removal adds one from each of its
+    /// dependencies to each of its dependents.
+    bridge_budget: usize,
     /// Items with a dependency that can never hold.
     blocked: Vec<bool>,
     removed: Vec<bool>,
@@ -60,6 +67,13 @@ pub(crate) struct Removal {
     pub blocked: Vec<usize>,
 }
 
+/// A removal that would bridge more than [`MAX_EDGES`] dependencies in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooManyBridged {
+    pub dependencies: usize,
+    pub dependents: usize,
+}
+
 /// A dependency added around a removed item.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Bridged {
@@ -72,6 +86,8 @@ impl Graph {
     pub fn new(n: usize) -> Graph {
         Graph {
             incoming: vec![BTreeMap::new(); n],
+            outgoing: vec![BTreeSet::new(); n],
+            bridge_budget: MAX_EDGES,
             blocked: vec![false; n],
             removed: vec![false; n],
         }
@@ -86,6 +102,7 @@ impl Graph {
             self.blocked[to] = true;
         } else {
             self.incoming[to].insert(from, merged);
+            self.outgoing[from].insert(to);
         }
     }
 
@@ -102,13 +119,25 @@ impl Graph {
         self.removed[v]
     }
 
-    /// Takes `v` out of the graph; its dependents depend on its dependencies instead.
-    pub fn remove(&mut self, v: usize, fate: Fate) -> Removal {
+    /// Takes `v` out of the graph; its dependents depend on its dependencies instead. Refused,
+    /// with the number of dependencies it would add, when that would take the graph's
+    /// dependencies past [`MAX_EDGES`].
+    pub fn remove(&mut self, v: usize, fate: Fate) -> Result<Removal, TooManyBridged> {
+        let (dependencies, dependents) = (self.incoming[v].len(), self.outgoing[v].len());
+        let adds = dependencies.saturating_mul(dependents);
+        if adds > self.bridge_budget {
+            return Err(TooManyBridged {
+                dependencies,
+                dependents,
+            });
+        }
+        self.bridge_budget -= adds;
+        let outs = std::mem::take(&mut self.outgoing[v]);
         self.removed[v] = true;
         let ins: Vec<(usize, Condition)> =
             std::mem::take(&mut self.incoming[v]).into_iter().collect();
         let mut out = Removal::default();
-        for w in 0..self.incoming.len() {
+        for w in outs {
             let Some(on) = self.incoming[w].remove(&v) else {
                 continue;
             };
@@ -145,7 +174,7 @@ impl Graph {
                 out.blocked.push(w);
             }
         }
-        out
+        Ok(out)
     }
 
     /// A dependency cycle, in "depends on" order and closed (`[a, b, a]`: `a` depends on `b`
@@ -249,7 +278,7 @@ mod tests {
         let mut g = Graph::new(3);
         g.add(0, 1, C::SUCCEEDED);
         g.add(1, 2, C::SKIPPED);
-        let removal = g.remove(1, Fate::LeftOut);
+        let removal = g.remove(1, Fate::LeftOut).unwrap();
         assert!(removal.blocked.is_empty() && removal.released.is_empty());
         assert_eq!(removal.bridged.len(), 1);
         let on = removal.bridged[0].on;
@@ -258,18 +287,33 @@ mod tests {
     }
 
     #[test]
+    fn a_removal_past_the_dependency_budget_is_refused_and_changes_nothing() {
+        let n = 2_002;
+        let mut g = Graph::new(n + 1);
+        for u in 0..1_001 {
+            g.add(u, n, C::SUCCEEDED);
+        }
+        for w in 1_001..n {
+            g.add(n, w, C::SUCCEEDED);
+        }
+        let refused = g.remove(n, Fate::LeftOut).unwrap_err();
+        assert_eq!((refused.dependencies, refused.dependents), (1_001, 1_001));
+        assert!(!g.is_removed(n) && g.deps(n).count() == 1_001);
+    }
+
+    #[test]
     fn failure_handler_of_a_left_out_root_can_never_run() {
         let mut g = Graph::new(3);
         g.add(0, 1, C::FAILED);
         g.add(0, 2, C::SUCCEEDED);
-        let removal = g.remove(0, Fate::LeftOut);
+        let removal = g.remove(0, Fate::LeftOut).unwrap();
         assert_eq!((removal.blocked, removal.released), (vec![1], vec![2]));
         assert!(g.deps(2).next().is_none() && !g.is_blocked(2));
         // What depends on the blocked item being skipped waits for its dependencies only.
         let mut g = Graph::new(3);
         g.add(0, 1, C::SUCCEEDED);
         g.add(1, 2, C::SKIPPED);
-        g.remove(1, Fate::NeverRuns);
+        g.remove(1, Fate::NeverRuns).unwrap();
         assert_eq!(g.deps(2).collect::<Vec<_>>(), vec![(0, C::ANY)]);
     }
 

@@ -19,6 +19,9 @@ const MAX_NESTING: usize = 16;
 /// Most pipeline files one import writes (each distinct sub-pipeline call is one).
 const MAX_FILES: usize = 256;
 
+/// Bridged dependencies a finding lists by name (the rest are counted).
+const LISTED_BRIDGES: usize = 10;
+
 const ADF_CONDITIONS: [&str; 4] = ["Succeeded", "Failed", "Completed", "Skipped"];
 
 /// Spark settings of a notebook activity that one shared session cannot honour per notebook.
@@ -550,7 +553,9 @@ impl Importer<'_> {
             return draft;
         }
         let order = g.order();
-        self.leave_out_unsupported(p, &mut g, &order);
+        if !self.leave_out_unsupported(p, &mut g, &order) {
+            return draft;
+        }
 
         let mut ids = Ids::default();
         let id_of: Vec<String> = acts.iter().map(|a| ids.take(&a.name)).collect();
@@ -607,17 +612,19 @@ impl Importer<'_> {
     }
 
     /// Takes out activities Spool cannot run, then what can no longer run because of that,
-    /// reporting each with the dependencies bridged around it.
-    fn leave_out_unsupported(&mut self, p: &Pipeline, g: &mut Graph, order: &[usize]) {
+    /// reporting each with the dependencies bridged around it. False, with an error, when
+    /// that would bridge too many dependencies.
+    fn leave_out_unsupported(&mut self, p: &Pipeline, g: &mut Graph, order: &[usize]) -> bool {
         let acts = &p.activities;
         let place = Place::file(&p.file);
         let mut blocked_by: HashMap<usize, usize> = HashMap::new();
         let describe = |removal: &Removal| -> String {
             let mut text = String::new();
             if !removal.bridged.is_empty() {
-                let edges: Vec<String> = removal
+                let mut edges: Vec<String> = removal
                     .bridged
                     .iter()
+                    .take(LISTED_BRIDGES)
                     .map(|b| {
                         format!(
                             "`{}` now waits for `{}` ({})",
@@ -627,6 +634,12 @@ impl Importer<'_> {
                         )
                     })
                     .collect();
+                if removal.bridged.len() > LISTED_BRIDGES {
+                    edges.push(format!(
+                        "and {} more",
+                        removal.bridged.len() - LISTED_BRIDGES
+                    ));
+                }
                 text += &format!("; dependencies bridged: {}", edges.join(", "));
             }
             if !removal.released.is_empty() {
@@ -645,7 +658,9 @@ impl Importer<'_> {
             let Body::Other { inner } = &a.body else {
                 continue;
             };
-            let removal = g.remove(v, Fate::LeftOut);
+            let Some(removal) = self.remove(g, v, Fate::LeftOut, &place, &a.name) else {
+                return false;
+            };
             for &w in &removal.blocked {
                 blocked_by.entry(w).or_insert(v);
             }
@@ -679,7 +694,9 @@ impl Importer<'_> {
                 .get(&v)
                 .map(|&c| format!(" once `{}` is left out", acts[c].name))
                 .unwrap_or_else(|| " (its dependencies contradict each other)".into());
-            let removal = g.remove(v, Fate::NeverRuns);
+            let Some(removal) = self.remove(g, v, Fate::NeverRuns, &place, &acts[v].name) else {
+                return false;
+            };
             for &w in &removal.blocked {
                 blocked_by.entry(w).or_insert(v);
             }
@@ -690,6 +707,35 @@ impl Importer<'_> {
                     describe(&removal)
                 ),
             );
+        }
+        true
+    }
+
+    /// Removes activity `v` from `g`, or reports why it cannot be bridged.
+    fn remove(
+        &mut self,
+        g: &mut Graph,
+        v: usize,
+        fate: Fate,
+        place: &Place,
+        name: &str,
+    ) -> Option<Removal> {
+        match g.remove(v, fate) {
+            Ok(removal) => Some(removal),
+            Err(too_many) => {
+                self.ctx.report.error(
+                    &place.item(name),
+                    format!(
+                        "cannot be left out: bridging its {} dependencies to its {} dependents \
+                         would take the pipeline past {} dependencies; split the pipeline, or \
+                         route fewer activities through it",
+                        too_many.dependencies,
+                        too_many.dependents,
+                        crate::dag::MAX_EDGES
+                    ),
+                );
+                None
+            }
         }
     }
 
@@ -967,12 +1013,64 @@ mod tests {
         format!(r#"{{"activity": "{on}", "dependencyConditions": ["{cond}"]}}"#)
     }
 
+    /// One pipeline JSON imported on its own into `main.toml`.
+    fn import_one(json: &str) -> Converted {
+        import_synapse(
+            "p.json",
+            json,
+            &MemorySources::default(),
+            &Target {
+                main: "main.toml",
+                existing: &MemorySources::default(),
+            },
+        )
+    }
+
     /// The condition `b` ends up with on `a` in the plan of `files`, `None` when `b` is absent.
     fn condition_of_b(files: &MemorySources) -> Option<Condition> {
         let plan = load("main.toml", files).plan.expect("loads");
         let b = plan.index_of("b")?;
         let a = plan.index_of("a").expect("a");
         plan.deps[b].iter().find(|(d, _)| *d == a).map(|(_, c)| *c)
+    }
+
+    #[test]
+    fn a_left_out_activity_between_two_wide_layers_is_refused_not_bridged() {
+        // 1,001 notebooks -> a WebHook -> 1,000 notebooks: leaving the WebHook out would add
+        // 1,001,000 dependencies (and name each in a warning).
+        let wide = |ins: usize, outs: usize| {
+            let mut acts: Vec<String> = (0..ins).map(|i| notebook(&format!("a{i}"), "")).collect();
+            let deps: Vec<String> = (0..ins)
+                .map(|i| dep(&format!("a{i}"), "Succeeded"))
+                .collect();
+            acts.push(format!(
+                r#"{{"name": "x", "type": "WebHook", "dependsOn": [{}]}}"#,
+                deps.join(",")
+            ));
+            acts.extend((0..outs).map(|i| notebook(&format!("b{i}"), &dep("x", "Succeeded"))));
+            let json = format!(
+                r#"{{"name": "p", "properties": {{"activities": [{}]}}}}"#,
+                acts.join(",")
+            );
+            import_one(&json)
+        };
+        let refused = wide(1001, 1000);
+        assert!(refused.files.is_empty());
+        let report = refused.report.render();
+        assert!(
+            report.contains("bridging its 1001 dependencies to its 1000 dependents")
+                && report.contains(&format!("past {} dependencies", crate::dag::MAX_EDGES)),
+            "{report}"
+        );
+        // Fewer are bridged, and the warning names ten of them.
+        let bridged = wide(30, 30);
+        let report = bridged.report.render();
+        assert!(!bridged.report.has_errors(), "{report}");
+        assert!(
+            report.contains("`b0` now waits for `a0` (succeeded)"),
+            "{report}"
+        );
+        assert!(report.contains("and 890 more"), "{report}");
     }
 
     #[test]
@@ -989,15 +1087,7 @@ mod tests {
                     notebook("a", ""),
                     notebook("b", &dep("x", adf2)),
                 );
-                let converted = import_synapse(
-                    "p.json",
-                    &json,
-                    &MemorySources::default(),
-                    &Target {
-                        main: "main.toml",
-                        existing: &MemorySources::default(),
-                    },
-                );
+                let converted = import_one(&json);
                 assert!(
                     !converted.report.has_errors(),
                     "{}",

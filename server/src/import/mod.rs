@@ -86,8 +86,10 @@ pub fn import(args: ImportArgs) -> anyhow::Result<u8> {
         ImportKind::Synapse { inputs, out, force } => {
             let (dir, main) = split_toml_path(&out)?;
             let existing = existing_files(&dir)?;
-            let root = &inputs[0];
-            let pipelines = PipelineFiles::new(root, &inputs[1..])?;
+            let (root, rest) = inputs
+                .split_first()
+                .context("name the pipeline JSON to import")?;
+            let pipelines = PipelineFiles::new(root, rest)?;
             let converted = import_synapse(
                 &root.display().to_string(),
                 &read_input(root)?,
