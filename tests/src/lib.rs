@@ -43,6 +43,9 @@ pub fn spool() -> Command {
 
 /// Sends SIGINT (a clean stop), then SIGKILL if the process has not ended in `grace`.
 pub fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
@@ -202,6 +205,20 @@ impl Served {
             base,
             pipelines,
         }
+    }
+}
+
+impl Served {
+    /// Sends `signal` (`"TERM"`, `"INT"`) to the server and waits up to `limit` for it to exit.
+    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "signal {signal} to spool serve");
+        wait_for("spool serve to exit", limit, || {
+            self.child.try_wait().expect("wait for spool serve")
+        })
     }
 }
 

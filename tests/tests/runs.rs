@@ -2,7 +2,7 @@
 //! Each test gets its own endpoint and data directory.
 
 use serde_json::Value;
-use spool_tests::{spool, wait_for, LocalLivy};
+use spool_tests::{spool, wait_for, LocalLivy, Served};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -468,6 +468,72 @@ fn ctrl_c_cancels_the_run_and_records_it() {
         assert_eq!(attempts(run, "last"), 0, "`last` never started");
     }
     assert!(has_event(&shown, "task_settled", "last"));
+}
+
+/// Invariant "stopping Spool ends what it started": SIGTERM to `spool serve` (what a service
+/// manager sends) cancels its running run, records every task final and deletes the run's Livy
+/// session before the process exits, so nothing keeps billing until Livy's idle timeout.
+#[test]
+fn sigterm_to_spool_serve_cancels_its_runs_and_deletes_their_sessions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let mut served = Served::start(tmp.path(), &["--livy", &livy.url]);
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(spool_tests::root().join("tests/fixtures/runs"))
+        .arg(served.pipelines.join("runs"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let marker = tmp.path().join("slow-marker");
+    let origin = served.base.trim_end_matches('/').to_string();
+    let started: Value = ureq::post(&format!("{}api/runs", served.base))
+        .set("Origin", &origin)
+        .send_json(serde_json::json!({
+            "file": "runs/long.toml",
+            "params": { "slow.marker": marker.display().to_string() },
+        }))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let id = started["id"].to_string();
+    wait_for(
+        "the slow notebook to start",
+        Duration::from_secs(180),
+        || marker.exists().then_some(()),
+    );
+    let sessions = |url: &str| -> Vec<Value> {
+        get_json(&format!("{url}/sessions"))["sessions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(sessions(&livy.url).len(), 1, "the run's session is open");
+
+    let status = served.signal_and_wait("TERM", Duration::from_secs(60));
+    assert!(status.success(), "spool serve exits cleanly: {status:?}");
+
+    assert_eq!(
+        sessions(&livy.url),
+        Vec::<Value>::new(),
+        "the run's session was deleted before spool serve exited"
+    );
+    let shown = events(&tmp.path().join("data"), &id);
+    let run = &shown["run"];
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    for task in ["quick", "slow", "last"] {
+        let state = run["tasks"][task]["state"].as_str().unwrap_or("none");
+        assert!(
+            ["succeeded", "cancelled"].contains(&state),
+            "{task} is final after the shutdown: {run:#}"
+        );
+    }
+    assert_eq!(run["tasks"]["slow"]["state"], "cancelled");
+    assert_eq!(
+        attempts(run, "slow"),
+        1,
+        "nothing is retried on the way out"
+    );
 }
 
 /// The Livy session ids a run used, from its `session_changed` events.
