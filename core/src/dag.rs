@@ -6,6 +6,7 @@ use crate::model::*;
 use crate::notebook::{self, Format};
 use crate::parse::parse_pipeline;
 use crate::source::{parent, resolve, PathError, Sources};
+use crate::template::{coerce, RunInfo, Source, ValueType};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
@@ -30,8 +31,37 @@ pub struct Task {
     pub kind: TaskKind,
     /// Notebook path relative to the root pipeline's folder (empty for a pipeline end).
     pub path: String,
+    /// As written: strings may hold `{{ … }}` references, resolved when the task starts.
     pub params: BTreeMap<String, serde_json::Value>,
     pub settings: RunSettings,
+    /// The [`ParamScope`] its references read (`params.…`, `tasks.…`).
+    pub scope: usize,
+}
+
+/// The parameters of one included copy of a pipeline file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamScope {
+    /// What the ids of its steps start with: `""` for the root file, `dims/` inside `dims`.
+    pub prefix: String,
+    /// The scope of the including file; `None` for the root, whose values a run gives.
+    pub parent: Option<usize>,
+    /// The file's `[params]`.
+    pub params: BTreeMap<String, ParamDecl>,
+    /// The values the including `[[pipeline]]` entry passes (its `params`, as written; their
+    /// references read the parent scope).
+    pub given: BTreeMap<String, serde_json::Value>,
+}
+
+impl ParamScope {
+    /// The root file's scope: its values come from the run.
+    pub fn root(params: BTreeMap<String, ParamDecl>) -> ParamScope {
+        ParamScope {
+            prefix: String::new(),
+            parent: None,
+            params,
+            given: BTreeMap::new(),
+        }
+    }
 }
 
 impl Task {
@@ -94,6 +124,8 @@ pub struct Plan {
     pub inactive: Vec<InactiveStep>,
     /// Every declared dependency, inactive steps included.
     pub declared: Vec<DeclaredEdge>,
+    /// Parameter scopes: the root file's first, every scope after its parent.
+    pub scopes: Vec<ParamScope>,
 }
 
 /// Result of loading a pipeline: the plan when there are no errors, and every diagnostic.
@@ -254,6 +286,9 @@ struct FullNode {
     params: BTreeMap<String, serde_json::Value>,
     settings: RunSettings,
     active: bool,
+    scope: usize,
+    /// The nodes whose values its parameters read (`tasks.…`).
+    reads: Vec<usize>,
     /// Where the step's id is written, for diagnostics found when the plan is built.
     at: Diagnostic,
 }
@@ -284,6 +319,8 @@ enum Target {
 /// One pipeline file, read, parsed and checked once however often it is included.
 struct FileInfo {
     path: String,
+    /// The file's text, for diagnostics found once the files it includes are read.
+    text: String,
     file: PipelineFile,
     targets: Vec<Target>,
     /// Per step, the steps of the same file it depends on (unknown ids and itself left out).
@@ -420,7 +457,87 @@ impl<'s> Walk<'s> {
                 *slot = child;
             }
         }
+        w.check_bindings();
         w
+    }
+
+    /// What each `[[pipeline]]` entry passes: parameters its file declares, of their types,
+    /// and every one without a default.
+    fn check_bindings(&mut self) {
+        for info in &self.files {
+            let mut r = Reporter::new(&info.path, &info.text);
+            for (step, target) in info.file.steps.iter().zip(&info.targets) {
+                let Target::Pipeline(path, Some(c)) = target else {
+                    continue;
+                };
+                let declared = &self.files[*c].file.params;
+                for (name, value) in &step.params {
+                    let at = step.spans.params.get(name).cloned().unwrap_or(0..0);
+                    let Some(decl) = declared.get(name) else {
+                        let hint =
+                            crate::diag::did_you_mean(name, declared.keys().map(String::as_str))
+                                .map(|h| format!("; did you mean `{h}`?"))
+                                .unwrap_or_else(|| {
+                                    format!(
+                                        "; it declares {}",
+                                        if declared.is_empty() {
+                                            "none (its `[params]` table)".to_string()
+                                        } else {
+                                            names(declared.keys())
+                                        }
+                                    )
+                                });
+                        r.error(
+                            &at,
+                            format!(
+                                "sub-pipeline `{}` (`{path}`) has no parameter `{name}`{hint}",
+                                step.id
+                            ),
+                        )
+                        .item(&step.id)
+                        .key("params");
+                        continue;
+                    };
+                    let templated = step.templates.iter().find(|t| t.param == *name && t.top);
+                    let problem = match templated {
+                        Some(site) => {
+                            match site.template.check(&mut |src| scope_type(&info.file, src)) {
+                                Ok(t) if !decl.ty.admits(t) => Some(format!(
+                                    "`{name}` of `{path}` is {}, but this gives {}",
+                                    decl.ty.a(),
+                                    t.a()
+                                )),
+                                // Reported where the file was read.
+                                _ => None,
+                            }
+                        }
+                        None if step.templates.iter().any(|t| t.param == *name) => None,
+                        None => coerce(decl.ty, value)
+                            .err()
+                            .map(|why| format!("`{name}` of `{path}`: {why}")),
+                    };
+                    if let Some(m) = problem {
+                        r.error(&at, m).item(&step.id).key("params");
+                    }
+                }
+                for (name, decl) in declared {
+                    if decl.default.is_none() && !step.params.contains_key(name) {
+                        r.error(
+                            &step.spans.path,
+                            format!(
+                                "sub-pipeline `{}` needs parameter `{name}` ({} without a \
+                                 default in `{path}`): give it in this entry's `params`",
+                                step.id,
+                                decl.ty.a()
+                            ),
+                        )
+                        .item(&step.id)
+                        .key("params");
+                    }
+                }
+            }
+            self.diags.extend(r.out);
+        }
     }
 
     /// `a.toml -> b.toml -> … -> last`, through the given files.
@@ -588,6 +705,7 @@ impl<'s> Walk<'s> {
             deps.push(known);
         }
         cycles(&file, &index, &mut r);
+        check_references(&file, &index, &deps, &mut r);
 
         // Paths, slots, and what each step refers to.
         let mut targets = Vec::with_capacity(file.steps.len());
@@ -680,6 +798,7 @@ impl<'s> Walk<'s> {
         let n = self.files.len();
         self.files.push(FileInfo {
             path: path.to_string(),
+            text,
             file,
             targets,
             deps,
@@ -702,6 +821,7 @@ struct Expanded {
     pool: Pool,
     name: String,
     description: Option<String>,
+    scopes: Vec<ParamScope>,
 }
 
 /// Where a step sits in the expanded graph.
@@ -730,6 +850,7 @@ impl Expanded {
             /// The end node of the sub-pipeline being expanded above this frame, and whether
             /// that sub-pipeline is active.
             open: Option<(usize, bool)>,
+            scope: usize,
         }
         let mut ex = Expanded {
             nodes: Vec::new(),
@@ -737,6 +858,7 @@ impl Expanded {
             pool: root.pool.clone(),
             name: root.name.clone(),
             description: root.description.clone(),
+            scopes: vec![ParamScope::root(root.params.clone())],
         };
         let mut stack = vec![Frame {
             file: 0,
@@ -744,6 +866,7 @@ impl Expanded {
             inactive: false,
             placed: Vec::new(),
             open: None,
+            scope: 0,
         }];
         // The steps of the copy that was expanded last, for its including frame.
         let mut inner: Vec<Placed> = Vec::new();
@@ -774,6 +897,33 @@ impl Expanded {
                 continue;
             }
             let Some(step) = info.file.steps.get(i) else {
+                // `tasks.…` references name steps of the same file, placed by now.
+                if info.file.steps.iter().any(|s| !s.templates.is_empty()) {
+                    let index: HashMap<&str, usize> = info
+                        .file
+                        .steps
+                        .iter()
+                        .enumerate()
+                        .map(|(k, s)| (s.id.as_str(), k))
+                        .collect();
+                    for (j, step) in info.file.steps.iter().enumerate() {
+                        let Some(node) = top.placed[j].as_ref().map(|p| p.exit) else {
+                            continue;
+                        };
+                        for site in &step.templates {
+                            for (e, _) in site.template.refs() {
+                                let target = e
+                                    .source
+                                    .task()
+                                    .and_then(|t| index.get(t))
+                                    .and_then(|&k| top.placed[k].as_ref().map(|p| p.exit));
+                                if let Some(t) = target {
+                                    ex.nodes[node].reads.push(t);
+                                }
+                            }
+                        }
+                    }
+                }
                 for (k, (placed, deps)) in top.placed.iter().zip(&info.deps).enumerate() {
                     let Some(to) = placed else { continue };
                     for &(j, on) in deps {
@@ -803,9 +953,11 @@ impl Expanded {
             let full_id = format!("{}{}", top.prefix, step.id);
             let active = step.active && !top.inactive;
             let at = info.id_at[i].clone();
+            let scope = top.scope;
             match &info.targets[i] {
                 Target::Notebook(p) => {
                     let n = ex.node(full_id, TaskKind::Notebook, p.clone(), step, active, at);
+                    ex.nodes[n].scope = scope;
                     top.placed.push(Some(Placed {
                         entries: vec![n],
                         exit: n,
@@ -821,13 +973,21 @@ impl Expanded {
                         active,
                         at,
                     );
+                    ex.nodes[end].scope = scope;
                     top.open = Some((end, active));
+                    ex.scopes.push(ParamScope {
+                        prefix: format!("{full_id}/"),
+                        parent: Some(scope),
+                        params: files[*c].file.params.clone(),
+                        given: step.params.clone(),
+                    });
                     let child = Frame {
                         file: *c,
                         prefix: format!("{full_id}/"),
                         inactive: !active,
                         placed: Vec::new(),
                         open: None,
+                        scope: ex.scopes.len() - 1,
                     };
                     stack.push(child);
                 }
@@ -853,6 +1013,8 @@ impl Expanded {
             params: step.params.clone(),
             settings: step.settings.clone(),
             active,
+            scope: 0,
+            reads: Vec::new(),
             at,
         });
         self.nodes.len() - 1
@@ -1051,6 +1213,7 @@ impl Expanded {
                     path: node.path.clone(),
                     params: node.params.clone(),
                     settings: node.settings.clone(),
+                    scope: node.scope,
                 });
             }
         }
@@ -1067,6 +1230,31 @@ impl Expanded {
                 dependents[new_index[u]].push(new_index[v]);
             }
         }
+        // A task reads values only of tasks that run: an inactive step has none.
+        for &v in &order {
+            if fate[v] != Fate::Runs {
+                continue;
+            }
+            for &u in &self.nodes[v].reads {
+                if fate[u] == Fate::Runs {
+                    continue;
+                }
+                let mut d = self.nodes[v].at.clone();
+                d.severity = Severity::Error;
+                d.key = Some("params".into());
+                d.message = format!(
+                    "`{}` reads values of `{}`, which never runs ({}), so it would have none",
+                    self.nodes[v].id,
+                    self.nodes[u].id,
+                    if self.nodes[u].active {
+                        "its dependencies never hold"
+                    } else {
+                        "inactive"
+                    }
+                );
+                found.push(d);
+            }
+        }
         let plan = Plan {
             name,
             description,
@@ -1076,6 +1264,7 @@ impl Expanded {
             dependents,
             inactive,
             declared,
+            scopes: self.scopes.clone(),
         };
         (Some(plan), found)
     }
@@ -1096,6 +1285,105 @@ impl Expanded {
                 dep.id
             )),
             _ => None,
+        }
+    }
+}
+
+/// `` `a`, `b` and `c` ``.
+fn names<'n>(names: impl Iterator<Item = &'n String>) -> String {
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The type of a `params.…` or `run.…` reference in `file`, or why it has none.
+fn scope_type(file: &PipelineFile, src: &Source) -> Result<ValueType, String> {
+    if let Some(t) = RunInfo::type_of(src) {
+        return Ok(t);
+    }
+    match src {
+        Source::Param(p) => file.params.get(p).map(|d| d.ty).ok_or_else(|| {
+            let hint = crate::diag::did_you_mean(p, file.params.keys().map(String::as_str))
+                .map(|h| format!("; did you mean `params.{h}`?"))
+                .unwrap_or_else(|| {
+                    if file.params.is_empty() {
+                        " (declare it in the file's `[params]` table)".to_string()
+                    } else {
+                        format!("; the file declares {}", names(file.params.keys()))
+                    }
+                });
+            format!("unknown parameter `{p}`{hint}")
+        }),
+        _ => Err(
+            "a `[[pipeline]]` entry passes values known when the run starts (`params.…`, \
+                  `run.…`), not task values"
+                .into(),
+        ),
+    }
+}
+
+/// Checks the references in the steps' `params`: parameters the file declares, values of
+/// notebooks upstream of the step, types.
+fn check_references(
+    file: &PipelineFile,
+    index: &HashMap<&str, usize>,
+    deps: &[Vec<(usize, Condition)>],
+    r: &mut Reporter,
+) {
+    let mut suggestions = Suggestions::default();
+    for (i, step) in file.steps.iter().enumerate() {
+        if step.templates.is_empty() {
+            continue;
+        }
+        // Everything `i` waits for, directly or not (an explicit stack, bounded by the steps).
+        let mut upstream = vec![false; file.steps.len()];
+        let mut stack: Vec<usize> = deps[i].iter().map(|&(j, _)| j).collect();
+        while let Some(j) = stack.pop() {
+            if !std::mem::replace(&mut upstream[j], true) {
+                stack.extend(deps[j].iter().map(|&(k, _)| k));
+            }
+        }
+        for site in &step.templates {
+            let mut type_of = |src: &Source| -> Result<ValueType, String> {
+                let Some(t) = src.task() else {
+                    return scope_type(file, src);
+                };
+                if step.kind == StepKind::Pipeline {
+                    return scope_type(file, src);
+                }
+                let Some(&j) = index.get(t) else {
+                    let hint = suggestions
+                        .closest(t, index.keys().copied())
+                        .map(|h| format!("; did you mean `{h}`?"))
+                        .unwrap_or_default();
+                    return Err(format!("unknown step `{t}` in `tasks.{t}`{hint}"));
+                };
+                if j == i {
+                    return Err(format!("`{t}` cannot read its own values"));
+                }
+                if file.steps[j].kind == StepKind::Pipeline {
+                    return Err(format!(
+                        "`{t}` is a sub-pipeline, which has no values; only notebooks set them"
+                    ));
+                }
+                if !upstream[j] {
+                    return Err(format!(
+                        "`{t}` is not upstream of `{}`: it may read values only of steps it \
+                         depends on (directly or through others); add `{t}` to its `depends_on`",
+                        step.id
+                    ));
+                }
+                Ok(match src {
+                    Source::TaskValues(_, None) => ValueType::Table,
+                    _ => ValueType::Any,
+                })
+            };
+            if let Err((at, m)) = site.template.check(&mut type_of) {
+                r.error(&site.file_span(&at), m)
+                    .item(&step.id)
+                    .key("params");
+            }
         }
     }
 }

@@ -115,6 +115,7 @@ impl<'a> LineIndex<'a> {
 /// Collects diagnostics for one file.
 pub struct Reporter<'a> {
     file: String,
+    text: &'a str,
     index: LineIndex<'a>,
     pub out: Vec<Diagnostic>,
 }
@@ -123,9 +124,15 @@ impl<'a> Reporter<'a> {
     pub fn new(file: &str, text: &'a str) -> Self {
         Reporter {
             file: file.to_string(),
+            text,
             index: LineIndex::new(text),
             out: Vec::new(),
         }
+    }
+
+    /// The text the diagnostics are about.
+    pub fn text(&self) -> &'a str {
+        self.text
     }
 
     pub fn at(&self, span: &Span, severity: Severity, message: String) -> Diagnostic {

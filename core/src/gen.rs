@@ -3,7 +3,7 @@
 //! from `rand` so the core stays free of `getrandom` on wasm, and so that a seed means the same
 //! numbers on every platform and in every version.
 
-use crate::dag::{Plan, Task, TaskKind};
+use crate::dag::{ParamScope, Plan, Task, TaskKind};
 use crate::model::{Condition, Pool, RunSettings};
 use std::collections::BTreeMap;
 
@@ -165,6 +165,7 @@ impl LayeredDag {
                         slots,
                         ..RunSettings::default()
                     },
+                    scope: 0,
                 });
             }
         }
@@ -181,6 +182,7 @@ impl LayeredDag {
             dependents,
             inactive: Vec::new(),
             declared: Vec::new(),
+            scopes: vec![ParamScope::root(BTreeMap::new())],
         }
     }
 

@@ -1,7 +1,8 @@
 //! The typed pipeline metadata, as read from one pipeline file (before sub-pipelines are expanded).
 
 use crate::diag::Span;
-use serde::Serialize;
+use crate::template::{Template, ValueType};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Metadata files larger than this are refused before parsing.
@@ -357,6 +358,47 @@ pub struct Step {
     pub settings: RunSettings,
     #[serde(skip)]
     pub spans: StepSpans,
+    /// The strings of `params` that hold `{{ … }}` references, parsed.
+    #[serde(skip)]
+    pub templates: Vec<TemplateSite>,
+}
+
+/// A parameter of a pipeline file (`[params]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamDecl {
+    #[serde(rename = "type")]
+    pub ty: ValueType,
+    /// `None`: every run must give it (and every `[[pipeline]]` entry including the file). A
+    /// default may refer to `run.…` (`"{{ run.date | add_days(-1) }}"`).
+    pub default: Option<serde_json::Value>,
+    /// Where its name is written.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// A string with references inside a step's `params` (at any depth of the value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateSite {
+    /// The parameter whose value holds it.
+    pub param: String,
+    /// Whether the string is that parameter's whole value (not inside an array or a table).
+    pub top: bool,
+    pub template: Template,
+    /// Where the string's text starts in the file, when byte offsets inside the string are
+    /// offsets in the file too (no escapes); otherwise where the string starts.
+    pub text_at: usize,
+    pub exact: bool,
+}
+
+impl TemplateSite {
+    /// The file's bytes for `range`, a range inside the string.
+    pub fn file_span(&self, range: &std::ops::Range<usize>) -> Span {
+        if self.exact {
+            self.text_at + range.start..self.text_at + range.end
+        } else {
+            self.text_at..self.text_at + 1
+        }
+    }
 }
 
 /// Where the parts of a step were written, for diagnostics found after parsing.
@@ -366,6 +408,8 @@ pub struct StepSpans {
     pub id: Span,
     pub path: Span,
     pub slots: Option<Span>,
+    /// Where each name of `params` is written.
+    pub params: BTreeMap<String, Span>,
 }
 
 /// One pipeline file.
@@ -375,6 +419,8 @@ pub struct PipelineFile {
     pub description: Option<String>,
     pub pool: Pool,
     pub defaults: RunSettings,
+    /// `[params]`: the values the file's steps may refer to as `{{ params.NAME }}`.
+    pub params: BTreeMap<String, ParamDecl>,
     pub steps: Vec<Step>,
     #[serde(skip)]
     pub pool_span: Option<Span>,

@@ -3,6 +3,7 @@
 
 use crate::diag::{did_you_mean, Diagnostic, Reporter, Span};
 use crate::model::*;
+use crate::template::{coerce, RunInfo, Template, ValueType, MAX_VALUE_DEPTH};
 use std::collections::BTreeMap;
 use toml_edit::{ImDocument, Item, Table, Value};
 
@@ -12,6 +13,7 @@ const TOP_KEYS: &[&str] = &[
     "pool",
     "spark_conf",
     "defaults",
+    "params",
     "notebook",
     "pipeline",
 ];
@@ -170,6 +172,7 @@ impl<'t> Parser<'t> {
             description: None,
             pool: Pool::default(),
             defaults: RunSettings::default(),
+            params: BTreeMap::new(),
             steps: Vec::new(),
             pool_span: None,
         };
@@ -216,6 +219,15 @@ impl<'t> Parser<'t> {
                     }
                 }
                 "defaults" => {}
+                "params" => {
+                    if let Some(fields) = self.table(node, kspan, "params") {
+                        for (k, ks, n) in fields {
+                            if let Some(decl) = self.param_decl(k, ks, n) {
+                                out.params.insert(k.to_string(), decl);
+                            }
+                        }
+                    }
+                }
                 "notebook" | "pipeline" => {
                     let kind = if *key == "notebook" {
                         StepKind::Notebook
@@ -704,18 +716,19 @@ impl<'t> Parser<'t> {
                 entry: entry_span.clone(),
                 ..StepSpans::default()
             },
+            templates: Vec::new(),
         };
         let place = format!("[[{table_name}]]");
         for (k, ks, n) in fields {
             // Read anyway below (types are still checked), but the end of a sub-pipeline runs
             // nothing, and the notebooks inside take theirs from their own file.
-            if kind == StepKind::Pipeline && (k == "params" || SETTING_KEYS.contains(&k)) {
+            if kind == StepKind::Pipeline && SETTING_KEYS.contains(&k) {
                 let d = self.r.warning(
                     &ks,
                     format!(
                         "`{k}` has no effect on a `[[pipeline]]` entry: the notebooks of a \
-                         sub-pipeline take `params` and settings from their own file (its \
-                         entries and [defaults])"
+                         sub-pipeline take their settings from their own file (its entries and \
+                         [defaults])"
                     ),
                 );
                 d.key(k);
@@ -742,6 +755,20 @@ impl<'t> Parser<'t> {
                                 }
                                 continue;
                             }
+                            let mut found = Vec::new();
+                            self.templates(pn, &pspan, 0, &mut found);
+                            step.templates
+                                .extend(found.into_iter().map(|(at, template)| {
+                                    let (text_at, exact) = at;
+                                    TemplateSite {
+                                        param: pk.to_string(),
+                                        top: pn.value().is_some_and(|v| v.is_str()),
+                                        template,
+                                        text_at,
+                                        exact,
+                                    }
+                                }));
+                            step.spans.params.insert(pk.to_string(), pspan);
                             step.params.insert(pk.to_string(), node_to_json(pn));
                         }
                     } else {
@@ -789,6 +816,188 @@ impl<'t> Parser<'t> {
         step.spans.id = id_span;
         step.spans.path = path_span;
         Some(step)
+    }
+
+    /// One entry of `[params]`: a value (its type is the value's), or `{ type = "…", default =
+    /// … }` (no default: every run gives it).
+    fn param_decl(&mut self, name: &str, ks: Span, node: Node) -> Option<ParamDecl> {
+        if let Some(why) = param_name_problem(name) {
+            self.r
+                .error(&ks, format!("parameter `{name}`: {why}"))
+                .key("params");
+            return None;
+        }
+        let entries = node.entries();
+        let declared = entries
+            .as_ref()
+            .filter(|e| e.iter().any(|(k, _, _)| *k == "type"));
+        let (ty, default) = match declared {
+            Some(fields) => {
+                let mut ty = None;
+                let mut default = None;
+                for (k, fks, n) in fields {
+                    match *k {
+                        "type" => {
+                            let t = self.string(n, fks, "type", None)?;
+                            match ValueType::parse(&t) {
+                                Some(t) => ty = Some(t),
+                                None => {
+                                    let hint = did_you_mean(&t, ValueType::NAMES)
+                                        .map(|h| format!("; did you mean `{h}`?"))
+                                        .unwrap_or_default();
+                                    let span = self.span_of(n, fks);
+                                    self.r
+                                        .error(
+                                            &span,
+                                            format!(
+                                                "unknown type `{t}`: expected one of {}{hint}",
+                                                ValueType::NAMES.join(", ")
+                                            ),
+                                        )
+                                        .key("params");
+                                    return None;
+                                }
+                            }
+                        }
+                        "default" => default = Some((fks.clone(), *n)),
+                        other => {
+                            self.unknown_key(other, fks, &["type", "default"], "a parameter", None);
+                        }
+                    }
+                }
+                (ty?, default)
+            }
+            None => (type_of_node(&node), Some((ks.clone(), node))),
+        };
+        let default = match default {
+            None => None,
+            Some((dks, dn)) => Some(self.param_default(name, ty, &dks, dn)?),
+        };
+        Some(ParamDecl {
+            ty,
+            default,
+            span: ks,
+        })
+    }
+
+    /// A declared default, checked against its type; it may refer to `run.…` only.
+    fn param_default(
+        &mut self,
+        name: &str,
+        ty: ValueType,
+        ks: &Span,
+        node: Node,
+    ) -> Option<serde_json::Value> {
+        let value = node_to_json(node);
+        let mut found = Vec::new();
+        self.templates(node, ks, 0, &mut found);
+        let mut ok = true;
+        for ((text_at, exact), template) in found {
+            let site = TemplateSite {
+                param: name.to_string(),
+                top: true,
+                template,
+                text_at,
+                exact,
+            };
+            let checked = site.template.check(&mut |src| {
+                RunInfo::type_of(src).ok_or_else(|| {
+                    "a default may refer to `run.…` only (`params.…` and `tasks.…` are for \
+                     steps)"
+                        .to_string()
+                })
+            });
+            let problem = match checked {
+                Err((at, m)) => Some((site.file_span(&at), m)),
+                Ok(t) if site.template.whole().is_some() && !ty.admits(t) => Some((
+                    site.file_span(&(0..1)),
+                    format!("`{name}` is {}, but its default is {}", ty.a(), t.a()),
+                )),
+                Ok(_) => None,
+            };
+            if let Some((span, m)) = problem {
+                self.r.error(&span, m).key("params");
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        if value.as_str().is_some_and(|s| s.contains("{{")) {
+            return Some(value);
+        }
+        match coerce(ty, &value) {
+            Ok(v) => Some(v),
+            Err(why) => {
+                let span = self.span_of(&node, ks);
+                self.r
+                    .error(&span, format!("parameter `{name}`: {why}"))
+                    .key("params");
+                None
+            }
+        }
+    }
+
+    /// Every string with references in a value, with where its text starts (see
+    /// [`TemplateSite`]); a reference that does not parse is reported. Values nest at most
+    /// [`MAX_VALUE_DEPTH`] deep.
+    fn templates(
+        &mut self,
+        node: Node,
+        ks: &Span,
+        depth: usize,
+        out: &mut Vec<((usize, bool), Template)>,
+    ) {
+        if depth > MAX_VALUE_DEPTH {
+            let span = self.span_of(&node, ks);
+            self.r
+                .error(
+                    &span,
+                    format!("a parameter's value nests more than {MAX_VALUE_DEPTH} deep"),
+                )
+                .key("params");
+            return;
+        }
+        if let Some(s) = node.value().and_then(|v| v.as_str()) {
+            let span = self.span_of(&node, ks);
+            let raw = self.r.text().get(span.clone()).unwrap_or("");
+            let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+                3
+            } else {
+                1
+            };
+            let exact = raw.len() >= 2 * quote && raw.get(quote..raw.len() - quote) == Some(s);
+            let text_at = if exact {
+                span.start + quote
+            } else {
+                span.start
+            };
+            match Template::parse(s) {
+                Ok(Some(t)) => out.push(((text_at, exact), t)),
+                Ok(None) => {}
+                Err(e) => {
+                    let at = if exact {
+                        text_at + e.span.start..text_at + e.span.end
+                    } else {
+                        span
+                    };
+                    self.r.error(&at, e.message).key("params");
+                }
+            }
+            return;
+        }
+        let children: Vec<(Span, Node)> = match node.entries() {
+            Some(entries) => entries.into_iter().map(|(_, s, n)| (s, n)).collect(),
+            None => node
+                .elements()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| (n.span().unwrap_or_else(|| ks.clone()), n))
+                .collect(),
+        };
+        for (span, child) in children {
+            self.templates(child, &span, depth + 1, out);
+        }
     }
 
     fn depends_on(&mut self, node: &Node, ks: &Span, item: Option<&str>) -> Vec<Dependency> {
@@ -891,6 +1100,24 @@ pub fn valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// The type of a parameter declared by its value: a TOML date (without time) is a date.
+fn type_of_node(node: &Node) -> ValueType {
+    match *node {
+        Node::Table(_) | Node::Item(Item::Table(_)) => ValueType::Table,
+        Node::Item(Item::ArrayOfTables(_)) => ValueType::Array,
+        Node::Item(Item::None) => ValueType::Any,
+        Node::Item(Item::Value(v)) | Node::Value(v) => match v {
+            Value::String(_) => ValueType::String,
+            Value::Integer(_) | Value::Float(_) => ValueType::Number,
+            Value::Boolean(_) => ValueType::Bool,
+            Value::Datetime(d) if d.value().time.is_none() => ValueType::Date,
+            Value::Datetime(_) => ValueType::String,
+            Value::Array(_) => ValueType::Array,
+            Value::InlineTable(_) => ValueType::Table,
+        },
+    }
 }
 
 /// Any TOML node -> JSON: values as below, tables (`[notebook.params.x]`) as objects, arrays of

@@ -1,13 +1,19 @@
 //! Data-driven tests of pipeline loading: each folder under `tests/fixtures/{invalid,valid}/`
 //! holds a root `pipeline.toml`, the files it refers to, and `expected.txt` with what a user
 //! should see: the diagnostics (`file:line:col: severity: message`, one per line) and, for
-//! valid pipelines, a summary of the plan. `SPOOL_BLESS=1 cargo test --test fixtures` rewrites
+//! valid pipelines, a summary of the plan. A valid case with `run.json` (`{"params": {…},
+//! "published": {"task": {"value": …, "values": {…}}}}`) also shows the values each notebook
+//! would start with in run 1, triggered at 2024-07-01T00:00:00Z, with those overrides and
+//! upstream values. `SPOOL_BLESS=1 cargo test --test fixtures` rewrites
 //! every `expected.txt` from the current behaviour (review the diff by eye).
 
 use spool_core::dag::{load, LeftOut, Plan, TaskKind};
 use spool_core::diag::has_errors;
 use spool_core::model::{RunSettings, MAX_METADATA_BYTES};
+use spool_core::params::{bind, Given, TaskValues};
 use spool_core::source::MemorySources;
+use spool_core::template::RunInfo;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -121,6 +127,42 @@ fn non_default_settings(settings: &RunSettings) -> String {
         .join(", ")
 }
 
+/// The values each notebook starts with in the run `run.json` describes.
+fn resolved(plan: &Plan, run: &str) -> String {
+    let run: serde_json::Value = serde_json::from_str(run).expect("run.json is JSON");
+    let given: Given = serde_json::from_value(run["params"].clone()).unwrap_or_default();
+    let published: BTreeMap<String, TaskValues> =
+        serde_json::from_value(run["published"].clone()).unwrap_or_default();
+    let info = RunInfo {
+        id: 1,
+        trigger_ms: 1_719_792_000_000,
+    };
+    let mut s = format!("run 1 with {}:\n", serde_json::json!(given));
+    let bound = match bind(plan, &given, info) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = writeln!(s, "  refused: {e}");
+            return s;
+        }
+    };
+    let _ = writeln!(
+        s,
+        "  pipeline: {}",
+        serde_json::json!(bound.pipeline_values())
+    );
+    let values = |t: usize| published.get(&plan.tasks[t].id).cloned();
+    for (t, task) in plan.tasks.iter().enumerate() {
+        if task.kind == TaskKind::Notebook {
+            let got = match bound.params_for(plan, t, &values) {
+                Ok(v) => serde_json::json!(v).to_string(),
+                Err(e) => format!("cannot start: {e}"),
+            };
+            let _ = writeln!(s, "  {}: {got}", task.id);
+        }
+    }
+    s
+}
+
 /// What loading the case shows a user; `Err` when the outcome contradicts the folder it is in.
 fn render(dir: &Path, expect_valid: bool) -> Result<String, String> {
     let sources = case_sources(dir);
@@ -130,7 +172,12 @@ fn render(dir: &Path, expect_valid: bool) -> Result<String, String> {
         let _ = writeln!(out, "{d}");
     }
     match (&loaded.plan, expect_valid) {
-        (Some(plan), true) => out.push_str(&summary(plan)),
+        (Some(plan), true) => {
+            out.push_str(&summary(plan));
+            if let Some(run) = sources.0.get("run.json") {
+                out.push_str(&resolved(plan, run));
+            }
+        }
         (None, false) if has_errors(&loaded.diagnostics) => {}
         _ => {
             return Err(format!(

@@ -15,7 +15,8 @@ use std::time::Duration;
 pub struct RunArgs {
     /// The pipeline file (TOML).
     pub file: PathBuf,
-    /// Parameter override, `key=value` (every notebook declaring `key`) or
+    /// Parameter, `name=value` for a `[params]` entry of the pipeline (read as its declared
+    /// type), else a notebook's own parameter: `key=value` (every notebook declaring `key`) or
     /// `notebook.key=value`; a value that reads as JSON (number, true, [..]) is taken as such.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,

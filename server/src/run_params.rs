@@ -1,55 +1,14 @@
-//! A run's parameters: the overrides given for a run (`key` or `notebook.key`), the values each
-//! notebook gets from them, and what a resumed run runs with. One place for `spool run`,
-//! `spool run --resume` and the API's start and resume.
+//! What a resumed run runs with: one place for `spool run --resume` and the API's resume. The
+//! overrides themselves are checked and resolved by `spool_core::params`.
 
 use crate::history::{RunRecord, RunStatus};
-use spool_core::dag::{Plan, TaskId, TaskKind};
-use spool_core::model::{param_name_problem, Outcome};
+use spool_core::dag::{Plan, TaskKind};
+use spool_core::model::Outcome;
+use spool_core::params::{overrides_for, Given};
 use spool_core::sched::{Admission, Machine, Policy};
 use std::collections::{BTreeMap, HashMap};
 
-/// Overrides as given: `key` (every notebook declaring that parameter) or `notebook.key`.
-pub type Given = BTreeMap<String, serde_json::Value>;
-
-/// Overrides checked against a plan.
-#[derive(Debug, Default)]
-pub struct Overrides(Given);
-
-impl Overrides {
-    /// `key` applies to every notebook that declares `key` in its params; `notebook.key` to
-    /// that notebook (split at the last dot: parameter names have none, ids may).
-    pub fn parse(plan: &Plan, given: &Given) -> Result<Self, String> {
-        for key in given.keys() {
-            match key.rsplit_once('.') {
-                Some((task, name)) => {
-                    plan.index_of(task)
-                        .filter(|&t| plan.tasks[t].kind == TaskKind::Notebook)
-                        .ok_or_else(|| format!("parameter `{key}`: no active notebook `{task}`"))?;
-                    if let Some(why) = param_name_problem(name) {
-                        return Err(format!("parameter `{key}`: {why}"));
-                    }
-                }
-                None => {
-                    if !plan.tasks.iter().any(|t| t.params.contains_key(key)) {
-                        return Err(format!(
-                            "parameter `{key}`: no notebook declares it (use `notebook.{key}` to give it to one)"
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(Overrides(given.clone()))
-    }
-
-    /// The values notebook `t` runs with.
-    pub fn params_for(&self, plan: &Plan, t: TaskId) -> serde_json::Map<String, serde_json::Value> {
-        let task = &plan.tasks[t];
-        effective(&task.id, &task.params, &self.0)
-    }
-}
-
-/// A notebook's declared values with the overrides that reach it on top (in key order, so
-/// `notebook.key` wins over `key`).
+/// A notebook's declared values with the overrides that reach it on top.
 fn effective(
     id: &str,
     declared: &BTreeMap<String, serde_json::Value>,
@@ -59,14 +18,7 @@ fn effective(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    for (key, value) in given {
-        let name = match key.rsplit_once('.') {
-            Some((task, name)) if task == id => name,
-            None if declared.contains_key(key) => key,
-            _ => continue,
-        };
-        params.insert(name.to_string(), value.clone());
-    }
+    params.extend(overrides_for(id, declared, given));
     params
 }
 

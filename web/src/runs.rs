@@ -136,7 +136,17 @@ pub fn runs_view(props: &RunsProps) -> Html {
     let Some(doc) = &app.doc else {
         return html! { <p class="empty">{ "Open a pipeline." }</p> };
     };
-    let (params, param_errors) = parse_overrides(&app.overrides);
+    let (params, mut param_errors) = parse_overrides(&app.overrides);
+    // The server's own check (types of `[params]`, values without default), before asking it.
+    if let (Some(plan), true) = (&doc.checked.plan, param_errors.is_empty()) {
+        let run = spool_core::template::RunInfo {
+            id: 0,
+            trigger_ms: now_ms(),
+        };
+        if let Err(why) = spool_core::params::bind(plan, &params, run) {
+            param_errors.push(why);
+        }
+    }
     let params = Rc::new(params);
     let on_overrides = {
         let dispatch = app.dispatcher();
@@ -196,7 +206,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
         <div class="runs">
             <div class="run-start">
                 <label>
-                    <span>{ "parameter overrides, one " }<code>{ "key = value" }</code>{ " or " }<code>{ "notebook.key = value" }</code>{ " a line" }</span>
+                    <span>{ "parameters, one " }<code>{ "name = value" }</code>{ " (the pipeline's [params]) or " }<code>{ "notebook.key = value" }</code>{ " a line" }</span>
                     <textarea id="run-params" rows="3" value={app.overrides.clone()} oninput={on_overrides}
                         placeholder="run_date = 2024-07-01"></textarea>
                 </label>

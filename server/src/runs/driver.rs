@@ -11,14 +11,13 @@
 //! there are not started again.
 
 use super::spark::{CreatedSession, Liveness, SessionRequest, Spark, SparkError};
-use super::{
-    close_session, leaked, read_cells, session_closed, Control, Overrides, RunManager, STOPPING,
-};
+use super::{close_session, leaked, read_cells, session_closed, Control, RunManager, STOPPING};
 use crate::agent::{Capacity, NotebookLaunch, NotebookState, NotebookUpdate, PollReply};
 use crate::fs_sources::DiskSources;
 use crate::history::{AttemptOutcome, RunEvent, RunStatus, TaskError};
 use crate::livy::SessionId;
 use spool_core::dag::{Plan, TaskId, TaskKind};
+use spool_core::params::Bound;
 use spool_core::sched::{Command, Event, Machine, TaskState};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -116,7 +115,8 @@ struct Current {
 pub(super) struct Execution {
     id: i64,
     pub(super) plan: Plan,
-    overrides: Overrides,
+    /// The run's parameter values, checked before it started.
+    params: Bound,
     pub(super) machine: Machine,
     manager: Arc<RunManager>,
     spark: Arc<dyn Spark>,
@@ -149,7 +149,7 @@ impl Execution {
     pub(super) fn new(
         id: i64,
         plan: Plan,
-        overrides: Overrides,
+        params: Bound,
         machine: Machine,
         manager: Arc<RunManager>,
         resumed_from: Option<i64>,
@@ -157,7 +157,7 @@ impl Execution {
         Execution {
             id,
             plan,
-            overrides,
+            params,
             machine,
             spark: manager.spark.spark.clone(),
             manager,
@@ -591,12 +591,16 @@ impl Execution {
         self.ensure_session()
             .await
             .map_err(|e| fail("SparkSessionError", e))?;
+        let params = self
+            .params
+            .params_for(&self.plan, task, &|_| None)
+            .map_err(|why| fail("ParameterError", why))?;
         let settings = &self.plan.tasks[task].settings;
         Ok(NotebookLaunch {
             id: self.agent_id(task),
             attempt,
             cells,
-            params: self.overrides.params_for(&self.plan, task),
+            params,
             isolated: settings.isolated,
             // The machine owns timeouts (it cancels and retries); the agent's own limit is a
             // backstop for a server that goes away.

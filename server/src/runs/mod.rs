@@ -15,15 +15,17 @@ mod tests;
 use crate::fs_sources::{DiskSources, ReadError};
 use crate::history::{History, RunEvent, RunStatus, StoredEvent, TaskError};
 use crate::livy::SessionId;
-use crate::run_params::{self, Overrides};
+use crate::run_params;
 use driver::Execution;
 use spark::{Spark, SparkError};
 use spool_core::dag::{load_with_notebooks, Plan};
 use spool_core::diag::Diagnostic;
 use spool_core::model::Outcome;
 use spool_core::notebook::{self, Cell, Format};
+use spool_core::params::bind;
 use spool_core::sched::{Admission, Machine, Policy};
 use spool_core::source::Sources;
+use spool_core::template::RunInfo;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -169,7 +171,6 @@ struct Prepared {
     plan: Plan,
     /// The run's parameter overrides (a resume's merged with the new ones).
     params: BTreeMap<String, serde_json::Value>,
-    overrides: Overrides,
     previous: HashMap<String, Outcome>,
 }
 
@@ -238,9 +239,13 @@ impl RunManager {
             plan: serde_json::to_value(&prepared.plan).map_err(anyhow::Error::from)?,
         };
         let history = self.history.clone();
-        let id = tokio::task::spawn_blocking(move || history.create_run(&started, now_ms()))
+        let trigger_ms = now_ms();
+        let id = tokio::task::spawn_blocking(move || history.create_run(&started, trigger_ms))
             .await
             .map_err(anyhow::Error::from)??;
+        // Checked in `prepare` already; only `run.id` is new.
+        let bound = bind(&prepared.plan, &prepared.params, RunInfo { id, trigger_ms })
+            .map_err(StartError::BadRequest)?;
         let (control_tx, control) = watch::channel(Control::Go);
         let (done, done_rx) = watch::channel(None);
         reservation.fill(
@@ -256,14 +261,7 @@ impl RunManager {
             Admission::of_pool(&prepared.plan.pool),
             &prepared.previous,
         );
-        let exec = Execution::new(
-            id,
-            prepared.plan,
-            prepared.overrides,
-            machine,
-            self.clone(),
-            req.resume,
-        );
+        let exec = Execution::new(id, prepared.plan, bound, machine, self.clone(), req.resume);
         Ok(Begun {
             id,
             exec,
@@ -300,11 +298,19 @@ impl RunManager {
                 (resumed.params, resumed.previous)
             }
         };
-        let overrides = Overrides::parse(&plan, &params).map_err(StartError::BadRequest)?;
+        // Every value is checked before the run is recorded; the run's id is not known yet.
+        bind(
+            &plan,
+            &params,
+            RunInfo {
+                id: 0,
+                trigger_ms: now_ms(),
+            },
+        )
+        .map_err(StartError::BadRequest)?;
         Ok(Prepared {
             plan,
             params,
-            overrides,
             previous,
         })
     }
