@@ -163,6 +163,16 @@ fn render(
     })
 }
 
+/// `value` as plain data when its references are only written text (`{{ "{{" }}`, what
+/// [`crate::template::escape`] writes); `None` when it refers to parameters, the run or tasks.
+pub fn plain(value: &Value) -> Option<Value> {
+    let literal = |src: &Source| match src {
+        Source::Literal(text) => Ok(Value::String(text.clone())),
+        _ => Err(String::new()),
+    };
+    render(value, &literal, 0).ok()
+}
+
 impl Bound {
     /// What the run's `run.…` references read.
     pub fn run(&self) -> RunInfo {

@@ -127,6 +127,16 @@ pub fn coerce(ty: ValueType, value: &Value) -> Result<Value, String> {
     })
 }
 
+/// `text` written so that it reads as itself: every `{{` as `{{ "{{" }}` (for values taken
+/// from elsewhere, such as an imported pipeline's).
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains("{{") {
+        text.replace("{{", "{{ \"{{\" }}").into()
+    } else {
+        text.into()
+    }
+}
+
 /// What a reference starts from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {

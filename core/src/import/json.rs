@@ -204,7 +204,8 @@ pub(crate) fn to_toml(v: &Value) -> Result<toml_edit::Value, String> {
             (None, Some(f)) if n.is_f64() => f.into(),
             _ => return Err(format!("{n} is too large for a TOML integer")),
         },
-        Value::String(s) => s.as_str().into(),
+        // Imported text is text: a `{{` in it is not a reference.
+        Value::String(s) => crate::template::escape(s).as_ref().into(),
         Value::Array(items) => {
             let mut a = toml_edit::Array::new();
             for item in items {

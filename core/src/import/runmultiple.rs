@@ -366,11 +366,26 @@ pub fn export_runmultiple(label: &str, plan: &Plan, timeout_in_seconds: u64) -> 
                 "runMultiple has no isolated notebooks; it runs alongside the others",
             );
         }
+        let args = task
+            .params
+            .iter()
+            .map(|(k, v)| {
+                let value = crate::params::plain(v).unwrap_or_else(|| {
+                    report.warning(
+                        &place.item(&task.id).field(&format!("params.{k}")),
+                        "refers to parameters, the run or tasks (`{{ … }}`), which runMultiple \
+                         does not resolve; written as text",
+                    );
+                    v.clone()
+                });
+                (k.clone(), value)
+            })
+            .collect();
         activities.push(RunMultipleActivity {
             name: task.id.clone(),
             path: workspace_name(&task.path).to_string(),
             timeout_per_cell_in_seconds: Some(task.settings.timeout_secs),
-            args: task.params.clone().into_iter().collect(),
+            args,
             retry: Some(task.settings.retry),
             retry_interval_in_seconds: Some(task.settings.retry_interval_secs),
             dependencies: flat[t].keys().map(|&x| plan.tasks[x].id.clone()).collect(),
