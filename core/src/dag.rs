@@ -1289,6 +1289,9 @@ impl Expanded {
     }
 }
 
+/// Dependencies followed, in one file, to check that `tasks.…` references name upstream steps.
+const MAX_UPSTREAM_VISITS: u64 = 50_000_000;
+
 /// `` `a`, `b` and `c` ``.
 fn names<'n>(names: impl Iterator<Item = &'n String>) -> String {
     names
@@ -1332,14 +1335,35 @@ fn check_references(
     r: &mut Reporter,
 ) {
     let mut suggestions = Suggestions::default();
+    let mut visits = 0u64;
     for (i, step) in file.steps.iter().enumerate() {
         if step.templates.is_empty() {
             continue;
         }
-        // Everything `i` waits for, directly or not (an explicit stack, bounded by the steps).
-        let mut upstream = vec![false; file.steps.len()];
-        let mut stack: Vec<usize> = deps[i].iter().map(|&(j, _)| j).collect();
+        // Everything `i` waits for, directly or not (an explicit stack), when it reads values.
+        let reads = step
+            .templates
+            .iter()
+            .any(|s| s.template.refs().any(|(e, _)| e.source.task().is_some()));
+        let mut upstream = vec![false; if reads { file.steps.len() } else { 0 }];
+        let mut stack: Vec<usize> = Vec::new();
+        if reads {
+            stack.extend(deps[i].iter().map(|&(j, _)| j));
+        }
         while let Some(j) = stack.pop() {
+            if visits == MAX_UPSTREAM_VISITS {
+                r.error(
+                    &step.spans.id,
+                    format!(
+                        "the `tasks.…` references of this file take more than \
+                         {MAX_UPSTREAM_VISITS} steps to check; split it into sub-pipelines"
+                    ),
+                )
+                .item(&step.id)
+                .key("params");
+                return;
+            }
+            visits += 1;
             if !std::mem::replace(&mut upstream[j], true) {
                 stack.extend(deps[j].iter().map(|&(k, _)| k));
             }
