@@ -15,7 +15,8 @@ base64-encoded JSON document, decoded here: nothing the server sends is spliced 
 Each call returns one JSON object as a string; the statements print it, and the server decodes
 the statement's text output. Notebooks run in daemon threads. Each attempt gets:
 - its own namespace with `spark` (`spark.newSession()` when isolated), `sc`, `spool`
-  (`spool.params`, `spool.exit(value)`), `display` and every parameter as a variable;
+  (`spool.params`, `spool.exit(value)`, `spool.set_value(key, value)`, `spool.upstream`),
+  `display` and every parameter as a variable;
 - a Spark job group `spool:<id>:<attempt>` (cancel and timeout cancel exactly its jobs) and a
   FAIR scheduler pool `spool:<id>` (effective when spark.scheduler.mode is FAIR);
 - its own bounded stdout and stderr, routed by thread.
@@ -60,6 +61,9 @@ STREAM_TAIL_CHARS = 64 * 1024
 MAX_EVALUE_CHARS = 16 * 1024
 MAX_TRACEBACK_LINES = 200
 MAX_EXIT_VALUE_CHARS = 1024 * 1024
+MAX_VALUES_CHARS = 1024 * 1024  # all of an attempt's spool.set_value values, as JSON
+MAX_VALUES = 1000
+MAX_VALUE_KEY_CHARS = 200
 CANCEL_GRACE_SECS = 15.0
 # Attempts held at once (running, or finished and not yet acknowledged by a poll).
 MAX_HELD_RUNS = 10000
@@ -155,14 +159,46 @@ class _Router:
         return getattr(self._fallback, name)
 
 
+class _Upstream(dict):
+    """What one upstream notebook published: its `spool.set_value` values by key, and its exit
+    value as `.value`."""
+
+    def __init__(self, published):
+        super().__init__(published.get("values") or {})
+        self.value = published.get("value")
+
+
 class _Handle:
     """The `spool` object a notebook sees."""
 
-    def __init__(self, params):
+    def __init__(self, params, upstream, run):
         self.params = dict(params)
+        self.upstream = {name: _Upstream(p) for name, p in upstream.items()}
+        self._run = run
 
     def exit(self, value=None):
         raise _Exit(value)
+
+    def set_value(self, key, value):
+        """Publishes `value` (JSON) under `key` for dependents (`{{ tasks.ID.values.KEY }}`),
+        kept when the notebook succeeds."""
+        if not isinstance(key, str) or not key or len(key) > MAX_VALUE_KEY_CHARS:
+            raise ValueError(
+                "spool.set_value: the key must be a non-empty string of at most %d characters"
+                % MAX_VALUE_KEY_CHARS
+            )
+        encoded = json.dumps(value)  # raises TypeError for what JSON cannot hold
+        values = dict(self._run.values)
+        values[key] = json.loads(encoded)
+        if len(values) > MAX_VALUES:
+            raise ValueError("spool.set_value: more than %d values" % MAX_VALUES)
+        size = len(json.dumps(values))
+        if size > MAX_VALUES_CHARS:
+            raise ValueError(
+                "spool.set_value: the values would take %d characters of JSON; the limit is %d"
+                % (size, MAX_VALUES_CHARS)
+            )
+        self._run.values = values
 
     @staticmethod
     def sleep(secs):
@@ -210,6 +246,7 @@ class _Run:
         self.stderr = _BoundedText()
         self.error = None
         self.exit_value = None
+        self.values = {}
         self.metrics = None
         self.metrics_read = False  # metrics are read by the first poll that reports the end
         self.seq = 0
@@ -239,6 +276,7 @@ class _Run:
                 stderr=self.stderr.value(),
                 error=self.error,
                 exit_value=self.exit_value,
+                values=self.values if self.state == "succeeded" else None,
                 metrics=self.metrics,
             )
         return update
@@ -347,6 +385,9 @@ def _decode_launch(payload):
         raise ValueError("launch: attempt must be a non-negative integer")
     if not isinstance(launch.get("params"), dict):
         raise ValueError("launch: params must be an object")
+    upstream = launch.setdefault("upstream", {})
+    if not isinstance(upstream, dict) or not all(isinstance(p, dict) for p in upstream.values()):
+        raise ValueError("launch: upstream must map names to {value, values} objects")
     for name in launch["params"]:
         if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
             raise ValueError(
@@ -688,7 +729,7 @@ def _run_notebook(run, launch):
             "__builtins__": builtins,
             "spark": _spark.newSession() if launch.get("isolated") else _spark,
             "sc": sc,
-            "spool": _Handle(params),
+            "spool": _Handle(params, launch["upstream"], run),
             "display": _display,
         }
         cells = list(enumerate(launch["cells"]))

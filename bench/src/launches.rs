@@ -48,6 +48,19 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         return Ok(1);
     };
     let (sources, _) = DiskSources::for_file(&args.file)?;
+    // The defaults of `[params]`; a value read from another notebook's has none here.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let bound = spool_core::params::bind(
+        &plan,
+        &Default::default(),
+        spool_core::template::RunInfo {
+            id: 0,
+            trigger_ms: now_ms,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let mut notebooks = Vec::new();
     for (task, attempt) in one_at_a_time(&plan)? {
         let spec = &plan.tasks[task];
@@ -57,11 +70,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             id: spec.id.clone(),
             attempt,
             cells,
-            params: spec
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            params: bound
+                .params_for(&plan, task, &|_| None)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", spec.id))?,
+            upstream: Default::default(),
             isolated: spec.settings.isolated,
             // No executor watches the replay: the agent's own timeout is the only one.
             timeout: Some(Duration::from_secs(spec.settings.timeout_secs)),

@@ -4,8 +4,11 @@
 //! and the browser, which folds the same events live.
 
 use crate::dag::Plan;
+use crate::params::TaskValues;
 use crate::sched::{Command, Final, RunOutcome, SettleReason};
+use crate::template::RunInfo;
 use serde::{Deserialize, Serialize};
+use serde_json::Map;
 use std::collections::BTreeMap;
 
 /// How one attempt of a notebook ended.
@@ -132,6 +135,28 @@ pub enum RunEvent {
     /// Written on start-up for runs whose process died before they finished.
     RunInterrupted {
         reason: String,
+    },
+    /// The run's parameter values, checked, and what its `run.…` references read (a resumed
+    /// run keeps the first run's): written once, after `RunStarted`.
+    ParamsBound {
+        run: RunInfo,
+        /// The root file's `[params]`, each with its value.
+        pipeline: Map<String, serde_json::Value>,
+    },
+    /// The values an attempt starts with, references resolved: written after its
+    /// `TaskStarted`.
+    AttemptParams {
+        task: String,
+        attempt: u32,
+        params: Map<String, serde_json::Value>,
+    },
+    /// What a succeeded attempt published (its exit value as JSON, `spool.set_value`'s):
+    /// written before its `TaskFinished` (attempt 0: carried over by a resume, written when the
+    /// run starts); dependents read them, a resume keeps them.
+    ValuesPublished {
+        task: String,
+        attempt: u32,
+        values: TaskValues,
     },
     /// A kind this build does not know (written by a newer Spool): read so that an older
     /// browser keeps working, and folded as nothing. Never written.
@@ -268,6 +293,9 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     pub attempt: u32,
+    /// The values it started with (not in logs of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Map<String, serde_json::Value>>,
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
     pub outcome: Option<AttemptOutcome>,
@@ -290,9 +318,18 @@ pub struct TaskRecord {
     /// Why it ended so (not for carried-over tasks, nor in logs of older builds).
     #[serde(default)]
     pub reason: Option<FinalReason>,
+    /// What its succeeded attempt published (or, carried over, what it had published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<TaskValues>,
 }
 
 impl TaskRecord {
+    /// What the task published, if it ended succeeded (nothing published: no values).
+    pub fn published(&self) -> Option<TaskValues> {
+        self.succeeded()
+            .then(|| self.values.clone().unwrap_or_default())
+    }
+
     /// Whether the task ended succeeded: what resume keeps.
     pub fn succeeded(&self) -> bool {
         self.state == Some(Final::Succeeded)
@@ -332,6 +369,11 @@ pub struct RunRecord {
     pub resumed_from: Option<i64>,
     pub params: BTreeMap<String, serde_json::Value>,
     pub tasks: BTreeMap<String, TaskRecord>,
+    /// What `run.…` references read and the `[params]` values (not in logs of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_info: Option<RunInfo>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub pipeline_params: Map<String, serde_json::Value>,
     /// Sessions that could not be deleted (id and why): shown, never swallowed.
     #[serde(default)]
     pub leaked_sessions: Vec<(String, String)>,
@@ -360,6 +402,8 @@ impl RunRecord {
             resumed_from: *resumed_from,
             params: params.clone(),
             tasks: BTreeMap::new(),
+            run_info: None,
+            pipeline_params: Map::new(),
             leaked_sessions: Vec::new(),
         })
     }
@@ -450,6 +494,22 @@ impl RunRecord {
             RunEvent::SessionLeaked { session, reason } => {
                 self.leaked_sessions.push((session.clone(), reason.clone()));
             }
+            RunEvent::ParamsBound { run, pipeline } => {
+                self.run_info = Some(*run);
+                self.pipeline_params.clone_from(pipeline);
+            }
+            RunEvent::AttemptParams {
+                task,
+                attempt,
+                params,
+            } => {
+                if let Some(a) = self.attempt(task, *attempt) {
+                    a.params = Some(params.clone());
+                }
+            }
+            RunEvent::ValuesPublished { task, values, .. } => {
+                self.task(task).values = Some(values.clone());
+            }
             RunEvent::RunStarted { .. }
             | RunEvent::SessionChanged { .. }
             | RunEvent::RetryScheduled { .. }
@@ -460,6 +520,24 @@ impl RunRecord {
 
     fn task(&mut self, id: &str) -> &mut TaskRecord {
         self.tasks.entry(id.to_string()).or_default()
+    }
+
+    /// A recorded attempt (the latest of that number).
+    fn attempt(&mut self, task: &str, attempt: u32) -> Option<&mut AttemptRecord> {
+        self.tasks
+            .get_mut(task)?
+            .attempts
+            .iter_mut()
+            .rev()
+            .find(|a| a.attempt == attempt)
+    }
+
+    /// What `run.…` references read in this run, and in a resume of it.
+    pub fn run_info(&self) -> RunInfo {
+        self.run_info.unwrap_or(RunInfo {
+            id: self.id,
+            trigger_ms: self.started_ms,
+        })
     }
 }
 

@@ -2,8 +2,10 @@
 
 use crate::history::{AttemptOutcome, History, RunEvent, RunRecord, StoredEvent, TaskRecord};
 use spool_core::diag::escape_controls_in_lines;
+use spool_core::params::TaskValues;
 use spool_core::runlog::FinalReason;
 use spool_core::sched::Final;
+use spool_core::template::Source;
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -133,6 +135,11 @@ pub fn task_outcome(t: &TaskRecord) -> String {
     }
 }
 
+/// Published values as one line of JSON.
+fn shown(values: &TaskValues) -> String {
+    serde_json::to_string(values).unwrap_or_default()
+}
+
 /// One event as a line of text (`spool show`, and `spool run`'s progress); with `tracebacks`,
 /// a failure's traceback follows on indented lines. `None` for a task settled by its last
 /// attempt, whose own line already says how it ended.
@@ -156,6 +163,31 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
         ),
         RunEvent::TaskStarted { task, attempt } => {
             format!("{task:<28} started (attempt {attempt})")
+        }
+        RunEvent::ParamsBound { run, pipeline } => format!(
+            "values: run.id {}, run.trigger_time {}, params {}",
+            run.id,
+            run.value(&Source::RunTriggerTime).unwrap_or_default(),
+            serde_json::Value::Object(pipeline.clone())
+        ),
+        RunEvent::AttemptParams {
+            task,
+            attempt,
+            params,
+        } => format!(
+            "{task:<28} attempt {attempt} with {}",
+            serde_json::Value::Object(params.clone())
+        ),
+        RunEvent::ValuesPublished {
+            task,
+            attempt: 0,
+            values,
+        } => format!(
+            "{task:<28} values kept from the resumed run: {}",
+            shown(values)
+        ),
+        RunEvent::ValuesPublished { task, values, .. } => {
+            format!("{task:<28} published {}", shown(values))
         }
         RunEvent::TaskFinished {
             task,

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 use spool_core::notebook::{self, Cell, CellKind, Format};
+use spool_core::params::TaskValues;
 use spool_server::agent::{Agent, NotebookLaunch, NotebookState, NotebookUpdate};
 use spool_server::livy::wire::{CreateSession, Kind, SessionState, StatementState};
 use spool_server::livy::{ClientConfig, LivyClient, SessionId, StatementId};
@@ -145,6 +146,7 @@ fn launch(id: &str, cells: Vec<Cell>) -> NotebookLaunch {
         attempt: 0,
         cells,
         params: serde_json::Map::new(),
+        upstream: Default::default(),
         isolated: false,
         timeout: None,
     }
@@ -809,5 +811,44 @@ fn the_embedded_endpoint_has_a_random_token_only_the_executor_uses() {
         drop(again);
         other.shutdown().await;
         local.shutdown().await;
+    });
+}
+
+#[test]
+fn a_notebook_reads_upstream_values_and_publishes_its_own() {
+    shared().runtime.block_on(async {
+        let mut l = launch(
+            "values",
+            python_cells(&[
+                "spool.set_value('rows', spool.upstream['load']['rows'] + 1)\n\
+                 spool.set_value('tables', ['a', 'b'])\n\
+                 spool.exit(spool.upstream['load'].value * 2)",
+            ]),
+        );
+        l.upstream.insert(
+            "load".into(),
+            TaskValues {
+                value: Some(json!(21)),
+                values: serde_json::Map::from_iter([("rows".to_string(), json!(3))]),
+            },
+        );
+        start(&l).await;
+        let done = finished("values", 0).await;
+        assert_eq!(succeeded(&done), &json!(42));
+        assert_eq!(
+            done.values.map(Value::Object),
+            Some(json!({"rows": 4, "tables": ["a", "b"]}))
+        );
+
+        // What JSON cannot hold fails the notebook where it was set; a failure publishes nothing.
+        let bad = launch(
+            "bad-value",
+            python_cells(&["spool.set_value('ok', 1)", "spool.set_value('x', object())"]),
+        );
+        start(&bad).await;
+        let done = finished("bad-value", 0).await;
+        assert_eq!(done.state, NotebookState::Failed);
+        assert_eq!(done.error.expect("an error").ename, "TypeError");
+        assert_eq!(done.values, None);
     });
 }

@@ -134,7 +134,13 @@ impl RunView {
             RunEvent::RunInterrupted { reason } => {
                 self.session = Some(format!("interrupted: {reason}"));
             }
-            RunEvent::RunStarted { .. } | RunEvent::RunFinished { .. } | RunEvent::Unknown => {}
+            // Folded into the record (values are shown from it).
+            RunEvent::ParamsBound { .. }
+            | RunEvent::AttemptParams { .. }
+            | RunEvent::ValuesPublished { .. }
+            | RunEvent::RunStarted { .. }
+            | RunEvent::RunFinished { .. }
+            | RunEvent::Unknown => {}
         }
     }
 

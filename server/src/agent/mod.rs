@@ -14,6 +14,8 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use spool_core::notebook::{Cell, CellKind};
+use spool_core::params::TaskValues;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The agent's Python source, injected once per session.
@@ -28,6 +30,9 @@ pub struct NotebookLaunch {
     pub cells: Vec<Cell>,
     /// Parameter values; each becomes a variable of the notebook (names must be identifiers).
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// What its direct upstream notebooks published, by their id in its file (the notebook's
+    /// `spool.upstream`).
+    pub upstream: BTreeMap<String, TaskValues>,
     /// Run on `spark.newSession()`: own temp views, UDFs and SQL conf, same SparkContext.
     pub isolated: bool,
     /// The agent cancels the attempt after this long (state `timed_out`).
@@ -91,6 +96,9 @@ pub struct NotebookUpdate {
     /// The value given to `spool.exit(value)` (JSON, or its `str()` when not serializable).
     #[serde(default)]
     pub exit_value: Option<serde_json::Value>,
+    /// What `spool.set_value` published (reported for a succeeded attempt).
+    #[serde(default)]
+    pub values: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub metrics: Option<SparkMetrics>,
 }
@@ -204,6 +212,7 @@ struct LaunchWire<'a> {
     attempt: u32,
     cells: Vec<CellWire<'a>>,
     params: &'a serde_json::Map<String, serde_json::Value>,
+    upstream: &'a BTreeMap<String, TaskValues>,
     isolated: bool,
     timeout_secs: Option<f64>,
 }
@@ -237,6 +246,7 @@ pub fn start_statement(launch: &NotebookLaunch) -> String {
             })
             .collect(),
         params: &launch.params,
+        upstream: &launch.upstream,
         isolated: launch.isolated,
         timeout_secs: launch.timeout.map(|t| t.as_secs_f64()),
     };
@@ -437,6 +447,13 @@ mod tests {
                 parameters: false,
             }],
             params,
+            upstream: BTreeMap::from([(
+                "load".to_string(),
+                TaskValues {
+                    value: Some(json!(hostile)),
+                    values: serde_json::Map::new(),
+                },
+            )]),
             isolated: true,
             timeout: Some(Duration::from_millis(1500)),
         };
@@ -447,6 +464,7 @@ mod tests {
             json!({
                 "id": hostile, "attempt": 2, "isolated": true, "timeout_secs": 1.5,
                 "params": {"evil": hostile},
+                "upstream": {"load": {"value": hostile, "values": {}}},
                 "cells": [{"kind": "sql", "source": "SELECT ':day'", "parameters": false,
                            "number": 3, "cell_line": 2}],
             })

@@ -17,9 +17,10 @@ use crate::fs_sources::DiskSources;
 use crate::history::{AttemptOutcome, RunEvent, RunStatus, TaskError};
 use crate::livy::SessionId;
 use spool_core::dag::{Plan, TaskId, TaskKind};
-use spool_core::params::Bound;
+use spool_core::params::{Bound, TaskValues};
 use spool_core::sched::{Command, Event, Machine, TaskState};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -117,6 +118,8 @@ pub(super) struct Execution {
     pub(super) plan: Plan,
     /// The run's parameter values, checked before it started.
     params: Bound,
+    /// What succeeded notebooks published (carried-over ones' from the resumed run).
+    published: HashMap<TaskId, TaskValues>,
     pub(super) machine: Machine,
     manager: Arc<RunManager>,
     spark: Arc<dyn Spark>,
@@ -150,6 +153,7 @@ impl Execution {
         id: i64,
         plan: Plan,
         params: Bound,
+        published: HashMap<TaskId, TaskValues>,
         machine: Machine,
         manager: Arc<RunManager>,
         resumed_from: Option<i64>,
@@ -158,6 +162,7 @@ impl Execution {
             id,
             plan,
             params,
+            published,
             machine,
             spark: manager.spark.spark.clone(),
             manager,
@@ -275,6 +280,26 @@ impl Execution {
     }
 
     pub(super) async fn run(&mut self, mut control: watch::Receiver<Control>) -> RunStatus {
+        self.record(RunEvent::ParamsBound {
+            run: self.params.run(),
+            pipeline: self.params.pipeline_values().clone(),
+        })
+        .await;
+        // Carried-over values are written again, so that a resume of this run keeps them too.
+        let mut carried: Vec<_> = self
+            .published
+            .iter()
+            .map(|(&t, v)| (t, v.clone()))
+            .collect();
+        carried.sort_by_key(|&(t, _)| t);
+        for (t, values) in carried {
+            self.record(RunEvent::ValuesPublished {
+                task: self.task_id(t),
+                attempt: 0,
+                values,
+            })
+            .await;
+        }
         if let Some(old) = self.resumed_from {
             // Whatever the resumed run left running must end before its tasks run again.
             self.manager.reap(&[old]).await;
@@ -576,9 +601,21 @@ impl Execution {
         }
     }
 
-    /// Reads and parses the notebook and makes sure there is a session.
+    /// Resolves the notebook's values (recorded), reads and parses it and makes sure there is
+    /// a session.
     async fn launch(&mut self, task: TaskId, attempt: u32) -> Result<NotebookLaunch, TaskError> {
         let fail = TaskError::spool;
+        let published = &self.published;
+        let params = self
+            .params
+            .params_for(&self.plan, task, &|t| published.get(&t).cloned())
+            .map_err(|why| fail("ParameterError", why))?;
+        self.record(RunEvent::AttemptParams {
+            task: self.task_id(task),
+            attempt,
+            params: params.clone(),
+        })
+        .await;
         let dir = self.manager.pipelines_dir.clone();
         let path = self.plan.tasks[task].path.clone();
         let cells = tokio::task::spawn_blocking(move || {
@@ -591,16 +628,13 @@ impl Execution {
         self.ensure_session()
             .await
             .map_err(|e| fail("SparkSessionError", e))?;
-        let params = self
-            .params
-            .params_for(&self.plan, task, &|_| None)
-            .map_err(|why| fail("ParameterError", why))?;
         let settings = &self.plan.tasks[task].settings;
         Ok(NotebookLaunch {
             id: self.agent_id(task),
             attempt,
             cells,
             params,
+            upstream: self.upstream(task),
             isolated: settings.isolated,
             // The machine owns timeouts (it cancels and retries); the agent's own limit is a
             // backstop for a server that goes away.
@@ -608,6 +642,21 @@ impl Execution {
                 settings.timeout_secs.saturating_add(60),
             )),
         })
+    }
+
+    /// What the notebooks `task` depends on directly published, by their id in its file
+    /// (`spool.upstream`).
+    fn upstream(&self, task: TaskId) -> BTreeMap<String, TaskValues> {
+        let prefix = &self.plan.scopes[self.plan.tasks[task].scope].prefix;
+        self.plan.deps[task]
+            .iter()
+            .filter_map(|&(d, _)| {
+                let values = self.published.get(&d)?;
+                let id = &self.plan.tasks[d].id;
+                let name = id.strip_prefix(prefix.as_str()).unwrap_or(id);
+                Some((name.to_string(), values.clone()))
+            })
+            .collect()
     }
 
     async fn send_start(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {
@@ -789,6 +838,21 @@ impl Execution {
         if !u.stderr.is_empty() {
             output.push_str("\n[stderr]\n");
             output.push_str(&u.stderr);
+        }
+        if outcome == AttemptOutcome::Succeeded {
+            let values = TaskValues {
+                value: u.exit_value.clone(),
+                values: u.values.unwrap_or_default(),
+            };
+            if values != TaskValues::default() {
+                self.record(RunEvent::ValuesPublished {
+                    task: self.task_id(task),
+                    attempt,
+                    values: values.clone(),
+                })
+                .await;
+            }
+            self.published.insert(task, values);
         }
         self.record(RunEvent::TaskFinished {
             task: self.task_id(task),

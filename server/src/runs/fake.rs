@@ -53,6 +53,12 @@ pub struct Ran {
 #[derive(Debug)]
 struct Attempt {
     state: NotebookState,
+    /// What it publishes when it succeeds: its parameters as its values, and what its
+    /// upstream published as its exit value (so tests see what reached it).
+    publishes: (
+        serde_json::Value,
+        serde_json::Map<String, serde_json::Value>,
+    ),
     seq: u64,
     ends_at: Instant,
     outcome: NotebookState,
@@ -322,6 +328,7 @@ impl FakeSpark {
     }
 
     fn update(id: &str, attempt: u32, a: &Attempt) -> NotebookUpdate {
+        let succeeded = a.state == NotebookState::Succeeded;
         NotebookUpdate {
             id: id.to_string(),
             attempt,
@@ -331,7 +338,8 @@ impl FakeSpark {
             stdout: String::new(),
             stderr: String::new(),
             error: None,
-            exit_value: None,
+            exit_value: succeeded.then(|| a.publishes.0.clone()),
+            values: succeeded.then(|| a.publishes.1.clone()),
             metrics: None,
         }
     }
@@ -414,6 +422,10 @@ impl Spark for FakeSpark {
                 key,
                 Attempt {
                     state: NotebookState::Running,
+                    publishes: (
+                        serde_json::json!({ "upstream": launch.upstream }),
+                        launch.params.clone(),
+                    ),
                     seq: s.seq,
                     ends_at: now + duration,
                     outcome,

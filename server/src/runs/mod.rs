@@ -22,7 +22,7 @@ use spool_core::dag::{load_with_notebooks, Plan};
 use spool_core::diag::Diagnostic;
 use spool_core::model::Outcome;
 use spool_core::notebook::{self, Cell, Format};
-use spool_core::params::bind;
+use spool_core::params::{bind, TaskValues};
 use spool_core::sched::{Admission, Machine, Policy};
 use spool_core::source::Sources;
 use spool_core::template::RunInfo;
@@ -171,6 +171,9 @@ struct Prepared {
     plan: Plan,
     /// The run's parameter overrides (a resume's merged with the new ones).
     params: BTreeMap<String, serde_json::Value>,
+    /// A resume's: what the resumed run's `run.…` references read, and what its succeeded
+    /// tasks published.
+    resumed: Option<(RunInfo, HashMap<String, TaskValues>)>,
     previous: HashMap<String, Outcome>,
 }
 
@@ -243,9 +246,13 @@ impl RunManager {
         let id = tokio::task::spawn_blocking(move || history.create_run(&started, trigger_ms))
             .await
             .map_err(anyhow::Error::from)??;
-        // Checked in `prepare` already; only `run.id` is new.
-        let bound = bind(&prepared.plan, &prepared.params, RunInfo { id, trigger_ms })
-            .map_err(StartError::BadRequest)?;
+        // Checked in `prepare` already; only `run.id` is new. A resume keeps the first run's
+        // `run.…`, so that what it re-runs computes the same day as what it keeps.
+        let run = prepared
+            .resumed
+            .as_ref()
+            .map_or(RunInfo { id, trigger_ms }, |(run, _)| *run);
+        let bound = bind(&prepared.plan, &prepared.params, run).map_err(StartError::BadRequest)?;
         let (control_tx, control) = watch::channel(Control::Go);
         let (done, done_rx) = watch::channel(None);
         reservation.fill(
@@ -261,7 +268,22 @@ impl RunManager {
             Admission::of_pool(&prepared.plan.pool),
             &prepared.previous,
         );
-        let exec = Execution::new(id, prepared.plan, bound, machine, self.clone(), req.resume);
+        let published = match &prepared.resumed {
+            Some((_, values)) => (0..prepared.plan.tasks.len())
+                .filter(|&t| machine.is_carried_over(t))
+                .filter_map(|t| Some((t, values.get(&prepared.plan.tasks[t].id)?.clone())))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let exec = Execution::new(
+            id,
+            prepared.plan,
+            bound,
+            published,
+            machine,
+            self.clone(),
+            req.resume,
+        );
         Ok(Begun {
             id,
             exec,
@@ -279,8 +301,8 @@ impl RunManager {
         // Notebooks are parsed too: one that cannot run fails the start, not an attempt.
         let loaded = load_with_notebooks(&req.file, &sources);
         let plan = loaded.plan.ok_or(StartError::Invalid(loaded.diagnostics))?;
-        let (params, previous) = match req.resume {
-            None => (req.params.clone(), HashMap::new()),
+        let (params, previous, resumed) = match req.resume {
+            None => (req.params.clone(), HashMap::new(), None),
             Some(old) => {
                 let run = self
                     .history
@@ -295,23 +317,32 @@ impl RunManager {
                 };
                 let resumed = run_params::resume(&run, &old_plan, &req.file, &plan, &req.params)
                     .map_err(StartError::BadRequest)?;
-                (resumed.params, resumed.previous)
+                let published = run
+                    .tasks
+                    .iter()
+                    .filter_map(|(id, t)| Some((id.clone(), t.published()?)))
+                    .collect();
+                (
+                    resumed.params,
+                    resumed.previous,
+                    Some((run.run_info(), published)),
+                )
             }
         };
         // Every value is checked before the run is recorded; the run's id is not known yet.
-        bind(
-            &plan,
-            &params,
+        let run = resumed.as_ref().map_or(
             RunInfo {
                 id: 0,
                 trigger_ms: now_ms(),
             },
-        )
-        .map_err(StartError::BadRequest)?;
+            |(run, _)| *run,
+        );
+        bind(&plan, &params, run).map_err(StartError::BadRequest)?;
         Ok(Prepared {
             plan,
             params,
             previous,
+            resumed,
         })
     }
 

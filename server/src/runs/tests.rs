@@ -892,3 +892,87 @@ mod properties {
         }
     }
 }
+
+const VALUES: &str = r#"
+name = "values"
+[pool]
+executors = 1
+executor_cores = 4
+[params]
+day = { type = "date", default = "{{ run.date | add_days(-1) }}" }
+[[notebook]]
+id = "a"
+path = "nb/n.py"
+params = { marker = 7 }
+[[notebook]]
+id = "b"
+path = "nb/n.py"
+depends_on = ["a"]
+params = { got = "{{ tasks.a.values.marker }}", day = "{{ params.day }}", note = "m={{ tasks.a.values.marker }}" }
+"#;
+
+/// The values attempt `attempt` of `task` started with, as run `id` recorded them.
+fn started_with(h: &Harness, id: i64, task: &str) -> Vec<serde_json::Value> {
+    h.events(id)
+        .into_iter()
+        .filter_map(|e| match e {
+            RunEvent::AttemptParams {
+                task: t, params, ..
+            } if t == task => Some(serde_json::Value::Object(params)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn values_reach_dependents_are_recorded_and_kept_by_a_resume() {
+    paused().block_on(async {
+        // `b` fails in the first run, whatever its attempt: the resume keeps `a`.
+        let first_run = std::sync::atomic::AtomicBool::new(true);
+        let behaviour: Behaviour = Box::new(move |id: &str, _| {
+            let fail = id.ends_with("/b") && first_run.load(std::sync::atomic::Ordering::SeqCst);
+            if fail {
+                first_run.store(false, std::sync::atomic::Ordering::SeqCst);
+                (Duration::from_secs(2), NotebookState::Failed)
+            } else {
+                (Duration::from_secs(2), NotebookState::Succeeded)
+            }
+        });
+        let h = Harness::new(VALUES, FakeSpark::new(behaviour));
+        let manager = h.manager(None);
+        let (first, exec) = run_to_end(&h, &manager).await;
+        drop(exec);
+        let record = h.record(first);
+        assert_eq!(record.status, RunStatus::Failed);
+        // `a`'s parameters are what the fake publishes as its values; `b` got them.
+        let run = record.run_info.expect("values bound");
+        let day = spool_core::template::Date::from_days(run.trigger_ms.div_euclid(86_400_000) - 1)
+            .expect("a day")
+            .to_string();
+        assert_eq!(record.pipeline_params["day"], serde_json::json!(day));
+        let expected = serde_json::json!({ "got": 7, "day": day, "note": "m=7" });
+        assert_eq!(started_with(&h, first, "b"), std::slice::from_ref(&expected));
+        assert_eq!(
+            record.tasks["a"].published().expect("a succeeded").values["marker"],
+            serde_json::json!(7)
+        );
+
+        let (second, handle) = begin(&manager, Some(first)).await;
+        let exec = handle.await.expect("resumed run");
+        check_invariants(&h, second, &exec);
+        let record = h.record(second);
+        assert_eq!(record.status, RunStatus::Succeeded);
+        assert!(record.tasks["a"].carried_over);
+        // The resumed run computes the first run's day, from the values `a` published then.
+        assert_eq!(record.run_info, Some(run));
+        assert_eq!(started_with(&h, second, "b"), [expected]);
+        // What reached `b` as `spool.upstream` is what `a` published (the fake echoes it).
+        let b = record.tasks["b"].published().expect("b succeeded");
+        assert_eq!(
+            b.value,
+            Some(serde_json::json!({"upstream": {"a": {"value": {"upstream": {}}, "values": {"marker": 7}}}}))
+        );
+        // Carried-over values are in the resumed run's log too: a resume of it keeps them.
+        assert_eq!(record.tasks["a"].published(), h.record(first).tasks["a"].published());
+    });
+}
