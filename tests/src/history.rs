@@ -59,3 +59,24 @@ pub fn write_finished_run(
     );
     id
 }
+
+/// `count` succeeded runs of the example (`daily_sales`), an hour apart, each slower than the
+/// one before: in run k (from 1), the i-th of `notebooks` takes (3 + i) × k seconds; the
+/// example's other notebooks have no measurement. Returns their ids, oldest first.
+pub fn write_slowing_runs(data: &Path, notebooks: &[String], count: i64) -> Vec<i64> {
+    (1..=count)
+        .map(|k| {
+            let durations: Vec<(String, i64)> = (0..)
+                .zip(notebooks)
+                .map(|(i, id)| (id.clone(), (3_000 + 1_000 * i) * k))
+                .collect();
+            write_finished_run(
+                data,
+                "daily_sales",
+                "daily_sales.toml",
+                k * 3_600_000,
+                &durations,
+            )
+        })
+        .collect()
+}

@@ -41,6 +41,24 @@ pub fn spool() -> Command {
     c
 }
 
+/// The report `spool simulate --json FLAGS --data-dir DATA FILE` prints.
+pub fn simulate_json(data: &Path, file: &Path, flags: &[String]) -> serde_json::Value {
+    let out = spool()
+        .args(["simulate", "--json"])
+        .args(flags)
+        .arg("--data-dir")
+        .arg(data)
+        .arg(file)
+        .output()
+        .expect("spool simulate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the report as JSON")
+}
+
 /// Sends SIGINT (a clean stop), then SIGKILL if the process has not ended in `grace`.
 pub fn stop(child: &mut Child, grace: Duration) {
     if let Ok(Some(_)) = child.try_wait() {

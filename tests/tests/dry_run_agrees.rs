@@ -7,8 +7,8 @@
 //! browser does) gives the same report: every number the same f64, every string and list equal.
 
 use serde_json::{json, Value};
-use spool_tests::history::{write_finished_run, CAPACITY_SLOTS, SESSION_STARTUP_MS};
-use spool_tests::{root, spool, Served};
+use spool_tests::history::{write_slowing_runs, CAPACITY_SLOTS, SESSION_STARTUP_MS};
+use spool_tests::{root, simulate_json, spool, Served};
 use std::path::Path;
 use std::process::Command;
 
@@ -63,23 +63,6 @@ fn notebook_ids(file: &Path) -> Vec<String> {
         .collect()
 }
 
-fn cli_report(data: &Path, file: &Path, flags: &[String]) -> Value {
-    let out = spool()
-        .args(["simulate", "--json"])
-        .args(flags)
-        .arg("--data-dir")
-        .arg(data)
-        .arg(file)
-        .output()
-        .expect("spool simulate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("CLI JSON")
-}
-
 fn wasm_report(pipelines: &Path, options: &Value, calibration: &Value) -> Value {
     let pkg = root().join("js/pkg/node/spool.js");
     assert!(
@@ -112,22 +95,7 @@ fn cli_api_and_wasm_report_the_same_dry_run_to_the_digit() {
     let example = root().join("examples/daily_sales.toml");
     let notebooks = notebook_ids(&example);
     assert!(notebooks.len() > 5, "{notebooks:?}");
-    // Three runs, each slower than the one before: notebook i takes (3 + i) × k seconds.
-    let runs: Vec<i64> = (1..=3)
-        .map(|k| {
-            let durations: Vec<(String, i64)> = (0..)
-                .zip(&notebooks)
-                .map(|(i, id)| (id.clone(), (3_000 + 1_000 * i) * k))
-                .collect();
-            write_finished_run(
-                &data,
-                "daily_sales",
-                "daily_sales.toml",
-                k * 3_600_000,
-                &durations,
-            )
-        })
-        .collect();
+    let runs = write_slowing_runs(&data, &notebooks, 3);
 
     let served = Served::api(tmp.path());
     let cases = [
@@ -153,7 +121,7 @@ fn cli_api_and_wasm_report_the_same_dry_run_to_the_digit() {
                 [format!("--{}", k.replace('_', "-")), value]
             })
             .collect();
-        let cli = cli_report(&data, &example, &flags);
+        let cli = simulate_json(&data, &example, &flags);
         let api: Value = ureq::post(&format!(
             "{}api/pipelines/daily_sales.toml/simulate",
             served.base

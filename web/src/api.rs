@@ -13,6 +13,7 @@ use crate::wire::{
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::runlog::RunRecord;
 use std::collections::BTreeMap;
 use web_sys::RequestCredentials;
@@ -139,6 +140,13 @@ pub async fn pipelines() -> Result<Vec<PipelineSummary>, Failure> {
 
 pub async fn bundle(file: &str) -> Result<Bundle, Failure> {
     json(get(&pipeline_url(file, "/bundle"))).await
+}
+
+/// What the history measured for the pipeline `file` in the runs `from` picks: the
+/// calibration of the server's calibrated dry run (over its default number of runs).
+pub async fn calibration(file: &str, from: DurationsFrom) -> Result<Calibration, Failure> {
+    let query = format!("/calibration?durations_from={}", from.name());
+    json(get(&pipeline_url(file, &query))).await
 }
 
 /// Saves `text`; with `if_match` (the version it was based on) only if the file is still

@@ -1,14 +1,15 @@
 //! The dry run page: `spool_core::dry_run`'s report of the pipeline on the pool the user
 //! describes, recomputed on every edit, the pool-size sweep a moment later. Beside the
-//! estimate-based prediction, the prediction calibrated on a real run's measurements and what
-//! that run, and the pipeline's last run, really took.
+//! estimate-based prediction, the prediction calibrated on history (a run's measurements, or
+//! each notebook's p50/p90 over the last successful runs, as the server measured them) and what
+//! the newest of those runs, and the pipeline's last run, really took.
 
 use crate::charts::{duration, Bar, BusyChart, Gantt, GanttChart, SweepChart};
 use crate::dry_state::{DryField, DryForm};
 use crate::run::NodeState;
 use crate::runs::refresh_list;
 use crate::state::{Action, State};
-use spool_core::calibrate::notebook_span_secs;
+use spool_core::calibrate::{notebook_span_secs, DurationsFrom};
 use spool_core::dry_run::DryRunReport;
 use spool_core::runlog::RunStatus;
 use spool_core::sched::Policy;
@@ -50,16 +51,34 @@ pub fn sim_chart(report: &DryRunReport) -> GanttChart {
     GanttChart::new(bars, report.node_startup_secs, report.makespan_secs)
 }
 
-/// Fetches the log of the run to calibrate on.
-fn calibrate_on(dispatch: UseReducerDispatcher<State>, run: Option<i64>) {
-    dispatch.dispatch(Action::DryCalibrate(run));
-    let Some(id) = run else { return };
+/// Asks the server what the history measured for `from` (the pipeline file `file`).
+fn calibrate_on(dispatch: UseReducerDispatcher<State>, file: String, from: Option<DurationsFrom>) {
+    dispatch.dispatch(Action::DryCalibrate(from));
+    let Some(from) = from else { return };
     wasm_bindgen_futures::spawn_local(async move {
-        match crate::api::run(id).await {
-            Ok(detail) => dispatch.dispatch(Action::DryCalibrationLoaded(id, detail.events)),
-            Err(e) => dispatch.dispatch(Action::Failed(e)),
+        match crate::api::calibration(&file, from).await {
+            Ok(calibration) => dispatch.dispatch(Action::DryCalibrationLoaded(calibration)),
+            Err(e) => {
+                dispatch.dispatch(Action::DryCalibrate(None));
+                dispatch.dispatch(Action::Failed(e));
+            }
         }
     });
+}
+
+/// How the page names a calibration: what the select offers, the column it fills.
+fn durations_label(from: DurationsFrom) -> String {
+    match from {
+        DurationsFrom::Run(id) => format!("run #{id}'s durations"),
+        DurationsFrom::Last => "the last run's durations".into(),
+        DurationsFrom::P50 => "p50 of the last runs (median)".into(),
+        DurationsFrom::P90 => "p90 of the last runs (pessimistic)".into(),
+    }
+}
+
+fn runs_list(runs: &[i64]) -> String {
+    let ids: Vec<String> = runs.iter().map(|id| format!("#{id}")).collect();
+    ids.join(", ")
 }
 
 #[function_component(DryRunView)]
@@ -134,16 +153,21 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         .filter(|run| run.pipeline == shown.plan.name && run.status != RunStatus::Running)
         .take(MAX_OFFERED_RUNS)
         .collect();
-    let chosen = app.dry.calibrate_from.as_ref().map(|c| c.id);
+    let chosen = app.dry.calibrate_from.as_ref().map(|c| c.from);
     let on_durations = {
         let dispatch = app.dispatcher();
+        let file = app.doc.as_ref().map(|d| d.root.clone()).unwrap_or_default();
         Callback::from(move |e: Event| {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlSelectElement>()
                 .value();
-            calibrate_on(dispatch.clone(), v.parse().ok());
+            calibrate_on(dispatch.clone(), file.clone(), DurationsFrom::parse(&v));
         })
     };
+    let offered: Vec<DurationsFrom> = [DurationsFrom::P50, DurationsFrom::P90]
+        .into_iter()
+        .chain(runs.iter().map(|run| DurationsFrom::Run(run.id)))
+        .collect();
     let b = &r.baseline;
     let gain = |g: f64| {
         if g > 0.0 {
@@ -180,28 +204,58 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         } else {
             format!("on their estimate: {}", c.estimated.join(", "))
         };
+        let measured_in = match c.runs.as_slice() {
+            [one] => format!("Measured in run #{one}"),
+            runs => format!("Medians over runs {}", runs_list(runs)),
+        };
+        // What `spool simulate --history-stats` prints.
+        let stats = (!c.stats.is_empty()).then(|| html! {
+            <table class="figures history-stats" id="history-stats">
+                <thead><tr><th>{ "notebook" }</th><th>{ "runs" }</th><th>{ "p50" }</th>
+                    <th>{ "p90" }</th></tr></thead>
+                <tbody>
+                    { for c.stats.iter().map(|s| html! {
+                        <tr data-id={s.id.clone()}><th>{ &s.id }</th><td>{ s.runs }</td>
+                            <td class="p50">{ duration(s.p50_secs) }</td>
+                            <td class="p90">{ duration(s.p90_secs) }</td></tr>
+                    }) }
+                </tbody>
+            </table>
+        });
         html! {
-            <p class="measured" id="measured">
-                { format!(
-                    "Measured in run #{}: session start-up {}, dispatch latency {}, live capacity {}; {}.",
-                    c.runs.first().copied().unwrap_or_default(),
-                    secs(c.session_startup_secs),
-                    secs(c.dispatch_latency_secs),
-                    c.live_capacity_slots.map_or("–".to_string(), |n| format!("{n} slots")),
-                    estimated,
-                ) }
-            </p>
+            <>
+                <p class="measured" id="measured">
+                    { format!(
+                        "{measured_in}: session start-up {}, dispatch latency {}, live capacity {}; {}.",
+                        secs(c.session_startup_secs),
+                        secs(c.dispatch_latency_secs),
+                        c.live_capacity_slots.map_or("–".to_string(), |n| format!("{n} slots")),
+                        estimated,
+                    ) }
+                </p>
+                { crate::each(stats) }
+            </>
         }
     });
+    let calibrated_label = chosen.map_or("predicted on history".to_string(), |from| {
+        format!("predicted on {}", durations_label(from))
+    });
+    let real_label = match r.calibration.as_ref().map(|c| c.runs.as_slice()) {
+        Some([newest, _, ..]) => format!("run #{newest}, real (the newest read)"),
+        Some([newest]) => format!("run #{newest}, real"),
+        _ => "that run, real".to_string(),
+    };
+    let estimated_secs = app.dry.estimated.as_ref().map(|e| e.makespan_secs);
+    let calibrated_secs = app.dry.calibrated.as_ref().map(|c| c.makespan_secs);
     let predictions = html! {
         <table class="figures predictions">
             <thead><tr><th></th><th>{ "predicted on estimates" }</th>
-                <th>{ "predicted on the run's durations" }</th><th>{ "that run, real" }</th>
+                <th id="calibrated-label">{ calibrated_label }</th><th>{ real_label }</th>
                 <th>{ "last real run" }</th></tr></thead>
             <tbody><tr>
                 <th title="a real run's makespan is its first notebook start to its last end: set the start-up to 0 to compare">{ "makespan" }</th>
-                <td id="makespan-estimates">{ secs(app.dry.estimated.as_ref().map(|e| e.makespan_secs)) }</td>
-                <td id="makespan-calibrated">{ secs(app.dry.calibrated.as_ref().map(|c| c.makespan_secs)) }</td>
+                <td id="makespan-estimates" data-secs={estimated_secs.map(|s| s.to_string())}>{ secs(estimated_secs) }</td>
+                <td id="makespan-calibrated" data-secs={calibrated_secs.map(|s| s.to_string())}>{ secs(calibrated_secs) }</td>
                 <td id="makespan-real">{ secs(r.calibration.as_ref().and_then(|c| c.real_makespan_secs)) }</td>
                 <td id="makespan-last-run">{ match last_run {
                     Some((id, span)) => format!("{} (run #{id})", secs(span)),
@@ -237,9 +291,9 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
                         <span>{ "from" }</span>
                         <select onchange={on_durations} data-field="dry.durations-from">
                             <option value="" selected={chosen.is_none()}>{ "the estimates" }</option>
-                            { for runs.iter().map(|run| html! {
-                                <option value={run.id.to_string()} selected={chosen == Some(run.id)}>
-                                    { format!("run #{}'s durations", run.id) }
+                            { for offered.iter().map(|&from| html! {
+                                <option value={from.name()} selected={chosen == Some(from)}>
+                                    { durations_label(from) }
                                 </option>
                             }) }
                         </select>

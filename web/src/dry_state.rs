@@ -1,13 +1,13 @@
 //! The dry run's slice of the app state. The form, as typed, becomes `spool_core`'s
 //! [`SimOptions`], checked by its one `validate` (the limits of the CLI and the API); the
-//! reports are core's [`DryRunReport`]: one on the estimates and, when the user picks a run,
-//! one calibrated on that run's measured durations, start-up, dispatch latency and capacity.
+//! reports are core's [`DryRunReport`]: one on the estimates and, when the user picks a run or
+//! a history statistic (p50, p90), one calibrated on what the server measured there
+//! (`GET /api/pipelines/{file}/calibration`: durations, start-up, dispatch latency, capacity).
 //! The pool-size sweep follows a moment later, so typing stays responsive.
 
-use spool_core::calibrate::{Calibration, DurationsFrom, RunMeasurement};
+use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::dag::Plan;
 use spool_core::dry_run::{DryRunReport, SimOptions, MAX_SECS};
-use spool_core::runlog::StoredEvent;
 use spool_core::sched::Policy;
 use std::rc::Rc;
 
@@ -165,18 +165,18 @@ impl DryForm {
     }
 }
 
-/// The run whose durations calibrate the dry run, with its log.
+/// The history that calibrates the dry run, and what the server measured there.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CalibrationRun {
-    pub id: i64,
-    /// `None` while its log is being fetched.
-    pub events: Option<Rc<Vec<StoredEvent>>>,
+pub struct Calibrating {
+    pub from: DurationsFrom,
+    /// `None` while the server is being asked.
+    pub calibration: Option<Rc<Calibration>>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct DryRunState {
     pub form: DryForm,
-    pub calibrate_from: Option<CalibrationRun>,
+    pub calibrate_from: Option<Calibrating>,
     /// On the file's estimates.
     pub estimated: Option<Rc<DryRunReport>>,
     /// On the chosen run's measurements; the page's main figures when there is one.
@@ -199,21 +199,19 @@ impl DryRunState {
             return;
         };
         self.estimated = Some(Rc::new(DryRunReport::without_sweep(plan, &options, None)));
-        self.calibrated = self
-            .calibration(plan)
-            .map(|c| Rc::new(DryRunReport::without_sweep(plan, &options, Some(c))));
+        let calibration = self
+            .calibrate_from
+            .as_ref()
+            .and_then(|c| c.calibration.as_ref());
+        self.calibrated = calibration.map(|c| {
+            Rc::new(DryRunReport::without_sweep(
+                plan,
+                &options,
+                Some(Calibration::clone(c)),
+            ))
+        });
         self.generation += 1;
         self.swept = false;
-    }
-
-    fn calibration(&self, plan: &Plan) -> Option<Calibration> {
-        let run = self.calibrate_from.as_ref()?;
-        let measured = RunMeasurement::of(plan, run.id, run.events.as_deref()?)?;
-        Some(Calibration::of(
-            plan,
-            DurationsFrom::Run(run.id),
-            &[measured],
-        ))
     }
 
     /// Adds the sweep to the shown report of this `generation` (ignored when stale).

@@ -9,10 +9,12 @@ use crate::dag_view::{DagView, RUN_STATES};
 use crate::edits::parse_overrides;
 use crate::run::{status_name, RunView};
 use crate::state::{Action, State};
+use futures_util::StreamExt;
+use gloo_net::eventsource::futures::EventSource;
 use spool_core::runlog::{FinalReason, RunEvent, RunStatus, StoredEvent, TaskRecord};
+use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 /// How often the chart of a live run moves on between events.
@@ -55,15 +57,24 @@ pub fn refresh_list(dispatch: UseReducerDispatcher<State>) {
 
 /// Follows a live run's event stream until its final event (or until the view goes away).
 pub fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
-    let source = web_sys::EventSource::new(&api::events_url(id)).ok();
-    let handler = source.clone().map(|es| {
-        let on_message =
-            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
+    // Dropping the EventSource closes it, and its subscription then yields an error, which
+    // ends the task below: the view going away and the run's final event both stop it that
+    // way. (gloo-net reports no error while the browser reconnects by itself, only once the
+    // source is closed, by us or for good by the browser.)
+    let source = Rc::new(RefCell::new(EventSource::new(&api::events_url(id)).ok()));
+    let messages = source
+        .borrow_mut()
+        .as_mut()
+        .and_then(|es| es.subscribe("message").ok());
+    if let Some(mut messages) = messages {
+        let source = source.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            while let Some(Ok((_, m))) = messages.next().await {
                 let Some(text) = m.data().as_string() else {
-                    return;
+                    continue;
                 };
                 let Ok(event) = serde_json::from_str::<StoredEvent>(&text) else {
-                    return;
+                    continue;
                 };
                 let last = matches!(
                     event.event,
@@ -72,20 +83,12 @@ pub fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
                 dispatch.dispatch(Action::RunEvent { run: id, event });
                 if last {
                     // The server ends the stream here; without this the browser would reconnect.
-                    es.close();
+                    source.borrow_mut().take();
                 }
-            });
-        if let Some(es) = &source {
-            es.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        }
-        on_message
-    });
-    move || {
-        if let Some(es) = source {
-            es.close();
-        }
-        drop(handler);
+            }
+        });
     }
+    move || drop(source.borrow_mut().take())
 }
 
 pub fn run_chart(run: &RunView, now: i64) -> GanttChart {

@@ -5,11 +5,12 @@
 //! `spool-core`. Undo and redo are stacks of texts.
 
 use crate::api::Failure;
-use crate::dry_state::{CalibrationRun, DryField, DryRunState};
+use crate::dry_state::{Calibrating, DryField, DryRunState};
 use crate::edits::measured_estimates;
 use crate::import::{ImportForm, ImportKind, ImportProblem, Input};
 use crate::run::RunView;
 use crate::wire::{Bundle, PipelineSummary, RunDetail};
+use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::dag::{load_text, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::edit::{apply, Edit};
@@ -160,10 +161,11 @@ pub enum Action {
     DryPolicy(Policy),
     /// Compute the sweep for this dry run generation (ignored when stale).
     Sweep(u64),
-    /// Calibrate the dry run on this run's durations (its log is fetched), or on none.
-    DryCalibrate(Option<i64>),
-    /// The log of the run the dry run calibrates on.
-    DryCalibrationLoaded(i64, Vec<StoredEvent>),
+    /// Calibrate the dry run on this history (a run, or p50/p90 over the last runs; the server
+    /// measures it), or on none.
+    DryCalibrate(Option<DurationsFrom>),
+    /// What the server measured for a calibration (ignored unless it is the chosen one).
+    DryCalibrationLoaded(Calibration),
     RunsListed(Vec<RunRecord>),
     RunOpened(RunDetail),
     RunEvent {
@@ -264,13 +266,21 @@ impl State {
                     self.dry.sweep(&shown.plan, generation);
                 }
             }
-            Action::DryCalibrate(run) => {
-                self.dry.calibrate_from = run.map(|id| CalibrationRun { id, events: None });
+            Action::DryCalibrate(from) => {
+                self.dry.calibrate_from = from.map(|from| Calibrating {
+                    from,
+                    calibration: None,
+                });
                 self.recompute_dry();
             }
-            Action::DryCalibrationLoaded(id, events) => {
-                if let Some(run) = self.dry.calibrate_from.as_mut().filter(|r| r.id == id) {
-                    run.events = Some(Rc::new(events));
+            Action::DryCalibrationLoaded(calibration) => {
+                let chosen = self
+                    .dry
+                    .calibrate_from
+                    .as_mut()
+                    .filter(|c| c.from == calibration.durations_from);
+                if let Some(chosen) = chosen {
+                    chosen.calibration = Some(Rc::new(calibration));
                     self.recompute_dry();
                 }
             }
@@ -695,30 +705,37 @@ estimate_secs = 20
     }
 
     #[test]
-    fn a_runs_durations_calibrate_a_second_report_beside_the_estimates() {
+    fn a_calibration_from_history_makes_a_second_report_beside_the_estimates() {
         let mut s = opened();
         s.apply(Action::DryField(DryField::Startup, "0".into()));
-        s.apply(Action::DryCalibrate(Some(3)));
-        assert!(s.dry.calibrated.is_none(), "not before the run's log is in");
-        let events: Vec<StoredEvent> = serde_json::from_value(json!([
-            {"seq": 0, "at_ms": 0, "event": {"type": "run_started", "pipeline": "p", "file": "p.toml", "params": {}, "resumed_from": null, "plan": {}}},
-            {"seq": 1, "at_ms": 1000, "event": {"type": "task_started", "task": "a", "attempt": 1}},
-            {"seq": 2, "at_ms": 5000, "event": {"type": "task_finished", "task": "a", "attempt": 1, "outcome": "succeeded"}},
-            {"seq": 3, "at_ms": 5000, "event": {"type": "task_started", "task": "b", "attempt": 1}},
-            {"seq": 4, "at_ms": 6000, "event": {"type": "task_finished", "task": "b", "attempt": 1, "outcome": "succeeded"}}
-        ]))
-        .expect("test events parse");
-        s.apply(Action::DryCalibrationLoaded(4, events.clone()));
-        assert!(s.dry.calibrated.is_none(), "another run's log is ignored");
-        s.apply(Action::DryCalibrationLoaded(3, events));
+        s.apply(Action::DryCalibrate(Some(DurationsFrom::P90)));
+        assert!(s.dry.calibrated.is_none(), "not before the server answered");
+        // What the server measured: a took 4 s and b 1 s (90th percentiles), on one slot.
+        let calibration = |from: DurationsFrom| -> Calibration {
+            serde_json::from_value(json!({
+                "durations_from": from, "runs": [4, 3], "durations": {"a": 4.0, "b": 1.0},
+                "estimated": [], "session_startup_secs": 30.0, "dispatch_latency_secs": 0.5,
+                "live_capacity_slots": 1, "real_makespan_secs": 6.0,
+                "stats": [{"id": "a", "runs": 2, "p50_secs": 3.0, "p90_secs": 4.0}]
+            }))
+            .expect("a calibration")
+        };
+        s.apply(Action::DryCalibrationLoaded(calibration(
+            DurationsFrom::P50,
+        )));
+        assert!(
+            s.dry.calibrated.is_none(),
+            "another choice's answer is ignored"
+        );
+        s.apply(Action::DryCalibrationLoaded(calibration(
+            DurationsFrom::P90,
+        )));
         let calibrated = s.dry.calibrated.as_ref().expect("calibrated report");
-        assert_eq!(calibrated.makespan_secs, 5.0);
+        // a, then 0.5 s later b; the start-up typed (0) wins over the measured one.
+        assert_eq!(calibrated.makespan_secs, 5.5);
         assert_eq!(
-            calibrated
-                .calibration
-                .as_ref()
-                .and_then(|c| c.real_makespan_secs),
-            Some(5.0)
+            calibrated.calibration.as_ref().map(|c| c.durations_from),
+            Some(DurationsFrom::P90)
         );
         assert_eq!(
             s.dry.estimated.as_ref().map(|d| d.makespan_secs),
@@ -726,7 +743,7 @@ estimate_secs = 20
         );
         assert_eq!(
             makespan(&s),
-            Some(5.0),
+            Some(5.5),
             "the page shows the calibrated figures"
         );
         // The file is unchanged: these durations are not written as estimates.
