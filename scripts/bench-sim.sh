@@ -11,8 +11,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seed=${1:-1}
 cd "$root"
-cargo build --release --quiet -p spool-server
-spool="$root/target/release/spool"
+cargo build --release --quiet -p spool-bench
+bench="$root/target/release/spool-bench"
 py=$("$root/scripts/python-env.sh")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -23,9 +23,9 @@ for n in 1000 10000 100000; do
     10000) spool_runs=20 ref_runs=5 ;;
     *) spool_runs=5 ref_runs=2 ;;
   esac
-  common=(simulate --generate "$n" --seed "$seed" --node-startup-secs 0 --bench-repeat "$spool_runs")
-  "$spool" "${common[@]}" --policy critical-path >"$work/cp-$n.json"
-  "$spool" "${common[@]}" --policy fifo --export-dag "$work/dag-$n.json" >"$work/fifo-$n.json"
+  common=(simulate --generate "$n" --seed "$seed" --node-startup-secs 0 --repeat "$spool_runs")
+  "$bench" "${common[@]}" --policy critical-path >"$work/cp-$n.json"
+  "$bench" "${common[@]}" --policy fifo --export-dag "$work/dag-$n.json" >"$work/fifo-$n.json"
   "$py" "$root/scripts/bench_sim_reference.py" "$work/dag-$n.json" --repeat "$ref_runs" >"$work/ref-$n.json"
 done
 
@@ -48,4 +48,4 @@ for n in (1000, 10000, 100000):
           f"{ref['median_ms']:>9.1f}ms {ref['median_ms'] / fifo['median_ms']:>8.0f}x {makespan:>28} {rss:>10}")
 EOF
 echo
-"$spool" simulate --quality-suite 60 --seed "$seed"
+"$bench" quality-suite 60 --seed "$seed"

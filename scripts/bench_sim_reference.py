@@ -3,7 +3,7 @@
 Genie keeps the DAG in a networkx DiGraph, counts finished predecessors per notebook, submits a
 notebook to a fixed-size thread pool when all of them succeeded, and the pool runs submissions
 in order (FIFO). This script replays that with simulated time: the same DAG as
-`spool simulate --export-dag` writes, each notebook running for its estimate, `threads` at once.
+`spool-bench simulate --export-dag` writes, each notebook running for its estimate, `threads` at once.
 
 Prints one JSON line: notebooks, edges, makespan, and the best and median time of the
 simulation (graph building included, JSON loading not) over --repeat runs.
@@ -49,7 +49,7 @@ def simulate(dag):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dag", help="DAG JSON written by spool simulate --export-dag")
+    parser.add_argument("dag", help="DAG JSON written by spool-bench simulate --export-dag")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if not 1 <= args.repeat <= MAX_REPEAT:

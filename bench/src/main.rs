@@ -2,6 +2,7 @@
 //! never does, kept out of the shipped `spool` binary.
 
 mod launches;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,11 +18,17 @@ struct Cli {
 enum Command {
     /// The agent statements of every notebook, in one-at-a-time order (scripts/bench-runs.sh).
     Launches(launches::Args),
+    /// Times simulations of a generated pipeline, as JSON (scripts/bench-sim.sh).
+    Simulate(sim::SimulateArgs),
+    /// The schedule-quality table over generated DAGs (scripts/bench-sim.sh).
+    QualitySuite(sim::QualityArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Launches(a) => launches::run(a),
+        Command::Simulate(a) => sim::run_simulate(a),
+        Command::QualitySuite(a) => sim::run_quality(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -3,7 +3,6 @@
 //! browser; this module reads them from flags, resolves `--durations-from` against the
 //! history, and prints the report as JSON or text.
 
-mod bench;
 mod text;
 
 use crate::calibration::calibrate;
@@ -15,13 +14,13 @@ use spool_core::gen::LayeredDag;
 use spool_core::sched::Policy;
 use std::path::PathBuf;
 
-/// Largest generated pipeline.
-const MAX_GENERATED_NOTEBOOKS: usize = 1_000_000;
+/// Largest generated pipeline (`--generate`, and spool-bench's).
+pub const MAX_GENERATED_NOTEBOOKS: u64 = 1_000_000;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The pipeline file (TOML); not needed with --generate.
-    #[arg(required_unless_present_any = ["generate", "quality_suite"])]
+    #[arg(required_unless_present = "generate")]
     pub file: Option<PathBuf>,
     /// Executors in the pool (default: the pipeline's [pool]).
     #[arg(long)]
@@ -85,17 +84,8 @@ pub struct Args {
     pub json: bool,
     /// Simulate a random layered pipeline of N notebooks (seeded by --seed) instead of FILE.
     #[arg(long, conflicts_with = "file",
-          value_parser = clap::value_parser!(u64).range(1..=MAX_GENERATED_NOTEBOOKS as u64))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_GENERATED_NOTEBOOKS))]
     pub generate: Option<u64>,
-    /// Write the DAG as JSON for scripts/bench_sim_reference.py.
-    #[arg(long, hide = true)]
-    pub export_dag: Option<PathBuf>,
-    /// Time N simulations and print the timings as JSON.
-    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(bench::MAX_BENCH_REPEAT)))]
-    pub bench_repeat: Option<u32>,
-    /// Print the schedule-quality table over N generated DAGs.
-    #[arg(long, hide = true, conflicts_with = "file")]
-    pub quality_suite: Option<usize>,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -134,15 +124,6 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    if let Some(count) = args.quality_suite {
-        anyhow::ensure!(
-            (1..=bench::MAX_SUITE).contains(&count),
-            "--quality-suite takes 1 to {} DAGs",
-            bench::MAX_SUITE
-        );
-        print!("{}", bench::quality_table(count, args.seed));
-        return Ok(0);
-    }
     let options = args.options();
     let errors = options.validate();
     if !errors.is_empty() {
@@ -165,14 +146,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         (None, None) => anyhow::bail!("give a pipeline file or --generate N"),
     };
-    if let Some(path) = &args.export_dag {
-        bench::export_dag(&plan, &options.setup(&plan, None).pool, path)?;
-    }
-    if let Some(repeat) = args.bench_repeat {
-        let result = bench::bench(&plan, &options.setup(&plan, None), repeat);
-        println!("{}", serde_json::to_string(&result)?);
-        return Ok(0);
-    }
     let calibration: Option<Calibration> = match options.durations_from {
         Some(from) => {
             let history = History::open(&args.data_dir)?;

@@ -1,24 +1,88 @@
-//! Hidden options of `spool simulate` that serve `scripts/bench-sim.sh`: timing runs, the DAG
-//! for the Python reference, and the schedule-quality suite.
+//! `spool-bench simulate` and `spool-bench quality-suite`, for `scripts/bench-sim.sh`: timing
+//! simulations of a generated pipeline, the DAG for the Python reference, and the
+//! schedule-quality suite.
 
 use serde::Serialize;
 use spool_core::dag::Plan;
-use spool_core::gen::quality_suite;
+use spool_core::dry_run::SimOptions;
+use spool_core::gen::{quality_suite, LayeredDag};
 use spool_core::sched::Policy;
 use spool_core::sim::{simulate, PoolSpec, SimSetup};
+use spool_server::simulate::MAX_GENERATED_NOTEBOOKS;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Most timing runs of one simulation.
-pub const MAX_BENCH_REPEAT: u32 = 1_000;
+const MAX_BENCH_REPEAT: u32 = 1_000;
 /// Most DAGs in the quality suite.
-pub const MAX_SUITE: usize = 10_000;
+const MAX_SUITE: u32 = 10_000;
+
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// Notebooks of the random layered pipeline (seeded by --seed).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_GENERATED_NOTEBOOKS))]
+    pub generate: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// critical-path or fifo.
+    #[arg(long, default_value = "critical-path", value_parser = parse_policy)]
+    pub policy: Policy,
+    /// Seconds the pool takes to start (default: core's).
+    #[arg(long)]
+    pub node_startup_secs: Option<f64>,
+    /// Time this many simulations; print the timings as JSON.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BENCH_REPEAT)))]
+    pub repeat: u32,
+    /// Also write the DAG as JSON for scripts/bench_sim_reference.py.
+    #[arg(long)]
+    pub export_dag: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct QualityArgs {
+    /// How many generated DAGs.
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SUITE)))]
+    pub count: u32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    Policy::parse(s).ok_or_else(|| format!("expected one of {}", Policy::NAMES.join(", ")))
+}
+
+pub fn run_simulate(args: SimulateArgs) -> anyhow::Result<u8> {
+    let options = SimOptions {
+        policy: args.policy,
+        seed: args.seed,
+        node_startup_secs: args.node_startup_secs,
+        ..SimOptions::default()
+    };
+    if let Some(e) = options.validate().first() {
+        anyhow::bail!("--{}: {}", e.field.replace('_', "-"), e.message);
+    }
+    let plan = LayeredDag::benchmark(args.generate as usize, args.seed).generate();
+    let setup = options.setup(&plan, None);
+    if let Some(path) = &args.export_dag {
+        export_dag(&plan, &setup.pool, path)?;
+    }
+    println!(
+        "{}",
+        serde_json::to_string(&bench(&plan, &setup, args.repeat))?
+    );
+    Ok(0)
+}
+
+pub fn run_quality(args: QualityArgs) -> anyhow::Result<u8> {
+    print!("{}", quality_table(args.count as usize, args.seed));
+    Ok(0)
+}
 
 /// The DAG in the reference script's format: tasks in order, each with its dependencies by
 /// index, its duration, and the thread count a Genie-style runner would use (the capacity,
 /// or `max_concurrency` when lower).
-pub fn export_dag(plan: &Plan, pool: &PoolSpec, path: &Path) -> anyhow::Result<()> {
+fn export_dag(plan: &Plan, pool: &PoolSpec, path: &Path) -> anyhow::Result<()> {
     #[derive(Serialize)]
     struct Dag<'a> {
         threads: u32,
@@ -53,7 +117,7 @@ pub fn export_dag(plan: &Plan, pool: &PoolSpec, path: &Path) -> anyhow::Result<(
 }
 
 #[derive(Serialize)]
-pub struct BenchResult {
+struct BenchResult {
     notebooks: usize,
     edges: usize,
     policy: &'static str,
@@ -66,7 +130,7 @@ pub struct BenchResult {
     peak_rss_kib: Option<u64>,
 }
 
-pub fn bench(plan: &Plan, setup: &SimSetup, repeat: u32) -> BenchResult {
+fn bench(plan: &Plan, setup: &SimSetup, repeat: u32) -> BenchResult {
     let mut times = Vec::with_capacity(repeat as usize);
     let mut last = None;
     for _ in 0..repeat {
@@ -98,7 +162,7 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 /// Mean makespan over lower bound for both policies on the generated suite, by workload.
-pub fn quality_table(count: usize, seed: u64) -> String {
+fn quality_table(count: usize, seed: u64) -> String {
     struct Row {
         sigma: f64,
         wide: bool,
