@@ -630,18 +630,29 @@ fn a_killed_driver_makes_the_session_dead() {
 
 #[test]
 fn the_livy_package_from_pypi_works_against_the_endpoint() {
+    python_client_passes("livy_python_client.py");
+}
+
+#[test]
+fn sparkmagic_livy_client_works_against_the_endpoint() {
+    python_client_passes("livy_sparkmagic_client.py");
+}
+
+/// Runs a Python Livy client script of `server/tests/` against the shared endpoint.
+fn python_client_passes(script: &str) {
     let url = shared().endpoint.base_url().to_string();
     let output = std::process::Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/livy_python_client.py"
-        ))
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests")
+                .join(script),
+        )
         .arg(&url)
         .output()
         .expect("python runs");
     assert!(
         output.status.success(),
-        "{}\n{}",
+        "{script}:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
