@@ -180,6 +180,8 @@ mod tests {
             params: BTreeMap::new(),
             tasks: BTreeMap::new(),
             leaked_sessions: Vec::new(),
+            run_info: None,
+            pipeline_params: Default::default(),
         })
     }
 
