@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Size and speed of the web app — a bench, not a test: prints a table, fails only when it
-# cannot measure. Builds dist/ (scripts/build-web.sh; SPOOL_BENCH_NO_BUILD=1 reuses it), serves
-# it on localhost, opens `/?bench` in headless Chromium through chromedriver, and reads the
-# figures the page writes into <pre id="bench"> (see web/src/bench.rs).
+# cannot measure. Builds dist/ (scripts/build-web.sh; SPOOL_BENCH_NO_BUILD=1 reuses it) for the
+# sizes, and the same app with its `bench` feature (web/src/bench.rs, never shipped) into
+# target/web-bench/; serves that on localhost, opens `/?bench` in headless Chromium through
+# chromedriver, and reads the figures the page writes into <pre id="bench">.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/test-tools.sh"  # Chromium and chromedriver
+bench_dist="${CARGO_TARGET_DIR:-$root/target}/web-bench"
 if [ "${SPOOL_BENCH_NO_BUILD:-}" != 1 ]; then
+  SPOOL_WEB_FEATURES=bench SPOOL_WEB_OUT="$bench_dist" "$root/scripts/build-web.sh" >/dev/null
   "$root/scripts/build-web.sh" >/dev/null
 fi
-dist="$root/dist"
-wasm=$(ls "$dist"/*.wasm | head -n1)
+wasm=$(ls "$root/dist"/*.wasm | head -n1)
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 http_port=$(free_port)
 driver_port=$(free_port)
-python3 -m http.server --bind 127.0.0.1 --directory "$dist" "$http_port" >/dev/null 2>&1 &
+python3 -m http.server --bind 127.0.0.1 --directory "$bench_dist" "$http_port" >/dev/null 2>&1 &
 http_pid=$!
 chromedriver --port="$driver_port" >/dev/null 2>&1 &
 driver_pid=$!

@@ -3,6 +3,8 @@
 # `spool` embeds: cargo (wasm32, release, size profile) -> wasm-bindgen -> wasm-opt -Oz, then
 # index.html with content-hashed file names and subresource integrity. Installs its tools
 # first (scripts/web-tools.sh); works offline once they are there. Prints dist's path on stdout.
+# SPOOL_WEB_FEATURES (cargo features of spool-web, e.g. `bench`) and SPOOL_WEB_OUT (default
+# dist/) build another flavour elsewhere: scripts/bench-web.sh's page, never the shipped app.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/steps.sh"
@@ -12,19 +14,22 @@ export PATH
 
 step "web app: cargo build (wasm32, release)"
 # From web/, so that web/.cargo/config.toml's size-optimised release profile applies.
-(cd "$root/web" && cargo build --release --locked -p spool-web --target wasm32-unknown-unknown)
+features=${SPOOL_WEB_FEATURES:-}
+dist=${SPOOL_WEB_OUT:-$root/dist}
+(cd "$root/web" && cargo build --release --locked -p spool-web --target wasm32-unknown-unknown \
+  --features "$features")
 target=${CARGO_TARGET_DIR:-$root/target}
 wasm="$target/wasm32-unknown-unknown/release/spool-web.wasm"
 
-# wasm-opt takes minutes: skip the rest when its inputs are those of the dist/ already there.
-stamp="$target/web-dist.inputs"
+# wasm-opt takes minutes: skip the rest when its inputs are those of the folder already there.
+stamp="$target/web-$(basename "$dist").inputs"
 inputs=$(cat "$wasm" "$root/web/index.html" "$root/web/style.css" "$0" | sha256sum | cut -d' ' -f1)
-if [ -f "$root/dist/index.html" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ]; then
-  echo "$root/dist"
+if [ -f "$dist/index.html" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ]; then
+  echo "$dist"
   exit 0
 fi
 
-out="$target/web-dist.tmp"
+out="$target/web-$(basename "$dist").tmp"
 rm -rf "$out"
 mkdir -p "$out"
 step "web app: wasm-bindgen"
@@ -52,7 +57,7 @@ sed -e "s|{{css}}|$css|g" -e "s|{{js}}|$js|g" -e "s|{{wasm}}|$wasm_name|g" \
   -e "s|{{js_integrity}}|$(integrity "$js")|g" \
   -e "s|{{wasm_integrity}}|$(integrity "$wasm_name")|g" \
   "$root/web/index.html" > "$out/index.html"
-rm -rf "$root/dist"
-mv "$out" "$root/dist"
+rm -rf "$dist"
+mv "$out" "$dist"
 echo "$inputs" > "$stamp"
-echo "$root/dist"
+echo "$dist"

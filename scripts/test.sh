@@ -24,6 +24,7 @@ step "lints (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "lints (wasm32: spool-core, spool-web, spool-js)"
 cargo clippy -p spool-core -p spool-web -p spool-js --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p spool-web --features bench --target wasm32-unknown-unknown --locked -- -D warnings
 step "build"
 cargo build --workspace --locked
 step "tests"

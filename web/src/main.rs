@@ -3,6 +3,7 @@
 //! the server is reached only through the HTTP API of docs/api.md.
 
 mod api;
+#[cfg(feature = "bench")]
 mod bench;
 mod charts;
 mod dag_view;
@@ -117,6 +118,7 @@ fn app() -> Html {
         let dispatch = app.dispatcher();
         use_effect_with((), move |_| undo_keys(dispatch));
     }
+    #[cfg(feature = "bench")]
     {
         use_effect_with((), move |_| {
             if bench::wanted() {
