@@ -18,6 +18,96 @@ use spool_core::source::MemorySources;
 use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
 
+/// The shapes the functions take and answer, for `spool.d.ts` (the Rust types serialise to
+/// them; `spool simulate --json` and the HTTP API use the same field names).
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** File texts by path, relative to the pipeline's folder. */
+export type Files = Record<string, string>;
+export interface Diagnostic {
+  file: string; line: number; col: number; severity: "error" | "warning"; message: string;
+  item?: string; key?: string;
+}
+export interface Validation { valid: boolean; diagnostics: Diagnostic[]; }
+/** The expanded pipeline (docs/api.md); tasks in topological order. */
+export interface Plan {
+  name: string;
+  tasks: { id: string; kind: string; [field: string]: unknown }[];
+  inactive: { id: string; kind: string; [field: string]: unknown }[];
+  [field: string]: unknown;
+}
+export interface Planned {
+  plan: Plan | null; levels: number[]; critical_path: string[]; critical_path_secs: number;
+  diagnostics: Diagnostic[];
+}
+/** A run id, or `"last"`, `"p50"`, `"p90"`. */
+export type DurationsFrom = number | "last" | "p50" | "p90";
+export interface SimOptions {
+  executors?: number | null; executor_cores?: number | null; capacity_slots?: number | null;
+  policy?: "critical-path" | "fifo"; seed?: number | bigint; variation?: number;
+  failure_rate?: number; node_startup_secs?: number | null; price_per_node_hour?: number;
+  baseline_min_nodes?: number; sweep?: number | null; deadline_secs?: number | null;
+  dispatch_latency_secs?: number | null; durations?: Record<string, number>;
+  durations_from?: DurationsFrom | null; history_runs?: number;
+}
+export interface Calibration {
+  durations_from: DurationsFrom; runs: number[]; durations: Record<string, number>;
+  estimated: string[]; session_startup_secs: number | null;
+  dispatch_latency_secs: number | null; live_capacity_slots: number | null;
+  real_makespan_secs: number | null;
+  stats?: { id: string; runs: number; p50_secs: number; p90_secs: number }[];
+}
+export interface SweepPoint {
+  executors: number; makespan_secs: number; utilization: number; node_hours: number;
+  cost: number;
+}
+export interface DryRunReport {
+  pipeline: string; policy: "critical-path" | "fifo"; executors: number;
+  executor_cores: number; capacity_slots: number; node_startup_secs: number;
+  price_per_node_hour: number; dispatch_latency_secs: number;
+  outcome: "succeeded" | "failed" | "cancelled"; makespan_secs: number;
+  lower_bound: {
+    secs: number; startup_secs: number; critical_path_secs: number; work_secs: number;
+    concurrency_secs: number;
+  };
+  utilization: number; node_hours: number; cost: number;
+  tasks: {
+    id: string; attempt: number; start_secs: number; end_secs: number;
+    outcome: "succeeded" | "failed" | "timed_out" | "cancelled" | "skipped"; slots: number;
+  }[];
+  utilization_series: { at_secs: number; busy_slots: number }[];
+  baseline: { min_nodes: number; makespan_secs: number; node_hours: number; cost: number };
+  /** Baseline ÷ shared pool: above 1 the shared pool is better. */
+  gain: { makespan: number; node_hours: number; cost: number };
+  sweep?: SweepPoint[]; cheapest_within_deadline?: SweepPoint; calibration?: Calibration;
+}
+export interface Simulated {
+  report: DryRunReport | null; option_errors: { field: string; message: string }[];
+  diagnostics: Diagnostic[];
+}
+export interface Drawn {
+  drawing: {
+    nodes: { id: string; kind: string; active: boolean; critical: boolean }[];
+    edges: { from: number; to: number; on: string; bridged: boolean; critical: boolean }[];
+    layout: {
+      nodes: { x: number; y: number }[]; layers: number[]; edges: { x: number; y: number }[][];
+      width: number; height: number; crossings: number;
+    };
+  } | null;
+  diagnostics: Diagnostic[];
+}
+export interface Converted {
+  files: { path: string; text: string }[];
+  report: {
+    findings: {
+      level: "error" | "warning" | "note"; file: string; line?: number; item?: string;
+      field?: string; message: string;
+    }[];
+  };
+  notebooks_to_provide: string[];
+}
+"#;
+
 /// The root file's name when the caller gives none.
 const DEFAULT_PATH: &str = "pipeline.toml";
 
@@ -70,8 +160,12 @@ struct Validation {
 
 /// Checks a pipeline (`text`, the file at `path`, default `pipeline.toml`) and everything it
 /// references in `files`: `{ valid, diagnostics: [{ file, line, col, severity, message, … }] }`.
-#[wasm_bindgen]
-pub fn validate(text: &str, files: JsValue, path: Option<String>) -> Result<JsValue, JsError> {
+#[wasm_bindgen(unchecked_return_type = "Validation")]
+pub fn validate(
+    text: &str,
+    #[wasm_bindgen(unchecked_param_type = "Files")] files: JsValue,
+    path: Option<String>,
+) -> Result<JsValue, JsError> {
     let loaded = load(text, files, path)?;
     to_js(&Validation {
         valid: loaded.plan.is_some(),
@@ -91,8 +185,12 @@ struct Planned {
 }
 
 /// The expanded DAG: `{ plan, levels, critical_path, critical_path_secs, diagnostics }`.
-#[wasm_bindgen]
-pub fn plan(text: &str, files: JsValue, path: Option<String>) -> Result<JsValue, JsError> {
+#[wasm_bindgen(unchecked_return_type = "Planned")]
+pub fn plan(
+    text: &str,
+    #[wasm_bindgen(unchecked_param_type = "Files")] files: JsValue,
+    path: Option<String>,
+) -> Result<JsValue, JsError> {
     let Loaded { plan, diagnostics } = load(text, files, path)?;
     let (levels, critical_path, critical_path_secs) = match &plan {
         Some(p) => {
@@ -124,13 +222,13 @@ struct Simulated {
 /// `calibration` is what `GET /api/pipelines/{file}/calibration` answers (the history is the
 /// server's): durations, start-up, dispatch latency and capacity measured by real runs. It is
 /// required exactly when `options.durations_from` is given, and must be of that choice.
-#[wasm_bindgen]
+#[wasm_bindgen(unchecked_return_type = "Simulated")]
 pub fn simulate(
     text: &str,
-    files: JsValue,
-    options: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Files")] files: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "SimOptions | null | undefined")] options: JsValue,
     path: Option<String>,
-    calibration: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Calibration | null | undefined")] calibration: JsValue,
 ) -> Result<JsValue, JsError> {
     let options: SimOptions = from_js_or_default(options, "options")?;
     let calibration: Option<Calibration> = from_js_or_default(calibration, "calibration")?;
@@ -160,8 +258,12 @@ struct Drawn {
 }
 
 /// The DAG view's layered layout: node boxes and edge polylines in one coordinate space.
-#[wasm_bindgen]
-pub fn layout(text: &str, files: JsValue, path: Option<String>) -> Result<JsValue, JsError> {
+#[wasm_bindgen(unchecked_return_type = "Drawn")]
+pub fn layout(
+    text: &str,
+    #[wasm_bindgen(unchecked_param_type = "Files")] files: JsValue,
+    path: Option<String>,
+) -> Result<JsValue, JsError> {
     let Loaded { plan, diagnostics } = load(text, files, path)?;
     let drawing = plan.map(|p| draw_plan(&p, &LayoutOptions::default()));
     to_js(&Drawn {
@@ -174,13 +276,13 @@ pub fn layout(text: &str, files: JsValue, path: Option<String>) -> Result<JsValu
 /// pipelines its `ExecutePipeline` activities name (`<name>.json`), `existing` what the output
 /// folder holds already; `main` names the main output file. Answers `{ files: [{ path, text }],
 /// report: { findings }, notebooks_to_provide }`; `files` is empty when the report has errors.
-#[wasm_bindgen(js_name = importSynapse)]
+#[wasm_bindgen(js_name = importSynapse, unchecked_return_type = "Converted")]
 pub fn import_synapse(
     label: &str,
     text: &str,
-    pipelines: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Files")] pipelines: JsValue,
     main: &str,
-    existing: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Files | null | undefined")] existing: JsValue,
 ) -> Result<JsValue, JsError> {
     let pipelines = sources(pipelines, "pipelines")?;
     let existing = sources(existing, "existing")?;
@@ -192,19 +294,23 @@ pub fn import_synapse(
 }
 
 /// Imports Genie metadata (CSV, named `label`); answers as `importSynapse`.
-#[wasm_bindgen(js_name = importGenie)]
-pub fn import_genie(label: &str, text: &str, existing: JsValue) -> Result<JsValue, JsError> {
+#[wasm_bindgen(js_name = importGenie, unchecked_return_type = "Converted")]
+pub fn import_genie(
+    label: &str,
+    text: &str,
+    #[wasm_bindgen(unchecked_param_type = "Files | null | undefined")] existing: JsValue,
+) -> Result<JsValue, JsError> {
     let existing = sources(existing, "existing")?;
     to_js(&import::import_genie(label, text, &existing))
 }
 
 /// Imports a runMultiple DAG (JSON, named `label`) into `main`; answers as `importSynapse`.
-#[wasm_bindgen(js_name = importRunMultiple)]
+#[wasm_bindgen(js_name = importRunMultiple, unchecked_return_type = "Converted")]
 pub fn import_run_multiple(
     label: &str,
     text: &str,
     main: &str,
-    existing: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Files | null | undefined")] existing: JsValue,
 ) -> Result<JsValue, JsError> {
     let existing = sources(existing, "existing")?;
     let target = Target {
