@@ -882,15 +882,21 @@ impl Execution {
         let Some(current) = self.session.take() else {
             return;
         };
-        self.session_error = Some(why.to_string());
+        // A failed call only says the session ended; the server's own account says why
+        // (Synapse's errorInfo, the driver's last log lines).
+        let why = match self.spark.session_state(current.id).await {
+            Ok(Liveness::Ended(reason)) => reason,
+            _ => why.to_string(),
+        };
+        self.session_error = Some(why.clone());
         self.record(RunEvent::SessionChanged {
             session: current.id.0.to_string(),
             state: "dead".into(),
-            message: Some(why.to_string()),
+            message: Some(why.clone()),
             capacity: None,
         })
         .await;
-        self.settle_lost(|_| TaskError::spool("SparkSessionLost", why), pending)
+        self.settle_lost(|_| TaskError::spool("SparkSessionLost", &why), pending)
             .await;
     }
 

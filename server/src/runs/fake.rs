@@ -154,10 +154,12 @@ impl FakeSpark {
 
     /// Kills a session now, as a crashed driver would.
     pub fn kill(&self, session: u64) {
-        self.kill_saying(session, "dead");
+        let now = Instant::now();
+        Self::end_session(&mut self.state(), session, now);
     }
 
-    /// Kills a session now; the server then gives `reason` for it (Synapse's `errorInfo`).
+    /// Kills a session now; the session's state then gives `reason` for it (Synapse's
+    /// `errorInfo`, Livy's log).
     pub fn kill_saying(&self, session: u64, reason: &str) {
         let now = Instant::now();
         let mut state = self.state();
@@ -274,10 +276,8 @@ impl FakeSpark {
                 "session {id} is still starting"
             ))),
             Some(s) if s.alive => Ok(s),
-            Some(s) => Err(SparkError::SessionEnded(format!(
-                "session {id} is {}",
-                s.end_reason.as_deref().unwrap_or("dead")
-            ))),
+            // Like Livy's answers to statements: the state, not why.
+            Some(_) => Err(SparkError::SessionEnded(format!("session {id} is dead"))),
             None => Err(SparkError::SessionEnded(format!("session {id} is gone"))),
         }
     }
@@ -552,10 +552,10 @@ impl Spark for FakeSpark {
             Ok(match state.sessions.get(&session.0) {
                 Some(s) if s.alive && s.ready_at > now => Liveness::Starting("starting".into()),
                 Some(s) if s.alive => Liveness::Alive,
-                Some(s) => Liveness::Ended(format!(
-                    "session {session} is {}",
-                    s.end_reason.as_deref().unwrap_or("dead")
-                )),
+                Some(s) => Liveness::Ended(match &s.end_reason {
+                    Some(reason) => format!("session {session} is dead: {reason}"),
+                    None => format!("session {session} is dead"),
+                }),
                 None => Liveness::Ended(format!("session {session} is gone")),
             })
         })

@@ -779,6 +779,31 @@ fn session_start_a_session_that_fails_while_starting_fails_the_run_with_the_serv
     });
 }
 
+#[test]
+fn sessions_a_session_that_dies_mid_run_fails_its_notebooks_with_the_server_reason() {
+    paused().block_on(async {
+        let h = Harness::new(
+            &CHAIN.replace("recreate_session = true\n", ""),
+            FakeSpark::uniform(10.0),
+        );
+        let manager = h.manager(None);
+        let (id, handle) = begin(&manager, None).await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let reason = "java.lang.OutOfMemoryError: Java heap space";
+        h.fake.kill_saying(1, reason);
+        let exec = handle.await.expect("run");
+        check_invariants(&h, id, &exec);
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Failed);
+        let lost = record.tasks["a"].attempts[0].error.clone().expect("why");
+        assert_eq!(lost.ename, "SparkSessionLost");
+        assert!(lost.evalue.contains(reason), "{}", lost.evalue);
+        // The retry cannot run without a session; it says why the session went.
+        let retry = record.tasks["a"].attempts[1].error.clone().expect("why");
+        assert!(retry.evalue.contains(reason), "{}", retry.evalue);
+    });
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
