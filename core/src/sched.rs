@@ -455,6 +455,52 @@ impl Machine {
         }
     }
 
+    /// A repair: `previous` without the tasks named in `rerun` and everything downstream of
+    /// them, so that [`Machine::resume`] runs those again even though they succeeded (a name
+    /// may be a task's id or a sub-pipeline's, which re-runs every task inside it). Names the
+    /// plan does not know are an error naming them.
+    pub fn forget_reruns(
+        plan: &Plan,
+        previous: &mut HashMap<String, Outcome>,
+        rerun: &[String],
+    ) -> Result<(), String> {
+        let n = plan.tasks.len();
+        let mut again = vec![false; n];
+        let mut unknown = Vec::new();
+        for name in rerun {
+            let inside = format!("{name}/");
+            let mut found = false;
+            for (t, task) in plan.tasks.iter().enumerate() {
+                if task.id == *name || task.id.starts_with(&inside) {
+                    again[t] = true;
+                    found = true;
+                }
+            }
+            if !found {
+                unknown.push(format!("`{name}`"));
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(format!(
+                "cannot re-run {}: no such task or sub-pipeline in the plan",
+                unknown.join(", ")
+            ));
+        }
+        // Tasks are in topological order: dependencies come first.
+        for t in 0..n {
+            if again[t] {
+                continue;
+            }
+            again[t] = plan.deps[t].iter().any(|&(d, _)| again[d]);
+        }
+        for (t, task) in plan.tasks.iter().enumerate() {
+            if again[t] {
+                previous.remove(&task.id);
+            }
+        }
+        Ok(())
+    }
+
     pub fn state_of(&self, task: TaskId) -> Option<TaskState> {
         self.state.get(task).copied()
     }
@@ -1411,5 +1457,40 @@ path = "nb/e.py"
         assert_eq!(started, ["b", "c"]);
         assert_eq!(m.state_of(2), Some(TaskState::Done(Final::Skipped)));
         assert_eq!(outcome, RunOutcome::Succeeded);
+    }
+
+    #[test]
+    fn a_repair_reruns_the_named_tasks_and_everything_downstream_even_after_success() {
+        let p = plan(BRANCHES);
+        let all_succeeded = || -> HashMap<String, Outcome> {
+            p.tasks
+                .iter()
+                .map(|t| (t.id.clone(), Outcome::Succeeded))
+                .collect()
+        };
+        let mut previous = all_succeeded();
+        Machine::forget_reruns(&p, &mut previous, &["b".to_string()]).expect("b exists");
+        let mut m = Machine::resume(&p, Policy::Fifo, Admission::of_pool(&p.pool), &previous);
+        let (started, outcome) = drive(&p, &mut m, ok);
+        assert_eq!(started, ["b", "c"]);
+        assert_eq!(outcome, RunOutcome::Succeeded);
+
+        let text = "name = \"p\"\n\
+             [[pipeline]]\nid = \"s\"\npath = \"sub.toml\"\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\ndepends_on = [\"s\"]\n\
+             [[notebook]]\nid = \"e\"\npath = \"nb/e.py\"\n";
+        let p = plan(text);
+        let mut previous: HashMap<String, Outcome> = p
+            .tasks
+            .iter()
+            .map(|t| (t.id.clone(), Outcome::Succeeded))
+            .collect();
+        Machine::forget_reruns(&p, &mut previous, &["s".to_string()]).expect("a sub-pipeline");
+        let mut m = Machine::resume(&p, Policy::Fifo, Admission::of_pool(&p.pool), &previous);
+        let (started, _) = drive(&p, &mut m, ok);
+        assert_eq!(started, ["s/x", "s/y", "a"]);
+        let err = Machine::forget_reruns(&p, &mut previous, &["zz".to_string(), "s/x".into()])
+            .expect_err("zz is no task");
+        assert!(err.contains("cannot re-run `zz`"), "{err}");
     }
 }

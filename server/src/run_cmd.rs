@@ -23,6 +23,10 @@ pub struct RunArgs {
     /// Re-run only what did not succeed in this earlier run (and what depends on it).
     #[arg(long)]
     pub resume: Option<i64>,
+    /// With --resume, a repair: re-run this task (or sub-pipeline) and everything downstream
+    /// of it even if it succeeded; may be given several times.
+    #[arg(long, value_name = "TASK", requires = "resume")]
+    pub rerun: Vec<String>,
     /// Print the finished run as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -73,6 +77,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 file: name,
                 params,
                 resume: args.resume,
+                rerun: args.rerun,
             })
             .await;
         let id = match started {

@@ -42,6 +42,7 @@ pub fn resume(
     file: &str,
     plan: &Plan,
     given: &Given,
+    rerun: &[String],
 ) -> Result<Resume, String> {
     let id = old.id;
     if old.status == RunStatus::Running {
@@ -55,12 +56,13 @@ pub fn resume(
     }
     let mut params = old.params.clone();
     params.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let previous: HashMap<String, Outcome> = old
+    let mut previous: HashMap<String, Outcome> = old
         .tasks
         .iter()
         .filter(|(_, t)| t.succeeded())
         .map(|(id, _)| (id.clone(), Outcome::Succeeded))
         .collect();
+    Machine::forget_reruns(plan, &mut previous, rerun)?;
     // The machine's own rule says what is kept.
     let machine = Machine::resume(
         plan,
@@ -230,6 +232,7 @@ depends_on = ["a"]
             "p.toml",
             &plan(PIPELINE),
             &given(&[("b.limit", json!(2))]),
+            &[],
         )
         .expect("resumable");
         assert_eq!(
@@ -243,8 +246,15 @@ depends_on = ["a"]
     fn a_kept_task_that_changed_refuses_the_resume_and_says_what_changed() {
         let (old, old_plan) = old_run(Given::new());
         let changed = PIPELINE.replace("day = \"mon\"", "day = \"tue\"");
-        let err = resume(&old, &old_plan, "p.toml", &plan(&changed), &Given::new())
-            .expect_err("`a` would be kept with other values");
+        let err = resume(
+            &old,
+            &old_plan,
+            "p.toml",
+            &plan(&changed),
+            &Given::new(),
+            &[],
+        )
+        .expect_err("`a` would be kept with other values");
         assert!(
             err.contains("`a`: parameter `day` \"mon\" → \"tue\""),
             "{err}"
@@ -255,15 +265,23 @@ depends_on = ["a"]
             "p.toml",
             &plan(PIPELINE),
             &given(&[("day", json!("x"))]),
+            &[],
         )
         .expect_err("an override that reaches a kept task");
         assert!(err.contains("`a`: parameter `day`"), "{err}");
         let moved = PIPELINE.replace("path = \"a.py\"", "path = \"c.py\"");
-        let err = resume(&old, &old_plan, "p.toml", &plan(&moved), &Given::new())
+        let err = resume(&old, &old_plan, "p.toml", &plan(&moved), &Given::new(), &[])
             .expect_err("another notebook");
         assert!(err.contains("notebook `a.py` → `c.py`"), "{err}");
-        let err = resume(&old, &old_plan, "q.toml", &plan(PIPELINE), &Given::new())
-            .expect_err("another file");
+        let err = resume(
+            &old,
+            &old_plan,
+            "q.toml",
+            &plan(PIPELINE),
+            &Given::new(),
+            &[],
+        )
+        .expect_err("another file");
         assert!(err.contains("ran `p.toml`, not `q.toml`"), "{err}");
     }
 
@@ -274,7 +292,7 @@ depends_on = ["a"]
             "{}params = {{ limit = 5 }}\n[[notebook]]\nid = \"c\"\npath = \"c.py\"\n",
             PIPELINE
         );
-        let r = resume(&old, &old_plan, "p.toml", &plan(&text), &Given::new())
+        let r = resume(&old, &old_plan, "p.toml", &plan(&text), &Given::new(), &[])
             .expect("`b` failed before, `c` is new: nothing kept changed");
         assert!(r.previous.contains_key("a"));
     }

@@ -633,3 +633,55 @@ fn a_session_still_starting_after_its_timeout_is_deleted_and_the_run_fails_sayin
         "the stuck session was deleted: {sessions}"
     );
 }
+
+#[test]
+fn values_set_by_notebooks_reach_their_dependents_and_the_run_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+
+    // A value of the wrong type stops the run before anything starts.
+    let refused = spool()
+        .args([
+            "run",
+            &fixture("values.toml"),
+            "--livy",
+            &livy.url,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .args(["--param", "run_date=tomorrow"])
+        .output()
+        .expect("spool run");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        stderr.contains("parameter `run_date`: expected a date (YYYY-MM-DD)"),
+        "{stderr}"
+    );
+
+    let (code, run, stderr) = run(
+        &livy.url,
+        &data,
+        "values.toml",
+        &["--param", "run_date=2024-07-01"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(run["id"], 1, "the refused run was not recorded");
+    assert_eq!(run["pipeline_params"]["run_date"], "2024-07-01");
+    let count = &run["tasks"]["count_rows"];
+    assert_eq!(
+        count["attempts"][0]["params"],
+        serde_json::json!({"tables": ["orders", "returns"], "day": "2024-06-30"})
+    );
+    assert_eq!(count["values"]["values"]["row_count"], 20);
+    let report = &run["tasks"]["report"];
+    assert_eq!(
+        report["attempts"][0]["params"],
+        serde_json::json!({"rows": 20, "title": "2024-06-30: 20 rows"})
+    );
+    assert_eq!(
+        report["values"]["value"],
+        serde_json::json!({"rows": 20, "title": "2024-06-30: 20 rows", "upstream_day": "2024-06-30"})
+    );
+}

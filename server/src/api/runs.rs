@@ -32,6 +32,9 @@ pub struct StartBody {
 pub struct ResumeBody {
     #[serde(default)]
     params: BTreeMap<String, serde_json::Value>,
+    /// A repair: these tasks (or sub-pipelines) and everything downstream run again.
+    #[serde(default)]
+    rerun: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -105,6 +108,7 @@ pub async fn start(
             file,
             params: body.params,
             resume: body.resume,
+            rerun: Vec::new(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Started { id })))
@@ -119,12 +123,14 @@ pub async fn resume(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no run {id}")))?;
     // The run's own overrides carry over in `start`, as for `spool run --resume`.
+    let body = body.map(|b| b.0).unwrap_or_default();
     let new = state
         .runs
         .start(RunRequest {
             file: old.file,
-            params: body.map(|b| b.0.params).unwrap_or_default(),
+            params: body.params,
             resume: Some(id),
+            rerun: body.rerun,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Started { id: new })))

@@ -49,6 +49,9 @@ pub struct RunRequest {
     pub params: BTreeMap<String, serde_json::Value>,
     /// Re-run only what did not succeed in this earlier run.
     pub resume: Option<i64>,
+    /// With `resume`, a repair: these tasks (or sub-pipelines) and everything downstream of
+    /// them run again even if they succeeded.
+    pub rerun: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +305,11 @@ impl RunManager {
         let loaded = load_with_notebooks(&req.file, &sources);
         let plan = loaded.plan.ok_or(StartError::Invalid(loaded.diagnostics))?;
         let (params, previous, resumed) = match req.resume {
+            None if !req.rerun.is_empty() => {
+                return Err(StartError::BadRequest(
+                    "re-running tasks repairs an earlier run: name the run to resume".into(),
+                ))
+            }
             None => (req.params.clone(), HashMap::new(), None),
             Some(old) => {
                 let run = self
@@ -315,8 +323,9 @@ impl RunManager {
                     }) => plan,
                     _ => serde_json::Value::Null,
                 };
-                let resumed = run_params::resume(&run, &old_plan, &req.file, &plan, &req.params)
-                    .map_err(StartError::BadRequest)?;
+                let resumed =
+                    run_params::resume(&run, &old_plan, &req.file, &plan, &req.params, &req.rerun)
+                        .map_err(StartError::BadRequest)?;
                 let published = run
                     .tasks
                     .iter()

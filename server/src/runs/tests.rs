@@ -64,6 +64,7 @@ fn request(resume: Option<i64>) -> RunRequest {
         file: "p.toml".into(),
         params: BTreeMap::new(),
         resume,
+        rerun: Vec::new(),
     }
 }
 
@@ -999,5 +1000,22 @@ fn values_reach_dependents_are_recorded_and_kept_by_a_resume() {
         );
         // Carried-over values are in the resumed run's log too: a resume of it keeps them.
         assert_eq!(record.tasks["a"].published(), h.record(first).tasks["a"].published());
+
+        // A repair of the succeeded run re-runs `a` and what is downstream of it.
+        let repair = |rerun: &[&str]| RunRequest {
+            rerun: rerun.iter().map(|t| t.to_string()).collect(),
+            ..request(Some(second))
+        };
+        let err = manager.begin(repair(&["zz"])).await.err().expect("refused");
+        assert!(err.to_string().contains("cannot re-run `zz`"), "{err}");
+        let begun = manager.begin(repair(&["a"])).await.expect("a repair");
+        let third = begun.id;
+        let exec = begun.drive().await;
+        check_invariants(&h, third, &exec);
+        let record = h.record(third);
+        assert_eq!(record.status, RunStatus::Succeeded);
+        assert!(!record.tasks["a"].carried_over && !record.tasks["b"].carried_over);
+        assert_eq!(record.tasks["a"].attempts.len(), 1);
+        assert_eq!(record.tasks["b"].attempts.len(), 1);
     });
 }
