@@ -3,7 +3,11 @@
 //! from their run logs, and which runs a request means (`12`, `last`, `p50`, `p90`).
 
 use crate::dag::Plan;
-use crate::dry_run::{check_count, notebook_ids, OptionError};
+use crate::dry_run::{
+    check_count, check_durations, check_number, notebook_ids, OptionError,
+    MAX_DISPATCH_LATENCY_SECS, MAX_DURATIONS, MAX_EXECUTORS, MAX_EXECUTOR_CORES,
+    MAX_NODE_STARTUP_SECS, MAX_SECS,
+};
 use crate::runlog::{AttemptOutcome, RunEvent, RunRecord, RunStatus, StoredEvent};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -325,6 +329,50 @@ impl Calibration {
     }
 }
 
+impl Calibration {
+    /// Every figure out of its range, as `calibration.FIELD`; empty when usable. A calibration
+    /// the server measured always is; one that comes from outside (the JavaScript API) may not
+    /// be, and a dry run refuses it rather than simulate negative durations.
+    pub fn validate(&self) -> Vec<OptionError> {
+        let numbers = [
+            (
+                "calibration.session_startup_secs",
+                self.session_startup_secs,
+                MAX_NODE_STARTUP_SECS,
+            ),
+            (
+                "calibration.dispatch_latency_secs",
+                self.dispatch_latency_secs,
+                MAX_DISPATCH_LATENCY_SECS,
+            ),
+            (
+                "calibration.real_makespan_secs",
+                self.real_makespan_secs,
+                MAX_SECS,
+            ),
+        ];
+        let mut errors: Vec<OptionError> = numbers
+            .into_iter()
+            .filter_map(|(field, v, max)| check_number(field, v?, max).err())
+            .collect();
+        if let Some(slots) = self.live_capacity_slots {
+            let max = MAX_EXECUTORS.saturating_mul(MAX_EXECUTOR_CORES);
+            errors.extend(check_count("calibration.live_capacity_slots", slots, max).err());
+        }
+        errors.extend(check_durations("calibration.durations", &self.durations).err());
+        // The rest is only shown, but a dry run should not carry an unbounded list either.
+        if self.estimated.len() + self.stats.len() > MAX_DURATIONS
+            || self.runs.len() > MAX_HISTORY_RUNS as usize
+        {
+            errors.push(OptionError {
+                field: "calibration",
+                message: format!("at most {MAX_DURATIONS} notebooks and {MAX_HISTORY_RUNS} runs"),
+            });
+        }
+        errors
+    }
+}
+
 /// The `q` quantile of `values` with linear interpolation between neighbours (`None` when
 /// empty).
 pub fn quantile(mut values: Vec<f64>, q: f64) -> Option<f64> {
@@ -368,6 +416,32 @@ mod tests {
         assert_eq!(DurationsFrom::parse("#12"), Some(DurationsFrom::Run(12)));
         assert_eq!(DurationsFrom::parse("0"), None);
         assert_eq!(DurationsFrom::parse("p75"), None);
+    }
+
+    #[test]
+    fn a_calibration_from_outside_is_checked_like_the_options() {
+        let c: Calibration = serde_json::from_value(json!({
+            "durations_from": "p50", "runs": [1], "durations": {"a": -5.0, "b": 3.0},
+            "estimated": [], "session_startup_secs": -1.0, "dispatch_latency_secs": 0.5,
+            "live_capacity_slots": 0, "real_makespan_secs": null
+        }))
+        .expect("a calibration");
+        let fields: Vec<&str> = c.validate().iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "calibration.session_startup_secs",
+                "calibration.live_capacity_slots",
+                "calibration.durations"
+            ]
+        );
+        let fine = Calibration {
+            durations: BTreeMap::from([("a".to_string(), 5.0)]),
+            session_startup_secs: Some(12.0),
+            live_capacity_slots: Some(4),
+            ..c
+        };
+        assert_eq!(fine.validate(), []);
     }
 
     #[test]

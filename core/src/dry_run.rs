@@ -131,6 +131,33 @@ pub fn check_number(field: &'static str, v: f64, max: f64) -> Result<f64, Option
     }
 }
 
+/// `Err` unless `durations` names at most [`MAX_DURATIONS`] notebooks by ids of at most
+/// [`MAX_ID_LEN`] bytes, each with seconds from 0 to [`MAX_SECS`].
+pub fn check_durations(
+    field: &'static str,
+    durations: &BTreeMap<String, f64>,
+) -> Result<(), OptionError> {
+    if durations.len() > MAX_DURATIONS {
+        return Err(OptionError {
+            field,
+            message: format!("at most {MAX_DURATIONS} notebooks"),
+        });
+    }
+    match durations
+        .iter()
+        .find(|(id, secs)| id.len() > MAX_ID_LEN || check_number(field, **secs, MAX_SECS).is_err())
+    {
+        Some((id, _)) => {
+            let id: String = id.chars().take(64).collect();
+            Err(OptionError {
+                field,
+                message: format!("`{id}`: a number of seconds from 0 to {MAX_SECS}"),
+            })
+        }
+        None => Ok(()),
+    }
+}
+
 impl SimOptions {
     /// Every option out of its range, in field order; empty when the options are usable.
     pub fn validate(&self) -> Vec<OptionError> {
@@ -179,20 +206,7 @@ impl SimOptions {
                     .filter_map(|(field, v, max)| check_number(field, v?, max).err()),
             )
             .collect();
-        if self.durations.len() > MAX_DURATIONS {
-            errors.push(OptionError {
-                field: "durations",
-                message: format!("at most {MAX_DURATIONS} notebooks"),
-            });
-        } else if let Some((id, _)) = self.durations.iter().find(|(id, secs)| {
-            id.len() > MAX_ID_LEN || check_number("durations", **secs, MAX_SECS).is_err()
-        }) {
-            let id: String = id.chars().take(64).collect();
-            errors.push(OptionError {
-                field: "durations",
-                message: format!("`{id}`: a number of seconds from 0 to {MAX_SECS}"),
-            });
-        }
+        errors.extend(check_durations("durations", &self.durations).err());
         errors
     }
 

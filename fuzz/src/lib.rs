@@ -336,6 +336,7 @@ pub fn edit(data: &[u8]) {
 /// response, not a panic. Simulation options that pass their check simulate a small plan.
 pub fn api_bodies(data: &[u8]) {
     use axum::response::IntoResponse;
+    use spool_core::calibrate::{Calibration, CalibrationQuery};
     use spool_core::dry_run::{DryRunReport, SimOptions};
     use spool_server::api::{ApiError, PutBody, ResumeBody, SignIn, StartBody};
     fn body<T: serde::de::DeserializeOwned>(data: &[u8]) -> Option<T> {
@@ -355,6 +356,25 @@ pub fn api_bodies(data: &[u8]) {
         if options.validate().is_empty() {
             let report = DryRunReport::of(&small_plan(), &options, None);
             let _ = serde_json::to_string(&report);
+        }
+    }
+    // A calibration as the JavaScript API reads it: checked, then simulated with.
+    if let Some(calibration) = body::<Calibration>(data) {
+        if calibration.validate().is_empty() {
+            let report = DryRunReport::of(&small_plan(), &SimOptions::default(), Some(calibration));
+            let _ = serde_json::to_string(&report);
+        }
+    }
+    // The same bytes as the query of `GET /api/pipelines/{file}/calibration`.
+    let query = String::from_utf8_lossy(data);
+    if let Ok(uri) = format!("/?{query}").parse::<axum::http::Uri>() {
+        match axum::extract::Query::<CalibrationQuery>::try_from_uri(&uri) {
+            Ok(axum::extract::Query(q)) => {
+                let _ = q.validate();
+            }
+            Err(rejection) => {
+                let _ = ApiError::from(rejection).into_response();
+            }
         }
     }
 }

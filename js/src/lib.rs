@@ -239,7 +239,8 @@ pub fn simulate(
         ));
     }
     let Loaded { plan, diagnostics } = load(text, files, path)?;
-    let option_errors = options.validate();
+    let mut option_errors = options.validate();
+    option_errors.extend(calibration.iter().flat_map(Calibration::validate));
     let report = plan
         .filter(|_| option_errors.is_empty())
         .map(|p| DryRunReport::of(&p, &options, calibration));

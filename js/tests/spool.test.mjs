@@ -100,6 +100,12 @@ test('simulate with a calibration from the history takes its durations, start-up
   const ran = report.tasks.filter((t) => t.outcome === 'succeeded');
   assert.ok(ran.every((t) => t.end_secs - t.start_secs === 2), JSON.stringify(ran));
   assert.ok(report.makespan_secs >= 12.5 + 2 * ran.length);
+  // A calibration from outside is checked as the options are.
+  const negative = { ...calibration, durations: { [notebooks[0]]: -5 }, live_capacity_slots: 0 };
+  const refused = spool.simulate(daily, example, options, 'daily_sales.toml', negative);
+  assert.equal(refused.report, null);
+  assert.deepEqual(refused.option_errors.map((e) => e.field),
+    ['calibration.live_capacity_slots', 'calibration.durations']);
   // durations_from and the calibration come together, or neither.
   assert.throws(() => spool.simulate(daily, example, options, 'daily_sales.toml'), /calibration/);
   assert.throws(() => spool.simulate(daily, example, {}, 'daily_sales.toml', calibration), /calibration/);
