@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
-const spool = require(process.env.SPOOL_JS_PKG ?? join(here, '../pkg/node/spool.js'));
+const pkg = process.env.SPOOL_JS_PKG ?? join(here, '../pkg/node/spool.js');
+const spool = require(pkg);
 
 /** Every file under `dir` as { relativePath: text }: what a pipeline may reference. */
 function folder(dir) {
@@ -130,4 +131,60 @@ test('importRunMultiple converts a runMultiple DAG into a pipeline that validate
   assert.deepEqual(errors, []);
   assert.equal(converted.files[0].path, 'imported.toml');
   assert.match(converted.files[0].text, /depends_on/);
+});
+
+/** The body of `export interface NAME { … }` in the package's spool.d.ts. */
+function declared(dts, name) {
+  const start = dts.indexOf(`export interface ${name} {`);
+  assert.ok(start >= 0, `spool.d.ts declares ${name}`);
+  let depth = 0;
+  for (let i = dts.indexOf('{', start); i < dts.length; i++) {
+    if (dts[i] === '{') depth++;
+    if (dts[i] === '}' && --depth === 0) return dts.slice(start, i + 1);
+  }
+  assert.fail(`${name} is not closed`);
+}
+
+test('the TypeScript declarations name every field the functions answer', () => {
+  const dts = readFileSync(pkg.replace(/\.js$/, '.d.ts'), 'utf8');
+  const names = (name, value) => {
+    const body = declared(dts, name);
+    for (const key of Object.keys(value)) {
+      assert.match(body, new RegExp(`\\b${key}\\??:`), `${name} declares \`${key}\``);
+    }
+  };
+  const broken = daily.replace('depends_on = ["load_orders"]', 'depends_on = ["lod"]');
+  const validation = spool.validate(broken, example, 'daily_sales.toml');
+  names('Validation', validation);
+  names('Diagnostic', validation.diagnostics.find((d) => d.item && d.key));
+  const planned = spool.plan(daily, example, 'daily_sales.toml');
+  names('Planned', planned);
+  const notebooks = planned.plan.tasks.filter((t) => t.kind === 'notebook').map((t) => t.id);
+  const calibration = {
+    durations_from: 'p90', runs: [2, 1], durations: { [notebooks[0]]: 3 }, estimated: [],
+    session_startup_secs: 5, dispatch_latency_secs: 0.5, live_capacity_slots: 2,
+    real_makespan_secs: 30, stats: [{ id: notebooks[0], runs: 2, p50_secs: 2, p90_secs: 3 }],
+  };
+  const simulated = spool.simulate(daily, example,
+    { sweep: 2, durations_from: 'p90' }, 'daily_sales.toml', calibration);
+  names('Simulated', simulated);
+  const r = simulated.report;
+  names('DryRunReport', r);
+  for (const nested of [r.lower_bound, r.tasks[0], r.utilization_series[0], r.baseline, r.gain]) {
+    names('DryRunReport', nested);
+  }
+  names('SweepPoint', r.sweep[0]);
+  names('Calibration', r.calibration);
+  names('Calibration', r.calibration.stats[0]);
+  const drawn = spool.layout(daily, example, 'daily_sales.toml');
+  names('Drawn', drawn);
+  for (const nested of [drawn.drawing, drawn.drawing.nodes[0], drawn.drawing.edges[0],
+    drawn.drawing.layout]) {
+    names('Drawn', nested);
+  }
+  const converted = spool.importRunMultiple('dag.json',
+    JSON.stringify({ activities: [{ name: 'a', path: 'a' }] }), 'x.toml', {});
+  names('Converted', converted);
+  names('Converted', converted.files[0]);
+  names('Converted', converted.report.findings[0]);
 });
