@@ -122,7 +122,10 @@ pub(super) struct Execution {
     published: HashMap<TaskId, TaskValues>,
     pub(super) machine: Machine,
     manager: Arc<RunManager>,
-    spark: Arc<dyn Spark>,
+    /// Events decided and not yet written: written together, in one transaction, before the
+    /// next call to Spark (`spark()`) and before the run ends, so that every decision is on
+    /// disk before it is carried out and a dispatch costs one sync, not one per event.
+    journal: Vec<(RunEvent, i64)>,
     t0: Instant,
     /// The lease token on the session: names the run, for whoever is refused.
     owner: String,
@@ -164,8 +167,8 @@ impl Execution {
             params,
             published,
             machine,
-            spark: manager.spark.spark.clone(),
             manager,
+            journal: Vec::new(),
             t0: Instant::now(),
             owner: format!("run {id} (spool process {})", std::process::id()),
             session: None,
@@ -187,8 +190,20 @@ impl Execution {
         self.t0.elapsed().as_secs_f64()
     }
 
-    async fn record(&self, event: RunEvent) {
-        self.manager.record(self.id, event).await;
+    fn record(&mut self, event: RunEvent) {
+        self.journal.push((event, super::now_ms()));
+    }
+
+    /// Writes the events decided so far.
+    async fn flush(&mut self) {
+        let events = std::mem::take(&mut self.journal);
+        self.manager.record_all(self.id, events).await;
+    }
+
+    /// Spark, once what was decided is written: the only way this run reaches Spark.
+    async fn spark(&mut self) -> Arc<dyn Spark> {
+        self.flush().await;
+        self.manager.spark.spark.clone()
     }
 
     fn feed(&mut self, event: Event, pending: &mut Vec<Command>) {
@@ -213,7 +228,7 @@ impl Execution {
 
     /// The live Spark application has `capacity`: tells the machine when that is news, and
     /// records every change after the first (executors lost or added, dynamic allocation).
-    async fn capacity_is(&mut self, capacity: &Capacity, pending: &mut Vec<Command>) {
+    fn capacity_is(&mut self, capacity: &Capacity, pending: &mut Vec<Command>) {
         let cores = capacity.total_cores;
         if self.capacity == Some(cores) {
             return;
@@ -227,8 +242,7 @@ impl Execution {
                     capacity.executors
                 )),
                 capacity: Some(cores),
-            })
-            .await;
+            });
         }
         self.capacity = Some(cores);
         self.feed(Event::CapacityChanged { slots: cores }, pending);
@@ -236,8 +250,8 @@ impl Execution {
 
     /// Records an attempt that ended without a report from the notebook (Spool stopped or
     /// lost it), with the reason.
-    async fn record_ended(
-        &self,
+    fn record_ended(
+        &mut self,
         task: TaskId,
         attempt: u32,
         outcome: AttemptOutcome,
@@ -251,13 +265,12 @@ impl Execution {
             output: None,
             exit_value: None,
             metrics: None,
-        })
-        .await;
+        });
     }
 
     /// Records an attempt that ended without a report and tells the machine; a cancelled run
     /// counts it as cancelled.
-    async fn ended_without_report(
+    fn ended_without_report(
         &mut self,
         task: TaskId,
         attempt: u32,
@@ -275,7 +288,7 @@ impl Execution {
                 Event::NotebookFailed { task, attempt },
             )
         };
-        self.record_ended(task, attempt, outcome, error).await;
+        self.record_ended(task, attempt, outcome, error);
         self.feed(event, pending);
     }
 
@@ -283,8 +296,7 @@ impl Execution {
         self.record(RunEvent::ParamsBound {
             run: self.params.run(),
             pipeline: self.params.pipeline_values().clone(),
-        })
-        .await;
+        });
         // Carried-over values are written again, so that a resume of this run keeps them too.
         let mut carried: Vec<_> = self
             .published
@@ -297,8 +309,7 @@ impl Execution {
                 task: self.task_id(t),
                 attempt: 0,
                 values,
-            })
-            .await;
+            });
         }
         if let Some(old) = self.resumed_from {
             // Whatever the resumed run left running must end before its tasks run again.
@@ -317,8 +328,7 @@ impl Execution {
                     state: "error".into(),
                     message: Some(why),
                     capacity: None,
-                })
-                .await;
+                });
             }
         }
         let mut pending = std::mem::take(&mut self.deferred);
@@ -342,7 +352,8 @@ impl Execution {
                 continue;
             }
             let wait = self.wait_budget();
-            let waited = self.wait_for_news(wait);
+            let spark = self.spark().await;
+            let waited = self.wait_for_news(spark, wait);
             let reply = tokio::select! {
                 reply = waited => reply,
                 changed = control.changed(), if control_open => {
@@ -353,9 +364,9 @@ impl Execution {
                     let asked = *control.borrow_and_update();
                     match asked {
                         Control::Go => {}
-                        Control::Cancel(why) => self.cancel(why, &mut pending).await,
+                        Control::Cancel(why) => self.cancel(why, &mut pending),
                         Control::CancelNow => {
-                            self.cancel(Some(STOPPING), &mut pending).await;
+                            self.cancel(Some(STOPPING), &mut pending);
                             self.abandon_session(
                                 "Spool is stopping: the run's session is deleted",
                                 &mut pending,
@@ -370,20 +381,20 @@ impl Execution {
             if let Some(reply) = reply {
                 self.on_poll(reply, &mut pending).await;
             }
-            self.fire_deadlines(&mut pending).await;
+            self.fire_deadlines(&mut pending);
         }
         self.close_sessions().await;
+        self.flush().await;
         self.finished.unwrap_or(RunStatus::Failed)
     }
 
-    async fn cancel(&mut self, reason: Option<&str>, pending: &mut Vec<Command>) {
+    fn cancel(&mut self, reason: Option<&str>, pending: &mut Vec<Command>) {
         if self.cancelling || self.finished.is_some() {
             return;
         }
         self.record(RunEvent::CancelRequested {
             reason: reason.map(str::to_string),
-        })
-        .await;
+        });
         self.cancelling = true;
         self.feed(Event::CancelRequested, pending);
     }
@@ -395,10 +406,10 @@ impl Execution {
             reason: "Spool stopped and left the run's notebooks running \
                      (--keep-runs-on-shutdown); resume it to finish it"
                 .into(),
-        })
-        .await;
+        });
+        let spark = self.spark().await;
         if let Some(current) = &self.session {
-            let _ = self.spark.release(current.id, &self.owner).await;
+            let _ = spark.release(current.id, &self.owner).await;
         }
         RunStatus::Interrupted
     }
@@ -422,6 +433,7 @@ impl Execution {
     /// uses, so that a control can interrupt it.
     fn wait_for_news(
         &self,
+        spark: Arc<dyn Spark>,
         wait: Duration,
     ) -> impl std::future::Future<Output = Option<Result<PollReply, SparkError>>> + 'static {
         let target = self
@@ -429,7 +441,6 @@ impl Execution {
             .as_ref()
             .filter(|_| !self.live.is_empty())
             .map(|c| (c.id, c.since));
-        let spark = self.spark.clone();
         let owner = self.owner.clone();
         async move {
             match target {
@@ -452,9 +463,9 @@ impl Execution {
                     current.since = reply.seq;
                     current.poll_failures = 0;
                 }
-                self.capacity_is(&reply.capacity, pending).await;
+                self.capacity_is(&reply.capacity, pending);
                 for update in reply.updates {
-                    self.on_update(update, pending).await;
+                    self.on_update(update, pending);
                 }
             }
             Err(SparkError::SessionEnded(why)) => self.session_ended(&why, pending).await,
@@ -468,7 +479,7 @@ impl Execution {
                     c.poll_failures
                 });
                 tracing::warn!(run = self.id, failures, "poll failed: {e}");
-                match self.spark.session_state(session).await {
+                match self.spark().await.session_state(session).await {
                     Ok(Liveness::Ended(why)) => self.session_ended(&why, pending).await,
                     _ if failures >= MAX_POLL_FAILURES => {
                         let why = format!("the Spark session stopped answering: {e}");
@@ -508,7 +519,7 @@ impl Execution {
         self.machine.next_deadline()
     }
 
-    async fn fire_deadlines(&mut self, pending: &mut Vec<Command>) {
+    fn fire_deadlines(&mut self, pending: &mut Vec<Command>) {
         while let Some(d) = self.next_deadline().filter(|d| d.at <= self.now()) {
             if let Event::NotebookTimedOut { task, attempt } = d.event {
                 if self.machine_awaits(task, attempt) {
@@ -521,8 +532,7 @@ impl Execution {
                             "Timeout",
                             format!("did not finish within timeout_secs = {limit}"),
                         ),
-                    )
-                    .await;
+                    );
                 }
             }
             self.feed(d.event, pending);
@@ -542,13 +552,13 @@ impl Execution {
             }
             Command::FinishRun { outcome } => {
                 if let Some(event) = RunEvent::of_command(&self.plan, &cmd) {
-                    self.record(event).await;
+                    self.record(event);
                 }
                 self.finished = Some(outcome.into());
             }
             Command::ScheduleRetry { .. } | Command::Settle { .. } => {
                 if let Some(event) = RunEvent::of_command(&self.plan, &cmd) {
-                    self.record(event).await;
+                    self.record(event);
                 }
             }
         }
@@ -563,11 +573,9 @@ impl Execution {
             self.record(RunEvent::TaskStarted {
                 task: self.task_id(task),
                 attempt,
-            })
-            .await;
+            });
             let error = TaskError::spool("NotRetried", why);
-            self.record_ended(task, attempt, AttemptOutcome::Failed, error)
-                .await;
+            self.record_ended(task, attempt, AttemptOutcome::Failed, error);
             self.feed(Event::NotebookFailed { task, attempt }, pending);
             return;
         }
@@ -578,8 +586,7 @@ impl Execution {
         self.record(RunEvent::TaskStarted {
             task: self.task_id(task),
             attempt,
-        })
-        .await;
+        });
         match self.launch(task, attempt).await {
             Ok(launch) => {
                 self.live.insert(
@@ -594,8 +601,7 @@ impl Execution {
                 self.send_start(task, attempt, pending).await;
             }
             Err(error) => {
-                self.record_ended(task, attempt, AttemptOutcome::Failed, error)
-                    .await;
+                self.record_ended(task, attempt, AttemptOutcome::Failed, error);
                 self.feed(Event::NotebookFailed { task, attempt }, pending);
             }
         }
@@ -614,8 +620,7 @@ impl Execution {
             task: self.task_id(task),
             attempt,
             params: params.clone(),
-        })
-        .await;
+        });
         let dir = self.manager.pipelines_dir.clone();
         let path = self.plan.tasks[task].path.clone();
         let cells = tokio::task::spawn_blocking(move || {
@@ -660,6 +665,7 @@ impl Execution {
     }
 
     async fn send_start(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {
+        let spark = self.spark().await;
         let (
             Some(session),
             Some(Live {
@@ -673,7 +679,7 @@ impl Execution {
         else {
             return;
         };
-        let result = self.spark.start(session, launch).await;
+        let result = spark.start(session, launch).await;
         match result {
             Ok(_) => {
                 if let Some(live) = self.live.get_mut(&(task, attempt)) {
@@ -699,8 +705,7 @@ impl Execution {
                     "SparkSessionError",
                     format!("could not start the notebook: {e}"),
                 );
-                self.record_ended(task, attempt, AttemptOutcome::Failed, error)
-                    .await;
+                self.record_ended(task, attempt, AttemptOutcome::Failed, error);
                 self.feed(Event::NotebookFailed { task, attempt }, pending);
                 self.unpark(task, pending);
             }
@@ -713,8 +718,7 @@ impl Execution {
             self.parked.remove(&task);
             if awaited {
                 let error = TaskError::spool("Cancelled", "cancelled before it started");
-                self.record_ended(task, attempt, AttemptOutcome::Cancelled, error)
-                    .await;
+                self.record_ended(task, attempt, AttemptOutcome::Cancelled, error);
                 self.feed(Event::NotebookCancelled { task, attempt }, pending);
             }
             return;
@@ -732,10 +736,8 @@ impl Execution {
         let Some(session) = self.session.as_ref().map(|c| c.id) else {
             return;
         };
-        let result = self
-            .spark
-            .cancel(session, &self.agent_id(task), attempt)
-            .await;
+        let spark = self.spark().await;
+        let result = spark.cancel(session, &self.agent_id(task), attempt).await;
         match result {
             Ok(Some(_)) => {
                 if let Some(live) = self.live.get_mut(&(task, attempt)) {
@@ -747,8 +749,7 @@ impl Execution {
                 if let Some(live) = self.live.remove(&(task, attempt)) {
                     if !live.machine_ended {
                         let error = TaskError::spool("Cancelled", "cancelled before it started");
-                        self.record_ended(task, attempt, AttemptOutcome::Cancelled, error)
-                            .await;
+                        self.record_ended(task, attempt, AttemptOutcome::Cancelled, error);
                         self.feed(Event::NotebookCancelled { task, attempt }, pending);
                     }
                 }
@@ -785,7 +786,7 @@ impl Execution {
     }
 
     /// Feeds one agent report to the machine.
-    async fn on_update(&mut self, u: NotebookUpdate, pending: &mut Vec<Command>) {
+    fn on_update(&mut self, u: NotebookUpdate, pending: &mut Vec<Command>) {
         let prefix = format!("run{}/", self.id);
         let Some(task) =
             u.id.strip_prefix(&prefix)
@@ -808,13 +809,13 @@ impl Execution {
         let machine_ended = live.machine_ended;
         self.live.remove(&(task, attempt));
         if !machine_ended {
-            self.record_report(task, u, pending).await;
+            self.record_report(task, u, pending);
         }
         self.unpark(task, pending);
     }
 
     /// Records an attempt's end as the agent reported it, and tells the machine.
-    async fn record_report(&mut self, task: TaskId, u: NotebookUpdate, pending: &mut Vec<Command>) {
+    fn record_report(&mut self, task: TaskId, u: NotebookUpdate, pending: &mut Vec<Command>) {
         let attempt = u.attempt;
         let (outcome, event) = match u.state {
             NotebookState::Succeeded => (
@@ -849,8 +850,7 @@ impl Execution {
                     task: self.task_id(task),
                     attempt,
                     values: values.clone(),
-                })
-                .await;
+                });
             }
             self.published.insert(task, values);
         }
@@ -871,8 +871,7 @@ impl Execution {
                 other => other.to_string(),
             }),
             metrics: u.metrics.and_then(|m| serde_json::to_value(m).ok()),
-        })
-        .await;
+        });
         self.feed(event, pending);
     }
 
@@ -884,7 +883,7 @@ impl Execution {
         };
         // A failed call only says the session ended; the server's own account says why
         // (Synapse's errorInfo, the driver's last log lines).
-        let why = match self.spark.session_state(current.id).await {
+        let why = match self.spark().await.session_state(current.id).await {
             Ok(Liveness::Ended(reason)) => reason,
             _ => why.to_string(),
         };
@@ -894,24 +893,17 @@ impl Execution {
             state: "dead".into(),
             message: Some(why.clone()),
             capacity: None,
-        })
-        .await;
-        self.settle_lost(|_| TaskError::spool("SparkSessionLost", &why), pending)
-            .await;
+        });
+        self.settle_lost(|_| TaskError::spool("SparkSessionLost", &why), pending);
     }
 
     /// Ends every live attempt without a report: the ones the machine waits for are recorded
     /// with `error`; then the parked starts may go.
-    async fn settle_lost(
-        &mut self,
-        error: impl Fn(TaskId) -> TaskError,
-        pending: &mut Vec<Command>,
-    ) {
+    fn settle_lost(&mut self, error: impl Fn(TaskId) -> TaskError, pending: &mut Vec<Command>) {
         let lost = std::mem::take(&mut self.live);
         for (&(task, attempt), live) in &lost {
             if !live.machine_ended {
-                self.ended_without_report(task, attempt, error(task), pending)
-                    .await;
+                self.ended_without_report(task, attempt, error(task), pending);
             }
         }
         for &(task, _) in lost.keys() {
@@ -933,25 +925,22 @@ impl Execution {
             state: "abandoned".into(),
             message: Some(why.to_string()),
             capacity: None,
-        })
-        .await;
+        });
         let keys: Vec<(TaskId, u32)> = self.live.keys().copied().collect();
+        let spark = self.spark().await;
         for (task, attempt) in keys {
-            let _ = self
-                .spark
-                .cancel(session, &self.agent_id(task), attempt)
-                .await;
+            let _ = spark.cancel(session, &self.agent_id(task), attempt).await;
         }
         let created = self.sessions.iter().any(|s| s.id == session && s.created);
         let closed = if created {
             self.sessions.retain(|s| s.id != session);
-            match close_session(&*self.spark, session).await {
+            match close_session(&*spark, session).await {
                 Ok(()) => {
-                    self.record(session_closed(session, why)).await;
+                    self.record(session_closed(session, why));
                     Ok(())
                 }
                 Err(e) => {
-                    self.record(leaked(session, &e)).await;
+                    self.record(leaked(session, &e));
                     Err(format!(
                         "Spark session {session} could not be deleted ({e}); it may still run"
                     ))
@@ -965,8 +954,7 @@ impl Execution {
         match closed {
             Ok(()) => {
                 let lost = format!("{why}; the session was deleted");
-                self.settle_lost(|_| TaskError::spool("SparkSessionLost", &lost), pending)
-                    .await;
+                self.settle_lost(|_| TaskError::spool("SparkSessionLost", &lost), pending);
             }
             Err(doubt) => {
                 for &(task, attempt) in self.live.keys() {
@@ -978,8 +966,7 @@ impl Execution {
                     );
                 }
                 let lost = format!("{why}; {doubt}");
-                self.settle_lost(|_| TaskError::spool("SparkSessionLost", &lost), pending)
-                    .await;
+                self.settle_lost(|_| TaskError::spool("SparkSessionLost", &lost), pending);
             }
         }
     }
@@ -1024,7 +1011,7 @@ impl Execution {
             named: named.is_some(),
             pool: self.plan.pool.clone(),
         };
-        let spark = self.spark.clone();
+        let spark = self.spark().await;
         let created = with_resends(|| spark.create_session(&request))
             .await
             .map_err(|e| e.to_string())?;
@@ -1050,8 +1037,7 @@ impl Execution {
                 format!("session `{}`", request.name)
             }),
             capacity: None,
-        })
-        .await;
+        });
         self.sessions.push(created);
         if let Err(why) = self.wait_until_started(id).await {
             self.close(created).await;
@@ -1070,8 +1056,7 @@ impl Execution {
             state: "idle".into(),
             message: Some(format!("{} executors", capacity.executors)),
             capacity: Some(capacity.total_cores),
-        })
-        .await;
+        });
         self.session = Some(Current {
             id,
             since: 0,
@@ -1079,7 +1064,7 @@ impl Execution {
         });
         // Applied before the pending start: admission of later notebooks uses it.
         let mut cmds = Vec::new();
-        self.capacity_is(&capacity, &mut cmds).await;
+        self.capacity_is(&capacity, &mut cmds);
         self.deferred.extend(cmds);
         Ok(id)
     }
@@ -1093,7 +1078,7 @@ impl Execution {
         let mut next_progress = SESSION_PROGRESS_EVERY;
         let mut wait = FIRST_START_CHECK_WAIT;
         loop {
-            let state = match self.spark.session_state(id).await {
+            let state = match self.spark().await.session_state(id).await {
                 Ok(Liveness::Alive) => return Ok(()),
                 Ok(Liveness::Ended(why)) => {
                     return Err(format!("the Spark session ended while starting: {why}"))
@@ -1121,8 +1106,7 @@ impl Execution {
                     state,
                     message: Some(format!("session starting, {}", minutes_secs(waited))),
                     capacity: None,
-                })
-                .await;
+                });
             }
             let until_due = limit.min(next_progress).saturating_sub(waited);
             tokio::time::sleep(wait.min(until_due + Duration::from_millis(1))).await;
@@ -1133,19 +1117,20 @@ impl Execution {
     /// Deletes a session this run created (recording it closed, or leaked), or gives up its
     /// lease on a long-lived one.
     async fn close(&mut self, session: CreatedSession) {
+        let spark = self.spark().await;
         self.sessions.retain(|s| s.id != session.id);
         if self.session.as_ref().is_some_and(|c| c.id == session.id) {
             self.session = None;
         }
         if !session.created {
-            let _ = self.spark.release(session.id, &self.owner).await;
+            let _ = spark.release(session.id, &self.owner).await;
             return;
         }
-        let event = match close_session(&*self.spark, session.id).await {
+        let event = match close_session(&*spark, session.id).await {
             Ok(()) => session_closed(session.id, "the run no longer needs it"),
             Err(e) => leaked(session.id, &e),
         };
-        self.record(event).await;
+        self.record(event);
     }
 
     /// Closes every session the run opened.

@@ -39,6 +39,9 @@ pub enum Fault {
 /// How a notebook attempt behaves: how long it runs, and how it ends.
 pub type Behaviour = Box<dyn Fn(&str, u32) -> (Duration, NotebookState) + Send + Sync>;
 
+/// Called with the agent id and attempt of every start as it arrives, before anything else.
+pub type StartWatch = Box<dyn Fn(&str, u32) + Send + Sync>;
+
 /// One notebook execution that really began.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ran {
@@ -102,6 +105,8 @@ pub struct FakeSpark {
     pub cancel_delay: Duration,
     /// The lease of a poller that stopped polling expires after this long.
     pub lease: Duration,
+    /// Sees every start as it arrives (a test checks what the history holds by then).
+    pub watch_starts: Option<StartWatch>,
 }
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -125,6 +130,7 @@ impl FakeSpark {
             session_start: Duration::ZERO,
             cancel_delay: Duration::from_millis(50),
             lease: Duration::from_secs(60),
+            watch_starts: None,
         }
     }
 
@@ -406,6 +412,9 @@ impl Spark for FakeSpark {
         session: SessionId,
         launch: &NotebookLaunch,
     ) -> Result<NotebookState, SparkError> {
+        if let Some(watch) = &self.watch_starts {
+            watch(&launch.id, launch.attempt);
+        }
         let (duration, outcome) = (self.behaviour)(&launch.id, launch.attempt);
         self.call(Op::Start, |state, now| {
             let executions = state.executions.len();

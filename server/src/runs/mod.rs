@@ -421,10 +421,18 @@ impl RunManager {
     /// Records an event (before it is acted on) and wakes the run's listeners. SQLite runs on
     /// a blocking thread, never on the async workers.
     async fn record(&self, id: i64, event: RunEvent) {
+        self.record_all(id, vec![(event, now_ms())]).await;
+    }
+
+    /// Records events (each with the time it was decided) in one transaction.
+    async fn record_all(&self, id: i64, events: Vec<(RunEvent, i64)>) {
+        if events.is_empty() {
+            return;
+        }
         let history = self.history.clone();
         let appended = tokio::task::spawn_blocking(move || {
-            let result = history.append(id, &event, now_ms());
-            (result, event)
+            let result = history.append_all(id, &events);
+            (result, events)
         })
         .await;
         match appended {
@@ -434,10 +442,10 @@ impl RunManager {
                 }
             }
             // The run goes on: losing history is bad, stopping Spark work midway is worse.
-            Ok((Err(e), event)) => {
-                tracing::error!(run = id, ?event, "cannot record an event: {e:#}")
+            Ok((Err(e), events)) => {
+                tracing::error!(run = id, ?events, "cannot record events: {e:#}")
             }
-            Err(e) => tracing::error!(run = id, "cannot record an event: {e}"),
+            Err(e) => tracing::error!(run = id, "cannot record events: {e}"),
         }
     }
 

@@ -324,6 +324,49 @@ fn exactly_once_a_start_whose_reply_is_lost_is_sent_again_not_replaced() {
     });
 }
 
+/// Invariant "every decision is recorded before it is carried out": a start reaches Spark only
+/// once its `task_started` is in the history (the journal is written before each Spark call).
+#[test]
+fn recorded_every_start_is_in_the_history_before_spark_hears_of_it() {
+    paused().block_on(async {
+        let history: Arc<std::sync::OnceLock<Arc<History>>> = Arc::default();
+        let seen: Arc<std::sync::Mutex<Vec<(String, u32, bool)>>> = Arc::default();
+        let mut fake = FakeSpark::uniform(1.0);
+        let (history_at_start, seen_at_start) = (history.clone(), seen.clone());
+        fake.watch_starts = Some(Box::new(move |agent_id, attempt| {
+            let (run, task) = agent_id
+                .strip_prefix("run")
+                .and_then(|rest| rest.split_once('/'))
+                .expect("agent ids are run<N>/<task>");
+            let events = history_at_start
+                .get()
+                .expect("history set")
+                .events(run.parse().expect("run id"), None)
+                .expect("events");
+            let recorded = events.iter().any(|e| {
+                matches!(&e.event, RunEvent::TaskStarted { task: t, attempt: a }
+                    if t == task && *a == attempt)
+            });
+            seen_at_start
+                .lock()
+                .expect("lock")
+                .push((task.to_string(), attempt, recorded));
+        }));
+        let h = Harness::new(CHAIN, fake);
+        history.set(h.history.clone()).ok();
+        let (id, _) = run_to_end(&h, &h.manager(None)).await;
+        assert_eq!(h.record(id).status, RunStatus::Succeeded);
+        let seen = seen.lock().expect("lock").clone();
+        assert!(seen.len() >= 2, "every notebook was started: {seen:?}");
+        for (task, attempt, recorded) in seen {
+            assert!(
+                recorded,
+                "{task} attempt {attempt} reached Spark before the history"
+            );
+        }
+    });
+}
+
 #[test]
 fn exactly_once_a_retry_waits_until_a_timed_out_attempt_is_confirmed_cancelled() {
     paused().block_on(async {
