@@ -196,10 +196,25 @@ pub fn load(root: &str, sources: &dyn Sources) -> Loaded {
 /// notebook (cell and line), and there is no plan.
 pub fn load_with_notebooks(root: &str, sources: &dyn Sources) -> Loaded {
     let mut loaded = load(root, sources);
+    check_notebooks(root, &mut loaded, |path, format| {
+        notebook_diagnostics_of(sources, path, format)
+    });
+    loaded
+}
+
+/// The rule of [`load_with_notebooks`] on notebook diagnostics from anywhere: adds what
+/// `diagnostics_of` finds in each notebook the plan runs (each path once), and leaves no plan
+/// when one is an error. The browser has each notebook's diagnostics from the server (the
+/// bundle), not its text.
+pub fn check_notebooks(
+    root: &str,
+    loaded: &mut Loaded,
+    mut diagnostics_of: impl FnMut(&str, Format) -> Vec<Diagnostic>,
+) {
     let Some(plan) = &loaded.plan else {
-        return loaded;
+        return;
     };
-    let mut checked = std::collections::BTreeSet::new();
+    let mut checked = BTreeSet::new();
     for task in &plan.tasks {
         if task.kind != TaskKind::Notebook || !checked.insert(task.path.as_str()) {
             continue;
@@ -208,24 +223,33 @@ pub fn load_with_notebooks(root: &str, sources: &dyn Sources) -> Loaded {
         let Some(format) = Format::from_path(&task.path) else {
             continue;
         };
-        match sources.read(&task.path) {
-            Ok(text) => loaded
-                .diagnostics
-                .extend(notebook::parse(&task.path, &text, format).diagnostics),
-            Err(why) => loaded.diagnostics.push(Diagnostic::new(
-                &task.path,
-                1,
-                1,
-                Severity::Error,
-                format!("cannot read notebook `{}`: {why}", task.path),
-            )),
-        }
+        loaded
+            .diagnostics
+            .extend(diagnostics_of(&task.path, format));
     }
     if has_errors(&loaded.diagnostics) {
         loaded.plan = None;
     }
     sort_diagnostics(root, &mut loaded.diagnostics);
-    loaded
+}
+
+/// What a run finds reading and parsing one notebook: its diagnostics, or why it cannot be
+/// read.
+pub fn notebook_diagnostics_of(
+    sources: &dyn Sources,
+    path: &str,
+    format: Format,
+) -> Vec<Diagnostic> {
+    match sources.read(path) {
+        Ok(text) => notebook::parse(path, &text, format).diagnostics,
+        Err(why) => vec![Diagnostic::new(
+            path,
+            1,
+            1,
+            Severity::Error,
+            format!("cannot read notebook `{path}`: {why}"),
+        )],
+    }
 }
 
 /// Reads and checks the pipeline file `root` and its sub-pipelines, and counts what they

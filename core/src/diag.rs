@@ -1,12 +1,12 @@
 //! Diagnostics: every problem found in user input, with the place it concerns.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
 /// Byte range in a source text.
 pub type Span = Range<usize>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -14,7 +14,7 @@ pub enum Severity {
 }
 
 /// One problem, located by file, 1-based line and 1-based column (in characters).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub file: String,
     pub line: usize,
@@ -23,10 +23,10 @@ pub struct Diagnostic {
     pub message: String,
     /// The notebook or sub-pipeline id the problem concerns, when there is one (the web editor
     /// shows the message beside that row).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
     /// The metadata key the problem concerns (`slots`, `depends_on`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 

@@ -33,6 +33,40 @@ async fn lists_and_reads_pipelines_with_their_plan() {
 }
 
 #[tokio::test]
+async fn the_bundle_carries_the_parse_errors_of_the_notebooks_the_pipeline_runs() {
+    let f = fixture(None);
+    // A cell in a language Spool cannot run: the pipeline file itself is fine.
+    std::fs::write(f.root.join("nb/report.py"), "# %%\n%%scala\nval y = 2\n").unwrap();
+    std::fs::write(f.root.join("nb/unused.py"), "# %%\n%%scala\n").unwrap();
+    let (status, bundle) = call(&f, get("/api/pipelines/nightly.toml/bundle")).await;
+    assert_eq!(status, StatusCode::OK);
+    let found = bundle["notebook_diagnostics"]
+        .as_object()
+        .expect("notebook diagnostics");
+    // Only the notebooks the pipeline runs, only those with findings.
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        ["nb/report.py"],
+        "{bundle}"
+    );
+    let d = &found["nb/report.py"][0];
+    assert_eq!(
+        (
+            d["file"].as_str(),
+            d["line"].as_u64(),
+            d["severity"].as_str()
+        ),
+        (Some("nb/report.py"), Some(2), Some("error")),
+        "{d}"
+    );
+    assert!(d["message"].as_str().unwrap().contains("%%scala"), "{d}");
+    // The same error `GET /api/pipelines/{file}` (and `spool validate`) reports.
+    let (_, one) = call(&f, get("/api/pipelines/nightly.toml")).await;
+    assert_eq!(one["diagnostics"][0], *d);
+    assert!(one["plan"].is_null());
+}
+
+#[tokio::test]
 async fn a_put_with_errors_is_refused_with_diagnostics_and_writes_nothing() {
     let f = fixture(None);
     let bad = PIPELINE.replace("depends_on = [\"load\"]", "depends_on = [\"lod\"]");

@@ -112,6 +112,7 @@ pub fn run(first_render_ms: f64) {
         root: "bench.toml".into(),
         files: std::iter::once(("bench.toml".to_string(), text)).collect(),
         notebooks: sources.0.keys().cloned().collect(),
+        notebook_diagnostics: Default::default(),
     }));
     let mut estimate = 60;
     let (edit_10k, _) = time(|| {

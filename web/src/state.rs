@@ -11,7 +11,7 @@ use crate::import::{ImportForm, ImportKind, ImportProblem, Input};
 use crate::run::RunView;
 use crate::wire::{Bundle, PipelineSummary, RunDetail};
 use spool_core::calibrate::{Calibration, DurationsFrom};
-use spool_core::dag::{load_text, Plan};
+use spool_core::dag::{check_notebooks, load_text, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::edit::{apply, Edit};
 use spool_core::layout::{draw_plan, LayoutOptions, PlanDrawing};
@@ -20,6 +20,7 @@ use spool_core::parse::parse_pipeline;
 use spool_core::runlog::{RunRecord, StoredEvent};
 use spool_core::sched::Policy;
 use spool_core::source::MemorySources;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// Undo steps kept.
@@ -47,10 +48,20 @@ pub struct Checked {
 }
 
 impl Checked {
-    pub fn of(root: &str, text: &str, sources: &MemorySources) -> Self {
+    /// `notebooks`: what the server found parsing each notebook (the page has their names,
+    /// not their texts), checked against the notebooks this text runs by core's rule.
+    pub fn of(
+        root: &str,
+        text: &str,
+        sources: &MemorySources,
+        notebooks: &BTreeMap<String, Vec<Diagnostic>>,
+    ) -> Self {
         // The parse diagnostics are part of `load_text`'s, so only the file is kept here.
         let (file, _) = parse_pipeline(root, text);
-        let loaded = load_text(root, text, sources);
+        let mut loaded = load_text(root, text, sources);
+        check_notebooks(root, &mut loaded, |path, _| {
+            notebooks.get(path).cloned().unwrap_or_default()
+        });
         Checked {
             file: file.map(Rc::new),
             diagnostics: loaded.diagnostics,
@@ -68,6 +79,8 @@ impl Checked {
 pub struct Doc {
     pub root: String,
     pub sources: Rc<MemorySources>,
+    /// The bundle's notebook diagnostics, by notebook path.
+    pub notebooks: Rc<BTreeMap<String, Vec<Diagnostic>>>,
     pub text: Rc<str>,
     /// The text as the server has it.
     pub saved: Rc<str>,
@@ -378,12 +391,14 @@ impl State {
             sources.0.entry(nb).or_default();
         }
         let text: Rc<str> = Rc::from(text);
-        let checked = Rc::new(Checked::of(&bundle.root, &text, &sources));
+        let notebooks = Rc::new(bundle.notebook_diagnostics);
+        let checked = Rc::new(Checked::of(&bundle.root, &text, &sources, &notebooks));
         let etag = bundle.etags.get(&bundle.root).cloned();
         self.doc = Some(Doc {
             etag,
             root: bundle.root,
             sources: Rc::new(sources),
+            notebooks,
             saved: text.clone(),
             text,
             checked,
@@ -441,7 +456,12 @@ impl State {
 
     fn recheck(&mut self) {
         let Some(doc) = &mut self.doc else { return };
-        doc.checked = Rc::new(Checked::of(&doc.root, &doc.text, &doc.sources));
+        doc.checked = Rc::new(Checked::of(
+            &doc.root,
+            &doc.text,
+            &doc.sources,
+            &doc.notebooks,
+        ));
         self.notice = None;
         self.refresh_shown();
     }
@@ -531,8 +551,40 @@ estimate_secs = 20
             root: "p.toml".into(),
             files: BTreeMap::from([("p.toml".to_string(), TEXT.to_string())]),
             notebooks: vec!["a.py".into(), "b.py".into()],
+            notebook_diagnostics: Default::default(),
         }));
         s
+    }
+
+    #[test]
+    fn a_notebook_that_does_not_parse_is_an_error_while_the_pipeline_runs_it() {
+        let mut s = State::default();
+        let broken = Diagnostic::new(
+            "b.py",
+            3,
+            1,
+            spool_core::diag::Severity::Error,
+            "cell 2: unsupported magic `%%scala`".into(),
+        );
+        // As `GET /api/pipelines/{file}/bundle` sends it.
+        let bundle: Bundle = serde_json::from_value(json!({
+            "root": "p.toml",
+            "files": { "p.toml": TEXT },
+            "notebooks": ["a.py", "b.py"],
+            "notebook_diagnostics": { "b.py": [broken] },
+        }))
+        .expect("a bundle");
+        s.apply(Action::Opened(bundle));
+        let checked = &doc(&s).checked;
+        assert_eq!(checked.diagnostics, vec![broken.clone()]);
+        assert!(checked.plan.is_none(), "no plan runs a broken notebook");
+        // Once the pipeline no longer runs it, the error goes with it.
+        s.apply(Action::SetText(
+            TEXT.replace("path = \"b.py\"", "path = \"a.py\""),
+        ));
+        let checked = &doc(&s).checked;
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        assert!(checked.plan.is_some());
     }
 
     #[test]
@@ -916,6 +968,7 @@ estimate_secs = 20
             root: "p.toml".into(),
             files: BTreeMap::from([("p.toml".to_string(), TEXT.to_string())]),
             notebooks: vec!["notebooks/a.py".into()],
+            notebook_diagnostics: Default::default(),
         }));
         let dag = json!({"activities": [
             {"name": "load", "path": "a", "args": {}, "dependencies": []},

@@ -2,6 +2,7 @@
 //! each is converted into the app's own types right after it arrives.
 
 use serde::{Deserialize, Serialize};
+use spool_core::diag::Diagnostic;
 use spool_core::runlog::{RunRecord, StoredEvent};
 use std::collections::BTreeMap;
 
@@ -23,6 +24,10 @@ pub struct Bundle {
     #[serde(default)]
     pub etags: BTreeMap<String, String>,
     pub notebooks: Vec<String>,
+    /// What parsing found in each notebook the saved pipeline runs (those with findings):
+    /// applied by `spool_core::dag::check_notebooks` to whatever the edited text runs.
+    #[serde(default)]
+    pub notebook_diagnostics: BTreeMap<String, Vec<Diagnostic>>,
 }
 
 #[derive(Debug, Serialize)]

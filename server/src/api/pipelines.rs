@@ -8,7 +8,10 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use spool_core::calibrate::{Calibration, CalibrationQuery, DurationsFrom};
-use spool_core::dag::{load, load_text, load_with_notebooks, outline, Loaded, Plan};
+use spool_core::dag::{
+    check_notebooks, load, load_text, load_with_notebooks, notebook_diagnostics_of, outline,
+    Loaded, Plan,
+};
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::dry_run::{DryRunReport, SimOptions};
 use spool_core::model::MAX_METADATA_BYTES;
@@ -50,6 +53,9 @@ pub struct Bundle {
     /// Each file's `ETag`, for `If-Match` when it is saved.
     etags: BTreeMap<String, String>,
     notebooks: Vec<String>,
+    /// What parsing found in each notebook the saved pipeline runs (only those with
+    /// findings), for the browser's check of the text being edited.
+    notebook_diagnostics: BTreeMap<String, Vec<Diagnostic>>,
 }
 
 fn sources(state: &AppState) -> ApiResult<DiskSources> {
@@ -187,11 +193,21 @@ pub async fn bundle(
             etags.insert(f.clone(), etag(&text));
             files.insert(f, text);
         }
+        // The notebooks `load_with_notebooks` would check, each read once.
+        let mut notebook_diagnostics = BTreeMap::new();
+        check_notebooks(&root, &mut load(&root, &src), |path, format| {
+            let found = notebook_diagnostics_of(&src, path, format);
+            if !found.is_empty() {
+                notebook_diagnostics.insert(path.to_string(), found.clone());
+            }
+            found
+        });
         Ok(Json(Bundle {
+            notebooks: src.list(&[".ipynb", ".py", ".sql"], MAX_DEPTH, MAX_FILES),
             root,
             files,
             etags,
-            notebooks: src.list(&[".ipynb", ".py", ".sql"], MAX_DEPTH, MAX_FILES),
+            notebook_diagnostics,
         }))
     })
     .await
