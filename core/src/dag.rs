@@ -471,7 +471,8 @@ impl<'s> Walk<'s> {
                     let c = w.open(&path, Some((f, i)));
                     if let Some(c) = c {
                         on_stack.push(true);
-                        debug_assert_eq!(on_stack.len(), w.files.len());
+                        // `on_stack[c]` above indexes by file: one entry per file opened.
+                        assert_eq!(on_stack.len(), w.files.len(), "one flag per file");
                         stack.push(Frame { file: c, step: 0 });
                     }
                     c

@@ -159,7 +159,7 @@ fn set_or_remove(t: &mut Table, key: &str, v: &serde_json::Value) -> Result<(), 
         t.remove(key);
         return Ok(());
     }
-    let new = to_toml(v)?;
+    let new = to_toml(v, 0)?;
     // Keep the decoration (comments, spacing) of a value being replaced.
     match t.get_mut(key).and_then(Item::as_value_mut) {
         Some(old) => {
@@ -174,8 +174,17 @@ fn set_or_remove(t: &mut Table, key: &str, v: &serde_json::Value) -> Result<(), 
     Ok(())
 }
 
-fn to_toml(v: &serde_json::Value) -> Result<Value, String> {
+/// Arrays and tables in a value set by an edit nest at most this deep (a pipeline file's own
+/// values must parse again, and TOML parsers stop far below JSON's nesting).
+pub const MAX_VALUE_DEPTH: usize = 32;
+
+fn to_toml(v: &serde_json::Value, depth: usize) -> Result<Value, String> {
     use serde_json::Value as J;
+    if depth >= MAX_VALUE_DEPTH && (v.is_array() || v.is_object()) {
+        return Err(format!(
+            "the value nests arrays and tables more than {MAX_VALUE_DEPTH} deep"
+        ));
+    }
     Ok(match v {
         J::Null => return Err("null cannot be stored in TOML".into()),
         J::Bool(b) => (*b).into(),
@@ -187,14 +196,14 @@ fn to_toml(v: &serde_json::Value) -> Result<Value, String> {
         J::Array(a) => {
             let mut arr = Array::new();
             for x in a {
-                arr.push(to_toml(x)?);
+                arr.push(to_toml(x, depth + 1)?);
             }
             Value::Array(arr)
         }
         J::Object(o) => {
             let mut t = InlineTable::new();
             for (k, x) in o {
-                t.insert(k, to_toml(x)?);
+                t.insert(k, to_toml(x, depth + 1)?);
             }
             Value::InlineTable(t)
         }
@@ -219,6 +228,28 @@ id = "b"
 path = "b.py"
 depends_on = ["a"]
 "#;
+
+    #[test]
+    fn values_nested_past_the_limit_are_refused_and_change_nothing() {
+        let nested = |depth: usize| {
+            (0..depth).fold(json!(1), |inner, i| {
+                if i % 2 == 0 {
+                    json!([inner])
+                } else {
+                    json!({ "k": inner })
+                }
+            })
+        };
+        let set = |value| Edit::SetStepKey {
+            id: "a".into(),
+            key: "params".into(),
+            value,
+        };
+        let err = apply(FILE, &set(nested(MAX_VALUE_DEPTH + 1))).unwrap_err();
+        assert!(err.contains("more than 32 deep"), "{err}");
+        let out = apply(FILE, &set(nested(MAX_VALUE_DEPTH))).unwrap();
+        assert!(out.contains("params = { k = [{ k = [{ k ="), "{out}");
+    }
 
     #[test]
     fn edits_keep_comments_and_order() {
