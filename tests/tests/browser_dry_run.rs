@@ -22,6 +22,17 @@ fn cli_makespan(data: &Path, flags: &[&str]) -> f64 {
 #[test]
 fn the_dry_run_page_shows_the_prediction_calibrated_on_history_beside_the_estimates() {
     let artifacts = root().join("tests/artifacts");
+    let b = Browser::start();
+    {
+        // Without a successful run there is no statistic to offer.
+        let empty = tempfile::tempdir().unwrap();
+        let served = Served::start(empty.path(), &[]);
+        b.goto(&served.base);
+        b.click(&b.find("#tab-dry-run", SHORT));
+        b.find("#makespan-estimates", SHORT);
+        let p90 = r#"select[data-field="dry.durations-from"] option[value="p90"]"#;
+        assert!(b.try_find(p90, Duration::ZERO).is_none());
+    }
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let notebooks: Vec<String> = [

@@ -164,7 +164,12 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             calibrate_on(dispatch.clone(), file.clone(), DurationsFrom::parse(&v));
         })
     };
-    let offered: Vec<DurationsFrom> = [DurationsFrom::P50, DurationsFrom::P90]
+    // The statistics read successful runs only: offered once there is one.
+    let statistics = match runs.iter().any(|run| run.status == RunStatus::Succeeded) {
+        true => vec![DurationsFrom::P50, DurationsFrom::P90],
+        false => Vec::new(),
+    };
+    let offered: Vec<DurationsFrom> = statistics
         .into_iter()
         .chain(runs.iter().map(|run| DurationsFrom::Run(run.id)))
         .collect();
