@@ -126,6 +126,8 @@ pub struct Plan {
     pub declared: Vec<DeclaredEdge>,
     /// Parameter scopes: the root file's first, every scope after its parent.
     pub scopes: Vec<ParamScope>,
+    /// The run is cancelled after this long (the root file's top-level `timeout_secs`).
+    pub timeout_secs: Option<u64>,
 }
 
 /// Result of loading a pipeline: the plan when there are no errors, and every diagnostic.
@@ -847,6 +849,7 @@ struct Expanded {
     name: String,
     description: Option<String>,
     scopes: Vec<ParamScope>,
+    timeout_secs: Option<u64>,
 }
 
 /// Where a step sits in the expanded graph.
@@ -884,6 +887,7 @@ impl Expanded {
             name: root.name.clone(),
             description: root.description.clone(),
             scopes: vec![ParamScope::root(root.params.clone())],
+            timeout_secs: root.timeout_secs,
         };
         let mut stack = vec![Frame {
             file: 0,
@@ -1290,6 +1294,7 @@ impl Expanded {
             inactive,
             declared,
             scopes: self.scopes.clone(),
+            timeout_secs: self.timeout_secs,
         };
         (Some(plan), found)
     }

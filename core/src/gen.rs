@@ -183,6 +183,7 @@ impl LayeredDag {
             inactive: Vec::new(),
             declared: Vec::new(),
             scopes: vec![ParamScope::root(BTreeMap::new())],
+            timeout_secs: None,
         }
     }
 

@@ -419,6 +419,9 @@ pub struct PipelineFile {
     pub description: Option<String>,
     pub pool: Pool,
     pub defaults: RunSettings,
+    /// The whole run's limit (top-level `timeout_secs`): past it the run is cancelled. Only the
+    /// root file's counts.
+    pub timeout_secs: Option<u64>,
     /// `[params]`: the values the file's steps may refer to as `{{ params.NAME }}`.
     pub params: BTreeMap<String, ParamDecl>,
     pub steps: Vec<Step>,

@@ -14,6 +14,7 @@ const TOP_KEYS: &[&str] = &[
     "spark_conf",
     "defaults",
     "params",
+    "timeout_secs",
     "notebook",
     "pipeline",
 ];
@@ -172,6 +173,7 @@ impl<'t> Parser<'t> {
             description: None,
             pool: Pool::default(),
             defaults: RunSettings::default(),
+            timeout_secs: None,
             params: BTreeMap::new(),
             steps: Vec::new(),
             pool_span: None,
@@ -219,6 +221,7 @@ impl<'t> Parser<'t> {
                     }
                 }
                 "defaults" => {}
+                "timeout_secs" => out.timeout_secs = self.int(node, kspan, "timeout_secs", 1, None),
                 "params" => {
                     if let Some(fields) = self.table(node, kspan, "params") {
                         for (k, ks, n) in fields {

@@ -123,6 +123,8 @@ pub enum Event {
         task: TaskId,
     },
     CancelRequested,
+    /// The run's own `timeout_secs` passed: it is cancelled (the deadline says when).
+    RunTimedOut,
     /// The pool's real size became known (or changed); a capacity of 0 counts as 1.
     CapacityChanged {
         slots: u32,
@@ -283,6 +285,8 @@ pub struct Machine {
     finals: usize,
     started: bool,
     cancelled: bool,
+    /// When the run is cancelled for taking too long (seconds since the trigger).
+    run_deadline: Option<f64>,
     outcome: Option<RunOutcome>,
     settle: VecDeque<(TaskId, Final, SettleReason)>,
 }
@@ -450,6 +454,7 @@ impl Machine {
             finals,
             started: false,
             cancelled: false,
+            run_deadline: plan.timeout_secs.map(|s| s as f64),
             outcome: None,
             settle: VecDeque::new(),
         }
@@ -528,9 +533,17 @@ impl Machine {
         self.busy
     }
 
-    /// The earliest retry timer or timeout, with the event to send when it passes.
+    /// The earliest retry timer or timeout (a notebook's, or the run's while it goes on), with
+    /// the event to send when it passes.
     pub fn next_deadline(&self) -> Option<Deadline> {
-        self.timers.peek().map(|Reverse(t)| Deadline {
+        let run = self
+            .run_deadline
+            .filter(|_| !self.cancelled)
+            .map(|at| Deadline {
+                at,
+                event: Event::RunTimedOut,
+            });
+        let timer = self.timers.peek().map(|Reverse(t)| Deadline {
             at: t.at,
             event: match t.kind {
                 TimerKind::Timeout => Event::NotebookTimedOut {
@@ -539,7 +552,12 @@ impl Machine {
                 },
                 TimerKind::Retry => Event::RetryTimerFired { task: t.task },
             },
-        })
+        });
+        match (run, timer) {
+            (Some(r), Some(t)) if r.at <= t.at => Some(r),
+            (r, None) => r,
+            (_, t) => t,
+        }
     }
 
     pub fn handle(&mut self, event: Event, now: f64) -> Vec<Command> {
@@ -601,6 +619,11 @@ impl Machine {
                 }
             }
             Event::CancelRequested => self.cancel(out),
+            Event::RunTimedOut => {
+                if self.run_deadline.is_some_and(|at| now >= at) {
+                    self.cancel(out);
+                }
+            }
             Event::CapacityChanged { slots } => self.capacity = slots.max(1),
         }
         self.settle_all(out);
@@ -1492,5 +1515,26 @@ path = "nb/e.py"
         let err = Machine::forget_reruns(&p, &mut previous, &["zz".to_string(), "s/x".into()])
             .expect_err("zz is no task");
         assert!(err.contains("cannot re-run `zz`"), "{err}");
+    }
+
+    #[test]
+    fn a_run_past_its_timeout_is_cancelled_and_nothing_starts_after() {
+        let p = plan(
+            "name = \"p\"\ntimeout_secs = 5\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\nestimate_secs = 3\n\
+             [[notebook]]\nid = \"b\"\npath = \"nb/b.py\"\nestimate_secs = 10\ndepends_on = [\"a\"]\n\
+             [[notebook]]\nid = \"c\"\npath = \"nb/c.py\"\ndepends_on = [\"b\"]\n",
+        );
+        assert_eq!(p.timeout_secs, Some(5));
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let (started, outcome) = drive(&p, &mut m, ok);
+        assert_eq!(started, ["a", "b"]);
+        assert_eq!(outcome, RunOutcome::Cancelled);
+        assert_eq!(m.state_of(2), Some(TaskState::Done(Final::Cancelled)));
+        // Without the limit the same run succeeds.
+        let mut unlimited = p.clone();
+        unlimited.timeout_secs = None;
+        let mut m = Machine::new(&unlimited, Policy::Fifo, Admission::of_pool(&p.pool));
+        assert_eq!(drive(&unlimited, &mut m, ok).1, RunOutcome::Succeeded);
     }
 }

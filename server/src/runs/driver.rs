@@ -521,6 +521,12 @@ impl Execution {
 
     fn fire_deadlines(&mut self, pending: &mut Vec<Command>) {
         while let Some(d) = self.next_deadline().filter(|d| d.at <= self.now()) {
+            if d.event == Event::RunTimedOut {
+                let limit = self.plan.timeout_secs.unwrap_or_default();
+                let why = format!("the run did not finish within its timeout_secs = {limit}");
+                self.cancel(Some(&why), pending).await;
+                continue;
+            }
             if let Event::NotebookTimedOut { task, attempt } = d.event {
                 if self.machine_awaits(task, attempt) {
                     let limit = self.plan.tasks[task].settings.timeout_secs;

@@ -1062,3 +1062,20 @@ fn values_reach_dependents_are_recorded_and_kept_by_a_resume() {
         assert_eq!(record.tasks["b"].attempts.len(), 1);
     });
 }
+
+#[test]
+fn a_run_past_its_timeout_is_cancelled_with_the_reason() {
+    paused().block_on(async {
+        let pipeline = CHAIN.replace("name = \"chain\"", "name = \"chain\"\ntimeout_secs = 30");
+        let h = Harness::new(&pipeline, FakeSpark::uniform(20.0));
+        let manager = h.manager(None);
+        let (id, _exec) = run_to_end(&h, &manager).await;
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Cancelled);
+        assert_eq!(record.tasks["a"].state, Some(Final::Succeeded));
+        assert_eq!(record.tasks["b"].state, Some(Final::Cancelled));
+        assert!(h.events(id).iter().any(|e| matches!(e,
+            RunEvent::CancelRequested { reason: Some(r) } if r.contains("timeout_secs = 30"))));
+        assert!(h.fake.live_sessions().is_empty());
+    });
+}
