@@ -524,7 +524,7 @@ impl Execution {
             if d.event == Event::RunTimedOut {
                 let limit = self.plan.timeout_secs.unwrap_or_default();
                 let why = format!("the run did not finish within its timeout_secs = {limit}");
-                self.cancel(Some(&why), pending).await;
+                self.cancel(Some(&why), pending);
                 continue;
             }
             if let Event::NotebookTimedOut { task, attempt } = d.event {
