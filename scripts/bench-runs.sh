@@ -12,20 +12,24 @@
 # utilisation. Exits non-zero when a way fails. Takes a few minutes.
 # --trace runs Spool's ways against `spool livy-local` behind a recording proxy and adds, per
 # notebook, when the driver agent really started and ended it (poll latency).
-# Usage: scripts/bench-runs.sh [--cores C] [--pipeline FILE] [--ways spool,pipeline,spool-serial] [--trace]
+# --master spark://127.0.0.1:PORT runs every way on a local standalone cluster of one-core
+# workers (scripts/spark-cluster.sh start --workers C --cores 1) instead of local[C].
+# Usage: scripts/bench-runs.sh [--cores C] [--master URL] [--pipeline FILE] [--ways spool,pipeline,spool-serial] [--trace]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cores=2
 pipeline="$root/examples/daily_sales.toml"
 ways=spool,pipeline,spool-serial
 trace=()
+master=()
 while [ $# -gt 0 ]; do
   case $1 in
     --cores) cores=$2; shift 2 ;;
     --pipeline) pipeline=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     --ways) ways=$2; shift 2 ;;
     --trace) trace=(--trace); shift ;;
-    *) echo "usage: $0 [--cores C] [--pipeline FILE] [--ways spool,pipeline,spool-serial] [--trace]" >&2; exit 2 ;;
+    --master) master=(--master "$2"); shift 2 ;;
+    *) echo "usage: $0 [--cores C] [--master URL] [--pipeline FILE] [--ways spool,pipeline,spool-serial] [--trace]" >&2; exit 2 ;;
   esac
 done
 cd "$root"
@@ -34,6 +38,7 @@ py=$("$root/scripts/python-env.sh")
 venv_bin=$(dirname "$py")
 exec "$py" "$root/scripts/bench_runs.py" \
   --pipeline "$pipeline" --cores "$cores" --ways "$ways" ${trace[@]+"${trace[@]}"} \
+  ${master[@]+"${master[@]}"} \
   --spool "$root/target/release/spool" --spool-bench "$root/target/release/spool-bench" \
   --spark-submit "$venv_bin/spark-submit" --python "$py" \
   --work "$root/target/bench-runs" --out "$root/target/bench-runs.txt"

@@ -7,6 +7,9 @@
 
 Every way gets `local[C]` (Spool's ways run a copy of the pipeline whose [pool] is one executor
 of C cores: the local endpoint sizes its session by the pool) and pays its own Spark start-ups.
+With --master spark://127.0.0.1:PORT (a standalone cluster of one-core workers,
+scripts/spark-cluster.sh) every way gets C one-core executors of that cluster instead: Spool's
+ways a pool of C executors of 1 core, each spark-submit `spark.cores.max = C`.
 Wall time is the wall time of the processes (for 2, the sum over its applications); task time is
 the executor run time of Spark's tasks; utilisation is task time / (C x wall). Prints a table
 (also written to --out), a profile of where the time went, and whether the targets hold. Exits 1
@@ -51,6 +54,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", required=True, help="the pipeline file (TOML)")
     parser.add_argument("--cores", type=int, default=2, help="C: local[C] for every way")
+    parser.add_argument(
+        "--master", help="a standalone master on this machine: C one-core executors of it per way"
+    )
     parser.add_argument("--spool", required=True, help="the spool binary (release build)")
     parser.add_argument(
         "--spool-bench", required=True, help="the spool-bench binary (release build)"
@@ -136,6 +142,8 @@ def run_spool(args, pipeline, name):
     os.makedirs(folder)
     stdout, stderr = os.path.join(folder, "run.json"), os.path.join(folder, "run.log")
     command = [args.spool, "run", pipeline, "--json", "--data-dir", os.path.join(folder, "data")]
+    if args.master and not args.trace:
+        command += ["--master", args.master]
     if args.trace:
         with traced_endpoint(args, folder) as proxy:
             code, wall, launched = timed_process(command + ["--livy", proxy.url], stdout, stderr)
@@ -186,7 +194,8 @@ def traced_endpoint(args, folder):
     with open(log, "wb") as err:
         endpoint = subprocess.Popen(
             [args.spool, "livy-local", "--port", "0", "--cores", str(args.cores),
-             "--work-dir", os.path.join(folder, "livy-local")],
+             "--work-dir", os.path.join(folder, "livy-local")]
+            + (["--master", args.master] if args.master else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
         )
     proxy = None
@@ -261,8 +270,13 @@ def run_pipeline_way(args):
     apps = []
     for index, notebook in enumerate(notebooks):
         stem = os.path.join(folder, "%02d-%s" % (index, notebook["id"].replace("/", "_")))
-        command = [args.spark_submit, "--master", "local[%d]" % args.cores,
-                   "--driver-memory", "1g", "--name", "bench-" + notebook["id"]]
+        command = [args.spark_submit, "--driver-memory", "1g", "--name", "bench-" + notebook["id"]]
+        if args.master:
+            command += ["--master", args.master, "--deploy-mode", "client",
+                        "--conf", "spark.cores.max=%d" % args.cores,
+                        "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g"]
+        else:
+            command += ["--master", "local[%d]" % args.cores]
         for key, value in conf.items():
             command += ["--conf", "%s=%s" % (key, value)]
         command += [app, "--launches", launches, "--index", str(index),
@@ -346,13 +360,14 @@ def utilisation(result, cores):
     return result["task"] / (cores * result["wall"]) if result["wall"] > 0 else 0.0
 
 
-def report(results, cores, load, traced):
+def report(results, cores, master, load, traced):
     by_way = {r["way"]: r for r in results}
     base = by_way.get(BASELINE)
+    spark = "%d one-core executors of %s" % (cores, master) if master else "local[%d]" % cores
     lines = [
-        "Run benchmark: local[%d] for every way, each paying its own Spark start-up "
+        "Run benchmark: %s for every way, each paying its own Spark start-up "
         "(load average at start: %s)%s" % (
-            cores, load, "; Spool via livy-local and a recording proxy" if traced else ""),
+            spark, load, "; Spool via livy-local and a recording proxy" if traced else ""),
         "",
         "%-34s %9s %9s %6s %6s %14s %16s" % (
             "way", "wall s", "task s", "util", "runs", "speed-up vs 2", "util ratio vs 2"),
@@ -409,7 +424,10 @@ def main():
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     load = "%.2f %.2f %.2f" % os.getloadavg()
-    pool = {"executors": 1, "executor_cores": args.cores}
+    if args.master:
+        pool = {"executors": args.cores, "executor_cores": 1}
+    else:
+        pool = {"executors": 1, "executor_cores": args.cores}
     results = []
     try:
         for way in WAY_ORDER:
@@ -433,7 +451,7 @@ def main():
         print("bench-runs: the ways disagree: %s" % problem, file=sys.stderr)
     if problems:
         return 1
-    table = report(results, args.cores, load, args.trace)
+    table = report(results, args.cores, args.master, load, args.trace)
     details = profile(results)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
