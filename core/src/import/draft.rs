@@ -20,6 +20,8 @@ pub(crate) struct Draft {
     pub name: String,
     pub description: Option<String>,
     pub max_concurrency: Option<u32>,
+    /// The whole run's limit (top-level `timeout_secs`).
+    pub run_timeout_secs: Option<u64>,
     /// `[defaults] retry_interval_secs`, when the source tool's default differs from Spool's.
     pub default_retry_interval_secs: Option<u64>,
     pub steps: Vec<DraftStep>,
@@ -110,6 +112,9 @@ impl Draft {
         doc["name"] = value(self.name.as_str());
         if let Some(d) = &self.description {
             doc["description"] = value(d.as_str());
+        }
+        if let Some(secs) = self.run_timeout_secs {
+            doc["timeout_secs"] = value(secs as i64);
         }
         // Positions keep the tables in this order, [[notebook]] and [[pipeline]] interleaved.
         let mut position = 1;

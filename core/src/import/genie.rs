@@ -335,6 +335,7 @@ fn convert(
         name: pipeline.to_string(),
         description: None,
         max_concurrency: None,
+        run_timeout_secs: None,
         default_retry_interval_secs: Some(GENIE_RETRY_INTERVAL_SECS),
         steps: Vec::new(),
     };

@@ -142,18 +142,11 @@ pub fn import_runmultiple(label: &str, text: &str, target: &Target) -> Converted
         name: super::stem(target.main).to_string(),
         description: None,
         max_concurrency: Some(dag.concurrency.unwrap_or(DEFAULT_CONCURRENCY)),
+        // runMultiple's default limit is written too: Spool's default is none.
+        run_timeout_secs: Some(dag.timeout_in_seconds.unwrap_or(DEFAULT_DAG_TIMEOUT_SECS)),
         default_retry_interval_secs: Some(DEFAULT_RETRY_INTERVAL_SECS),
         steps: Vec::new(),
     };
-    if let Some(t) = dag
-        .timeout_in_seconds
-        .filter(|&t| t != DEFAULT_DAG_TIMEOUT_SECS)
-    {
-        ctx.report.note(
-            &place.field("timeoutInSeconds"),
-            format!("{t} s not carried over: Spool has no limit on a whole run"),
-        );
-    }
     let acts = &dag.activities;
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, a) in acts.iter().enumerate() {
@@ -279,6 +272,7 @@ fn workspace_name(path: &str) -> &str {
 /// (their notebooks keep namespaced names such as `dims/load`); runMultiple only runs a
 /// notebook after its dependencies succeeded, so a notebook that waits for another outcome is
 /// left out with everything after it, and reported.
+/// `timeoutInSeconds` is the pipeline's own `timeout_secs`, or `timeout_in_seconds` when it has none.
 pub fn export_runmultiple(label: &str, plan: &Plan, timeout_in_seconds: u64) -> Exported {
     let mut report = Report::default();
     let place = Place::file(label);
@@ -401,7 +395,7 @@ pub fn export_runmultiple(label: &str, plan: &Plan, timeout_in_seconds: u64) -> 
     }
     let dag = RunMultipleDag {
         activities,
-        timeout_in_seconds: Some(timeout_in_seconds),
+        timeout_in_seconds: Some(plan.timeout_secs.unwrap_or(timeout_in_seconds)),
         concurrency: Some(plan.pool.max_concurrency.unwrap_or(plan.pool.capacity())),
     };
     let json = serde_json::to_string_pretty(&dag).unwrap_or_default() + "\n";

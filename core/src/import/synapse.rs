@@ -507,6 +507,7 @@ impl Importer<'_> {
             name: p.name.clone(),
             description: p.description.clone(),
             max_concurrency: None,
+            run_timeout_secs: None,
             default_retry_interval_secs: None,
             steps: Vec::new(),
         };
