@@ -337,6 +337,7 @@ fn task_detail(run: &RunView, id: &str) -> Html {
         html! {
             <div class="attempt" data-attempt={a.attempt.to_string()} data-outcome={outcome}>
                 <p>{ format!("attempt {}: {outcome}", a.attempt) }{ took.map(|d| format!(" after {d}")).unwrap_or_default() }</p>
+                { crate::each(a.params.as_ref().map(|p| html! { <p class="attempt-params">{ format!("parameters: {}", serde_json::Value::Object(p.clone())) }</p> })) }
                 { crate::each(a.error.as_ref().map(|e| html! {
                     <>
                         <p class="error">{ format!("{}: {}", e.ename, e.evalue) }
@@ -356,6 +357,7 @@ fn task_detail(run: &RunView, id: &str) -> Html {
         <div id="task-detail" data-id={id.to_string()} data-state={state.name()}>
             <h4>{ id }{ format!(" — {}", state.name()) }</h4>
             { crate::each(final_reason(t).map(|r| html! { <p class="reason">{ format!("{}: {r}", state.name()) }</p> })) }
+            { crate::each(t.values.as_ref().map(|v| html! { <p class="task-values">{ format!("published: {}", serde_json::to_string(v).unwrap_or_default()) }</p> })) }
             { crate::each(attempts) }
         </div>
     }
