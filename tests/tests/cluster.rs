@@ -3,20 +3,17 @@
 //! client mode behind `spool livy-local --master`. Executors come and go here as on a real
 //! pool: workers added mid-run, a worker JVM SIGKILLed under running tasks, dynamic allocation.
 //!
-//! The tests run one at a time (a cluster is five or more JVMs; the CI machine has 2 cores):
-//! `cargo test -p spool-tests --test cluster`. Each takes 1.5 to 2.5 minutes on a loaded 2-core
-//! machine (cluster start about 30 s, Spark session start about 35 s, then the run).
+//! One test runs the scenarios one after the other on one cluster (a cluster is four or more
+//! JVMs; the CI machine has 2 cores): `cargo test -p spool-tests --test cluster`. On a loaded
+//! 2-core machine: cluster start about 30 s, each Spark session start 35 to 85 s, then the runs.
 
 use serde_json::Value;
 use spool_tests::{root, spool, wait_for, LocalLivy};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// A standalone cluster for one test, stopped (every JVM) when dropped.
+/// A standalone cluster, stopped (every JVM) when dropped.
 struct Cluster {
     dir: PathBuf,
     url: String,
@@ -162,48 +159,34 @@ fn assert_admission_within_capacity(events: &[Value]) {
     }
 }
 
-/// One test's cluster and folder (run history in `data`); tests take turns. Dropped in field
-/// order: the cluster stops before its folder goes.
-struct OnCluster {
-    cluster: Cluster,
-    tmp: tempfile::TempDir,
-    data: PathBuf,
-    _turn: MutexGuard<'static, ()>,
-}
-
-impl OnCluster {
-    fn start(workers: u32) -> OnCluster {
-        let turn = ONE_CLUSTER_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        assert!(
-            std::env::var_os("SPOOL_PYTHON").is_some() || root().join(".venv/bin/python").exists(),
-            "needs PySpark: run scripts/python-env.sh or set SPOOL_PYTHON"
-        );
-        let tmp = tempfile::tempdir().unwrap();
-        OnCluster {
-            cluster: Cluster::start(&tmp.path().join("cluster"), workers),
-            data: tmp.path().join("data"),
-            tmp,
-            _turn: turn,
-        }
-    }
-
-    /// `spool livy-local --master` on this cluster.
-    fn livy(&self) -> LocalLivy {
-        LocalLivy::start_with(
-            &self.tmp.path().join("livy"),
-            &["--master", &self.cluster.url],
-        )
-    }
-}
-
+/// The three scenarios share one cluster (starting one costs about 30 s on a loaded 2-core
+/// machine), in this order: each leaves it as the next expects (two live workers after the
+/// first). Each has its own run history.
 #[test]
-fn the_example_runs_on_the_cluster_and_capacity_follows_a_worker_added_mid_run() {
-    // One worker of the two executors the pool asks for: the application starts with one.
-    let on = OnCluster::start(1);
-    let (cluster, data) = (&on.cluster, &on.data);
-    let examples = on.tmp.path().join("examples");
+fn scenarios_on_a_two_worker_cluster() {
+    assert!(
+        std::env::var_os("SPOOL_PYTHON").is_some() || root().join(".venv/bin/python").exists(),
+        "needs PySpark: run scripts/python-env.sh or set SPOOL_PYTHON"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    // One worker of the two executors the example's pool asks for.
+    let cluster = Cluster::start(&tmp.path().join("cluster"), 1);
+    the_example_runs_and_capacity_follows_a_worker_added_mid_run(&cluster, tmp.path());
+    let livy = LocalLivy::start_with(&tmp.path().join("livy"), &["--master", &cluster.url]);
+    a_worker_killed_under_running_tasks_is_survived_and_admission_follows_capacity(
+        &cluster,
+        &livy,
+        &tmp.path().join("killed"),
+    );
+    dynamic_allocation_grows_and_shrinks_the_pool_and_admission_follows(
+        &livy,
+        &tmp.path().join("dynamic"),
+    );
+}
+
+/// `spool run --master` of the example, begun on one worker; a second worker joins mid-run.
+fn the_example_runs_and_capacity_follows_a_worker_added_mid_run(cluster: &Cluster, tmp: &Path) {
+    let examples = tmp.join("examples");
     let copied = Command::new("cp")
         .arg("-r")
         .arg(root().join("examples"))
@@ -222,6 +205,7 @@ fn the_example_runs_on_the_cluster_and_capacity_follows_a_worker_added_mid_run()
     assert!(text.contains("executors = 2\nexecutor_cores = 1"));
     std::fs::write(&file, text).unwrap();
 
+    let data = &tmp.join("example");
     let run = start_run(&file, data, &["--master", &cluster.url]);
     wait_for(
         "the session to report one executor",
@@ -242,11 +226,13 @@ fn the_example_runs_on_the_cluster_and_capacity_follows_a_worker_added_mid_run()
     );
 }
 
-#[test]
-fn a_worker_killed_under_running_tasks_is_survived_and_admission_follows_capacity() {
-    let on = OnCluster::start(2);
-    let livy = on.livy();
-    let (cluster, data) = (&on.cluster, &on.data);
+/// Worker 1's JVM is SIGKILLed while `spread`'s tasks run on both executors; a new worker
+/// replaces it.
+fn a_worker_killed_under_running_tasks_is_survived_and_admission_follows_capacity(
+    cluster: &Cluster,
+    livy: &LocalLivy,
+    data: &Path,
+) {
     let file = root().join("tests/fixtures/cluster/spread.toml");
     let run = start_run(&file, data, &["--livy", &livy.url]);
 
@@ -285,11 +271,10 @@ fn a_worker_killed_under_running_tasks_is_survived_and_admission_follows_capacit
     assert_admission_within_capacity(&log);
 }
 
-#[test]
-fn dynamic_allocation_grows_and_shrinks_the_pool_and_admission_follows() {
-    let on = OnCluster::start(2);
-    let livy = on.livy();
-    let data = &on.data;
+fn dynamic_allocation_grows_and_shrinks_the_pool_and_admission_follows(
+    livy: &LocalLivy,
+    data: &Path,
+) {
     let file = root().join("tests/fixtures/cluster/dynamic.toml");
     let (code, run, stderr) = finish(start_run(&file, data, &["--livy", &livy.url]));
     assert_eq!(code, 0, "{stderr}");
