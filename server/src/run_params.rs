@@ -71,7 +71,24 @@ pub fn resume(
         &previous,
     );
     let old_tasks = task_shapes(old_plan);
+    // `[params]` names are the pipeline's, not overrides of notebooks' own parameters.
+    let notebook_overrides = |given: &Given| -> Given {
+        given
+            .iter()
+            .filter(|(k, _)| !plan.scopes[0].params.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
     let mut changes = Vec::new();
+    // A `[params]` value given anew: kept tasks may have computed with the old one.
+    let keeps_any = (0..plan.tasks.len()).any(|t| machine.is_carried_over(t));
+    for name in plan.scopes[0].params.keys() {
+        if keeps_any && old.params.get(name) != params.get(name) {
+            changes.push(format!(
+                "pipeline parameter `{name}` (repair with `--rerun` to run again what uses it)"
+            ));
+        }
+    }
     for (t, task) in plan.tasks.iter().enumerate() {
         if !machine.is_carried_over(t) || task.kind != TaskKind::Notebook {
             continue;
@@ -83,8 +100,8 @@ pub fn resume(
         if before.path != task.path {
             what.push(format!("notebook `{}` → `{}`", before.path, task.path));
         }
-        let was = effective(&task.id, &before.params, &old.params);
-        let now = effective(&task.id, &task.params, &params);
+        let was = effective(&task.id, &before.params, &notebook_overrides(&old.params));
+        let now = effective(&task.id, &task.params, &notebook_overrides(&params));
         let names: std::collections::BTreeSet<&String> = was.keys().chain(now.keys()).collect();
         for name in names {
             let (a, b) = (was.get(name), now.get(name));
@@ -283,6 +300,35 @@ depends_on = ["a"]
         )
         .expect_err("another file");
         assert!(err.contains("ran `p.toml`, not `q.toml`"), "{err}");
+    }
+
+    #[test]
+    fn a_resume_that_changes_a_pipeline_parameter_is_refused_while_tasks_are_kept() {
+        let text = format!("[params]\nday = \"mon\"\n{PIPELINE}");
+        let (old, old_plan) = old_run(Given::new());
+        let err = resume(
+            &old,
+            &old_plan,
+            "p.toml",
+            &plan(&text),
+            &given(&[("day", json!("tue"))]),
+            &[],
+        )
+        .expect_err("`a` was computed with the default");
+        assert!(err.contains("pipeline parameter `day`"), "{err}");
+        assert!(
+            !err.contains("`a`: parameter"),
+            "not a notebook override: {err}"
+        );
+        let repaired = resume(
+            &old,
+            &old_plan,
+            "p.toml",
+            &plan(&text),
+            &given(&[("day", json!("tue"))]),
+            &["a".to_string()],
+        );
+        assert!(repaired.is_ok(), "nothing is kept: {repaired:?}");
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub enum ExportKind {
         /// Where to write the JSON (standard output when left out).
         #[arg(short, long)]
         out: Option<PathBuf>,
-        /// runMultiple's limit on the whole run (`timeoutInSeconds`).
+        /// runMultiple's limit on the whole run (`timeoutInSeconds`) for a pipeline without a
+        /// top-level `timeout_secs` of its own.
         #[arg(long, default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
         timeout_secs: u64,
         /// Overwrite files that exist.
@@ -375,7 +376,9 @@ mod tests {
         let back: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("back.json")).unwrap()).unwrap();
         assert_eq!(back["concurrency"], 3);
-        assert_eq!(back["timeoutInSeconds"], 3600);
+        // The imported file's own run limit (runMultiple's default, written on import) wins
+        // over `--timeout-secs`, which is for pipelines without one.
+        assert_eq!(back["timeoutInSeconds"], 43_200);
         assert_eq!(back["activities"][1]["dependencies"][0], "a");
         assert_eq!(back["activities"][1]["retry"], 2);
     }
