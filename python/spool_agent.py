@@ -314,7 +314,7 @@ def install(spark):
 
 
 def _warm_up(spark):
-    """Runs one small aggregation on every core before the first notebook. A fresh JVM's first
+    """Runs one small job on every core before the first notebook. A fresh JVM's first
     jobs pay for class loading and code generation (15 s on a loaded 2-core machine): that is
     the session's start-up, and left to the first notebooks it would inflate their durations,
     which the dry run calibrates from. Bounded: a cluster that has no executor yet must not
@@ -324,9 +324,11 @@ def _warm_up(spark):
     def job():
         try:
             sc.setJobGroup(WARM_UP_GROUP, "spool: warm-up before the first notebook", True)
+            # No shuffle: with dynamic allocation's shuffle tracking, executors holding
+            # shuffle files are kept, and the pool could never shrink.
             spark.range(0, 1000, numPartitions=max(sc.defaultParallelism, 1)).selectExpr(
-                "sum(id) AS s"
-            ).first()
+                "id % 7 AS k", "id * 2 AS v"
+            ).filter("v < 0").collect()
         except Exception:  # noqa: BLE001 - a cancelled or failed warm-up costs only speed
             pass
 

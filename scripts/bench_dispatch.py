@@ -145,7 +145,7 @@ cores, notebook_path, log, graph = int(sys.argv[1]), sys.argv[2], sys.argv[3], j
 spark = SparkSession.builder.master("local[%d]" % cores).config("spark.scheduler.mode", "FAIR").getOrCreate()
 spark.sparkContext.setLogLevel("WARN")
 # Spark warm, as Spool's agent warms its session before the first notebook.
-spark.range(0, 1000, numPartitions=cores).selectExpr("sum(id) AS s").first()
+spark.range(0, 1000, numPartitions=cores).selectExpr("id % 7 AS k", "id * 2 AS v").filter("v < 0").collect()
 source = open(notebook_path).read()
 code = compile(source, notebook_path, "exec")
 lock = threading.Lock()

@@ -318,7 +318,7 @@ pub fn decode_reply<T: DeserializeOwned>(
 /// that ends the moment a notebook does), and every millisecond between a notebook's end and
 /// the server noticing it is dead time before its dependents start.
 const AGENT_STATEMENT_CHECKS: (Duration, Duration) =
-    (Duration::from_millis(2), Duration::from_millis(20));
+    (Duration::from_millis(2), Duration::from_millis(8));
 
 /// Talks to the agents of one Livy endpoint's sessions.
 pub struct Agent {
