@@ -112,15 +112,21 @@ impl History {
 
     /// Appends one event; returns its sequence number.
     pub fn append(&self, run: i64, event: &RunEvent, at_ms: i64) -> anyhow::Result<i64> {
-        self.append_all(run, std::slice::from_ref(&(event.clone(), at_ms)))
+        self.append_all(run, &[(event, at_ms)])
     }
 
     /// Appends events in order in one transaction (one sync to disk: the executor writes what
     /// it decided together, before acting on it); returns the last one's sequence number.
-    pub fn append_all(&self, run: i64, events: &[(RunEvent, i64)]) -> anyhow::Result<i64> {
+    pub fn append_all<E: std::borrow::Borrow<RunEvent>>(
+        &self,
+        run: i64,
+        events: &[(E, i64)],
+    ) -> anyhow::Result<i64> {
         anyhow::ensure!(!events.is_empty(), "nothing to append");
         anyhow::ensure!(
-            !events.iter().any(|(e, _)| matches!(e, RunEvent::Unknown)),
+            !events
+                .iter()
+                .any(|(e, _)| matches!(e.borrow(), RunEvent::Unknown)),
             "an event of unknown kind is only ever read, never written"
         );
         let mut conn = self.conn();
@@ -133,7 +139,7 @@ impl History {
         anyhow::ensure!(seq >= 0, "run {run} does not exist");
         for (event, at_ms) in events {
             seq += 1;
-            let body = serde_json::to_string(&bounded(event.clone()))?;
+            let body = serde_json::to_string(&bounded(event.borrow().clone()))?;
             tx.execute(
                 "INSERT INTO events (run_id, seq, at_ms, body) VALUES (?1, ?2, ?3, ?4)",
                 params![run, seq, at_ms, body],
