@@ -59,14 +59,20 @@ pub fn simulate_json(data: &Path, file: &Path, flags: &[String]) -> serde_json::
     serde_json::from_slice(&out.stdout).expect("the report as JSON")
 }
 
+/// Sends `signal` (`"INT"`, `"TERM"`, `"KILL"`) to process `pid`; whether it was delivered.
+pub fn send_signal(pid: &str, signal: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{signal}"), pid])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Sends SIGINT (a clean stop), then SIGKILL if the process has not ended in `grace`.
 pub fn stop(child: &mut Child, grace: Duration) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    send_signal(&child.id().to_string(), "INT");
     let until = Instant::now() + grace;
     while Instant::now() < until {
         if let Ok(Some(_)) = child.try_wait() {
@@ -229,11 +235,8 @@ impl Served {
 impl Served {
     /// Sends `signal` (`"TERM"`, `"INT"`) to the server and waits up to `limit` for it to exit.
     pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success(), "signal {signal} to spool serve");
+        let sent = send_signal(&self.child.id().to_string(), signal);
+        assert!(sent, "signal {signal} to spool serve");
         wait_for("spool serve to exit", limit, || {
             self.child.try_wait().expect("wait for spool serve")
         })

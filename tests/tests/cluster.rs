@@ -63,11 +63,8 @@ impl Cluster {
     fn kill_worker(&self, n: u32) {
         let pid_file = self.dir.join(format!("worker-{n}.pid"));
         let pid = std::fs::read_to_string(&pid_file).expect("worker pid file");
-        let status = Command::new("kill")
-            .args(["-KILL", pid.trim()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "worker {n} (pid {pid}) was not running");
+        let killed = spool_tests::send_signal(pid.trim(), "KILL");
+        assert!(killed, "worker {n} (pid {pid}) was not running");
         std::fs::remove_file(pid_file).expect("forget the dead worker");
     }
 }

@@ -2,7 +2,7 @@
 //! Each test gets its own endpoint and data directory.
 
 use serde_json::Value;
-use spool_tests::{spool, wait_for, LocalLivy, Served};
+use spool_tests::{send_signal, spool, wait_for, LocalLivy, Served};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -201,10 +201,7 @@ fn a_killed_driver_fails_its_notebooks_and_a_new_session_finishes_the_run() {
     let ours = livy.driver_pids();
     assert!(!ours.is_empty(), "no driver process found");
     for pid in &ours {
-        std::process::Command::new("kill")
-            .args(["-9", pid])
-            .status()
-            .unwrap();
+        send_signal(pid, "KILL");
     }
     let status = child.wait().unwrap();
     let run = finished_run(&mut child);
@@ -434,10 +431,7 @@ fn ctrl_c_cancels_the_run_and_records_it() {
     let data = tmp.path().join("data");
     let marker = tmp.path().join("slow-marker");
     let mut child = start_long_run(&livy.url, &data, &marker);
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    send_signal(&child.id().to_string(), "INT");
     let status = wait_for("the run to stop", Duration::from_secs(60), || {
         child.try_wait().unwrap()
     });
