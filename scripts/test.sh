@@ -8,6 +8,14 @@ cd "$root"
 
 . scripts/steps.sh
 
+# A full test run is not an edit-compile loop: incremental caches would only add ~3 GB to the
+# disk (a CI run has failed with "No space left on device").
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+free_mib=$(df -Pm "$root" | awk 'NR == 2 { print $4 }')
+if [[ $free_mib =~ ^[0-9]+$ ]] && (( free_mib < 8192 )); then
+  echo "warning: ${free_mib} MiB free on the disk of $root; a first full run needs about 6 GB" >&2
+fi
+
 step "python environment (PySpark, test clients)"
 SPOOL_PYTHON=$(scripts/python-env.sh)
 export SPOOL_PYTHON
