@@ -97,6 +97,13 @@ pub enum RunEvent {
         #[serde(default)]
         metrics: Option<serde_json::Value>,
     },
+    /// Spark's figures for an ended attempt (jobs, tasks, executor time), when they were read
+    /// after its `TaskFinished`: the agent reports an end without waiting for them.
+    AttemptMetrics {
+        task: String,
+        attempt: u32,
+        metrics: serde_json::Value,
+    },
     RetryScheduled {
         task: String,
         attempt: u32,
@@ -510,6 +517,15 @@ impl RunRecord {
             RunEvent::ValuesPublished { task, values, .. } => {
                 self.task(task).values = Some(values.clone());
             }
+            RunEvent::AttemptMetrics {
+                task,
+                attempt,
+                metrics,
+            } => {
+                if let Some(a) = self.attempt(task, *attempt) {
+                    a.metrics = Some(metrics.clone());
+                }
+            }
             RunEvent::RunStarted { .. }
             | RunEvent::SessionChanged { .. }
             | RunEvent::RetryScheduled { .. }
@@ -547,6 +563,29 @@ mod tests {
 
     fn events(json: &str) -> Vec<StoredEvent> {
         serde_json::from_str(json).expect("test events parse")
+    }
+
+    #[test]
+    fn metrics_read_after_an_end_belong_to_that_attempt() {
+        let evs = events(
+            r#"[
+            {"seq":0,"at_ms":1000,"event":{"type":"run_started","pipeline":"p","file":"p.toml","params":{},"resumed_from":null,"plan":{}}},
+            {"seq":1,"at_ms":1100,"event":{"type":"task_started","task":"a","attempt":1}},
+            {"seq":2,"at_ms":1200,"event":{"type":"task_finished","task":"a","attempt":1,"outcome":"failed"}},
+            {"seq":3,"at_ms":1210,"event":{"type":"task_started","task":"a","attempt":2}},
+            {"seq":4,"at_ms":1220,"event":{"type":"attempt_metrics","task":"a","attempt":1,"metrics":{"jobs":2}}},
+            {"seq":5,"at_ms":1230,"event":{"type":"attempt_metrics","task":"gone","attempt":1,"metrics":{"jobs":9}}}
+        ]"#,
+        );
+        let run = RunRecord::fold(1, &evs).expect("starts with run_started");
+        let a = &run.tasks["a"].attempts;
+        assert_eq!(a[0].metrics, Some(serde_json::json!({"jobs": 2})));
+        assert_eq!(a[0].ended_ms, Some(1200), "the metrics do not move the end");
+        assert_eq!(a[1].metrics, None);
+        assert!(
+            !run.tasks.contains_key("gone"),
+            "no attempt is made up for them"
+        );
     }
 
     #[test]

@@ -214,6 +214,11 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
             }
             l
         }
+        RunEvent::AttemptMetrics {
+            task,
+            attempt,
+            metrics,
+        } => format!("{task:<28} attempt {attempt} Spark metrics {metrics}"),
         RunEvent::RetryScheduled {
             task,
             attempt,

@@ -669,6 +669,15 @@ fn values_set_by_notebooks_reach_their_dependents_and_the_run_log() {
         serde_json::json!({"tables": ["orders", "returns"], "day": "2024-06-30"})
     );
     assert_eq!(count["values"]["values"]["row_count"], 20);
+    // Spark's figures for the attempt, read after its end was reported (attempt_metrics).
+    let metrics = &count["attempts"][0]["metrics"];
+    assert!(metrics["jobs"].as_u64() >= Some(1), "{metrics}");
+    assert!(metrics["tasks"].as_u64() >= Some(1), "{metrics}");
+    // The last notebook's too: the run waits briefly for them after its end.
+    assert!(
+        run["tasks"]["report"]["attempts"][0]["metrics"].is_object(),
+        "{run}"
+    );
     let report = &run["tasks"]["report"];
     assert_eq!(
         report["attempts"][0]["params"],

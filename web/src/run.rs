@@ -138,6 +138,7 @@ impl RunView {
             RunEvent::ParamsBound { .. }
             | RunEvent::AttemptParams { .. }
             | RunEvent::ValuesPublished { .. }
+            | RunEvent::AttemptMetrics { .. }
             | RunEvent::RunStarted { .. }
             | RunEvent::RunFinished { .. }
             | RunEvent::Unknown => {}

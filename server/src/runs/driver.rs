@@ -20,6 +20,7 @@ use spool_core::dag::{Plan, TaskId, TaskKind};
 use spool_core::params::{Bound, TaskValues};
 use spool_core::sched::{Command, Event, Machine, TaskState};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,10 @@ const MAX_RESEND_WAIT: Duration = Duration::from_secs(4);
 /// After the run's end, how long attempts still being cancelled are waited for before their
 /// session is deleted (a long-lived session is not deleted: they are left to its agent).
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// After the run's end, how long the last attempts' Spark metrics are waited for (the agent
+/// reads them in 8-25 ms), polling this often.
+const METRICS_DRAIN_LIMIT: Duration = Duration::from_secs(1);
+const METRICS_POLL_WAIT: Duration = Duration::from_millis(50);
 
 /// Tries of a session call whose outcome was unclear (both are idempotent: a session is
 /// found by its name, the agent loads once and the lease is its owner's).
@@ -142,6 +147,9 @@ pub(super) struct Execution {
     parked: BTreeMap<TaskId, u32>,
     /// Tasks that must not start again, and why (an attempt may live in a leaked session).
     tainted: BTreeMap<TaskId, String>,
+    /// Ended attempts recorded before their Spark metrics were read: the agent reports an end
+    /// at once and the metrics in a later poll.
+    metrics_owed: BTreeSet<(TaskId, u32)>,
     capacity: Option<u32>,
     /// Commands the machine gave while a command was being carried out.
     deferred: Vec<Command>,
@@ -178,6 +186,7 @@ impl Execution {
             live: BTreeMap::new(),
             parked: BTreeMap::new(),
             tainted: BTreeMap::new(),
+            metrics_owed: BTreeSet::new(),
             capacity: None,
             deferred: Vec::new(),
             resumed_from,
@@ -334,7 +343,7 @@ impl Execution {
         let mut pending = std::mem::take(&mut self.deferred);
         self.feed(Event::RunStarted, &mut pending);
         let mut control_open = true;
-        let mut drain_until: Option<Instant> = None;
+        let mut ended_at: Option<Instant> = None; // when the machine decided the run's end
         loop {
             while !pending.is_empty() {
                 for cmd in std::mem::take(&mut pending) {
@@ -343,8 +352,11 @@ impl Execution {
                 }
             }
             if self.finished.is_some() {
-                let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN_LIMIT);
-                if self.live.is_empty() || Instant::now() >= until {
+                let ended = *ended_at.get_or_insert_with(Instant::now);
+                let now = Instant::now();
+                let metrics_done =
+                    self.metrics_owed.is_empty() || now >= ended + METRICS_DRAIN_LIMIT;
+                if (self.live.is_empty() && metrics_done) || now >= ended + DRAIN_LIMIT {
                     break;
                 }
             }
@@ -426,7 +438,16 @@ impl Execution {
         if let Some(due) = self.live.values().filter_map(Live::resend_due).min() {
             until = until.min(due);
         }
+        if self.draining_metrics() {
+            until = until.min(now + METRICS_POLL_WAIT);
+        }
         until.saturating_duration_since(now)
+    }
+
+    /// Whether the run has ended and only the last attempts' metrics are still to come: a
+    /// poll returns for an end at once, not for metrics, so it is kept short.
+    fn draining_metrics(&self) -> bool {
+        self.finished.is_some() && self.live.is_empty() && !self.metrics_owed.is_empty()
     }
 
     /// A long poll of the session when attempts may run there, else a sleep. Owns what it
@@ -439,7 +460,7 @@ impl Execution {
         let target = self
             .session
             .as_ref()
-            .filter(|_| !self.live.is_empty())
+            .filter(|_| !self.live.is_empty() || self.draining_metrics())
             .map(|c| (c.id, c.since));
         let owner = self.owner.clone();
         async move {
@@ -802,6 +823,15 @@ impl Execution {
         };
         let attempt = u.attempt;
         let Some(live) = self.live.get_mut(&(task, attempt)) else {
+            if let (Some(metrics), true) = (&u.metrics, u.state.is_finished()) {
+                if self.metrics_owed.remove(&(task, attempt)) {
+                    self.record(RunEvent::AttemptMetrics {
+                        task: self.task_id(task),
+                        attempt,
+                        metrics: serde_json::to_value(metrics).unwrap_or_default(),
+                    });
+                }
+            }
             return;
         };
         if !u.state.is_finished() {
@@ -860,6 +890,10 @@ impl Execution {
             }
             self.published.insert(task, values);
         }
+        let metrics = u.metrics.and_then(|m| serde_json::to_value(m).ok());
+        if metrics.is_none() {
+            self.metrics_owed.insert((task, attempt));
+        }
         self.record(RunEvent::TaskFinished {
             task: self.task_id(task),
             attempt,
@@ -876,7 +910,7 @@ impl Execution {
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),
             }),
-            metrics: u.metrics.and_then(|m| serde_json::to_value(m).ok()),
+            metrics,
         });
         self.feed(event, pending);
     }
@@ -906,6 +940,8 @@ impl Execution {
     /// Ends every live attempt without a report: the ones the machine waits for are recorded
     /// with `error`; then the parked starts may go.
     fn settle_lost(&mut self, error: impl Fn(TaskId) -> TaskError, pending: &mut Vec<Command>) {
+        // The lost session's agent will not report them either.
+        self.metrics_owed.clear();
         let lost = std::mem::take(&mut self.live);
         for (&(task, attempt), live) in &lost {
             if !live.machine_ended {

@@ -5,7 +5,9 @@
 //! began, in which session, and when it really ended. Time is tokio's (tests pause it).
 
 use super::spark::{CreatedSession, Liveness, SessionRequest, Spark, SparkError};
-use crate::agent::{Capacity, NotebookLaunch, NotebookState, NotebookUpdate, PollReply};
+use crate::agent::{
+    Capacity, NotebookLaunch, NotebookState, NotebookUpdate, PollReply, SparkMetrics,
+};
 use crate::livy::SessionId;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -63,7 +65,13 @@ struct Attempt {
         serde_json::Map<String, serde_json::Value>,
     ),
     seq: u64,
+    /// The `seq` of its end: a poll returns at once for an end, not for metrics.
+    end_seq: Option<u64>,
+    /// Like the agent, metrics are read after the end has been reported once, and reported
+    /// by a later poll; the attempt is forgotten only then.
+    metrics: Option<SparkMetrics>,
     ends_at: Instant,
+    began: Instant,
     outcome: NotebookState,
     execution: usize,
 }
@@ -253,6 +261,7 @@ impl FakeSpark {
                 let a = s.attempts.get_mut(&key).expect("listed");
                 a.state = a.outcome;
                 a.seq = seq;
+                a.end_seq = Some(seq);
                 if let Some(e) = state.executions.get_mut(a.execution) {
                     e.ended = Some(at);
                 }
@@ -346,7 +355,7 @@ impl FakeSpark {
             error: None,
             exit_value: succeeded.then(|| a.publishes.0.clone()),
             values: succeeded.then(|| a.publishes.1.clone()),
-            metrics: None,
+            metrics: a.metrics.clone(),
         }
     }
 }
@@ -436,7 +445,10 @@ impl Spark for FakeSpark {
                         launch.params.clone(),
                     ),
                     seq: s.seq,
+                    end_seq: None,
+                    metrics: None,
                     ends_at: now + duration,
+                    began: now,
                     outcome,
                     execution: executions,
                 },
@@ -469,7 +481,7 @@ impl Spark for FakeSpark {
                 let ended_news = s
                     .attempts
                     .values()
-                    .any(|a| a.seq > since && a.state.is_finished());
+                    .any(|a| a.end_seq.is_some_and(|e| e > since));
                 let deadline = now + wait;
                 Ok(if ended_news {
                     now
@@ -487,7 +499,7 @@ impl Spark for FakeSpark {
         let forget: Vec<(String, u32)> = s
             .attempts
             .iter()
-            .filter(|(_, a)| a.state.is_finished() && a.seq <= since)
+            .filter(|(_, a)| a.state.is_finished() && a.metrics.is_some() && a.seq <= since)
             .map(|(k, _)| k.clone())
             .collect();
         for key in forget {
@@ -501,8 +513,24 @@ impl Spark for FakeSpark {
             .filter(|(_, a)| a.seq > since)
             .map(|((id, attempt), a)| Self::update(id, *attempt, a))
             .collect();
+        let seq = s.seq;
+        // The reported ends' metrics are read now, for the next poll.
+        for a in s.attempts.values_mut() {
+            if a.state.is_finished() && a.metrics.is_none() && a.seq > since {
+                s.seq += 1;
+                a.seq = s.seq;
+                a.metrics = Some(SparkMetrics {
+                    jobs: 1,
+                    tasks: 1,
+                    executor_run_time_ms: u64::try_from(
+                        a.ends_at.duration_since(a.began).as_millis(),
+                    )
+                    .unwrap_or(u64::MAX),
+                });
+            }
+        }
         Ok(PollReply {
-            seq: s.seq,
+            seq,
             updates,
             capacity,
         })

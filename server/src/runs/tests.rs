@@ -324,6 +324,41 @@ fn exactly_once_a_start_whose_reply_is_lost_is_sent_again_not_replaced() {
     });
 }
 
+/// The agent reports an end at once and that attempt's Spark metrics in a later poll: the
+/// dependent starts without waiting for them, and every attempt's metrics still reach the run
+/// log, the last one's too (the run waits briefly for them after its end).
+#[test]
+fn metrics_follow_the_end_without_delaying_the_dependent() {
+    paused().block_on(async {
+        let h = Harness::new(CHAIN, FakeSpark::uniform(2.0));
+        let (id, _) = run_to_end(&h, &h.manager(None)).await;
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Succeeded);
+        for task in ["a", "b"] {
+            let metrics = record.tasks[task].attempts[0].metrics.clone();
+            assert_eq!(
+                metrics.as_ref().map(|m| m["executor_run_time_ms"].clone()),
+                Some(2000.into()),
+                "{task}'s metrics are in the run log"
+            );
+        }
+        let kinds: Vec<String> = h
+            .events(id)
+            .iter()
+            .filter_map(|e| match e {
+                RunEvent::TaskStarted { task, .. } => Some(format!("start {task}")),
+                RunEvent::AttemptMetrics { task, .. } => Some(format!("metrics {task}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["start a", "start b", "metrics a", "metrics b"],
+            "b started before a's metrics were read"
+        );
+    });
+}
+
 /// Invariant "every decision is recorded before it is carried out": a start reaches Spark only
 /// once its `task_started` is in the history (the journal is written before each Spark call).
 #[test]
