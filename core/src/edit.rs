@@ -1,6 +1,9 @@
 //! Edits to a pipeline file's TOML text that keep the user's comments, order and formatting
 //! (the web editor's changes go through here, so a file saved from the browser diffs cleanly).
 
+mod params;
+
+pub use params::{read_params, FileParams, ParamRow, ParamType, ParamValue, MAX_PARAM_TEXT};
 use serde::{Deserialize, Serialize};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
@@ -36,6 +39,27 @@ pub enum Edit {
     RemoveDependency {
         to: String,
         from: String,
+    },
+    /// Sets one parameter of a step's `params` (`step` = its id) or of the file's `[params]`
+    /// (no `step`), with its TOML type; the value and every other key keep their place and
+    /// formatting.
+    SetParam {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        key: String,
+        value: ParamValue,
+    },
+    /// Renames one parameter where it stands.
+    RenameParam {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        key: String,
+        to: String,
+    },
+    RemoveParam {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        key: String,
     },
 }
 
@@ -125,6 +149,9 @@ pub fn apply(text: &str, edit: &Edit) -> Result<String, String> {
             }
             deps.fmt();
         }
+        Edit::SetParam { step, key, value } => params::set(&mut doc, step.as_deref(), key, value)?,
+        Edit::RenameParam { step, key, to } => params::rename(&mut doc, step.as_deref(), key, to)?,
+        Edit::RemoveParam { step, key } => params::remove(&mut doc, step.as_deref(), key)?,
     }
     Ok(doc.to_string())
 }

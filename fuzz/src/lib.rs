@@ -320,9 +320,12 @@ pub fn edit(data: &[u8]) {
         panic!("the edit left invalid TOML: {e}\n{out}");
     }
     let adds = match &edit {
-        Edit::AddNotebook { .. } | Edit::AddDependency { .. } => true,
+        Edit::AddNotebook { .. }
+        | Edit::AddDependency { .. }
+        | Edit::SetParam { .. }
+        | Edit::RenameParam { .. } => true,
         Edit::SetStepKey { value, .. } | Edit::SetTableKey { value, .. } => !value.is_null(),
-        Edit::RemoveStep { .. } | Edit::RemoveDependency { .. } => false,
+        Edit::RemoveStep { .. } | Edit::RemoveDependency { .. } | Edit::RemoveParam { .. } => false,
     };
     if adds {
         for comment in toml.lines().map(str::trim).filter(|l| l.starts_with('#')) {
