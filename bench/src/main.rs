@@ -1,6 +1,7 @@
 //! `spool-bench`: what the benchmark scripts (scripts/bench-*.sh) need from Spool and a user
 //! never does, kept out of the shipped `spool` binary.
 
+mod history;
 mod launches;
 mod sim;
 
@@ -22,6 +23,8 @@ enum Command {
     Simulate(sim::SimulateArgs),
     /// The schedule-quality table over generated DAGs (scripts/bench-sim.sh).
     QualitySuite(sim::QualityArgs),
+    /// Listing and server start on a history of many runs (scripts/bench-history.sh).
+    History(history::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
         Command::Launches(a) => launches::run(a),
         Command::Simulate(a) => sim::run_simulate(a),
         Command::QualitySuite(a) => sim::run_quality(a),
+        Command::History(a) => history::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

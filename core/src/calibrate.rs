@@ -8,7 +8,7 @@ use crate::dry_run::{
     MAX_DISPATCH_LATENCY_SECS, MAX_DURATIONS, MAX_EXECUTORS, MAX_EXECUTOR_CORES,
     MAX_NODE_STARTUP_SECS, MAX_SECS,
 };
-use crate::runlog::{AttemptOutcome, RunEvent, RunRecord, RunStatus, StoredEvent};
+use crate::runlog::{AttemptOutcome, RunEvent, RunRecord, RunStatus, RunSummary, StoredEvent};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -67,7 +67,7 @@ impl DurationsFrom {
     /// The runs this choice reads, newest first, out of `runs` (the history, newest first):
     /// only runs of the pipeline named `pipeline`; for a statistic, its last `limit`
     /// successful runs; for `last`, the newest one that is not running.
-    pub fn pick(self, runs: &[RunRecord], pipeline: &str, limit: u32) -> Vec<i64> {
+    pub fn pick(self, runs: &[RunSummary], pipeline: &str, limit: u32) -> Vec<i64> {
         let mine = runs.iter().filter(|r| r.pipeline == pipeline);
         match self {
             DurationsFrom::Run(id) => vec![id],
@@ -237,13 +237,7 @@ fn first_notebook_start_ms(run: &RunRecord) -> Option<i64> {
 /// A run's makespan as a dry run without start-up predicts it: from the first notebook start
 /// to the last notebook end (`None` before a notebook ended).
 pub fn notebook_span_secs(run: &RunRecord) -> Option<f64> {
-    let last_end = run
-        .tasks
-        .values()
-        .flat_map(|t| t.attempts.iter().filter_map(|a| a.ended_ms))
-        .max()?;
-    let first = first_notebook_start_ms(run)?;
-    Some((last_end - first).max(0) as f64 / 1000.0)
+    RunSummary::of(run).notebook_span_secs()
 }
 
 /// One notebook's spread over the runs a statistic read.
@@ -391,12 +385,19 @@ mod tests {
     use crate::gen::LayeredDag;
     use serde_json::json;
 
-    fn record(id: i64, pipeline: &str, status: &str) -> RunRecord {
-        serde_json::from_value(json!({
-            "id": id, "pipeline": pipeline, "file": "p.toml", "status": status,
-            "started_ms": 0, "ended_ms": null, "resumed_from": null, "params": {}, "tasks": {}
-        }))
-        .expect("record reads")
+    fn record(id: i64, pipeline: &str, status: &str) -> RunSummary {
+        RunSummary {
+            id,
+            pipeline: pipeline.into(),
+            file: "p.toml".into(),
+            status: RunStatus::parse(status).expect("a status"),
+            started_ms: 0,
+            ended_ms: None,
+            resumed_from: None,
+            task_counts: Default::default(),
+            first_start_ms: None,
+            last_end_ms: None,
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod edit;
 pub mod gen;
 pub mod import;
 pub mod layout;
+pub mod listing;
 pub mod model;
 pub mod notebook;
 pub mod params;

@@ -242,6 +242,36 @@ pub enum RunStatus {
     Interrupted,
 }
 
+impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::Interrupted,
+    ];
+
+    /// The status's name, as the run log writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<RunStatus> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Whether the run has ended (nothing more happens to it but a resume, which is a new run).
+    pub fn is_final(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
 impl From<RunOutcome> for RunStatus {
     fn from(outcome: RunOutcome) -> Self {
         match outcome {
@@ -253,6 +283,14 @@ impl From<RunOutcome> for RunStatus {
 }
 
 impl RunEvent {
+    /// Whether this is a run's final event (nothing is written after it).
+    pub fn ends_run(&self) -> bool {
+        matches!(
+            self,
+            RunEvent::RunFinished { .. } | RunEvent::RunInterrupted { .. }
+        )
+    }
+
     /// What the run log records for a command of the scheduling machine, before the driver
     /// carries it out; `None` for a command that is only an action (a cancel: what it leads
     /// to is recorded when the attempt reports back). The one mapping every driver uses, so
@@ -554,6 +592,106 @@ impl RunRecord {
             id: self.id,
             trigger_ms: self.started_ms,
         })
+    }
+}
+
+/// How many of a run's tasks reached each final state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    pub succeeded: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub cancelled: u32,
+}
+
+impl TaskCounts {
+    fn add(&mut self, state: Final) {
+        let count = match state {
+            Final::Succeeded => &mut self.succeeded,
+            Final::Failed => &mut self.failed,
+            Final::Skipped => &mut self.skipped,
+            Final::Cancelled => &mut self.cancelled,
+        };
+        *count += 1;
+    }
+}
+
+/// A run as the history lists it: what its first event says, its status and how many tasks
+/// ended in each state. The server keeps one beside each run's log, updated in the same
+/// transaction as the events, so that a listing reads one row per run instead of folding
+/// every run's events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub pipeline: String,
+    pub file: String,
+    pub status: RunStatus,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub resumed_from: Option<i64>,
+    pub task_counts: TaskCounts,
+    /// The first notebook attempt's start and the last one's end, once there are.
+    pub first_start_ms: Option<i64>,
+    pub last_end_ms: Option<i64>,
+}
+
+impl RunSummary {
+    /// The summary of a whole folded run.
+    pub fn of(run: &RunRecord) -> RunSummary {
+        let attempts = || run.tasks.values().flat_map(|t| &t.attempts);
+        let mut task_counts = TaskCounts::default();
+        run.tasks
+            .values()
+            .filter_map(|t| t.state)
+            .for_each(|s| task_counts.add(s));
+        RunSummary {
+            id: run.id,
+            pipeline: run.pipeline.clone(),
+            file: run.file.clone(),
+            status: run.status,
+            started_ms: run.started_ms,
+            ended_ms: run.ended_ms,
+            resumed_from: run.resumed_from,
+            task_counts,
+            first_start_ms: attempts().map(|a| a.started_ms).min(),
+            last_end_ms: attempts().filter_map(|a| a.ended_ms).max(),
+        }
+    }
+
+    /// The run's makespan as a dry run without start-up predicts it: from the first notebook
+    /// start to the last notebook end (`None` before a notebook ended).
+    pub fn notebook_span_secs(&self) -> Option<f64> {
+        let (first, last) = (self.first_start_ms?, self.last_end_ms?);
+        Some((last - first).max(0) as f64 / 1000.0)
+    }
+
+    /// Applies one more event (after the run's first), as [`RunRecord::apply`] would change
+    /// what the summary shows. Exact for logs that settle each task once, as this build
+    /// writes them; a log of an older build settles tasks only in the fold of its end, so the
+    /// server summarises a run's end from its whole fold.
+    pub fn apply(&mut self, stored: &StoredEvent) {
+        let at = stored.at_ms;
+        match &stored.event {
+            RunEvent::TaskStarted { .. } => {
+                self.first_start_ms = Some(self.first_start_ms.map_or(at, |f| f.min(at)));
+            }
+            // A finish without a recorded start is an attempt of no length (as in the fold).
+            RunEvent::TaskFinished { .. } => {
+                self.first_start_ms = Some(self.first_start_ms.map_or(at, |f| f.min(at)));
+                self.last_end_ms = Some(self.last_end_ms.map_or(at, |l| l.max(at)));
+            }
+            RunEvent::TaskSettled { state, .. } => self.task_counts.add(*state),
+            RunEvent::TaskCarriedOver { .. } => self.task_counts.add(Final::Succeeded),
+            RunEvent::RunFinished { status } => {
+                self.status = *status;
+                self.ended_ms = Some(at);
+            }
+            RunEvent::RunInterrupted { .. } => {
+                self.status = RunStatus::Interrupted;
+                self.ended_ms = Some(at);
+            }
+            _ => {}
+        }
     }
 }
 

@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use spool_core::dag::{Plan, TaskKind};
 use spool_core::gen::LayeredDag;
 use spool_core::model::{Condition, Outcome};
-use spool_core::runlog::{AttemptOutcome as LoggedOutcome, RunEvent, RunRecord, StoredEvent};
+use spool_core::runlog::{
+    AttemptOutcome as LoggedOutcome, RunEvent, RunRecord, RunSummary, StoredEvent,
+};
 use spool_core::sched::{Admission, Command, Event, Final, Machine, Policy, TaskState};
 use spool_core::sim::{simulate, AttemptOutcome, Durations, SimReport, SimSetup};
 use std::collections::{BTreeMap, HashMap};
@@ -393,6 +395,15 @@ proptest! {
             }).count();
             prop_assert_eq!(finals, 1, "final events of {}", task.id);
             prop_assert_eq!(run.tasks[&task.id].carried_over, m.is_carried_over(t));
+        }
+
+        // Invariant ("a run's summary is its fold's"): the summary the history keeps, applied
+        // event by event, equals the summary of the fold after every event.
+        let mut summary = RunSummary::of(&RunRecord::fold(1, &stored[..1]).expect("started"));
+        for end in 1..stored.len() {
+            summary.apply(&stored[end]);
+            let folded = RunRecord::fold(1, &stored[..=end]).expect("started");
+            prop_assert_eq!(&summary, &RunSummary::of(&folded), "after event {}", end);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Reads the runs a calibrated dry run asks for (`--durations-from`, the API's
 //! `durations_from`) from the history and measures them with `spool_core::calibrate`.
 
-use crate::history::{History, MAX_LISTED_RUNS};
+use crate::history::{History, RunFilter};
+use spool_core::calibrate::MAX_HISTORY_RUNS;
 use spool_core::calibrate::{Calibration, DurationsFrom, RunMeasurement};
 use spool_core::dag::Plan;
 
@@ -31,7 +32,14 @@ pub fn calibrate(
                 )))
             }
         },
-        _ => from.pick(&history.runs(MAX_LISTED_RUNS)?, &plan.name, history_runs),
+        _ => {
+            let runs = history.list(&RunFilter {
+                limit: MAX_HISTORY_RUNS,
+                pipeline: Some(plan.name.clone()),
+                ..RunFilter::default()
+            })?;
+            from.pick(&runs, &plan.name, history_runs)
+        }
     };
     if ids.is_empty() {
         let what = match from {

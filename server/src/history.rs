@@ -2,18 +2,23 @@
 //! A run's state is rebuilt by folding its events, so a process killed at any point loses
 //! nothing that was recorded, and a restart can tell which runs were interrupted.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+pub use spool_core::listing::RunFilter;
 pub use spool_core::runlog::{
-    AttemptOutcome, AttemptRecord, RunEvent, RunRecord, RunStatus, StoredEvent, TaskError,
-    TaskRecord,
+    AttemptOutcome, AttemptRecord, RunEvent, RunRecord, RunStatus, RunSummary, StoredEvent,
+    TaskError, TaskRecord,
 };
 use std::path::Path;
 use std::sync::Mutex;
 
 /// Captured notebook output kept per attempt; the rest is cut with a marker.
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
-/// Runs listed at most by one call.
-pub const MAX_LISTED_RUNS: u32 = 1000;
+/// Runs deleted by one transaction of the retention: appends wait at most that long.
+pub const PRUNE_BATCH: u32 = 500;
+/// Runs summarised by one transaction of the back-fill of an older history.
+const BACKFILL_BATCH: usize = 1000;
+/// `PRAGMA user_version` of a history whose every run has its summary.
+const SUMMARIES_VERSION: i64 = 1;
 
 /// The history database (one file, WAL mode).
 pub struct History {
@@ -42,7 +47,38 @@ CREATE TABLE IF NOT EXISTS quarantined (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id),
     reason TEXT NOT NULL
 );
+-- One row per run, written in the same transaction as the events that change it: listings
+-- and the start-up's search for interrupted runs read these, never the events.
+CREATE TABLE IF NOT EXISTS run_summaries (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    pipeline TEXT NOT NULL,
+    file TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    -- The whole `RunSummary` as JSON; the columns above are what listings filter on.
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_summaries_file ON run_summaries(file, run_id);
+CREATE INDEX IF NOT EXISTS run_summaries_pipeline ON run_summaries(pipeline, run_id);
+CREATE INDEX IF NOT EXISTS run_summaries_status ON run_summaries(status, run_id);
 ";
+
+/// How long finished runs are kept (`spool serve --keep-runs/--keep-days`); runs in progress
+/// are always kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep the newest this many finished runs.
+    pub keep_runs: Option<u32>,
+    /// Keep finished runs that ended less than this many days ago.
+    pub keep_days: Option<u32>,
+}
+
+impl Retention {
+    pub fn is_set(&self) -> bool {
+        self.keep_runs.is_some() || self.keep_days.is_some()
+    }
+}
 
 /// An event of the history that does not decode (a damaged database, or one written by an
 /// incompatible version).
@@ -61,7 +97,7 @@ impl History {
             anyhow::anyhow!("cannot create data directory `{}`: {e}", data_dir.display())
         })?;
         let path = data_dir.join("runs.db");
-        let conn = Connection::open(&path)
+        let mut conn = Connection::open(&path)
             .map_err(|e| anyhow::anyhow!("cannot open run history `{}`: {e}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // Every append is a transaction that reaches the WAL before the call returns.
@@ -76,6 +112,11 @@ impl History {
             conn.execute_batch(
                 "ALTER TABLE runs ADD COLUMN owner_start INTEGER NOT NULL DEFAULT 0",
             )?;
+        }
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < SUMMARIES_VERSION {
+            backfill_summaries(&mut conn)?;
+            conn.pragma_update(None, "user_version", SUMMARIES_VERSION)?;
         }
         Ok(History {
             conn: Mutex::new(conn),
@@ -102,10 +143,17 @@ impl History {
             params![at_ms, pid, process_start(pid).unwrap_or(0)],
         )?;
         let id = tx.last_insert_rowid();
+        let first = StoredEvent {
+            seq: 0,
+            at_ms,
+            event: started.clone(),
+        };
         tx.execute(
             "INSERT INTO events (run_id, seq, at_ms, body) VALUES (?1, 0, ?2, ?3)",
-            params![id, at_ms, serde_json::to_string(started)?],
+            params![id, at_ms, serde_json::to_string(&first.event)?],
         )?;
+        let record = RunRecord::started(id, &first).expect("checked to be a RunStarted");
+        write_summary(&tx, &RunSummary::of(&record))?;
         tx.commit()?;
         Ok(id)
     }
@@ -137,13 +185,36 @@ impl History {
             |r| r.get(0),
         )?;
         anyhow::ensure!(seq >= 0, "run {run} does not exist");
+        // A quarantined run has no summary to keep.
+        let mut summary = read_summary(&tx, run)?;
+        let mut ended = false;
         for (event, at_ms) in events {
             seq += 1;
-            let body = serde_json::to_string(&bounded(event.borrow().clone()))?;
+            let stored = StoredEvent {
+                seq,
+                at_ms: *at_ms,
+                event: bounded(event.borrow().clone()),
+            };
             tx.execute(
                 "INSERT INTO events (run_id, seq, at_ms, body) VALUES (?1, ?2, ?3, ?4)",
-                params![run, seq, at_ms, body],
+                params![run, seq, at_ms, serde_json::to_string(&stored.event)?],
             )?;
+            if let Some(s) = &mut summary {
+                s.apply(&stored);
+            }
+            ended |= stored.event.ends_run();
+        }
+        if let Some(mut s) = summary {
+            // A log of an older build settles its tasks only in the fold of its end: a run's
+            // end is summarised from its whole fold, once.
+            if ended {
+                match fold(&tx, run) {
+                    Ok(Some(record)) => s = RunSummary::of(&record),
+                    Ok(None) => {}
+                    Err(e) => quarantine(&tx, run, e)?,
+                }
+            }
+            write_summary(&tx, &s)?;
         }
         tx.commit()?;
         Ok(seq)
@@ -151,70 +222,56 @@ impl History {
 
     /// Events of a run in order, from sequence number `after + 1` on.
     pub fn events(&self, run: i64, after: Option<i64>) -> anyhow::Result<Vec<StoredEvent>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT seq, at_ms, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(params![run, after.unwrap_or(-1)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, at_ms, body) = row?;
-            let event = serde_json::from_str(&body).map_err(|e| Unreadable {
-                run,
-                seq,
-                reason: e.to_string(),
-            })?;
-            out.push(StoredEvent { seq, at_ms, event });
-        }
-        Ok(out)
+        read_events(&self.conn(), run, after)
     }
 
     pub fn run(&self, id: i64) -> anyhow::Result<Option<RunRecord>> {
-        let exists: Option<i64> = self
-            .conn()
-            .query_row("SELECT id FROM runs WHERE id = ?1", params![id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        Ok(RunRecord::fold(id, &self.events(id, None)?))
+        fold(&self.conn(), id)
     }
 
-    /// The newest runs first. A run with an event that does not decode is quarantined
-    /// (listed by [`History::quarantined`] instead) rather than failing the whole list.
-    pub fn runs(&self, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
-        let ids: Vec<i64> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare(
-                "SELECT id FROM runs WHERE id NOT IN (SELECT run_id FROM quarantined) \
-                 ORDER BY id DESC LIMIT ?1",
-            )?;
-            let rows = stmt.query_map(params![limit.min(MAX_LISTED_RUNS)], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+    /// The summary of run `id`; `None` when there is no such run.
+    pub fn summary(&self, id: i64) -> anyhow::Result<Option<RunSummary>> {
+        read_summary(&self.conn(), id)
+    }
+
+    /// The runs `filter` asks for, newest first, from their summaries (no run's events are
+    /// read). Quarantined runs are listed by [`History::quarantined`] instead.
+    pub fn list(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunSummary>> {
+        use rusqlite::types::Value;
+        let mut sql = String::from(
+            "SELECT body FROM run_summaries \
+             WHERE run_id NOT IN (SELECT run_id FROM quarantined)",
+        );
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(before) = filter.before {
+            sql.push_str(" AND run_id < ?");
+            args.push(before.into());
+        }
+        if let Some(p) = &filter.pipeline {
+            sql.push_str(" AND (file = ? OR pipeline = ?)");
+            args.extend([p.clone().into(), p.clone().into()]);
+        }
+        if !filter.statuses.is_empty() {
+            let marks = vec!["?"; filter.statuses.len()].join(", ");
+            sql.push_str(&format!(" AND status IN ({marks})"));
+            args.extend(filter.statuses.iter().map(|s| s.name().to_string().into()));
+        }
+        if let Some(since) = filter.since_ms {
+            sql.push_str(" AND started_ms >= ?");
+            args.push(since.into());
+        }
+        if let Some(until) = filter.until_ms {
+            sql.push_str(" AND started_ms < ?");
+            args.push(until.into());
+        }
+        sql.push_str(" ORDER BY run_id DESC LIMIT ?");
+        args.push(i64::from(filter.limit).into());
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
-        for id in ids {
-            match self.run(id) {
-                Ok(Some(r)) => out.push(r),
-                Ok(None) => {}
-                Err(e) => match e.downcast_ref::<Unreadable>() {
-                    Some(unreadable) => {
-                        self.conn().execute(
-                            "INSERT OR IGNORE INTO quarantined (run_id, reason) VALUES (?1, ?2)",
-                            params![id, unreadable.to_string()],
-                        )?;
-                    }
-                    None => return Err(e),
-                },
-            }
+        for body in rows {
+            out.push(serde_json::from_str(&body?)?);
         }
         Ok(out)
     }
@@ -229,32 +286,194 @@ impl History {
 
     /// Marks every unfinished run whose process is gone as interrupted (call at start-up;
     /// before this process starts runs of its own; runs of other live processes sharing the
-    /// data directory are left alone); returns their
-    /// ids.
+    /// data directory are left alone); returns their ids. Reads the summaries of the runs
+    /// still running, not every run's events.
     pub fn mark_interrupted(&self, at_ms: i64) -> anyhow::Result<Vec<i64>> {
-        let owners: std::collections::HashMap<i64, (u32, u64)> = {
+        let running: Vec<(i64, u32, u64)> = {
             let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT id, owner_pid, owner_start FROM runs")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+            let mut stmt = conn.prepare(
+                "SELECT r.id, r.owner_pid, r.owner_start FROM run_summaries s \
+                 JOIN runs r ON r.id = s.run_id \
+                 WHERE s.status = ?1 AND s.run_id NOT IN (SELECT run_id FROM quarantined) \
+                 ORDER BY r.id",
+            )?;
+            let rows = stmt.query_map(params![RunStatus::Running.name()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
             rows.collect::<Result<_, _>>()?
         };
         let mut marked = Vec::new();
-        for run in self.runs(MAX_LISTED_RUNS)? {
-            let (pid, start) = owners.get(&run.id).copied().unwrap_or((0, 0));
-            if run.status == RunStatus::Running
-                && (pid == std::process::id() || !owner_alive(pid, start))
-            {
+        for (id, pid, start) in running {
+            if pid == std::process::id() || !owner_alive(pid, start) {
                 self.append(
-                    run.id,
+                    id,
                     &RunEvent::RunInterrupted {
                         reason: "the process running it stopped before it finished".into(),
                     },
                     at_ms,
                 )?;
-                marked.push(run.id);
+                marked.push(id);
             }
         }
         Ok(marked)
+    }
+
+    /// Deletes at most [`PRUNE_BATCH`] finished runs (events, summary and all) that
+    /// `retention` no longer keeps, in one transaction; returns how many. Call it again while
+    /// it returns a full batch.
+    pub fn prune(&self, retention: Retention, now_ms: i64) -> anyhow::Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut doomed: Vec<i64> = Vec::new();
+        let running = RunStatus::Running.name();
+        if let Some(keep) = retention.keep_runs {
+            let mut stmt = tx.prepare(
+                "SELECT run_id FROM run_summaries WHERE status != ?1 \
+                 ORDER BY run_id DESC LIMIT ?2 OFFSET ?3",
+            )?;
+            let rows = stmt.query_map(params![running, PRUNE_BATCH, keep], |r| r.get(0))?;
+            doomed = rows.collect::<Result<_, _>>()?;
+        }
+        if let Some(days) = retention.keep_days {
+            let cutoff = now_ms - i64::from(days) * 86_400_000;
+            let room = PRUNE_BATCH as usize - doomed.len();
+            let mut stmt = tx.prepare(
+                "SELECT run_id FROM run_summaries WHERE status != ?1 AND ended_ms < ?2 \
+                 ORDER BY run_id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![running, cutoff, room as i64], |r| r.get(0))?;
+            for id in rows {
+                let id = id?;
+                if !doomed.contains(&id) {
+                    doomed.push(id);
+                }
+            }
+        }
+        for &id in &doomed {
+            for table in ["events", "run_summaries", "quarantined"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE run_id = ?1"),
+                    params![id],
+                )?;
+            }
+            tx.execute("DELETE FROM runs WHERE id = ?1", params![id])?;
+        }
+        tx.commit()?;
+        Ok(doomed.len())
+    }
+}
+
+fn read_events(
+    conn: &Connection,
+    run: i64,
+    after: Option<i64>,
+) -> anyhow::Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at_ms, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![run, after.unwrap_or(-1)], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, at_ms, body) = row?;
+        let event = serde_json::from_str(&body).map_err(|e| Unreadable {
+            run,
+            seq,
+            reason: e.to_string(),
+        })?;
+        out.push(StoredEvent { seq, at_ms, event });
+    }
+    Ok(out)
+}
+
+/// Run `id` rebuilt from all its events; `None` when there is no such run.
+fn fold(conn: &Connection, id: i64) -> anyhow::Result<Option<RunRecord>> {
+    let exists = conn
+        .query_row("SELECT 1 FROM runs WHERE id = ?1", params![id], |_| Ok(()))
+        .optional()?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    Ok(RunRecord::fold(id, &read_events(conn, id, None)?))
+}
+
+fn read_summary(conn: &Connection, id: i64) -> anyhow::Result<Option<RunSummary>> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM run_summaries WHERE run_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+}
+
+fn write_summary(conn: &Connection, s: &RunSummary) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO run_summaries \
+         (run_id, pipeline, file, status, started_ms, ended_ms, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            s.id,
+            s.pipeline,
+            s.file,
+            s.status.name(),
+            s.started_ms,
+            s.ended_ms,
+            serde_json::to_string(s)?
+        ],
+    )?;
+    Ok(())
+}
+
+/// Sets run `id` aside when `error` says its log does not decode; any other error is passed on.
+fn quarantine(conn: &Connection, id: i64, error: anyhow::Error) -> anyhow::Result<()> {
+    let Some(unreadable) = error.downcast_ref::<Unreadable>() else {
+        return Err(error);
+    };
+    conn.execute(
+        "INSERT OR IGNORE INTO quarantined (run_id, reason) VALUES (?1, ?2)",
+        params![id, unreadable.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Writes the summary of every run that has none (a history of a build before summaries),
+/// folding each run's log once, in batches of [`BACKFILL_BATCH`] runs per transaction (a
+/// back-fill stopped midway goes on at the next open). A run whose log does not decode is
+/// quarantined instead.
+fn backfill_summaries(conn: &mut Connection) -> anyhow::Result<()> {
+    loop {
+        let tx = conn.transaction()?;
+        let ids: Vec<i64> = {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM runs WHERE id NOT IN (SELECT run_id FROM run_summaries) \
+                 AND id NOT IN (SELECT run_id FROM quarantined) ORDER BY id LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![BACKFILL_BATCH as i64], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for &id in &ids {
+            match fold(&tx, id) {
+                Ok(Some(record)) => write_summary(&tx, &RunSummary::of(&record))?,
+                Ok(None) => {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO quarantined (run_id, reason) VALUES (?1, ?2)",
+                        params![id, "its log does not begin with run_started"],
+                    )?;
+                }
+                Err(e) => quarantine(&tx, id, e)?,
+            }
+        }
+        tx.commit()?;
+        if ids.len() < BACKFILL_BATCH {
+            return Ok(());
+        }
     }
 }
 
@@ -378,6 +597,7 @@ mod tests {
         assert!(!run.tasks["b"].succeeded());
         assert_eq!(run.ended_ms, Some(1500));
         assert_eq!(h.events(id, Some(4)).unwrap().len(), 2);
+        assert_eq!(h.summary(id).unwrap(), Some(RunSummary::of(&run)));
     }
 
     #[test]
@@ -487,8 +707,14 @@ mod tests {
             .unwrap();
         drop(h);
         let h = History::open(dir.path()).unwrap();
-        assert_eq!(h.mark_interrupted(10).unwrap(), vec![good]);
-        let listed: Vec<i64> = h.runs(10).unwrap().iter().map(|r| r.id).collect();
+        // Both were running; the end of the bad one is recorded, and its fold sets it aside.
+        assert_eq!(h.mark_interrupted(10).unwrap(), vec![good, bad]);
+        let listed: Vec<i64> = h
+            .list(&RunFilter::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(listed, vec![good]);
         let quarantined = h.quarantined().unwrap();
         assert_eq!(quarantined.len(), 1);
@@ -496,5 +722,184 @@ mod tests {
         assert!(quarantined[0].1.contains("event 1"), "{quarantined:?}");
         let err = h.run(bad).unwrap_err();
         assert!(err.downcast_ref::<Unreadable>().is_some());
+        assert!(h.mark_interrupted(11).unwrap().is_empty());
+    }
+
+    /// A history as a build before summaries wrote it: `runs` and `events` only, in one
+    /// transaction (as many runs as one back-fill batch and more).
+    fn old_history(dir: &Path, runs: &[Vec<(i64, RunEvent)>], broken: i64) {
+        let mut conn = Connection::open(dir.join("runs.db")).unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL,
+                 owner_pid INTEGER NOT NULL, owner_start INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE events (run_id INTEGER NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL,
+                 at_ms INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (run_id, seq));
+             CREATE TABLE quarantined (run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+                 reason TEXT NOT NULL);",
+        )
+        .unwrap();
+        for (i, events) in runs.iter().enumerate() {
+            let id = i as i64 + 1;
+            // A process that is gone.
+            tx.execute(
+                "INSERT INTO runs (id, created_ms, owner_pid) VALUES (?1, 0, 0)",
+                params![id],
+            )
+            .unwrap();
+            for (seq, (at, e)) in events.iter().enumerate() {
+                let body = match id == broken && seq == 1 {
+                    true => "{not json".to_string(),
+                    false => serde_json::to_string(e).unwrap(),
+                };
+                tx.execute(
+                    "INSERT INTO events (run_id, seq, at_ms, body) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, seq as i64, at, body],
+                )
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn opening_an_older_history_back_fills_every_runs_summary_from_its_fold() {
+        let dir = tempfile::tempdir().unwrap();
+        let settled = |task: &str, state| RunEvent::TaskSettled {
+            task: task.into(),
+            state,
+            reason: spool_core::runlog::FinalReason::Attempt,
+        };
+        let start = |t: &str| RunEvent::TaskStarted {
+            task: t.into(),
+            attempt: 1,
+        };
+        let end = |status| RunEvent::RunFinished { status };
+        // This build's log; a log of a build that settled tasks only at the run's end (one
+        // failed attempt, one skip); a run still running; filler beyond one batch.
+        let mut runs = vec![
+            vec![
+                (0, started()),
+                (1, start("a")),
+                (2, finished("a", 1, AttemptOutcome::Succeeded)),
+                (2, settled("a", spool_core::sched::Final::Succeeded)),
+                (3, end(RunStatus::Succeeded)),
+            ],
+            vec![
+                (10, started()),
+                (11, start("a")),
+                (12, finished("a", 1, AttemptOutcome::Failed)),
+                (
+                    12,
+                    RunEvent::TaskSkipped {
+                        task: "b".into(),
+                        reason: "a failed".into(),
+                    },
+                ),
+                (13, end(RunStatus::Failed)),
+            ],
+            vec![(20, started()), (21, start("a"))],
+            vec![(30, started()), (31, start("a"))],
+        ];
+        let broken = runs.len() as i64;
+        runs.extend((0..BACKFILL_BATCH).map(|i| {
+            let at = 100 + i as i64;
+            vec![(at, started()), (at, end(RunStatus::Cancelled))]
+        }));
+        old_history(dir.path(), &runs, broken);
+
+        let h = History::open(dir.path()).unwrap();
+        let total = runs.len() as i64;
+        let quarantined = h.quarantined().unwrap();
+        assert_eq!(quarantined.len(), 1);
+        assert_eq!(quarantined[0].0, broken, "{quarantined:?}");
+        for id in (1..=total).filter(|&id| id != broken) {
+            let folded = RunSummary::of(&h.run(id).unwrap().unwrap());
+            assert_eq!(h.summary(id).unwrap(), Some(folded), "run {id}");
+        }
+        let legacy = h.summary(2).unwrap().unwrap();
+        assert_eq!(
+            (
+                legacy.status,
+                legacy.task_counts.failed,
+                legacy.task_counts.skipped
+            ),
+            (RunStatus::Failed, 1, 1)
+        );
+        // The start-up finds the one running run through the summaries.
+        assert_eq!(h.mark_interrupted(1000).unwrap(), vec![3]);
+        let interrupted = h.summary(3).unwrap().unwrap();
+        assert_eq!(
+            (interrupted.status, interrupted.ended_ms),
+            (RunStatus::Interrupted, Some(1000))
+        );
+        let newest = h.list(&RunFilter::default()).unwrap();
+        assert_eq!(newest.len(), 50);
+        assert_eq!(newest[0].id, total);
+        drop(h);
+        // Done once: reopening reads nothing again (a summary changed by hand stays).
+        let h = History::open(dir.path()).unwrap();
+        h.conn()
+            .execute(
+                "UPDATE run_summaries SET pipeline = 'x' WHERE run_id = 1",
+                [],
+            )
+            .unwrap();
+        drop(h);
+        let h = History::open(dir.path()).unwrap();
+        assert_eq!(
+            h.list(&RunFilter {
+                pipeline: Some("x".into()),
+                ..RunFilter::default()
+            })
+            .unwrap()
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn retention_deletes_old_finished_runs_in_batches_and_keeps_running_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let day = 86_400_000;
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            let id = h.create_run(&started(), i * day).unwrap();
+            if i != 1 {
+                let end = RunEvent::RunFinished {
+                    status: RunStatus::Succeeded,
+                };
+                h.append(id, &end, i * day + 1).unwrap();
+            }
+            ids.push(id);
+        }
+        // Keep 3 finished runs: the oldest two finished ones go, the running one stays.
+        let keep_three = Retention {
+            keep_runs: Some(3),
+            keep_days: None,
+        };
+        assert_eq!(h.prune(keep_three, 6 * day).unwrap(), 2);
+        assert_eq!(h.prune(keep_three, 6 * day).unwrap(), 0);
+        let left: Vec<i64> = h
+            .list(&RunFilter::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(left, vec![ids[5], ids[4], ids[3], ids[1]]);
+        assert!(h.events(ids[0], None).unwrap().is_empty());
+        assert!(h.run(ids[2]).unwrap().is_none());
+        // Keep 2 days at day 6: runs that ended before day 4 go.
+        let two_days = Retention {
+            keep_runs: None,
+            keep_days: Some(2),
+        };
+        assert_eq!(h.prune(two_days, 6 * day).unwrap(), 1);
+        assert!(h.summary(ids[3]).unwrap().is_none());
+        assert!(h.summary(ids[1]).unwrap().is_some(), "running runs stay");
+        // Ids are never given again.
+        let next = h.create_run(&started(), 7 * day).unwrap();
+        assert!(next > ids[5]);
     }
 }

@@ -1,7 +1,10 @@
 //! `spool runs` and `spool show`: the run history, read from the data directory.
 
-use crate::history::{AttemptOutcome, History, RunEvent, RunRecord, StoredEvent, TaskRecord};
+use crate::history::{
+    AttemptOutcome, History, RunEvent, RunRecord, RunSummary, StoredEvent, TaskRecord,
+};
 use spool_core::diag::escape_controls_in_lines;
+use spool_core::listing::{RunQuery, DEFAULT_LIMIT};
 use spool_core::params::TaskValues;
 use spool_core::runlog::FinalReason;
 use spool_core::sched::Final;
@@ -14,9 +17,26 @@ pub struct RunsArgs {
     /// Where run history is kept.
     #[arg(long, default_value = ".spool")]
     pub data_dir: PathBuf,
-    /// How many runs, newest first.
-    #[arg(long, default_value_t = 20)]
-    pub limit: u32,
+    /// How many runs, newest first (at most 500).
+    #[arg(long, default_value_t = DEFAULT_LIMIT.to_string())]
+    pub limit: String,
+    /// Only runs older than this run id (the next page: the last id of this one).
+    #[arg(long)]
+    pub before: Option<String>,
+    /// Only runs of this pipeline (its file, or its name).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Only runs with this status (running, succeeded, failed, cancelled, interrupted; several
+    /// comma-separated).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only runs started at or after this time (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ in UTC, or
+    /// milliseconds since 1970).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only runs started before this time.
+    #[arg(long)]
+    pub until: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -31,18 +51,37 @@ pub struct ShowArgs {
 }
 
 pub fn runs(args: RunsArgs) -> anyhow::Result<u8> {
+    let query = RunQuery {
+        limit: Some(args.limit),
+        before: args.before,
+        pipeline: args.pipeline,
+        status: args.status,
+        since: args.since,
+        until: args.until,
+    };
+    let filter = match query.check() {
+        Ok(f) => f,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return Ok(2);
+        }
+    };
     let history = History::open(&args.data_dir)?;
-    let runs = history.runs(args.limit)?;
+    let runs = history.list(&filter)?;
     for (id, reason) in history.quarantined()? {
         eprintln!("run {id} is set aside, its history does not decode: {reason}");
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
     } else if runs.is_empty() {
-        println!("no runs yet in {}", args.data_dir.display());
+        println!("no such runs in {}", args.data_dir.display());
     } else {
         // Names and errors come from files and from Spark: shown with control characters escaped.
         print!("{}", escape_controls_in_lines(&runs_table(&runs)));
+        // A full page: there may be older runs.
+        if let Some(last) = runs.last().filter(|_| runs.len() == filter.limit as usize) {
+            println!("older runs: --before {}", last.id);
+        }
     }
     Ok(0)
 }
@@ -67,28 +106,23 @@ pub fn secs(ms: i64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
 
-fn runs_table(runs: &[RunRecord]) -> String {
+fn runs_table(runs: &[RunSummary]) -> String {
     let mut s = format!(
         "{:>5}  {:<24} {:<12} {:>9} {:>4} {:>4} {:>4}  {}\n",
         "run", "pipeline", "status", "duration", "ok", "fail", "skip", "resumes"
     );
     for r in runs {
-        let count = |state| r.tasks.values().filter(|t| t.state == Some(state)).count();
-        let (ok, fail, skip) = (
-            count(Final::Succeeded),
-            count(Final::Failed),
-            count(Final::Skipped),
-        );
+        let c = r.task_counts;
         let _ = writeln!(
             s,
             "{:>5}  {:<24} {:<12} {:>9} {:>4} {:>4} {:>4}  {}",
             r.id,
             r.pipeline,
-            format!("{:?}", r.status).to_lowercase(),
+            r.status.name(),
             r.ended_ms.map_or("-".into(), |e| secs(e - r.started_ms)),
-            ok,
-            fail,
-            skip,
+            c.succeeded,
+            c.failed,
+            c.skipped,
             r.resumed_from.map_or(String::new(), |p| p.to_string())
         );
     }

@@ -1,7 +1,7 @@
 //! `spool serve`: the HTTP API and the web app on one port, with runs on Livy or local Spark.
 
 use crate::api::{app, AppState, WebApp};
-use crate::history::History;
+use crate::history::{History, Retention, PRUNE_BATCH};
 use crate::runs::RunManager;
 use crate::spark_args::SparkArgs;
 use std::net::SocketAddr;
@@ -34,6 +34,14 @@ pub struct ServeArgs {
     /// be resumed) instead of cancelling them and deleting their sessions.
     #[arg(long)]
     pub keep_runs_on_shutdown: bool,
+    /// Keep the newest N finished runs in the history and delete older ones (events and
+    /// all), at start and every 10 minutes; runs in progress are always kept.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_runs: Option<u32>,
+    /// Delete finished runs that ended more than D days ago (with --keep-runs too: a run
+    /// goes when either says so).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_days: Option<u32>,
     #[command(flatten)]
     pub spark: SparkArgs,
 }
@@ -41,6 +49,43 @@ pub struct ServeArgs {
 /// How long a stopping server waits for its runs' cancels to be confirmed before it deletes
 /// their sessions anyway.
 const SHUTDOWN_CANCEL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often the history's retention deletes what it no longer keeps.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Applies the retention now and every [`RETENTION_EVERY`]: one batch of runs per
+/// transaction on the blocking pool, so that runs recording events wait for one batch at
+/// most.
+async fn keep_history(history: Arc<History>, retention: Retention) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        every.tick().await;
+        let mut deleted = 0;
+        loop {
+            let h = history.clone();
+            let batch =
+                tokio::task::spawn_blocking(move || h.prune(retention, crate::runs::now_ms()))
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .and_then(|r| r);
+            match batch {
+                Ok(n) => {
+                    deleted += n;
+                    if n < PRUNE_BATCH as usize {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("history retention: {e:#}");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "history retention deleted old finished runs");
+        }
+    }
+}
 
 /// SIGINT (Ctrl-C) or SIGTERM (a service manager).
 async fn stop_signal() {
@@ -103,6 +148,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         let (spark, local) = args.spark.connect(&args.data_dir).await?;
         if let Some(l) = &local {
             eprintln!("Spark: local PySpark behind {}", l.base_url());
+        }
+        let retention = Retention {
+            keep_runs: args.keep_runs,
+            keep_days: args.keep_days,
+        };
+        if retention.is_set() {
+            tokio::spawn(keep_history(history.clone(), retention));
         }
         let runs = RunManager::new(history.clone(), pipelines_dir.clone(), spark);
         // Sessions the interrupted runs left behind are deleted in the background.

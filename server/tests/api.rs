@@ -512,3 +512,167 @@ fn this_build_embeds_the_web_app_when_dist_was_built() {
         .is_file();
     assert_eq!(matches!(WebApp::embedded(), WebApp::Embedded), built);
 }
+
+/// A run of `file` (pipeline `name`) started at `at_ms` and ended with `status` (`None`:
+/// still running), with one task settled `succeeded`.
+fn run_of(f: &Fixture, file: &str, name: &str, at_ms: i64, status: Option<&str>) -> i64 {
+    let event =
+        |v: Value| -> spool_core::runlog::RunEvent { serde_json::from_value(v).expect("an event") };
+    let h = &f.state.history;
+    let started = event(json!({"type": "run_started", "pipeline": name,
+        "file": file, "params": {}, "resumed_from": null, "plan": {}}));
+    let id = h.create_run(&started, at_ms).unwrap();
+    let settled = json!({"type": "task_settled", "task": "load", "state": "succeeded",
+        "reason": {"kind": "attempt"}});
+    h.append(id, &event(settled), at_ms + 1).unwrap();
+    if let Some(status) = status {
+        h.append(
+            id,
+            &event(json!({"type": "run_finished", "status": status})),
+            at_ms + 2,
+        )
+        .unwrap();
+    }
+    id
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["id"].as_i64().expect("an id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_runs_list_pages_newest_first_and_filters_by_pipeline_status_and_time() {
+    let f = fixture(None);
+    let day = 86_400_000;
+    // Day 0..10: nightly.toml runs alternate succeeded/failed; weekly.toml runs on days 3, 7;
+    // the newest nightly run is still running.
+    let mut nightly = Vec::new();
+    let mut weekly = Vec::new();
+    for d in 0..10 {
+        let status = match d {
+            9 => None,
+            _ if d % 2 == 0 => Some("succeeded"),
+            _ => Some("failed"),
+        };
+        nightly.push(run_of(&f, "nightly.toml", "nightly", d * day, status));
+        if d == 3 || d == 7 {
+            weekly.push(run_of(
+                &f,
+                "weekly.toml",
+                "weekly",
+                d * day + 5,
+                Some("failed"),
+            ));
+        }
+    }
+    let all: Vec<i64> = {
+        let mut v: Vec<i64> = nightly.iter().chain(&weekly).copied().collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
+    };
+
+    let (status, list) = call(&f, get("/api/runs")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(ids(&list), all, "every run, newest first");
+    let newest = &list[0];
+    assert_eq!(
+        (
+            &newest["file"],
+            &newest["status"],
+            &newest["task_counts"]["succeeded"]
+        ),
+        (&json!("nightly.toml"), &json!("running"), &json!(1))
+    );
+    assert!(newest.get("tasks").is_none(), "a summary, not a folded run");
+
+    // Pages of 5: the next page starts before the last id of this one, and they add up.
+    let mut paged: Vec<i64> = Vec::new();
+    let mut uri = "/api/runs?limit=5".to_string();
+    loop {
+        let (status, page) = call(&f, get(&uri)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let page = ids(&page);
+        assert!(page.len() <= 5);
+        paged.extend(&page);
+        match page.last() {
+            Some(last) if page.len() == 5 => uri = format!("/api/runs?limit=5&before={last}"),
+            _ => break,
+        }
+    }
+    assert_eq!(paged, all);
+
+    let (_, list) = call(&f, get("/api/runs?pipeline=weekly.toml")).await;
+    assert_eq!(ids(&list), weekly.iter().rev().copied().collect::<Vec<_>>());
+    let (_, by_name) = call(&f, get("/api/runs?pipeline=weekly")).await;
+    assert_eq!(by_name, list, "a pipeline's name or its file");
+    let (_, list) = call(&f, get("/api/runs?pipeline=nightly.toml&status=failed")).await;
+    assert_eq!(ids(&list), [nightly[7], nightly[5], nightly[3], nightly[1]]);
+    let (_, list) = call(&f, get("/api/runs?status=running,succeeded&limit=2")).await;
+    assert_eq!(ids(&list), [nightly[9], nightly[8]]);
+    // Started on day 3 to day 5 (since inclusive, until exclusive), in dates and in ms.
+    let (_, list) = call(&f, get("/api/runs?since=1970-01-04&until=1970-01-06")).await;
+    assert_eq!(ids(&list), [nightly[4], weekly[0], nightly[3]]);
+    let (_, in_ms) = call(
+        &f,
+        get(&format!("/api/runs?since={}&until={}", 3 * day, 5 * day)),
+    )
+    .await;
+    assert_eq!(in_ms, list);
+
+    // Limits and bad options are 400s naming what is wrong.
+    for (query, named) in [
+        ("limit=501", "`limit`"),
+        ("limit=0", "`limit`"),
+        ("status=done", "`done`"),
+        ("since=yesterday", "`since`"),
+        ("page=2", "page"),
+        ("before=x", "before"),
+    ] {
+        let (status, err) = call(&f, get(&format!("/api/runs?{query}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {err}");
+        assert_eq!(err["error"], "bad_request");
+        assert!(
+            err["message"].as_str().unwrap().contains(named),
+            "{query}: {err}"
+        );
+    }
+    let (status, list) = call(&f, get("/api/runs?limit=500")).await;
+    assert_eq!((status, ids(&list).len()), (StatusCode::OK, all.len()));
+
+    // `spool runs` takes the same options and lists the same runs.
+    let spool_runs = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_spool"))
+            .arg("runs")
+            .arg("--data-dir")
+            .arg(f.root.join(".spool"))
+            .args(args)
+            .output()
+            .expect("spool runs")
+    };
+    let out = spool_runs(&[
+        "--pipeline",
+        "nightly",
+        "--status",
+        "failed",
+        "--limit",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (_, api) = call(&f, get("/api/runs?pipeline=nightly&status=failed&limit=2")).await;
+    assert_eq!(listed, api);
+    let out = spool_runs(&["--limit", "2", "--before", &nightly[8].to_string()]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains(&format!("older runs: --before {}", nightly[7])),
+        "a full page says how to read on: {table}"
+    );
+    let out = spool_runs(&["--since", "tomorrow"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`since`"));
+}

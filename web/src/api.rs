@@ -14,7 +14,7 @@ use crate::wire::{
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use spool_core::calibrate::{Calibration, DurationsFrom};
-use spool_core::runlog::RunRecord;
+use spool_core::runlog::RunSummary;
 use std::collections::BTreeMap;
 use web_sys::RequestCredentials;
 
@@ -179,8 +179,9 @@ pub async fn start_run(
     Ok(created.id)
 }
 
-pub async fn runs() -> Result<Vec<RunRecord>, Failure> {
-    json(get("/api/runs")).await
+/// The newest runs' summaries (as many as the history view lists).
+pub async fn runs() -> Result<Vec<RunSummary>, Failure> {
+    json(get(&format!("/api/runs?limit={}", crate::runs::MAX_LISTED))).await
 }
 
 pub async fn run(id: i64) -> Result<RunDetail, Failure> {

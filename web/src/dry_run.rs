@@ -9,7 +9,7 @@ use crate::dry_state::{DryField, DryForm};
 use crate::run::NodeState;
 use crate::runs::refresh_list;
 use crate::state::{Action, State};
-use spool_core::calibrate::{notebook_span_secs, DurationsFrom};
+use spool_core::calibrate::DurationsFrom;
 use spool_core::dry_run::DryRunReport;
 use spool_core::runlog::RunStatus;
 use spool_core::sched::Policy;
@@ -201,7 +201,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             </section>
         }
     });
-    let last_run = runs.first().map(|run| (run.id, notebook_span_secs(run)));
+    let last_run = runs.first().map(|run| (run.id, run.notebook_span_secs()));
     let secs = |v: Option<f64>| v.map_or("–".to_string(), duration);
     let calibration = r.calibration.as_ref().map(|c| {
         let estimated = if c.estimated.is_empty() {

@@ -20,7 +20,7 @@ use yew::prelude::*;
 /// How often the chart of a live run moves on between events.
 const TICK_MS: u32 = 1000;
 /// Runs listed in the history.
-const MAX_LISTED: usize = 200;
+pub(crate) const MAX_LISTED: usize = 200;
 
 #[derive(Properties, PartialEq)]
 pub struct RunsProps {

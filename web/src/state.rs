@@ -17,7 +17,7 @@ use spool_core::edit::{apply, Edit};
 use spool_core::layout::{draw_plan, LayoutOptions, PlanDrawing};
 use spool_core::model::PipelineFile;
 use spool_core::parse::parse_pipeline;
-use spool_core::runlog::{RunRecord, StoredEvent};
+use spool_core::runlog::{RunSummary, StoredEvent};
 use spool_core::sched::Policy;
 use spool_core::source::MemorySources;
 use std::collections::BTreeMap;
@@ -138,7 +138,7 @@ pub struct State {
     /// A save was refused because the file changed on the server: the user chooses.
     pub save_conflict: bool,
     pub dry: DryRunState,
-    pub runs: Vec<RunRecord>,
+    pub runs: Vec<RunSummary>,
     pub run: Option<Rc<RunView>>,
     pub overrides: String,
     /// `Some` while the server wants its token.
@@ -179,7 +179,7 @@ pub enum Action {
     DryCalibrate(Option<DurationsFrom>),
     /// What the server measured for a calibration (ignored unless it is the chosen one).
     DryCalibrationLoaded(Calibration),
-    RunsListed(Vec<RunRecord>),
+    RunsListed(Vec<RunSummary>),
     RunOpened(RunDetail),
     RunEvent {
         run: i64,

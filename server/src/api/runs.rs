@@ -1,21 +1,22 @@
 //! Runs: start, list, read, cancel, resume, and the live event stream.
 
-use super::{blocking, ApiError, ApiJson, ApiPath, ApiResult, AppState, MAX_LIVE_STREAMS};
-use crate::history::{RunEvent, RunRecord, RunStatus, StoredEvent};
+use super::{
+    blocking, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, MAX_LIVE_STREAMS,
+};
+use crate::history::{RunRecord, RunSummary, StoredEvent};
 use crate::runs::{RunRequest, StartError};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use spool_core::listing::RunQuery;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs listed by `GET /api/runs`.
-const LISTED_RUNS: u32 = 200;
 /// The event stream re-reads the history at least this often even without a notification.
 const STREAM_RECHECK: Duration = Duration::from_secs(2);
 
@@ -77,9 +78,20 @@ async fn run_record(state: &AppState, id: i64) -> ApiResult<Option<RunRecord>> {
     blocking(move || history.run(id).map_err(history_error)).await
 }
 
-pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<RunRecord>>> {
+/// The summary of run `id` (whether it exists, its status), without folding its events.
+async fn run_summary(state: &AppState, id: i64) -> ApiResult<Option<RunSummary>> {
     let history = state.history.clone();
-    let runs = blocking(move || Ok(history.runs(LISTED_RUNS)?)).await?;
+    blocking(move || Ok(history.summary(id)?)).await
+}
+
+/// `GET /api/runs?limit=&before=&pipeline=&status=&since=&until=`: summaries, newest first.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    ApiQuery(query): ApiQuery<RunQuery>,
+) -> ApiResult<Json<Vec<RunSummary>>> {
+    let filter = query.check().map_err(ApiError::BadRequest)?;
+    let history = state.history.clone();
+    let runs = blocking(move || Ok(history.list(&filter)?)).await?;
     Ok(Json(runs))
 }
 
@@ -143,19 +155,12 @@ pub async fn cancel(
     if state.runs.cancel(id) {
         return Ok(StatusCode::ACCEPTED);
     }
-    let exists = run_record(&state, id).await?.is_some();
+    let exists = run_summary(&state, id).await?.is_some();
     Err(if exists {
         ApiError::Conflict(format!("run {id} is not running"))
     } else {
         ApiError::NotFound(format!("no run {id}"))
     })
-}
-
-fn is_final(e: &RunEvent) -> bool {
-    matches!(
-        e,
-        RunEvent::RunFinished { .. } | RunEvent::RunInterrupted { .. }
-    )
 }
 
 /// Counts a live event stream for as long as it exists.
@@ -195,9 +200,7 @@ fn events_since(
     }
     // Read the status first, then the events again: a final event written in between is
     // still sent.
-    let ended = history
-        .run(id)?
-        .is_none_or(|r| r.status != RunStatus::Running);
+    let ended = history.summary(id)?.is_none_or(|r| r.status.is_final());
     Ok((history.events(id, after)?, ended))
 }
 
@@ -213,7 +216,7 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok());
     let live = LiveStream::open(&state)?;
-    if run_record(&state, id).await?.is_none() {
+    if run_summary(&state, id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no run {id}")));
     }
     let history = state.history.clone();
@@ -239,7 +242,7 @@ pub async fn events(
             loop {
                 if let Some(ev) = c.pending.pop_front() {
                     c.after = Some(ev.seq);
-                    if is_final(&ev.event) {
+                    if ev.event.ends_run() {
                         c.done = true;
                     }
                     let data = serde_json::to_string(&ev).unwrap_or_default();
