@@ -397,6 +397,7 @@ mod tests {
             task_counts: Default::default(),
             first_start_ms: None,
             last_end_ms: None,
+            trigger: None,
         }
     }
 

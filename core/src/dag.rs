@@ -128,6 +128,10 @@ pub struct Plan {
     pub scopes: Vec<ParamScope>,
     /// The run is cancelled after this long (the root file's top-level `timeout_secs`).
     pub timeout_secs: Option<u64>,
+    /// The root file's `[schedule]`, its `params` checked against this plan. Not part of the
+    /// plan's JSON (the run log's copy of what ran): the API shows it on its own.
+    #[serde(skip)]
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 /// Result of loading a pipeline: the plan when there are no errors, and every diagnostic.
@@ -164,6 +168,56 @@ pub struct Outline {
     /// Every problem found in the files themselves (not those found when the plan is built,
     /// such as inactive steps that cannot be bridged).
     pub diagnostics: Vec<Diagnostic>,
+    /// The root file's `[schedule]`, as read (its `params` are checked against the plan only
+    /// by [`load`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::Schedule>,
+}
+
+/// A scheduled run's overrides, as a run given them would take them: each where it is
+/// written, then whether a run starts with all of them (parameters without a default).
+fn check_schedule(plan: &Plan, schedule: &crate::schedule::Schedule, r: &mut Reporter) {
+    let mut ok = true;
+    for (key, value) in &schedule.params {
+        if let Err(why) = crate::params::override_of(plan, key, value) {
+            let at = schedule
+                .spans
+                .params
+                .get(key)
+                .unwrap_or(&schedule.spans.table);
+            r.error(at, format!("[schedule] {why}")).key("params");
+            ok = false;
+        }
+    }
+    let root = plan.scopes.first().map(|s| &s.params);
+    for (name, decl) in root.into_iter().flatten() {
+        if decl.default.is_none() && !schedule.params.contains_key(name) {
+            r.error(
+                &schedule.spans.table,
+                format!(
+                    "[schedule] `params` must give `{name}` ({} without a default in [params]): \
+                     nobody is asked for it when a schedule starts the run",
+                    decl.ty.a()
+                ),
+            )
+            .key("params");
+            ok = false;
+        }
+    }
+    if !ok {
+        return;
+    }
+    let run = RunInfo {
+        id: 0,
+        trigger_ms: 0,
+    };
+    if let Err(why) = crate::params::bind(plan, &schedule.params, run) {
+        r.error(
+            &schedule.spans.table,
+            format!("a scheduled run could not start: {why}"),
+        )
+        .key("schedule");
+    }
 }
 
 /// Reads, checks and expands the pipeline file `root` (a path inside `sources`).
@@ -176,7 +230,13 @@ pub fn load(root: &str, sources: &dyn Sources) -> Loaded {
             // expansion is bounded by MAX_TASKS nodes and MAX_NESTING levels.
             match Expanded::of(&walk.files, &root_file.file) {
                 Ok(expanded) => {
-                    let (plan, found) = expanded.plan();
+                    let (mut plan, mut found) = expanded.plan();
+                    if let (Some(plan), Some(schedule)) = (&mut plan, &root_file.file.schedule) {
+                        let mut r = Reporter::new(&root_file.path, &root_file.text);
+                        check_schedule(plan, schedule, &mut r);
+                        found.extend(r.out);
+                        plan.schedule = Some(schedule.clone());
+                    }
                     let usable = !has_errors(&found);
                     diagnostics.extend(found);
                     plan.filter(|_| usable)
@@ -266,6 +326,7 @@ pub fn outline(root: &str, sources: &dyn Sources) -> Outline {
         tasks: root_file.map_or(0, |f| f.tasks),
         notebooks: root_file.map_or(0, |f| f.notebooks),
         diagnostics,
+        schedule: root_file.and_then(|f| f.file.schedule.clone()),
     }
 }
 
@@ -1295,6 +1356,7 @@ impl Expanded {
             declared,
             scopes: self.scopes.clone(),
             timeout_secs: self.timeout_secs,
+            schedule: None,
         };
         (Some(plan), found)
     }

@@ -184,6 +184,7 @@ impl LayeredDag {
             declared: Vec::new(),
             scopes: vec![ParamScope::root(BTreeMap::new())],
             timeout_secs: None,
+            schedule: None,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod params;
 pub mod parse;
 pub mod runlog;
 pub mod sched;
+pub mod schedule;
 pub mod sim;
 pub mod source;
 pub mod template;

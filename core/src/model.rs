@@ -425,6 +425,9 @@ pub struct PipelineFile {
     /// `[params]`: the values the file's steps may refer to as `{{ params.NAME }}`.
     pub params: BTreeMap<String, ParamDecl>,
     pub steps: Vec<Step>,
+    /// `[schedule]`: when `spool serve` starts the pipeline by itself (the root file's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::Schedule>,
     #[serde(skip)]
     pub pool_span: Option<Span>,
 }

@@ -3,6 +3,7 @@
 //! parameter scope, and the values each notebook starts with, references resolved.
 
 use crate::dag::{Plan, TaskId, TaskKind};
+use crate::diag::did_you_mean;
 use crate::model::param_name_problem;
 use crate::template::{coerce, RunInfo, Source, Template, MAX_VALUE_DEPTH};
 use serde::{Deserialize, Serialize};
@@ -35,33 +36,17 @@ pub struct Bound {
 /// must have the declared type, every parameter without a default must be given, other
 /// overrides must reach a notebook.
 pub fn bind(plan: &Plan, given: &Given, run: RunInfo) -> Result<Bound, String> {
-    let root = plan.scopes.first().map(|s| &s.params);
     let mut notebooks = Given::new();
     let mut root_given = Map::new();
     for (key, value) in given {
-        if let Some(decl) = root.and_then(|p| p.get(key)) {
-            let v = coerce(decl.ty, value).map_err(|why| format!("parameter `{key}`: {why}"))?;
-            root_given.insert(key.clone(), v);
-            continue;
-        }
-        match key.rsplit_once('.') {
-            Some((task, name)) => {
-                plan.index_of(task)
-                    .filter(|&t| plan.tasks[t].kind == TaskKind::Notebook)
-                    .ok_or_else(|| format!("parameter `{key}`: no active notebook `{task}`"))?;
-                if let Some(why) = param_name_problem(name) {
-                    return Err(format!("parameter `{key}`: {why}"));
-                }
+        match override_of(plan, key, value)? {
+            Some(typed) => {
+                root_given.insert(key.clone(), typed);
             }
-            None if !plan.tasks.iter().any(|t| t.params.contains_key(key)) => {
-                return Err(format!(
-                    "parameter `{key}`: not in the pipeline's `[params]`, and no notebook declares it \
-                     (use `notebook.{key}` to give it to one)"
-                ));
+            None => {
+                notebooks.insert(key.clone(), value.clone());
             }
-            None => {}
         }
-        notebooks.insert(key.clone(), value.clone());
     }
     let mut scopes: Vec<Map<String, Value>> = Vec::with_capacity(plan.scopes.len());
     for scope in &plan.scopes {
@@ -115,6 +100,40 @@ pub fn bind(plan: &Plan, given: &Given, run: RunInfo) -> Result<Bound, String> {
         scopes,
         notebooks,
     })
+}
+
+/// Where one override goes: a `[params]` entry of the root file (`Some`, its value typed as
+/// declared) or notebooks' own parameters (`None`); an error when no run would take it.
+pub fn override_of(plan: &Plan, key: &str, value: &Value) -> Result<Option<Value>, String> {
+    let declared = plan.scopes.first().map(|s| &s.params);
+    if let Some(decl) = declared.and_then(|p| p.get(key)) {
+        let v = coerce(decl.ty, value).map_err(|why| format!("parameter `{key}`: {why}"))?;
+        return Ok(Some(v));
+    }
+    match key.rsplit_once('.') {
+        Some((task, name)) => {
+            plan.index_of(task)
+                .filter(|&t| plan.tasks[t].kind == TaskKind::Notebook)
+                .ok_or_else(|| format!("parameter `{key}`: no active notebook `{task}`"))?;
+            if let Some(why) = param_name_problem(name) {
+                return Err(format!("parameter `{key}`: {why}"));
+            }
+        }
+        None if !plan.tasks.iter().any(|t| t.params.contains_key(key)) => {
+            let names = declared
+                .into_iter()
+                .flat_map(|p| p.keys().map(String::as_str));
+            let hint = did_you_mean(key, names)
+                .map(|h| format!("; did you mean `{h}`?"))
+                .unwrap_or_default();
+            return Err(format!(
+                "parameter `{key}`: not in the pipeline's `[params]`, and no notebook declares it \
+                 (use `notebook.{key}` to give it to one){hint}"
+            ));
+        }
+        None => {}
+    }
+    Ok(None)
 }
 
 fn scope_name(prefix: &str) -> &str {

@@ -3,6 +3,7 @@
 
 use crate::diag::{did_you_mean, Diagnostic, Reporter, Span};
 use crate::model::*;
+use crate::schedule::{CatchUp, CronExpr, Schedule, ScheduleSpans, Zone};
 use crate::template::{coerce, RunInfo, Template, ValueType, MAX_VALUE_DEPTH};
 use std::collections::BTreeMap;
 use toml_edit::{ImDocument, Item, Table, Value};
@@ -15,9 +16,11 @@ const TOP_KEYS: &[&str] = &[
     "defaults",
     "params",
     "timeout_secs",
+    "schedule",
     "notebook",
     "pipeline",
 ];
+const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "params", "catch_up", "enabled"];
 const POOL_KEYS: &[&str] = &[
     "executors",
     "executor_cores",
@@ -176,6 +179,7 @@ impl<'t> Parser<'t> {
             timeout_secs: None,
             params: BTreeMap::new(),
             steps: Vec::new(),
+            schedule: None,
             pool_span: None,
         };
         let entries = Node::Table(root).entries().unwrap_or_default();
@@ -222,6 +226,7 @@ impl<'t> Parser<'t> {
                 }
                 "defaults" => {}
                 "timeout_secs" => out.timeout_secs = self.int(node, kspan, "timeout_secs", 1, None),
+                "schedule" => out.schedule = self.schedule(node, kspan),
                 "params" => {
                     if let Some(fields) = self.table(node, kspan, "params") {
                         for (k, ks, n) in fields {
@@ -819,6 +824,90 @@ impl<'t> Parser<'t> {
         step.spans.id = id_span;
         step.spans.path = path_span;
         Some(step)
+    }
+
+    /// `[schedule]`: every key read and checked on its own (the expression, the zone), so that
+    /// all problems are reported at once; `params` are checked against the plan in `dag`.
+    fn schedule(&mut self, node: &Node, kspan: &Span) -> Option<Schedule> {
+        let fields = self.table(node, kspan, "schedule")?;
+        let mut cron = None;
+        let mut timezone = Some(Zone::UTC);
+        let mut catch_up = Some(CatchUp::None);
+        let mut enabled = Some(true);
+        let mut params = BTreeMap::new();
+        let mut spans = ScheduleSpans {
+            table: kspan.clone(),
+            params: BTreeMap::new(),
+        };
+        for (k, ks, n) in fields {
+            let at = self.span_of(&n, &ks);
+            match k {
+                "cron" => {
+                    cron = self.string(&n, &ks, k, None).and_then(|text| {
+                        CronExpr::parse(&text)
+                            .map_err(|why| {
+                                self.r
+                                    .error(&at, format!("`cron = \"{text}\"`: {why}"))
+                                    .key(k);
+                            })
+                            .ok()
+                    });
+                }
+                "timezone" => {
+                    timezone = self.string(&n, &ks, k, None).and_then(|name| {
+                        Zone::parse(&name)
+                            .map_err(|why| {
+                                self.r.error(&at, why).key(k);
+                            })
+                            .ok()
+                    });
+                }
+                "catch_up" => {
+                    catch_up = self.string(&n, &ks, k, None).and_then(|name| {
+                        let parsed = CatchUp::parse(&name);
+                        if parsed.is_none() {
+                            self.r
+                                .error(
+                                    &at,
+                                    format!(
+                                        "unknown catch_up `{name}`; expected one of: {}",
+                                        CatchUp::NAMES.join(", ")
+                                    ),
+                                )
+                                .key(k);
+                        }
+                        parsed
+                    });
+                }
+                "enabled" => enabled = self.bool(&n, &ks, k, None),
+                "params" => match n.entries() {
+                    Some(entries) => {
+                        for (pk, pspan, pn) in entries {
+                            spans.params.insert(pk.to_string(), pspan);
+                            params.insert(pk.to_string(), node_to_json(pn));
+                        }
+                    }
+                    None => self.wrong_type(&n, &ks, k, "a table", None),
+                },
+                other => self.unknown_key(other, &ks, SCHEDULE_KEYS, "[schedule]", None),
+            }
+        }
+        if cron.is_none() && !fields_has(node, "cron") {
+            self.r
+                .error(
+                    kspan,
+                    "[schedule] needs `cron` (for example `cron = \"0 2 * * *\"`)",
+                )
+                .key("schedule");
+        }
+        Some(Schedule {
+            cron: cron?,
+            timezone: timezone?,
+            params,
+            catch_up: catch_up?,
+            enabled: enabled?,
+            spans,
+        })
     }
 
     /// One entry of `[params]`: a value (its type is the value's), or `{ type = "…", default =

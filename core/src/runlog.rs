@@ -70,6 +70,9 @@ pub enum RunEvent {
         resumed_from: Option<i64>,
         /// The expanded plan the run executes, as JSON.
         plan: serde_json::Value,
+        /// What started it (not in logs of older builds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<Trigger>,
     },
     SessionChanged {
         session: String,
@@ -169,6 +172,61 @@ pub enum RunEvent {
     /// browser keeps working, and folded as nothing. Never written.
     #[serde(other)]
     Unknown,
+}
+
+/// What started a run, as its log records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    /// A scheduled run's slot (milliseconds since 1970 UTC): what its `run.trigger_time`
+    /// reads, however late it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_ms: Option<i64>,
+}
+
+impl Trigger {
+    pub fn of(kind: TriggerKind) -> Trigger {
+        Trigger {
+            kind,
+            scheduled_ms: None,
+        }
+    }
+
+    /// A run of the pipeline's `[schedule]` for the slot `scheduled_ms`.
+    pub fn schedule(scheduled_ms: i64) -> Trigger {
+        Trigger {
+            kind: TriggerKind::Schedule,
+            scheduled_ms: Some(scheduled_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// `spool run`.
+    Cli,
+    /// `POST /api/runs` (the browser's Run button).
+    Api,
+    /// A resume or repair of an earlier run (`spool run --resume`, the API's resume).
+    Resume,
+    /// The pipeline's `[schedule]`, run by `spool serve`.
+    Schedule,
+    /// A kind this build does not know (written by a newer Spool).
+    #[serde(other)]
+    Unknown,
+}
+
+impl TriggerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TriggerKind::Cli => "cli",
+            TriggerKind::Api => "api",
+            TriggerKind::Resume => "resume",
+            TriggerKind::Schedule => "schedule",
+            TriggerKind::Unknown => "unknown",
+        }
+    }
 }
 
 /// Why a task ended as it did, as recorded (the run log's form of [`SettleReason`]).
@@ -422,6 +480,9 @@ pub struct RunRecord {
     /// Sessions that could not be deleted (id and why): shown, never swallowed.
     #[serde(default)]
     pub leaked_sessions: Vec<(String, String)>,
+    /// What started it (not in logs of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
 
 impl RunRecord {
@@ -432,6 +493,7 @@ impl RunRecord {
             file,
             params,
             resumed_from,
+            trigger,
             ..
         } = &first.event
         else {
@@ -450,6 +512,7 @@ impl RunRecord {
             run_info: None,
             pipeline_params: Map::new(),
             leaked_sessions: Vec::new(),
+            trigger: trigger.clone(),
         })
     }
 
@@ -633,6 +696,9 @@ pub struct RunSummary {
     /// The first notebook attempt's start and the last one's end, once there are.
     pub first_start_ms: Option<i64>,
     pub last_end_ms: Option<i64>,
+    /// What started it (not in logs of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
 
 impl RunSummary {
@@ -655,6 +721,7 @@ impl RunSummary {
             task_counts,
             first_start_ms: attempts().map(|a| a.started_ms).min(),
             last_end_ms: attempts().filter_map(|a| a.ended_ms).max(),
+            trigger: run.trigger.clone(),
         }
     }
 

@@ -4,7 +4,8 @@
 //! valid pipelines, a summary of the plan. A valid case with `run.json` (`{"params": {…},
 //! "published": {"task": {"value": …, "values": {…}}}}`) also shows the values each notebook
 //! would start with in run 1, triggered at 2024-07-01T00:00:00Z, with those overrides and
-//! upstream values. `SPOOL_BLESS=1 cargo test --test fixtures` rewrites
+//! upstream values. A valid case with `[schedule]` shows it and its next three fire times after
+//! that instant. `SPOOL_BLESS=1 cargo test --test fixtures` rewrites
 //! every `expected.txt` from the current behaviour (review the diff by eye).
 
 use spool_core::dag::{load, LeftOut, Plan, TaskKind};
@@ -108,8 +109,19 @@ fn summary(plan: &Plan) -> String {
     let (path, secs) = plan.critical_path();
     let names: Vec<&str> = path.iter().map(|&t| plan.tasks[t].id.as_str()).collect();
     let _ = writeln!(s, "critical path ({secs} s): {}", names.join(" -> "));
+    if let Some(schedule) = &plan.schedule {
+        let _ = writeln!(s, "schedule: {}", serde_json::json!(schedule));
+        for t in schedule.upcoming(TRIGGER_MS, 3) {
+            let zone = schedule.timezone.name();
+            let _ = writeln!(s, "  {} {zone} = {} UTC", t.local, t.utc);
+        }
+    }
     s
 }
+
+/// When the fixtures' run is triggered, and what their schedules' next fire times follow:
+/// 2024-07-01T00:00:00Z.
+const TRIGGER_MS: i64 = 1_719_792_000_000;
 
 /// The run settings that differ from the built-in defaults, as `key = value` pairs (slots and
 /// estimate are shown with the task already).
@@ -135,7 +147,7 @@ fn resolved(plan: &Plan, run: &str) -> String {
         serde_json::from_value(run["published"].clone()).unwrap_or_default();
     let info = RunInfo {
         id: 1,
-        trigger_ms: 1_719_792_000_000,
+        trigger_ms: TRIGGER_MS,
     };
     let mut s = format!("run 1 with {}:\n", serde_json::json!(given));
     let bound = match bind(plan, &given, info) {

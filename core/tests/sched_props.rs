@@ -278,6 +278,7 @@ proptest! {
             params: BTreeMap::new(),
             resumed_from: None,
             plan: serde_json::Value::Null,
+            trigger: None,
         }];
         let mut cap = u64::from(capacity);
         let mut running: Vec<(usize, u32, u64)> = Vec::new();

@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS run_summaries (
 CREATE INDEX IF NOT EXISTS run_summaries_file ON run_summaries(file, run_id);
 CREATE INDEX IF NOT EXISTS run_summaries_pipeline ON run_summaries(pipeline, run_id);
 CREATE INDEX IF NOT EXISTS run_summaries_status ON run_summaries(status, run_id);
+-- The scheduler's state per pipeline file (crate::scheduler): the newest slot handled (run
+-- or skipped) and whether its schedule is paused, kept across restarts.
+CREATE TABLE IF NOT EXISTS schedules (
+    file TEXT PRIMARY KEY,
+    handled_ms INTEGER,
+    paused INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 /// How long finished runs are kept (`spool serve --keep-runs/--keep-days`); runs in progress
@@ -123,7 +130,7 @@ impl History {
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (statements are
         // atomic), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -531,6 +538,7 @@ mod tests {
             params: BTreeMap::new(),
             resumed_from: None,
             plan: serde_json::json!({}),
+            trigger: None,
         }
     }
 

@@ -15,6 +15,8 @@ pub mod plan_cmd;
 pub mod run_cmd;
 pub mod run_params;
 pub mod runs;
+pub mod schedule_cmd;
+pub mod scheduler;
 pub mod serve;
 pub mod simulate;
 pub mod spark_args;

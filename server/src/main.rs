@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-use spool_server::{history_cmd, import, livy_local, plan_cmd, run_cmd, serve, simulate};
+use spool_server::{
+    history_cmd, import, livy_local, plan_cmd, run_cmd, schedule_cmd, serve, simulate,
+};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +24,8 @@ enum Command {
     Validate(plan_cmd::ValidateArgs),
     /// Print the expanded DAG: topological levels, critical path, inactive steps.
     Plan(plan_cmd::PlanArgs),
+    /// The next fire times of the pipeline's [schedule], in its time zone beside UTC.
+    Schedule(schedule_cmd::ScheduleArgs),
     /// Dry-run the pipeline on a simulated Spark pool.
     Simulate(simulate::Args),
     /// Run the pipeline on Spark (Livy, or a local PySpark), with live progress.
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(a) => plan_cmd::validate(a),
         Command::Plan(a) => plan_cmd::plan(a),
+        Command::Schedule(a) => schedule_cmd::schedule(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Run(a) => run_cmd::run(a),
         Command::Runs(a) => history_cmd::runs(a),

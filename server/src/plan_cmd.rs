@@ -35,7 +35,7 @@ pub fn load_file(file: &Path) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
-fn print_diagnostics(diags: &[Diagnostic]) {
+pub fn print_diagnostics(diags: &[Diagnostic]) {
     for d in diags {
         eprintln!("{d}");
     }

@@ -5,6 +5,7 @@ use crate::history_cmd::{describe, secs, task_outcome};
 use crate::runs::{RunManager, RunRequest, StartError};
 use crate::spark_args::SparkArgs;
 use spool_core::diag::escape_controls_in_lines;
+use spool_core::runlog::{Trigger, TriggerKind};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -76,6 +77,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             .start(RunRequest {
                 file: name,
                 params,
+                trigger: Trigger::of(if args.resume.is_some() {
+                    TriggerKind::Resume
+                } else {
+                    TriggerKind::Cli
+                }),
                 resume: args.resume,
                 rerun: args.rerun,
             })

@@ -216,6 +216,7 @@ depends_on = ["a"]
                 params,
                 resumed_from: None,
                 plan: plan_json.clone(),
+                trigger: None,
             },
             settled("a", "succeeded"),
             settled("b", "failed"),

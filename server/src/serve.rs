@@ -3,6 +3,7 @@
 use crate::api::{app, AppState, WebApp};
 use crate::history::{History, Retention, PRUNE_BATCH};
 use crate::runs::RunManager;
+use crate::scheduler::Scheduler;
 use crate::spark_args::SparkArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -161,10 +162,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         let reaper = runs.clone();
         tokio::spawn(async move { reaper.reap(&interrupted).await });
         let state = Arc::new(AppState {
-            pipelines_dir,
+            pipelines_dir: pipelines_dir.clone(),
             web,
             token,
-            history,
+            history: history.clone(),
             runs: runs.clone(),
             limits: Default::default(),
         });
@@ -176,6 +177,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         // Runs are stopped first, whatever open connections (live streams) do; the server
         // then gets a moment to finish its answers.
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let scheduler = Arc::new(Scheduler::new(history.clone(), runs.clone(), pipelines_dir));
+        let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
         let mut server = tokio::spawn(crate::api::serve(
             listener,
             app(state),
@@ -189,6 +192,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             _ = stop_signal() => {}
         }
         let _ = stop_tx.send(true);
+        // No scheduled run starts once the runs are being stopped.
+        let _ = scheduling.await;
         let keep = args.keep_runs_on_shutdown;
         eprintln!(
             "stopping: {} the runs in progress",

@@ -409,6 +409,7 @@ fn started_run(f: &Fixture) -> i64 {
                 params: BTreeMap::new(),
                 resumed_from: None,
                 plan: json!({}),
+                trigger: None,
             },
             1,
         )

@@ -183,6 +183,7 @@ mod tests {
             leaked_sessions: Vec::new(),
             run_info: None,
             pipeline_params: Default::default(),
+            trigger: None,
         })
     }
 

@@ -6,6 +6,7 @@ mod headers;
 mod listen;
 mod pipelines;
 mod runs;
+mod schedule;
 mod session;
 mod web_files;
 
@@ -16,7 +17,9 @@ use session::SignInThrottle;
 pub use session::{load_token, random_token, valid_token, MAX_TOKEN_LEN};
 pub use web_files::WebApp;
 /// The JSON request bodies, as the handlers read them (the fuzz targets decode them too).
-pub use {pipelines::PutBody, runs::ResumeBody, runs::StartBody, session::SignIn};
+pub use {
+    pipelines::PutBody, runs::ResumeBody, runs::StartBody, schedule::ScheduleBody, session::SignIn,
+};
 
 use crate::history::History;
 use axum::extract::DefaultBodyLimit;
@@ -70,6 +73,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/pipelines/:file/bundle", get(pipelines::bundle))
         .route("/pipelines/:file/simulate", post(pipelines::simulate))
         .route("/pipelines/:file/calibration", get(pipelines::calibration))
+        .route(
+            "/pipelines/:file/schedule",
+            get(schedule::get).post(schedule::set),
+        )
         .route("/runs", get(runs::list).post(runs::start))
         .route("/runs/:id", get(runs::get))
         .route("/runs/:id/cancel", post(runs::cancel))

@@ -3,6 +3,7 @@
 use super::{blocking, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState};
 use crate::calibration::{calibrate, CalibrationError};
 use crate::fs_sources::{DiskSources, WriteError};
+use crate::scheduler::ScheduleView;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::Json;
@@ -29,7 +30,13 @@ pub struct Entry {
     name: String,
     notebooks: u64,
     errors: usize,
+    /// Its `[schedule]` with the next fire times, when the file has one and no errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<ScheduleView>,
 }
+
+/// Fire times shown per pipeline in the listing.
+const LISTED_FIRE_TIMES: usize = 3;
 
 #[derive(Serialize)]
 pub struct Checked {
@@ -112,6 +119,8 @@ fn etag_header(text: &str) -> HeaderMap {
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Entry>>> {
     blocking(move || {
         let src = sources(&state)?;
+        let schedules = state.history.schedule_states()?;
+        let now = crate::runs::now_ms();
         let entries = src
             .list(&[".toml"], MAX_DEPTH, MAX_FILES)
             .into_iter()
@@ -127,11 +136,16 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Entr
                     Some(name) if errors == 0 => name,
                     _ => file.trim_end_matches(".toml").to_string(),
                 };
+                let schedule = outline.schedule.filter(|_| errors == 0).map(|s| {
+                    let state = schedules.get(&file).copied().unwrap_or_default();
+                    ScheduleView::of(s, state, now, LISTED_FIRE_TIMES)
+                });
                 Entry {
                     file,
                     name,
                     notebooks: if errors == 0 { outline.notebooks } else { 0 },
                     errors,
+                    schedule,
                 }
             })
             .collect();
@@ -276,7 +290,7 @@ pub async fn put(
 }
 
 /// The plan of the pipeline `file`, or why there is none.
-fn load_plan(state: &AppState, file: &str) -> ApiResult<Plan> {
+pub(super) fn load_plan(state: &AppState, file: &str) -> ApiResult<Plan> {
     let src = sources(state)?;
     read_text(&src, file)?;
     let Loaded { plan, diagnostics } = load(file, &src);

@@ -11,6 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use spool_core::listing::RunQuery;
+use spool_core::runlog::{Trigger, TriggerKind};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -121,6 +122,11 @@ pub async fn start(
             params: body.params,
             resume: body.resume,
             rerun: Vec::new(),
+            trigger: Trigger::of(if body.resume.is_some() {
+                TriggerKind::Resume
+            } else {
+                TriggerKind::Api
+            }),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Started { id })))
@@ -143,6 +149,7 @@ pub async fn resume(
             params: body.params,
             resume: Some(id),
             rerun: body.rerun,
+            trigger: Trigger::of(TriggerKind::Resume),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Started { id: new })))

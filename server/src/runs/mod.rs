@@ -7,10 +7,10 @@
 
 mod driver;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 pub mod spark;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::fs_sources::{DiskSources, ReadError};
 use crate::history::{History, RunEvent, RunStatus, StoredEvent, TaskError};
@@ -23,6 +23,7 @@ use spool_core::diag::Diagnostic;
 use spool_core::model::Outcome;
 use spool_core::notebook::{self, Cell, Format};
 use spool_core::params::{bind, TaskValues};
+use spool_core::runlog::Trigger;
 use spool_core::sched::{Admission, Machine, Policy};
 use spool_core::source::Sources;
 use spool_core::template::RunInfo;
@@ -52,6 +53,15 @@ pub struct RunRequest {
     /// With `resume`, a repair: these tasks (or sub-pipelines) and everything downstream of
     /// them run again even if they succeeded.
     pub rerun: Vec<String>,
+    /// What asks for the run; a scheduled run's slot is what its `run.…` references read.
+    pub trigger: Trigger,
+}
+
+impl RunRequest {
+    /// When the run is triggered: its scheduled slot, or now.
+    fn trigger_ms(&self) -> i64 {
+        self.trigger.scheduled_ms.unwrap_or_else(now_ms)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,10 +253,11 @@ impl RunManager {
             params: prepared.params.clone(),
             resumed_from: req.resume,
             plan: serde_json::to_value(&prepared.plan).map_err(anyhow::Error::from)?,
+            trigger: Some(req.trigger.clone()),
         };
         let history = self.history.clone();
-        let trigger_ms = now_ms();
-        let id = tokio::task::spawn_blocking(move || history.create_run(&started, trigger_ms))
+        let trigger_ms = req.trigger_ms();
+        let id = tokio::task::spawn_blocking(move || history.create_run(&started, now_ms()))
             .await
             .map_err(anyhow::Error::from)??;
         // Checked in `prepare` already; only `run.id` is new. A resume keeps the first run's
@@ -342,7 +353,7 @@ impl RunManager {
         let run = resumed.as_ref().map_or(
             RunInfo {
                 id: 0,
-                trigger_ms: now_ms(),
+                trigger_ms: req.trigger_ms(),
             },
             |(run, _)| *run,
         );

@@ -7,21 +7,23 @@ use super::spark::Spark;
 use super::{driver::Execution, Begun, RunManager, RunRequest, SparkTarget};
 use crate::agent::NotebookState;
 use crate::history::{AttemptOutcome, History, RunEvent, RunRecord, RunStatus};
+use spool_core::runlog::{Trigger, TriggerKind};
 use spool_core::sched::{Final, TaskState};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Harness {
+/// A pipelines folder, its history and the fake Spark (the scheduler's tests use it too).
+pub(crate) struct Harness {
     _dir: tempfile::TempDir,
-    root: std::path::PathBuf,
-    history: Arc<History>,
-    fake: Arc<FakeSpark>,
+    pub(crate) root: std::path::PathBuf,
+    pub(crate) history: Arc<History>,
+    pub(crate) fake: Arc<FakeSpark>,
 }
 
 impl Harness {
     /// A pipelines folder with `pipeline` as `p.toml` and one notebook every task uses.
-    fn new(pipeline: &str, fake: FakeSpark) -> Self {
+    pub(crate) fn new(pipeline: &str, fake: FakeSpark) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().canonicalize().expect("canonical");
         std::fs::create_dir_all(root.join("nb")).expect("nb");
@@ -36,7 +38,7 @@ impl Harness {
         }
     }
 
-    fn manager(&self, session_name: Option<&str>) -> Arc<RunManager> {
+    pub(crate) fn manager(&self, session_name: Option<&str>) -> Arc<RunManager> {
         let spark: Arc<dyn Spark> = self.fake.clone();
         RunManager::new(
             self.history.clone(),
@@ -65,6 +67,7 @@ fn request(resume: Option<i64>) -> RunRequest {
         params: BTreeMap::new(),
         resume,
         rerun: Vec::new(),
+        trigger: Trigger::of(TriggerKind::Cli),
     }
 }
 
@@ -88,7 +91,7 @@ async fn run_to_end(h: &Harness, manager: &Arc<RunManager>) -> (i64, Execution) 
     (id, exec)
 }
 
-fn paused() -> tokio::runtime::Runtime {
+pub(crate) fn paused() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

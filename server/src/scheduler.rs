@@ -1,0 +1,256 @@
+//! `spool serve`'s scheduler: starts the runs of every pipeline's `[schedule]` on time.
+//!
+//! The rule of what is due is core's ([`Schedule::due`], a function of the time); this drives
+//! it. One pass ([`Scheduler::tick`]) reads the pipelines that have a schedule, records in the
+//! history (table `schedules`) the newest slot handled before starting its runs (a run is
+//! started at most once per slot, also across a crash), and says when the next slot comes;
+//! the loop sleeps until then, at most [`RESCAN`], so that edited files and resumed
+//! schedules count within that. What was missed while the server was down is found from the
+//! recorded slot at the first pass after a restart, and `catch_up` decides.
+
+use crate::fs_sources::DiskSources;
+use crate::history::History;
+use crate::runs::{RunManager, RunRequest};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use spool_core::dag::load;
+use spool_core::runlog::Trigger;
+use spool_core::schedule::{FireTime, Schedule, ON_TIME_GRACE_MS};
+use spool_core::source::Sources;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The scheduler looks at the pipelines at least this often (new, edited or resumed schedules
+/// count by then); it stays well within [`ON_TIME_GRACE_MS`], so such a slot still runs.
+pub const RESCAN: Duration = Duration::from_secs(20);
+/// How deep the pipelines folder is searched, and how many files at most (as the listing).
+const MAX_DEPTH: usize = 4;
+const MAX_FILES: usize = 2000;
+
+/// A schedule's state as kept in the history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScheduleState {
+    /// The newest slot handled (run or skipped); `None` for a schedule never seen.
+    pub handled_ms: Option<i64>,
+    pub paused: bool,
+}
+
+impl History {
+    /// Every file's scheduler state.
+    pub fn schedule_states(&self) -> anyhow::Result<HashMap<String, ScheduleState>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT file, handled_ms, paused FROM schedules")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                ScheduleState {
+                    handled_ms: r.get(1)?,
+                    paused: r.get(2)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn schedule_state(&self, file: &str) -> anyhow::Result<ScheduleState> {
+        let found = self
+            .conn()
+            .query_row(
+                "SELECT handled_ms, paused FROM schedules WHERE file = ?1",
+                params![file],
+                |r| {
+                    Ok(ScheduleState {
+                        handled_ms: r.get(0)?,
+                        paused: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(found.unwrap_or_default())
+    }
+
+    /// Records that every slot of `file` up to `ms` is handled.
+    pub fn set_schedule_handled(&self, file: &str, ms: i64) -> anyhow::Result<()> {
+        self.conn().execute(
+            "INSERT INTO schedules (file, handled_ms) VALUES (?1, ?2) \
+             ON CONFLICT(file) DO UPDATE SET handled_ms = excluded.handled_ms",
+            params![file, ms],
+        )?;
+        Ok(())
+    }
+
+    /// Pauses or resumes `file`'s schedule at `now_ms`. The slots of a pause are not caught up:
+    /// they count as handled when it resumes.
+    pub fn set_schedule_paused(&self, file: &str, paused: bool, now_ms: i64) -> anyhow::Result<()> {
+        self.conn().execute(
+            "INSERT INTO schedules (file, handled_ms, paused) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(file) DO UPDATE SET paused = excluded.paused, \
+             handled_ms = CASE WHEN excluded.paused THEN handled_ms ELSE excluded.handled_ms END",
+            params![file, now_ms, paused],
+        )?;
+        Ok(())
+    }
+}
+
+/// A pipeline's schedule as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleView {
+    #[serde(flatten)]
+    pub schedule: Schedule,
+    pub paused: bool,
+    /// The next fire times (none while paused or disabled).
+    pub next: Vec<FireTime>,
+}
+
+impl ScheduleView {
+    pub fn of(schedule: Schedule, state: ScheduleState, now_ms: i64, n: usize) -> ScheduleView {
+        let next = if state.paused || !schedule.enabled {
+            Vec::new()
+        } else {
+            schedule.upcoming(now_ms, n)
+        };
+        ScheduleView {
+            schedule,
+            paused: state.paused,
+            next,
+        }
+    }
+}
+
+/// The valid pipeline files of `dir` that have a `[schedule]`.
+fn scheduled_pipelines(dir: &std::path::Path) -> anyhow::Result<Vec<(String, Schedule)>> {
+    let sources = DiskSources::new(dir)?;
+    let mut out = Vec::new();
+    for file in sources.list(&[".toml"], MAX_DEPTH, MAX_FILES) {
+        // Most files have no schedule: only those that mention one are loaded.
+        match sources.read(&file) {
+            Ok(text) if text.contains("schedule") => {}
+            _ => continue,
+        }
+        let loaded = load(&file, &sources);
+        match loaded.plan.and_then(|p| p.schedule) {
+            Some(schedule) => out.push((file, schedule)),
+            None if spool_core::diag::has_errors(&loaded.diagnostics) => {
+                tracing::debug!(file, "not scheduled: the pipeline has errors");
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+pub struct Scheduler {
+    history: Arc<History>,
+    runs: Arc<RunManager>,
+    pipelines_dir: PathBuf,
+}
+
+/// What one pass decided: runs to start, and when the next slot comes.
+struct Pass {
+    starts: Vec<RunRequest>,
+    next_ms: Option<i64>,
+}
+
+impl Scheduler {
+    pub fn new(history: Arc<History>, runs: Arc<RunManager>, pipelines_dir: PathBuf) -> Self {
+        Scheduler {
+            history,
+            runs,
+            pipelines_dir,
+        }
+    }
+
+    /// One pass at `now_ms`: starts the runs that are due (after recording their slots as
+    /// handled); returns when the next slot of any schedule comes.
+    pub async fn tick(&self, now_ms: i64) -> Option<i64> {
+        let history = self.history.clone();
+        let dir = self.pipelines_dir.clone();
+        let pass = tokio::task::spawn_blocking(move || decide(&history, &dir, now_ms)).await;
+        let pass = match pass {
+            Ok(Ok(pass)) => pass,
+            Ok(Err(e)) => {
+                tracing::error!("scheduler: {e:#}");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!("scheduler: {e}");
+                return None;
+            }
+        };
+        for req in pass.starts {
+            let (file, slot) = (req.file.clone(), req.trigger.scheduled_ms);
+            match self.runs.start(req).await {
+                Ok(id) => tracing::info!(file, slot, run = id, "scheduled run started"),
+                Err(e) => tracing::warn!(file, slot, "scheduled run not started: {e}"),
+            }
+        }
+        pass.next_ms
+    }
+
+    /// Runs passes until `stop` turns true: after each, sleeps until the next slot (at most
+    /// [`RESCAN`]).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let now = crate::runs::now_ms();
+            let next = self.tick(now).await;
+            let wait = next
+                .map(|n| Duration::from_millis(u64::try_from(n - now).unwrap_or(0)))
+                .map_or(RESCAN, |w| w.min(RESCAN));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+/// The blocking half of a pass: reads the schedules and their state, records the slots
+/// handled, and says which runs to start.
+fn decide(history: &History, dir: &std::path::Path, now_ms: i64) -> anyhow::Result<Pass> {
+    let states = history.schedule_states()?;
+    let mut pass = Pass {
+        starts: Vec::new(),
+        next_ms: None,
+    };
+    for (file, schedule) in scheduled_pipelines(dir)? {
+        let state = states.get(&file).copied().unwrap_or_default();
+        // A schedule seen for the first time counts from a grace period ago, so that a slot
+        // that came while the file was being saved still runs.
+        let last = state.handled_ms.unwrap_or(now_ms - ON_TIME_GRACE_MS);
+        let due = schedule.due(last, now_ms);
+        let active = schedule.enabled && !state.paused;
+        if let Some(handled) = due.handled.or(state.handled_ms.is_none().then_some(last)) {
+            history.set_schedule_handled(&file, handled)?;
+        }
+        if !active {
+            continue;
+        }
+        if due.skipped > 0 {
+            tracing::warn!(
+                file,
+                skipped = due.skipped,
+                catch_up = ?schedule.catch_up,
+                "scheduled slots missed while Spool was not running are not run"
+            );
+        }
+        for slot in due.fire {
+            pass.starts.push(RunRequest {
+                file: file.clone(),
+                params: schedule.params.clone(),
+                resume: None,
+                rerun: Vec::new(),
+                trigger: Trigger::schedule(slot),
+            });
+        }
+        if let Some(&next) = schedule.next_after(now_ms, 1).first() {
+            pass.next_ms = Some(pass.next_ms.map_or(next, |n: i64| n.min(next)));
+        }
+    }
+    Ok(pass)
+}
+
+#[cfg(test)]
+mod tests;

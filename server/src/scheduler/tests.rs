@@ -1,0 +1,174 @@
+//! The scheduler's passes at chosen times (the clock is an argument), against the fake Spark
+//! with tokio's time paused: runs start at their slot, once, with the slot as their trigger
+//! time; a restart finds what was missed from the history and catches up as the schedule
+//! says; a paused schedule starts nothing and does not catch up its pause. Together they
+//! check ARCHITECTURE.md's "a slot runs at most once".
+
+use super::Scheduler;
+use crate::history::{RunEvent, RunStatus};
+use crate::runs::fake::FakeSpark;
+use crate::runs::tests::{paused, Harness};
+use spool_core::listing::{RunFilter, MAX_LIMIT};
+use spool_core::runlog::RunSummary;
+use spool_core::runlog::Trigger;
+use spool_core::schedule::parse_utc_minute;
+
+/// `pipeline` as `p.toml`, beside a pipeline without a schedule that no pass may start.
+fn harness(pipeline: &str) -> Harness {
+    let h = Harness::new(pipeline, FakeSpark::uniform(30.0));
+    let unscheduled = "[[notebook]]\nid = \"a\"\npath = \"nb/n.py\"\n";
+    std::fs::write(h.root.join("unscheduled.toml"), unscheduled).expect("pipeline");
+    h
+}
+
+/// A scheduler as a new `spool serve` process on this history would have it.
+fn scheduler(h: &Harness) -> Scheduler {
+    Scheduler::new(h.history.clone(), h.manager(None), h.root.clone())
+}
+
+/// Every run, oldest first, once none is running any more.
+async fn finished_runs(h: &Harness) -> Vec<RunSummary> {
+    let all = RunFilter {
+        limit: MAX_LIMIT,
+        ..RunFilter::default()
+    };
+    loop {
+        let mut runs = h.history.list(&all).expect("runs");
+        if runs.iter().all(|r| r.status != RunStatus::Running) {
+            runs.reverse();
+            return runs;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+fn at(text: &str) -> i64 {
+    parse_utc_minute(text).expect("YYYY-MM-DD HH:MM")
+}
+
+fn slots(runs: &[RunSummary]) -> Vec<Option<i64>> {
+    runs.iter()
+        .map(|r| r.trigger.as_ref().and_then(|t| t.scheduled_ms))
+        .collect()
+}
+
+#[test]
+fn a_scheduled_run_starts_at_its_slot_once_with_the_slot_as_its_trigger_time() {
+    paused().block_on(async {
+        // 02:00 in Amsterdam, summer time: 00:00 UTC.
+        let h = harness(
+            r#"
+[params]
+region = "us"
+
+[schedule]
+cron = "0 2 * * *"
+timezone = "Europe/Amsterdam"
+params = { region = "eu" }
+
+[[notebook]]
+id = "a"
+path = "nb/n.py"
+params = { where = "{{ params.region }}", day = "{{ run.trigger_time }}" }
+"#,
+        );
+        let scheduler = scheduler(&h);
+        let slot = at("2026-06-01 00:00");
+        assert_eq!(scheduler.tick(slot - 90_000).await, Some(slot));
+        assert!(
+            finished_runs(&h).await.is_empty(),
+            "nothing before the slot"
+        );
+        // The pass wakes a little late: the run is for the slot, not for the wake-up.
+        assert_eq!(scheduler.tick(slot + 700).await, Some(slot + 86_400_000));
+        assert_eq!(scheduler.tick(slot + 5_000).await, Some(slot + 86_400_000));
+        let runs = finished_runs(&h).await;
+        assert_eq!(runs.len(), 1, "one run for the slot, however many passes");
+        let run = h.history.run(runs[0].id).expect("read").expect("the run");
+        assert_eq!(run.status, RunStatus::Succeeded);
+        assert_eq!(run.trigger, Some(Trigger::schedule(slot)));
+        assert_eq!(run.run_info().trigger_ms, slot);
+        let started = h.history.events(run.id, None).expect("events");
+        let params = started
+            .iter()
+            .find_map(|e| match &e.event {
+                RunEvent::AttemptParams { params, .. } => Some(params.clone()),
+                _ => None,
+            })
+            .expect("the attempt's values");
+        assert_eq!(params["where"], "eu", "the schedule's params");
+        assert_eq!(
+            params["day"], "2026-06-01T00:00:00Z",
+            "run.trigger_time is the slot"
+        );
+    });
+}
+
+const HOURLY: &str = r#"
+[schedule]
+cron = "0 * * * *"
+catch_up = "MODE"
+
+[[notebook]]
+id = "a"
+path = "nb/n.py"
+"#;
+
+#[test]
+fn a_restart_catches_up_from_the_slot_recorded_before_it() {
+    let cases = [
+        ("none", vec![]),
+        ("last", vec!["2026-06-01 04:00"]),
+        (
+            "all",
+            vec!["2026-06-01 02:00", "2026-06-01 03:00", "2026-06-01 04:00"],
+        ),
+    ];
+    for (mode, caught_up) in cases {
+        paused().block_on(async {
+            let h = harness(&HOURLY.replace("MODE", mode));
+            let first = at("2026-06-01 01:00");
+            scheduler(&h).tick(first + 1_000).await;
+            assert_eq!(slots(&finished_runs(&h).await), [Some(first)], "{mode}");
+            // Down from 01:00 to 04:30: a new process on the same history.
+            scheduler(&h).tick(at("2026-06-01 04:30")).await;
+            let runs = finished_runs(&h).await;
+            let want: Vec<Option<i64>> = std::iter::once(first)
+                .chain(caught_up.iter().map(|t| at(t)))
+                .map(Some)
+                .collect();
+            assert_eq!(slots(&runs), want, "catch_up = {mode}");
+        });
+    }
+}
+
+#[test]
+fn a_paused_schedule_starts_nothing_and_does_not_catch_up_its_pause() {
+    paused().block_on(async {
+        let h = harness(&HOURLY.replace("MODE", "all"));
+        let scheduler = scheduler(&h);
+        let first = at("2026-06-01 01:00");
+        scheduler.tick(first + 1_000).await;
+        h.history
+            .set_schedule_paused("p.toml", true, first + 60_000)
+            .expect("pause");
+        for hour in ["02", "03"] {
+            scheduler
+                .tick(at(&format!("2026-06-01 {hour}:00")) + 1_000)
+                .await;
+        }
+        assert_eq!(slots(&finished_runs(&h).await), [Some(first)]);
+        let resumed = at("2026-06-01 03:30");
+        h.history
+            .set_schedule_paused("p.toml", false, resumed)
+            .expect("resume");
+        scheduler.tick(resumed + 1_000).await;
+        scheduler.tick(at("2026-06-01 04:00") + 1_000).await;
+        assert_eq!(
+            slots(&finished_runs(&h).await),
+            [Some(first), Some(at("2026-06-01 04:00"))],
+            "02:00 and 03:00 were paused: not caught up"
+        );
+        assert_eq!(h.fake.executions().len(), 2);
+    });
+}

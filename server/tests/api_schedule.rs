@@ -1,0 +1,144 @@
+//! Schedules through the API (`oneshot`): each pipeline's schedule and next fire times in the
+//! listing, pause and resume persisted in the history, and the guard on the mutation.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{call, fixture, get, Fixture};
+use serde_json::{json, Value};
+use spool_server::history::History;
+
+const SCHEDULED: &str = r#"name = "hourly"
+
+[schedule]
+cron = "15 * * * *"
+timezone = "Asia/Kolkata"
+
+[[notebook]]
+id = "load"
+path = "nb/load.py"
+"#;
+
+fn with_schedule() -> Fixture {
+    let f = fixture(None);
+    std::fs::write(f.root.join("hourly.toml"), SCHEDULED).unwrap();
+    f
+}
+
+fn post_schedule(file: &str, body: Value, origin: Option<&str>) -> Request<Body> {
+    let mut b = Request::post(format!("/api/pipelines/{file}/schedule"))
+        .header("host", "127.0.0.1:8080")
+        .header("content-type", "application/json");
+    if let Some(o) = origin {
+        b = b.header("origin", o);
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+const SAME_ORIGIN: Option<&str> = Some("http://127.0.0.1:8080");
+
+/// The listing's entry of `file`.
+async fn entry(f: &Fixture, file: &str) -> Value {
+    let (status, list) = call(f, get("/api/pipelines")).await;
+    assert_eq!(status, StatusCode::OK);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["file"] == file)
+        .cloned()
+        .unwrap_or_else(|| panic!("{file} is listed: {list}"))
+}
+
+#[tokio::test]
+async fn the_listing_shows_each_schedule_with_its_next_fire_times_in_its_zone_and_utc() {
+    let f = with_schedule();
+    let hourly = entry(&f, "hourly.toml").await;
+    let schedule = &hourly["schedule"];
+    assert_eq!(schedule["cron"], "15 * * * *");
+    assert_eq!(schedule["timezone"], "Asia/Kolkata");
+    assert_eq!(schedule["catch_up"], "none");
+    assert_eq!(schedule["paused"], false);
+    let next = schedule["next"].as_array().unwrap();
+    assert_eq!(next.len(), 3);
+    for t in next {
+        // Kolkata is UTC+05:30: local :15 is :45 in UTC, an hour apart each.
+        assert!(t["local"].as_str().unwrap().ends_with(":15"), "{t}");
+        assert!(t["utc"].as_str().unwrap().ends_with(":45"), "{t}");
+    }
+    let gap = next[1]["ms"].as_i64().unwrap() - next[0]["ms"].as_i64().unwrap();
+    assert_eq!(gap, 3_600_000);
+    let nightly = entry(&f, "nightly.toml").await;
+    assert!(nightly.get("schedule").is_none(), "{nightly}");
+}
+
+#[tokio::test]
+async fn pausing_a_schedule_is_kept_in_the_history_and_resuming_shows_its_fire_times_again() {
+    let f = with_schedule();
+    let (status, paused) = call(
+        &f,
+        post_schedule("hourly.toml", json!({ "paused": true }), SAME_ORIGIN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["paused"], true);
+    assert_eq!(paused["next"], json!([]), "a paused schedule fires never");
+    assert_eq!(entry(&f, "hourly.toml").await["schedule"]["paused"], true);
+    // Another process on the same data dir (a restart) reads it paused.
+    let reopened = History::open(&f.root.join(".spool")).unwrap();
+    assert!(reopened.schedule_state("hourly.toml").unwrap().paused);
+
+    let (status, resumed) = call(
+        &f,
+        post_schedule("hourly.toml", json!({ "paused": false }), SAME_ORIGIN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(resumed["next"].as_array().unwrap().len(), 10);
+    let (status, read) = call(&f, get("/api/pipelines/hourly.toml/schedule")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["paused"], false);
+    assert!(!reopened.schedule_state("hourly.toml").unwrap().paused);
+}
+
+#[tokio::test]
+async fn a_schedule_mutation_is_guarded_and_checked() {
+    let f = with_schedule();
+    for origin in [Some("http://evil.example"), None] {
+        let (status, _) = call(
+            &f,
+            post_schedule("hourly.toml", json!({ "paused": true }), origin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?}");
+    }
+    let reopened = History::open(&f.root.join(".spool")).unwrap();
+    assert!(!reopened.schedule_state("hourly.toml").unwrap().paused);
+    let cases = [
+        (
+            "nightly.toml",
+            json!({ "paused": true }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "nope.toml",
+            json!({ "paused": true }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "hourly.toml",
+            json!({ "paused": "yes" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "hourly.toml",
+            json!({ "pause": true }),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (file, body, want) in cases {
+        let (status, answer) = call(&f, post_schedule(file, body.clone(), SAME_ORIGIN)).await;
+        assert_eq!(status, want, "{file} {body}: {answer}");
+    }
+}
