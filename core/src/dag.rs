@@ -12,6 +12,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+mod graph;
+pub use graph::PlanGraph;
+
 pub type TaskId = usize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1587,7 +1590,9 @@ fn cycle_through(g: &DiGraph<usize, usize>, start: NodeIndex, scc: &[NodeIndex])
 }
 
 /// Kahn's algorithm, stable (lowest index first among ready nodes), so that plans keep the
-/// file's order where dependencies allow. The graph is acyclic when this is called.
+/// file's order where dependencies allow. The graph is acyclic when this is called. Not
+/// petgraph's `toposort` or `Topo`: they order by depth-first search or by a stack, and plans
+/// would list their tasks in an order the files do not have.
 fn topo_order(n: usize, incoming: &[BTreeMap<usize, Condition>]) -> Vec<usize> {
     let mut indegree: Vec<usize> = incoming.iter().map(BTreeMap::len).collect();
     let mut out_edges = vec![Vec::new(); n];
@@ -1614,55 +1619,6 @@ fn topo_order(n: usize, incoming: &[BTreeMap<usize, Condition>]) -> Vec<usize> {
 impl Plan {
     pub fn index_of(&self, id: &str) -> Option<TaskId> {
         self.tasks.iter().position(|t| t.id == id)
-    }
-
-    /// Topological level of each task: 0 for tasks without dependencies, else one more than
-    /// the deepest dependency.
-    pub fn levels(&self) -> Vec<usize> {
-        let mut level = vec![0; self.tasks.len()];
-        for t in 0..self.tasks.len() {
-            level[t] = self.deps[t]
-                .iter()
-                .map(|&(d, _)| level[d] + 1)
-                .max()
-                .unwrap_or(0);
-        }
-        level
-    }
-
-    /// Longest remaining estimated path from each task to the end (its own estimate included):
-    /// the critical-path priority.
-    pub fn remaining_path_secs(&self) -> Vec<f64> {
-        let mut rest = vec![0.0; self.tasks.len()];
-        for t in (0..self.tasks.len()).rev() {
-            let tail = self.dependents[t]
-                .iter()
-                .map(|&d| rest[d])
-                .fold(0.0, f64::max);
-            rest[t] = self.tasks[t].estimate_secs() + tail;
-        }
-        rest
-    }
-
-    /// The critical path by `estimate_secs`, and its length in seconds.
-    pub fn critical_path(&self) -> (Vec<TaskId>, f64) {
-        let rest = self.remaining_path_secs();
-        let Some(mut cur) = (0..self.tasks.len())
-            .filter(|&t| self.deps[t].is_empty())
-            .max_by(|&a, &b| rest[a].total_cmp(&rest[b]).then(b.cmp(&a)))
-        else {
-            return (Vec::new(), 0.0);
-        };
-        let length = rest[cur];
-        let mut path = vec![cur];
-        while let Some(&next) = self.dependents[cur]
-            .iter()
-            .max_by(|&&a, &&b| rest[a].total_cmp(&rest[b]).then(b.cmp(&a)))
-        {
-            path.push(next);
-            cur = next;
-        }
-        (path, length)
     }
 
     /// Sum of estimated slot-seconds of all notebooks.
