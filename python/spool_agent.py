@@ -78,6 +78,8 @@ STALL_CHECK_SECS = 0.5
 # The first install waits this long for its warm-up job (then cancels it and goes on).
 WARM_UP_WAIT_SECS = 60.0
 WARM_UP_GROUP = "spool-warm-up"
+# What one attempt may record of the session state it leaves (temp views, functions).
+MAX_SESSION_STATE = 1000
 
 _lock = threading.RLock()
 _runs = {}  # (id, attempt) -> _Run
@@ -240,6 +242,10 @@ def _display(obj, rows=SQL_SHOW_ROWS):
 class _Run:
     def __init__(self, launch):
         self.id = launch["id"]
+        # An isolated notebook's temp views and functions live in its own Spark session;
+        # global temp views are shared all the same.
+        self.isolated = bool(launch.get("isolated"))
+        self.session_state = set()  # "view:NAME", "global_view:NAME", "function:NAME"
         self.attempt = launch["attempt"]
         self.group = "spool:%s:%d" % (self.id, self.attempt)
         self.pool = "spool:%s" % self.id
@@ -285,6 +291,7 @@ class _Run:
                 exit_value=self.exit_value,
                 values=self.values if self.state == "succeeded" else None,
                 metrics=self.metrics,
+                session_state=sorted(self.session_state) if self.state == "succeeded" else [],
             )
         return update
 
@@ -322,6 +329,7 @@ def install(spark):
     _install_routers()
     time.sleep = _sleep
     _start_metrics_reader()
+    _track_session_state(spark)
     if first:
         _warm_up(spark)
     return json.dumps({"version": VERSION, "capacity": capacity()})
@@ -351,6 +359,109 @@ def _warm_up(spark):
     worker.join(WARM_UP_WAIT_SECS)
     if worker.is_alive():
         sc.cancelJobGroup(WARM_UP_GROUP)
+
+
+# The SQL that leaves a temp view or function in the session, after leading comments.
+_SQL_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
+_SQL_NAME = r"(`[^`]+`|[\w.]+)"
+_SQL_STATE = [
+    (
+        re.compile(
+            r"CREATE\s+(?:OR\s+REPLACE\s+)?(GLOBAL\s+)?TEMP(?:ORARY)?\s+VIEW\s+"
+            r"(?:IF\s+NOT\s+EXISTS\s+)?" + _SQL_NAME,
+            re.I,
+        ),
+        "view",
+    ),
+    (
+        # CACHE TABLE name AS query makes a temp view (CACHE TABLE name caches a table).
+        re.compile(
+            r"CACHE\s+(?:LAZY\s+)?TABLE\s+()" + _SQL_NAME
+            + r"\s*(?:OPTIONS\s*\([^)]*\)\s*)?(?:AS\b|SELECT\b|WITH\b|FROM\b|\()",
+            re.I,
+        ),
+        "view",
+    ),
+    (
+        re.compile(
+            r"CREATE\s+(?:OR\s+REPLACE\s+)?()TEMP(?:ORARY)?\s+FUNCTION\s+"
+            r"(?:IF\s+NOT\s+EXISTS\s+)?" + _SQL_NAME,
+            re.I,
+        ),
+        "function",
+    ),
+]
+
+
+def _sql_state(query):
+    """What a SQL statement leaves in the session: (kind, name) or None."""
+    if not isinstance(query, str):
+        return None
+    text = query[_SQL_COMMENTS.match(query).end():]
+    for pattern, kind in _SQL_STATE:
+        found = pattern.match(text)
+        if found:
+            is_global = bool(found.group(1))
+            return ("global_view" if is_global else kind), found.group(2).strip("`")
+    return None
+
+
+def _note_state(kind, name):
+    """Records that the attempt running on this thread left `name` in the session (a resume
+    into a new session runs it again when a later notebook may read it)."""
+    run = _by_thread.get(threading.get_ident())
+    if run is None or not isinstance(name, str) or (run.isolated and kind != "global_view"):
+        return
+    with _lock:
+        if len(run.session_state) < MAX_SESSION_STATE:
+            run.session_state.add("%s:%s" % (kind, name))
+
+
+def _track_session_state(spark):
+    """Wraps the PySpark calls that leave state in the session (temp views, SQL that makes
+    them, UDF registration) to note it for the calling attempt. Idempotent: a new agent
+    version wraps the original methods, not the previous wrappers. The classes are the ones
+    of the live objects: PySpark 4's classic DataFrame overrides the methods of
+    `pyspark.sql.DataFrame`."""
+    DataFrame = type(spark.range(0))
+    SparkSession = type(spark)
+    UDFRegistration = type(spark.udf)
+
+    def wrap(cls, method, note):
+        original = getattr(cls, method, None)
+        if original is None:
+            return
+        original = getattr(original, "_spool_original", original)
+
+        def wrapper(self, *args, **kwargs):
+            result = original(self, *args, **kwargs)
+            try:
+                note(args, kwargs)
+            except Exception:  # noqa: BLE001 - bookkeeping must never fail a notebook
+                pass
+            return result
+
+        wrapper._spool_original = original
+        wrapper.__doc__ = original.__doc__
+        wrapper.__name__ = original.__name__
+        setattr(cls, method, wrapper)
+
+    def first(args, kwargs, key):
+        return args[0] if args else kwargs.get(key)
+
+    for method in ("createTempView", "createOrReplaceTempView"):
+        wrap(DataFrame, method, lambda a, k: _note_state("view", first(a, k, "name")))
+    for method in ("createGlobalTempView", "createOrReplaceGlobalTempView"):
+        wrap(DataFrame, method, lambda a, k: _note_state("global_view", first(a, k, "name")))
+    for method in ("register", "registerJavaFunction"):
+        wrap(UDFRegistration, method, lambda a, k: _note_state("function", first(a, k, "name")))
+
+    def note_sql(args, kwargs):
+        found = _sql_state(first(args, kwargs, "sqlQuery"))
+        if found:
+            _note_state(*found)
+
+    wrap(SparkSession, "sql", note_sql)
 
 
 def _start_metrics_reader():

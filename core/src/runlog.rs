@@ -168,6 +168,21 @@ pub enum RunEvent {
         attempt: u32,
         values: TaskValues,
     },
+    /// What a succeeded attempt left in its Spark session for other notebooks (`view:NAME`,
+    /// `global_view:NAME`, `function:NAME`): written before its `TaskFinished` (attempt 0:
+    /// carried over by a resume, written when the run starts). A resume into a new session
+    /// runs the task again when a notebook that runs may read it.
+    SessionStateCreated {
+        task: String,
+        attempt: u32,
+        names: Vec<String>,
+    },
+    /// A task the resumed run succeeded runs again, in this run's new session, to rebuild the
+    /// session state `names` that a notebook which runs after it may read.
+    RebuildingSessionState {
+        task: String,
+        names: Vec<String>,
+    },
     /// A kind this build does not know (written by a newer Spool): read so that an older
     /// browser keeps working, and folded as nothing. Never written.
     #[serde(other)]
@@ -424,6 +439,12 @@ pub struct TaskRecord {
     /// What its succeeded attempt published (or, carried over, what it had published).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<TaskValues>,
+    /// What its succeeded attempt (or, carried over, the resumed run's) left in the session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub session_state: Vec<String>,
+    /// Run again only to rebuild that session state (see `RebuildingSessionState`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuilt: bool,
 }
 
 impl TaskRecord {
@@ -618,6 +639,10 @@ impl RunRecord {
             RunEvent::ValuesPublished { task, values, .. } => {
                 self.task(task).values = Some(values.clone());
             }
+            RunEvent::SessionStateCreated { task, names, .. } => {
+                self.task(task).session_state.clone_from(names);
+            }
+            RunEvent::RebuildingSessionState { task, .. } => self.task(task).rebuilt = true,
             RunEvent::AttemptMetrics {
                 task,
                 attempt,

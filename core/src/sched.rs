@@ -39,7 +39,7 @@
 use crate::dag::{Plan, TaskId, TaskKind};
 use crate::model::{Condition, Outcome, Pool};
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
 /// Upper bound on a notebook's retries, whatever its settings say.
 pub const MAX_RETRIES: u32 = 100;
@@ -269,6 +269,9 @@ pub struct Machine {
     /// Dependencies not yet final.
     unmet: Vec<u32>,
     carried_over: Vec<bool>,
+    /// Succeeded in the resumed run, and run again to rebuild the session state (temp views,
+    /// functions) that a task which runs may read.
+    rebuilt: Vec<bool>,
     /// Slots a running notebook holds (fixed at admission, whatever the capacity does later).
     held: Vec<u32>,
     /// Ready queues, one per slot count, sorted by slot count.
@@ -352,6 +355,31 @@ impl PartialEq for Timer {
 }
 impl Eq for Timer {}
 
+/// Which carried-over tasks must run again because a task that runs (or is itself rebuilt)
+/// depends on them, directly or not, and they created session state. Tasks are in topological
+/// order, so one backward pass sees every dependent of a task before the task.
+fn rebuilds(plan: &Plan, carried_over: &[bool], state_creators: &HashSet<String>) -> Vec<bool> {
+    let n = plan.tasks.len();
+    let mut rebuilt = vec![false; n];
+    if state_creators.is_empty() {
+        return rebuilt;
+    }
+    // Whether a task that runs depends on this one.
+    let mut read_by_a_run = vec![false; n];
+    for t in (0..n).rev() {
+        rebuilt[t] =
+            carried_over[t] && read_by_a_run[t] && state_creators.contains(&plan.tasks[t].id);
+        // A sub-pipeline's end reads nothing; what follows it does, through it.
+        let runs = (!carried_over[t] || rebuilt[t]) && plan.tasks[t].kind != TaskKind::PipelineEnd;
+        if runs || read_by_a_run[t] {
+            for &(d, _) in &plan.deps[t] {
+                read_by_a_run[d] = true;
+            }
+        }
+    }
+    rebuilt
+}
+
 impl Machine {
     pub fn new(plan: &Plan, policy: Policy, admission: Admission) -> Self {
         Self::resume(plan, policy, admission, &HashMap::new())
@@ -366,6 +394,20 @@ impl Machine {
         policy: Policy,
         admission: Admission,
         previous: &HashMap<String, Outcome>,
+    ) -> Self {
+        Self::resume_in_new_session(plan, policy, admission, previous, &HashSet::new())
+    }
+
+    /// A resume into a Spark session that lacks what the resumed run's notebooks left in
+    /// theirs: of the tasks [`Machine::resume`] would carry over, those in `state_creators`
+    /// (they created temp views or functions) run again when a task that runs depends on them,
+    /// directly or not, since it may read that state. Their own dependents stay carried over.
+    pub fn resume_in_new_session(
+        plan: &Plan,
+        policy: Policy,
+        admission: Admission,
+        previous: &HashMap<String, Outcome>,
+        state_creators: &HashSet<String>,
     ) -> Self {
         let n = plan.tasks.len();
         let priority = match policy {
@@ -408,6 +450,10 @@ impl Machine {
             carried_over[t] = deps_carried
                 && (end_holds || previous.get(&plan.tasks[t].id) == Some(&Outcome::Succeeded));
         }
+        let rebuilt = rebuilds(plan, &carried_over, state_creators);
+        for (carried, &again) in carried_over.iter_mut().zip(&rebuilt) {
+            *carried &= !again;
+        }
         let unmet = (0..n)
             .map(|t| {
                 plan.deps[t]
@@ -442,6 +488,7 @@ impl Machine {
             state,
             unmet,
             carried_over,
+            rebuilt,
             held: vec![0; n],
             queues: sizes.into_iter().map(|s| (s, BinaryHeap::new())).collect(),
             ready_seq: 0,
@@ -513,6 +560,12 @@ impl Machine {
     /// Whether the task was final from the start because a previous run succeeded it.
     pub fn is_carried_over(&self, task: TaskId) -> bool {
         self.carried_over.get(task).copied().unwrap_or(false)
+    }
+
+    /// Whether the task runs again only to rebuild session state (see
+    /// [`Machine::resume_in_new_session`]).
+    pub fn is_rebuilt(&self, task: TaskId) -> bool {
+        self.rebuilt.get(task).copied().unwrap_or(false)
     }
 
     pub fn is_finished(&self) -> bool {
@@ -1480,6 +1533,56 @@ path = "nb/e.py"
         assert_eq!(started, ["b", "c"]);
         assert_eq!(m.state_of(2), Some(TaskState::Done(Final::Skipped)));
         assert_eq!(outcome, RunOutcome::Succeeded);
+    }
+
+    /// Invariant "A resume rebuilds the session state it reads": in a new session, a kept
+    /// notebook that created temp views or functions runs again before a notebook that runs
+    /// after it (directly or not); a kept one that no running notebook follows does not, and
+    /// neither do the kept dependents of a rebuilt one.
+    #[test]
+    fn rebuilds_session_state_a_resume_reads_and_nothing_else() {
+        let p = plan(
+            "name = \"p\"\n\
+             [[notebook]]\nid = \"views\"\npath = \"nb/a.py\"\n\
+             [[notebook]]\nid = \"mid\"\npath = \"nb/b.py\"\ndepends_on = [\"views\"]\n\
+             [[notebook]]\nid = \"kept_after\"\npath = \"nb/c.py\"\ndepends_on = [\"views\"]\n\
+             [[notebook]]\nid = \"report\"\npath = \"nb/d.py\"\ndepends_on = [\"mid\"]\n\
+             [[notebook]]\nid = \"side_views\"\npath = \"nb/e.py\"\n",
+        );
+        let previous: HashMap<String, Outcome> = ["views", "mid", "kept_after", "side_views"]
+            .into_iter()
+            .map(|k| (k.to_string(), Outcome::Succeeded))
+            .collect();
+        let creators: HashSet<String> = ["views", "side_views"].map(String::from).into();
+        let mut m = Machine::resume_in_new_session(
+            &p,
+            Policy::Fifo,
+            Admission::of_pool(&p.pool),
+            &previous,
+            &creators,
+        );
+        let ids = |f: &dyn Fn(TaskId) -> bool| -> Vec<&str> {
+            (0..p.tasks.len())
+                .filter(|&t| f(t))
+                .map(|t| p.tasks[t].id.as_str())
+                .collect()
+        };
+        assert_eq!(ids(&|t| m.is_rebuilt(t)), ["views"]);
+        assert_eq!(
+            ids(&|t| m.is_carried_over(t)),
+            ["mid", "kept_after", "side_views"]
+        );
+        let (started, outcome) = drive(&p, &mut m, ok);
+        assert_eq!(started, ["views", "report"], "views before what reads it");
+        assert_eq!(outcome, RunOutcome::Succeeded);
+
+        // The same session (or nothing created): nothing is rebuilt.
+        let m = Machine::resume(&p, Policy::Fifo, Admission::of_pool(&p.pool), &previous);
+        assert!(ids(&|t| m.is_rebuilt(t)).is_empty());
+        assert_eq!(
+            ids(&|t| m.is_carried_over(t)),
+            ["views", "mid", "kept_after", "side_views"]
+        );
     }
 
     #[test]

@@ -248,6 +248,21 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
             }
             l
         }
+        RunEvent::SessionStateCreated {
+            task,
+            attempt: 0,
+            names,
+        } => format!(
+            "{task:<28} session state kept from the resumed run: {}",
+            names.join(", ")
+        ),
+        RunEvent::SessionStateCreated { task, names, .. } => {
+            format!("{task:<28} left in the session: {}", names.join(", "))
+        }
+        RunEvent::RebuildingSessionState { task, names } => format!(
+            "{task:<28} runs again to rebuild what it left in the Spark session ({}) for the notebooks after it",
+            names.join(", ")
+        ),
         RunEvent::AttemptMetrics {
             task,
             attempt,

@@ -1,8 +1,11 @@
 //! `spool validate` and `spool plan`.
 
 use crate::fs_sources::DiskSources;
-use spool_core::dag::{load_with_notebooks, Loaded, Plan};
+use crate::history::History;
+use crate::run_params;
+use spool_core::dag::{load_with_notebooks, Loaded, Plan, TaskKind};
 use spool_core::diag::{escape_controls_in_lines, has_errors, Diagnostic};
+use spool_core::sched::Policy;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -21,6 +24,20 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also show what resuming this run would keep, rebuild (session state in a new session)
+    /// and run again, as `spool run --resume` decides it.
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<i64>,
+    /// With --resume: a task or sub-pipeline to run again with everything downstream (repair).
+    #[arg(long, value_name = "TASK", requires = "resume")]
+    pub rerun: Vec<String>,
+    /// With --resume: the long-lived Livy session the resume would use (it still holds the
+    /// kept notebooks' temp views: nothing is rebuilt).
+    #[arg(long, value_name = "NAME", requires = "resume")]
+    pub session: Option<String>,
+    /// With --resume: where run history is kept.
+    #[arg(long, default_value = ".spool")]
+    pub data_dir: PathBuf,
 }
 
 /// Loads a pipeline from disk, its notebooks parsed too; diagnostics name files as the user
@@ -75,13 +92,113 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     if !args.json {
         print_diagnostics(&loaded.diagnostics);
     }
-    let summary = PlanSummary::of(&plan);
+    let mut summary = PlanSummary::of(&plan);
+    if let Some(id) = args.resume {
+        let (_, name) = DiskSources::for_file(&args.file)?;
+        let history = History::open(&args.data_dir)?;
+        match ResumeOutline::of(
+            &history,
+            id,
+            &name,
+            &plan,
+            &args.rerun,
+            args.session.is_some(),
+        )? {
+            Ok(outline) => summary.resume = Some(outline),
+            Err(refused) => {
+                eprintln!("error: run {id} cannot be resumed: {refused}");
+                return Ok(1);
+            }
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", escape_controls_in_lines(&summary.render()));
     }
     Ok(0)
+}
+
+/// What a resume of a run keeps, rebuilds and runs again.
+#[derive(serde::Serialize)]
+struct ResumeOutline {
+    run: i64,
+    /// Succeeded in that run, not run again.
+    keep: Vec<String>,
+    /// Succeeded, but run again first to rebuild what they left in the Spark session
+    /// (`view:NAME`, …) for a notebook that runs after them.
+    rebuild: Vec<(String, Vec<String>)>,
+    /// Run again: did not succeed, depend on something that runs again, or named by --rerun.
+    run_again: Vec<String>,
+}
+
+impl ResumeOutline {
+    /// `Ok(Err(why))` when the resume would be refused.
+    fn of(
+        history: &History,
+        id: i64,
+        file: &str,
+        plan: &Plan,
+        rerun: &[String],
+        named_session: bool,
+    ) -> anyhow::Result<Result<Self, String>> {
+        let Some(old) = history.run(id)? else {
+            return Ok(Err(format!("no run {id} in this history")));
+        };
+        let old_plan = run_params::started_plan(history, id)?;
+        let resumed =
+            match run_params::resume(&old, &old_plan, file, plan, &Default::default(), rerun) {
+                Ok(r) => r,
+                Err(refused) => return Ok(Err(refused)),
+            };
+        let state = run_params::session_state(&old);
+        let machine = run_params::resumed_machine(
+            plan,
+            Policy::Fifo,
+            &resumed.previous,
+            &state,
+            named_session,
+        );
+        let mut outline = ResumeOutline {
+            run: id,
+            keep: Vec::new(),
+            rebuild: Vec::new(),
+            run_again: Vec::new(),
+        };
+        for (t, task) in plan.tasks.iter().enumerate() {
+            let id = task.id.clone();
+            if machine.is_carried_over(t) {
+                outline.keep.push(id);
+            } else if machine.is_rebuilt(t) {
+                let names = state.get(&id).cloned().unwrap_or_default();
+                outline.rebuild.push((id, names));
+            } else if task.kind == TaskKind::Notebook {
+                outline.run_again.push(id);
+            }
+        }
+        Ok(Ok(outline))
+    }
+
+    fn render(&self, s: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(s, "resume of run {}:", self.run);
+        let none = || "(none)".to_string();
+        let list = |ids: &[String]| {
+            if ids.is_empty() {
+                none()
+            } else {
+                ids.join(", ")
+            }
+        };
+        let _ = writeln!(s, "  keep:      {}", list(&self.keep));
+        let rebuilt: Vec<String> = self
+            .rebuild
+            .iter()
+            .map(|(id, names)| format!("{id} ({})", names.join(", ")))
+            .collect();
+        let _ = writeln!(s, "  rebuild:   {}", list(&rebuilt));
+        let _ = writeln!(s, "  run again: {}", list(&self.run_again));
+    }
 }
 
 /// What `spool plan` shows, also its JSON form.
@@ -95,6 +212,8 @@ struct PlanSummary<'p> {
     total_work_slot_secs: f64,
     inactive: &'p [spool_core::dag::InactiveStep],
     plan: &'p Plan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resume: Option<ResumeOutline>,
 }
 
 impl<'p> PlanSummary<'p> {
@@ -115,6 +234,7 @@ impl<'p> PlanSummary<'p> {
             total_work_slot_secs: plan.total_work_slot_secs(),
             inactive: &plan.inactive,
             plan,
+            resume: None,
         }
     }
 
@@ -169,6 +289,9 @@ impl<'p> PlanSummary<'p> {
                     format!(", bridged: {}", bridges.join(", "))
                 }
             );
+        }
+        if let Some(resume) = &self.resume {
+            resume.render(&mut s);
         }
         s
     }

@@ -1,12 +1,12 @@
 //! What a resumed run runs with: one place for `spool run --resume` and the API's resume. The
 //! overrides themselves are checked and resolved by `spool_core::params`.
 
-use crate::history::{RunRecord, RunStatus};
+use crate::history::{History, RunEvent, RunRecord, RunStatus, StoredEvent};
 use spool_core::dag::{Plan, TaskKind};
 use spool_core::model::Outcome;
 use spool_core::params::{overrides_for, Given};
 use spool_core::sched::{Admission, Machine, Policy};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A notebook's declared values with the overrides that reach it on top.
 fn effective(
@@ -20,6 +20,51 @@ fn effective(
         .collect();
     params.extend(overrides_for(id, declared, given));
     params
+}
+
+/// The plan run `id` executed, as its log recorded it (`null` when the log does not start as a
+/// run's does).
+pub fn started_plan(history: &History, id: i64) -> anyhow::Result<serde_json::Value> {
+    Ok(match history.events(id, None)?.into_iter().next() {
+        Some(StoredEvent {
+            event: RunEvent::RunStarted { plan, .. },
+            ..
+        }) => plan,
+        _ => serde_json::Value::Null,
+    })
+}
+
+/// What the succeeded tasks of `old` left in their Spark session, by task id.
+pub fn session_state(old: &RunRecord) -> HashMap<String, Vec<String>> {
+    old.tasks
+        .iter()
+        .filter(|(_, t)| t.succeeded() && !t.session_state.is_empty())
+        .map(|(id, t)| (id.clone(), t.session_state.clone()))
+        .collect()
+}
+
+/// The machine of a resumed run, which says what it keeps, rebuilds and runs again: one rule
+/// for `spool run --resume`, the API and `spool plan --resume`. A run's own session is new, so
+/// what kept tasks left in the old one is gone; a long-lived `named_session` keeps it.
+pub fn resumed_machine(
+    plan: &Plan,
+    policy: Policy,
+    previous: &HashMap<String, Outcome>,
+    session_state: &HashMap<String, Vec<String>>,
+    named_session: bool,
+) -> Machine {
+    let creators: HashSet<String> = if named_session {
+        HashSet::new()
+    } else {
+        session_state.keys().cloned().collect()
+    };
+    Machine::resume_in_new_session(
+        plan,
+        policy,
+        Admission::of_pool(&plan.pool),
+        previous,
+        &creators,
+    )
 }
 
 /// What a resumed run runs with.

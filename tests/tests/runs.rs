@@ -15,17 +15,15 @@ fn fixture(name: &str) -> String {
     format!("tests/fixtures/runs/{name}")
 }
 
-/// `spool run … --json`: exit code and the finished run.
+/// `spool run … --json` of a fixture: exit code and the finished run.
 fn run(livy: &str, data: &Path, file: &str, extra: &[&str]) -> (i32, Value, String) {
+    run_file(livy, data, &fixture(file), extra)
+}
+
+/// `spool run PATH … --json` (PATH from the repository's root).
+fn run_file(livy: &str, data: &Path, path: &str, extra: &[&str]) -> (i32, Value, String) {
     let out: Output = spool()
-        .args([
-            "run",
-            &fixture(file),
-            "--json",
-            "--livy",
-            livy,
-            "--data-dir",
-        ])
+        .args(["run", path, "--json", "--livy", livy, "--data-dir"])
         .arg(data)
         .args(extra)
         .output()
@@ -115,6 +113,88 @@ fn a_failure_skips_its_dependents_runs_its_handler_and_resume_reruns_only_the_fa
     );
     // The traceback follows, down to the notebook's own line.
     assert!(trace.contains("raise ValueError"), "{trace}");
+}
+
+/// Invariant "A resume rebuilds the session state it reads", on real Spark and the example
+/// pipeline: `daily_report` fails (a negative `top_n`); the resume runs in a new session, where
+/// the temp views of the kept notebooks it reads are gone, so those run again first, and the
+/// run succeeds (it failed with `TABLE_OR_VIEW_NOT_FOUND` before they were rebuilt).
+#[test]
+fn resuming_the_example_after_daily_report_failed_rebuilds_the_views_it_reads_and_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+    let example = "examples/daily_sales.toml";
+    // A tenth of the orders: the same notebooks and views, in less time.
+    let orders = "load_orders.order_count=400000";
+    let (code, first, stderr) = run_file(
+        &livy.url,
+        &data,
+        example,
+        &["--param", orders, "--param", "daily_report.top_n=-1"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(outcome(&first, "daily_report"), "failed");
+    assert_eq!(
+        first["tasks"]["sales_by_customer"]["session_state"],
+        serde_json::json!(["view:sales_by_customer"])
+    );
+    assert_eq!(
+        first["tasks"]["build_calendar"]["session_state"],
+        serde_json::json!(["global_view:calendar"]),
+        "an isolated notebook's global temp view is shared state"
+    );
+
+    let id = first["id"].to_string();
+    // `spool plan --resume` says so before anything runs.
+    let planned = spool()
+        .args(["plan", example, "--json", "--resume", &id, "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("spool plan");
+    let planned: Value = serde_json::from_slice(&planned.stdout).expect("plan JSON");
+    let listed = |list: &str, item: Value| {
+        planned["resume"][list]
+            .as_array()
+            .is_some_and(|r| r.contains(&item))
+    };
+    assert!(
+        listed(
+            "rebuild",
+            serde_json::json!(["sales_by_customer", ["view:sales_by_customer"]])
+        ),
+        "{}",
+        planned["resume"]
+    );
+    assert!(
+        listed("run_again", serde_json::json!("daily_report")),
+        "{}",
+        planned["resume"]
+    );
+    let (code, second, stderr) = run_file(
+        &livy.url,
+        &data,
+        example,
+        &[
+            "--resume",
+            &id,
+            "--param",
+            orders,
+            "--param",
+            "daily_report.top_n=5",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for task in ["daily_report", "publish_dashboard"] {
+        assert_eq!(outcome(&second, task), "succeeded", "{task}: {stderr}");
+    }
+    for task in ["sales_by_customer", "sales_by_product", "build_calendar"] {
+        let t = &second["tasks"][task];
+        assert_eq!(t["rebuilt"], true, "{task} rebuilt");
+        assert_eq!(attempts(&second, task), 1, "{task} ran once");
+        assert_eq!(outcome(&second, task), "succeeded", "{task}");
+    }
+    assert_eq!(outcome(&second, "alert_on_failure"), "skipped");
 }
 
 #[test]

@@ -139,6 +139,8 @@ impl RunView {
             | RunEvent::AttemptParams { .. }
             | RunEvent::ValuesPublished { .. }
             | RunEvent::AttemptMetrics { .. }
+            | RunEvent::SessionStateCreated { .. }
+            | RunEvent::RebuildingSessionState { .. }
             | RunEvent::RunStarted { .. }
             | RunEvent::RunFinished { .. }
             | RunEvent::Unknown => {}

@@ -358,6 +358,12 @@ fn task_detail(run: &RunView, id: &str) -> Html {
             <h4>{ id }{ format!(" — {}", state.name()) }</h4>
             { crate::each(final_reason(t).map(|r| html! { <p class="reason">{ format!("{}: {r}", state.name()) }</p> })) }
             { crate::each(t.values.as_ref().map(|v| html! { <p class="task-values">{ format!("published: {}", serde_json::to_string(v).unwrap_or_default()) }</p> })) }
+            if t.rebuilt {
+                <p class="rebuilt">{ "re-run to rebuild session state: a notebook that runs after it reads what it left in the Spark session" }</p>
+            }
+            if !t.session_state.is_empty() {
+                <p class="session-state">{ format!("left in the session: {}", t.session_state.join(", ")) }</p>
+            }
             { crate::each(attempts) }
         </div>
     }

@@ -101,6 +101,10 @@ pub struct NotebookUpdate {
     pub values: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub metrics: Option<SparkMetrics>,
+    /// What a succeeded attempt left in the Spark session for other notebooks
+    /// (`view:NAME`, `global_view:NAME`, `function:NAME`; bounded by the agent).
+    #[serde(default)]
+    pub session_state: Vec<String>,
 }
 
 /// The Spark application's capacity as the driver sees it now.

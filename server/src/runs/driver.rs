@@ -118,6 +118,17 @@ struct Current {
 }
 
 /// The state of one run in progress.
+/// What a resumed run hands to this one, by task.
+#[derive(Default)]
+pub(super) struct Kept {
+    /// What carried-over tasks published.
+    pub values: HashMap<TaskId, TaskValues>,
+    /// What carried-over tasks left in the resumed run's session.
+    pub session_state: Vec<(TaskId, Vec<String>)>,
+    /// Tasks run again to rebuild what they left in it.
+    pub rebuilt: Vec<(TaskId, Vec<String>)>,
+}
+
 pub(super) struct Execution {
     id: i64,
     pub(super) plan: Plan,
@@ -125,6 +136,9 @@ pub(super) struct Execution {
     params: Bound,
     /// What succeeded notebooks published (carried-over ones' from the resumed run).
     published: HashMap<TaskId, TaskValues>,
+    /// Session state of carried-over tasks, and the rebuilt tasks: written at the start.
+    kept_state: Vec<(TaskId, Vec<String>)>,
+    rebuilt: Vec<(TaskId, Vec<String>)>,
     pub(super) machine: Machine,
     manager: Arc<RunManager>,
     /// Events decided and not yet written: written together, in one transaction, before the
@@ -164,7 +178,7 @@ impl Execution {
         id: i64,
         plan: Plan,
         params: Bound,
-        published: HashMap<TaskId, TaskValues>,
+        kept: Kept,
         machine: Machine,
         manager: Arc<RunManager>,
         resumed_from: Option<i64>,
@@ -173,7 +187,9 @@ impl Execution {
             id,
             plan,
             params,
-            published,
+            published: kept.values,
+            kept_state: kept.session_state,
+            rebuilt: kept.rebuilt,
             machine,
             manager,
             journal: Vec::new(),
@@ -318,6 +334,19 @@ impl Execution {
                 task: self.task_id(t),
                 attempt: 0,
                 values,
+            });
+        }
+        for (t, names) in std::mem::take(&mut self.kept_state) {
+            self.record(RunEvent::SessionStateCreated {
+                task: self.task_id(t),
+                attempt: 0,
+                names,
+            });
+        }
+        for (t, names) in std::mem::take(&mut self.rebuilt) {
+            self.record(RunEvent::RebuildingSessionState {
+                task: self.task_id(t),
+                names,
             });
         }
         if let Some(old) = self.resumed_from {
@@ -889,6 +918,13 @@ impl Execution {
                 });
             }
             self.published.insert(task, values);
+            if !u.session_state.is_empty() {
+                self.record(RunEvent::SessionStateCreated {
+                    task: self.task_id(task),
+                    attempt,
+                    names: u.session_state.clone(),
+                });
+            }
         }
         let metrics = u.metrics.and_then(|m| serde_json::to_value(m).ok());
         if metrics.is_none() {

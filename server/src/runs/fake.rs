@@ -356,6 +356,15 @@ impl FakeSpark {
             exit_value: succeeded.then(|| a.publishes.0.clone()),
             values: succeeded.then(|| a.publishes.1.clone()),
             metrics: a.metrics.clone(),
+            // A notebook given `leaves = "NAME"` leaves a temp view of that name.
+            session_state: a
+                .publishes
+                .1
+                .get("leaves")
+                .and_then(|v| v.as_str())
+                .filter(|_| succeeded)
+                .map(|name| vec![format!("view:{name}")])
+                .unwrap_or_default(),
         }
     }
 }

@@ -13,10 +13,10 @@ pub mod spark;
 pub(crate) mod tests;
 
 use crate::fs_sources::{DiskSources, ReadError};
-use crate::history::{History, RunEvent, RunStatus, StoredEvent, TaskError};
+use crate::history::{History, RunEvent, RunStatus, TaskError};
 use crate::livy::SessionId;
 use crate::run_params;
-use driver::Execution;
+use driver::{Execution, Kept};
 use spark::{Spark, SparkError};
 use spool_core::dag::{load_with_notebooks, Plan};
 use spool_core::diag::Diagnostic;
@@ -24,7 +24,7 @@ use spool_core::model::Outcome;
 use spool_core::notebook::{self, Cell, Format};
 use spool_core::params::{bind, TaskValues};
 use spool_core::runlog::Trigger;
-use spool_core::sched::{Admission, Machine, Policy};
+use spool_core::sched::Policy;
 use spool_core::source::Sources;
 use spool_core::template::RunInfo;
 use std::collections::{BTreeMap, HashMap};
@@ -180,13 +180,21 @@ impl Begun {
 }
 
 /// A checked request: the plan and everything the run needs from the history.
+/// What a resume keeps of the run it resumes.
+struct Resumed {
+    /// What its `run.…` references read.
+    run: RunInfo,
+    /// What its succeeded tasks published, by task id.
+    values: HashMap<String, TaskValues>,
+    /// What its succeeded tasks left in their Spark session, by task id.
+    session_state: HashMap<String, Vec<String>>,
+}
+
 struct Prepared {
     plan: Plan,
     /// The run's parameter overrides (a resume's merged with the new ones).
     params: BTreeMap<String, serde_json::Value>,
-    /// A resume's: what the resumed run's `run.…` references read, and what its succeeded
-    /// tasks published.
-    resumed: Option<(RunInfo, HashMap<String, TaskValues>)>,
+    resumed: Option<Resumed>,
     previous: HashMap<String, Outcome>,
 }
 
@@ -265,7 +273,7 @@ impl RunManager {
         let run = prepared
             .resumed
             .as_ref()
-            .map_or(RunInfo { id, trigger_ms }, |(run, _)| *run);
+            .map_or(RunInfo { id, trigger_ms }, |r| r.run);
         let bound = bind(&prepared.plan, &prepared.params, run).map_err(StartError::BadRequest)?;
         let (control_tx, control) = watch::channel(Control::Go);
         let (done, done_rx) = watch::channel(None);
@@ -276,24 +284,38 @@ impl RunManager {
                 done: done_rx,
             },
         );
-        let machine = Machine::resume(
+        let no_state = HashMap::new();
+        let machine = run_params::resumed_machine(
             &prepared.plan,
             self.spark.policy,
-            Admission::of_pool(&prepared.plan.pool),
             &prepared.previous,
+            prepared
+                .resumed
+                .as_ref()
+                .map_or(&no_state, |r| &r.session_state),
+            self.spark.session_name.is_some(),
         );
-        let published = match &prepared.resumed {
-            Some((_, values)) => (0..prepared.plan.tasks.len())
-                .filter(|&t| machine.is_carried_over(t))
-                .filter_map(|t| Some((t, values.get(&prepared.plan.tasks[t].id)?.clone())))
-                .collect(),
-            None => HashMap::new(),
-        };
+        let mut kept = Kept::default();
+        if let Some(r) = &prepared.resumed {
+            for (t, task) in prepared.plan.tasks.iter().enumerate() {
+                let state = r.session_state.get(&task.id);
+                if machine.is_carried_over(t) {
+                    if let Some(values) = r.values.get(&task.id) {
+                        kept.values.insert(t, values.clone());
+                    }
+                    if let Some(state) = state {
+                        kept.session_state.push((t, state.clone()));
+                    }
+                } else if machine.is_rebuilt(t) {
+                    kept.rebuilt.push((t, state.cloned().unwrap_or_default()));
+                }
+            }
+        }
         let exec = Execution::new(
             id,
             prepared.plan,
             bound,
-            published,
+            kept,
             machine,
             self.clone(),
             req.resume,
@@ -327,25 +349,24 @@ impl RunManager {
                     .history
                     .run(old)?
                     .ok_or_else(|| StartError::NotFound(format!("no run {old} to resume")))?;
-                let old_plan = match self.history.events(old, None)?.into_iter().next() {
-                    Some(StoredEvent {
-                        event: RunEvent::RunStarted { plan, .. },
-                        ..
-                    }) => plan,
-                    _ => serde_json::Value::Null,
-                };
+                let old_plan = run_params::started_plan(&self.history, old)?;
                 let resumed =
                     run_params::resume(&run, &old_plan, &req.file, &plan, &req.params, &req.rerun)
                         .map_err(StartError::BadRequest)?;
-                let published = run
+                let values = run
                     .tasks
                     .iter()
                     .filter_map(|(id, t)| Some((id.clone(), t.published()?)))
                     .collect();
+                let session_state = run_params::session_state(&run);
                 (
                     resumed.params,
                     resumed.previous,
-                    Some((run.run_info(), published)),
+                    Some(Resumed {
+                        run: run.run_info(),
+                        values,
+                        session_state,
+                    }),
                 )
             }
         };
@@ -355,7 +376,7 @@ impl RunManager {
                 id: 0,
                 trigger_ms: req.trigger_ms(),
             },
-            |(run, _)| *run,
+            |r| r.run,
         );
         bind(&plan, &params, run).map_err(StartError::BadRequest)?;
         Ok(Prepared {

@@ -1101,6 +1101,90 @@ fn values_reach_dependents_are_recorded_and_kept_by_a_resume() {
     });
 }
 
+const SESSION_STATE: &str = r#"
+name = "state"
+[pool]
+executors = 1
+executor_cores = 4
+[defaults]
+retry = 0
+[[notebook]]
+id = "views"
+path = "nb/n.py"
+params = { leaves = "sales" }
+[[notebook]]
+id = "side"
+path = "nb/n.py"
+params = { leaves = "other" }
+[[notebook]]
+id = "report"
+path = "nb/n.py"
+depends_on = ["views"]
+"#;
+
+/// Invariant "A resume rebuilds the session state it reads", end to end on the fake: the kept
+/// notebook whose temp view a re-run notebook reads runs again first in the new session; one
+/// that nothing re-run follows stays kept, and its state is written again for later resumes.
+/// A long-lived named session keeps the views: nothing is rebuilt there.
+#[test]
+fn a_resume_in_a_new_session_first_rebuilds_the_temp_views_its_notebooks_read() {
+    paused().block_on(async {
+        for session in [None, Some("nightly")] {
+            let first_run = std::sync::atomic::AtomicBool::new(true);
+            let behaviour: Behaviour = Box::new(move |id: &str, _| {
+                let fail = id.ends_with("/report")
+                    && first_run.swap(false, std::sync::atomic::Ordering::SeqCst);
+                let state = if fail {
+                    NotebookState::Failed
+                } else {
+                    NotebookState::Succeeded
+                };
+                (Duration::from_secs(2), state)
+            });
+            let h = Harness::new(SESSION_STATE, FakeSpark::new(behaviour));
+            let manager = h.manager(session);
+            let (first, exec) = run_to_end(&h, &manager).await;
+            drop(exec);
+            let record = h.record(first);
+            assert_eq!(record.status, RunStatus::Failed);
+            assert_eq!(record.tasks["views"].session_state, ["view:sales"]);
+
+            let (second, handle) = begin(&manager, Some(first)).await;
+            let exec = handle.await.expect("resumed run");
+            check_invariants(&h, second, &exec);
+            let record = h.record(second);
+            assert_eq!(record.status, RunStatus::Succeeded);
+            assert!(record.tasks["side"].carried_over);
+            assert_eq!(
+                record.tasks["side"].session_state,
+                ["view:other"],
+                "kept for later resumes"
+            );
+            let starts: Vec<String> = h
+                .events(second)
+                .iter()
+                .filter_map(|e| match e {
+                    RunEvent::TaskStarted { task, .. } => Some(task.clone()),
+                    _ => None,
+                })
+                .collect();
+            if session.is_none() {
+                assert!(record.tasks["views"].rebuilt && !record.tasks["views"].carried_over);
+                assert_eq!(starts, ["views", "report"]);
+                assert!(h
+                    .events(second)
+                    .contains(&RunEvent::RebuildingSessionState {
+                        task: "views".into(),
+                        names: vec!["view:sales".into()],
+                    }));
+            } else {
+                assert!(!record.tasks["views"].rebuilt && record.tasks["views"].carried_over);
+                assert_eq!(starts, ["report"], "the named session still has the view");
+            }
+        }
+    });
+}
+
 #[test]
 fn a_run_past_its_timeout_is_cancelled_with_the_reason() {
     paused().block_on(async {
