@@ -410,6 +410,9 @@ pub struct StepSpans {
     pub slots: Option<Span>,
     /// Where each name of `params` is written.
     pub params: BTreeMap<String, Span>,
+    /// Where each run setting written on the entry itself is (the others come from
+    /// `[defaults]`).
+    pub settings: BTreeMap<String, Span>,
 }
 
 /// One pipeline file.

@@ -792,6 +792,7 @@ impl<'t> Parser<'t> {
                     if k == "slots" {
                         step.spans.slots = Some(self.span_of(&n, &ks));
                     }
+                    step.spans.settings.insert(k.to_string(), ks.clone());
                     let known = self.setting(&mut step.settings, k, &ks, n, item_ref);
                     debug_assert!(known, "`setting` reads every key of SETTING_KEYS");
                 }
@@ -1330,6 +1331,21 @@ session_start_timeout_secs = 900
         assert_eq!(pool.session_start_timeout_secs, 900);
         assert_eq!(pool.spark_conf["spark.dynamicAllocation.enabled"], "true");
         assert_eq!(pool.spark_conf["spark.sql.shuffle.partitions"], "64");
+    }
+
+    #[test]
+    fn settings_written_on_an_entry_are_told_from_those_of_defaults() {
+        let text = "[defaults]\nretry = 2\nslots = 2\n[[notebook]]\nid = \"a\"\npath = \"a.py\"\nretry = 2\ntimeout_secs = 60\n";
+        let (file, diags) = parse_pipeline("p.toml", text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let step = &file.unwrap().steps[0];
+        let written: Vec<&str> = step.spans.settings.keys().map(String::as_str).collect();
+        assert_eq!(
+            written,
+            ["retry", "timeout_secs"],
+            "slots comes from [defaults]"
+        );
+        assert_eq!((step.settings.retry, step.settings.slots), (2, 2));
     }
 
     #[test]

@@ -173,6 +173,13 @@ impl Browser {
             .and_then(|v| v.as_str().map(str::to_string))
     }
 
+    /// A DOM property as text (an input's current `value`, which the attribute is not).
+    pub fn property(&self, e: &Element, name: &str) -> Option<String> {
+        self.cmd("GET", &format!("/element/{}/property/{name}", e.0), None)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+    }
+
     /// Runs JavaScript in the page and returns its result.
     pub fn script(&self, js: &str, args: Value) -> Value {
         self.cmd(

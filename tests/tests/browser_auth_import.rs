@@ -118,8 +118,9 @@ fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
     b.click(&b.find("#import-save", SHORT));
     wait_for("the imported pipeline in the editor", SHORT, || {
         let hash = b.script("return window.location.hash;", serde_json::json!([]));
-        (hash == "#file=orders_dag.toml" && b.try_find("#import-dialog", Duration::ZERO).is_none())
-            .then_some(())
+        (hash == "#/pipelines/orders_dag.toml/editor"
+            && b.try_find("#import-dialog", Duration::ZERO).is_none())
+        .then_some(())
     });
     b.find(r#"input.add-dep[data-id="report"]"#, SHORT);
     let written = std::fs::read_to_string(pipelines.join("orders_dag.toml")).unwrap();

@@ -4,7 +4,7 @@
 
 use crate::edits::{field_value, remove_step, rename, set_condition, FieldKind};
 use crate::state::{Action, Doc, State};
-use spool_core::edit::Edit;
+use spool_core::edit::{Edit, ParamRow, ParamType, ParamValue};
 use spool_core::model::{Condition, PipelineFile, Step, StepKind};
 use std::rc::Rc;
 use yew::prelude::*;
@@ -224,21 +224,52 @@ pub fn step_fields(
         });
         html! { <input type="checkbox" checked={step.active} {onchange} data-field="active" data-id={id.clone()} /> }
     };
-    let params = serde_json::to_string(&step.params).unwrap_or_default();
+    // A setting not written on the entry shows [defaults]' value as a placeholder; emptying a
+    // written one removes it, so that the entry inherits again.
+    let setting = |key: &'static str, kind: FieldKind, value: String| {
+        if !step.spans.settings.contains_key(key) {
+            return html! {
+                <Field value="" {kind} field={key} id={id.clone()} on_commit={set(key)}
+                    placeholder={format!("{value} from defaults")}
+                    diagnostics={messages(doc, Some(&step.id), key)} />
+            };
+        }
+        let reset = {
+            let commit = set(key);
+            Callback::from(move |_: MouseEvent| commit.emit(serde_json::Value::Null))
+        };
+        html! {
+            <span class="explicit">
+                { input(key, kind, value) }
+                <button class="reset" title="reset to the value of [defaults]" onclick={reset}
+                    data-field={format!("{key}.reset")} data-id={id.clone()}>{ "↺" }</button>
+            </span>
+        }
+    };
+    let params = doc
+        .params()
+        .map(|p| p.of(Some(&step.id)).to_vec())
+        .unwrap_or_default();
     let s = &step.settings;
     vec![
         ("id", id_field),
         ("path", input("path", FieldKind::Text, step.path.clone())),
         ("depends on", depends_on(app, doc, step)),
-        ("parameters", input("params", FieldKind::Object, params)),
+        (
+            "parameters",
+            html! {
+                <ParamsEditor dispatch={app.dispatcher()} step={Some(AttrValue::from(step.id.clone()))}
+                    rows={params} diagnostics={messages(doc, Some(&step.id), "params")} />
+            },
+        ),
         ("active", active),
         (
             "retries",
-            input("retry", FieldKind::Integer, s.retry.to_string()),
+            setting("retry", FieldKind::Integer, s.retry.to_string()),
         ),
         (
             "timeout (s)",
-            input(
+            setting(
                 "timeout_secs",
                 FieldKind::Integer,
                 s.timeout_secs.to_string(),
@@ -246,17 +277,237 @@ pub fn step_fields(
         ),
         (
             "slots",
-            input("slots", FieldKind::Integer, s.slots.to_string()),
+            setting("slots", FieldKind::Integer, s.slots.to_string()),
         ),
         (
             "estimate (s)",
-            input(
+            setting(
                 "estimate_secs",
                 FieldKind::Number,
                 s.estimate_secs.to_string(),
             ),
         ),
     ]
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ParamsProps {
+    pub dispatch: UseReducerDispatcher<State>,
+    /// The step whose `params` these are; `None` for the file's `[params]`.
+    pub step: Option<AttrValue>,
+    pub rows: Vec<ParamRow>,
+    #[prop_or_default]
+    pub diagnostics: Vec<String>,
+}
+
+/// A parameter table: one row per key (name, type, value), in the file's order, and a row to
+/// add one. Each change is one `Edit::*Param`, which keeps the TOML type and every other byte.
+#[function_component(ParamsEditor)]
+pub fn params_editor(props: &ParamsProps) -> Html {
+    let step = props.step.as_ref().map(|s| s.to_string());
+    let rows = props.rows.iter().map(|row| {
+        html! {
+            <ParamRowEditor key={row.key.clone()} dispatch={props.dispatch.clone()}
+                step={props.step.clone()} row={row.clone()} />
+        }
+    });
+    let taken: Vec<String> = props.rows.iter().map(|r| r.key.clone()).collect();
+    html! {
+        <div class="params" data-id={props.step.clone()}>
+            { for rows }
+            <AddParam dispatch={props.dispatch.clone()} step={props.step.clone()} {taken} />
+            { crate::each(props.diagnostics.iter().map(|m| html! {
+                <div class="diagnostic" data-field="params" data-id={step.clone()}>{ m }</div>
+            })) }
+        </div>
+    }
+}
+
+fn type_select(selected: ParamType, field: String, onchange: Callback<Event>) -> Html {
+    html! {
+        <select class="param-type" data-field={field} {onchange}>
+            { for ParamType::ALL.iter().map(|t| html! {
+                <option value={t.name()} selected={*t == selected}>{ t.name() }</option>
+            }) }
+        </select>
+    }
+}
+
+fn selected_type(e: &Event) -> Option<ParamType> {
+    ParamType::from_name(
+        &e.target_unchecked_into::<web_sys::HtmlSelectElement>()
+            .value(),
+    )
+}
+
+#[derive(Properties, PartialEq)]
+struct ParamRowProps {
+    dispatch: UseReducerDispatcher<State>,
+    step: Option<AttrValue>,
+    row: ParamRow,
+}
+
+#[function_component(ParamRowEditor)]
+fn param_row_editor(props: &ParamRowProps) -> Html {
+    // A type chosen that the current value does not have waits here for a value of it.
+    let chosen = use_state(|| None::<ParamType>);
+    let error = use_state(|| None::<String>);
+    let (step, key) = (
+        props.step.as_ref().map(|s| s.to_string()),
+        props.row.key.clone(),
+    );
+    let ty = chosen.unwrap_or(props.row.value.ty);
+    let set = {
+        let (dispatch, step, key, chosen, error) = (
+            props.dispatch.clone(),
+            step.clone(),
+            key.clone(),
+            chosen.clone(),
+            error.clone(),
+        );
+        move |ty: ParamType, text: String| {
+            let value = ParamValue { ty, text };
+            match value.to_toml() {
+                Ok(_) => {
+                    chosen.set(None);
+                    error.set(None);
+                    dispatch.dispatch(Action::Edit(vec![Edit::SetParam {
+                        step: step.clone(),
+                        key: key.clone(),
+                        value,
+                    }]));
+                }
+                Err(why) => {
+                    chosen.set(Some(ty));
+                    error.set(Some(why));
+                }
+            }
+        }
+    };
+    let on_type = {
+        let (set, text) = (set.clone(), props.row.value.text.clone());
+        Callback::from(move |e: Event| {
+            if let Some(ty) = selected_type(&e) {
+                set(ty, text.clone());
+            }
+        })
+    };
+    let on_value = Callback::from(move |v: serde_json::Value| {
+        set(ty, v.as_str().unwrap_or_default().to_string());
+    });
+    let on_name = {
+        let (dispatch, step, key) = (props.dispatch.clone(), step.clone(), key.clone());
+        Callback::from(move |v: serde_json::Value| {
+            if let Some(to) = v.as_str().filter(|to| !to.is_empty() && *to != key) {
+                dispatch.dispatch(Action::Edit(vec![Edit::RenameParam {
+                    step: step.clone(),
+                    key: key.clone(),
+                    to: to.to_string(),
+                }]));
+            }
+        })
+    };
+    let on_remove = {
+        let (dispatch, step, key) = (props.dispatch.clone(), step.clone(), key.clone());
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Edit(vec![Edit::RemoveParam {
+                step: step.clone(),
+                key: key.clone(),
+            }]))
+        })
+    };
+    let field = format!("params.{key}");
+    html! {
+        <div class="param-row" data-param={key.clone()} data-type={ty.name()}>
+            <Field value={key.clone()} kind={FieldKind::Text} field={format!("{field}.name")}
+                id={props.step.clone()} on_commit={on_name} />
+            { type_select(ty, format!("{field}.type"), on_type) }
+            <Field value={props.row.value.text.clone()} kind={FieldKind::Raw} field={format!("{field}.value")}
+                id={props.step.clone()} on_commit={on_value} placeholder={ty.example()}
+                diagnostics={(*error).iter().cloned().collect::<Vec<_>>()} />
+            <button class="x" title={format!("remove the parameter {key}")} onclick={on_remove}
+                data-field={format!("{field}.remove")} data-id={props.step.clone()}>{ "×" }</button>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct AddParamProps {
+    dispatch: UseReducerDispatcher<State>,
+    step: Option<AttrValue>,
+    /// The names in use.
+    taken: Vec<String>,
+}
+
+#[function_component(AddParam)]
+fn add_param(props: &AddParamProps) -> Html {
+    let name = use_state(String::new);
+    let ty = use_state(|| ParamType::String);
+    let text = use_state(String::new);
+    let error = use_state(|| None::<String>);
+    let on_submit = {
+        let (dispatch, step, taken) = (
+            props.dispatch.clone(),
+            props.step.as_ref().map(|s| s.to_string()),
+            props.taken.clone(),
+        );
+        let (name, ty, text, error) = (name.clone(), ty.clone(), text.clone(), error.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let key = name.trim().to_string();
+            let value = ParamValue {
+                ty: *ty,
+                text: (*text).clone(),
+            };
+            let problem = if key.is_empty() {
+                Some("a parameter needs a name".to_string())
+            } else if taken.contains(&key) {
+                Some(format!("`{key}` is there already: change its row"))
+            } else {
+                value.to_toml().err()
+            };
+            if let Some(why) = problem {
+                error.set(Some(why));
+                return;
+            }
+            dispatch.dispatch(Action::Edit(vec![Edit::SetParam {
+                step: step.clone(),
+                key,
+                value,
+            }]));
+            name.set(String::new());
+            text.set(String::new());
+            error.set(None);
+        })
+    };
+    let typed = |h: &UseStateHandle<String>| {
+        let h = h.clone();
+        Callback::from(move |e: InputEvent| {
+            h.set(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            )
+        })
+    };
+    let on_type = {
+        let ty = ty.clone();
+        Callback::from(move |e: Event| {
+            if let Some(t) = selected_type(&e) {
+                ty.set(t);
+            }
+        })
+    };
+    html! {
+        <form class="param-add" onsubmit={on_submit} data-id={props.step.clone()}>
+            <input type="text" placeholder="+ name" value={(*name).clone()} oninput={typed(&name)}
+                data-field="param-add.name" data-id={props.step.clone()} />
+            { type_select(*ty, "param-add.type".into(), on_type) }
+            <input type="text" placeholder={ty.example()} value={(*text).clone()} oninput={typed(&text)}
+                data-field="param-add.value" data-id={props.step.clone()} />
+            <button type="submit" class="small" data-field="param-add.submit" data-id={props.step.clone()}>{ "add" }</button>
+            { crate::each((*error).iter().map(|m| html! { <div class="diagnostic">{ m }</div> })) }
+        </form>
+    }
 }
 
 /// Dependencies as chips (condition picker, remove button) plus an input to add one.
@@ -398,6 +649,12 @@ pub fn editor(props: &EditorProps) -> Html {
                 { table_field(app, doc, "pool", "executor_cores", FieldKind::Integer, pool.executor_cores.to_string()) }
                 { table_field(app, doc, "pool", "max_concurrency", FieldKind::Integer, pool.max_concurrency.map(|c| c.to_string()).unwrap_or_default()) }
                 { table_flag(app, "pool", "recreate_session", pool.recreate_session) }
+            </fieldset>
+            <fieldset class="pipeline-params">
+                <legend>{ "parameters ([params])" }</legend>
+                <ParamsEditor dispatch={app.dispatcher()} step={None::<AttrValue>}
+                    rows={doc.params().map(|p| p.pipeline.clone()).unwrap_or_default()}
+                    diagnostics={messages(doc, None, "params")} />
             </fieldset>
             <fieldset>
                 <legend>{ "defaults" }</legend>

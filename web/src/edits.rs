@@ -17,19 +17,20 @@ pub enum FieldKind {
     Integer,
     /// Any number (seconds).
     Number,
-    /// A JSON object (parameters).
-    Object,
+    /// Text exactly as typed, spaces kept (a parameter's value, which core reads by its type).
+    Raw,
 }
 
 /// The value to store for an input; `Null` (an empty input) removes the key, so the setting
 /// falls back to `[defaults]`.
 pub fn field_value(kind: FieldKind, input: &str) -> Result<serde_json::Value, String> {
     let s = input.trim();
-    if s.is_empty() && kind != FieldKind::Text {
+    if s.is_empty() && matches!(kind, FieldKind::Integer | FieldKind::Number) {
         return Ok(serde_json::Value::Null);
     }
     match kind {
         FieldKind::Text => Ok(serde_json::Value::String(s.to_string())),
+        FieldKind::Raw => Ok(serde_json::Value::String(input.to_string())),
         FieldKind::Integer => s
             .parse::<i64>()
             .map(serde_json::Value::from)
@@ -43,13 +44,6 @@ pub fn field_value(kind: FieldKind, input: &str) -> Result<serde_json::Value, St
                 _ => Err(format!("`{s}` is not a number")),
             }
         }
-        FieldKind::Object => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(v @ serde_json::Value::Object(_)) => Ok(v),
-            Ok(_) => {
-                Err("parameters must be a JSON object, like {\"run_date\": \"2024-06-30\"}".into())
-            }
-            Err(e) => Err(format!("not valid JSON: {e}")),
-        },
     }
 }
 
@@ -185,12 +179,8 @@ mod tests {
             (FieldKind::Number, "1.5", Ok(json!(1.5))),
             (FieldKind::Number, "inf", Err("`inf` is not a number")),
             (FieldKind::Text, " a.py ", Ok(json!("a.py"))),
-            (FieldKind::Object, "{\"d\": 1}", Ok(json!({"d": 1}))),
-            (
-                FieldKind::Object,
-                "[1]",
-                Err("parameters must be a JSON object, like {\"run_date\": \"2024-06-30\"}"),
-            ),
+            (FieldKind::Raw, " eu ", Ok(json!(" eu "))),
+            (FieldKind::Raw, "", Ok(json!(""))),
         ];
         for (kind, input, want) in cases {
             let got = field_value(*kind, input);

@@ -13,6 +13,7 @@ mod editor;
 mod edits;
 mod import;
 mod import_dialog;
+mod route;
 mod run;
 mod runs;
 mod state;
@@ -22,9 +23,11 @@ use dag_view::DagView;
 use dry_run::DryRunView;
 use editor::{datalists, step_fields, Editor, Problems};
 use import_dialog::{ImportDialog, SignIn};
+use route::Route;
 use runs::RunsView;
 use spool_core::edit::Edit;
 use state::{Action, State, Tab};
+use wire::PipelineSummary;
 use yew::prelude::*;
 
 /// Children that come and go, as one node. Yew matches unkeyed siblings from the end, and a
@@ -37,11 +40,6 @@ pub fn each(items: impl IntoIterator<Item = Html>) -> Html {
 
 /// Opens a pipeline: fetches everything `spool-core` needs to check and simulate it here.
 fn open(dispatch: UseReducerDispatcher<State>, file: String) {
-    if let Some(w) = web_sys::window() {
-        let _ = w
-            .location()
-            .set_hash(&format!("file={}", js_sys::encode_uri_component(&file)));
-    }
     wasm_bindgen_futures::spawn_local(async move {
         match api::bundle(&file).await {
             Ok(bundle) => dispatch.dispatch(Action::Opened(bundle)),
@@ -50,18 +48,21 @@ fn open(dispatch: UseReducerDispatcher<State>, file: String) {
     });
 }
 
-/// Lists the pipelines; with `open_one`, then opens the one named in the address (or the
-/// first).
+/// Lists the pipelines; with `open_one`, then shows the view the address names (or the first
+/// pipeline's editor).
 fn load(dispatch: UseReducerDispatcher<State>, open_one: bool) {
     wasm_bindgen_futures::spawn_local(async move {
         match api::pipelines().await {
             Ok(list) => {
-                let first = file_in_address()
-                    .filter(|f| list.iter().any(|p| p.file == *f))
-                    .or_else(|| list.first().map(|p| p.file.clone()));
-                dispatch.dispatch(Action::Listed(list));
-                if let Some(file) = first.filter(|_| open_one) {
-                    open(dispatch, file);
+                dispatch.dispatch(Action::Listed(list.clone()));
+                if open_one {
+                    let shown = Shown {
+                        pipelines: &list,
+                        open: None,
+                        unsaved: false,
+                        route: None,
+                    };
+                    navigate(dispatch, &shown, Route::parse(&address()));
                 }
             }
             Err(e) => dispatch.dispatch(Action::Failed(e)),
@@ -69,11 +70,130 @@ fn load(dispatch: UseReducerDispatcher<State>, open_one: bool) {
     });
 }
 
-/// The file named in the address (`#file=...`), so a reload reopens it.
-fn file_in_address() -> Option<String> {
-    let hash = web_sys::window()?.location().hash().ok()?;
-    let encoded = hash.strip_prefix("#file=")?;
-    js_sys::decode_uri_component(encoded).ok().map(String::from)
+/// `location.hash`.
+fn address() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+/// What is on screen, for a navigation to decide what to fetch.
+struct Shown<'a> {
+    pipelines: &'a [PipelineSummary],
+    open: Option<&'a str>,
+    unsaved: bool,
+    /// Its address (`None` before anything is shown).
+    route: Option<Route>,
+}
+
+/// Whether the open pipeline may be replaced: no unsaved edits, or the user says so.
+fn may_leave(unsaved: bool) -> bool {
+    !unsaved
+        || web_sys::window()
+            .and_then(|w| w.confirm_with_message("Discard the unsaved changes?").ok())
+            .unwrap_or(false)
+}
+
+/// Shows the view of an address: opens its pipeline or run first when another is open. An
+/// address that names no view, or a pipeline that is not listed, shows the open (or first)
+/// pipeline's editor.
+fn navigate(dispatch: UseReducerDispatcher<State>, shown: &Shown, route: Option<Route>) {
+    let listed = |file: &str| shown.pipelines.iter().any(|p| p.file == file);
+    let fallback = || {
+        let file = shown
+            .open
+            .map(String::from)
+            .or_else(|| shown.pipelines.first().map(|p| p.file.clone()))?;
+        Some(Route::Pipeline {
+            file,
+            tab: Tab::Pipeline,
+        })
+    };
+    let route = match route {
+        Some(Route::Pipeline { file, .. }) if !listed(&file) => fallback(),
+        None => fallback(),
+        known => known,
+    };
+    let Some(route) = route else { return };
+    let first = shown.pipelines.first().map(|p| p.file.clone());
+    match &route {
+        Route::Pipeline { file, .. } if shown.open != Some(file.as_str()) => {
+            if !may_leave(shown.unsaved) {
+                // The address goes back to what is shown.
+                if let Some(here) = &shown.route {
+                    write_address(here, None);
+                }
+                return;
+            }
+            dispatch.dispatch(Action::Navigate(route.clone()));
+            open(dispatch, file.clone());
+        }
+        Route::Runs if shown.open.is_none() => {
+            dispatch.dispatch(Action::Navigate(route));
+            if let Some(file) = first {
+                open(dispatch, file);
+            }
+        }
+        Route::Run { id, .. } => {
+            let (id, open_file, unsaved) = (*id, shown.open.map(String::from), shown.unsaved);
+            dispatch.dispatch(Action::Navigate(route));
+            wasm_bindgen_futures::spawn_local(async move {
+                let detail = match api::run(id).await {
+                    Ok(detail) => detail,
+                    Err(e) => return dispatch.dispatch(Action::Failed(e)),
+                };
+                // The run is drawn on its own pipeline.
+                if open_file.as_deref() != Some(detail.run.file.as_str()) && may_leave(unsaved) {
+                    match api::bundle(&detail.run.file).await {
+                        Ok(bundle) => dispatch.dispatch(Action::Opened(bundle)),
+                        Err(e) => return dispatch.dispatch(Action::Failed(e)),
+                    }
+                }
+                dispatch.dispatch(Action::RunOpened(detail));
+            });
+        }
+        _ => dispatch.dispatch(Action::Navigate(route)),
+    }
+}
+
+/// Puts the view shown into the address: a new history entry when the user moved on from
+/// the view the address named (so that Back returns to it), otherwise in place of an address
+/// that named nothing shown (an empty or unknown one, or a view still loading).
+fn write_address(route: &Route, previous: Option<&Route>) {
+    let Some(location) = web_sys::window().map(|w| w.location()) else {
+        return;
+    };
+    let current = location.hash().unwrap_or_default();
+    let hash = route.to_hash();
+    if current == hash {
+        return;
+    }
+    let moved_on = previous.is_some() && Route::parse(&current).as_ref() == previous;
+    if moved_on {
+        let _ = location.set_hash(&hash);
+    } else {
+        let _ = location.replace(&hash);
+    }
+}
+
+/// Calls `on_change` with the address after each change (Back, Forward, a pasted link).
+fn follow_address(on_change: impl Fn(String) + 'static) -> impl FnOnce() {
+    use wasm_bindgen::JsCast;
+    let listener = wasm_bindgen::closure::Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+        on_change(address())
+    });
+    let window = web_sys::window();
+    if let Some(w) = &window {
+        let _ = w.add_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
+    }
+    move || {
+        if let Some(w) = &window {
+            let _ = w.remove_event_listener_with_callback(
+                "hashchange",
+                listener.as_ref().unchecked_ref(),
+            );
+        }
+    }
 }
 
 /// Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y; Cmd on a Mac) undo and redo edits, except in a text field,
@@ -125,6 +245,40 @@ fn app() -> Html {
                 let first_render = bench::now();
                 // Let the first frame paint before the measurements block the page.
                 gloo_timers::callback::Timeout::new(100, move || bench::run(first_render)).forget();
+            }
+        });
+    }
+    {
+        // The address follows the view; Back and Forward (and pasted links) move the view.
+        let address_changed = use_state(|| None::<String>);
+        {
+            let address_changed = address_changed.clone();
+            use_effect_with((), move |_| {
+                follow_address(move |hash| address_changed.set(Some(hash)))
+            });
+        }
+        {
+            let app = app.clone();
+            use_effect_with((*address_changed).clone(), move |hash| {
+                if let Some(hash) = hash {
+                    let route = Route::parse(hash);
+                    if route.is_none() || route != app.route() {
+                        let shown = Shown {
+                            pipelines: &app.pipelines,
+                            open: app.doc.as_ref().map(|d| d.root.as_str()),
+                            unsaved: app.unsaved(),
+                            route: app.route(),
+                        };
+                        navigate(app.dispatcher(), &shown, route);
+                    }
+                }
+            });
+        }
+        let written = use_mut_ref(|| None::<Route>);
+        use_effect_with(app.route(), move |route| {
+            if let Some(route) = route {
+                write_address(route, written.borrow().as_ref());
+                *written.borrow_mut() = Some(route.clone());
             }
         });
     }

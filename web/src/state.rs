@@ -8,12 +8,13 @@ use crate::api::Failure;
 use crate::dry_state::{Calibrating, DryField, DryRunState};
 use crate::edits::measured_estimates;
 use crate::import::{ImportForm, ImportKind, ImportProblem, Input};
+use crate::route::Route;
 use crate::run::RunView;
 use crate::wire::{Bundle, PipelineSummary, RunDetail};
 use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::dag::{check_notebooks, load_text, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
-use spool_core::edit::{apply, Edit};
+use spool_core::edit::{apply, read_params, Edit, FileParams};
 use spool_core::layout::{draw_plan, LayoutOptions, PlanDrawing};
 use spool_core::model::PipelineFile;
 use spool_core::parse::parse_pipeline;
@@ -90,9 +91,18 @@ pub struct Doc {
     pub checked: Rc<Checked>,
     pub undo: Vec<Rc<str>>,
     pub redo: Vec<Rc<str>>,
+    /// The parameters of `text` with their TOML types, read when the editor first asks.
+    written_params: Rc<std::cell::OnceCell<Option<FileParams>>>,
 }
 
 impl Doc {
+    /// Every parameter of the text as written (`None` when it is not TOML).
+    pub fn params(&self) -> Option<&FileParams> {
+        self.written_params
+            .get_or_init(|| read_params(&self.text))
+            .as_ref()
+    }
+
     /// Diagnostics of the root file about one field (`item` = step id, `None` for the file's
     /// own tables), shown beside that field.
     pub fn about<'a>(
@@ -147,6 +157,9 @@ pub struct State {
     pub sessions: u32,
     /// The import dialog, while it is open.
     pub import: Option<ImportForm>,
+    /// The view the address asks for while its pipeline or run is still loading; the address
+    /// is left alone until it arrives (see [`State::route`]).
+    pub nav: Option<Route>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +210,9 @@ pub enum Action {
     ImportKind(ImportKind),
     /// Files chosen in the dialog, read (the first is the main input), or why they were not.
     ImportFiles(Result<Vec<Input>, String>),
+    /// Show the view of an address (the pipeline or run it names is being fetched, or is
+    /// the open one).
+    Navigate(Route),
     /// The main input's text, typed or pasted.
     ImportText(String),
     ImportTarget(String),
@@ -233,7 +249,11 @@ impl State {
     pub fn apply(&mut self, action: Action) {
         match action {
             Action::Listed(list) => self.pipelines = list,
-            Action::Opened(bundle) => self.open(bundle),
+            Action::Opened(bundle) => {
+                self.open(bundle);
+                self.arrive();
+            }
+            Action::Navigate(route) => self.navigate(route),
             Action::Edit(edits) => self.edit(&edits),
             Action::SetText(text) => self.change_text(Rc::from(text)),
             Action::Undo => self.undo_redo(true),
@@ -247,6 +267,11 @@ impl State {
                 }
             }
             Action::CloseSaveConflict => self.save_conflict = false,
+            Action::Failed(_) if self.nav.is_some() => {
+                // What the address named did not load: the view stays as it is.
+                self.nav = None;
+                self.apply(action);
+            }
             Action::Failed(Failure::Stale(_)) => {
                 self.saving = false;
                 self.save_conflict = true;
@@ -304,6 +329,7 @@ impl State {
                     view.apply(e);
                 }
                 self.run = Some(Rc::new(view));
+                self.arrive();
             }
             Action::RunEvent { run, event } => {
                 if let Some(view) = self.run.as_mut().filter(|v| v.record.id == run) {
@@ -365,6 +391,59 @@ impl State {
         }
     }
 
+    /// The view shown, as an address (`None` while nothing is open, or while the address's
+    /// own view is still loading).
+    pub fn route(&self) -> Option<Route> {
+        if self.nav.is_some() {
+            return None;
+        }
+        let doc = self.doc.as_ref()?;
+        Some(match (self.tab, &self.run) {
+            (Tab::Runs, Some(run)) => Route::Run {
+                id: run.record.id,
+                task: self.selected.clone(),
+            },
+            (Tab::Runs, None) => Route::Runs,
+            (tab, _) => Route::Pipeline {
+                file: doc.root.clone(),
+                tab,
+            },
+        })
+    }
+
+    fn navigate(&mut self, route: Route) {
+        match &route {
+            Route::Pipeline { tab, .. } => self.tab = *tab,
+            Route::Runs => {
+                self.tab = Tab::Runs;
+                self.run = None;
+                self.selected = None;
+            }
+            Route::Run { .. } => self.tab = Tab::Runs,
+        }
+        self.nav = Some(route);
+        self.arrive();
+    }
+
+    /// Ends a navigation whose pipeline and run are open.
+    fn arrive(&mut self) {
+        let Some(route) = &self.nav else { return };
+        let root = self.doc.as_ref().map(|d| d.root.as_str());
+        let arrived = match route {
+            Route::Pipeline { file, .. } => root == Some(file.as_str()),
+            Route::Runs => root.is_some(),
+            Route::Run { id, .. } => {
+                root.is_some() && self.run.as_ref().is_some_and(|r| r.record.id == *id)
+            }
+        };
+        if arrived {
+            if let Some(Route::Run { task, .. }) = self.nav.take() {
+                self.selected = task;
+            }
+            self.nav = None;
+        }
+    }
+
     /// A change to the import form; the preview follows.
     fn change_import(&mut self, change: impl FnOnce(&mut ImportForm)) {
         if let Some(form) = &mut self.import {
@@ -404,6 +483,7 @@ impl State {
             checked,
             undo: Vec::new(),
             redo: Vec::new(),
+            written_params: Rc::default(),
         });
         self.shown = None;
         self.selected = None;
@@ -456,6 +536,7 @@ impl State {
 
     fn recheck(&mut self) {
         let Some(doc) = &mut self.doc else { return };
+        doc.written_params = Rc::default();
         doc.checked = Rc::new(Checked::of(
             &doc.root,
             &doc.text,
@@ -802,6 +883,93 @@ estimate_secs = 20
         assert!(!s.unsaved());
         s.apply(Action::DryCalibrate(None));
         assert_eq!(makespan(&s), Some(30.0));
+    }
+
+    fn run_detail(id: i64) -> RunDetail {
+        serde_json::from_value(json!({
+            "run": {"id": id, "pipeline": "p", "file": "p.toml", "status": "succeeded",
+                    "started_ms": 0, "ended_ms": 9000, "resumed_from": null, "params": {}, "tasks": {}},
+            "events": []
+        }))
+        .expect("test detail parses")
+    }
+
+    #[test]
+    fn a_typed_parameter_edit_keeps_the_date_type_and_the_rest_of_the_text() {
+        let mut s = opened();
+        s.apply(Action::SetText(TEXT.replace(
+            "path = \"a.py\"\n",
+            "path = \"a.py\"\nparams = { run_date = 2024-06-30, rows = 4_000_000 }\n",
+        )));
+        let before = doc(&s).text.to_string();
+        let rows = doc(&s).params().expect("TOML").of(Some("a")).to_vec();
+        assert_eq!(rows[0].value.ty, spool_core::edit::ParamType::Date);
+        s.apply(Action::Edit(vec![Edit::SetParam {
+            step: Some("a".into()),
+            key: "run_date".into(),
+            value: spool_core::edit::ParamValue {
+                ty: spool_core::edit::ParamType::Date,
+                text: "2024-07-01".into(),
+            },
+        }]));
+        let d = doc(&s);
+        assert_eq!(&*d.text, before.replace("2024-06-30", "2024-07-01"));
+        assert_eq!(
+            d.params().expect("TOML").of(Some("a"))[0].value.text,
+            "2024-07-01",
+            "the rows follow the new text"
+        );
+        assert!(
+            d.checked.diagnostics.is_empty(),
+            "{:?}",
+            d.checked.diagnostics
+        );
+    }
+
+    #[test]
+    fn the_address_follows_the_view_and_waits_for_what_it_names_to_load() {
+        let mut s = State::default();
+        assert_eq!(s.route(), None, "nothing is shown yet");
+        let graph = Route::Pipeline {
+            file: "p.toml".into(),
+            tab: Tab::Graph,
+        };
+        s.apply(Action::Navigate(graph.clone()));
+        assert_eq!(s.tab, Tab::Graph);
+        assert_eq!(s.route(), None, "the pipeline is still loading");
+        s = {
+            let mut o = opened();
+            o.apply(Action::Navigate(graph.clone()));
+            o
+        };
+        assert_eq!(s.route(), Some(graph));
+        s.apply(Action::Show(Tab::DryRun));
+        assert_eq!(
+            s.route().map(|r| r.to_hash()).as_deref(),
+            Some("#/pipelines/p.toml/dry-run")
+        );
+
+        // A run and one of its tasks: the address waits for the run.
+        let task = Route::Run {
+            id: 3,
+            task: Some("a".into()),
+        };
+        s.apply(Action::Navigate(task.clone()));
+        assert_eq!((s.tab, s.route()), (Tab::Runs, None));
+        s.apply(Action::RunOpened(run_detail(3)));
+        assert_eq!(s.route(), Some(task));
+        assert_eq!(s.selected.as_deref(), Some("a"), "the task is shown");
+        s.apply(Action::Select(None));
+        assert_eq!(s.route().map(|r| r.to_hash()).as_deref(), Some("#/runs/3"));
+        s.apply(Action::Navigate(Route::Runs));
+        assert!(s.run.is_none(), "the list, without a run");
+        assert_eq!(s.route(), Some(Route::Runs));
+
+        // A run that does not load leaves the view as it was, and the address free again.
+        s.apply(Action::Navigate(Route::Run { id: 99, task: None }));
+        s.apply(Action::Failed(Failure::Transport("not found".into())));
+        assert_eq!(s.route(), Some(Route::Runs));
+        assert!(s.notice.is_some());
     }
 
     #[test]

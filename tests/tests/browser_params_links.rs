@@ -1,0 +1,148 @@
+//! The parameter editor and the app's addresses in headless Chromium, without Spark (the run
+//! is written into the history): a typed parameter edit saves the file with the date still a
+//! TOML date and every other byte as it was; settings inherited from `[defaults]` show as
+//! such; a deep link to a pipeline's graph, to a run and to a task of it opens that view
+//! directly, and Back returns to the view before.
+
+use spool_tests::history::write_finished_run;
+use spool_tests::webdriver::{Browser, Element};
+use spool_tests::{root, wait_for, Served};
+use std::time::Duration;
+
+const SHORT: Duration = Duration::from_secs(20);
+
+const LOAD_ORDERS_PARAMS: &str =
+    "params = { run_date = 2024-06-30, order_count = 4_000_000, days = 28 }";
+
+fn hash(b: &Browser) -> String {
+    let h = b.script("return window.location.hash;", serde_json::json!([]));
+    h.as_str().unwrap_or_default().to_string()
+}
+
+/// Loads the page afresh at `url` (not a hash change inside the page already open).
+fn open_fresh(b: &Browser, url: &str) {
+    b.goto("about:blank");
+    b.goto(url);
+}
+
+fn wait_for_tab(b: &Browser, id: &str) {
+    wait_for(id, SHORT, || {
+        let tab = b.try_find(&format!("#{id}"), Duration::ZERO)?;
+        b.attr(&tab, "class")?.contains("active").then_some(())
+    });
+}
+
+/// Replaces an input's text as a user does (select all, type, Enter): WebDriver's clear would
+/// commit the empty field first.
+fn commit(b: &Browser, e: &Element, text: &str) {
+    b.type_text(e, &format!("\u{E009}a\u{E000}{text}\u{E007}"));
+}
+
+#[test]
+fn a_typed_parameter_edit_keeps_the_file_and_deep_links_open_their_view() {
+    let artifacts = root().join("tests/artifacts");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = write_finished_run(
+        &tmp.path().join("data"),
+        "daily_sales",
+        "daily_sales.toml",
+        1_750_000_000_000,
+        &[
+            ("load_orders".into(), 3_000),
+            ("load_fx_rates".into(), 2_000),
+        ],
+    );
+    let served = Served::start(tmp.path(), &[]);
+    let file = served.pipelines.join("daily_sales.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    assert!(original.contains(LOAD_ORDERS_PARAMS), "the example changed");
+
+    let b = Browser::start();
+    open_fresh(
+        &b,
+        &format!("{}#/pipelines/daily_sales.toml/editor", served.base),
+    );
+    wait_for_tab(&b, "tab-pipeline");
+
+    // One row per parameter, with its TOML type.
+    let row =
+        |key: &str| format!(r#".params[data-id="load_orders"] .param-row[data-param="{key}"]"#);
+    let run_date = b.find(&row("run_date"), SHORT);
+    assert_eq!(b.attr(&run_date, "data-type").as_deref(), Some("date"));
+    let count = b.find(&row("order_count"), SHORT);
+    assert_eq!(b.attr(&count, "data-type").as_deref(), Some("integer"));
+    let value = b.find(
+        r#"input[data-field="params.order_count.value"][data-id="load_orders"]"#,
+        SHORT,
+    );
+    assert_eq!(b.property(&value, "value").as_deref(), Some("4_000_000"));
+    // A setting not written on the notebook is [defaults]' value, shown as inherited.
+    let retry = b.find(r#"input[data-field="retry"][data-id="load_orders"]"#, SHORT);
+    assert_eq!(b.property(&retry, "value").as_deref(), Some(""));
+    assert_eq!(
+        b.attr(&retry, "placeholder").as_deref(),
+        Some("1 from defaults")
+    );
+
+    let date = b.find(
+        r#"input[data-field="params.run_date.value"][data-id="load_orders"]"#,
+        SHORT,
+    );
+    commit(&b, &date, "2024-07-01");
+    b.screenshot(&artifacts.join("params-editor.png"));
+    b.click(&b.find("#save-button", SHORT));
+    let saved = wait_for("the file to be saved", SHORT, || {
+        let text = std::fs::read_to_string(&file).ok()?;
+        (text != original).then_some(text)
+    });
+    assert_eq!(
+        saved,
+        original.replacen(
+            LOAD_ORDERS_PARAMS,
+            "params = { run_date = 2024-07-01, order_count = 4_000_000, days = 28 }",
+            1
+        ),
+        "only the edited value changed: still a TOML date, the rest byte for byte"
+    );
+
+    // A deep link to the graph shows it without a click; Back returns from the dry run to it.
+    let graph = format!("{}#/pipelines/daily_sales.toml/graph", served.base);
+    open_fresh(&b, &graph);
+    wait_for_tab(&b, "tab-graph");
+    b.find(r#".dag-node[data-id="load_orders"]"#, SHORT);
+    b.click(&b.find("#tab-dry-run", SHORT));
+    wait_for("the dry run's address", SHORT, || {
+        (hash(&b) == "#/pipelines/daily_sales.toml/dry-run").then_some(())
+    });
+    b.find("#makespan", SHORT);
+    b.script("history.back();", serde_json::json!([]));
+    wait_for_tab(&b, "tab-graph");
+    assert_eq!(hash(&b), "#/pipelines/daily_sales.toml/graph");
+    b.find(r#".dag-node[data-id="load_orders"]"#, SHORT);
+
+    // A run of the history, and a task of it.
+    open_fresh(&b, &format!("{}#/runs/{run}", served.base));
+    wait_for_tab(&b, "tab-runs");
+    let detail = b.find("#run-detail", SHORT);
+    assert_eq!(b.attr(&detail, "data-id"), Some(run.to_string()));
+    assert_eq!(b.attr(&detail, "data-status").as_deref(), Some("succeeded"));
+    open_fresh(&b, &format!("{}#/runs/{run}/load_orders", served.base));
+    let task = b.find(r#"#task-detail[data-id="load_orders"]"#, SHORT);
+    assert_eq!(b.attr(&task, "data-state").as_deref(), Some("succeeded"));
+    // Another task picked in the run's graph is an address of its own; Back returns.
+    b.click(&b.find(r#".runs .dag-node[data-id="load_fx_rates"]"#, SHORT));
+    wait_for("the task's address", SHORT, || {
+        (hash(&b) == format!("#/runs/{run}/load_fx_rates")).then_some(())
+    });
+    b.script("history.back();", serde_json::json!([]));
+    b.find(r#"#task-detail[data-id="load_orders"]"#, SHORT);
+    assert_eq!(hash(&b), format!("#/runs/{run}/load_orders"));
+
+    // An address that names nothing shows the editor of the pipeline.
+    open_fresh(&b, &format!("{}#/pipelines/nope.toml/graph", served.base));
+    wait_for_tab(&b, "tab-pipeline");
+    wait_for("the editor's address", SHORT, || {
+        (hash(&b) == "#/pipelines/daily_sales.toml/editor").then_some(())
+    });
+    drop(b);
+}
