@@ -135,6 +135,10 @@ pub struct Plan {
     /// plan's JSON (the run log's copy of what ran): the API shows it on its own.
     #[serde(skip)]
     pub schedule: Option<crate::schedule::Schedule>,
+    /// The root file's rule for runs of the pipeline at once (the server's, not the plan's
+    /// JSON either).
+    #[serde(skip)]
+    pub concurrency: crate::overlap::Concurrency,
 }
 
 /// Result of loading a pipeline: the plan when there are no errors, and every diagnostic.
@@ -239,6 +243,9 @@ pub fn load(root: &str, sources: &dyn Sources) -> Loaded {
                         check_schedule(plan, schedule, &mut r);
                         found.extend(r.out);
                         plan.schedule = Some(schedule.clone());
+                    }
+                    if let Some(plan) = &mut plan {
+                        plan.concurrency = root_file.file.concurrency;
                     }
                     let usable = !has_errors(&found);
                     diagnostics.extend(found);
@@ -1360,6 +1367,7 @@ impl Expanded {
             scopes: self.scopes.clone(),
             timeout_secs: self.timeout_secs,
             schedule: None,
+            concurrency: Default::default(),
         };
         (Some(plan), found)
     }

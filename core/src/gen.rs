@@ -185,6 +185,7 @@ impl LayeredDag {
             scopes: vec![ParamScope::root(BTreeMap::new())],
             timeout_secs: None,
             schedule: None,
+            concurrency: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod listing;
 pub mod model;
 pub mod notebook;
+pub mod overlap;
 pub mod params;
 pub mod parse;
 pub mod runlog;

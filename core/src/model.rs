@@ -431,6 +431,10 @@ pub struct PipelineFile {
     /// `[schedule]`: when `spool serve` starts the pipeline by itself (the root file's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<crate::schedule::Schedule>,
+    /// `max_concurrent_runs` and `on_overlap`: the pipeline's own runs at once (the root
+    /// file's).
+    #[serde(skip)]
+    pub concurrency: crate::overlap::Concurrency,
     #[serde(skip)]
     pub pool_span: Option<Span>,
 }

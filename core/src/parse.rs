@@ -3,6 +3,7 @@
 
 use crate::diag::{did_you_mean, Diagnostic, Reporter, Span};
 use crate::model::*;
+use crate::overlap::{Concurrency, OnOverlap};
 use crate::schedule::{CatchUp, CronExpr, Schedule, ScheduleSpans, Zone};
 use crate::template::{coerce, RunInfo, Template, ValueType, MAX_VALUE_DEPTH};
 use std::collections::BTreeMap;
@@ -16,6 +17,8 @@ const TOP_KEYS: &[&str] = &[
     "defaults",
     "params",
     "timeout_secs",
+    "max_concurrent_runs",
+    "on_overlap",
     "schedule",
     "notebook",
     "pipeline",
@@ -180,6 +183,7 @@ impl<'t> Parser<'t> {
             params: BTreeMap::new(),
             steps: Vec::new(),
             schedule: None,
+            concurrency: Concurrency::default(),
             pool_span: None,
         };
         let entries = Node::Table(root).entries().unwrap_or_default();
@@ -227,6 +231,30 @@ impl<'t> Parser<'t> {
                 "defaults" => {}
                 "timeout_secs" => out.timeout_secs = self.int(node, kspan, "timeout_secs", 1, None),
                 "schedule" => out.schedule = self.schedule(node, kspan),
+                "max_concurrent_runs" => {
+                    if let Some(n) = self.u32(node, kspan, key, 1, None) {
+                        out.concurrency.max_runs = n;
+                    }
+                }
+                "on_overlap" => {
+                    if let Some(name) = self.string(node, kspan, key, None) {
+                        match OnOverlap::parse(&name) {
+                            Some(o) => out.concurrency.on_overlap = o,
+                            None => {
+                                let span = self.span_of(node, kspan);
+                                self.r
+                                    .error(
+                                        &span,
+                                        format!(
+                                            "unknown on_overlap `{name}`; expected one of: {}",
+                                            OnOverlap::NAMES.join(", ")
+                                        ),
+                                    )
+                                    .key(key);
+                            }
+                        }
+                    }
+                }
                 "params" => {
                     if let Some(fields) = self.table(node, kspan, "params") {
                         for (k, ks, n) in fields {

@@ -146,6 +146,13 @@ pub enum RunEvent {
     RunInterrupted {
         reason: String,
     },
+    /// The run waits for its turn (its pipeline's `max_concurrent_runs`, or the server's
+    /// limit): why, as decided when it was asked for.
+    RunQueued {
+        reason: String,
+    },
+    /// The queued run's turn came: it starts.
+    RunAdmitted,
     /// The run's parameter values, checked, and what its `run.…` references read (a resumed
     /// run keeps the first run's): written once, after `RunStarted`.
     ParamsBound {
@@ -308,6 +315,8 @@ impl FinalReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Waiting for its turn (`on_overlap = "queue"`, or the server's limit on runs at once).
+    Queued,
     Running,
     Succeeded,
     Failed,
@@ -316,7 +325,8 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
@@ -327,6 +337,7 @@ impl RunStatus {
     /// The status's name, as the run log writes it.
     pub fn name(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
@@ -341,7 +352,7 @@ impl RunStatus {
 
     /// Whether the run has ended (nothing more happens to it but a resume, which is a new run).
     pub fn is_final(self) -> bool {
-        self != RunStatus::Running
+        !matches!(self, RunStatus::Running | RunStatus::Queued)
     }
 }
 
@@ -620,6 +631,8 @@ impl RunRecord {
                 self.ended_ms = Some(at);
                 self.tasks.values_mut().for_each(TaskRecord::settle_legacy);
             }
+            RunEvent::RunQueued { .. } => self.status = RunStatus::Queued,
+            RunEvent::RunAdmitted => self.status = RunStatus::Running,
             RunEvent::SessionLeaked { session, reason } => {
                 self.leaked_sessions.push((session.clone(), reason.clone()));
             }
@@ -782,6 +795,8 @@ impl RunSummary {
                 self.status = RunStatus::Interrupted;
                 self.ended_ms = Some(at);
             }
+            RunEvent::RunQueued { .. } => self.status = RunStatus::Queued,
+            RunEvent::RunAdmitted => self.status = RunStatus::Running,
             _ => {}
         }
     }

@@ -109,6 +109,15 @@ fn summary(plan: &Plan) -> String {
     let (path, secs) = plan.critical_path();
     let names: Vec<&str> = path.iter().map(|&t| plan.tasks[t].id.as_str()).collect();
     let _ = writeln!(s, "critical path ({secs} s): {}", names.join(" -> "));
+    if plan.concurrency != Default::default() {
+        let c = plan.concurrency;
+        let _ = writeln!(
+            s,
+            "runs at once: {}, on_overlap {}",
+            c.max_runs,
+            c.on_overlap.name()
+        );
+    }
     if let Some(schedule) = &plan.schedule {
         let _ = writeln!(s, "schedule: {}", serde_json::json!(schedule));
         for t in schedule.upcoming(TRIGGER_MS, 3) {

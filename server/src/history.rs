@@ -301,12 +301,11 @@ impl History {
             let mut stmt = conn.prepare(
                 "SELECT r.id, r.owner_pid, r.owner_start FROM run_summaries s \
                  JOIN runs r ON r.id = s.run_id \
-                 WHERE s.status = ?1 AND s.run_id NOT IN (SELECT run_id FROM quarantined) \
-                 ORDER BY r.id",
+                 WHERE s.status IN (?1, ?2) \
+                 AND s.run_id NOT IN (SELECT run_id FROM quarantined) ORDER BY r.id",
             )?;
-            let rows = stmt.query_map(params![RunStatus::Running.name()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+            let unfinished = params![RunStatus::Running.name(), RunStatus::Queued.name()];
+            let rows = stmt.query_map(unfinished, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<Result<_, _>>()?
         };
         let mut marked = Vec::new();
@@ -335,10 +334,11 @@ impl History {
         let running = RunStatus::Running.name();
         if let Some(keep) = retention.keep_runs {
             let mut stmt = tx.prepare(
-                "SELECT run_id FROM run_summaries WHERE status != ?1 \
+                "SELECT run_id FROM run_summaries WHERE status NOT IN (?1, ?4) \
                  ORDER BY run_id DESC LIMIT ?2 OFFSET ?3",
             )?;
-            let rows = stmt.query_map(params![running, PRUNE_BATCH, keep], |r| r.get(0))?;
+            let queued = RunStatus::Queued.name();
+            let rows = stmt.query_map(params![running, PRUNE_BATCH, keep, queued], |r| r.get(0))?;
             doomed = rows.collect::<Result<_, _>>()?;
         }
         if let Some(days) = retention.keep_days {

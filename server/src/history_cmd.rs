@@ -295,6 +295,8 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
             format!("run finished: {}", format!("{status:?}").to_lowercase())
         }
         RunEvent::RunInterrupted { reason } => format!("run interrupted: {reason}"),
+        RunEvent::RunQueued { reason } => format!("run waits: {reason}"),
+        RunEvent::RunAdmitted => "run leaves the queue and starts".into(),
         RunEvent::Unknown => "an event of a kind this version does not know".into(),
     })
 }

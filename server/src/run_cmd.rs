@@ -181,7 +181,7 @@ async fn follow(
                     anyhow::bail!("stopped waiting; run {id} may still be cancelling");
                 }
                 eprintln!("\ncancelling run {id} (Ctrl-C again to stop waiting)");
-                manager.cancel(id);
+                manager.cancel(id).await;
             }
         }
     }

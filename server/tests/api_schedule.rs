@@ -1,5 +1,6 @@
-//! Schedules through the API (`oneshot`): each pipeline's schedule and next fire times in the
-//! listing, pause and resume persisted in the history, and the guard on the mutation.
+//! Schedules and overlapping runs through the API (`oneshot`): each pipeline's schedule and
+//! next fire times in the listing, pause and resume persisted in the history, the guard on the
+//! mutation; a run over its pipeline's limit queued (visible, cancellable) or skipped.
 
 mod common;
 
@@ -141,4 +142,96 @@ async fn a_schedule_mutation_is_guarded_and_checked() {
         let (status, answer) = call(&f, post_schedule(file, body.clone(), SAME_ORIGIN)).await;
         assert_eq!(status, want, "{file} {body}: {answer}");
     }
+}
+
+fn post(uri: &str, body: Value) -> Request<Body> {
+    Request::post(uri)
+        .header("host", "127.0.0.1:8080")
+        .header("origin", "http://127.0.0.1:8080")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// Starts a run of `file` through the API; its id.
+async fn start(f: &Fixture, file: &str) -> i64 {
+    let (status, started) = call(f, post("/api/runs", json!({ "file": file }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    started["id"].as_i64().unwrap()
+}
+
+/// Run `id` as the API answers it: the record and the types of its events.
+async fn run(f: &Fixture, id: i64) -> (Value, Vec<Value>) {
+    let (status, body) = call(f, get(&format!("/api/runs/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let events = body["events"].as_array().unwrap().clone();
+    (body["run"].clone(), events)
+}
+
+fn of_type<'e>(events: &'e [Value], kind: &str) -> Option<&'e Value> {
+    events.iter().find(|e| e["event"]["type"] == kind)
+}
+
+/// The nightly pipeline with an overlap rule. Its runs reach for a Livy that is not there
+/// (127.0.0.1:9): the first stays in progress while its session request is retried.
+fn overlapping(on_overlap: &str) -> Fixture {
+    let f = fixture(None);
+    let text = common::PIPELINE.replace(
+        "name = \"nightly\"",
+        &format!("name = \"nightly\"\non_overlap = \"{on_overlap}\""),
+    );
+    std::fs::write(f.root.join("nightly.toml"), text).unwrap();
+    f
+}
+
+#[tokio::test]
+async fn a_run_over_the_pipelines_limit_is_queued_visibly_and_cancellable() {
+    let f = overlapping("queue");
+    let first = start(&f, "nightly.toml").await;
+    let second = start(&f, "nightly.toml").await;
+    let (record, events) = run(&f, second).await;
+    let queued = of_type(&events, "run_queued").expect("the decision is recorded");
+    assert!(
+        queued["event"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrent_runs = 1"),
+        "{queued}"
+    );
+    assert_eq!(
+        record["status"], "queued",
+        "the first run is still reaching for Livy"
+    );
+    let (status, listed) = call(&f, get("/api/runs?status=queued")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed[0]["id"], second, "{listed}");
+    let (status, _) = call(&f, post(&format!("/api/runs/{second}/cancel"), json!({}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (record, events) = run(&f, second).await;
+    assert_eq!(record["status"], "cancelled");
+    assert!(
+        of_type(&events, "run_admitted").is_none(),
+        "it never started"
+    );
+    assert!(of_type(&events, "task_started").is_none());
+    f.state.runs.cancel(first).await;
+}
+
+#[tokio::test]
+async fn a_run_over_the_pipelines_limit_with_skip_is_recorded_cancelled_with_why() {
+    let f = overlapping("skip");
+    let first = start(&f, "nightly.toml").await;
+    let second = start(&f, "nightly.toml").await;
+    let (record, events) = run(&f, second).await;
+    assert_eq!(record["status"], "cancelled");
+    let why = of_type(&events, "cancel_requested").expect("why");
+    assert!(
+        why["event"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("on_overlap = skip"),
+        "{why}"
+    );
+    assert!(of_type(&events, "task_started").is_none());
+    f.state.runs.cancel(first).await;
 }

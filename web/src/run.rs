@@ -48,6 +48,7 @@ impl NodeState {
 
 pub fn status_name(status: RunStatus) -> &'static str {
     match status {
+        RunStatus::Queued => "queued",
         RunStatus::Running => "running",
         RunStatus::Succeeded => "succeeded",
         RunStatus::Failed => "failed",
@@ -86,7 +87,7 @@ impl RunView {
     }
 
     pub fn is_live(&self) -> bool {
-        self.record.status == RunStatus::Running
+        !self.record.status.is_final()
     }
 
     pub fn apply(&mut self, stored: &StoredEvent) {
@@ -134,6 +135,7 @@ impl RunView {
             RunEvent::RunInterrupted { reason } => {
                 self.session = Some(format!("interrupted: {reason}"));
             }
+            RunEvent::RunQueued { reason } => self.session = Some(format!("queued: {reason}")),
             // Folded into the record (values are shown from it).
             RunEvent::ParamsBound { .. }
             | RunEvent::AttemptParams { .. }
@@ -143,6 +145,7 @@ impl RunView {
             | RunEvent::RebuildingSessionState { .. }
             | RunEvent::RunStarted { .. }
             | RunEvent::RunFinished { .. }
+            | RunEvent::RunAdmitted
             | RunEvent::Unknown => {}
         }
     }

@@ -159,7 +159,7 @@ pub async fn cancel(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    if state.runs.cancel(id) {
+    if state.runs.cancel(id).await {
         return Ok(StatusCode::ACCEPTED);
     }
     let exists = run_summary(&state, id).await?.is_some();

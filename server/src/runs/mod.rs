@@ -22,6 +22,7 @@ use spool_core::dag::{load_with_notebooks, Plan};
 use spool_core::diag::Diagnostic;
 use spool_core::model::Outcome;
 use spool_core::notebook::{self, Cell, Format};
+use spool_core::overlap::{Decision, RunQueue};
 use spool_core::params::{bind, TaskValues};
 use spool_core::runlog::Trigger;
 use spool_core::sched::Policy;
@@ -35,8 +36,10 @@ use tokio::sync::watch;
 
 /// Why runs are cancelled when Spool stops.
 const STOPPING: &str = "Spool is stopping";
-/// Runs executing (or being started) at once in one process.
+/// Runs executing at once in one process; more wait in the queue, pipelines taking turns.
 const MAX_ACTIVE_RUNS: usize = 16;
+/// Why a run is cancelled for a newer run of its pipeline.
+const SUPERSEDED: &str = "a newer run of the pipeline replaces it (on_overlap = cancel_running)";
 /// Deletes of a session before it is recorded as leaked, with waits doubling from the first.
 const DELETE_TRIES: u32 = 4;
 const DELETE_FIRST_WAIT: Duration = Duration::from_millis(500);
@@ -104,22 +107,17 @@ struct ActiveRun {
     done: watch::Receiver<Option<RunStatus>>,
 }
 
-#[derive(Default)]
-struct Active {
-    runs: HashMap<i64, ActiveRun>,
-    /// Starts that passed the checks and are being recorded: they count against the limits.
-    starting: usize,
+/// A run that waits for its turn, checked and recorded.
+struct Waiting {
+    req: RunRequest,
+    prepared: Prepared,
 }
 
-impl Active {
-    fn in_progress(&self) -> usize {
-        self.starting
-            + self
-                .runs
-                .values()
-                .filter(|r| r.done.borrow().is_none())
-                .count()
-    }
+struct Active {
+    runs: HashMap<i64, ActiveRun>,
+    /// Which runs are in progress and which wait, per pipeline: core's rule.
+    queue: RunQueue,
+    waiting: HashMap<i64, Waiting>,
 }
 
 /// Starts runs, tracks the ones in progress, and tells listeners when a run's history grows.
@@ -128,6 +126,9 @@ pub struct RunManager {
     pipelines_dir: PathBuf,
     spark: SparkTarget,
     active: Mutex<Active>,
+    /// Held while a decision of the queue is recorded (queued, admitted, withdrawn), so that
+    /// a run's log has them in the order they were decided.
+    decisions: tokio::sync::Mutex<()>,
     /// Per run: the sequence number of its newest event, for live streams.
     notify: Mutex<HashMap<i64, watch::Sender<i64>>>,
 }
@@ -136,30 +137,6 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A start that holds a place against the limits until it is recorded (or fails).
-struct Reservation<'a> {
-    active: &'a Mutex<Active>,
-    filled: bool,
-}
-
-impl Reservation<'_> {
-    /// The run is recorded: it takes the reserved place, in one step.
-    fn fill(mut self, id: i64, run: ActiveRun) {
-        let mut active = RunManager::lock(self.active);
-        active.starting -= 1;
-        active.runs.insert(id, run);
-        self.filled = true;
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if !self.filled {
-            RunManager::lock(self.active).starting -= 1;
-        }
-    }
 }
 
 /// A run recorded and ready to be driven.
@@ -203,8 +180,18 @@ impl RunManager {
         Arc::new(RunManager {
             history,
             pipelines_dir,
+            active: Mutex::new(Active {
+                runs: HashMap::new(),
+                // A named session has one poller: its runs go one at a time.
+                queue: RunQueue::new(if spark.session_name.is_some() {
+                    1
+                } else {
+                    MAX_ACTIVE_RUNS
+                }),
+                waiting: HashMap::new(),
+            }),
             spark,
-            active: Mutex::new(Active::default()),
+            decisions: tokio::sync::Mutex::new(()),
             notify: Mutex::new(HashMap::new()),
         })
     }
@@ -213,43 +200,118 @@ impl RunManager {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes a place for a new run, or says why there is none. Check and insert are one step
-    /// under the lock, so that two starts cannot both pass.
-    fn reserve(&self) -> Result<Reservation<'_>, StartError> {
-        let mut active = Self::lock(&self.active);
-        // Finished runs are kept until the next start, so that their status can be read.
-        active.runs.retain(|_, r| r.done.borrow().is_none());
-        let in_progress = active.in_progress();
-        if in_progress > 0 {
-            if let Some(name) = &self.spark.session_name {
-                return Err(StartError::BadRequest(format!(
-                    "the Spark session `{name}` is busy with another run; wait for it to finish"
-                )));
-            }
-        }
-        if in_progress >= MAX_ACTIVE_RUNS {
-            return Err(StartError::BadRequest(format!(
-                "{MAX_ACTIVE_RUNS} runs are already in progress; wait for one to finish"
-            )));
-        }
-        active.starting += 1;
-        Ok(Reservation {
-            active: &self.active,
-            filled: false,
-        })
-    }
-
-    /// Checks the request, records the run and starts it in the background; returns its id.
+    /// Checks the request and records the run; then, as its pipeline's `on_overlap` and the
+    /// server's limit decide, starts it in the background, queues it, cancels the runs it
+    /// replaces, or skips it (recorded cancelled, with why). Returns its id.
     pub async fn start(self: &Arc<Self>, req: RunRequest) -> Result<i64, StartError> {
-        let begun = self.begin(req).await?;
-        let id = begun.id;
-        tokio::spawn(begun.drive());
+        let (id, prepared) = self.record_start(&req).await?;
+        let rule = prepared.plan.concurrency;
+        // Held until the decision is recorded: a run that ends meanwhile admits the next
+        // one only after, so that `queued` comes before `admitted` in every log.
+        let decided = self.decisions.lock().await;
+        let decision = Self::lock(&self.active).queue.submit(&req.file, id, rule);
+        let reason = match decision {
+            Decision::Start => {
+                drop(decided);
+                return match self.launch(id, &req, prepared) {
+                    Ok(begun) => {
+                        self.spawn_run(begun);
+                        Ok(id)
+                    }
+                    Err(e) => {
+                        self.failed_to_launch(id, &e).await;
+                        Err(e)
+                    }
+                };
+            }
+            Decision::Skip(reason) => {
+                let now = now_ms();
+                let skipped = RunEvent::CancelRequested {
+                    reason: Some(reason),
+                };
+                let finished = RunEvent::RunFinished {
+                    status: RunStatus::Cancelled,
+                };
+                self.record_all(id, vec![(skipped, now), (finished, now)])
+                    .await;
+                return Ok(id);
+            }
+            Decision::Queue(reason) => reason,
+            Decision::CancelRunning(runs, reason) => {
+                for run in runs {
+                    self.control(run, Control::Cancel(Some(SUPERSEDED)));
+                }
+                reason
+            }
+        };
+        Self::lock(&self.active).waiting.insert(
+            id,
+            Waiting {
+                req: req.clone(),
+                prepared,
+            },
+        );
+        self.record(id, RunEvent::RunQueued { reason }).await;
         Ok(id)
     }
 
-    /// Everything [`RunManager::start`] does but driving the run.
-    async fn begin(self: &Arc<Self>, req: RunRequest) -> Result<Begun, StartError> {
-        let reservation = self.reserve()?;
+    /// Drives a run in the background; when it ends, the runs whose turn it was start.
+    fn spawn_run(self: &Arc<Self>, begun: Begun) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = begun.id;
+            begun.drive().await;
+            me.finished(id).await;
+        });
+    }
+
+    /// Run `id` of this process ended, or left the queue: starts the runs whose turn it is.
+    async fn finished(self: &Arc<Self>, id: i64) {
+        let _decided = self.decisions.lock().await;
+        let mut ended = vec![id];
+        while let Some(id) = ended.pop() {
+            let admitted: Vec<(i64, Option<Waiting>)> = {
+                let mut active = Self::lock(&self.active);
+                let next = active.queue.ended(id);
+                next.into_iter()
+                    .map(|(_, run)| (run, active.waiting.remove(&run)))
+                    .collect()
+            };
+            for (run, waiting) in admitted {
+                let Some(Waiting { req, prepared }) = waiting else {
+                    continue;
+                };
+                self.record(run, RunEvent::RunAdmitted).await;
+                match self.launch(run, &req, prepared) {
+                    Ok(begun) => self.spawn_run(begun),
+                    Err(e) => {
+                        self.failed_to_launch(run, &e).await;
+                        // Its place is free again.
+                        ended.push(run);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A recorded run that could not be started ends failed, with why.
+    async fn failed_to_launch(&self, id: i64, e: &StartError) {
+        tracing::error!(run = id, "the run could not start: {e}");
+        let now = now_ms();
+        let why = RunEvent::CancelRequested {
+            reason: Some(format!("the run could not start: {e}")),
+        };
+        let failed = RunEvent::RunFinished {
+            status: RunStatus::Failed,
+        };
+        self.record_all(id, vec![(why, now), (failed, now)]).await;
+    }
+
+    /// Checks the request and records the run (its first event); the checked request.
+    async fn record_start(
+        self: &Arc<Self>,
+        req: &RunRequest,
+    ) -> Result<(i64, Prepared), StartError> {
         let me = self.clone();
         let request = req.clone();
         let prepared = tokio::task::spawn_blocking(move || me.prepare(&request))
@@ -264,12 +326,30 @@ impl RunManager {
             trigger: Some(req.trigger.clone()),
         };
         let history = self.history.clone();
-        let trigger_ms = req.trigger_ms();
         let id = tokio::task::spawn_blocking(move || history.create_run(&started, now_ms()))
             .await
             .map_err(anyhow::Error::from)??;
+        Ok((id, prepared))
+    }
+
+    /// Checks, records and makes ready to drive a run, outside the queue (the executor's
+    /// tests drive runs themselves).
+    #[cfg(test)]
+    async fn begin(self: &Arc<Self>, req: RunRequest) -> Result<Begun, StartError> {
+        let (id, prepared) = self.record_start(&req).await?;
+        self.launch(id, &req, prepared)
+    }
+
+    /// A recorded run, ready to be driven.
+    fn launch(
+        self: &Arc<Self>,
+        id: i64,
+        req: &RunRequest,
+        prepared: Prepared,
+    ) -> Result<Begun, StartError> {
         // Checked in `prepare` already; only `run.id` is new. A resume keeps the first run's
         // `run.…`, so that what it re-runs computes the same day as what it keeps.
+        let trigger_ms = req.trigger_ms();
         let run = prepared
             .resumed
             .as_ref()
@@ -277,13 +357,18 @@ impl RunManager {
         let bound = bind(&prepared.plan, &prepared.params, run).map_err(StartError::BadRequest)?;
         let (control_tx, control) = watch::channel(Control::Go);
         let (done, done_rx) = watch::channel(None);
-        reservation.fill(
-            id,
-            ActiveRun {
-                control: control_tx,
-                done: done_rx,
-            },
-        );
+        {
+            let mut active = Self::lock(&self.active);
+            // Finished runs are kept until the next start, so that their status can be read.
+            active.runs.retain(|_, r| r.done.borrow().is_none());
+            active.runs.insert(
+                id,
+                ActiveRun {
+                    control: control_tx,
+                    done: done_rx,
+                },
+            );
+        }
         let no_state = HashMap::new();
         let machine = run_params::resumed_machine(
             &prepared.plan,
@@ -395,9 +480,34 @@ impl RunManager {
             .is_some_and(|r| r.control.send(control).is_ok())
     }
 
-    /// Asks a run in progress to stop; false when it is not in progress.
-    pub fn cancel(&self, id: i64) -> bool {
-        self.control(id, Control::Cancel(None))
+    /// Asks a run in progress to stop, or takes a queued one out of the queue (recorded
+    /// cancelled); false when it is neither.
+    pub async fn cancel(self: &Arc<Self>, id: i64) -> bool {
+        if self.control(id, Control::Cancel(None)) {
+            return true;
+        }
+        self.withdraw(id, None).await
+    }
+
+    /// Takes run `id` out of the queue and records it cancelled (with why, when it was not a
+    /// user's request); false when it was not waiting.
+    async fn withdraw(self: &Arc<Self>, id: i64, reason: Option<&str>) -> bool {
+        let decided = self.decisions.lock().await;
+        if Self::lock(&self.active).waiting.remove(&id).is_none() {
+            return false;
+        }
+        let now = now_ms();
+        let cancel = RunEvent::CancelRequested {
+            reason: reason.map(str::to_string),
+        };
+        let finished = RunEvent::RunFinished {
+            status: RunStatus::Cancelled,
+        };
+        self.record_all(id, vec![(cancel, now), (finished, now)])
+            .await;
+        drop(decided);
+        self.finished(id).await;
+        true
     }
 
     /// The final status of a run of this process once it has finished; `None` before.
@@ -411,7 +521,12 @@ impl RunManager {
     /// Stops every run in progress before the process exits: cancelled (their sessions
     /// deleted; after `limit` without confirmations the sessions are deleted anyway), or with
     /// `keep_runs` left running in Spark and recorded as interrupted, to be resumed.
-    pub async fn shutdown(&self, keep_runs: bool, limit: Duration) {
+    pub async fn shutdown(self: &Arc<Self>, keep_runs: bool, limit: Duration) {
+        // Queued runs end first, so that none starts while the others stop.
+        let queued: Vec<i64> = Self::lock(&self.active).waiting.keys().copied().collect();
+        for id in queued {
+            self.withdraw(id, Some(STOPPING)).await;
+        }
         let ids: Vec<i64> = Self::lock(&self.active).runs.keys().copied().collect();
         let first = if keep_runs {
             Control::Detach

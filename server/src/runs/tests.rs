@@ -541,7 +541,7 @@ fn cancel_stops_everything_even_when_cancels_fail_and_starts_nothing_after() {
         let manager = h.manager(None);
         let (id, handle) = begin(&manager, None).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        assert!(manager.cancel(id));
+        assert!(manager.cancel(id).await);
         let exec = handle.await.expect("run");
         check_invariants(&h, id, &exec);
         let record = h.record(id);
@@ -584,21 +584,160 @@ fn one_owner_a_second_process_on_a_named_session_is_refused_naming_the_owner() {
 fn one_owner_concurrent_starts_are_checked_and_inserted_atomically() {
     paused().block_on(async {
         let h = Harness::new(CHAIN, FakeSpark::uniform(1.0));
+        // A named session has one owner: of two concurrent starts, one runs, one waits.
         let manager = h.manager(Some("nightly"));
         let (x, y) = tokio::join!(manager.start(request(None)), manager.start(request(None)));
+        let (x, y) = (x.expect("recorded"), y.expect("recorded"));
+        let statuses = [h.record(x).status, h.record(y).status];
         assert!(
-            x.is_ok() != y.is_ok(),
-            "exactly one start passes: {x:?} {y:?}"
+            statuses.contains(&RunStatus::Running) && statuses.contains(&RunStatus::Queued),
+            "exactly one runs: {statuses:?}"
         );
+        let runs = ended(&h, &[x, y]).await;
+        assert!(runs.iter().all(|r| r.status == RunStatus::Succeeded));
+        assert_one_after_another(&runs);
 
+        // Without one: the server's cap holds under concurrent starts, the rest wait.
+        let many = CHAIN.replace(
+            "name = \"chain\"",
+            "name = \"chain\"\nmax_concurrent_runs = 100",
+        );
+        std::fs::write(h.root.join("p.toml"), many).expect("pipeline");
         let manager = h.manager(None);
         let starts = (0..super::MAX_ACTIVE_RUNS + 1).map(|_| manager.start(request(None)));
-        let results = futures_util::future::join_all(starts).await;
-        let refused = results.iter().filter(|r| r.is_err()).count();
+        let ids: Vec<i64> = futures_util::future::join_all(starts)
+            .await
+            .into_iter()
+            .map(|r| r.expect("recorded"))
+            .collect();
+        let queued = ids
+            .iter()
+            .filter(|&&id| h.record(id).status == RunStatus::Queued)
+            .count();
         assert_eq!(
-            refused, 1,
+            queued, 1,
             "the active-run cap holds under concurrent starts"
         );
+        let runs = ended(&h, &ids).await;
+        assert!(runs.iter().all(|r| r.status == RunStatus::Succeeded));
+    });
+}
+
+/// The runs `ids` once each has ended.
+async fn ended(h: &Harness, ids: &[i64]) -> Vec<RunRecord> {
+    loop {
+        let runs: Vec<RunRecord> = ids.iter().map(|&id| h.record(id)).collect();
+        if runs.iter().all(|r| r.status.is_final()) {
+            return runs;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Each run's first notebook started after the previous run's last one ended.
+fn assert_one_after_another(runs: &[RunRecord]) {
+    let span = |r: &RunRecord| {
+        let attempts = || r.tasks.values().flat_map(|t| &t.attempts);
+        let first = attempts().map(|a| a.started_ms).min();
+        let last = attempts().filter_map(|a| a.ended_ms).max();
+        (first, last)
+    };
+    let mut spans: Vec<(Option<i64>, Option<i64>)> = runs.iter().map(span).collect();
+    spans.retain(|(first, _)| first.is_some());
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[1].0 >= w[0].1, "runs overlapped: {spans:?}");
+    }
+}
+
+/// `CHAIN` with the overlap rule `on_overlap`, one run at a time.
+fn overlapping(on_overlap: &str) -> String {
+    CHAIN.replace(
+        "name = \"chain\"",
+        &format!("name = \"chain\"\non_overlap = \"{on_overlap}\""),
+    )
+}
+
+#[test]
+fn overlap_queue_runs_one_after_another_and_a_queued_run_can_be_cancelled() {
+    paused().block_on(async {
+        let h = Harness::new(&overlapping("queue"), FakeSpark::uniform(10.0));
+        let manager = h.manager(None);
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(manager.start(request(None)).await.expect("recorded"));
+        }
+        let statuses: Vec<RunStatus> = ids.iter().map(|&id| h.record(id).status).collect();
+        assert_eq!(
+            statuses,
+            [RunStatus::Running, RunStatus::Queued, RunStatus::Queued]
+        );
+        assert!(manager.cancel(ids[2]).await, "a queued run is cancellable");
+        let runs = ended(&h, &ids).await;
+        let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                RunStatus::Succeeded,
+                RunStatus::Succeeded,
+                RunStatus::Cancelled
+            ]
+        );
+        assert_one_after_another(&runs);
+        let second = h.events(ids[1]);
+        let why = second.iter().find_map(|e| match e {
+            RunEvent::RunQueued { reason } => Some(reason.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            why.as_deref(),
+            Some("queued: 1 run(s) of `p.toml` in progress (max_concurrent_runs = 1)")
+        );
+        assert!(
+            second.contains(&RunEvent::RunAdmitted),
+            "the decision and the turn are recorded"
+        );
+        assert!(
+            runs[2].tasks.is_empty(),
+            "the cancelled queued run ran nothing"
+        );
+        assert!(
+            !manager.cancel(ids[2]).await,
+            "no longer queued nor running"
+        );
+    });
+}
+
+#[test]
+fn overlap_skip_records_the_skipped_run_cancelled_with_why() {
+    paused().block_on(async {
+        let h = Harness::new(&overlapping("skip"), FakeSpark::uniform(10.0));
+        let manager = h.manager(None);
+        let first = manager.start(request(None)).await.expect("recorded");
+        let skipped = manager.start(request(None)).await.expect("recorded");
+        let runs = ended(&h, &[first, skipped]).await;
+        assert_eq!(runs[0].status, RunStatus::Succeeded);
+        assert_eq!(runs[1].status, RunStatus::Cancelled);
+        assert!(runs[1].tasks.is_empty());
+        assert!(h.events(skipped).iter().any(|e| matches!(e,
+            RunEvent::CancelRequested { reason: Some(r) } if r.contains("on_overlap = skip"))));
+    });
+}
+
+#[test]
+fn overlap_cancel_running_cancels_the_run_in_progress_then_starts_the_new_one() {
+    paused().block_on(async {
+        let h = Harness::new(&overlapping("cancel_running"), FakeSpark::uniform(60.0));
+        let manager = h.manager(None);
+        let old = manager.start(request(None)).await.expect("recorded");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let new = manager.start(request(None)).await.expect("recorded");
+        let runs = ended(&h, &[old, new]).await;
+        assert_eq!(runs[0].status, RunStatus::Cancelled);
+        assert!(h.events(old).iter().any(|e| matches!(e,
+            RunEvent::CancelRequested { reason: Some(r) } if r.contains("cancel_running"))));
+        assert_eq!(runs[1].status, RunStatus::Succeeded);
+        assert_one_after_another(&runs);
     });
 }
 
@@ -987,7 +1126,7 @@ mod properties {
                     let m = manager.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_secs(u64::from(at))).await;
-                        m.cancel(id);
+                        m.cancel(id).await;
                     });
                 }
                 let exec = handle.await.expect("run");
