@@ -516,15 +516,14 @@ impl Machine {
         previous: &mut HashMap<String, Outcome>,
         rerun: &[String],
     ) -> Result<(), String> {
-        let n = plan.tasks.len();
-        let mut again = vec![false; n];
+        let mut named = Vec::new();
         let mut unknown = Vec::new();
         for name in rerun {
             let inside = format!("{name}/");
             let mut found = false;
             for (t, task) in plan.tasks.iter().enumerate() {
                 if task.id == *name || task.id.starts_with(&inside) {
-                    again[t] = true;
+                    named.push(t);
                     found = true;
                 }
             }
@@ -538,13 +537,7 @@ impl Machine {
                 unknown.join(", ")
             ));
         }
-        // Tasks are in topological order: dependencies come first.
-        for t in 0..n {
-            if again[t] {
-                continue;
-            }
-            again[t] = plan.deps[t].iter().any(|&(d, _)| again[d]);
-        }
+        let again = plan.graph().downstream(named);
         for (t, task) in plan.tasks.iter().enumerate() {
             if again[t] {
                 previous.remove(&task.id);

@@ -1,7 +1,8 @@
 //! The plan's graph questions (levels, remaining critical path, critical path) answered on
 //! petgraph equal a reference that follows every path of a random DAG: a task's level is the
 //! longest chain of dependencies leading to it, its remaining path the longest sum of estimates
-//! from it to the end, the critical path's length the longest sum over all paths. Tasks are
+//! from it to the end, the critical path's length the longest sum over all paths, what lies
+//! downstream of some tasks the ends of the paths that start at one of them. Tasks are
 //! numbered in any order, not only the plan's topological one, so the answers cannot come
 //! from the numbering.
 
@@ -11,12 +12,14 @@ use spool_core::gen::LayeredDag;
 use spool_core::model::Condition;
 
 /// A DAG of up to 12 tasks: an edge from rank `i` to rank `j > i` where `edges` says so, rank
-/// `i` numbered `numbering[i]`; each task a notebook with its estimate, or a sub-pipeline end.
+/// `i` numbered `numbering[i]`; each task a notebook with its estimate, or a sub-pipeline end;
+/// `rerun` the tasks a repair names.
 #[derive(Debug, Clone)]
 struct GenDag {
     edges: Vec<bool>,
     numbering: Vec<usize>,
     tasks: Vec<(bool, f64)>,
+    rerun: Vec<bool>,
 }
 
 fn any_dag() -> impl Strategy<Value = GenDag> {
@@ -26,11 +29,13 @@ fn any_dag() -> impl Strategy<Value = GenDag> {
             prop::collection::vec(prop::bool::weighted(0.35), n * n),
             Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
             prop::collection::vec((prop::bool::weighted(0.15), estimate), n),
+            prop::collection::vec(prop::bool::weighted(0.2), n),
         )
-            .prop_map(|(edges, numbering, tasks)| GenDag {
+            .prop_map(|(edges, numbering, tasks, rerun)| GenDag {
                 edges,
                 numbering,
                 tasks,
+                rerun,
             })
     })
 }
@@ -92,9 +97,11 @@ proptest! {
         let mut level = vec![0; n];
         let mut rest = vec![0.0f64; n];
         let mut critical = 0.0f64;
+        let mut downstream = vec![false; n];
         for path in &paths {
             let (first, last) = (path[0], path[path.len() - 1]);
             level[last] = level[last].max(path.len() - 1);
+            downstream[last] |= dag.rerun[first];
             let length = secs(&plan, path);
             rest[first] = rest[first].max(length);
             critical = critical.max(length);
@@ -102,6 +109,8 @@ proptest! {
         let graph = plan.graph();
         prop_assert_eq!(graph.levels(), level);
         prop_assert_eq!(graph.remaining_path_secs(), rest);
+        let named = (0..n).filter(|&t| dag.rerun[t]);
+        prop_assert_eq!(graph.downstream(named), downstream);
         let (path, length) = graph.critical_path();
         prop_assert_eq!(length, critical);
         if n == 0 {

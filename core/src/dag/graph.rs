@@ -1,9 +1,10 @@
 //! A plan's dependency graph on petgraph, for the questions asked of the graph as a whole:
-//! each task's level, its remaining critical path, the critical path.
+//! each task's level, its remaining critical path, the critical path, what lies downstream.
 
 use super::{Plan, TaskId};
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::Dfs;
 use petgraph::Direction::{Incoming, Outgoing};
 
 /// A plan's tasks as a petgraph graph: node `i` is task `i`, weighted with its estimate, and an
@@ -67,6 +68,20 @@ impl PlanGraph {
         rest
     }
 
+    /// Which tasks are among `from` or depend on one of them, directly or through others: what
+    /// a repair runs again. One depth-first search on its own stack, each task visited once.
+    pub fn downstream(&self, from: impl IntoIterator<Item = TaskId>) -> Vec<bool> {
+        let mut reached = vec![false; self.graph.node_count()];
+        let mut dfs = Dfs::empty(&self.graph);
+        for t in from {
+            dfs.move_to(NodeIndex::new(t));
+            while let Some(v) = dfs.next(&self.graph) {
+                reached[v.index()] = true;
+            }
+        }
+        reached
+    }
+
     /// The critical path by `estimate_secs`, and its length in seconds: from the task without
     /// dependencies whose remaining path is longest, each step to the dependent whose remaining
     /// path is longest (the lowest task index among equals).
@@ -120,8 +135,26 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
+    use crate::dag::MAX_TASKS;
     use crate::gen::LayeredDag;
     use crate::model::Condition;
+
+    /// The deepest plan the limits allow, one chain of `MAX_TASKS` tasks, is answered without
+    /// recursion: a recursive search would overflow the stack on it.
+    #[test]
+    fn the_longest_chain_the_limits_allow_is_answered_without_recursion() {
+        let n = MAX_TASKS as usize;
+        let mut plan = LayeredDag::benchmark(n, 1).generate();
+        let on = Condition::SUCCEEDED;
+        plan.deps = (0..n)
+            .map(|t| t.checked_sub(1).map(|d| (d, on)).into_iter().collect())
+            .collect();
+        plan.dependents = (0..n).map(|t| (t + 1..n).take(1).collect()).collect();
+        let graph = plan.graph();
+        assert_eq!(graph.levels()[n - 1], n - 1);
+        assert_eq!(graph.critical_path().0.len(), n);
+        assert!(graph.downstream([0]).iter().all(|&again| again));
+    }
 
     /// A plan built by hand with a cycle breaks the plan's definition, but asking its graph
     /// still ends: no walk is longer than the plan. Here the walk from task 0 would go round
