@@ -8,8 +8,8 @@
 //! changes made with the cookie.
 
 use crate::wire::{
-    ApiError, Bundle, Created, PipelineSummary, ResumeRun, RunDetail, SaveBody, SignInBody,
-    StartRun, WireDiagnostic,
+    ApiError, Bundle, Created, PipelineSummary, ResumeRun, RunDetail, SaveBody, ScheduleInfo,
+    SchedulePause, SignInBody, StartRun, WireDiagnostic,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -177,6 +177,11 @@ pub async fn start_run(
 ) -> Result<i64, Failure> {
     let created: Created = json(post("/api/runs").json(&StartRun { file, params })).await?;
     Ok(created.id)
+}
+
+/// Pauses or resumes the schedule of the pipeline `file`; the schedule as it is now.
+pub async fn set_schedule_paused(file: &str, paused: bool) -> Result<ScheduleInfo, Failure> {
+    json(post(&pipeline_url(file, "/schedule")).json(&SchedulePause { paused })).await
 }
 
 /// The newest runs' summaries (as many as the history view lists).

@@ -332,6 +332,7 @@ fn app() -> Html {
             <header>
                 <h1>{ "Spool" }</h1>
                 <PipelinePicker app={app.clone()} />
+                <ScheduleBar app={app.clone()} />
                 <button id="import-button" onclick={import}>{ "Import…" }</button>
                 <DocButtons app={app.clone()} />
             </header>
@@ -382,7 +383,12 @@ fn pipeline_picker(props: &AppProps) -> Html {
     html! {
         <select id="pipeline-select" {onchange}>
             { for app.pipelines.iter().map(|p| {
-                let label = format!("{} ({} notebooks{})", p.file, p.notebooks,
+                let scheduled = match &p.schedule {
+                    Some(s) if s.paused => ", schedule paused",
+                    Some(s) if s.enabled => ", scheduled",
+                    _ => "",
+                };
+                let label = format!("{} ({} notebooks{}{scheduled})", p.file, p.notebooks,
                     if p.errors > 0 { format!(", {} errors", p.errors) } else { String::new() });
                 html! { <option value={p.file.clone()} selected={current.as_deref() == Some(p.file.as_str())}>{ label }</option> }
             }) }
@@ -442,6 +448,58 @@ fn save_conflict(props: &AppProps) -> Html {
                     <button id="conflict-keep" onclick={keep}>{ "Keep editing" }</button>
                 </div>
             </section>
+        </div>
+    }
+}
+
+/// The open pipeline's schedule: its expression, zone and next fire time, and a button that
+/// pauses or resumes it (kept by the server across restarts).
+#[function_component(ScheduleBar)]
+fn schedule_bar(props: &AppProps) -> Html {
+    let app = &props.app;
+    let open = app.doc.as_ref().map(|d| d.root.clone());
+    let Some((file, schedule)) = open.and_then(|file| {
+        let listed = app.pipelines.iter().find(|p| p.file == file)?;
+        Some((file, listed.schedule.clone()?))
+    }) else {
+        return html! {};
+    };
+    let state = if !schedule.enabled {
+        "disabled (enabled = false)".to_string()
+    } else if schedule.paused {
+        "paused".to_string()
+    } else {
+        match schedule.next.first() {
+            Some(t) => format!("next {} ({} UTC)", t.local, t.utc),
+            None => "never comes again".to_string(),
+        }
+    };
+    let later: Vec<String> = schedule
+        .next
+        .iter()
+        .skip(1)
+        .map(|t| t.local.clone())
+        .collect();
+    let onclick = {
+        let (dispatch, paused) = (app.dispatcher(), !schedule.paused);
+        Callback::from(move |_: MouseEvent| {
+            let (dispatch, file) = (dispatch.clone(), file.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::set_schedule_paused(&file, paused).await {
+                    Ok(now) => dispatch.dispatch(Action::ScheduleChanged(file, now)),
+                    Err(e) => dispatch.dispatch(Action::Failed(e.context("schedule not changed"))),
+                }
+            });
+        })
+    };
+    html! {
+        <div id="schedule-bar" class="schedule-bar" title={format!("then {}", later.join(", "))}>
+            <span>{ format!("⏱ {} ({}): {state}", schedule.cron, schedule.timezone) }</span>
+            if schedule.enabled {
+                <button id="schedule-toggle" {onclick}>
+                    { if schedule.paused { "Resume schedule" } else { "Pause schedule" } }
+                </button>
+            }
         </div>
     }
 }

@@ -10,7 +10,7 @@ use crate::edits::measured_estimates;
 use crate::import::{ImportForm, ImportKind, ImportProblem, Input};
 use crate::route::Route;
 use crate::run::RunView;
-use crate::wire::{Bundle, PipelineSummary, RunDetail};
+use crate::wire::{Bundle, PipelineSummary, RunDetail, ScheduleInfo};
 use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::dag::{check_notebooks, load_text, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
@@ -165,6 +165,8 @@ pub struct State {
 #[derive(Debug, Clone)]
 pub enum Action {
     Listed(Vec<PipelineSummary>),
+    /// A pipeline's schedule was paused or resumed: as the server answered.
+    ScheduleChanged(String, ScheduleInfo),
     Opened(Bundle),
     /// Applied in order as one undo step; all or nothing.
     Edit(Vec<Edit>),
@@ -249,6 +251,11 @@ impl State {
     pub fn apply(&mut self, action: Action) {
         match action {
             Action::Listed(list) => self.pipelines = list,
+            Action::ScheduleChanged(file, schedule) => {
+                if let Some(p) = self.pipelines.iter_mut().find(|p| p.file == file) {
+                    p.schedule = Some(schedule);
+                }
+            }
             Action::Opened(bundle) => {
                 self.open(bundle);
                 self.arrive();
@@ -624,6 +631,32 @@ path = "b.py"
 depends_on = ["a"]
 estimate_secs = 20
 "#;
+
+    #[test]
+    fn a_paused_schedule_replaces_the_listed_one_and_only_that() {
+        // As `GET /api/pipelines` sends it.
+        let listed: Vec<PipelineSummary> = serde_json::from_value(serde_json::json!([
+            { "file": "p.toml", "name": "p", "notebooks": 2, "errors": 0,
+              "schedule": { "cron": "30 2 * * *", "timezone": "Europe/Amsterdam",
+                "params": {}, "catch_up": "none", "enabled": true, "paused": false,
+                "next": [{ "ms": 1_796_002_200_000_i64, "local": "2026-12-01 02:30",
+                           "utc": "2026-12-01 01:30" }] } },
+            { "file": "q.toml", "name": "q", "notebooks": 1, "errors": 0 }
+        ]))
+        .expect("the listing decodes");
+        let mut s = State::default();
+        s.apply(Action::Listed(listed));
+        let before = s.pipelines[0].schedule.clone().expect("a schedule");
+        assert_eq!(before.next[0].local, "2026-12-01 02:30");
+        let paused = ScheduleInfo {
+            paused: true,
+            next: Vec::new(),
+            ..before
+        };
+        s.apply(Action::ScheduleChanged("p.toml".into(), paused.clone()));
+        assert_eq!(s.pipelines[0].schedule, Some(paused));
+        assert_eq!(s.pipelines[1].schedule, None);
+    }
 
     fn opened() -> State {
         let mut s = State::default();
@@ -1125,6 +1158,7 @@ estimate_secs = 20
                     name: f.into(),
                     notebooks: 0,
                     errors: 0,
+                    schedule: None,
                 })
                 .to_vec(),
         ));

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use spool_core::diag::Diagnostic;
 use spool_core::runlog::{RunRecord, StoredEvent};
+use spool_core::schedule::FireTime;
 use std::collections::BTreeMap;
 
 /// `GET /api/pipelines` item.
@@ -13,6 +14,28 @@ pub struct PipelineSummary {
     pub name: String,
     pub notebooks: usize,
     pub errors: usize,
+    /// Its `[schedule]`, when it has one (and no errors).
+    #[serde(default)]
+    pub schedule: Option<ScheduleInfo>,
+}
+
+/// A pipeline's schedule as `GET /api/pipelines` and `POST /api/pipelines/{file}/schedule`
+/// answer it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ScheduleInfo {
+    pub cron: String,
+    pub timezone: String,
+    pub catch_up: String,
+    pub enabled: bool,
+    pub paused: bool,
+    /// The next fire times (none while paused or disabled).
+    pub next: Vec<FireTime>,
+}
+
+/// `POST /api/pipelines/{file}/schedule`.
+#[derive(Debug, Serialize)]
+pub struct SchedulePause {
+    pub paused: bool,
 }
 
 /// `GET /api/pipelines/{file}/bundle`.
