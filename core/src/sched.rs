@@ -579,6 +579,12 @@ impl Machine {
         self.busy
     }
 
+    /// Whether the run's `timeout_secs` has passed and it is not cancelled yet: the next event
+    /// cancels it (a driver records why first).
+    pub fn run_overdue(&self, now: f64) -> bool {
+        !self.cancelled && self.run_deadline.is_some_and(|at| now >= at)
+    }
+
     /// The earliest retry timer or timeout (a notebook's, or the run's while it goes on), with
     /// the event to send when it passes.
     pub fn next_deadline(&self) -> Option<Deadline> {
@@ -671,6 +677,11 @@ impl Machine {
                 }
             }
             Event::CapacityChanged { slots } => self.capacity = slots.max(1),
+        }
+        // Whatever arrived late (a session that took longer to start than the run may last,
+        // an end reported after the deadline), nothing is admitted once the run is overdue.
+        if self.started && self.run_overdue(now) {
+            self.cancel(out);
         }
         self.settle_all(out);
         if self.started && !self.cancelled {

@@ -1,6 +1,7 @@
 //! The web app in headless Chromium against `spool serve --token` on a copy of the example (no
 //! Spark: `--livy` points at a closed port): sign in (a wrong token is refused, the right one
-//! loads the pipelines, and the token stays out of the page's reach), then import a runMultiple
+//! loads the pipelines, and the token stays out of the page's reach; a notebook that does not
+//! parse is listed among the pipeline's problems before anything runs), then import a runMultiple
 //! DAG in the Import dialog — refused by the server while a notebook is missing, saved once it
 //! names existing notebooks — and check that the written file validates. Screenshots land in
 //! `tests/artifacts/` (`sign-in.png`, `import.png`).
@@ -31,6 +32,13 @@ fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
         &["--token", TOKEN, "--livy", "http://127.0.0.1:9"],
     );
     let (base, pipelines) = (&served.base, &served.pipelines);
+    // A notebook that no longer parses (a bad merge): the editor says so, as `spool validate`
+    // and the start of a run do, instead of Spark finding out.
+    std::fs::write(
+        pipelines.join("notebooks/load_returns.ipynb"),
+        "{ \"cells\": [ <<<<<<< HEAD",
+    )
+    .unwrap();
 
     let b = Browser::start();
     b.goto(base);
@@ -67,6 +75,11 @@ fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
     assert_eq!(page_state, serde_json::json!(["", 0, 0]));
     // The open pipeline's bundle tells the importer which notebooks the folder holds.
     b.find(r#"input.add-dep[data-id="load_returns"]"#, SHORT);
+    let problems = b.text(&b.find("#problems", SHORT));
+    assert!(
+        problems.contains("notebooks/load_returns.ipynb") && problems.contains("error"),
+        "{problems}"
+    );
 
     // Import: a DAG naming a notebook the folder lacks is converted, but the server refuses it.
     b.click(&b.find("#import-button", SHORT));

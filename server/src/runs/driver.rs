@@ -233,7 +233,23 @@ impl Execution {
 
     fn feed(&mut self, event: Event, pending: &mut Vec<Command>) {
         let now = self.now();
+        // An overdue run is cancelled, with its reason, before anything else reaches the
+        // machine: otherwise an event that arrives after the deadline could start notebooks.
+        if event != Event::CancelRequested {
+            self.cancel_if_overdue(pending);
+        }
         self.machine.handle_into(event, now, pending);
+    }
+
+    /// Cancels the run, saying why, once its `timeout_secs` has passed; true when it has.
+    fn cancel_if_overdue(&mut self, pending: &mut Vec<Command>) -> bool {
+        if !self.machine.run_overdue(self.now()) {
+            return false;
+        }
+        let limit = self.plan.timeout_secs.unwrap_or_default();
+        let why = format!("the run did not finish within its timeout_secs = {limit}");
+        self.cancel(Some(&why), pending);
+        true
     }
 
     fn task_id(&self, t: TaskId) -> String {
@@ -571,12 +587,6 @@ impl Execution {
 
     fn fire_deadlines(&mut self, pending: &mut Vec<Command>) {
         while let Some(d) = self.next_deadline().filter(|d| d.at <= self.now()) {
-            if d.event == Event::RunTimedOut {
-                let limit = self.plan.timeout_secs.unwrap_or_default();
-                let why = format!("the run did not finish within its timeout_secs = {limit}");
-                self.cancel(Some(&why), pending);
-                continue;
-            }
             if let Event::NotebookTimedOut { task, attempt } = d.event {
                 if self.machine_awaits(task, attempt) {
                     let limit = self.plan.tasks[task].settings.timeout_secs;
@@ -623,6 +633,14 @@ impl Execution {
     async fn start_notebook(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {
         // A start the machine no longer wants (a parked start overtaken by a cancel) is dropped.
         if !self.machine_awaits(task, attempt) {
+            return;
+        }
+        // Decided before a cancel that overtook it (the run found overdue while the commands
+        // of one event were carried out): never sent.
+        if self.cancelling {
+            let error = TaskError::spool("Cancelled", "cancelled before it started");
+            self.record_ended(task, attempt, AttemptOutcome::Cancelled, error);
+            self.feed(Event::NotebookCancelled { task, attempt }, pending);
             return;
         }
         if let Some(why) = self.tainted.get(&task).cloned() {
@@ -721,6 +739,11 @@ impl Execution {
     }
 
     async fn send_start(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {
+        // The run's timeout may have passed while this start waited (for a session to start,
+        // behind a slow call): then it is not sent, and the cancel that follows settles it.
+        if self.cancelling || self.cancel_if_overdue(pending) {
+            return;
+        }
         let spark = self.spark().await;
         let (
             Some(session),

@@ -1034,6 +1034,8 @@ mod properties {
         /// Per task: dependencies (earlier tasks), retries, duration (s), fails first try.
         tasks: Vec<(Vec<usize>, u32, u32, bool)>,
         timeout: u32,
+        /// The whole run's `timeout_secs`.
+        run_timeout: Option<u32>,
         faults: Vec<Option<Fault>>,
         kill_at: Option<u32>,
         cancel_at: Option<u32>,
@@ -1058,30 +1060,36 @@ mod properties {
         (
             proptest::collection::vec(task, 1..7),
             prop_oneof![Just(8u32), Just(3600)],
+            proptest::option::of(5u32..60),
             proptest::collection::vec(fault(), 0..120),
             proptest::option::of(1u32..60),
             proptest::option::of(1u32..60),
         )
-            .prop_map(|(mut tasks, timeout, faults, kill_at, cancel_at)| {
-                for (i, t) in tasks.iter_mut().enumerate() {
-                    t.0.retain(|&d| d < i);
-                    t.0.sort_unstable();
-                    t.0.dedup();
-                }
-                Case {
-                    tasks,
-                    timeout,
-                    faults,
-                    kill_at,
-                    cancel_at,
-                }
-            })
+            .prop_map(
+                |(mut tasks, timeout, run_timeout, faults, kill_at, cancel_at)| {
+                    for (i, t) in tasks.iter_mut().enumerate() {
+                        t.0.retain(|&d| d < i);
+                        t.0.sort_unstable();
+                        t.0.dedup();
+                    }
+                    Case {
+                        tasks,
+                        timeout,
+                        run_timeout,
+                        faults,
+                        kill_at,
+                        cancel_at,
+                    }
+                },
+            )
     }
 
     fn pipeline(case: &Case) -> String {
         let mut s = format!(
-            "name = \"p\"\n[pool]\nexecutors = 1\nexecutor_cores = 2\nrecreate_session = true\n\
+            "name = \"p\"\n{}[pool]\nexecutors = 1\nexecutor_cores = 2\nrecreate_session = true\n\
              [defaults]\nretry_interval_secs = 1\ntimeout_secs = {}\n",
+            case.run_timeout
+                .map_or(String::new(), |t| format!("timeout_secs = {t}\n")),
             case.timeout
         );
         for (i, (deps, retry, _, _)) in case.tasks.iter().enumerate() {
@@ -1098,7 +1106,8 @@ mod properties {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
         /// exactly-once, one final state per task, nothing after cancel, fold == machine,
-        /// sessions closed or leaked: under random faults, deaths and cancels.
+        /// sessions closed or leaked: under random faults, deaths, cancels and run timeouts
+        /// (no notebook starts after the run's `timeout_secs`).
         #[test]
         fn executor_invariants_hold_under_random_faults(case in case()) {
             let specs: Vec<(u32, bool)> = case.tasks.iter().map(|t| (t.2, t.3)).collect();
@@ -1116,6 +1125,7 @@ mod properties {
             h.fake.stream(case.faults.clone());
             paused().block_on(async {
                 let manager = h.manager(None);
+                let triggered = tokio::time::Instant::now();
                 let (id, handle) = begin(&manager, None).await;
                 let fake = h.fake.clone();
                 let kill = case.kill_at.map(|at| tokio::spawn(async move {
@@ -1134,6 +1144,14 @@ mod properties {
                     k.abort();
                 }
                 check_invariants(&h, id, &exec);
+                if let Some(limit) = case.run_timeout {
+                    // A start decided before the deadline reaches the fake a call's latency later.
+                    let deadline = triggered + Duration::from_secs(u64::from(limit))
+                        + Duration::from_millis(100);
+                    for e in h.fake.executions() {
+                        assert!(e.began <= deadline, "{} began after the run's timeout: at {:?}; {:#?}", e.id, e.began - triggered, h.events(id).iter().skip(1).map(|e| format!("{e:?}")).collect::<Vec<_>>());
+                    }
+                }
             });
         }
     }
