@@ -634,9 +634,24 @@ mod tests {
             .unwrap();
             (done, open)
         };
+        // A run still waiting in the queue of the process that stopped.
+        let queued = {
+            let h = History::open(dir.path()).unwrap();
+            let queued = h.create_run(&started(), 5).unwrap();
+            let waits = RunEvent::RunQueued {
+                reason: "queued: 1 run(s) of `p.toml` in progress".into(),
+            };
+            h.append(queued, &waits, 5).unwrap();
+            assert_eq!(h.run(queued).unwrap().unwrap().status, RunStatus::Queued);
+            queued
+        };
         let h = History::open(dir.path()).unwrap();
-        assert_eq!(h.mark_interrupted(10).unwrap(), vec![open]);
+        assert_eq!(h.mark_interrupted(10).unwrap(), vec![open, queued]);
         assert_eq!(h.run(open).unwrap().unwrap().status, RunStatus::Interrupted);
+        assert_eq!(
+            h.run(queued).unwrap().unwrap().status,
+            RunStatus::Interrupted
+        );
         assert_eq!(h.run(done).unwrap().unwrap().status, RunStatus::Succeeded);
         assert!(h.mark_interrupted(11).unwrap().is_empty());
     }
@@ -863,6 +878,32 @@ mod tests {
             .unwrap()
             .len(),
             1
+        );
+    }
+
+    #[test]
+    fn retention_keeps_queued_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let queued = h.create_run(&started(), 1).unwrap();
+        let waits = RunEvent::RunQueued {
+            reason: "queued".into(),
+        };
+        h.append(queued, &waits, 1).unwrap();
+        let done = h.create_run(&started(), 2).unwrap();
+        let end = RunEvent::RunFinished {
+            status: RunStatus::Succeeded,
+        };
+        h.append(done, &end, 3).unwrap();
+        let keep_none = Retention {
+            keep_runs: Some(0),
+            keep_days: Some(0),
+        };
+        assert_eq!(h.prune(keep_none, 86_400_000).unwrap(), 1);
+        assert!(h.summary(done).unwrap().is_none());
+        assert!(
+            h.summary(queued).unwrap().is_some(),
+            "a queued run is not finished"
         );
     }
 
