@@ -7,6 +7,7 @@ use crate::notebook::{self, Format};
 use crate::parse::parse_pipeline;
 use crate::source::{parent, resolve, PathError, Sources};
 use crate::template::{coerce, RunInfo, Source, ValueType};
+use crate::value_condition::ValueCondition;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
@@ -38,6 +39,23 @@ pub struct Task {
     pub params: BTreeMap<String, serde_json::Value>,
     pub settings: RunSettings,
     /// The [`ParamScope`] its references read (`params.…`, `tasks.…`).
+    pub scope: usize,
+    /// Conditions on values that must all hold for it to run, checked once its dependencies'
+    /// outcomes hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<TaskCondition>,
+}
+
+/// A condition on values a task runs under: the `if` of one of its dependencies (of a
+/// `[[pipeline]]` entry's dependency, for the notebooks the sub-pipeline starts with; of an
+/// inactive step's, for the steps bridged around it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskCondition {
+    /// The task the dependency names (a sub-pipeline's end for a sub-pipeline).
+    pub dependency: String,
+    #[serde(rename = "if")]
+    pub condition: ValueCondition,
+    /// The [`ParamScope`] its references read: the file where it is written.
     pub scope: usize,
 }
 
@@ -386,6 +404,8 @@ struct FullNode {
     scope: usize,
     /// The nodes whose values its parameters read (`tasks.…`).
     reads: Vec<usize>,
+    /// Its conditions on values, each with the nodes whose values it reads.
+    conditions: Vec<(TaskCondition, Vec<usize>)>,
     /// Where the step's id is written, for diagnostics found when the plan is built.
     at: Diagnostic,
 }
@@ -997,15 +1017,16 @@ impl Expanded {
                 continue;
             }
             let Some(step) = info.file.steps.get(i) else {
-                // `tasks.…` references name steps of the same file, placed by now.
+                // `tasks.…` references and dependencies with an `if` name steps of the same
+                // file, placed by now.
+                let index: HashMap<&str, usize> = info
+                    .file
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| (s.id.as_str(), k))
+                    .collect();
                 if info.file.steps.iter().any(|s| !s.templates.is_empty()) {
-                    let index: HashMap<&str, usize> = info
-                        .file
-                        .steps
-                        .iter()
-                        .enumerate()
-                        .map(|(k, s)| (s.id.as_str(), k))
-                        .collect();
                     for (j, step) in info.file.steps.iter().enumerate() {
                         let Some(node) = top.placed[j].as_ref().map(|p| p.exit) else {
                             continue;
@@ -1021,6 +1042,34 @@ impl Expanded {
                                     ex.nodes[node].reads.push(t);
                                 }
                             }
+                        }
+                    }
+                }
+                for (k, step) in info.file.steps.iter().enumerate() {
+                    let Some(to) = &top.placed[k] else { continue };
+                    for dep in &step.depends_on {
+                        let (Some(condition), Some(from)) = (
+                            &dep.when,
+                            index
+                                .get(dep.id.as_str())
+                                .and_then(|&j| top.placed[j].as_ref()),
+                        ) else {
+                            continue;
+                        };
+                        let reads: Vec<usize> = condition
+                            .references()
+                            .iter()
+                            .flat_map(|r| r.template.refs())
+                            .filter_map(|(e, _)| index.get(e.source.task()?))
+                            .filter_map(|&j| top.placed[j].as_ref().map(|p| p.exit))
+                            .collect();
+                        let gate = TaskCondition {
+                            dependency: ex.nodes[from.exit].id.clone(),
+                            condition: condition.clone(),
+                            scope: top.scope,
+                        };
+                        for &e in &to.entries {
+                            ex.nodes[e].conditions.push((gate.clone(), reads.clone()));
                         }
                     }
                 }
@@ -1115,6 +1164,7 @@ impl Expanded {
             active,
             scope: 0,
             reads: Vec::new(),
+            conditions: Vec::new(),
             at,
         });
         self.nodes.len() - 1
@@ -1158,6 +1208,10 @@ impl Expanded {
         // The first inactive node bridged into a dependency that can never hold, with the
         // dependent's condition on it, for the warning.
         let mut never_via: Vec<Option<(usize, Condition)>> = vec![None; n];
+        // Conditions on values per node, with the nodes they read: a step bridged around an
+        // inactive one inherits the inactive step's.
+        let mut conditions: Vec<Vec<(TaskCondition, Vec<usize>)>> =
+            self.nodes.iter().map(|n| n.conditions.clone()).collect();
         // In topological order, so that chains of inactive nodes collapse and settled outcomes
         // flow on to dependents before those are looked at.
         for &v in &order {
@@ -1181,7 +1235,7 @@ impl Expanded {
                 Fate::Settled(Outcome::Skipped)
             } else if node.active {
                 Fate::Runs
-            } else if incoming[v].is_empty() {
+            } else if incoming[v].is_empty() && conditions[v].is_empty() {
                 Fate::Settled(Outcome::Succeeded)
             } else {
                 Fate::Bridged
@@ -1223,6 +1277,30 @@ impl Expanded {
                         let Some(c2) = into.remove(&v) else {
                             continue;
                         };
+                        // An inactive step counts as succeeded when its conditions on values
+                        // hold too: a dependent waiting for its success waits for them.
+                        match (c2.accepts(Outcome::Succeeded), c2.accepts(Outcome::Skipped)) {
+                            _ if conditions[v].is_empty() => {}
+                            (true, false) => {
+                                let inherited = conditions[v].clone();
+                                conditions[w].extend(inherited);
+                            }
+                            (false, true) => {
+                                let mut d = self.nodes[w].at.clone();
+                                d.severity = Severity::Error;
+                                d.message = format!(
+                                    "`{}` waits for `{}` to be skipped, but `{}` is inactive \
+                                     and is skipped when an `if` of its dependencies does not \
+                                     hold, which cannot be expressed; make `{}` active",
+                                    self.nodes[w].id,
+                                    self.nodes[v].id,
+                                    self.nodes[v].id,
+                                    self.nodes[v].id
+                                );
+                                found.push(d);
+                            }
+                            _ => {}
+                        }
                         // `v` is skipped when any one of its conditions fails: an "or" across
                         // steps, which dependencies (all of which must hold) cannot say.
                         if ins.len() > 1
@@ -1314,6 +1392,7 @@ impl Expanded {
                     params: node.params.clone(),
                     settings: node.settings.clone(),
                     scope: node.scope,
+                    conditions: conditions[v].iter().map(|(c, _)| c.clone()).collect(),
                 });
             }
         }
@@ -1335,13 +1414,17 @@ impl Expanded {
             if fate[v] != Fate::Runs {
                 continue;
             }
-            for &u in &self.nodes[v].reads {
+            let params = self.nodes[v].reads.iter().map(|&u| (u, "params"));
+            let ifs = conditions[v]
+                .iter()
+                .flat_map(|(_, reads)| reads.iter().map(|&u| (u, "depends_on")));
+            for (u, key) in params.chain(ifs) {
                 if fate[u] == Fate::Runs {
                     continue;
                 }
                 let mut d = self.nodes[v].at.clone();
                 d.severity = Severity::Error;
-                d.key = Some("params".into());
+                d.key = Some(key.into());
                 d.message = format!(
                     "`{}` reads values of `{}`, which never runs ({}), so it would have none",
                     self.nodes[v].id,
@@ -1429,8 +1512,56 @@ fn scope_type(file: &PipelineFile, src: &Source) -> Result<ValueType, String> {
     }
 }
 
-/// Checks the references in the steps' `params`: parameters the file declares, values of
-/// notebooks upstream of the step, types.
+/// The type of reference `src` in step `i` of `file` (`upstream`: the steps `i` waits for), or
+/// why it has none: a task's values only of a notebook upstream of the step.
+fn reference_type(
+    file: &PipelineFile,
+    index: &HashMap<&str, usize>,
+    upstream: &[bool],
+    i: usize,
+    src: &Source,
+    suggestions: &mut Suggestions,
+) -> Result<ValueType, String> {
+    let Some(t) = src.task() else {
+        return scope_type(file, src);
+    };
+    let Some(&j) = index.get(t) else {
+        let hint = suggestions
+            .closest(t, index.keys().copied())
+            .map(|h| format!("; did you mean `{h}`?"))
+            .unwrap_or_default();
+        return Err(format!("unknown step `{t}` in `tasks.{t}`{hint}"));
+    };
+    if j == i {
+        return Err(format!("`{t}` cannot read its own values"));
+    }
+    if file.steps[j].kind == StepKind::Pipeline {
+        return Err(format!(
+            "`{t}` is a sub-pipeline, which has no values; only notebooks set them"
+        ));
+    }
+    if !upstream[j] {
+        return Err(format!(
+            "`{t}` is not upstream of `{}`: it may read values only of steps it depends on \
+             (directly or through others); add `{t}` to its `depends_on`",
+            file.steps[i].id
+        ));
+    }
+    Ok(match src {
+        Source::TaskValues(_, None) => ValueType::Table,
+        _ => ValueType::Any,
+    })
+}
+
+/// Whether a value condition reads a task's values.
+fn reads_tasks(c: &ValueCondition) -> bool {
+    c.references()
+        .iter()
+        .any(|r| r.template.refs().any(|(e, _)| e.source.task().is_some()))
+}
+
+/// Checks the references in the steps' `params` and in the `if` of their dependencies:
+/// parameters the file declares, values of notebooks upstream of the step, types.
 fn check_references(
     file: &PipelineFile,
     index: &HashMap<&str, usize>,
@@ -1440,14 +1571,19 @@ fn check_references(
     let mut suggestions = Suggestions::default();
     let mut visits = 0u64;
     for (i, step) in file.steps.iter().enumerate() {
-        if step.templates.is_empty() {
+        let conditions = step
+            .depends_on
+            .iter()
+            .filter_map(|d| Some((d.when.as_ref()?, d.when_at)));
+        if step.templates.is_empty() && conditions.clone().next().is_none() {
             continue;
         }
         // Everything `i` waits for, directly or not (an explicit stack), when it reads values.
         let reads = step
             .templates
             .iter()
-            .any(|s| s.template.refs().any(|(e, _)| e.source.task().is_some()));
+            .any(|s| s.template.refs().any(|(e, _)| e.source.task().is_some()))
+            || conditions.clone().any(|(c, _)| reads_tasks(c));
         let mut upstream = vec![false; if reads { file.steps.len() } else { 0 }];
         let mut stack: Vec<usize> = Vec::new();
         if reads {
@@ -1472,44 +1608,25 @@ fn check_references(
             }
         }
         for site in &step.templates {
-            let mut type_of = |src: &Source| -> Result<ValueType, String> {
-                let Some(t) = src.task() else {
-                    return scope_type(file, src);
-                };
+            let checked = site.template.check(&mut |src| {
                 if step.kind == StepKind::Pipeline {
                     return scope_type(file, src);
                 }
-                let Some(&j) = index.get(t) else {
-                    let hint = suggestions
-                        .closest(t, index.keys().copied())
-                        .map(|h| format!("; did you mean `{h}`?"))
-                        .unwrap_or_default();
-                    return Err(format!("unknown step `{t}` in `tasks.{t}`{hint}"));
-                };
-                if j == i {
-                    return Err(format!("`{t}` cannot read its own values"));
-                }
-                if file.steps[j].kind == StepKind::Pipeline {
-                    return Err(format!(
-                        "`{t}` is a sub-pipeline, which has no values; only notebooks set them"
-                    ));
-                }
-                if !upstream[j] {
-                    return Err(format!(
-                        "`{t}` is not upstream of `{}`: it may read values only of steps it \
-                         depends on (directly or through others); add `{t}` to its `depends_on`",
-                        step.id
-                    ));
-                }
-                Ok(match src {
-                    Source::TaskValues(_, None) => ValueType::Table,
-                    _ => ValueType::Any,
-                })
-            };
-            if let Err((at, m)) = site.template.check(&mut type_of) {
-                r.error(&site.file_span(&at), m)
+                reference_type(file, index, &upstream, i, src, &mut suggestions)
+            });
+            if let Err((at, m)) = checked {
+                r.error(&site.at.file_span(&at), m)
                     .item(&step.id)
                     .key("params");
+            }
+        }
+        for (c, at) in conditions {
+            let checked = c
+                .check(&mut |src| reference_type(file, index, &upstream, i, src, &mut suggestions));
+            if let Err(e) = checked {
+                r.error(&at.file_span(&e.span), e.message)
+                    .item(&step.id)
+                    .key("depends_on");
             }
         }
     }

@@ -69,6 +69,9 @@ pub struct SimOptions {
     /// successful runs. Options given explicitly win over what was measured.
     pub durations_from: Option<DurationsFrom>,
     pub history_runs: u32,
+    /// Values notebooks publish in the simulation, for conditions on values (`--assume
+    /// check.rows=0`): see [`SimSetup::assume`].
+    pub assume: BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for SimOptions {
@@ -90,6 +93,7 @@ impl Default for SimOptions {
             durations: BTreeMap::new(),
             durations_from: None,
             history_runs: DEFAULT_HISTORY_RUNS,
+            assume: BTreeMap::new(),
         }
     }
 }
@@ -207,6 +211,14 @@ impl SimOptions {
             )
             .collect();
         errors.extend(check_durations("durations", &self.durations).err());
+        if self.assume.len() > MAX_DURATIONS || self.assume.keys().any(|k| k.len() > MAX_ID_LEN) {
+            errors.push(OptionError {
+                field: "assume",
+                message: format!(
+                    "at most {MAX_DURATIONS} values, each named by at most {MAX_ID_LEN} bytes"
+                ),
+            });
+        }
         errors
     }
 
@@ -236,6 +248,7 @@ impl SimOptions {
             .dispatch_latency_secs
             .or_else(|| calibration.and_then(|c| c.dispatch_latency_secs))
             .unwrap_or(0.0);
+        setup.assume.clone_from(&self.assume);
         let measured = calibration.map(|c| &c.durations);
         setup.durations = Durations {
             seed: self.seed,

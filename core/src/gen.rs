@@ -166,6 +166,7 @@ impl LayeredDag {
                         ..RunSettings::default()
                     },
                     scope: 0,
+                    conditions: Vec::new(),
                 });
             }
         }

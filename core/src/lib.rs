@@ -22,3 +22,4 @@ pub mod schedule;
 pub mod sim;
 pub mod source;
 pub mod template;
+pub mod value_condition;

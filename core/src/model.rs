@@ -2,6 +2,7 @@
 
 use crate::diag::Span;
 use crate::template::{Template, ValueType};
+use crate::value_condition::ValueCondition;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -301,8 +302,14 @@ impl Default for RunSettings {
 pub struct Dependency {
     pub id: String,
     pub on: Condition,
+    /// `if`: a condition on values that must hold too (checked once `on` holds).
+    #[serde(rename = "if", skip_serializing_if = "Option::is_none")]
+    pub when: Option<ValueCondition>,
     #[serde(skip)]
     pub span: Span,
+    /// Where the `if` text is.
+    #[serde(skip)]
+    pub when_at: TextAt,
 }
 
 /// What a `[[notebook]]` or `[[pipeline]]` entry names.
@@ -384,19 +391,25 @@ pub struct TemplateSite {
     /// Whether the string is that parameter's whole value (not inside an array or a table).
     pub top: bool,
     pub template: Template,
+    pub at: TextAt,
+}
+
+/// Where a string's text is in the file, to locate problems found inside the string.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TextAt {
     /// Where the string's text starts in the file, when byte offsets inside the string are
     /// offsets in the file too (no escapes); otherwise where the string starts.
-    pub text_at: usize,
+    pub start: usize,
     pub exact: bool,
 }
 
-impl TemplateSite {
+impl TextAt {
     /// The file's bytes for `range`, a range inside the string.
     pub fn file_span(&self, range: &std::ops::Range<usize>) -> Span {
         if self.exact {
-            self.text_at + range.start..self.text_at + range.end
+            self.start + range.start..self.start + range.end
         } else {
-            self.text_at..self.text_at + 1
+            self.start..self.start + 1
         }
     }
 }

@@ -203,6 +203,47 @@ impl Bound {
         &self.scopes[0]
     }
 
+    /// The value of `src` read in parameter scope `scope` (`values` gives what finished tasks
+    /// published): the one lookup of notebooks' parameters and of conditions on values. `Err`
+    /// says why there is none (a value an upstream task did not publish).
+    pub fn value_of(
+        &self,
+        plan: &Plan,
+        scope: usize,
+        src: &Source,
+        values: &dyn Fn(TaskId) -> Option<TaskValues>,
+    ) -> Result<Value, String> {
+        let Some(id) = src.task() else {
+            return scope_value(&self.scopes[scope], &self.run, src);
+        };
+        let full = format!("{}{id}", plan.scopes[scope].prefix);
+        let published = plan
+            .index_of(&full)
+            .and_then(values)
+            .ok_or_else(|| format!("`{full}` has not published values (it did not succeed)"))?;
+        match src {
+            Source::TaskValue(_) => published
+                .value
+                .ok_or_else(|| format!("`{full}` ended without an exit value (`spool.exit`)")),
+            Source::TaskValues(_, None) => Ok(Value::Object(published.values)),
+            Source::TaskValues(_, Some(key)) => {
+                published.values.get(key).cloned().ok_or_else(|| {
+                    let set: Vec<String> =
+                        published.values.keys().map(|k| format!("`{k}`")).collect();
+                    format!(
+                        "`{full}` set no value `{key}` (it set {})",
+                        if set.is_empty() {
+                            "none".to_string()
+                        } else {
+                            set.join(", ")
+                        }
+                    )
+                })
+            }
+            _ => Err("not a task value".into()),
+        }
+    }
+
     /// The values notebook `t` starts with: its `params` with references resolved (`values`
     /// gives what finished tasks published), the overrides that reach it on top. `Err` says
     /// why it cannot start (a value an upstream task did not publish).
@@ -213,38 +254,7 @@ impl Bound {
         values: &dyn Fn(TaskId) -> Option<TaskValues>,
     ) -> Result<Map<String, Value>, String> {
         let task = &plan.tasks[t];
-        let scope = &plan.scopes[task.scope];
-        let lookup = |src: &Source| -> Result<Value, String> {
-            let Some(id) = src.task() else {
-                return scope_value(&self.scopes[task.scope], &self.run, src);
-            };
-            let full = format!("{}{id}", scope.prefix);
-            let published = plan
-                .index_of(&full)
-                .and_then(values)
-                .ok_or_else(|| format!("`{full}` has not published values (it did not succeed)"))?;
-            match src {
-                Source::TaskValue(_) => published
-                    .value
-                    .ok_or_else(|| format!("`{full}` ended without an exit value (`spool.exit`)")),
-                Source::TaskValues(_, None) => Ok(Value::Object(published.values)),
-                Source::TaskValues(_, Some(key)) => {
-                    published.values.get(key).cloned().ok_or_else(|| {
-                        let set: Vec<String> =
-                            published.values.keys().map(|k| format!("`{k}`")).collect();
-                        format!(
-                            "`{full}` set no value `{key}` (it set {})",
-                            if set.is_empty() {
-                                "none".to_string()
-                            } else {
-                                set.join(", ")
-                            }
-                        )
-                    })
-                }
-                _ => Err("not a task value".into()),
-            }
-        };
+        let lookup = |src: &Source| self.value_of(plan, task.scope, src, values);
         let overrides: Map<String, Value> = overrides_for(&task.id, &task.params, &self.notebooks)
             .into_iter()
             .collect();

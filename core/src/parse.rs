@@ -6,6 +6,7 @@ use crate::model::*;
 use crate::overlap::{Concurrency, OnOverlap};
 use crate::schedule::{CatchUp, CronExpr, Schedule, ScheduleSpans, Zone};
 use crate::template::{coerce, RunInfo, Template, ValueType, MAX_VALUE_DEPTH};
+use crate::value_condition::ValueCondition;
 use std::collections::BTreeMap;
 use toml_edit::{ImDocument, Item, Table, Value};
 
@@ -794,15 +795,11 @@ impl<'t> Parser<'t> {
                             let mut found = Vec::new();
                             self.templates(pn, &pspan, 0, &mut found);
                             step.templates
-                                .extend(found.into_iter().map(|(at, template)| {
-                                    let (text_at, exact) = at;
-                                    TemplateSite {
-                                        param: pk.to_string(),
-                                        top: pn.value().is_some_and(|v| v.is_str()),
-                                        template,
-                                        text_at,
-                                        exact,
-                                    }
+                                .extend(found.into_iter().map(|(at, template)| TemplateSite {
+                                    param: pk.to_string(),
+                                    top: pn.value().is_some_and(|v| v.is_str()),
+                                    template,
+                                    at,
                                 }));
                             step.spans.params.insert(pk.to_string(), pspan);
                             step.params.insert(pk.to_string(), node_to_json(pn));
@@ -1013,13 +1010,12 @@ impl<'t> Parser<'t> {
         let mut found = Vec::new();
         self.templates(node, ks, 0, &mut found);
         let mut ok = true;
-        for ((text_at, exact), template) in found {
+        for (at, template) in found {
             let site = TemplateSite {
                 param: name.to_string(),
                 top: true,
                 template,
-                text_at,
-                exact,
+                at,
             };
             let checked = site.template.check(&mut |src| {
                 RunInfo::type_of(src).ok_or_else(|| {
@@ -1029,9 +1025,9 @@ impl<'t> Parser<'t> {
                 })
             });
             let problem = match checked {
-                Err((at, m)) => Some((site.file_span(&at), m)),
+                Err((at, m)) => Some((site.at.file_span(&at), m)),
                 Ok(t) if site.template.whole().is_some() && !ty.admits(t) => Some((
-                    site.file_span(&(0..1)),
+                    site.at.file_span(&(0..1)),
                     format!("`{name}` is {}, but its default is {}", ty.a(), t.a()),
                 )),
                 Ok(_) => None,
@@ -1067,7 +1063,7 @@ impl<'t> Parser<'t> {
         node: Node,
         ks: &Span,
         depth: usize,
-        out: &mut Vec<((usize, bool), Template)>,
+        out: &mut Vec<(TextAt, Template)>,
     ) {
         if depth > MAX_VALUE_DEPTH {
             let span = self.span_of(&node, ks);
@@ -1080,29 +1076,14 @@ impl<'t> Parser<'t> {
             return;
         }
         if let Some(s) = node.value().and_then(|v| v.as_str()) {
-            let span = self.span_of(&node, ks);
-            let raw = self.r.text().get(span.clone()).unwrap_or("");
-            let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
-                3
-            } else {
-                1
-            };
-            let exact = raw.len() >= 2 * quote && raw.get(quote..raw.len() - quote) == Some(s);
-            let text_at = if exact {
-                span.start + quote
-            } else {
-                span.start
-            };
+            let at = self.text_at(&node, ks, s);
             match Template::parse(s) {
-                Ok(Some(t)) => out.push(((text_at, exact), t)),
+                Ok(Some(t)) => out.push((at, t)),
                 Ok(None) => {}
                 Err(e) => {
-                    let at = if exact {
-                        text_at + e.span.start..text_at + e.span.end
-                    } else {
-                        span
-                    };
-                    self.r.error(&at, e.message).key("params");
+                    self.r
+                        .error(&at.file_span(&e.span), e.message)
+                        .key("params");
                 }
             }
             return;
@@ -1121,6 +1102,26 @@ impl<'t> Parser<'t> {
         }
     }
 
+    /// Where the text of string `s`, the value of `node`, is in the file.
+    fn text_at(&self, node: &Node, ks: &Span, s: &str) -> TextAt {
+        let span = self.span_of(node, ks);
+        let raw = self.r.text().get(span.clone()).unwrap_or("");
+        let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+            3
+        } else {
+            1
+        };
+        let exact = raw.len() >= 2 * quote && raw.get(quote..raw.len() - quote) == Some(s);
+        TextAt {
+            start: if exact {
+                span.start + quote
+            } else {
+                span.start
+            },
+            exact,
+        }
+    }
+
     fn depends_on(&mut self, node: &Node, ks: &Span, item: Option<&str>) -> Vec<Dependency> {
         let Some(elements) = node.elements() else {
             self.wrong_type(node, ks, "depends_on", "an array of ids", item);
@@ -1133,7 +1134,9 @@ impl<'t> Parser<'t> {
                 out.push(Dependency {
                     id: id.to_string(),
                     on: Condition::SUCCEEDED,
+                    when: None,
                     span,
+                    when_at: TextAt::default(),
                 });
                 continue;
             }
@@ -1149,6 +1152,7 @@ impl<'t> Parser<'t> {
             };
             let mut dep_id = None;
             let mut on = Condition::SUCCEEDED;
+            let (mut when, mut when_at) = (None, TextAt::default());
             for (k, fks, n) in fields {
                 match k {
                     "id" => dep_id = self.string(&n, &fks, "id", item),
@@ -1177,11 +1181,34 @@ impl<'t> Parser<'t> {
                             }
                         }
                     }
-                    other => self.unknown_key(other, &fks, &["id", "on"], "a dependency", item),
+                    "if" => {
+                        if let Some(text) = self.string(&n, &fks, "if", item) {
+                            when_at = self.text_at(&n, &fks, &text);
+                            match ValueCondition::parse(&text) {
+                                Ok(c) => when = Some(c),
+                                Err(e) => {
+                                    let d = self.r.error(&when_at.file_span(&e.span), e.message);
+                                    d.key("depends_on");
+                                    if let Some(i) = item {
+                                        d.item(i);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    other => {
+                        self.unknown_key(other, &fks, &["id", "on", "if"], "a dependency", item)
+                    }
                 }
             }
             match dep_id {
-                Some(id) => out.push(Dependency { id, on, span }),
+                Some(id) => out.push(Dependency {
+                    id,
+                    on,
+                    when,
+                    span,
+                    when_at,
+                }),
                 None => {
                     let d = self.r.error(&span, "a dependency table needs an `id`");
                     d.key("depends_on");

@@ -7,6 +7,7 @@ use crate::dag::Plan;
 use crate::params::TaskValues;
 use crate::sched::{Command, Final, RunOutcome, SettleReason};
 use crate::template::RunInfo;
+use crate::value_condition::Verdict;
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::collections::BTreeMap;
@@ -190,6 +191,12 @@ pub enum RunEvent {
         task: String,
         names: Vec<String>,
     },
+    /// The task's conditions on values as the executor evaluated them, in order up to the
+    /// first that did not hold (then the task is skipped): written before the decision.
+    ConditionsEvaluated {
+        task: String,
+        conditions: Vec<EvaluatedCondition>,
+    },
     /// A kind this build does not know (written by a newer Spool): read so that an older
     /// browser keeps working, and folded as nothing. Never written.
     #[serde(other)]
@@ -267,9 +274,56 @@ pub enum FinalReason {
     },
     /// A sub-pipeline end, settled from the tasks inside it.
     PipelineEnd,
+    /// Skipped: the `if` of its dependency on `dependency` did not hold (what it read is in
+    /// the task's `conditions`).
+    ValueCondition {
+        dependency: String,
+        condition: String,
+    },
     /// A reason this build does not know (written by a newer Spool).
     #[serde(other)]
     Unknown,
+}
+
+/// A condition on values as it was evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluatedCondition {
+    /// The task whose dependency has the `if`.
+    pub dependency: String,
+    #[serde(rename = "if")]
+    pub condition: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+impl EvaluatedCondition {
+    /// Task `task`'s conditions paired with their verdicts (as many as were evaluated).
+    pub fn of_task(plan: &Plan, task: usize, verdicts: &[Verdict]) -> Vec<EvaluatedCondition> {
+        plan.tasks[task]
+            .conditions
+            .iter()
+            .zip(verdicts)
+            .map(|(c, v)| EvaluatedCondition {
+                dependency: c.dependency.clone(),
+                condition: c.condition.text.clone(),
+                verdict: v.clone(),
+            })
+            .collect()
+    }
+
+    /// What it read and why it failed, for people: `tasks.check.values.rows = 0`.
+    pub fn describe_reads(&self) -> String {
+        let mut parts: Vec<String> = self
+            .verdict
+            .read
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        if let Some(e) = &self.verdict.error {
+            parts.push(format!("error: {e}"));
+        }
+        parts.join(", ")
+    }
 }
 
 impl FinalReason {
@@ -281,6 +335,13 @@ impl FinalReason {
             SettleReason::RunCancelled => FinalReason::RunCancelled,
             SettleReason::PipelineEnd => FinalReason::PipelineEnd,
             SettleReason::CarriedOver => return None,
+            SettleReason::ValueCondition { condition } => {
+                let c = plan.tasks[task].conditions.get(condition as usize);
+                FinalReason::ValueCondition {
+                    dependency: c.map_or("?", |c| &c.dependency).to_string(),
+                    condition: c.map_or("?", |c| &c.condition.text).to_string(),
+                }
+            }
             SettleReason::Condition { dependency, state } => FinalReason::Condition {
                 dependency: plan.tasks[dependency].id.clone(),
                 state,
@@ -307,6 +368,10 @@ impl FinalReason {
                 state.name()
             ),
             FinalReason::PipelineEnd => "from the tasks of its sub-pipeline".into(),
+            FinalReason::ValueCondition {
+                dependency,
+                condition,
+            } => format!("the `if` of its dependency on `{dependency}` did not hold: {condition}"),
             FinalReason::Unknown => "a reason this version of Spool does not know".into(),
         }
     }
@@ -407,6 +472,8 @@ impl RunEvent {
             Command::FinishRun { outcome } => RunEvent::RunFinished {
                 status: outcome.into(),
             },
+            // What the evaluation found is the executor's record (`ConditionsEvaluated`).
+            Command::EvaluateConditions { .. } => return None,
         })
     }
 }
@@ -456,6 +523,9 @@ pub struct TaskRecord {
     /// Run again only to rebuild that session state (see `RebuildingSessionState`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebuilt: bool,
+    /// Its conditions on values as last evaluated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<EvaluatedCondition>,
 }
 
 impl TaskRecord {
@@ -618,7 +688,13 @@ impl RunRecord {
                 rec.state = Some(*state);
                 rec.reason = Some(reason.clone());
                 if *state == Final::Skipped {
-                    rec.skipped = Some(reason.describe());
+                    let read = match (reason, rec.conditions.last()) {
+                        (FinalReason::ValueCondition { .. }, Some(c)) => {
+                            format!(" ({})", c.describe_reads())
+                        }
+                        _ => String::new(),
+                    };
+                    rec.skipped = Some(format!("{}{read}", reason.describe()));
                 }
             }
             RunEvent::RunFinished { status } => {
@@ -656,6 +732,9 @@ impl RunRecord {
                 self.task(task).session_state.clone_from(names);
             }
             RunEvent::RebuildingSessionState { task, .. } => self.task(task).rebuilt = true,
+            RunEvent::ConditionsEvaluated { task, conditions } => {
+                self.task(task).conditions.clone_from(conditions);
+            }
             RunEvent::AttemptMetrics {
                 task,
                 attempt,

@@ -8,6 +8,11 @@
 //! - A task is *resolved* when every dependency is final. If every dependency's condition
 //!   accepts the dependency's outcome it becomes ready, otherwise it is skipped (and the skip
 //!   flows on through the dependents' conditions). A failure never stops unrelated branches.
+//! - A task with conditions on values (an `if` on a dependency) whose dependencies' outcomes
+//!   hold asks the driver to evaluate them ([`Command::EvaluateConditions`], answered by
+//!   [`Event::ConditionsEvaluated`]): the machine holds no values, the driver does, and core's
+//!   [`crate::value_condition`] decides. A condition that does not hold skips the task like an
+//!   outcome condition that does not.
 //! - A sub-pipeline's end ([`TaskKind::PipelineEnd`]) is never started: the machine finishes it
 //!   the moment it resolves — failed if any dependency failed, skipped if it has dependencies and
 //!   all were skipped, succeeded otherwise (skipped too if its own conditions do not hold).
@@ -38,6 +43,7 @@
 
 use crate::dag::{Plan, TaskId, TaskKind};
 use crate::model::{Condition, Outcome, Pool};
+use crate::value_condition::Verdict;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
@@ -129,6 +135,23 @@ pub enum Event {
     CapacityChanged {
         slots: u32,
     },
+    /// The answer to [`Command::EvaluateConditions`]: `failed` is the index (in the task's
+    /// `conditions`) of the first condition that did not hold, `None` when all held.
+    ConditionsEvaluated {
+        task: TaskId,
+        failed: Option<u32>,
+    },
+}
+
+impl Event {
+    /// The answer to [`Command::EvaluateConditions`], from the verdicts
+    /// [`crate::value_condition::evaluate_all`] gave.
+    pub fn conditions_evaluated(task: TaskId, verdicts: &[Verdict]) -> Event {
+        Event::ConditionsEvaluated {
+            task,
+            failed: verdicts.iter().position(|v| !v.holds).map(|i| i as u32),
+        }
+    }
 }
 
 /// What the driver must do.
@@ -162,6 +185,11 @@ pub enum Command {
     FinishRun {
         outcome: RunOutcome,
     },
+    /// Evaluate the task's conditions on values (its dependencies' outcomes hold) and send
+    /// [`Event::ConditionsEvaluated`].
+    EvaluateConditions {
+        task: TaskId,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -182,6 +210,9 @@ pub enum SettleReason {
     RunCancelled,
     /// Skipped: `dependency` ended `state`, which this task's condition on it does not accept.
     Condition { dependency: TaskId, state: Final },
+    /// Skipped: its condition on values `condition` (an index in the task's `conditions`) did
+    /// not hold.
+    ValueCondition { condition: u32 },
     /// A sub-pipeline end, settled from the tasks inside it.
     PipelineEnd,
     /// Kept from the run this one resumes.
@@ -223,6 +254,8 @@ impl Final {
 pub enum TaskState {
     /// Some dependency is not final yet.
     Waiting,
+    /// Its dependencies' outcomes hold; its conditions on values are being evaluated.
+    Evaluating,
     /// Queued for admission.
     Ready {
         attempt: u32,
@@ -250,6 +283,8 @@ pub struct Deadline {
 /// into an async task) and reads them from compact arrays.
 struct TaskFacts {
     pipeline_end: bool,
+    /// Whether it has conditions on values to evaluate before it runs.
+    gated: bool,
     slots: u32,
     estimate: f64,
     timeout: f64,
@@ -420,6 +455,7 @@ impl Machine {
             .zip(priority)
             .map(|(t, priority)| TaskFacts {
                 pipeline_end: t.kind == TaskKind::PipelineEnd,
+                gated: !t.conditions.is_empty(),
                 slots: t.slots(),
                 estimate: t.estimate_secs(),
                 timeout: t.settings.timeout_secs as f64,
@@ -631,7 +667,7 @@ impl Machine {
                 self.begin(out);
                 for t in 0..self.state.len() {
                     if self.unmet[t] == 0 && self.state[t] == TaskState::Waiting {
-                        self.resolve(t);
+                        self.resolve(t, out);
                     }
                 }
             }
@@ -677,6 +713,18 @@ impl Machine {
                 }
             }
             Event::CapacityChanged { slots } => self.capacity = slots.max(1),
+            Event::ConditionsEvaluated { task, failed } => {
+                if self.state.get(task) == Some(&TaskState::Evaluating) {
+                    match failed {
+                        Some(condition) => self.settle.push_back((
+                            task,
+                            Final::Skipped,
+                            SettleReason::ValueCondition { condition },
+                        )),
+                        None => self.proceed(task),
+                    }
+                }
+            }
         }
         // Whatever arrived late (a session that took longer to start than the run may last,
         // an end reported after the deadline), nothing is admitted once the run is overdue.
@@ -758,7 +806,10 @@ impl Machine {
                     out.push(Command::CancelNotebook { task: t, attempt })
                 }
                 TaskState::Done(_) => {}
-                TaskState::Waiting | TaskState::Ready { .. } | TaskState::RetryWait { .. } => {
+                TaskState::Waiting
+                | TaskState::Evaluating
+                | TaskState::Ready { .. }
+                | TaskState::RetryWait { .. } => {
                     self.state[t] = TaskState::Done(Final::Cancelled);
                     self.finals += 1;
                     out.push(Command::Settle {
@@ -807,29 +858,39 @@ impl Machine {
                 let d = self.dependents[task][i];
                 self.unmet[d] -= 1;
                 if self.unmet[d] == 0 && self.state[d] == TaskState::Waiting {
-                    self.resolve(d);
+                    self.resolve(d, out);
                 }
             }
         }
     }
 
-    /// Every dependency of `task` is final: queue it, or settle it (skipped, or a pipeline
-    /// end's own outcome).
-    fn resolve(&mut self, task: TaskId) {
+    /// Every dependency of `task` is final: skip it, have its conditions on values
+    /// evaluated, or go on.
+    fn resolve(&mut self, task: TaskId, out: &mut Vec<Command>) {
         let deps = &self.deps[self.dep_start[task]..self.dep_start[task + 1]];
-        let final_of = |d: TaskId| match self.state[d] {
-            TaskState::Done(f) => f,
-            // Unreachable by the unmet count; treated as not satisfying any condition.
-            _ => Final::Skipped,
-        };
-        let outcome_of = |d: TaskId| final_of(d).outcome();
-        if let Some(&(dependency, _)) = deps.iter().find(|&&(d, c)| !c.accepts(outcome_of(d))) {
+        let broken = deps
+            .iter()
+            .find(|&&(d, c)| !c.accepts(self.final_of(d).outcome()));
+        if let Some(&(dependency, _)) = broken {
             let reason = SettleReason::Condition {
                 dependency,
-                state: final_of(dependency),
+                state: self.final_of(dependency),
             };
             self.settle.push_back((task, Final::Skipped, reason));
-        } else if self.facts[task].pipeline_end {
+        } else if self.facts[task].gated {
+            self.state[task] = TaskState::Evaluating;
+            out.push(Command::EvaluateConditions { task });
+        } else {
+            self.proceed(task);
+        }
+    }
+
+    /// Every condition of `task` holds: queue it, or settle a pipeline end with its own
+    /// outcome.
+    fn proceed(&mut self, task: TaskId) {
+        let deps = &self.deps[self.dep_start[task]..self.dep_start[task + 1]];
+        let outcome_of = |d: TaskId| self.final_of(d).outcome();
+        if self.facts[task].pipeline_end {
             let fin = if deps.iter().any(|&(d, _)| outcome_of(d) == Outcome::Failed) {
                 Final::Failed
             } else if !deps.is_empty()
@@ -843,6 +904,15 @@ impl Machine {
                 .push_back((task, fin, SettleReason::PipelineEnd));
         } else {
             self.enqueue(task, 1);
+        }
+    }
+
+    /// How a dependency ended; a task not final yet (unreachable by the unmet count) satisfies
+    /// no condition.
+    fn final_of(&self, d: TaskId) -> Final {
+        match self.state[d] {
+            TaskState::Done(f) => f,
+            _ => Final::Skipped,
         }
     }
 
@@ -1079,18 +1149,41 @@ mod tests {
         machine: &mut Machine,
         result: impl Fn(&str, u32) -> Event,
     ) -> (Vec<String>, RunOutcome) {
+        let (started, _, outcome) = drive_with(plan, machine, result, |task| {
+            Event::ConditionsEvaluated { task, failed: None }
+        });
+        (started, outcome)
+    }
+
+    /// [`drive`], answering [`Command::EvaluateConditions`] with `evaluate(task)`; also
+    /// returns every settle.
+    fn drive_with(
+        plan: &Plan,
+        machine: &mut Machine,
+        result: impl Fn(&str, u32) -> Event,
+        evaluate: impl Fn(TaskId) -> Event,
+    ) -> (Vec<String>, Vec<(String, Final, SettleReason)>, RunOutcome) {
+        let mut settled = Vec::new();
         let mut started = Vec::new();
         let mut pending: Vec<(f64, TaskId, u32)> = Vec::new();
         let mut now = 0.0;
         let mut cmds = machine.handle(Event::RunStarted, now);
         loop {
-            for c in cmds.drain(..) {
+            while let Some(c) = (!cmds.is_empty()).then(|| cmds.remove(0)) {
                 match c {
                     Command::StartNotebook { task, attempt, .. } => {
                         started.push(plan.tasks[task].id.clone());
                         pending.push((now + plan.tasks[task].estimate_secs(), task, attempt));
                     }
-                    Command::FinishRun { outcome } => return (started, outcome),
+                    Command::FinishRun { outcome } => return (started, settled, outcome),
+                    Command::Settle {
+                        task,
+                        state,
+                        reason,
+                    } => settled.push((plan.tasks[task].id.clone(), state, reason)),
+                    Command::EvaluateConditions { task } => {
+                        cmds.extend(machine.handle(evaluate(task), now));
+                    }
                     _ => {}
                 }
             }
@@ -1643,5 +1736,108 @@ path = "nb/e.py"
         unlimited.timeout_secs = None;
         let mut m = Machine::new(&unlimited, Policy::Fifo, Admission::of_pool(&p.pool));
         assert_eq!(drive(&unlimited, &mut m, ok).1, RunOutcome::Succeeded);
+    }
+
+    const GATED: &str = r#"
+name = "p"
+[pool]
+executors = 1
+executor_cores = 2
+[[notebook]]
+id = "a"
+path = "nb/a.py"
+[[notebook]]
+id = "b"
+path = "nb/b.py"
+depends_on = [{ id = "a", if = "{{ tasks.a.values.rows }} > 0" }]
+[[notebook]]
+id = "c"
+path = "nb/c.py"
+depends_on = ["b"]
+[[notebook]]
+id = "d"
+path = "nb/d.py"
+depends_on = [{ id = "b", on = "skipped" }]
+[[notebook]]
+id = "e"
+path = "nb/e.py"
+depends_on = [{ id = "a", on = "completed" }]
+"#;
+
+    /// Drives GATED with `a` publishing `rows`, conditions evaluated by core's evaluator.
+    fn run_gated(rows: i64) -> (Vec<String>, Vec<(String, Final, SettleReason)>, RunOutcome) {
+        let p = plan(GATED);
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let evaluate = |t: TaskId| {
+            let lookup = |_: usize, src: &crate::template::Source| match src.task() {
+                Some("a") => Ok(serde_json::json!(rows)),
+                _ => Err("not published".to_string()),
+            };
+            let verdicts = crate::value_condition::evaluate_all(&p.tasks[t].conditions, &lookup);
+            Event::conditions_evaluated(t, &verdicts)
+        };
+        drive_with(&p, &mut m, ok, evaluate)
+    }
+
+    #[test]
+    fn a_false_value_condition_skips_its_task_and_what_waits_for_its_success() {
+        let (started, settled, outcome) = run_gated(0);
+        assert_eq!(started, ["a", "e", "d"]);
+        assert_eq!(outcome, RunOutcome::Succeeded);
+        let p = plan(GATED);
+        let of = |id: &str| settled.iter().find(|s| s.0 == id).cloned();
+        assert_eq!(
+            of("b"),
+            Some((
+                "b".into(),
+                Final::Skipped,
+                SettleReason::ValueCondition { condition: 0 }
+            ))
+        );
+        let b = p.index_of("b").unwrap();
+        assert_eq!(
+            of("c"),
+            Some((
+                "c".into(),
+                Final::Skipped,
+                SettleReason::Condition {
+                    dependency: b,
+                    state: Final::Skipped
+                }
+            ))
+        );
+        // A true condition runs it, and what waits for its skip is skipped instead.
+        let (started, settled, _) = run_gated(3);
+        assert_eq!(started, ["a", "e", "b", "c"]);
+        assert!(settled.iter().any(|s| s.0 == "d" && s.1 == Final::Skipped));
+    }
+
+    #[test]
+    fn a_cancel_while_conditions_are_evaluated_cancels_the_task_and_ignores_the_answer() {
+        let p = plan(GATED);
+        let mut m = Machine::new(&p, Policy::Fifo, Admission::of_pool(&p.pool));
+        let (a, b) = (p.index_of("a").unwrap(), p.index_of("b").unwrap());
+        m.handle(Event::RunStarted, 0.0);
+        let cmds = m.handle(
+            Event::NotebookSucceeded {
+                task: a,
+                attempt: 1,
+            },
+            1.0,
+        );
+        assert!(cmds.contains(&Command::EvaluateConditions { task: b }));
+        assert_eq!(m.state_of(b), Some(TaskState::Evaluating));
+        m.handle(Event::CancelRequested, 1.5);
+        assert_eq!(m.state_of(b), Some(TaskState::Done(Final::Cancelled)));
+        let late = m.handle(
+            Event::ConditionsEvaluated {
+                task: b,
+                failed: None,
+            },
+            2.0,
+        );
+        assert!(!late
+            .iter()
+            .any(|c| matches!(c, Command::StartNotebook { .. })));
     }
 }

@@ -10,9 +10,11 @@
 use crate::dag::{Plan, TaskId, TaskKind};
 use crate::gen::SplitMix64;
 use crate::sched::{Admission, Command, Event, Final, Machine, Policy, RunOutcome, TaskState};
+use crate::template::Source;
 use serde::Serialize;
+use serde_json::Value;
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// Largest pool a sweep simulates.
 pub const MAX_SWEEP_EXECUTORS: u32 = 512;
@@ -118,6 +120,10 @@ pub struct SimSetup {
     /// to its start: what a real driver takes to notice the end and dispatch. The roots,
     /// started with the run, do not pay it.
     pub dispatch_latency_secs: f64,
+    /// Values the simulated notebooks publish, for conditions on values: `ID.KEY` is what
+    /// `ID` sets as `KEY` (`tasks.ID.values.KEY`), `ID` its exit value (`tasks.ID.value`).
+    /// A condition that reads anything else holds.
+    pub assume: BTreeMap<String, Value>,
 }
 
 impl SimSetup {
@@ -128,7 +134,37 @@ impl SimSetup {
             durations: Durations::default(),
             policy: Policy::default(),
             dispatch_latency_secs: 0.0,
+            assume: BTreeMap::new(),
         }
+    }
+
+    /// The first condition on values of `task` that does not hold on the assumed values
+    /// (see [`SimSetup::assume`]): the answer to [`Command::EvaluateConditions`].
+    fn failed_condition(&self, plan: &Plan, task: TaskId) -> Option<u32> {
+        for (i, c) in plan.tasks[task].conditions.iter().enumerate() {
+            let prefix = &plan.scopes[c.scope].prefix;
+            let lookup = |src: &Source| -> Result<Value, String> {
+                let key = match src {
+                    Source::TaskValue(t) => format!("{prefix}{t}"),
+                    Source::TaskValues(t, Some(k)) => format!("{prefix}{t}.{k}"),
+                    Source::Literal(text) => return Ok(Value::String(text.clone())),
+                    _ => return Err("not assumed".into()),
+                };
+                self.assume
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| "not assumed".into())
+            };
+            let known = c
+                .condition
+                .references()
+                .iter()
+                .all(|r| r.template.refs().all(|(e, _)| lookup(&e.source).is_ok()));
+            if known && !c.condition.evaluate(&lookup).holds {
+                return Some(i as u32);
+            }
+        }
+        None
     }
 }
 
@@ -455,6 +491,7 @@ impl Trace {
         let mut pending: BinaryHeap<Reverse<Completion>> = BinaryHeap::new();
         let mut busy = 0u64;
         let mut cmds = Vec::new();
+        let mut evaluated = Vec::new();
         let mut now = run_start;
         machine.handle_into(Event::RunStarted, now, &mut cmds);
         // The roots start with the run; every later start is dispatched after an event.
@@ -508,12 +545,24 @@ impl Trace {
                         sim.outcome = outcome;
                         sim.end = now;
                     }
+                    Command::EvaluateConditions { task } => {
+                        evaluated.push(Event::ConditionsEvaluated {
+                            task,
+                            failed: setup.failed_condition(plan, task),
+                        });
+                    }
                     // The attempts a cancel is for have already ended here; retries come back
                     // through the machine's deadlines.
                     Command::CancelNotebook { .. }
                     | Command::ScheduleRetry { .. }
                     | Command::Settle { .. } => {}
                 }
+            }
+            if !evaluated.is_empty() {
+                for event in evaluated.drain(..) {
+                    machine.handle_into(event, now, &mut cmds);
+                }
+                continue;
             }
             if machine.is_finished() {
                 break;
@@ -679,5 +728,39 @@ mod tests {
         assert!(a.final_states.contains(&Final::Failed));
         setup.durations.seed = 6;
         assert_ne!(a.attempts, simulate(&plan, &setup).attempts);
+    }
+
+    #[test]
+    fn value_conditions_hold_in_a_dry_run_unless_assumed_otherwise() {
+        let mut sources = crate::source::MemorySources::default();
+        for nb in ["a.py", "b.py", "c.py"] {
+            sources = sources.with(nb, "");
+        }
+        let text = "[[notebook]]\nid = \"check\"\npath = \"a.py\"\n\
+            [[notebook]]\nid = \"load\"\npath = \"b.py\"\n\
+            depends_on = [{ id = \"check\", if = \"{{ tasks.check.values.rows }} > 0 and {{ tasks.check.value }} != 'stop'\" }]\n\
+            [[notebook]]\nid = \"report\"\npath = \"c.py\"\ndepends_on = [\"load\"]\n";
+        let plan = crate::dag::load_text("p.toml", text, &sources)
+            .plan
+            .expect("loads");
+        let finals = |assume: &[(&str, Value)]| {
+            let mut setup = SimSetup::of_plan(&plan);
+            setup.assume = assume
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            simulate(&plan, &setup).final_states
+        };
+        let all = vec![Final::Succeeded; 3];
+        assert_eq!(finals(&[]), all);
+        // One of its values given: the condition still reads one it was not told, so it holds.
+        assert_eq!(finals(&[("check.rows", Value::from(0))]), all);
+        let told = [("check.rows", Value::from(0)), ("check", Value::from("go"))];
+        assert_eq!(
+            finals(&told),
+            [Final::Succeeded, Final::Skipped, Final::Skipped]
+        );
+        let told = [("check.rows", Value::from(4)), ("check", Value::from("go"))];
+        assert_eq!(finals(&told), all);
     }
 }

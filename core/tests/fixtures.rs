@@ -14,6 +14,7 @@ use spool_core::model::{RunSettings, MAX_METADATA_BYTES};
 use spool_core::params::{bind, Given, TaskValues};
 use spool_core::source::MemorySources;
 use spool_core::template::RunInfo;
+use spool_core::value_condition::evaluate_all;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,13 @@ fn summary(plan: &Plan) -> String {
                 format!(" <- {}", deps.join(", "))
             }
         );
+        for c in &task.conditions {
+            let _ = writeln!(
+                s,
+                "    if ({} of scope {}): {}",
+                c.dependency, c.scope, c.condition.text
+            );
+        }
         // A sub-pipeline's end runs nothing: its params and settings mean nothing either.
         if task.kind == TaskKind::PipelineEnd {
             continue;
@@ -173,6 +181,10 @@ fn resolved(plan: &Plan, run: &str) -> String {
     );
     let values = |t: usize| published.get(&plan.tasks[t].id).cloned();
     for (t, task) in plan.tasks.iter().enumerate() {
+        let lookup = |scope: usize, src: &_| bound.value_of(plan, scope, src, &values);
+        for verdict in evaluate_all(&task.conditions, &lookup) {
+            let _ = writeln!(s, "  {} if: {}", task.id, serde_json::json!(verdict));
+        }
         if task.kind == TaskKind::Notebook {
             let got = match bound.params_for(plan, t, &values) {
                 Ok(v) => serde_json::json!(v).to_string(),

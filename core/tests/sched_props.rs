@@ -5,14 +5,16 @@
 //! state.
 
 use proptest::prelude::*;
-use spool_core::dag::{Plan, TaskKind};
+use spool_core::dag::{Plan, TaskCondition, TaskKind};
 use spool_core::gen::LayeredDag;
 use spool_core::model::{Condition, Outcome};
 use spool_core::runlog::{
-    AttemptOutcome as LoggedOutcome, RunEvent, RunRecord, RunSummary, StoredEvent,
+    AttemptOutcome as LoggedOutcome, EvaluatedCondition, RunEvent, RunRecord, RunSummary,
+    StoredEvent,
 };
 use spool_core::sched::{Admission, Command, Event, Final, Machine, Policy, TaskState};
 use spool_core::sim::{simulate, AttemptOutcome, Durations, SimReport, SimSetup};
+use spool_core::value_condition::{ValueCondition, Verdict};
 use std::collections::{BTreeMap, HashMap};
 
 const CONDITIONS: [Condition; 5] = [
@@ -250,22 +252,31 @@ proptest! {
     }
 
     /// A driver that completes, fails, times out and cancels in random order, changes the
-    /// capacity, sends stale and unknown events, and may cancel the run; the run may resume an
-    /// earlier one. It records what a real driver records: the machine's commands through
+    /// capacity, answers evaluations of conditions on values (some tasks have one) late and
+    /// either way, sends stale and unknown events, and may cancel the run; the run may resume
+    /// an earlier one. It records what a real driver records: the machine's commands through
     /// `RunEvent::of_command`, and the attempts it reports ended. Invariant ("the run log
     /// folds to the machine's state"): the fold of that log gives every task the machine's
     /// final state, from exactly one final event per task, and the run's outcome, once.
     #[test]
     fn machine_survives_any_driver_and_its_log_folds_to_its_state(
-        plan in arb_plan(),
+        mut plan in arb_plan(),
+        gated in prop::collection::vec(prop::bool::weighted(0.2), 40),
         capacity in 1u32..6,
         max_conc in prop::option::of(1u32..4),
-        actions in prop::collection::vec((0u8..8, any::<u16>()), 0..200),
+        actions in prop::collection::vec((0u8..9, any::<u16>()), 0..200),
         fifo in prop::bool::ANY,
         previous_ok in prop::collection::vec(prop::bool::weighted(0.3), 40),
     ) {
         let policy = if fifo { Policy::Fifo } else { Policy::CriticalPath };
         let n = plan.tasks.len();
+        for (task, _) in plan.tasks.iter_mut().zip(&gated).filter(|(_, &g)| g) {
+            task.conditions.push(TaskCondition {
+                dependency: "x".into(),
+                condition: ValueCondition::parse("{{ tasks.x.value }} > 0").expect("parses"),
+                scope: 0,
+            });
+        }
         let previous: HashMap<String, Outcome> = plan.tasks.iter().zip(&previous_ok)
             .filter(|(_, &ok)| ok)
             .map(|(t, _)| (t.id.clone(), Outcome::Succeeded))
@@ -286,8 +297,10 @@ proptest! {
         let mut cancelled = false;
         let mut finished = 0;
         let mut now = 0.0;
+        let mut evaluating: Vec<usize> = Vec::new();
         let mut check = |cmds: Vec<Command>, running: &mut Vec<(usize, u32, u64)>, busy: &mut u64,
-                         cap: u64, cancelled: bool, m: &Machine, log: &mut Vec<RunEvent>|
+                         cap: u64, cancelled: bool, m: &Machine, log: &mut Vec<RunEvent>,
+                         evaluating: &mut Vec<usize>|
                          -> Result<(), TestCaseError> {
             for c in cmds {
                 log.extend(RunEvent::of_command(&plan, &c));
@@ -315,13 +328,26 @@ proptest! {
                             prop_assert!(matches!(m.state_of(t), Some(TaskState::Done(_))));
                         }
                     }
+                    Command::EvaluateConditions { task } => {
+                        prop_assert!(!plan.tasks[task].conditions.is_empty());
+                        evaluating.push(task);
+                    }
                     Command::ScheduleRetry { .. } | Command::Settle { .. } => {}
                 }
             }
             Ok(())
         };
         let cmds = m.handle(Event::RunStarted, now);
-        check(cmds, &mut running, &mut busy, cap, cancelled, &m, &mut log)?;
+        check(cmds, &mut running, &mut busy, cap, cancelled, &m, &mut log, &mut evaluating)?;
+        // What a real driver records and answers for an evaluation.
+        let answer = |task: usize, holds: bool, log: &mut Vec<RunEvent>| {
+            let verdicts = [Verdict { holds, ..Verdict::default() }];
+            log.push(RunEvent::ConditionsEvaluated {
+                task: plan.tasks[task].id.clone(),
+                conditions: EvaluatedCondition::of_task(&plan, task, &verdicts),
+            });
+            Event::conditions_evaluated(task, &verdicts)
+        };
         // The random part, then a tidy finish: everything running succeeds, deadlines fire.
         let tidy = std::iter::repeat_n((255u8, 0u16), 10 * n + 1000);
         for (action, pick) in actions.into_iter().chain(tidy) {
@@ -352,6 +378,14 @@ proptest! {
                     Event::CancelRequested
                 }
                 6 => Event::NotebookSucceeded { task: pick % (n + 2), attempt: (pick % 3) as u32 + 7 },
+                7 if !evaluating.is_empty() => {
+                    let task = evaluating.swap_remove(pick % evaluating.len());
+                    answer(task, pick % 2 == 0, &mut log)
+                }
+                _ if !evaluating.is_empty() => {
+                    let task = evaluating.swap_remove(0);
+                    answer(task, pick % 3 != 0, &mut log)
+                }
                 _ => match (running.pop(), m.next_deadline()) {
                     (Some((task, attempt, slots)), _) => {
                         busy -= slots;
@@ -367,7 +401,7 @@ proptest! {
             };
             let cap_now = cap.max(1);
             let cmds = m.handle(event, now);
-            check(cmds, &mut running, &mut busy, cap_now, cancelled, &m, &mut log)?;
+            check(cmds, &mut running, &mut busy, cap_now, cancelled, &m, &mut log, &mut evaluating)?;
             // The machine's view of running notebooks matches the driver's.
             prop_assert_eq!(m.busy_slots(), busy);
             cap = cap_now;

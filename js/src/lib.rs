@@ -49,6 +49,8 @@ export interface SimOptions {
   baseline_min_nodes?: number; sweep?: number | null; deadline_secs?: number | null;
   dispatch_latency_secs?: number | null; durations?: Record<string, number>;
   durations_from?: DurationsFrom | null; history_runs?: number;
+  /** Values notebooks publish in the dry run, for `if` conditions: `"ID.KEY"` or `"ID"`. */
+  assume?: Record<string, unknown>;
 }
 export interface Calibration {
   durations_from: DurationsFrom; runs: number[]; durations: Record<string, number>;

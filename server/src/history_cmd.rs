@@ -284,6 +284,20 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
             state,
             reason,
         } => format!("{task:<28} {}: {}", state.name(), reason.describe()),
+        RunEvent::ConditionsEvaluated { task, conditions } => {
+            let each: Vec<String> = conditions
+                .iter()
+                .map(|c| {
+                    let held = if c.verdict.holds {
+                        "held"
+                    } else {
+                        "did not hold"
+                    };
+                    format!("`{}` {held} ({})", c.condition, c.describe_reads())
+                })
+                .collect();
+            format!("{task:<28} if {}", each.join("; "))
+        }
         RunEvent::CancelRequested { reason } => match reason {
             Some(why) => format!("cancel requested: {why}"),
             None => "cancel requested".into(),

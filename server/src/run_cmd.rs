@@ -38,13 +38,17 @@ pub struct RunArgs {
     pub spark: SparkArgs,
 }
 
-/// `key=value` pairs; values are JSON when they parse as JSON, strings otherwise.
-pub fn parse_params(given: &[String]) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+/// `key=value` pairs given with `flag`; values are JSON when they parse as JSON, strings
+/// otherwise.
+pub fn parse_pairs(
+    flag: &str,
+    given: &[String],
+) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
     let mut out = BTreeMap::new();
     for p in given {
         let (k, v) = p
             .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--param `{p}` must be KEY=VALUE"))?;
+            .ok_or_else(|| anyhow::anyhow!("{flag} `{p}` must be KEY=VALUE"))?;
         let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::from(v));
         out.insert(k.trim().to_string(), value);
     }
@@ -52,7 +56,7 @@ pub fn parse_params(given: &[String]) -> anyhow::Result<BTreeMap<String, serde_j
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let params = parse_params(&args.params)?;
+    let params = parse_pairs("--param", &args.params)?;
     let dir = match args.file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -140,6 +140,7 @@ impl RunView {
             RunEvent::ParamsBound { .. }
             | RunEvent::AttemptParams { .. }
             | RunEvent::ValuesPublished { .. }
+            | RunEvent::ConditionsEvaluated { .. }
             | RunEvent::AttemptMetrics { .. }
             | RunEvent::SessionStateCreated { .. }
             | RunEvent::RebuildingSessionState { .. }

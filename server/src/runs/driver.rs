@@ -18,7 +18,10 @@ use crate::history::{AttemptOutcome, RunEvent, RunStatus, TaskError};
 use crate::livy::SessionId;
 use spool_core::dag::{Plan, TaskId, TaskKind};
 use spool_core::params::{Bound, TaskValues};
+use spool_core::runlog::EvaluatedCondition;
 use spool_core::sched::{Command, Event, Machine, TaskState};
+use spool_core::template::Source;
+use spool_core::value_condition::evaluate_all;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::collections::HashMap;
@@ -627,7 +630,23 @@ impl Execution {
                     self.record(event);
                 }
             }
+            Command::EvaluateConditions { task } => self.evaluate_conditions(task, pending),
         }
+    }
+
+    /// Evaluates the task's conditions on values with what upstream notebooks published (by
+    /// core's rule), records what they read, and tells the machine.
+    fn evaluate_conditions(&mut self, task: TaskId, pending: &mut Vec<Command>) {
+        let published = &self.published;
+        let values = |t: TaskId| published.get(&t).cloned();
+        let lookup =
+            |scope: usize, src: &Source| self.params.value_of(&self.plan, scope, src, &values);
+        let verdicts = evaluate_all(&self.plan.tasks[task].conditions, &lookup);
+        self.record(RunEvent::ConditionsEvaluated {
+            task: self.task_id(task),
+            conditions: EvaluatedCondition::of_task(&self.plan, task, &verdicts),
+        });
+        self.feed(Event::conditions_evaluated(task, &verdicts), pending);
     }
 
     async fn start_notebook(&mut self, task: TaskId, attempt: u32, pending: &mut Vec<Command>) {

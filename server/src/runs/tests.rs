@@ -1358,3 +1358,67 @@ fn a_run_past_its_timeout_is_cancelled_with_the_reason() {
         assert!(h.fake.live_sessions().is_empty());
     });
 }
+
+const GATED: &str = r#"
+name = "gated"
+[pool]
+executors = 1
+executor_cores = 4
+[params]
+min = 5
+[[notebook]]
+id = "count"
+path = "nb/n.py"
+params = { rows = 3 }
+[[notebook]]
+id = "big"
+path = "nb/n.py"
+depends_on = [{ id = "count", if = "{{ tasks.count.values.rows }} >= {{ params.min }}" }]
+[[notebook]]
+id = "small"
+path = "nb/n.py"
+depends_on = [{ id = "count", if = "{{ tasks.count.values.rows }} < {{ params.min }}" }]
+[[notebook]]
+id = "after_big"
+path = "nb/n.py"
+depends_on = ["big"]
+"#;
+
+#[test]
+fn recorded_a_value_condition_reads_published_values_and_skips_before_spark_hears_of_it() {
+    paused().block_on(async {
+        // The fake publishes a notebook's parameters as its values: `count` sets rows = 3.
+        let h = Harness::new(GATED, FakeSpark::uniform(2.0));
+        let manager = h.manager(None);
+        let (id, _exec) = run_to_end(&h, &manager).await;
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Succeeded);
+        assert_eq!(record.tasks["small"].state, Some(Final::Succeeded));
+        for skipped in ["big", "after_big"] {
+            assert_eq!(
+                record.tasks[skipped].state,
+                Some(Final::Skipped),
+                "{skipped}"
+            );
+            assert!(record.tasks[skipped].attempts.is_empty(), "{skipped}");
+        }
+        // Spark never heard of the skipped notebooks.
+        let ran: Vec<String> = h.fake.executions().into_iter().map(|r| r.id).collect();
+        assert_eq!(ran, [format!("run{id}/count"), format!("run{id}/small")]);
+        // The skip names the condition and the values it read.
+        let why = record.tasks["big"].skipped.clone().unwrap_or_default();
+        assert_eq!(
+            why,
+            "the `if` of its dependency on `count` did not hold: \
+             {{ tasks.count.values.rows }} >= {{ params.min }} \
+             (params.min = 5, tasks.count.values.rows = 3)"
+        );
+        // The evaluation is in the log before the decision it led to.
+        let events = h.events(id);
+        let at = |f: &dyn Fn(&RunEvent) -> bool| events.iter().position(f);
+        let evaluated =
+            at(&|e| matches!(e, RunEvent::ConditionsEvaluated { task, .. } if task == "big"));
+        let settled = at(&|e| matches!(e, RunEvent::TaskSettled { task, .. } if task == "big"));
+        assert!(evaluated.is_some() && evaluated < settled, "{events:?}");
+    });
+}

@@ -79,6 +79,11 @@ pub struct Args {
     /// Where run history is kept.
     #[arg(long, default_value = ".spool")]
     pub data_dir: PathBuf,
+    /// A value a notebook publishes in the simulation, for conditions on values (`if` on a
+    /// dependency): `ID.KEY=VALUE` (`tasks.ID.values.KEY`) or `ID=VALUE` (its exit value),
+    /// VALUE as JSON or text. Conditions reading values not given hold.
+    #[arg(long, value_name = "ID.KEY=VALUE")]
+    pub assume: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -98,9 +103,9 @@ fn parse_durations_from(s: &str) -> Result<DurationsFrom, String> {
 
 impl Args {
     /// The flags as core's options; what is not given keeps core's default.
-    fn options(&self) -> SimOptions {
+    fn options(&self) -> anyhow::Result<SimOptions> {
         let d = SimOptions::default();
-        SimOptions {
+        Ok(SimOptions {
             executors: self.executors,
             executor_cores: self.executor_cores,
             capacity_slots: self.capacity_slots,
@@ -119,12 +124,13 @@ impl Args {
                 .durations_from
                 .or(self.history_stats.then_some(DurationsFrom::P50)),
             history_runs: self.history_runs.unwrap_or(d.history_runs),
-        }
+            assume: crate::run_cmd::parse_pairs("--assume", &self.assume)?,
+        })
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let options = args.options();
+    let options = args.options()?;
     let errors = options.validate();
     if !errors.is_empty() {
         for e in errors {
