@@ -180,6 +180,20 @@ impl Browser {
             .and_then(|v| v.as_str().map(str::to_string))
     }
 
+    /// The text of the dialog the page shows (`alert`, `confirm`, "leave the page?"), if one
+    /// is open.
+    pub fn dialog(&self) -> Option<String> {
+        self.cmd("GET", "/alert/text", None)
+            .ok()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Answers the open dialog with OK.
+    pub fn accept_dialog(&self) {
+        self.cmd("POST", "/alert/accept", Some(json!({})))
+            .expect("accept the dialog");
+    }
+
     /// Runs JavaScript in the page and returns its result.
     pub fn script(&self, js: &str, args: Value) -> Value {
         self.cmd(

@@ -1,8 +1,9 @@
-//! The parameter editor and the app's addresses in headless Chromium, without Spark (the run
-//! is written into the history): a typed parameter edit saves the file with the date still a
-//! TOML date and every other byte as it was; settings inherited from `[defaults]` show as
-//! such; a deep link to a pipeline's graph, to a run and to a task of it opens that view
-//! directly, and Back returns to the view before.
+//! The parameter editor, unsaved edits and the app's addresses in headless Chromium, without
+//! Spark (the run is written into the history): a typed parameter edit saves the file with the
+//! date still a TOML date and every other byte as it was; settings inherited from `[defaults]`
+//! show as such; unsaved edits survive a reload (offered back) and leaving asks first; a deep
+//! link to a pipeline's graph, to a run and to a task of it opens that view directly, and Back
+//! returns to the view before.
 
 use spool_tests::history::write_finished_run;
 use spool_tests::webdriver::{Browser, Element};
@@ -144,5 +145,78 @@ fn a_typed_parameter_edit_keeps_the_file_and_deep_links_open_their_view() {
     wait_for("the editor's address", SHORT, || {
         (hash(&b) == "#/pipelines/daily_sales.toml/editor").then_some(())
     });
+    drop(b);
+}
+
+/// Whether the page stops a `beforeunload`, which is what makes a browser ask before leaving.
+fn leaving_asks(b: &Browser) -> bool {
+    let stopped = b.script(
+        "const e = new Event('beforeunload', { cancelable: true }); \
+         window.dispatchEvent(e); return e.defaultPrevented;",
+        serde_json::json!([]),
+    );
+    stopped.as_bool().expect("a boolean")
+}
+
+#[test]
+fn unsaved_edits_survive_a_reload_and_leaving_asks_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let served = Served::start(tmp.path(), &[]);
+    let file = served.pipelines.join("daily_sales.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let b = Browser::start();
+    open_fresh(
+        &b,
+        &format!("{}#/pipelines/daily_sales.toml/editor", served.base),
+    );
+    let days_css = r#"input[data-field="params.days.value"][data-id="load_orders"]"#;
+    commit(&b, &b.find(days_css, SHORT), "35");
+    wait_for("the edit", SHORT, || {
+        let status = b.text(&b.find("#save-status", SHORT));
+        (status == "unsaved changes").then_some(())
+    });
+
+    // Leaving the page asks first (the page cancels `beforeunload`, which makes the browser
+    // ask); once reloaded, the page offers the edits back, not applied.
+    assert!(leaving_asks(&b), "unsaved edits: leaving asks");
+    b.script(
+        "setTimeout(() => location.reload(), 0);",
+        serde_json::json!([]),
+    );
+    // ChromeDriver may answer the browser's question itself; otherwise it is answered here.
+    wait_for("the page again", SHORT, || {
+        if b.dialog().is_some() {
+            b.accept_dialog();
+        }
+        b.try_find("#draft-offer", Duration::ZERO)
+    });
+    b.find("#draft-offer", SHORT);
+    let days = b.find(days_css, SHORT);
+    assert_eq!(b.property(&days, "value").as_deref(), Some("28"));
+    b.click(&b.find("#draft-restore", SHORT));
+    wait_for("the restored edit", SHORT, || {
+        let days = b.find(days_css, SHORT);
+        (b.property(&days, "value").as_deref() == Some("35")).then_some(())
+    });
+    assert_eq!(b.text(&b.find("#save-status", SHORT)), "unsaved changes");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        original,
+        "nothing is saved without the user"
+    );
+
+    // Saved, the kept copy is forgotten: a reload offers nothing and asks nothing.
+    b.click(&b.find("#save-button", SHORT));
+    wait_for("the save", SHORT, || {
+        let status = b.text(&b.find("#save-status", SHORT));
+        (status == "saved").then_some(())
+    });
+    open_fresh(
+        &b,
+        &format!("{}#/pipelines/daily_sales.toml/editor", served.base),
+    );
+    let days = b.find(days_css, SHORT);
+    assert_eq!(b.property(&days, "value").as_deref(), Some("35"));
+    assert!(b.try_find("#draft-offer", Duration::from_secs(1)).is_none());
     drop(b);
 }

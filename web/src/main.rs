@@ -26,7 +26,7 @@ use import_dialog::{ImportDialog, SignIn};
 use route::Route;
 use runs::RunsView;
 use spool_core::edit::Edit;
-use state::{Action, State, Tab};
+use state::{Action, Draft, State, Tab};
 use wire::PipelineSummary;
 use yew::prelude::*;
 
@@ -196,6 +196,55 @@ fn follow_address(on_change: impl Fn(String) + 'static) -> impl FnOnce() {
     }
 }
 
+/// Where a file's unsaved edits are kept in the page's storage.
+fn draft_key(file: &str) -> String {
+    format!("spool.draft.v1:{file}")
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn stored_draft(file: &str) -> Option<Draft> {
+    let text = storage()?.get_item(&draft_key(file)).ok()??;
+    serde_json::from_str(&text).ok()
+}
+
+/// Keeps `draft` for `file`, or forgets the one kept with `None`. A full storage keeps nothing
+/// new (the edits are still in the page).
+fn keep_draft(file: &str, draft: Option<&Draft>) {
+    let Some(storage) = storage() else { return };
+    let key = draft_key(file);
+    let _ = match draft.and_then(|d| serde_json::to_string(d).ok()) {
+        Some(json) => storage.set_item(&key, &json),
+        None => storage.remove_item(&key),
+    };
+}
+
+/// While there are unsaved edits, leaving the page (reload, close, another address) asks first.
+fn ask_before_leaving() -> impl FnOnce() {
+    use wasm_bindgen::JsCast;
+    let listener = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::BeforeUnloadEvent)>::new(
+        |e: web_sys::BeforeUnloadEvent| {
+            e.prevent_default();
+            e.set_return_value("");
+        },
+    );
+    let window = web_sys::window();
+    if let Some(w) = &window {
+        let _ =
+            w.add_event_listener_with_callback("beforeunload", listener.as_ref().unchecked_ref());
+    }
+    move || {
+        if let Some(w) = &window {
+            let _ = w.remove_event_listener_with_callback(
+                "beforeunload",
+                listener.as_ref().unchecked_ref(),
+            );
+        }
+    }
+}
+
 /// Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y; Cmd on a Mac) undo and redo edits, except in a text field,
 /// where they belong to the field.
 fn undo_keys(dispatch: UseReducerDispatcher<State>) -> impl FnOnce() {
@@ -283,6 +332,41 @@ fn app() -> Html {
         });
     }
     {
+        // Unsaved edits live in the page's storage too: looked for when a file is opened, then
+        // kept after each edit and forgotten once saved (or discarded).
+        let looked_for = use_mut_ref(|| None::<String>);
+        let dispatch = app.dispatcher();
+        let doc = app
+            .doc
+            .as_ref()
+            .map(|d| (d.root.clone(), d.text.clone(), d.saved.clone()));
+        let (state, offered) = (app.clone(), app.draft.is_some());
+        use_effect_with((doc, offered), move |(doc, offered)| {
+            let Some((root, text, _)) = doc else { return };
+            if looked_for.borrow().as_deref() != Some(root.as_str()) {
+                *looked_for.borrow_mut() = Some(root.clone());
+                match stored_draft(root) {
+                    Some(draft) if *draft.text != **text => {
+                        return dispatch.dispatch(Action::DraftFound(draft));
+                    }
+                    _ => {}
+                }
+            }
+            // An offered draft stays stored until the user restores or discards it.
+            if !offered {
+                keep_draft(root, state.draft_to_keep().as_ref());
+            }
+        });
+        use_effect_with(app.unsaved(), |&unsaved| {
+            let ask = unsaved.then(ask_before_leaving);
+            move || {
+                if let Some(stop) = ask {
+                    stop();
+                }
+            }
+        });
+    }
+    {
         // Again after each sign-in, which is what a 401 at the first attempt asks for; an open
         // pipeline (perhaps with unsaved changes) is kept.
         let (dispatch, open_one) = (app.dispatcher(), app.doc.is_none());
@@ -327,6 +411,21 @@ fn app() -> Html {
         let dispatch = app.dispatcher();
         Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::ImportOpen))
     };
+    let draft = app.draft.as_ref().zip(app.doc.as_ref()).map(|(draft, doc)| {
+        let act = |action: Action| {
+            let dispatch = app.dispatcher();
+            Callback::from(move |_: MouseEvent| dispatch.dispatch(action.clone()))
+        };
+        let changed = draft.etag != doc.etag;
+        html! {
+            <div class="notice draft" id="draft-offer">
+                { format!("{} has unsaved edits from an earlier visit", doc.root) }
+                { if changed { " (the file was saved again since: restoring replaces that version's changes)" } else { "" } }
+                <button id="draft-restore" onclick={act(Action::RestoreDraft)}>{ "Restore them" }</button>
+                <button id="draft-discard" onclick={act(Action::DiscardDraft)}>{ "Discard" }</button>
+            </div>
+        }
+    });
     html! {
         <>
             <header>
@@ -337,6 +436,7 @@ fn app() -> Html {
                 <DocButtons app={app.clone()} />
             </header>
             { crate::each(notice) }
+            { crate::each(draft) }
             <nav>
                 { tab_button(Tab::Pipeline, "Pipeline", "tab-pipeline") }
                 { tab_button(Tab::Graph, "Graph", "tab-graph") }

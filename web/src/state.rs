@@ -116,6 +116,18 @@ impl Doc {
     }
 }
 
+/// Unsaved edits of a file, kept in the page's storage so that a reload or a closed tab does
+/// not lose them, and offered back when the file is opened again.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Draft {
+    pub text: String,
+    /// The server's version of the file the edits were made on (its `ETag`).
+    pub etag: Option<String>,
+}
+
+/// Larger drafts are not kept (the page's storage holds a few megabytes).
+pub const MAX_DRAFT: usize = 2 * 1024 * 1024;
+
 /// The last valid plan, drawn. It stays on screen, marked stale, while the text has errors.
 #[derive(Debug, Clone)]
 pub struct Shown {
@@ -160,6 +172,8 @@ pub struct State {
     /// The view the address asks for while its pipeline or run is still loading; the address
     /// is left alone until it arrives (see [`State::route`]).
     pub nav: Option<Route>,
+    /// Unsaved edits of the open file from an earlier visit, offered back.
+    pub draft: Option<Draft>,
 }
 
 #[derive(Debug, Clone)]
@@ -215,6 +229,10 @@ pub enum Action {
     /// Show the view of an address (the pipeline or run it names is being fetched, or is
     /// the open one).
     Navigate(Route),
+    /// The page's storage holds unsaved edits of the open file.
+    DraftFound(Draft),
+    RestoreDraft,
+    DiscardDraft,
     /// The main input's text, typed or pasted.
     ImportText(String),
     ImportTarget(String),
@@ -261,6 +279,17 @@ impl State {
                 self.arrive();
             }
             Action::Navigate(route) => self.navigate(route),
+            Action::DraftFound(draft) => {
+                if self.doc.as_ref().is_some_and(|d| *d.text != *draft.text) {
+                    self.draft = Some(draft);
+                }
+            }
+            Action::RestoreDraft => {
+                if let Some(draft) = self.draft.take() {
+                    self.change_text(Rc::from(draft.text));
+                }
+            }
+            Action::DiscardDraft => self.draft = None,
             Action::Edit(edits) => self.edit(&edits),
             Action::SetText(text) => self.change_text(Rc::from(text)),
             Action::Undo => self.undo_redo(true),
@@ -495,6 +524,7 @@ impl State {
         self.shown = None;
         self.selected = None;
         self.run = None;
+        self.draft = None;
         self.dry = DryRunState::default();
         self.refresh_shown();
     }
@@ -600,6 +630,16 @@ impl State {
         } else {
             self.edit(&edits);
         }
+    }
+
+    /// What to keep in the page's storage for the open file: its unsaved edits (`None`: nothing,
+    /// the file is as saved or too large to keep).
+    pub fn draft_to_keep(&self) -> Option<Draft> {
+        let doc = self.doc.as_ref().filter(|d| d.text != d.saved)?;
+        (doc.text.len() <= MAX_DRAFT).then(|| Draft {
+            text: doc.text.to_string(),
+            etag: doc.etag.clone(),
+        })
     }
 
     /// Whether the text differs from the server's copy.
@@ -957,6 +997,42 @@ estimate_secs = 20
             "{:?}",
             d.checked.diagnostics
         );
+    }
+
+    #[test]
+    fn unsaved_edits_are_kept_and_offered_back_after_a_reload() {
+        let mut s = opened();
+        assert_eq!(s.draft_to_keep(), None, "nothing to keep while saved");
+        s.apply(set("a", "estimate_secs", json!(30)));
+        let kept = s.draft_to_keep().expect("the edit is kept");
+        assert!(kept.text.contains("estimate_secs = 30"));
+        assert_eq!(
+            kept.etag.as_deref(),
+            Some("\"v1\""),
+            "with the version it was made on"
+        );
+
+        // The page again, the file as the server has it, the draft found in the storage.
+        let mut s = opened();
+        s.apply(Action::DraftFound(kept.clone()));
+        assert_eq!(s.draft.as_ref(), Some(&kept), "offered, not applied");
+        assert!(!s.unsaved());
+        s.apply(Action::RestoreDraft);
+        assert_eq!(*doc(&s).text, kept.text);
+        assert!(s.unsaved() && s.draft.is_none());
+        s.apply(Action::Undo);
+        assert_eq!(&*doc(&s).text, TEXT, "restoring is one undo step");
+
+        let mut s = opened();
+        s.apply(Action::DraftFound(kept));
+        s.apply(Action::DiscardDraft);
+        assert!(s.draft.is_none() && !s.unsaved());
+        // A draft equal to the file is nothing to offer.
+        s.apply(Action::DraftFound(Draft {
+            text: TEXT.into(),
+            etag: None,
+        }));
+        assert!(s.draft.is_none());
     }
 
     #[test]
