@@ -177,6 +177,7 @@ fn fill_as_before_summaries(dir: &Path, runs: i64, notebooks: usize) -> anyhow::
                 resumed_from: None,
                 plan: plan.clone(),
                 trigger: None,
+                started_by: None,
             }];
             let last = tasks.len() - 1;
             for (i, task) in tasks.iter().enumerate() {

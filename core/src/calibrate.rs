@@ -394,6 +394,7 @@ mod tests {
             started_ms: 0,
             ended_ms: None,
             resumed_from: None,
+            started_by: None,
             task_counts: Default::default(),
             first_start_ms: None,
             last_end_ms: None,

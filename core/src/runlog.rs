@@ -74,6 +74,10 @@ pub enum RunEvent {
         /// What started it (not in logs of older builds).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trigger: Option<Trigger>,
+        /// The name of the API token that started it (never the token itself); `None` for
+        /// `spool run`, an unnamed token or a server without tokens, and in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_by: Option<String>,
     },
     SessionChanged {
         session: String,
@@ -133,6 +137,9 @@ pub enum RunEvent {
         /// Why, when it was not a user's request (the server stopping).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The name of the API token that asked for it, as for `started_by`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// A Spark session the run opened could not be deleted: it may still run (and bill) until
     /// Livy's idle timeout.
@@ -585,6 +592,9 @@ pub struct RunRecord {
     /// What started it (not in logs of older builds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// The name of the API token that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
 }
 
 impl RunRecord {
@@ -596,6 +606,7 @@ impl RunRecord {
             params,
             resumed_from,
             trigger,
+            started_by,
             ..
         } = &first.event
         else {
@@ -615,6 +626,7 @@ impl RunRecord {
             pipeline_params: Map::new(),
             leaked_sessions: Vec::new(),
             trigger: trigger.clone(),
+            started_by: started_by.clone(),
         })
     }
 
@@ -809,6 +821,9 @@ pub struct RunSummary {
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
     pub resumed_from: Option<i64>,
+    /// The name of the API token that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
     pub task_counts: TaskCounts,
     /// The first notebook attempt's start and the last one's end, once there are.
     pub first_start_ms: Option<i64>,
@@ -835,6 +850,7 @@ impl RunSummary {
             started_ms: run.started_ms,
             ended_ms: run.ended_ms,
             resumed_from: run.resumed_from,
+            started_by: run.started_by.clone(),
             task_counts,
             first_start_ms: attempts().map(|a| a.started_ms).min(),
             last_end_ms: attempts().filter_map(|a| a.ended_ms).max(),

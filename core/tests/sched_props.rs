@@ -290,6 +290,7 @@ proptest! {
             resumed_from: None,
             plan: serde_json::Value::Null,
             trigger: None,
+            started_by: None,
         }];
         let mut cap = u64::from(capacity);
         let mut running: Vec<(usize, u32, u64)> = Vec::new();

@@ -539,6 +539,7 @@ mod tests {
             resumed_from: None,
             plan: serde_json::json!({}),
             trigger: None,
+            started_by: None,
         }
     }
 
@@ -711,7 +712,14 @@ mod tests {
             .unwrap();
         assert!(out.len() < MAX_OUTPUT_BYTES + 64 && out.ends_with("[output truncated]"));
         assert!(h
-            .append(id + 1, &RunEvent::CancelRequested { reason: None }, 4)
+            .append(
+                id + 1,
+                &RunEvent::CancelRequested {
+                    reason: None,
+                    by: None,
+                },
+                4
+            )
             .is_err());
         assert!(h.append(id, &RunEvent::Unknown, 5).is_err());
     }

@@ -141,6 +141,9 @@ fn trace(run: &RunRecord, events: &[StoredEvent]) -> String {
     if let Some(p) = run.resumed_from {
         let _ = writeln!(s, "resumes run {p}");
     }
+    if let Some(by) = &run.started_by {
+        let _ = writeln!(s, "started by {by}");
+    }
     for e in events {
         if let Some(line) = describe(&e.event, true) {
             let at = secs(e.at_ms - run.started_ms);
@@ -298,10 +301,16 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
                 .collect();
             format!("{task:<28} if {}", each.join("; "))
         }
-        RunEvent::CancelRequested { reason } => match reason {
-            Some(why) => format!("cancel requested: {why}"),
-            None => "cancel requested".into(),
-        },
+        RunEvent::CancelRequested { reason, by } => {
+            let mut l = "cancel requested".to_string();
+            if let Some(by) = by {
+                let _ = write!(l, " by {by}");
+            }
+            if let Some(why) = reason {
+                let _ = write!(l, ": {why}");
+            }
+            l
+        }
         RunEvent::SessionLeaked { session, reason } => {
             format!("Spark session {session} LEAKED (could not be deleted: {reason})")
         }

@@ -88,6 +88,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 }),
                 resume: args.resume,
                 rerun: args.rerun,
+                started_by: None,
             })
             .await;
         let id = match started {
@@ -185,7 +186,7 @@ async fn follow(
                     anyhow::bail!("stopped waiting; run {id} may still be cancelling");
                 }
                 eprintln!("\ncancelling run {id} (Ctrl-C again to stop waiting)");
-                manager.cancel(id).await;
+                manager.cancel(id, None).await;
             }
         }
     }

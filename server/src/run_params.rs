@@ -262,6 +262,7 @@ depends_on = ["a"]
                 resumed_from: None,
                 plan: plan_json.clone(),
                 trigger: None,
+                started_by: None,
             },
             settled("a", "succeeded"),
             settled("b", "failed"),

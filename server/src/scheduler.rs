@@ -243,6 +243,7 @@ fn decide(history: &History, dir: &std::path::Path, now_ms: i64) -> anyhow::Resu
                 resume: None,
                 rerun: Vec::new(),
                 trigger: Trigger::schedule(slot),
+                started_by: None,
             });
         }
         if let Some(&next) = schedule.next_after(now_ms, 1).first() {

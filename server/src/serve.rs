@@ -17,11 +17,21 @@ pub struct ServeArgs {
     /// Address to listen on; anything but loopback requires --token.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// Bearer token every API call must carry: 1 to 256 letters, digits and `. _ ~ -`. Prefer
-    /// SPOOL_TOKEN or --token-file: a command-line value is visible in `ps`.
-    #[arg(long, env = "SPOOL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Read the token from this file (its content, trimmed).
+    /// A bearer token API calls may carry (every call must carry one when any is given):
+    /// `SECRET`, `NAME=SECRET` (the run log names who started and cancelled runs), or
+    /// `NAME=SECRET:read-only` (can list and watch, not start, cancel, resume or save). A
+    /// secret is 1 to 256 letters, digits and `. _ ~ -`. Several allowed (SPOOL_TOKEN:
+    /// comma-separated). Prefer SPOOL_TOKEN or --token-file: a command-line value is visible in
+    /// `ps`.
+    #[arg(
+        long,
+        env = "SPOOL_TOKEN",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub token: Vec<String>,
+    /// Read the tokens from this file: one a line, as --token takes them (`#` starts a
+    /// comment line).
     #[arg(long, conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
     /// Where run history is kept.
@@ -108,8 +118,8 @@ async fn stop_signal() {
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
-    let token = crate::api::load_token(args.token.as_deref(), args.token_file.as_deref())?;
-    if !args.bind.ip().is_loopback() && token.is_none() {
+    let tokens = crate::api::load_tokens(&args.token, args.token_file.as_deref())?;
+    if !args.bind.ip().is_loopback() && tokens.is_empty() {
         anyhow::bail!(
             "--bind {} is not a loopback address: give a token (SPOOL_TOKEN or --token-file) so that only holders of it can use the API",
             args.bind
@@ -164,7 +174,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         let state = Arc::new(AppState {
             pipelines_dir: pipelines_dir.clone(),
             web,
-            token,
+            tokens,
             history: history.clone(),
             runs: runs.clone(),
             limits: Default::default(),

@@ -5,7 +5,9 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{call, fixture, fixture_with_web, get, put_text, Fixture, PIPELINE};
+use common::{
+    call, fixture, fixture_with_tokens, fixture_with_web, get, put_text, Fixture, PIPELINE,
+};
 use serde_json::{json, Value};
 use spool_server::api::{app, WebApp};
 use tower::ServiceExt;
@@ -675,4 +677,124 @@ async fn the_runs_list_pages_newest_first_and_filters_by_pipeline_status_and_tim
     let out = spool_runs(&["--since", "tomorrow"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("`since`"));
+}
+
+/// A request carrying `Authorization: Bearer secret` (and a JSON body, when given).
+fn as_holder(method: &str, uri: &str, secret: &str, body: Option<Value>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "spool.internal:8080")
+        .header("authorization", format!("Bearer {secret}"))
+        .header("content-type", "application/json")
+        .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn named_tokens_are_recorded_and_read_only_ones_can_list_and_watch_but_not_change() {
+    let (ops, viewer) = ("0ps-s3cret", "v1ewer-s3cret");
+    let f = fixture_with_tokens(&[&format!("ops={ops}"), &format!("viewer={viewer}:read-only")]);
+    // Reading and a dry run are open to the read-only token.
+    for uri in ["/api/runs", "/api/pipelines", "/api/pipelines/nightly.toml"] {
+        let (status, _) = call(&f, as_holder("GET", uri, viewer, None)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+    let simulate = as_holder(
+        "POST",
+        "/api/pipelines/nightly.toml/simulate",
+        viewer,
+        Some(json!({})),
+    );
+    assert_eq!(call(&f, simulate).await.0, StatusCode::OK);
+
+    // Starting, saving, cancelling and resuming are not.
+    let start = json!({ "file": "nightly.toml" });
+    let changes = [
+        ("POST", "/api/runs", Some(start.clone())),
+        (
+            "PUT",
+            "/api/pipelines/nightly.toml",
+            Some(json!({ "text": "name = \"x\"\n" })),
+        ),
+        ("POST", "/api/runs/1/cancel", None),
+        ("POST", "/api/runs/1/resume", Some(json!({}))),
+    ];
+    for (method, uri, body) in changes.clone() {
+        let (status, err) = call(&f, as_holder(method, uri, viewer, body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}: {err}");
+        assert_eq!(err["error"], "forbidden");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("`viewer` is read-only"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("nightly.toml")).unwrap(),
+        PIPELINE
+    );
+    let (_, runs) = call(&f, as_holder("GET", "/api/runs", viewer, None)).await;
+    assert_eq!(runs, json!([]), "nothing was started");
+
+    // The named token starts a run: the log names it, never its secret.
+    let (status, started) = call(&f, as_holder("POST", "/api/runs", ops, Some(start))).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let id = started["id"].as_i64().unwrap();
+    let res = app(f.state.clone())
+        .oneshot(as_holder("GET", &format!("/api/runs/{id}"), viewer, None))
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(res.into_body(), 1 << 24)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(!text.contains(ops), "the secret is never written");
+    let detail: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(detail["run"]["started_by"], "ops");
+    assert_eq!(detail["events"][0]["event"]["started_by"], "ops");
+    let (_, runs) = call(&f, as_holder("GET", "/api/runs", viewer, None)).await;
+    assert_eq!(runs[0]["started_by"], "ops");
+    // It may cancel (the run may have ended already: Spark is not reachable here).
+    let (status, _) = call(
+        &f,
+        as_holder("POST", &format!("/api/runs/{id}/cancel"), ops, None),
+    )
+    .await;
+    assert!(
+        matches!(status, StatusCode::ACCEPTED | StatusCode::CONFLICT),
+        "{status}"
+    );
+
+    // The browser's cookie carries the same rights as the token it was traded for.
+    let sign_in = Request::post("/api/session")
+        .header("host", "spool.internal:8080")
+        .header("origin", "http://spool.internal:8080")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "token": viewer }).to_string()))
+        .unwrap();
+    let res = app(f.state.clone()).oneshot(sign_in).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let by_cookie = Request::post("/api/runs")
+        .header("host", "spool.internal:8080")
+        .header("origin", "http://spool.internal:8080")
+        .header("cookie", &cookie)
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "file": "nightly.toml" }).to_string()))
+        .unwrap();
+    assert_eq!(call(&f, by_cookie).await.0, StatusCode::FORBIDDEN);
+    let unknown = as_holder("GET", "/api/runs", "n0t-a-t0ken", None);
+    assert_eq!(call(&f, unknown).await.0, StatusCode::UNAUTHORIZED);
 }

@@ -214,7 +214,7 @@ async fn a_run_over_the_pipelines_limit_is_queued_visibly_and_cancellable() {
         "it never started"
     );
     assert!(of_type(&events, "task_started").is_none());
-    f.state.runs.cancel(first).await;
+    f.state.runs.cancel(first, None).await;
 }
 
 #[tokio::test]
@@ -233,5 +233,5 @@ async fn a_run_over_the_pipelines_limit_with_skip_is_recorded_cancelled_with_why
         "{why}"
     );
     assert!(of_type(&events, "task_started").is_none());
-    f.state.runs.cancel(first).await;
+    f.state.runs.cancel(first, None).await;
 }

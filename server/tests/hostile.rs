@@ -410,6 +410,7 @@ fn started_run(f: &Fixture) -> i64 {
                 resumed_from: None,
                 plan: json!({}),
                 trigger: None,
+                started_by: None,
             },
             1,
         )

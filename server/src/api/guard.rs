@@ -5,6 +5,7 @@
 //! for changes only with same-origin proof).
 
 use super::error::ApiError;
+use super::session::Token;
 use super::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
@@ -18,8 +19,9 @@ pub const TOKEN_COOKIE: &str = "spool_token";
 
 /// What an endpoint asks of its callers.
 pub(crate) struct Policy<'a> {
-    /// When set, every request must carry it (`Authorization: Bearer`, or the cookie).
-    pub token: Option<&'a str>,
+    /// When there are any, every request must carry one (`Authorization: Bearer`, or the
+    /// cookie).
+    pub tokens: &'a [Token],
     /// The API: a browser app whose changes always say where they come from, so a change
     /// needs positive proof of the same origin (or the bearer token). The Livy endpoint's
     /// clients are programs that send no `Origin`, so there only a foreign origin is refused.
@@ -37,6 +39,8 @@ pub(crate) enum Refusal {
     CrossOrigin,
     /// A token is configured and the request does not carry it.
     Unauthorized,
+    /// A read-only token asked for a change.
+    ReadOnly(Option<String>),
 }
 
 impl Refusal {
@@ -50,6 +54,10 @@ impl Refusal {
                     .into()
             }
             Refusal::Unauthorized => "a valid token is required".into(),
+            Refusal::ReadOnly(name) => format!(
+                "the token{} is read-only: it can list and watch runs, not start, cancel, resume or save",
+                name.as_ref().map_or(String::new(), |n| format!(" `{n}`"))
+            ),
         }
     }
 }
@@ -63,15 +71,45 @@ impl From<Refusal> for ApiError {
     }
 }
 
-pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// Who made an API request, as the handlers see it (the guard puts it in the request's
+/// extensions).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The name of the token it presented, if it has one.
+    pub name: Option<String>,
+}
+
+/// What a read-only token may do besides reading: sign in, and ask for a dry run (which
+/// changes nothing). `path` is within `/api`.
+fn read_only_may(method: &Method, path: &str) -> bool {
+    let simulate = path
+        .strip_prefix("/pipelines/")
+        .and_then(|rest| rest.strip_suffix("/simulate"))
+        .is_some_and(|file| !file.is_empty() && !file.contains('/'));
+    !is_change(method) || (*method == Method::POST && (path == "/session" || simulate))
+}
+
+pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let policy = Policy {
-        token: state.token.as_deref(),
+        tokens: &state.tokens,
         changes_need_same_origin: true,
         cookie: true,
     };
     let signing_in = *req.method() == Method::POST && req.uri().path().ends_with("/session");
-    match check(&policy, req.method(), signing_in, req.headers()) {
-        Ok(()) => next.run(req).await,
+    let checked =
+        check(&policy, req.method(), signing_in, req.headers()).and_then(|token| match token {
+            Some(t) if t.read_only && !read_only_may(req.method(), req.uri().path()) => {
+                Err(Refusal::ReadOnly(t.name.clone()))
+            }
+            _ => Ok(Caller {
+                name: token.and_then(|t| t.name.clone()),
+            }),
+        });
+    match checked {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
         Err(Refusal::Unauthorized) => {
             // A wrong credential is a guess: guesses are answered one at a time, slowly.
             state.limits.sign_ins.failed().await;
@@ -81,17 +119,22 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
     }
 }
 
-/// Checks a request against a policy. `signing_in`: the request trades the token for the
-/// cookie (its handler checks the token), so it needs only the same-origin proof.
-pub(crate) fn check(
-    policy: &Policy,
+fn is_change(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Checks a request against a policy; the token it presented, if any. `signing_in`: the
+/// request trades the token for the cookie (its handler checks the token), so it needs only
+/// the same-origin proof.
+pub(crate) fn check<'a>(
+    policy: &Policy<'a>,
     method: &Method,
     signing_in: bool,
     headers: &HeaderMap,
-) -> Result<(), Refusal> {
+) -> Result<Option<&'a Token>, Refusal> {
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let host = header(header::HOST).unwrap_or("");
-    let mutating = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let mutating = is_change(method);
     let fetch_site = header(header::HeaderName::from_static("sec-fetch-site"));
     let origin = header(header::ORIGIN);
     let origin_is_host = |o: &str| {
@@ -105,40 +148,42 @@ pub(crate) fn check(
         || origin.is_some_and(|o| !origin_is_host(o));
     let changes_refused =
         |proven: bool| mutating && (foreign_origin || (policy.changes_need_same_origin && !proven));
-    let Some(expected) = policy.token else {
+    if policy.tokens.is_empty() {
         if !is_loopback_host(host) {
             return Err(Refusal::ForeignHost(host.to_string()));
         }
         return if changes_refused(same_origin) {
             Err(Refusal::CrossOrigin)
         } else {
-            Ok(())
+            Ok(None)
         };
-    };
-    let matches = |p: &str| constant_time_eq(p.as_bytes(), expected.as_bytes());
-    if header(header::AUTHORIZATION)
+    }
+    let token_of = |p: &str| policy.tokens.iter().find(|t| t.matches(p));
+    if let Some(token) = header(header::AUTHORIZATION)
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(matches)
+        .and_then(token_of)
     {
-        return Ok(());
+        return Ok(Some(token));
     }
     // A cookie is sent by the browser whoever made the page, so it only counts for changes
     // that prove they come from the Spool page.
-    let cookie = policy.cookie
-        && headers
+    let cookie = match policy.cookie {
+        true => headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|kv| kv.trim().split_once('='))
-            .any(|(k, v)| k == TOKEN_COOKIE && matches(v));
-    if !(cookie || (signing_in && policy.cookie)) {
+            .find_map(|(k, v)| (k == TOKEN_COOKIE).then(|| token_of(v)).flatten()),
+        false => None,
+    };
+    if cookie.is_none() && !(signing_in && policy.cookie) {
         return Err(Refusal::Unauthorized);
     }
     if mutating && (foreign_origin || !same_origin) {
         return Err(Refusal::CrossOrigin);
     }
-    Ok(())
+    Ok(cookie)
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -162,12 +207,16 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn api(token: Option<&str>) -> Policy<'_> {
+    fn api(tokens: &[Token]) -> Policy<'_> {
         Policy {
-            token,
+            tokens,
             changes_need_same_origin: true,
             cookie: true,
         }
+    }
+
+    fn token(spec: &str) -> Vec<Token> {
+        vec![Token::parse(spec).unwrap()]
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -181,23 +230,23 @@ mod tests {
     #[test]
     fn loopback_reads_are_free_and_writes_need_same_origin() {
         let local = [("host", "127.0.0.1:8080")];
-        assert!(check(&api(None), &Method::GET, false, &headers(&local)).is_ok());
-        assert!(check(&api(None), &Method::POST, false, &headers(&local)).is_err());
+        assert!(check(&api(&[]), &Method::GET, false, &headers(&local)).is_ok());
+        assert!(check(&api(&[]), &Method::POST, false, &headers(&local)).is_err());
         let same = [
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080"),
         ];
-        assert!(check(&api(None), &Method::POST, false, &headers(&same)).is_ok());
+        assert!(check(&api(&[]), &Method::POST, false, &headers(&same)).is_ok());
         let other = [
             ("host", "127.0.0.1:8080"),
             ("origin", "http://evil.example"),
         ];
-        assert!(check(&api(None), &Method::PUT, false, &headers(&other)).is_err());
+        assert!(check(&api(&[]), &Method::PUT, false, &headers(&other)).is_err());
         let fetch = [
             ("host", "localhost:8080"),
             ("sec-fetch-site", "same-origin"),
         ];
-        assert!(check(&api(None), &Method::DELETE, false, &headers(&fetch)).is_ok());
+        assert!(check(&api(&[]), &Method::DELETE, false, &headers(&fetch)).is_ok());
     }
 
     #[test]
@@ -206,9 +255,9 @@ mod tests {
             ("host", "evil.example:8080"),
             ("origin", "http://evil.example:8080"),
         ];
-        assert!(check(&api(None), &Method::GET, false, &headers(&rebound)).is_err());
+        assert!(check(&api(&[]), &Method::GET, false, &headers(&rebound)).is_err());
         assert!(check(
-            &api(None),
+            &api(&[]),
             &Method::GET,
             false,
             &headers(&[("host", "[::1]:80")])
@@ -220,18 +269,18 @@ mod tests {
     fn a_configured_token_is_required_for_everything() {
         let h = [("host", "10.0.0.5:8080")];
         assert!(matches!(
-            check(&api(Some("s3cret")), &Method::GET, false, &headers(&h)),
+            check(&api(&token("s3cret")), &Method::GET, false, &headers(&h)),
             Err(Refusal::Unauthorized)
         ));
         let ok = [
             ("host", "10.0.0.5:8080"),
             ("authorization", "Bearer s3cret"),
         ];
-        assert!(check(&api(Some("s3cret")), &Method::POST, false, &headers(&ok)).is_ok());
+        assert!(check(&api(&token("s3cret")), &Method::POST, false, &headers(&ok)).is_ok());
         let bad = [
             ("host", "10.0.0.5:8080"),
             ("authorization", "Bearer s3creT"),
         ];
-        assert!(check(&api(Some("s3cret")), &Method::GET, false, &headers(&bad)).is_err());
+        assert!(check(&api(&token("s3cret")), &Method::GET, false, &headers(&bad)).is_err());
     }
 }

@@ -11,10 +11,11 @@ mod session;
 mod web_files;
 
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+pub use guard::Caller;
 pub(crate) use guard::{check as check_caller, Policy as CallerPolicy, Refusal};
 pub use listen::{serve, HEADER_READ_TIMEOUT};
 use session::SignInThrottle;
-pub use session::{load_token, random_token, valid_token, MAX_TOKEN_LEN};
+pub use session::{load_token, load_tokens, random_token, valid_token, Token, MAX_TOKEN_LEN};
 pub use web_files::WebApp;
 /// The JSON request bodies, as the handlers read them (the fuzz targets decode them too).
 pub use {
@@ -36,8 +37,9 @@ pub struct AppState {
     pub pipelines_dir: PathBuf,
     /// Where the web app's files come from.
     pub web: WebApp,
-    /// When set, every API call must carry it as a bearer token.
-    pub token: Option<String>,
+    /// When there are any, every API call must carry one of them as a bearer token (or
+    /// its cookie); read-only ones cannot change anything.
+    pub tokens: Vec<Token>,
     pub history: Arc<History>,
     pub runs: Arc<crate::runs::RunManager>,
     pub limits: Limits,

@@ -1,13 +1,14 @@
 //! Runs: start, list, read, cancel, resume, and the live event stream.
 
 use super::{
-    blocking, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, MAX_LIVE_STREAMS,
+    blocking, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, MAX_LIVE_STREAMS,
 };
 use crate::history::{RunRecord, RunSummary, StoredEvent};
 use crate::runs::{RunRequest, StartError};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use spool_core::listing::RunQuery;
@@ -112,6 +113,7 @@ pub async fn get(
 
 pub async fn start(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     let file = super::pipelines::pipeline_path(&body.file)?;
@@ -127,6 +129,7 @@ pub async fn start(
             } else {
                 TriggerKind::Api
             }),
+            started_by: caller.name,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Started { id })))
@@ -134,6 +137,7 @@ pub async fn start(
 
 pub async fn resume(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<i64>,
     body: Option<ApiJson<ResumeBody>>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
@@ -150,6 +154,7 @@ pub async fn resume(
             resume: Some(id),
             rerun: body.rerun,
             trigger: Trigger::of(TriggerKind::Resume),
+            started_by: caller.name,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Started { id: new })))
@@ -157,9 +162,10 @@ pub async fn resume(
 
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    if state.runs.cancel(id).await {
+    if state.runs.cancel(id, caller.name).await {
         return Ok(StatusCode::ACCEPTED);
     }
     let exists = run_summary(&state, id).await?.is_some();

@@ -207,7 +207,7 @@ pub async fn start(args: Args) -> anyhow::Result<LocalLivy> {
         startup_timeout: Duration::from_secs(300),
         registry: Mutex::new(Registry::default()),
         drivers: Mutex::new(Vec::new()),
-        token: token.clone(),
+        token: token.clone().map(crate::api::Token::unnamed),
     });
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((args.host, args.port))).await?;
     let base_url = format!("http://{}", listener.local_addr()?);
@@ -241,7 +241,7 @@ struct Endpoint {
     registry: Mutex<Registry>,
     drivers: Mutex<Vec<JoinHandle<()>>>,
     /// When set, every request must carry it as a bearer token.
-    token: Option<String>,
+    token: Option<crate::api::Token>,
 }
 
 #[derive(Default)]
@@ -390,12 +390,12 @@ async fn guard(
     next: axum::middleware::Next,
 ) -> Response {
     let policy = CallerPolicy {
-        token: state.token.as_deref(),
+        tokens: state.token.as_slice(),
         changes_need_same_origin: false,
         cookie: false,
     };
     match check_caller(&policy, req.method(), false, req.headers()) {
-        Ok(()) => next.run(req).await,
+        Ok(_) => next.run(req).await,
         Err(refusal) => {
             let status = match refusal {
                 crate::api::Refusal::Unauthorized => StatusCode::UNAUTHORIZED,

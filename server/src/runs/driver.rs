@@ -251,7 +251,7 @@ impl Execution {
         }
         let limit = self.plan.timeout_secs.unwrap_or_default();
         let why = format!("the run did not finish within its timeout_secs = {limit}");
-        self.cancel(Some(&why), pending);
+        self.cancel(Some(&why), None, pending);
         true
     }
 
@@ -421,12 +421,12 @@ impl Execution {
                     if !control_open {
                         continue;
                     }
-                    let asked = *control.borrow_and_update();
+                    let asked = control.borrow_and_update().clone();
                     match asked {
                         Control::Go => {}
-                        Control::Cancel(why) => self.cancel(why, &mut pending),
+                        Control::Cancel { reason, by } => self.cancel(reason, by, &mut pending),
                         Control::CancelNow => {
-                            self.cancel(Some(STOPPING), &mut pending);
+                            self.cancel(Some(STOPPING), None, &mut pending);
                             self.abandon_session(
                                 "Spool is stopping: the run's session is deleted",
                                 &mut pending,
@@ -448,12 +448,13 @@ impl Execution {
         self.finished.unwrap_or(RunStatus::Failed)
     }
 
-    fn cancel(&mut self, reason: Option<&str>, pending: &mut Vec<Command>) {
+    fn cancel(&mut self, reason: Option<&str>, by: Option<String>, pending: &mut Vec<Command>) {
         if self.cancelling || self.finished.is_some() {
             return;
         }
         self.record(RunEvent::CancelRequested {
             reason: reason.map(str::to_string),
+            by,
         });
         self.cancelling = true;
         self.feed(Event::CancelRequested, pending);

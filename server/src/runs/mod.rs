@@ -58,6 +58,8 @@ pub struct RunRequest {
     pub rerun: Vec<String>,
     /// What asks for the run; a scheduled run's slot is what its `run.…` references read.
     pub trigger: Trigger,
+    /// The name of the API token that asks for it, for the run log.
+    pub started_by: Option<String>,
 }
 
 impl RunRequest {
@@ -89,12 +91,15 @@ pub struct SparkTarget {
 }
 
 /// What a run in progress is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Control {
     Go,
-    /// Cancel (with why, when it is not a user's request): running notebooks are cancelled
-    /// and confirmed ended.
-    Cancel(Option<&'static str>),
+    /// Cancel (with why, when it is not a user's request; who asked, when they are named):
+    /// running notebooks are cancelled and confirmed ended.
+    Cancel {
+        reason: Option<&'static str>,
+        by: Option<String>,
+    },
     /// Cancel, and stop waiting for confirmations: delete the run's sessions now (a server that
     /// stops within a bounded time).
     CancelNow,
@@ -228,6 +233,7 @@ impl RunManager {
                 let now = now_ms();
                 let skipped = RunEvent::CancelRequested {
                     reason: Some(reason),
+                    by: None,
                 };
                 let finished = RunEvent::RunFinished {
                     status: RunStatus::Cancelled,
@@ -239,7 +245,13 @@ impl RunManager {
             Decision::Queue(reason) => reason,
             Decision::CancelRunning(runs, reason) => {
                 for run in runs {
-                    self.control(run, Control::Cancel(Some(SUPERSEDED)));
+                    self.control(
+                        run,
+                        Control::Cancel {
+                            reason: Some(SUPERSEDED),
+                            by: None,
+                        },
+                    );
                 }
                 reason
             }
@@ -300,6 +312,7 @@ impl RunManager {
         let now = now_ms();
         let why = RunEvent::CancelRequested {
             reason: Some(format!("the run could not start: {e}")),
+            by: None,
         };
         let failed = RunEvent::RunFinished {
             status: RunStatus::Failed,
@@ -324,6 +337,7 @@ impl RunManager {
             resumed_from: req.resume,
             plan: serde_json::to_value(&prepared.plan).map_err(anyhow::Error::from)?,
             trigger: Some(req.trigger.clone()),
+            started_by: req.started_by.clone(),
         };
         let history = self.history.clone();
         let id = tokio::task::spawn_blocking(move || history.create_run(&started, now_ms()))
@@ -481,17 +495,21 @@ impl RunManager {
     }
 
     /// Asks a run in progress to stop, or takes a queued one out of the queue (recorded
-    /// cancelled); false when it is neither.
-    pub async fn cancel(self: &Arc<Self>, id: i64) -> bool {
-        if self.control(id, Control::Cancel(None)) {
+    /// cancelled); false when it is neither. `by`: the name of who asks, for the run log.
+    pub async fn cancel(self: &Arc<Self>, id: i64, by: Option<String>) -> bool {
+        let asked = Control::Cancel {
+            reason: None,
+            by: by.clone(),
+        };
+        if self.control(id, asked) {
             return true;
         }
-        self.withdraw(id, None).await
+        self.withdraw(id, None, by).await
     }
 
     /// Takes run `id` out of the queue and records it cancelled (with why, when it was not a
     /// user's request); false when it was not waiting.
-    async fn withdraw(self: &Arc<Self>, id: i64, reason: Option<&str>) -> bool {
+    async fn withdraw(self: &Arc<Self>, id: i64, reason: Option<&str>, by: Option<String>) -> bool {
         let decided = self.decisions.lock().await;
         if Self::lock(&self.active).waiting.remove(&id).is_none() {
             return false;
@@ -499,6 +517,7 @@ impl RunManager {
         let now = now_ms();
         let cancel = RunEvent::CancelRequested {
             reason: reason.map(str::to_string),
+            by,
         };
         let finished = RunEvent::RunFinished {
             status: RunStatus::Cancelled,
@@ -525,16 +544,19 @@ impl RunManager {
         // Queued runs end first, so that none starts while the others stop.
         let queued: Vec<i64> = Self::lock(&self.active).waiting.keys().copied().collect();
         for id in queued {
-            self.withdraw(id, Some(STOPPING)).await;
+            self.withdraw(id, Some(STOPPING), None).await;
         }
         let ids: Vec<i64> = Self::lock(&self.active).runs.keys().copied().collect();
         let first = if keep_runs {
             Control::Detach
         } else {
-            Control::Cancel(Some(STOPPING))
+            Control::Cancel {
+                reason: Some(STOPPING),
+                by: None,
+            }
         };
         for &id in &ids {
-            self.control(id, first);
+            self.control(id, first.clone());
         }
         let waits: Vec<_> = {
             let active = Self::lock(&self.active);

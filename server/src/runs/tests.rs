@@ -68,6 +68,7 @@ fn request(resume: Option<i64>) -> RunRequest {
         resume,
         rerun: Vec::new(),
         trigger: Trigger::of(TriggerKind::Cli),
+        started_by: None,
     }
 }
 
@@ -541,11 +542,20 @@ fn cancel_stops_everything_even_when_cancels_fail_and_starts_nothing_after() {
         let manager = h.manager(None);
         let (id, handle) = begin(&manager, None).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        assert!(manager.cancel(id).await);
+        assert!(manager.cancel(id, Some("ops".into())).await);
         let exec = handle.await.expect("run");
         check_invariants(&h, id, &exec);
         let record = h.record(id);
         assert_eq!(record.status, RunStatus::Cancelled);
+        let asked: Vec<_> = h
+            .events(id)
+            .into_iter()
+            .filter_map(|e| match e {
+                RunEvent::CancelRequested { by, .. } => Some(by),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked, [Some("ops".to_string())], "the log names who cancelled");
         for t in ["a", "c"] {
             assert_eq!(attempts(&record, t), [(1, Some(AttemptOutcome::Cancelled))]);
         }
@@ -672,7 +682,10 @@ fn overlap_queue_runs_one_after_another_and_a_queued_run_can_be_cancelled() {
             statuses,
             [RunStatus::Running, RunStatus::Queued, RunStatus::Queued]
         );
-        assert!(manager.cancel(ids[2]).await, "a queued run is cancellable");
+        assert!(
+            manager.cancel(ids[2], None).await,
+            "a queued run is cancellable"
+        );
         let runs = ended(&h, &ids).await;
         let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
         assert_eq!(
@@ -702,7 +715,7 @@ fn overlap_queue_runs_one_after_another_and_a_queued_run_can_be_cancelled() {
             "the cancelled queued run ran nothing"
         );
         assert!(
-            !manager.cancel(ids[2]).await,
+            !manager.cancel(ids[2], None).await,
             "no longer queued nor running"
         );
     });
@@ -720,7 +733,7 @@ fn overlap_skip_records_the_skipped_run_cancelled_with_why() {
         assert_eq!(runs[1].status, RunStatus::Cancelled);
         assert!(runs[1].tasks.is_empty());
         assert!(h.events(skipped).iter().any(|e| matches!(e,
-            RunEvent::CancelRequested { reason: Some(r) } if r.contains("on_overlap = skip"))));
+            RunEvent::CancelRequested { reason: Some(r), .. } if r.contains("on_overlap = skip"))));
     });
 }
 
@@ -735,7 +748,7 @@ fn overlap_cancel_running_cancels_the_run_in_progress_then_starts_the_new_one() 
         let runs = ended(&h, &[old, new]).await;
         assert_eq!(runs[0].status, RunStatus::Cancelled);
         assert!(h.events(old).iter().any(|e| matches!(e,
-            RunEvent::CancelRequested { reason: Some(r) } if r.contains("cancel_running"))));
+            RunEvent::CancelRequested { reason: Some(r), .. } if r.contains("cancel_running"))));
         assert_eq!(runs[1].status, RunStatus::Succeeded);
         assert_one_after_another(&runs);
     });
@@ -792,7 +805,7 @@ fn shutdown_cancels_runs_and_deletes_sessions_within_a_bounded_time() {
         let record = h.record(id);
         assert_eq!(record.status, RunStatus::Cancelled);
         assert!(h.events(id).iter().any(|e| matches!(e,
-            RunEvent::CancelRequested { reason: Some(r) } if r.contains("stopping"))));
+            RunEvent::CancelRequested { reason: Some(r), .. } if r.contains("stopping"))));
         assert!(h.fake.live_sessions().is_empty());
     });
 }
@@ -1136,7 +1149,7 @@ mod properties {
                     let m = manager.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_secs(u64::from(at))).await;
-                        m.cancel(id).await;
+                        m.cancel(id, None).await;
                     });
                 }
                 let exec = handle.await.expect("run");
@@ -1354,7 +1367,7 @@ fn a_run_past_its_timeout_is_cancelled_with_the_reason() {
         assert_eq!(record.tasks["a"].state, Some(Final::Succeeded));
         assert_eq!(record.tasks["b"].state, Some(Final::Cancelled));
         assert!(h.events(id).iter().any(|e| matches!(e,
-            RunEvent::CancelRequested { reason: Some(r) } if r.contains("timeout_secs = 30"))));
+            RunEvent::CancelRequested { reason: Some(r), .. } if r.contains("timeout_secs = 30"))));
         assert!(h.fake.live_sessions().is_empty());
     });
 }

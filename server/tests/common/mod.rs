@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use spool_server::agent::Agent;
-use spool_server::api::{app, AppState, WebApp};
+use spool_server::api::{app, AppState, Token, WebApp};
 use spool_server::history::History;
 use spool_server::livy::{ClientConfig, LivyClient};
 use spool_server::runs::spark::LivySpark;
@@ -43,6 +43,15 @@ pub fn fixture(token: Option<&str>) -> Fixture {
 
 /// Serving `web` at `/`.
 pub fn fixture_with_web(token: Option<&str>, web: WebApp) -> Fixture {
+    fixture_of(token.as_slice(), web)
+}
+
+/// With these tokens (as `spool serve --token` takes them).
+pub fn fixture_with_tokens(specs: &[&str]) -> Fixture {
+    fixture_of(specs, WebApp::Missing)
+}
+
+fn fixture_of(tokens: &[&str], web: WebApp) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     std::fs::create_dir_all(root.join("nb")).unwrap();
@@ -66,7 +75,10 @@ pub fn fixture_with_web(token: Option<&str>, web: WebApp) -> Fixture {
     let state = Arc::new(AppState {
         pipelines_dir: root.clone(),
         web,
-        token: token.map(str::to_string),
+        tokens: tokens
+            .iter()
+            .map(|t| Token::parse(t).expect("a token"))
+            .collect(),
         history,
         runs,
         limits: Default::default(),
