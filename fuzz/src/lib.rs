@@ -341,7 +341,7 @@ pub fn api_bodies(data: &[u8]) {
     use axum::response::IntoResponse;
     use spool_core::calibrate::{Calibration, CalibrationQuery};
     use spool_core::dry_run::{DryRunReport, SimOptions};
-    use spool_server::api::{ApiError, PutBody, ResumeBody, SignIn, StartBody};
+    use spool_server::api::{ApiError, PutBody, ResumeBody, ScheduleBody, SignIn, StartBody};
     fn body<T: serde::de::DeserializeOwned>(data: &[u8]) -> Option<T> {
         match axum::Json::<T>::from_bytes(data) {
             Ok(axum::Json(v)) => Some(v),
@@ -355,6 +355,7 @@ pub fn api_bodies(data: &[u8]) {
     body::<StartBody>(data);
     body::<ResumeBody>(data);
     body::<SignIn>(data);
+    body::<ScheduleBody>(data);
     if let Some(options) = body::<SimOptions>(data) {
         if options.validate().is_empty() {
             let report = DryRunReport::of(&small_plan(), &options, None);

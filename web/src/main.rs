@@ -594,7 +594,7 @@ fn schedule_bar(props: &AppProps) -> Html {
     };
     html! {
         <div id="schedule-bar" class="schedule-bar" title={format!("then {}", later.join(", "))}>
-            <span>{ format!("⏱ {} ({}): {state}", schedule.cron, schedule.timezone) }</span>
+            <span>{ format!("schedule {} ({}): {state}", schedule.cron, schedule.timezone) }</span>
             if schedule.enabled {
                 <button id="schedule-toggle" {onclick}>
                     { if schedule.paused { "Resume schedule" } else { "Pause schedule" } }
