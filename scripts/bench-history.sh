@@ -8,7 +8,7 @@
 # Targets (issue 15): 100,000 runs; the newest 50 listed under 50 ms; server start under 1 s.
 # Usage: scripts/bench-history.sh [--runs N] [--baseline-spool PATH]
 #   --baseline-spool: a release `spool` built before run summaries (e.g. from commit
-#   7c57b72), to time the previous server's start and list on the same history.
+#   7d5b25a or earlier), to time the previous server's start and list on the same history.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=100000

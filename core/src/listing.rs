@@ -18,7 +18,7 @@ pub struct RunQuery {
     pub limit: Option<String>,
     /// Only runs with a smaller id: the next page starts before the last id of this one.
     pub before: Option<String>,
-    /// A pipeline file (`daily_sales.toml`) or a pipeline's name.
+    /// A pipeline file (`daily_sales.toml`: a name ending in `.toml`) or a pipeline's name.
     pub pipeline: Option<String>,
     /// One status or several, comma-separated.
     pub status: Option<String>,
