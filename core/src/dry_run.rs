@@ -222,6 +222,28 @@ impl SimOptions {
         errors
     }
 
+    /// The `assume` keys that name no task of `plan` (`ID` or `ID.KEY`): a misspelt id would
+    /// leave the conditions reading it holding, without a word.
+    pub fn unknown_assumptions(&self, plan: &Plan) -> Vec<OptionError> {
+        let names_a_task = |key: &str| {
+            plan.tasks.iter().any(|t| {
+                key.strip_prefix(t.id.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+        };
+        self.assume
+            .keys()
+            .filter(|k| !names_a_task(k))
+            .map(|k| OptionError {
+                field: "assume",
+                message: format!(
+                    "`{}` names no notebook of the plan (write ID.KEY or ID)",
+                    k.chars().take(64).collect::<String>()
+                ),
+            })
+            .collect()
+    }
+
     /// The simulation set-up on `plan`: these options, and what `calibration` measured where
     /// they leave a figure open (the live capacity only when no pool size is given).
     pub fn setup(&self, plan: &Plan, calibration: Option<&Calibration>) -> SimSetup {
@@ -513,6 +535,18 @@ mod tests {
         // Each notebook in its own 3-node pool paying the start-up: a then b, c beside them.
         assert_eq!(r["baseline"]["makespan_secs"], 180.0 + 100.0 + 180.0 + 50.0);
         assert!(r.get("sweep").is_none() && r.get("calibration").is_none());
+    }
+
+    #[test]
+    fn assumed_values_must_name_a_notebook_of_the_plan() {
+        let options: SimOptions =
+            serde_json::from_value(json!({"assume": {"a.rows": 0, "b": "x", "ab.rows": 1}}))
+                .expect("options read");
+        let unknown = options.unknown_assumptions(&plan());
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
+        assert!(unknown[0]
+            .message
+            .starts_with("`ab.rows` names no notebook"));
     }
 
     #[test]

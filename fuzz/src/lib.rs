@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("runlog", runlog),
     ("edit", edit),
     ("api_bodies", api_bodies),
+    ("value_condition", value_condition),
 ];
 
 /// A line `#@ PATH` starts the next file of a bundle.
@@ -333,6 +334,49 @@ pub fn edit(data: &[u8]) {
         }
     }
     spool_core::parse::parse_pipeline("main.toml", &out);
+}
+
+/// A dependency's `if`: parsed within its limits or refused with a span inside the text; what
+/// parses checks and evaluates (on values of every JSON type) without panicking.
+pub fn value_condition(data: &[u8]) {
+    use spool_core::template::{Source, ValueType};
+    use spool_core::value_condition::{ValueCondition, MAX_CONDITION_BYTES};
+    let Some(text) = text(data) else { return };
+    let c = match ValueCondition::parse(text) {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                e.span.end <= text.len() && e.span.start <= e.span.end,
+                "{e:?}"
+            );
+            return;
+        }
+    };
+    assert!(text.len() <= MAX_CONDITION_BYTES);
+    let _ = c.check(&mut |src| {
+        Ok(match src {
+            Source::Param(p) if p.len() % 2 == 0 => ValueType::Number,
+            Source::Param(_) => ValueType::String,
+            _ => ValueType::Any,
+        })
+    });
+    let values = [
+        serde_json::json!(0),
+        serde_json::json!(-1.5),
+        serde_json::json!("x"),
+        serde_json::json!(true),
+        serde_json::json!(null),
+        serde_json::json!([1]),
+        serde_json::json!({"a": 1}),
+    ];
+    for (i, _) in values.iter().enumerate() {
+        let lookup = |src: &Source| {
+            let n = format!("{src:?}").len() + i;
+            Ok(values[n % values.len()].clone())
+        };
+        let verdict = c.evaluate(&lookup);
+        assert!(verdict.error.is_none() || !verdict.holds);
+    }
 }
 
 /// The API's JSON request bodies, read as its handlers read them; a refused body is a

@@ -212,6 +212,12 @@ async fn simulates_on_the_server_with_options_and_refuses_bad_ones() {
         message.contains("`executors`") && message.contains("`failure_rate`"),
         "every field out of range is named: {message}"
     );
+    let (status, err) = call(&f, post(json!({ "assume": { "lod.rows": 0 } }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .contains("`lod.rows` names no notebook"));
     let (status, err) = call(&f, post(json!({ "durations_from": 41 }))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
     assert!(err["message"].as_str().unwrap().contains("no run 41"));

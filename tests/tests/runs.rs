@@ -709,6 +709,47 @@ fn a_session_still_starting_after_its_timeout_is_deleted_and_the_run_fails_sayin
 }
 
 #[test]
+fn a_conditional_notebook_runs_only_when_a_published_count_is_positive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+    let state = |run: &Value, task: &str| run["tasks"][task]["state"].clone();
+
+    // `count_rows` publishes 20: `publish` runs, `alert_empty` is skipped saying why.
+    let (code, first, stderr) = run(&livy.url, &data, "conditions.toml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(state(&first, "publish"), "succeeded");
+    assert_eq!(first["tasks"]["publish"]["values"]["value"], "published");
+    assert_eq!(state(&first, "alert_empty"), "skipped");
+    assert_eq!(
+        first["tasks"]["alert_empty"]["skipped"],
+        "the `if` of its dependency on `count_rows` did not hold: \
+         {{ tasks.count_rows.values.row_count }} == 0 (tasks.count_rows.values.row_count = 20)"
+    );
+    assert!(first["tasks"]["alert_empty"]["attempts"]
+        .as_array()
+        .is_some_and(Vec::is_empty));
+
+    // No tables: the count is 0, and the other branch runs.
+    let (code, second, stderr) = run(
+        &livy.url,
+        &data,
+        "conditions.toml",
+        &["--param", "count_rows.tables=[]"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        second["tasks"]["count_rows"]["values"]["values"]["row_count"],
+        0
+    );
+    assert_eq!(state(&second, "publish"), "skipped");
+    assert_eq!(state(&second, "alert_empty"), "succeeded");
+    let evaluated = &second["tasks"]["publish"]["conditions"][0];
+    assert_eq!(evaluated["holds"], false, "{evaluated}");
+    assert_eq!(evaluated["read"]["tasks.count_rows.values.row_count"], 0);
+}
+
+#[test]
 fn values_set_by_notebooks_reach_their_dependents_and_the_run_log() {
     let tmp = tempfile::tempdir().unwrap();
     let livy = LocalLivy::start(&tmp.path().join("livy"));

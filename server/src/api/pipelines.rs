@@ -324,6 +324,14 @@ pub async fn simulate(
     let file = pipeline_path(&file)?;
     blocking(move || {
         let plan = load_plan(&state, &file)?;
+        let unknown: Vec<String> = options
+            .unknown_assumptions(&plan)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::BadRequest(unknown.join("; ")));
+        }
         let calibration = match options.durations_from {
             Some(from) => Some(calibration_of(&state, &plan, from, options.history_runs)?),
             None => None,

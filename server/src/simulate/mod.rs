@@ -152,6 +152,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         (None, None) => anyhow::bail!("give a pipeline file or --generate N"),
     };
+    let unknown = options.unknown_assumptions(&plan);
+    if !unknown.is_empty() {
+        for e in unknown {
+            eprintln!("error: --{}: {}", e.field, e.message);
+        }
+        return Ok(2);
+    }
     let calibration: Option<Calibration> = match options.durations_from {
         Some(from) => {
             let history = History::open(&args.data_dir)?;
