@@ -290,6 +290,15 @@ impl<'p> PlanSummary<'p> {
                 }
             );
         }
+        for task in &p.tasks {
+            for c in &task.conditions {
+                let _ = writeln!(
+                    s,
+                    "if: {} runs only when {} (on its dependency on {})",
+                    task.id, c.condition.text, c.dependency
+                );
+            }
+        }
         if let Some(resume) = &self.resume {
             resume.render(&mut s);
         }
