@@ -4,8 +4,8 @@
 //! it. One pass ([`Scheduler::tick`]) reads the pipelines that have a schedule, records in the
 //! history (table `schedules`) the newest slot handled before starting its runs (a run is
 //! started at most once per slot, also across a crash), and says when the next slot comes;
-//! the loop sleeps until then, at most [`RESCAN`], so that edited files and resumed
-//! schedules count within that. What was missed while the server was down is found from the
+//! the loop sleeps until then, at most [`RESCAN`], and wakes at once when the API saves a
+//! file or pauses or resumes a schedule (files changed otherwise count within [`RESCAN`]). What was missed while the server was down is found from the
 //! recorded slot at the first pass after a restart, and `catch_up` decides.
 
 use crate::fs_sources::DiskSources;
@@ -190,9 +190,13 @@ impl Scheduler {
         pass.next_ms
     }
 
-    /// Runs passes until `stop` turns true: after each, sleeps until the next slot (at most
-    /// [`RESCAN`]).
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Runs passes until `stop` turns true: after each, sleeps until the next slot, at most
+    /// [`RESCAN`], or until `changed` is told (a file saved, a schedule paused or resumed).
+    pub async fn run(
+        self: Arc<Self>,
+        changed: Arc<tokio::sync::Notify>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         loop {
             let now = crate::runs::now_ms();
             let next = self.tick(now).await;
@@ -201,6 +205,7 @@ impl Scheduler {
                 .map_or(RESCAN, |w| w.min(RESCAN));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = changed.notified() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }

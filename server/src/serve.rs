@@ -178,6 +178,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             history: history.clone(),
             runs: runs.clone(),
             limits: Default::default(),
+            schedules_changed: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(args.bind).await?;
         eprintln!(
@@ -188,7 +189,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         // then gets a moment to finish its answers.
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let scheduler = Arc::new(Scheduler::new(history.clone(), runs.clone(), pipelines_dir));
-        let scheduling = tokio::spawn(scheduler.run(stop_rx.clone()));
+        let scheduling =
+            tokio::spawn(scheduler.run(state.schedules_changed.clone(), stop_rx.clone()));
         let mut server = tokio::spawn(crate::api::serve(
             listener,
             app(state),

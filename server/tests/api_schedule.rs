@@ -235,3 +235,24 @@ async fn a_run_over_the_pipelines_limit_with_skip_is_recorded_cancelled_with_why
     assert!(of_type(&events, "task_started").is_none());
     f.state.runs.cancel(first, None).await;
 }
+
+#[tokio::test]
+async fn a_read_only_token_cannot_pause_a_schedule_and_a_full_one_can() {
+    let f = common::fixture_with_tokens(&["ops=0ps-s3cret", "viewer=v1ewer-s3cret:read-only"]);
+    std::fs::write(f.root.join("hourly.toml"), SCHEDULED).unwrap();
+    let pause = |token: &str| {
+        Request::post("/api/pipelines/hourly.toml/schedule")
+            .header("host", "127.0.0.1:8080")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(json!({ "paused": true }).to_string()))
+            .unwrap()
+    };
+    let (status, err) = call(&f, pause("v1ewer-s3cret")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    let history = History::open(&f.root.join(".spool")).unwrap();
+    assert!(!history.schedule_state("hourly.toml").unwrap().paused);
+    let (status, answer) = call(&f, pause("0ps-s3cret")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(history.schedule_state("hourly.toml").unwrap().paused);
+}

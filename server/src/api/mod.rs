@@ -43,6 +43,9 @@ pub struct AppState {
     pub history: Arc<History>,
     pub runs: Arc<crate::runs::RunManager>,
     pub limits: Limits,
+    /// Told when a pipeline file is saved or a schedule paused or resumed: the scheduler
+    /// looks again at once instead of at its next rescan.
+    pub schedules_changed: Arc<tokio::sync::Notify>,
 }
 
 /// Bounds on what callers can make the server do: guess the token, hold event streams open.

@@ -276,6 +276,8 @@ pub async fn put(
             WriteError::Refused(m) => ApiError::BadRequest(m),
             io => ApiError::Internal(io.into()),
         })?;
+        // Its `[schedule]` may be new or changed.
+        state.schedules_changed.notify_one();
         Ok((
             etag_header(&body.text),
             Json(Checked {

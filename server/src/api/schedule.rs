@@ -49,6 +49,7 @@ pub async fn set(
         view(&state, &file, now)?;
         state.history.set_schedule_paused(&file, body.paused, now)?;
         tracing::info!(file, paused = body.paused, "schedule paused or resumed");
+        state.schedules_changed.notify_one();
         view(&state, &file, now).map(Json)
     })
     .await

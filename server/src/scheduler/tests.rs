@@ -12,6 +12,8 @@ use spool_core::listing::{RunFilter, MAX_LIMIT};
 use spool_core::runlog::RunSummary;
 use spool_core::runlog::Trigger;
 use spool_core::schedule::parse_utc_minute;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `pipeline` as `p.toml`, beside a pipeline without a schedule that no pass may start.
 fn harness(pipeline: &str) -> Harness {
@@ -172,3 +174,37 @@ fn a_paused_schedule_starts_nothing_and_does_not_catch_up_its_pause() {
         assert_eq!(h.fake.executions().len(), 2);
     });
 }
+
+/// The loop on the real clock: with nothing scheduled it sleeps its whole rescan; a file saved
+/// with a schedule and the news of it wake it at once, and the slot of this minute runs.
+#[test]
+fn a_saved_schedule_wakes_the_loop_before_its_rescan() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let h = Harness::new(UNSCHEDULED_ONLY, FakeSpark::uniform(0.1));
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let looping = tokio::spawn(Arc::new(scheduler(&h)).run(changed.clone(), stop));
+        // Its first pass finds nothing to schedule.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let every_minute = HOURLY
+            .replace("0 * * * *", "* * * * *")
+            .replace("MODE", "none");
+        std::fs::write(h.root.join("p.toml"), every_minute).expect("saved");
+        changed.notify_one();
+        let woken = tokio::time::timeout(super::RESCAN / 2, async {
+            while finished_runs(&h).await.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(woken.is_ok(), "the saved schedule ran before the rescan");
+        let _ = stop_tx.send(true);
+        looping.await.expect("the loop stops");
+    });
+}
+
+const UNSCHEDULED_ONLY: &str = "[[notebook]]\nid = \"a\"\npath = \"nb/n.py\"\n";

@@ -82,6 +82,7 @@ fn fixture_of(tokens: &[&str], web: WebApp) -> Fixture {
         history,
         runs,
         limits: Default::default(),
+        schedules_changed: Default::default(),
     });
     Fixture {
         _dir: dir,
