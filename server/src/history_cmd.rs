@@ -8,6 +8,7 @@ use spool_core::listing::{RunQuery, DEFAULT_LIMIT};
 use spool_core::params::TaskValues;
 use spool_core::runlog::FinalReason;
 use spool_core::sched::Final;
+use spool_core::schedule::utc_minute;
 use spool_core::template::Source;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -182,8 +183,14 @@ fn shown(values: &TaskValues) -> String {
 /// attempt, whose own line already says how it ended.
 pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
     Some(match event {
-        RunEvent::RunStarted { params, .. } => format!(
-            "run started, parameters {}",
+        RunEvent::RunStarted {
+            params, trigger, ..
+        } => format!(
+            "run started{}, parameters {}",
+            trigger.as_ref().map_or(String::new(), |t| match t.scheduled_ms {
+                Some(slot) => format!(" by its schedule for {} UTC", utc_minute(slot)),
+                None => format!(" ({})", t.kind.name()),
+            }),
             serde_json::Value::from(serde_json::Map::from_iter(params.clone()))
         ),
         RunEvent::SessionChanged {
@@ -330,5 +337,39 @@ pub fn outcome_name(o: AttemptOutcome) -> &'static str {
         AttemptOutcome::Failed => "failed",
         AttemptOutcome::TimedOut => "timed out",
         AttemptOutcome::Cancelled => "cancelled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spool_core::runlog::{Trigger, TriggerKind};
+
+    fn started(trigger: Option<Trigger>) -> Option<String> {
+        let event = RunEvent::RunStarted {
+            pipeline: "p".into(),
+            file: "p.toml".into(),
+            params: Default::default(),
+            resumed_from: None,
+            plan: serde_json::json!({}),
+            trigger,
+            started_by: None,
+        };
+        describe(&event, false)
+    }
+
+    #[test]
+    fn the_start_of_a_run_says_what_started_it() {
+        // 2026-06-01T00:00:00Z.
+        let slot = 1_780_272_000_000;
+        assert_eq!(
+            started(Some(Trigger::schedule(slot))).as_deref(),
+            Some("run started by its schedule for 2026-06-01 00:00 UTC, parameters {}")
+        );
+        assert_eq!(
+            started(Some(Trigger::of(TriggerKind::Api))).as_deref(),
+            Some("run started (api), parameters {}")
+        );
+        assert_eq!(started(None).as_deref(), Some("run started, parameters {}"));
     }
 }
