@@ -190,6 +190,7 @@ mod tests {
             run_info: None,
             pipeline_params: Default::default(),
             trigger: None,
+            started_by: None,
         })
     }
 
