@@ -157,6 +157,9 @@ pub struct Plan {
     /// JSON either).
     #[serde(skip)]
     pub concurrency: crate::overlap::Concurrency,
+    /// The root file's `[[notify]]` (not part of the plan's JSON: webhooks are secrets).
+    #[serde(skip)]
+    pub notify: Vec<crate::notify::Notify>,
 }
 
 /// Result of loading a pipeline: the plan when there are no errors, and every diagnostic.
@@ -264,6 +267,7 @@ pub fn load(root: &str, sources: &dyn Sources) -> Loaded {
                     }
                     if let Some(plan) = &mut plan {
                         plan.concurrency = root_file.file.concurrency;
+                        plan.notify.clone_from(&root_file.file.notify);
                     }
                     let usable = !has_errors(&found);
                     diagnostics.extend(found);
@@ -1451,6 +1455,7 @@ impl Expanded {
             timeout_secs: self.timeout_secs,
             schedule: None,
             concurrency: Default::default(),
+            notify: Vec::new(),
         };
         (Some(plan), found)
     }

@@ -187,6 +187,7 @@ impl LayeredDag {
             timeout_secs: None,
             schedule: None,
             concurrency: Default::default(),
+            notify: Vec::new(),
         }
     }
 

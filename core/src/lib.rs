@@ -13,6 +13,7 @@ pub mod layout;
 pub mod listing;
 pub mod model;
 pub mod notebook;
+pub mod notify;
 pub mod overlap;
 pub mod params;
 pub mod parse;
@@ -23,3 +24,20 @@ pub mod sim;
 pub mod source;
 pub mod template;
 pub mod value_condition;
+
+/// Seconds as people read them, in the browser's charts and figures and in notifications.
+pub fn duration_text(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "–".into();
+    }
+    let s = secs.round() as i64;
+    if secs < 10.0 {
+        format!("{secs:.1} s")
+    } else if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    }
+}

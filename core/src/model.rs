@@ -444,6 +444,9 @@ pub struct PipelineFile {
     /// `[schedule]`: when `spool serve` starts the pipeline by itself (the root file's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<crate::schedule::Schedule>,
+    /// `[[notify]]`: who is told when a run ends (the root file's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::notify::Notify>,
     /// `max_concurrent_runs` and `on_overlap`: the pipeline's own runs at once (the root
     /// file's).
     #[serde(skip)]

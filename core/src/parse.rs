@@ -21,10 +21,12 @@ const TOP_KEYS: &[&str] = &[
     "max_concurrent_runs",
     "on_overlap",
     "schedule",
+    "notify",
     "notebook",
     "pipeline",
 ];
 const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "params", "catch_up", "enabled"];
+const NOTIFY_KEYS: &[&str] = &["on", "webhook", "format", "long_running_secs"];
 const POOL_KEYS: &[&str] = &[
     "executors",
     "executor_cores",
@@ -184,6 +186,7 @@ impl<'t> Parser<'t> {
             params: BTreeMap::new(),
             steps: Vec::new(),
             schedule: None,
+            notify: Vec::new(),
             concurrency: Concurrency::default(),
             pool_span: None,
         };
@@ -232,6 +235,37 @@ impl<'t> Parser<'t> {
                 "defaults" => {}
                 "timeout_secs" => out.timeout_secs = self.int(node, kspan, "timeout_secs", 1, None),
                 "schedule" => out.schedule = self.schedule(node, kspan),
+                "notify" => match node.elements() {
+                    Some(items) => {
+                        if items.len() > crate::notify::MAX_NOTIFY {
+                            self.r
+                                .error(
+                                    &self.span_of(node, kspan),
+                                    format!(
+                                        "at most {} [[notify]] entries",
+                                        crate::notify::MAX_NOTIFY
+                                    ),
+                                )
+                                .key(key);
+                        }
+                        for item in items.into_iter().take(crate::notify::MAX_NOTIFY) {
+                            if let Some(n) = self.notify(item) {
+                                out.notify.push(n);
+                            }
+                        }
+                    }
+                    None => {
+                        self.r
+                            .error(
+                                &self.span_of(node, kspan),
+                                format!(
+                                    "`notify` must be an array of tables (`[[notify]]`), found {}",
+                                    node.type_name()
+                                ),
+                            )
+                            .key(key);
+                    }
+                },
                 "max_concurrent_runs" => {
                     if let Some(n) = self.u32(node, kspan, key, 1, None) {
                         out.concurrency.max_runs = n;
@@ -933,6 +967,112 @@ impl<'t> Parser<'t> {
             catch_up: catch_up?,
             enabled: enabled?,
             spans,
+        })
+    }
+
+    /// One `[[notify]]` entry: every key checked on its own, so that all problems are reported
+    /// at once.
+    fn notify(&mut self, node: Node) -> Option<crate::notify::Notify> {
+        use crate::notify::{webhook_problem, Notify, NotifyFormat, NotifyOn};
+        let entry = node.span().unwrap_or(0..0);
+        let Some(fields) = node.entries() else {
+            self.r.error(
+                &entry,
+                format!(
+                    "each `notify` entry must be a table, found {}",
+                    node.type_name()
+                ),
+            );
+            return None;
+        };
+        let mut on = None;
+        let mut webhook = None;
+        let mut format = Some(NotifyFormat::Json);
+        let mut long_running_secs = None;
+        let mut ok = true;
+        for (k, ks, n) in fields {
+            let at = self.span_of(&n, &ks);
+            match k {
+                "on" => {
+                    let mut events = Vec::new();
+                    for name in self.strings(&n, &ks, k) {
+                        match NotifyOn::parse(&name) {
+                            Some(e) if !events.contains(&e) => events.push(e),
+                            Some(_) => {}
+                            None => {
+                                ok = false;
+                                self.r
+                                    .error(
+                                        &at,
+                                        format!(
+                                            "unknown `on` event `{name}`; expected: {}",
+                                            NotifyOn::NAMES.join(", ")
+                                        ),
+                                    )
+                                    .key(k);
+                            }
+                        }
+                    }
+                    on = Some(events);
+                }
+                "webhook" => {
+                    webhook = self.string(&n, &ks, k, None).filter(|url| {
+                        let problem = webhook_problem(url);
+                        if let Some(why) = &problem {
+                            self.r.error(&at, why.clone()).key(k);
+                        }
+                        problem.is_none()
+                    });
+                    ok &= webhook.is_some();
+                }
+                "format" => {
+                    format = self.string(&n, &ks, k, None).and_then(|name| {
+                        let parsed = NotifyFormat::parse(&name);
+                        if parsed.is_none() {
+                            self.r
+                                .error(
+                                    &at,
+                                    format!(
+                                        "unknown format `{name}`; expected one of: {}",
+                                        NotifyFormat::NAMES.join(", ")
+                                    ),
+                                )
+                                .key(k);
+                        }
+                        parsed
+                    });
+                }
+                "long_running_secs" => {
+                    long_running_secs = self.int(&n, &ks, k, 1, None);
+                    ok &= long_running_secs.is_some();
+                }
+                other => self.unknown_key(other, &ks, NOTIFY_KEYS, "[[notify]]", None),
+            }
+        }
+        let on = on.filter(|e| !e.is_empty());
+        if on.is_none() {
+            self.r.error(
+                &entry,
+                "[[notify]] needs `on`, the events to notify (for example `on = [\"failed\"]`)",
+            );
+        }
+        if webhook.is_none() && ok {
+            self.r
+                .error(&entry, "[[notify]] needs `webhook = \"https://…\"`");
+        }
+        let on = on?;
+        if on.contains(&NotifyOn::LongRunning) && long_running_secs.is_none() && ok {
+            self.r.error(
+                &entry,
+                "`on = [\"long_running\"]` needs `long_running_secs`, how long is too long",
+            );
+            return None;
+        }
+        Some(Notify {
+            on,
+            webhook: webhook?,
+            format: format?,
+            long_running_secs,
         })
     }
 

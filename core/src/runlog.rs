@@ -204,6 +204,18 @@ pub enum RunEvent {
         task: String,
         conditions: Vec<EvaluatedCondition>,
     },
+    /// A `[[notify]]` webhook was called about the run (`event`: failed, succeeded, cancelled,
+    /// long_running): after `tries` calls it answered `status`, or failed with `error`.
+    /// `target` is the webhook's scheme and host only (its path is a secret).
+    Notified {
+        event: crate::notify::NotifyOn,
+        target: String,
+        tries: u32,
+        #[serde(default)]
+        status: Option<u16>,
+        #[serde(default)]
+        error: Option<String>,
+    },
     /// A kind this build does not know (written by a newer Spool): read so that an older
     /// browser keeps working, and folded as nothing. Never written.
     #[serde(other)]
@@ -759,6 +771,7 @@ impl RunRecord {
             RunEvent::RunStarted { .. }
             | RunEvent::SessionChanged { .. }
             | RunEvent::RetryScheduled { .. }
+            | RunEvent::Notified { .. }
             | RunEvent::CancelRequested { .. }
             | RunEvent::Unknown => {}
         }

@@ -273,6 +273,28 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
             "{task:<28} runs again to rebuild what it left in the Spark session ({}) for the notebooks after it",
             names.join(", ")
         ),
+        RunEvent::Notified {
+            event,
+            target,
+            tries,
+            status,
+            error,
+        } => {
+            let event = serde_json::to_value(event).unwrap_or_default();
+            let event = event.as_str().unwrap_or("run");
+            match (status, error) {
+                (Some(code), _) if (200..300).contains(code) => {
+                    format!("notified {target} ({event}), HTTP {code}")
+                }
+                (status, error) => format!(
+                    "could not notify {target} ({event}) in {tries} tries: {}",
+                    error
+                        .clone()
+                        .or(status.map(|c| format!("HTTP {c}")))
+                        .unwrap_or_default()
+                ),
+            }
+        }
         RunEvent::AttemptMetrics {
             task,
             attempt,

@@ -11,6 +11,7 @@ pub mod history_cmd;
 pub mod import;
 pub mod livy;
 pub mod livy_local;
+pub mod notify;
 pub mod plan_cmd;
 pub mod run_cmd;
 pub mod run_params;

@@ -111,6 +111,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         };
         eprintln!("run {id} started (history in {})", args.data_dir.display());
         let status = follow(&manager, &history, id).await?;
+        // Webhooks about the run's end go out before the process does.
+        manager.notifications_sent().await;
+        for e in history.events(id, None)? {
+            if matches!(e.event, RunEvent::Notified { .. }) {
+                if let Some(line) = describe(&e.event, false) {
+                    eprintln!("{line}");
+                }
+            }
+        }
         let run = history
             .run(id)?
             .ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;

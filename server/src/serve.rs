@@ -181,10 +181,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             schedules_changed: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(args.bind).await?;
-        eprintln!(
-            "Spool on http://{} (Ctrl-C stops it)",
-            listener.local_addr()?
-        );
+        let address = listener.local_addr()?;
+        eprintln!("Spool on http://{address} (Ctrl-C stops it)");
+        runs.set_web_address(format!("http://{address}/"));
         // Runs are stopped first, whatever open connections (live streams) do; the server
         // then gets a moment to finish its answers.
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

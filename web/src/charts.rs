@@ -122,22 +122,7 @@ pub fn state_colour(state: NodeState) -> &'static str {
     }
 }
 
-/// Seconds as the charts and figures show them.
-pub fn duration(secs: f64) -> String {
-    if !secs.is_finite() {
-        return "–".into();
-    }
-    let s = secs.round() as i64;
-    if secs < 10.0 {
-        format!("{secs:.1} s")
-    } else if s < 60 {
-        format!("{s} s")
-    } else if s < 3600 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
+pub use spool_core::duration_text as duration;
 
 /// A "nice" step for `count` ticks over `span` (1, 2 or 5 times a power of ten).
 pub fn tick_step(span: f64, count: f64) -> f64 {

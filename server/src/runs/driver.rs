@@ -17,6 +17,7 @@ use crate::fs_sources::DiskSources;
 use crate::history::{AttemptOutcome, RunEvent, RunStatus, TaskError};
 use crate::livy::SessionId;
 use spool_core::dag::{Plan, TaskId, TaskKind};
+use spool_core::notify::NotifyOn;
 use spool_core::params::{Bound, TaskValues};
 use spool_core::runlog::EvaluatedCondition;
 use spool_core::sched::{Command, Event, Machine, TaskState};
@@ -388,6 +389,7 @@ impl Execution {
                 });
             }
         }
+        self.notify_if_long_running();
         let mut pending = std::mem::take(&mut self.deferred);
         self.feed(Event::RunStarted, &mut pending);
         let mut control_open = true;
@@ -445,7 +447,27 @@ impl Execution {
         }
         self.close_sessions().await;
         self.flush().await;
-        self.finished.unwrap_or(RunStatus::Failed)
+        let status = self.finished.unwrap_or(RunStatus::Failed);
+        if let Some(event) = NotifyOn::of_status(status) {
+            let to = crate::notify::wanting(&self.plan.notify, event);
+            self.manager.send_notifications(self.id, to, event);
+        }
+        status
+    }
+
+    /// Arms the `long_running` notifications: each is sent if the run still runs after its
+    /// `long_running_secs`.
+    fn notify_if_long_running(&self) {
+        for n in crate::notify::wanting(&self.plan.notify, NotifyOn::LongRunning) {
+            let Some(secs) = n.long_running_secs else {
+                continue;
+            };
+            let (manager, id) = (self.manager.clone(), self.id);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                manager.send_notifications(id, vec![n], NotifyOn::LongRunning);
+            });
+        }
     }
 
     fn cancel(&mut self, reason: Option<&str>, by: Option<String>, pending: &mut Vec<Command>) {

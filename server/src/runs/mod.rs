@@ -136,6 +136,11 @@ pub struct RunManager {
     decisions: tokio::sync::Mutex<()>,
     /// Per run: the sequence number of its newest event, for live streams.
     notify: Mutex<HashMap<i64, watch::Sender<i64>>>,
+    /// `[[notify]]` webhooks: their client, the tasks sending them, and the web app's address
+    /// for the links they carry (known to `spool serve`).
+    webhooks: reqwest::Client,
+    notifications: Mutex<tokio::task::JoinSet<()>>,
+    web_address: std::sync::OnceLock<String>,
 }
 
 pub fn now_ms() -> i64 {
@@ -161,7 +166,6 @@ impl Begun {
     }
 }
 
-/// A checked request: the plan and everything the run needs from the history.
 /// What a resume keeps of the run it resumes.
 struct Resumed {
     /// What its `run.…` references read.
@@ -172,6 +176,7 @@ struct Resumed {
     session_state: HashMap<String, Vec<String>>,
 }
 
+/// A checked request: the plan and everything the run needs from the history.
 struct Prepared {
     plan: Plan,
     /// The run's parameter overrides (a resume's merged with the new ones).
@@ -198,7 +203,66 @@ impl RunManager {
             spark,
             decisions: tokio::sync::Mutex::new(()),
             notify: Mutex::new(HashMap::new()),
+            webhooks: crate::notify::client(),
+            notifications: Mutex::new(tokio::task::JoinSet::new()),
+            web_address: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The web app's address (`http://127.0.0.1:8080/`): notifications link to the run's page.
+    pub fn set_web_address(&self, address: String) {
+        let _ = self.web_address.set(address);
+    }
+
+    /// Sends run `id`'s `[[notify]]` entries `to` about `event`, in the background; each
+    /// outcome is recorded in the run's log. A long-running notice is dropped if the run has
+    /// ended by then.
+    pub(crate) fn send_notifications(
+        self: &Arc<Self>,
+        id: i64,
+        to: Vec<spool_core::notify::Notify>,
+        event: spool_core::notify::NotifyOn,
+    ) {
+        if to.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        let task = async move {
+            let history = me.history.clone();
+            let record = match tokio::task::spawn_blocking(move || history.run(id)).await {
+                Ok(Ok(Some(record))) => record,
+                _ => return,
+            };
+            if event == spool_core::notify::NotifyOn::LongRunning
+                && record.status != RunStatus::Running
+            {
+                return;
+            }
+            let address = me.web_address.get().map(String::as_str);
+            let news = spool_core::notify::RunNews::of(&record, event, now_ms(), address);
+            for n in to {
+                let sent = crate::notify::deliver(&me.webhooks, &n, &news.body(n.format)).await;
+                me.record(
+                    id,
+                    RunEvent::Notified {
+                        event,
+                        target: n.target(),
+                        tries: sent.tries,
+                        status: sent.status,
+                        error: sent.error,
+                    },
+                )
+                .await;
+            }
+        };
+        Self::lock(&self.notifications).spawn(task);
+    }
+
+    /// Waits for the notifications being sent (`spool run` before it exits); each is bounded
+    /// by its tries and their timeouts.
+    pub async fn notifications_sent(&self) {
+        let mut sending = std::mem::take(&mut *Self::lock(&self.notifications));
+        while sending.join_next().await.is_some() {}
     }
 
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

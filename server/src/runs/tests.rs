@@ -1435,3 +1435,104 @@ fn recorded_a_value_condition_reads_published_values_and_skips_before_spark_hear
         assert!(evaluated.is_some() && evaluated < settled, "{events:?}");
     });
 }
+
+/// The path and body of each request a webhook receiver got.
+type Received = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver on loopback: answers the scripted statuses in turn (then 200), and keeps
+/// each request's path and body.
+fn webhook_receiver(statuses: Vec<u16>) -> (String, Received) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/hooks/T0/s3cret?key=also-secret",
+        listener.local_addr().expect("addr")
+    );
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = got.clone();
+    std::thread::spawn(move || {
+        let mut statuses = statuses.into_iter();
+        for stream in listener.incoming().take(10) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+            kept.lock()
+                .expect("lock")
+                .push((path, String::from_utf8_lossy(&body).into()));
+            let status = statuses.next().unwrap_or(200);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
+/// `[[notify]]`: the run's end is posted to the webhook without holding the run (a failing
+/// webhook is retried, a 5xx is safe to repeat), Slack's body names the failed notebook with its
+/// error, and the run log records the outcome with the webhook's origin only (its path and query
+/// are secrets). A notification for an event the entry does not want is not sent.
+#[test]
+fn notify_posts_the_runs_end_to_its_webhook_retrying_what_failed() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let (url, got) = webhook_receiver(vec![503]);
+            let pipeline = format!(
+                "name = \"alerts\"\n[[notify]]\non = [\"failed\"]\nwebhook = \"{url}\"\nformat = \"slack\"\n\
+                 [[notify]]\non = [\"succeeded\"]\nwebhook = \"{url}\"\n\
+                 [[notebook]]\nid = \"load\"\npath = \"nb/n.py\"\nretry = 0\n"
+            );
+            let behaviour: Behaviour =
+                Box::new(|_, _| (Duration::from_millis(50), NotebookState::Failed));
+            let h = Harness::new(&pipeline, FakeSpark::new(behaviour));
+            let manager = h.manager(None);
+            let (id, handle) = begin(&manager, None).await;
+            handle.await.expect("run");
+            manager.notifications_sent().await;
+            let got = got.lock().expect("lock").clone();
+            assert_eq!(got.len(), 2, "one retry after the 503: {got:?}");
+            assert_eq!(got[0], got[1], "the same request again");
+            assert_eq!(got[0].0, "/hooks/T0/s3cret?key=also-secret");
+            let body: serde_json::Value = serde_json::from_str(&got[0].1).expect("JSON");
+            let text = body["text"].as_str().expect("Slack's text");
+            assert!(
+                text.starts_with(&format!("Spool: pipeline alerts run #{id} failed")),
+                "{text}"
+            );
+            assert!(text.lines().any(|l| l.starts_with("• load")), "{text}");
+            let notified: Vec<RunEvent> = h
+                .events(id)
+                .into_iter()
+                .filter(|e| matches!(e, RunEvent::Notified { .. }))
+                .collect();
+            let origin = url.split("/hooks").next().expect("origin").to_string();
+            assert_eq!(
+                notified,
+                [RunEvent::Notified {
+                    event: spool_core::notify::NotifyOn::Failed,
+                    target: origin,
+                    tries: 2,
+                    status: Some(200),
+                    error: None,
+                }]
+            );
+        });
+}
