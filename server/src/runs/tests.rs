@@ -1536,3 +1536,37 @@ fn notify_posts_the_runs_end_to_its_webhook_retrying_what_failed() {
             );
         });
 }
+
+/// `long_running`: sent once while the run still runs `long_running_secs` after its start, with
+/// the status `running`; nothing is sent about an end the entry does not want.
+#[test]
+fn notify_tells_when_a_run_runs_longer_than_long_running_secs() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let (url, got) = webhook_receiver(Vec::new());
+            let pipeline = format!(
+                "name = \"slow\"\n[[notify]]\non = [\"long_running\"]\nlong_running_secs = 1\n\
+                 webhook = \"{url}\"\n[[notebook]]\nid = \"load\"\npath = \"nb/n.py\"\n"
+            );
+            let h = Harness::new(&pipeline, FakeSpark::uniform(2.5));
+            let manager = h.manager(None);
+            let (id, handle) = begin(&manager, None).await;
+            handle.await.expect("run");
+            manager.notifications_sent().await;
+            let got = got.lock().expect("lock").clone();
+            assert_eq!(got.len(), 1, "{got:?}");
+            let body: serde_json::Value = serde_json::from_str(&got[0].1).expect("JSON");
+            assert_eq!(
+                (
+                    body["event"].as_str(),
+                    body["status"].as_str(),
+                    body["run_id"].as_i64()
+                ),
+                (Some("long_running"), Some("running"), Some(id))
+            );
+            assert!(body["elapsed_secs"].as_f64() >= Some(1.0), "{body}");
+        });
+}
