@@ -85,6 +85,24 @@ fn a_typed_parameter_edit_keeps_the_file_and_deep_links_open_their_view() {
         Some("1 from defaults")
     );
 
+    let interval = b.find(
+        r#"input[data-field="retry_interval_secs"][data-id="load_orders"]"#,
+        SHORT,
+    );
+    assert_eq!(
+        b.attr(&interval, "placeholder").as_deref(),
+        Some("10 from defaults")
+    );
+    let isolated = |id: &str| {
+        let css = format!(r#"input[data-field="isolated"][data-id="{id}"]"#);
+        let js = format!("return document.querySelector({css:?}).checked;");
+        b.script(&js, serde_json::json!([]))
+    };
+    assert_eq!(
+        (isolated("build_calendar"), isolated("load_orders")),
+        (true.into(), false.into()),
+        "isolated as written, and as [defaults] says"
+    );
     let date = b.find(
         r#"input[data-field="params.run_date.value"][data-id="load_orders"]"#,
         SHORT,

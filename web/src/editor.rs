@@ -204,26 +204,23 @@ pub fn step_fields(
             }
         </>
     };
-    let active = {
-        let (dispatch, sid) = (app.dispatcher(), step.id.clone());
+    // A flag equal to its default (true for `active`, [defaults]' value for `isolated`) is
+    // removed rather than written.
+    let flag = |key: &'static str, checked: bool, default: bool| {
+        let commit = set(key);
         let onchange = Callback::from(move |e: Event| {
             let on = e
                 .target_unchecked_into::<web_sys::HtmlInputElement>()
                 .checked();
-            // Active is the default: the key is removed rather than written as true.
-            let value = if on {
+            commit.emit(if on == default {
                 serde_json::Value::Null
             } else {
-                false.into()
-            };
-            dispatch.dispatch(Action::Edit(vec![Edit::SetStepKey {
-                id: sid.clone(),
-                key: "active".into(),
-                value,
-            }]))
+                on.into()
+            });
         });
-        html! { <input type="checkbox" checked={step.active} {onchange} data-field="active" data-id={id.clone()} /> }
+        html! { <input type="checkbox" {checked} {onchange} data-field={key} data-id={id.clone()} /> }
     };
+    let active = flag("active", step.active, true);
     // A setting not written on the entry shows [defaults]' value as a placeholder; emptying a
     // written one removes it, so that the entry inherits again.
     let setting = |key: &'static str, kind: FieldKind, value: String| {
@@ -251,6 +248,7 @@ pub fn step_fields(
         .map(|p| p.of(Some(&step.id)).to_vec())
         .unwrap_or_default();
     let s = &step.settings;
+    let isolated = flag("isolated", s.isolated, file.defaults.isolated);
     vec![
         ("id", id_field),
         ("path", input("path", FieldKind::Text, step.path.clone())),
@@ -266,6 +264,14 @@ pub fn step_fields(
         (
             "retries",
             setting("retry", FieldKind::Integer, s.retry.to_string()),
+        ),
+        (
+            "retry interval (s)",
+            setting(
+                "retry_interval_secs",
+                FieldKind::Integer,
+                s.retry_interval_secs.to_string(),
+            ),
         ),
         (
             "timeout (s)",
@@ -287,6 +293,7 @@ pub fn step_fields(
                 s.estimate_secs.to_string(),
             ),
         ),
+        ("isolated", isolated),
     ]
 }
 
@@ -686,9 +693,11 @@ pub fn editor(props: &EditorProps) -> Html {
         "parameters",
         "active",
         "retries",
+        "retry interval (s)",
         "timeout (s)",
         "slots",
         "estimate (s)",
+        "isolated",
     ];
     let body = rows.iter().skip(current * PAGE).take(PAGE).map(|step| {
         let cells = step_fields(app, doc, file, step);
