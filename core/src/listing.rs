@@ -1,7 +1,7 @@
 //! Which runs a history listing asks for: the options of `GET /api/runs` and `spool runs` as
 //! given, checked once here for both.
 
-use crate::runlog::RunStatus;
+use crate::runlog::{RunStatus, TriggerKind};
 use crate::template::Date;
 use serde::Deserialize;
 
@@ -22,6 +22,8 @@ pub struct RunQuery {
     pub pipeline: Option<String>,
     /// One status or several, comma-separated.
     pub status: Option<String>,
+    /// What started them (`cli`, `api`, `resume`, `schedule`), one or several comma-separated.
+    pub trigger: Option<String>,
     /// Runs started at or after this time (see [`parse_time`]).
     pub since: Option<String>,
     /// Runs started before this time.
@@ -36,6 +38,8 @@ pub struct RunFilter {
     pub pipeline: Option<String>,
     /// Any of these (every status when empty).
     pub statuses: Vec<RunStatus>,
+    /// Any of these (every run, also those of logs without a trigger, when empty).
+    pub triggers: Vec<TriggerKind>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
 }
@@ -47,6 +51,7 @@ impl Default for RunFilter {
             before: None,
             pipeline: None,
             statuses: Vec::new(),
+            triggers: Vec::new(),
             since_ms: None,
             until_ms: None,
         }
@@ -87,6 +92,16 @@ impl RunQuery {
                 )),
             }
         }
+        let mut triggers = Vec::new();
+        for name in self.trigger.iter().flat_map(|s| s.split(',')) {
+            match TriggerKind::parse(name.trim()) {
+                Some(k) => triggers.push(k),
+                None => problems.push(format!(
+                    "`trigger`: `{name}` is not one of {}",
+                    TriggerKind::KNOWN.map(TriggerKind::name).join(", ")
+                )),
+            }
+        }
         let mut time = |option: &str, given: &Option<String>| {
             let text = given.as_deref()?;
             let parsed = parse_time(text);
@@ -107,6 +122,7 @@ impl RunQuery {
             before,
             pipeline: self.pipeline.clone().filter(|p| !p.is_empty()),
             statuses,
+            triggers,
             since_ms,
             until_ms,
         })
@@ -189,12 +205,13 @@ mod tests {
             limit: Some((MAX_LIMIT + 1).to_string()),
             before: Some("x".into()),
             status: Some("failed,broken".into()),
+            trigger: Some("cron".into()),
             until: Some("soon".into()),
             ..RunQuery::default()
         }
         .check()
         .unwrap_err();
-        for named in ["`limit`", "`before`", "`broken`", "`until`"] {
+        for named in ["`limit`", "`before`", "`broken`", "`cron`", "`until`"] {
             assert!(err.contains(named), "{err}");
         }
         assert!(RunQuery {

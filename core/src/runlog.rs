@@ -266,6 +266,18 @@ pub enum TriggerKind {
 }
 
 impl TriggerKind {
+    /// The kinds this build writes.
+    pub const KNOWN: [TriggerKind; 4] = [
+        TriggerKind::Cli,
+        TriggerKind::Api,
+        TriggerKind::Resume,
+        TriggerKind::Schedule,
+    ];
+
+    pub fn parse(name: &str) -> Option<TriggerKind> {
+        Self::KNOWN.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             TriggerKind::Cli => "cli",

@@ -56,8 +56,10 @@ CREATE TABLE IF NOT EXISTS run_summaries (
     status TEXT NOT NULL,
     started_ms INTEGER NOT NULL,
     ended_ms INTEGER,
-    -- The whole `RunSummary` as JSON; the columns above are what listings filter on.
-    body TEXT NOT NULL
+    -- The whole `RunSummary` as JSON; the columns around it are what listings filter on.
+    body TEXT NOT NULL,
+    -- What started the run (`TriggerKind`'s name); NULL in logs without a trigger.
+    trigger TEXT
 );
 CREATE INDEX IF NOT EXISTS run_summaries_file ON run_summaries(file, run_id);
 CREATE INDEX IF NOT EXISTS run_summaries_pipeline ON run_summaries(pipeline, run_id);
@@ -118,6 +120,16 @@ impl History {
         if !has_start {
             conn.execute_batch(
                 "ALTER TABLE runs ADD COLUMN owner_start INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
+        // Summaries from before the trigger column: the column is added and read from them.
+        let has_trigger: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('run_summaries') WHERE name = 'trigger'")?
+            .exists([])?;
+        if !has_trigger {
+            conn.execute_batch(
+                "ALTER TABLE run_summaries ADD COLUMN trigger TEXT;
+                 UPDATE run_summaries SET trigger = json_extract(body, '$.trigger.kind');",
             )?;
         }
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -267,6 +279,11 @@ impl History {
             let marks = vec!["?"; filter.statuses.len()].join(", ");
             sql.push_str(&format!(" AND status IN ({marks})"));
             args.extend(filter.statuses.iter().map(|s| s.name().to_string().into()));
+        }
+        if !filter.triggers.is_empty() {
+            let marks = vec!["?"; filter.triggers.len()].join(", ");
+            sql.push_str(&format!(" AND trigger IN ({marks})"));
+            args.extend(filter.triggers.iter().map(|k| k.name().to_string().into()));
         }
         if let Some(since) = filter.since_ms {
             sql.push_str(" AND started_ms >= ?");
@@ -428,8 +445,8 @@ fn read_summary(conn: &Connection, id: i64) -> anyhow::Result<Option<RunSummary>
 fn write_summary(conn: &Connection, s: &RunSummary) -> anyhow::Result<()> {
     conn.execute(
         "INSERT OR REPLACE INTO run_summaries \
-         (run_id, pipeline, file, status, started_ms, ended_ms, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         (run_id, pipeline, file, status, started_ms, ended_ms, body, trigger) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             s.id,
             s.pipeline,
@@ -437,7 +454,8 @@ fn write_summary(conn: &Connection, s: &RunSummary) -> anyhow::Result<()> {
             s.status.name(),
             s.started_ms,
             s.ended_ms,
-            serde_json::to_string(s)?
+            serde_json::to_string(s)?,
+            s.trigger.as_ref().map(|t| t.kind.name())
         ],
     )?;
     Ok(())
@@ -918,6 +936,31 @@ mod tests {
             h.summary(queued).unwrap().is_some(),
             "a queued run is not finished"
         );
+    }
+
+    #[test]
+    fn summaries_from_before_the_trigger_column_get_it_from_their_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let scheduled = {
+            let h = History::open(dir.path()).unwrap();
+            let mut event = started();
+            if let RunEvent::RunStarted { trigger, .. } = &mut event {
+                *trigger = Some(spool_core::runlog::Trigger::schedule(5));
+            }
+            h.create_run(&started(), 1).unwrap();
+            let scheduled = h.create_run(&event, 2).unwrap();
+            h.conn()
+                .execute_batch("ALTER TABLE run_summaries DROP COLUMN trigger")
+                .unwrap();
+            scheduled
+        };
+        let h = History::open(dir.path()).unwrap();
+        let by_schedule = RunFilter {
+            triggers: vec![spool_core::runlog::TriggerKind::Schedule],
+            ..RunFilter::default()
+        };
+        let listed: Vec<i64> = h.list(&by_schedule).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(listed, [scheduled]);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct RunsArgs {
     /// comma-separated).
     #[arg(long)]
     pub status: Option<String>,
+    /// Only runs started so (cli, api, resume, schedule; several comma-separated).
+    #[arg(long)]
+    pub trigger: Option<String>,
     /// Only runs started at or after this time (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ in UTC, or
     /// milliseconds since 1970).
     #[arg(long)]
@@ -57,6 +60,7 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<u8> {
         before: args.before,
         pipeline: args.pipeline,
         status: args.status,
+        trigger: args.trigger,
         since: args.since,
         until: args.until,
     };

@@ -651,6 +651,21 @@ async fn the_runs_list_pages_newest_first_and_filters_by_pipeline_status_and_tim
     let (status, list) = call(&f, get("/api/runs?limit=500")).await;
     assert_eq!((status, ids(&list).len()), (StatusCode::OK, all.len()));
 
+    // By what started them: logs that say so.
+    let scheduled = serde_json::from_value(json!({"type": "run_started", "pipeline": "nightly",
+        "file": "nightly.toml", "params": {}, "resumed_from": null, "plan": {},
+        "trigger": {"kind": "schedule", "scheduled_ms": 10 * day}}))
+    .unwrap();
+    let scheduled = f.state.history.create_run(&scheduled, 10 * day).unwrap();
+    let (_, list) = call(&f, get("/api/runs?trigger=schedule,resume")).await;
+    assert_eq!(ids(&list), [scheduled]);
+    assert_eq!(list[0]["trigger"]["kind"], "schedule");
+    let (_, list) = call(&f, get("/api/runs?trigger=api")).await;
+    assert_eq!(ids(&list), Vec::<i64>::new());
+    let (status, err) = call(&f, get("/api/runs?trigger=cron")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("`cron`"));
+
     // `spool runs` takes the same options and lists the same runs.
     let spool_runs = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_spool"))
@@ -674,6 +689,9 @@ async fn the_runs_list_pages_newest_first_and_filters_by_pipeline_status_and_tim
     let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let (_, api) = call(&f, get("/api/runs?pipeline=nightly&status=failed&limit=2")).await;
     assert_eq!(listed, api);
+    let out = spool_runs(&["--trigger", "schedule", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(ids(&listed), [scheduled]);
     let out = spool_runs(&["--limit", "2", "--before", &nightly[8].to_string()]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
