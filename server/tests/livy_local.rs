@@ -160,12 +160,22 @@ async fn start(l: &NotebookLaunch) {
 
 /// Waits until the attempt has finished, polling the shared session's agent.
 async fn finished(id: &str, attempt: u32) -> NotebookUpdate {
+    reported(id, attempt, |u| u.state.is_finished()).await
+}
+
+/// The newest report of an attempt once `wanted` holds for it (the agent reports an end at
+/// once and its Spark metrics in a later poll).
+async fn reported(
+    id: &str,
+    attempt: u32,
+    wanted: impl Fn(&NotebookUpdate) -> bool,
+) -> NotebookUpdate {
     let s = shared();
     let key = (id.to_string(), attempt);
     let started = Instant::now();
     loop {
         if let Some(update) = s.updates.lock().expect("lock").get(&key) {
-            if update.state.is_finished() {
+            if wanted(update) {
                 return update.clone();
             }
         }
@@ -227,7 +237,9 @@ fn two_notebooks_run_at_the_same_time_in_one_session() {
         );
         assert_eq!(va["group"], "spool:overlap-a:0");
         assert_eq!(vb["pool"], "spool:overlap-b");
-        let metrics = a.metrics.expect("metrics");
+        let later = reported("overlap-a", 0, |u| u.metrics.is_some()).await;
+        assert_eq!(later.state, NotebookState::Succeeded, "still the same end");
+        let metrics = later.metrics.expect("metrics");
         assert!(metrics.jobs >= 2 && metrics.tasks >= 2, "{metrics:?}");
     });
 }
