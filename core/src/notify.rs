@@ -32,16 +32,21 @@ pub enum NotifyOn {
 }
 
 impl NotifyOn {
+    pub const ALL: [NotifyOn; 4] = [
+        NotifyOn::Failed,
+        NotifyOn::Succeeded,
+        NotifyOn::Cancelled,
+        NotifyOn::LongRunning,
+    ];
     pub const NAMES: [&'static str; 4] = ["failed", "succeeded", "cancelled", "long_running"];
 
+    /// The event's name, as `on` and the run log write it.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
     pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "failed" => NotifyOn::Failed,
-            "succeeded" => NotifyOn::Succeeded,
-            "cancelled" => NotifyOn::Cancelled,
-            "long_running" => NotifyOn::LongRunning,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|e| e.name() == name)
     }
 
     /// The end a finished run's status is, if it is one a notification can be on.
@@ -285,6 +290,15 @@ mod tests {
             }],
             link: Some("http://127.0.0.1:8080/#/runs/7".into()),
         }
+    }
+
+    #[test]
+    fn event_names_are_the_ones_written() {
+        for e in NotifyOn::ALL {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.name());
+            assert_eq!(NotifyOn::parse(e.name()), Some(e));
+        }
+        assert_eq!(NotifyOn::parse("exploded"), None);
     }
 
     #[test]

@@ -284,8 +284,7 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
             status,
             error,
         } => {
-            let event = serde_json::to_value(event).unwrap_or_default();
-            let event = event.as_str().unwrap_or("run");
+            let event = event.name();
             match (status, error) {
                 (Some(code), _) if (200..300).contains(code) => {
                     format!("notified {target} ({event}), HTTP {code}")
