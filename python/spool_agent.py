@@ -60,6 +60,8 @@ VERSION = None  # set by the inject statement: a hash of this file's text
 STREAM_HEAD_CHARS = 64 * 1024
 STREAM_TAIL_CHARS = 64 * 1024
 MAX_EVALUE_CHARS = 16 * 1024
+# Reported values are masked this deep (parameters nest at most 32 deep); deeper, as text.
+MASK_DEPTH = 32
 MAX_TRACEBACK_LINES = 200
 MAX_EXIT_VALUE_CHARS = 1024 * 1024
 MAX_VALUES_CHARS = 1024 * 1024  # all of an attempt's spool.set_value values, as JSON
@@ -254,6 +256,8 @@ class _Run:
         self.ended_at = None
         self.stdout = _BoundedText()
         self.stderr = _BoundedText()
+        # The run's secrets, longest first: replaced by *** in everything reported.
+        self.mask = sorted(launch.get("mask") or [], key=len, reverse=True)
         self.error = None
         self.exit_value = None
         self.values = {}
@@ -285,15 +289,33 @@ class _Run:
         }
         if self.finished():
             update.update(
-                stdout=self.stdout.value(),
-                stderr=self.stderr.value(),
-                error=self.error,
-                exit_value=self.exit_value,
-                values=self.values if self.state == "succeeded" else None,
+                stdout=self._masked(self.stdout.value()),
+                stderr=self._masked(self.stderr.value()),
+                error=self._masked(self.error),
+                exit_value=self._masked(self.exit_value),
+                values=self._masked(self.values) if self.state == "succeeded" else None,
                 metrics=self.metrics,
                 session_state=sorted(self.session_state) if self.state == "succeeded" else [],
             )
         return update
+
+    def _masked(self, value, depth=0):
+        """`value` with the run's secrets replaced by ***: strings, and the strings and keys of
+        lists and dicts (deeper than MASK_DEPTH, or of other types: their text, masked)."""
+        if not self.mask or value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, str):
+            for secret in self.mask:
+                value = value.replace(secret, "***")
+            return value
+        if depth < MASK_DEPTH and isinstance(value, dict):
+            return {
+                self._masked(str(k), depth + 1): self._masked(v, depth + 1)
+                for k, v in value.items()
+            }
+        if depth < MASK_DEPTH and isinstance(value, (list, tuple)):
+            return [self._masked(v, depth + 1) for v in value]
+        return self._masked(json.dumps(value, default=str))
 
 
 def _now_ms():
@@ -552,6 +574,9 @@ def _decode_launch(payload):
     timeout = launch.get("timeout_secs")
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError("launch: timeout_secs must be a positive number or null")
+    mask = launch.setdefault("mask", [])
+    if not isinstance(mask, list) or not all(isinstance(m, str) and m for m in mask):
+        raise ValueError("launch: mask must be a list of non-empty strings")
     return launch
 
 

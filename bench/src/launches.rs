@@ -77,6 +77,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             isolated: spec.settings.isolated,
             // No executor watches the replay: the agent's own timeout is the only one.
             timeout: Some(Duration::from_secs(spec.settings.timeout_secs)),
+            // The benchmark's pipelines have no secrets.
+            mask: Vec::new(),
         };
         notebooks.push(NotebookStart {
             id: spec.id.clone(),

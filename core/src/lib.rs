@@ -20,6 +20,7 @@ pub mod parse;
 pub mod runlog;
 pub mod sched;
 pub mod schedule;
+pub mod secret;
 pub mod sim;
 pub mod source;
 pub mod template;

@@ -105,6 +105,12 @@ pub fn bind(plan: &Plan, given: &Given, run: RunInfo) -> Result<Bound, String> {
 /// Where one override goes: a `[params]` entry of the root file (`Some`, its value typed as
 /// declared) or notebooks' own parameters (`None`); an error when no run would take it.
 pub fn override_of(plan: &Plan, key: &str, value: &Value) -> Result<Option<Value>, String> {
+    if crate::secret::contains_reference(value) {
+        // Whoever may start a run could otherwise read any secret the server can resolve.
+        return Err(format!(
+            "parameter `{key}`: a secret reference can only be written in the pipeline file"
+        ));
+    }
     let declared = plan.scopes.first().map(|s| &s.params);
     if let Some(decl) = declared.and_then(|p| p.get(key)) {
         let v = coerce(decl.ty, value).map_err(|why| format!("parameter `{key}`: {why}"))?;
@@ -161,6 +167,10 @@ fn render(
     lookup: &dyn Fn(&Source) -> Result<Value, String>,
     depth: usize,
 ) -> Result<Value, String> {
+    if crate::secret::reference(value).is_some() {
+        // Resolved by the server when the attempt starts; its text is not a template.
+        return Ok(value.clone());
+    }
     Ok(match value {
         Value::String(s) => match Template::parse(s).map_err(|e| e.message)? {
             Some(t) => t.eval(lookup)?,
@@ -385,6 +395,45 @@ params = { when = "{{ params.when | format_date(\"%Y%m%d\") }}" }
             .contains("expected a number"));
         let unknown = Given::from([("nope".to_string(), json!(1))]);
         assert!(bind(&p, &unknown, RUN).is_err());
+    }
+
+    #[test]
+    fn secrets_stay_references_until_the_server_resolves_them_and_no_run_can_give_one() {
+        let p = plan(
+            "[params]\npw = { secret = \"env:PW\" }\n[[notebook]]\nid = \"a\"\npath = \"a.py\"\n\
+             params = { whole = \"{{ params.pw }}\", inside = \"pw={{ params.pw }}\" }\n",
+            "",
+        );
+        let bound = bind(&p, &Given::new(), RUN).unwrap();
+        let err = bound
+            .params_for(&p, p.index_of("a").unwrap(), &none)
+            .expect_err("a secret cannot be written inside text");
+        assert!(err.contains("`params.pw` is a secret"), "{err}");
+        // An override may replace the secret with plain text, never name one: whoever may
+        // start a run could otherwise read any secret the server can resolve.
+        let plain = Given::from([("pw".to_string(), json!("given"))]);
+        assert!(bind(&p, &plain, RUN).is_ok());
+        for sneaked in [
+            json!({"$secret": "env:HOME"}),
+            json!([{"deep": {"$secret": "file:/etc/shadow"}}]),
+        ] {
+            let given = Given::from([("a.other".to_string(), sneaked)]);
+            let err = bind(&p, &given, RUN).expect_err("a reference given for a run");
+            assert!(
+                err.contains("only be written in the pipeline file"),
+                "{err}"
+            );
+        }
+        let whole = plan(
+            "[params]\npw = { secret = \"env:PW\" }\n[[notebook]]\nid = \"a\"\npath = \"a.py\"\n\
+             params = { pw = \"{{ params.pw }}\" }\n",
+            "",
+        );
+        let bound = bind(&whole, &Given::new(), RUN).unwrap();
+        let a = bound
+            .params_for(&whole, whole.index_of("a").unwrap(), &none)
+            .unwrap();
+        assert_eq!(a["pw"], json!({"$secret": "env:PW"}));
     }
 
     #[test]

@@ -943,8 +943,18 @@ impl<'t> Parser<'t> {
                 "params" => match n.entries() {
                     Some(entries) => {
                         for (pk, pspan, pn) in entries {
+                            let value = node_to_json(pn);
+                            if crate::secret::contains_reference(&value) {
+                                self.r
+                                    .error(
+                                        &pspan,
+                                        "a scheduled run cannot be given a secret: write it in \
+                                         `[params]` or in the notebook's `params`",
+                                    )
+                                    .key("schedule");
+                            }
                             spans.params.insert(pk.to_string(), pspan);
-                            params.insert(pk.to_string(), node_to_json(pn));
+                            params.insert(pk.to_string(), value);
                         }
                     }
                     None => self.wrong_type(&n, &ks, k, "a table", None),
@@ -1215,6 +1225,20 @@ impl<'t> Parser<'t> {
                 .key("params");
             return;
         }
+        if let Some(secret) = secret_node(&node) {
+            let problem = match &secret {
+                Ok((text, _)) => crate::secret::parse(text).err(),
+                Err(()) => Some("a secret reference is text (`secret = \"env:NAME\"`)".into()),
+            };
+            if let Some(why) = problem {
+                let span = match &secret {
+                    Ok((_, span)) => span.clone(),
+                    Err(()) => self.span_of(&node, ks),
+                };
+                self.r.error(&span, why).key("params");
+            }
+            return;
+        }
         if let Some(s) = node.value().and_then(|v| v.as_str()) {
             let at = self.text_at(&node, ks, s);
             match Template::parse(s) {
@@ -1393,6 +1417,8 @@ pub fn valid_id(id: &str) -> bool {
 /// The type of a parameter declared by its value: a TOML date (without time) is a date.
 fn type_of_node(node: &Node) -> ValueType {
     match *node {
+        // A secret is text once resolved.
+        _ if secret_node(node).is_some() => ValueType::String,
         Node::Table(_) | Node::Item(Item::Table(_)) => ValueType::Table,
         Node::Item(Item::ArrayOfTables(_)) => ValueType::Array,
         Node::Item(Item::None) => ValueType::Any,
@@ -1415,7 +1441,7 @@ fn node_to_json(n: Node) -> serde_json::Value {
         return to_json(v);
     }
     if let Some(entries) = n.entries() {
-        return serde_json::Value::Object(
+        return table_json(
             entries
                 .into_iter()
                 .map(|(k, _, child)| (k.to_string(), node_to_json(child)))
@@ -1442,8 +1468,33 @@ fn to_json(v: &Value) -> serde_json::Value {
         Value::Datetime(d) => J::String(d.value().to_string()),
         Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
         Value::InlineTable(t) => {
-            J::Object(t.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
+            table_json(t.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
         }
+    }
+}
+
+/// A table's JSON, where `{ secret = "…" }` is a secret reference ([`crate::secret::MARKER`]).
+fn table_json(mut fields: serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    if fields.len() == 1 {
+        if let Some(serde_json::Value::String(text)) = fields.remove("secret") {
+            return serde_json::json!({ crate::secret::MARKER: text });
+        }
+    }
+    serde_json::Value::Object(fields)
+}
+
+/// The reference text of a `{ secret = … }` table (`Some(Err)` when it is not text).
+fn secret_node(node: &Node) -> Option<Result<(String, Span), ()>> {
+    let entries = (*node).entries()?;
+    match entries.as_slice() {
+        [("secret", span, value)] => Some(match value.value().and_then(|v| v.as_str()) {
+            Some(text) => Ok((
+                text.to_string(),
+                value.span().unwrap_or_else(|| span.clone()),
+            )),
+            None => Err(()),
+        }),
+        _ => None,
     }
 }
 

@@ -96,6 +96,15 @@ impl ValueType {
 pub fn coerce(ty: ValueType, value: &Value) -> Result<Value, String> {
     let text = value.as_str();
     let parsed = |t: &str| serde_json::from_str::<Value>(t.trim()).ok();
+    if crate::secret::reference(value).is_some() {
+        return match ty {
+            ValueType::Any | ValueType::String => Ok(value.clone()),
+            _ => Err(format!(
+                "a secret is text, but the parameter is declared as {}",
+                ty.a()
+            )),
+        };
+    }
     let found = match (ty, value) {
         (ValueType::Any, v) => Some(v.clone()),
         (ValueType::String, Value::String(_)) => Some(value.clone()),
@@ -351,6 +360,13 @@ impl Template {
                     Value::String(s) => out.push_str(&s),
                     v @ (Value::Number(_) | Value::Bool(_) | Value::Null) => {
                         out.push_str(&v.to_string())
+                    }
+                    v if crate::secret::reference(&v).is_some() => {
+                        return Err(format!(
+                            "{} is a secret, which is passed whole (a value that is only the \
+                             reference), never inside other text",
+                            e.describe()
+                        ))
                     }
                     v => {
                         return Err(format!(

@@ -18,6 +18,7 @@ pub mod run_params;
 pub mod runs;
 pub mod schedule_cmd;
 pub mod scheduler;
+pub mod secrets;
 pub mod serve;
 pub mod simulate;
 pub mod spark_args;

@@ -37,6 +37,12 @@ pub struct SparkArgs {
     /// gets `local[executors × executor_cores]` from the pipeline's [pool].)
     #[arg(long, default_value = "critical-path", value_parser = parse_policy)]
     pub policy: Policy,
+    /// Which secret references (`{ secret = "env:…" }` parameter values) this process resolves
+    /// when a notebook starts: a comma-separated list of env, file and command, or none.
+    /// `command` runs a shell command of the pipeline file on this machine: enable it only
+    /// when whoever can save pipeline files may do that.
+    #[arg(long, default_value = "env,file", value_name = "KINDS")]
+    pub secret_sources: crate::secrets::SecretSources,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -95,6 +101,7 @@ impl SparkArgs {
                 }),
                 policy: self.policy,
                 session_name: self.session.clone(),
+                secret_sources: self.secret_sources.clone(),
             },
             local,
         ))

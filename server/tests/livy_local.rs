@@ -149,6 +149,7 @@ fn launch(id: &str, cells: Vec<Cell>) -> NotebookLaunch {
         upstream: Default::default(),
         isolated: false,
         timeout: None,
+        mask: Vec::new(),
     }
 }
 
@@ -391,6 +392,41 @@ fn parameters_override_the_parameters_cell_and_stay_data() {
             message.contains("not usable as a Python variable name"),
             "{message}"
         );
+    });
+}
+
+/// The agent masks the launch's secrets in everything it reports: printed text, the error and
+/// its traceback, the exit value and published values (keys too), as deep as they nest.
+#[test]
+fn the_agent_masks_secrets_in_what_it_reports() {
+    shared().runtime.block_on(async {
+        let secret = "pa55-w0rd-of-the-agent-test";
+        let mut leaky = launch(
+            "leaky",
+            python_cells(&["print('pw', password)\n\
+                 spool.set_value(password, {'deep': [[password]]})\n\
+                 spool.exit({'said': 'pw=' + password})"]),
+        );
+        leaky.params.insert("password".into(), json!(secret));
+        leaky.mask = vec![secret.to_string()];
+        start(&leaky).await;
+        let update = finished("leaky", 0).await;
+        assert_eq!(update.stdout, "pw ***\n");
+        assert_eq!(succeeded(&update), &json!({"said": "pw=***"}));
+        assert_eq!(
+            update.values.map(serde_json::Value::Object),
+            Some(json!({"***": {"deep": [["***"]]}}))
+        );
+        let mut raising = launch(
+            "raising",
+            python_cells(&["raise RuntimeError('no login with ' + password)"]),
+        );
+        raising.params.insert("password".into(), json!(secret));
+        raising.mask = vec![secret.to_string()];
+        start(&raising).await;
+        let error = finished("raising", 0).await.error.expect("an error");
+        assert_eq!(error.evalue, "no login with ***");
+        assert!(!error.traceback.concat().contains(secret), "{error:?}");
     });
 }
 

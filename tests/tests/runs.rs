@@ -809,3 +809,97 @@ fn values_set_by_notebooks_reach_their_dependents_and_the_run_log() {
         serde_json::json!({"rows": 20, "title": "2024-06-30: 20 rows", "upstream_day": "2024-06-30"})
     );
 }
+
+/// Issue 15's secrets: a notebook that prints, publishes, exits with and raises its secret
+/// leaves no trace of it in `spool run`'s output, the logs (at debug level, the embedded Livy
+/// endpoint's included), any file of the data directory, or the API's answers.
+#[test]
+fn a_notebook_that_prints_its_secret_leaves_no_trace_of_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let secret = "s3cr3t-Pa55w0rd-of-the-e2e-test";
+    let out = spool()
+        .args(["run", &fixture("secrets.toml"), "--json", "--data-dir"])
+        .arg(&data)
+        .env("DB_PASSWORD", secret)
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("spool run");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "`raises` fails the run: {stderr}"
+    );
+    let run: Value = serde_json::from_str(&stdout).expect("the run as JSON");
+    let leaky = &run["tasks"]["leaky"];
+    assert_eq!(outcome(&run, "leaky"), "succeeded", "{run:#}");
+    // The notebook got the secret itself: every place it wrote it shows the mask.
+    let attempt = &leaky["attempts"][0];
+    let output = attempt["output"].as_str().unwrap_or_default();
+    assert!(output.contains("connecting as etl with ***"), "{output}");
+    assert!(output.contains(r#"{"password": "***"}"#), "{output}");
+    assert!(output.contains("warning: password is ***"), "{output}");
+    assert_eq!(attempt["exit_value"], "done with ***");
+    assert_eq!(
+        leaky["values"]["values"],
+        serde_json::json!({"echoed": "***", "shape": {"inner": ["***", secret.len()]}})
+    );
+    // What was recorded as its parameters is the reference.
+    assert_eq!(
+        attempt["params"]["password"],
+        serde_json::json!({"$secret": "env:DB_PASSWORD"})
+    );
+    let error = &run["tasks"]["raises"]["attempts"][0]["error"];
+    assert_eq!(error["ename"], "ValueError", "{error}");
+    assert!(
+        error["evalue"]
+            .as_str()
+            .is_some_and(|e| e.contains("password ***")),
+        "{error}"
+    );
+    assert!(
+        !stdout.contains(secret),
+        "spool run's output holds the secret"
+    );
+    assert!(!stderr.contains(secret), "the logs hold the secret");
+    assert!(
+        stderr.contains("DEBUG"),
+        "the logs were written at debug level: {stderr}"
+    );
+    let mut folders = vec![data.clone()];
+    let mut files = 0;
+    while let Some(dir) = folders.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                files += 1;
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{} holds the secret",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(files > 0, "the data directory has the history");
+
+    // The API serves the same history.
+    let served = Served::api(tmp.path());
+    for (path, shows) in [
+        ("api/runs", "\"pipeline\":\"secrets\""),
+        ("api/runs/1", "leaky"),
+        ("api/runs/1/events", "leaky"),
+    ] {
+        let body = ureq::get(&format!("{}{path}", served.base))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .unwrap();
+        assert!(body.contains(shows), "GET {path} answers the run: {body}");
+        assert!(!body.contains(secret), "GET {path} holds the secret");
+    }
+}

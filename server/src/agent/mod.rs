@@ -37,6 +37,9 @@ pub struct NotebookLaunch {
     pub isolated: bool,
     /// The agent cancels the attempt after this long (state `timed_out`).
     pub timeout: Option<Duration>,
+    /// Text the agent replaces with `***` in everything it reports (the run's secrets, see
+    /// `spool_core::secret::Masker::patterns`).
+    pub mask: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +222,7 @@ struct LaunchWire<'a> {
     upstream: &'a BTreeMap<String, TaskValues>,
     isolated: bool,
     timeout_secs: Option<f64>,
+    mask: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -253,6 +257,7 @@ pub fn start_statement(launch: &NotebookLaunch) -> String {
         upstream: &launch.upstream,
         isolated: launch.isolated,
         timeout_secs: launch.timeout.map(|t| t.as_secs_f64()),
+        mask: &launch.mask,
     };
     call_statement("start", &wire)
 }
@@ -460,6 +465,7 @@ mod tests {
             )]),
             isolated: true,
             timeout: Some(Duration::from_millis(1500)),
+            mask: vec!["hunter22".into()],
         };
         let statement = start_statement(&launch);
         assert!(!statement.contains("os._exit"));
@@ -471,6 +477,7 @@ mod tests {
                 "upstream": {"load": {"value": hostile, "values": {}}},
                 "cells": [{"kind": "sql", "source": "SELECT ':day'", "parameters": false,
                            "number": 3, "cell_line": 2}],
+                "mask": ["hunter22"],
             })
         );
         assert_eq!(

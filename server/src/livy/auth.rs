@@ -3,9 +3,7 @@
 //! https://dev.azuresynapse.net --query accessToken -o tsv`).
 
 use std::fmt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex;
 
 /// A token printed by a command is used for this long before the command runs again (Azure AD
@@ -13,8 +11,6 @@ use tokio::sync::Mutex;
 const COMMAND_TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
 /// A token command that has not finished after this long is killed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// More output than this is not a token.
-const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
 #[derive(Clone)]
 pub enum Auth {
@@ -108,51 +104,9 @@ impl Authenticator {
 }
 
 async fn run_token_command(command: &str) -> Result<String, String> {
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("could not run the token command `{command}`: {e}"))?;
-    let stdout = child.stdout.take().ok_or("token command without stdout")?;
-    let stderr = child.stderr.take().ok_or("token command without stderr")?;
-    let run = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let mut stdout = stdout.take(MAX_TOKEN_BYTES + 1);
-        let mut stderr = stderr.take(MAX_TOKEN_BYTES);
-        let (read_out, read_err, status) = tokio::join!(
-            stdout.read_to_end(&mut out),
-            stderr.read_to_end(&mut err),
-            child.wait()
-        );
-        read_out.and(read_err).and(status).map(|s| (s, out, err))
-    };
-    let (status, out, err) = tokio::time::timeout(COMMAND_TIMEOUT, run)
+    let token = crate::secrets::command_output(command, COMMAND_TIMEOUT)
         .await
-        .map_err(|_| {
-            format!(
-                "the token command `{command}` did not finish within {}s",
-                COMMAND_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|e| format!("the token command `{command}` failed: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "the token command `{command}` failed ({status}): {}",
-            String::from_utf8_lossy(&err).trim()
-        ));
-    }
-    if out.len() as u64 > MAX_TOKEN_BYTES {
-        return Err(format!(
-            "the token command `{command}` printed more than {MAX_TOKEN_BYTES} bytes"
-        ));
-    }
-    let token = String::from_utf8(out)
-        .map_err(|_| format!("the token command `{command}` printed something that is not text"))?;
+        .map_err(|why| format!("the token command `{command}`: {why}"))?;
     let token = token.trim();
     if token.is_empty() || token.contains(char::is_whitespace) {
         return Err(format!(

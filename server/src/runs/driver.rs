@@ -21,6 +21,7 @@ use spool_core::notify::NotifyOn;
 use spool_core::params::{Bound, TaskValues};
 use spool_core::runlog::EvaluatedCondition;
 use spool_core::sched::{Command, Event, Machine, TaskState};
+use spool_core::secret::{self, Masker};
 use spool_core::template::Source;
 use spool_core::value_condition::evaluate_all;
 use std::collections::BTreeMap;
@@ -175,6 +176,8 @@ pub(super) struct Execution {
     resumed_from: Option<i64>,
     cancelling: bool,
     finished: Option<RunStatus>,
+    /// The secrets this run resolved: masked in every report before it is recorded.
+    masker: Masker,
 }
 
 impl Execution {
@@ -212,6 +215,7 @@ impl Execution {
             resumed_from,
             cancelling: false,
             finished: None,
+            masker: Masker::default(),
         }
     }
 
@@ -737,6 +741,10 @@ impl Execution {
             attempt,
             params: params.clone(),
         });
+        let params = self
+            .resolve_secrets(&params)
+            .await
+            .map_err(|why| fail("SecretError", why))?;
         let dir = self.manager.pipelines_dir.clone();
         let path = self.plan.tasks[task].path.clone();
         let cells = tokio::task::spawn_blocking(move || {
@@ -757,11 +765,36 @@ impl Execution {
             params,
             upstream: self.upstream(task),
             isolated: settings.isolated,
+            mask: self.masker.patterns().to_vec(),
             // The machine owns timeouts (it cancels and retries); the agent's own limit is a
             // backstop for a server that goes away.
             timeout: Some(Duration::from_secs(
                 settings.timeout_secs.saturating_add(60),
             )),
+        })
+    }
+
+    /// `params` with their secret references resolved (each time an attempt starts, so that
+    /// a rotated secret is read again), and the values added to the run's masker.
+    async fn resolve_secrets(
+        &mut self,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let texts = secret::references(&serde_json::Value::Object(params.clone()));
+        if texts.is_empty() {
+            return Ok(params.clone());
+        }
+        let values = crate::secrets::resolve_all(texts, &self.manager.spark.secret_sources).await?;
+        for (text, value) in &values {
+            self.masker
+                .add(value)
+                .map_err(|why| format!("secret `{text}`: {why}"))?;
+        }
+        secret::resolve_params(params, &mut |text| {
+            values
+                .get(text)
+                .cloned()
+                .ok_or_else(|| format!("secret `{text}` was not resolved"))
         })
     }
 
@@ -906,8 +939,13 @@ impl Execution {
         }
     }
 
-    /// Feeds one agent report to the machine.
+    /// Feeds one agent report to the machine, its secrets masked first.
     fn on_update(&mut self, u: NotebookUpdate, pending: &mut Vec<Command>) {
+        let u = if self.masker.is_empty() {
+            u
+        } else {
+            mask_update(&self.masker, u)
+        };
         let prefix = format!("run{}/", self.id);
         let Some(task) =
             u.id.strip_prefix(&prefix)
@@ -1292,4 +1330,26 @@ fn minutes_secs(d: Duration) -> String {
     } else {
         format!("{}m{:02}s", secs / 60, secs % 60)
     }
+}
+
+/// `u` with every secret of the run masked: what the notebook printed, its error, and the values
+/// it published (the agent masks them too; this holds whatever the agent is).
+fn mask_update(masker: &Masker, mut u: NotebookUpdate) -> NotebookUpdate {
+    u.stdout = masker.mask(&u.stdout);
+    u.stderr = masker.mask(&u.stderr);
+    if let Some(e) = &mut u.error {
+        e.ename = masker.mask(&e.ename);
+        e.evalue = masker.mask(&e.evalue);
+        for line in &mut e.traceback {
+            *line = masker.mask(line);
+        }
+    }
+    u.exit_value = u.exit_value.map(|v| masker.mask_value(&v));
+    u.values = u.values.map(|values| {
+        values
+            .iter()
+            .map(|(k, v)| (masker.mask(k), masker.mask_value(v)))
+            .collect()
+    });
+    u
 }

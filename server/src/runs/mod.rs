@@ -88,6 +88,8 @@ pub struct SparkTarget {
     /// Run in this long-lived Livy session (found by name, created if missing, never deleted)
     /// instead of a session per run; one run at a time then, since a session has one poller.
     pub session_name: Option<String>,
+    /// The kinds of secret references this process resolves (`--secret-sources`).
+    pub secret_sources: crate::secrets::SecretSources,
 }
 
 /// What a run in progress is asked to do.

@@ -47,6 +47,7 @@ impl Harness {
                 spark,
                 policy: Default::default(),
                 session_name: session_name.map(str::to_string),
+                secret_sources: Default::default(),
             },
         )
     }
@@ -1569,4 +1570,69 @@ fn notify_tells_when_a_run_runs_longer_than_long_running_secs() {
             );
             assert!(body["elapsed_secs"].as_f64() >= Some(1.0), "{body}");
         });
+}
+
+/// A secret reaches the notebook as its value and nothing recorded holds it: the log keeps the
+/// reference, what the notebook reports back is masked (the fake publishes its parameters as
+/// its values), and no byte of the history files contains it. A secret that cannot be read
+/// fails its attempt, naming the reference; a kind not enabled is refused.
+#[test]
+fn secrets_reach_the_notebook_and_nothing_recorded_holds_them() {
+    paused().block_on(async {
+        let secrets = tempfile::tempdir().expect("temp dir");
+        let file = secrets.path().join("pw");
+        let secret = "correct-horse-battery-staple";
+        std::fs::write(&file, format!("{secret}\n")).expect("secret file");
+        let missing = secrets.path().join("missing");
+        let pipeline = format!(
+            "[[notebook]]\nid = \"a\"\npath = \"nb/n.py\"\n\
+             params = {{ user = \"etl\", pw = {{ secret = \"file:{}\" }} }}\n\
+             [[notebook]]\nid = \"b\"\npath = \"nb/n.py\"\ndepends_on = [\"a\"]\n\
+             params = {{ pw = {{ secret = \"file:{}\" }} }}\n\
+             [[notebook]]\nid = \"c\"\npath = \"nb/n.py\"\n\
+             params = {{ pw = {{ secret = \"command:echo hunter22\" }} }}\n",
+            file.display(),
+            missing.display()
+        );
+        let h = Harness::new(&pipeline, FakeSpark::uniform(2.0));
+        let manager = h.manager(None);
+        let (id, exec) = run_to_end(&h, &manager).await;
+        drop(exec);
+        let record = h.record(id);
+        assert_eq!(
+            started_with(&h, id, "a"),
+            [serde_json::json!({"user": "etl", "pw": {"$secret": format!("file:{}", file.display())}})]
+        );
+        let published = record.tasks["a"].published().expect("a succeeded");
+        assert_eq!(
+            serde_json::Value::Object(published.values),
+            serde_json::json!({"user": "etl", "pw": "***"})
+        );
+        let error = |task: &str| {
+            let e = record.tasks[task].attempts[0]
+                .error
+                .clone()
+                .expect("failed with an error");
+            (e.ename, e.evalue)
+        };
+        let (ename, evalue) = error("b");
+        assert_eq!(ename, "SecretError");
+        assert!(
+            evalue.contains(&format!("secret `file:{}`", missing.display()))
+                && evalue.contains("cannot open the file"),
+            "{evalue}"
+        );
+        let (_, evalue) = error("c");
+        assert!(evalue.contains("`command:` secrets are not enabled"), "{evalue}");
+        drop(manager);
+        for entry in std::fs::read_dir(h.root.join(".spool")).expect("history dir") {
+            let path = entry.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("history file");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the secret",
+                path.display()
+            );
+        }
+    });
 }

@@ -70,6 +70,7 @@ fn fixture_of(tokens: &[&str], web: WebApp) -> Fixture {
             }),
             policy: Default::default(),
             session_name: None,
+            secret_sources: Default::default(),
         },
     );
     let state = Arc::new(AppState {
