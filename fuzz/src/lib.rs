@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("edit", edit),
     ("api_bodies", api_bodies),
     ("value_condition", value_condition),
+    ("template", template),
 ];
 
 /// A line `#@ PATH` starts the next file of a bundle.
@@ -376,6 +377,63 @@ pub fn value_condition(data: &[u8]) {
         };
         let verdict = c.evaluate(&lookup);
         assert!(verdict.error.is_none() || !verdict.holds);
+    }
+}
+
+/// `{{ … }}` references in parameter values: parse errors point into the text, checking and
+/// evaluating (with values of every type, a secret reference among them) never panic, and a
+/// value that is one whole reference evaluates to the looked-up value itself. The same text as
+/// a secret reference and as a secret: parsing it never panics, and masking the secret in
+/// itself leaves only the mask.
+pub fn template(data: &[u8]) {
+    use spool_core::secret::{self, Masker, MASK, MIN_LEN};
+    use spool_core::template::{Source, Template, ValueType};
+    let Some(text) = text(data) else { return };
+    let _ = secret::parse(text);
+    let mut masker = Masker::default();
+    if masker.add(text).is_ok() {
+        assert!(text.chars().count() >= MIN_LEN);
+        assert_eq!(masker.mask(text), MASK, "{text:?}");
+    }
+    let t = match Template::parse(text) {
+        Ok(Some(t)) => t,
+        Ok(None) => return,
+        Err(e) => {
+            assert!(
+                e.span.end <= text.len() && e.span.start <= e.span.end,
+                "{e:?}"
+            );
+            return;
+        }
+    };
+    let _ = t.check(&mut |src| {
+        Ok(match src {
+            Source::Param(p) if p.len() % 3 == 0 => ValueType::Date,
+            Source::Param(p) if p.len() % 3 == 1 => ValueType::Number,
+            _ => ValueType::Any,
+        })
+    });
+    let values = [
+        serde_json::json!("2024-02-29"),
+        serde_json::json!(7),
+        serde_json::json!("x"),
+        serde_json::json!(true),
+        serde_json::json!(null),
+        serde_json::json!([1, "a"]),
+        serde_json::json!({"a": 1}),
+        serde_json::json!({ secret::MARKER: "env:PW" }),
+    ];
+    for i in 0..values.len() {
+        let lookup = |src: &Source| {
+            let n = format!("{src:?}").len() + i;
+            Ok(values[n % values.len()].clone())
+        };
+        let evaluated = t.eval(&lookup);
+        if let (Some(whole), Ok(v)) = (t.whole(), &evaluated) {
+            if whole.helpers.is_empty() {
+                assert_eq!(Ok(v.clone()), lookup(&whole.source), "{text:?}");
+            }
+        }
     }
 }
 

@@ -316,6 +316,19 @@ pub fn export_runmultiple(label: &str, plan: &Plan, timeout_in_seconds: u64) -> 
             continue;
         }
         let id = &plan.tasks[t].id;
+        if let Some(c) = plan.tasks[t].conditions.first() {
+            // Running it unconditionally could do what the condition is there to prevent.
+            report.warning(
+                &place.item(id).field("depends_on"),
+                format!(
+                    "left out: it runs only if `{}` (on `{}`), and runMultiple has no \
+                     conditions on values",
+                    c.condition.text, c.dependency
+                ),
+            );
+            left_out[t] = true;
+            continue;
+        }
         for (&x, &on) in &flat[t] {
             let up = &plan.tasks[x].id;
             if left_out[x] {
@@ -360,21 +373,32 @@ pub fn export_runmultiple(label: &str, plan: &Plan, timeout_in_seconds: u64) -> 
                 "runMultiple has no isolated notebooks; it runs alongside the others",
             );
         }
-        let args = task
-            .params
-            .iter()
-            .map(|(k, v)| {
-                let value = crate::params::plain(v).unwrap_or_else(|| {
-                    report.warning(
-                        &place.item(&task.id).field(&format!("params.{k}")),
-                        "refers to parameters, the run or tasks (`{{ … }}`), which runMultiple \
-                         does not resolve; written as text",
-                    );
-                    v.clone()
-                });
-                (k.clone(), value)
-            })
-            .collect();
+        let mut args = Map::new();
+        for (k, v) in &task.params {
+            let at = place.item(&task.id).field(&format!("params.{k}"));
+            let secrets = crate::secret::references(v);
+            if !secrets.is_empty() {
+                let names: Vec<String> = secrets.iter().map(|s| format!("`{s}`")).collect();
+                report.warning(
+                    &at,
+                    format!(
+                        "left out: it holds a secret ({}), which runMultiple cannot resolve; \
+                         read it in the notebook (mssparkutils.credentials)",
+                        names.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let value = crate::params::plain(v).unwrap_or_else(|| {
+                report.warning(
+                    &at,
+                    "refers to parameters, the run or tasks (`{{ … }}`), which runMultiple \
+                     does not resolve; written as text",
+                );
+                v.clone()
+            });
+            args.insert(k.clone(), value);
+        }
         activities.push(RunMultipleActivity {
             name: task.id.clone(),
             path: workspace_name(&task.path).to_string(),
