@@ -2,7 +2,9 @@
 # Fuzzes the parsers and decoders with libFuzzer (cargo-fuzz, nightly; the fuzz/ crate).
 #
 #   scripts/fuzz.sh TARGET [SECONDS]   one target (default 60 s)
-#   scripts/fuzz.sh all [SECONDS]      every target in turn (default 20 s each), then a table
+#   scripts/fuzz.sh all [SECONDS]      every target (default 20 s each), FUZZ_JOBS at a time
+#                                      (default: the number of cores, at most 4), then a table
+#   scripts/fuzz.sh build              only build the targets (scripts/test.sh starts this early)
 #   scripts/fuzz.sh list               the targets
 #
 # Each input is limited to FUZZ_TIMEOUT seconds (5) and FUZZ_RSS_MB of memory (1024). Inputs
@@ -38,6 +40,7 @@ cp "$root/Cargo.lock" Cargo.lock
 flags=(--sanitizer none --debug-assertions)
 cargo +nightly fuzz build "${flags[@]}" >&2
 bin_dir=target/x86_64-unknown-linux-gnu/release
+[[ $1 == build ]] && exit 0
 
 # --- seeds from the fixtures ----------------------------------------------------------------
 seeds=target/seeds
@@ -103,10 +106,28 @@ run() { # TARGET SECONDS -> prints "TARGET EXECS STATUS"
 
 if [[ $1 == all ]]; then
     secs=${2:-20}
+    jobs=${FUZZ_JOBS:-$(nproc)}
+    (( jobs > 4 )) && jobs=4
+    (( jobs < 1 )) && jobs=1
     failed=0
-    printf '%-20s %12s  %s\n' target executions result
+    # libFuzzer uses one core: targets run side by side, each for its full time, and print
+    # their lines in target order at the end.
+    pids=()
+    names=()
     for t in $(targets); do
-        run "$t" "$secs" || failed=1
+        while (( $(jobs -rp | wc -l) >= jobs )); do
+            wait -n || true
+        done
+        run "$t" "$secs" >"target/fuzz-$t.result" &
+        pids+=($!)
+        names+=("$t")
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || failed=1
+    done
+    printf '%-20s %12s  %s\n' target executions result
+    for t in "${names[@]}"; do
+        cat "target/fuzz-$t.result"
     done
     exit $failed
 fi

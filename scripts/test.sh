@@ -35,11 +35,23 @@ cargo clippy -p spool-core -p spool-web -p spool-js --target wasm32-unknown-unkn
 cargo clippy -p spool-web --features bench --target wasm32-unknown-unknown --locked -- -D warnings
 step "build"
 cargo build --workspace --locked
+# The fuzz targets' nightly build (minutes, and mostly one core) runs beside the tests, whose
+# real-Spark half mostly waits for JVMs; at the lowest priority it only takes idle time.
+mkdir -p target
+setsid nice -n 19 scripts/fuzz.sh build >target/fuzz-build.log 2>&1 &
+fuzz_build=$!
+# A failing step ends the script: the build's whole process group goes with it.
+trap 'kill -- -"$fuzz_build" 2>/dev/null || true; _step_close' EXIT
 step "tests"
 cargo test --workspace --locked
 step "JavaScript API tests (node --test)"
 node --test js/tests/
 step "fuzz (every target, ${SPOOL_FUZZ_SECONDS:-18} s each)"
+if ! wait "$fuzz_build"; then
+  tail -n 40 target/fuzz-build.log >&2
+  echo "the fuzz targets did not build (target/fuzz-build.log)" >&2
+  exit 1
+fi
 scripts/fuzz.sh all "${SPOOL_FUZZ_SECONDS:-18}"
 _step_close
 echo "ok (${SECONDS} s)" >&2
