@@ -9,8 +9,8 @@
 
 use spool_core::dag::{load, Plan};
 use spool_core::import::{
-    export_runmultiple, import_genie, import_runmultiple, import_synapse, Converted, Report,
-    RunMultipleDag, Target,
+    add_synapse_notebooks, export_runmultiple, import_genie, import_runmultiple, import_synapse,
+    Converted, OutputFile, Report, RunMultipleDag, Target,
 };
 use spool_core::model::StepKind;
 use spool_core::parse::parse_pipeline;
@@ -99,16 +99,23 @@ fn output_tree(converted: &Converted) -> BTreeMap<String, String> {
     out
 }
 
-/// The written files plus an empty file for every notebook they reference, found by parsing
-/// the output independently of the importer.
+/// The written pipeline files (`.toml`; an import also writes the notebooks it was given).
+fn pipeline_files(converted: &Converted) -> impl Iterator<Item = &OutputFile> {
+    converted.files.iter().filter(|f| f.path.ends_with(".toml"))
+}
+
+/// The written files plus an empty file for every notebook they reference and the import did
+/// not write, found by parsing the output independently of the importer.
 fn with_notebooks(converted: &Converted) -> MemorySources {
     let mut sources = MemorySources::default();
     for f in &converted.files {
         sources = sources.with(&f.path, &f.text);
+    }
+    for f in pipeline_files(converted) {
         let (parsed, diags) = parse_pipeline(&f.path, &f.text);
         assert!(diags.is_empty(), "{}: {diags:?}", f.path);
         for step in parsed.expect("parsed").steps {
-            if step.kind == StepKind::Notebook {
+            if step.kind == StepKind::Notebook && !sources.exists(&step.path) {
                 sources = sources.with(&step.path, "");
             }
         }
@@ -119,19 +126,13 @@ fn with_notebooks(converted: &Converted) -> MemorySources {
 /// Every written file that no other includes loads without diagnostics.
 fn assert_validates(case: &Path, converted: &Converted) -> Vec<Plan> {
     let sources = with_notebooks(converted);
-    let included: Vec<String> = converted
-        .files
-        .iter()
+    let included: Vec<String> = pipeline_files(converted)
         .flat_map(|f| parse_pipeline(&f.path, &f.text).0.expect("parsed").steps)
         .filter(|s| s.kind == StepKind::Pipeline)
         .map(|s| s.path)
         .collect();
     let mut plans = Vec::new();
-    for f in converted
-        .files
-        .iter()
-        .filter(|f| !included.contains(&f.path))
-    {
+    for f in pipeline_files(converted).filter(|f| !included.contains(&f.path)) {
         let loaded = load(&f.path, &sources);
         assert!(
             loaded.diagnostics.is_empty(),
@@ -168,11 +169,12 @@ fn input<'a>(files: &'a BTreeMap<String, String>, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("input/{name} is missing"))
 }
 
+/// A case's `input/notebook/*.json` are Synapse notebook files given with the pipeline.
 #[test]
 fn synapse_fixtures() {
     run_kind("synapse", |files| {
         let pipelines = MemorySources(files.clone());
-        import_synapse(
+        let mut converted = import_synapse(
             "main.json",
             input(files, "main.json"),
             &pipelines,
@@ -180,7 +182,16 @@ fn synapse_fixtures() {
                 main: MAIN,
                 existing: &MemorySources::default(),
             },
-        )
+        );
+        let notebooks: Vec<(String, String)> = files
+            .iter()
+            .filter(|(path, _)| path.starts_with("notebook/"))
+            .map(|(path, text)| (path.clone(), text.clone()))
+            .collect();
+        if !notebooks.is_empty() {
+            add_synapse_notebooks(&mut converted, &notebooks);
+        }
+        converted
     });
 }
 
@@ -325,4 +336,53 @@ fn export_then_import_keeps_a_flat_pipeline() {
         Some(plan.pool.max_concurrency.unwrap_or(plan.pool.capacity()))
     );
     assert!(files.exists("notebooks/extract_orders.py"));
+}
+
+/// `spool import synapse` on a copy of Synapse's git layout (`pipeline/`, `notebook/`): the
+/// notebooks the pipeline runs are written as `.ipynb` beside it without being named, and the
+/// pipeline then validates with only the notebook that was not given missing.
+#[test]
+fn the_cli_imports_a_synapse_pipeline_with_its_notebooks() {
+    let case = fixtures("import/synapse/with_notebooks/input");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join("pipeline")).unwrap();
+    std::fs::copy(case.join("main.json"), repo.join("pipeline/main.json")).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(case.join("notebook"))
+        .arg(repo.join("notebook"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let out = tmp.path().join("out");
+    let imported = spool_tests::spool()
+        .args(["import", "synapse"])
+        .arg(repo.join("pipeline/main.json"))
+        .arg("-o")
+        .arg(out.join("daily.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert!(imported.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("converted to `notebooks/nb_load_sales.ipynb`"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(out.join("notebooks/nb_load_sales.ipynb")).unwrap();
+    assert!(written.contains("createOrReplaceTempView"), "{written}");
+    assert!(!out.join("notebooks/nb_unused.ipynb").exists());
+    let validated = spool_tests::spool()
+        .args(["validate"])
+        .arg(out.join("daily.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&validated.stdout).to_string()
+        + &String::from_utf8_lossy(&validated.stderr);
+    assert!(
+        !validated.status.success(),
+        "nb_report is still missing: {said}"
+    );
+    assert!(said.contains("nb_report"), "{said}");
+    assert!(!said.contains("nb_load_sales"), "{said}");
 }

@@ -18,6 +18,7 @@ mod json;
 mod report;
 mod runmultiple;
 mod synapse;
+mod synapse_notebook;
 
 pub use genie::import_genie;
 pub use report::{Finding, Level, Place, Report};
@@ -25,6 +26,9 @@ pub use runmultiple::{
     export_runmultiple, import_runmultiple, Exported, RunMultipleActivity, RunMultipleDag,
 };
 pub use synapse::import_synapse;
+pub use synapse_notebook::{
+    add_synapse_notebooks, synapse_notebook_to_ipynb, MAX_PROVIDED_NOTEBOOKS,
+};
 
 use crate::dag::load;
 use crate::diag::Severity;
@@ -32,6 +36,12 @@ use crate::model::StepKind;
 use crate::source::Sources;
 use draft::Draft;
 use std::collections::BTreeSet;
+
+/// How the report says that a notebook file must be provided (an import given the notebook
+/// takes the finding back).
+fn must_be_provided(path: &str) -> String {
+    format!("notebook file `{path}` must be provided")
+}
 
 /// A file an import writes, relative to the output folder.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -96,10 +106,8 @@ impl<'a> Ctx<'a> {
     /// Notes once per file that a referenced notebook must be provided, unless it exists.
     pub fn notebook_needed(&mut self, place: &Place, path: &str, what: &str) {
         if !self.existing.exists(path) && self.noted_notebooks.insert(path.to_string()) {
-            self.report.note(
-                place,
-                format!("notebook file `{path}` must be provided ({what})"),
-            );
+            self.report
+                .note(place, format!("{} ({what})", must_be_provided(path)));
         }
     }
 

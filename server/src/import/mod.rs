@@ -4,10 +4,11 @@
 use crate::fs_sources::DiskSources;
 use anyhow::{bail, Context};
 use spool_core::import::{
-    export_runmultiple, import_genie, import_runmultiple, import_synapse, Converted, Level, Report,
-    Target,
+    add_synapse_notebooks, export_runmultiple, import_genie, import_runmultiple, import_synapse,
+    Converted, Level, Report, Target, MAX_PROVIDED_NOTEBOOKS,
 };
 use spool_core::model::MAX_METADATA_BYTES;
+use spool_core::notebook::MAX_NOTEBOOK_BYTES;
 use spool_core::source::{MemorySources, Sources};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,11 @@ pub enum ImportKind {
         /// The main pipeline file to write; sub-pipelines are written next to it.
         #[arg(short, long)]
         out: PathBuf,
+        /// The workspace's notebook folder (`notebook/NAME.json` in Synapse's git repository):
+        /// the notebooks the pipelines run are written as `notebooks/NAME.ipynb`. By default
+        /// the `notebook` folder beside the first input's folder, when there is one.
+        #[arg(long, value_name = "DIR")]
+        notebooks: Option<PathBuf>,
         /// Overwrite files that exist.
         #[arg(long)]
         force: bool,
@@ -84,14 +90,19 @@ pub enum ExportKind {
 
 pub fn import(args: ImportArgs) -> anyhow::Result<u8> {
     match args.kind {
-        ImportKind::Synapse { inputs, out, force } => {
+        ImportKind::Synapse {
+            inputs,
+            out,
+            notebooks,
+            force,
+        } => {
             let (dir, main) = split_toml_path(&out)?;
             let existing = existing_files(&dir)?;
             let (root, rest) = inputs
                 .split_first()
                 .context("name the pipeline JSON to import")?;
             let pipelines = PipelineFiles::new(root, rest)?;
-            let converted = import_synapse(
+            let mut converted = import_synapse(
                 &root.display().to_string(),
                 &read_input(root)?,
                 &pipelines,
@@ -100,6 +111,18 @@ pub fn import(args: ImportArgs) -> anyhow::Result<u8> {
                     existing: existing.as_ref(),
                 },
             );
+            let notebooks = notebooks.or_else(|| {
+                let beside = root
+                    .canonicalize()
+                    .ok()?
+                    .parent()?
+                    .parent()?
+                    .join("notebook");
+                beside.is_dir().then_some(beside)
+            });
+            if let Some(folder) = notebooks {
+                add_synapse_notebooks(&mut converted, &synapse_notebooks(&folder)?);
+            }
             finish_import(converted, &dir, force)
         }
         ImportKind::Genie { input, out, force } => {
@@ -199,6 +222,39 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))
 }
 
+/// The `*.json` files of a Synapse notebook folder, by path, each within the notebook limit.
+fn synapse_notebooks(folder: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    let entries =
+        std::fs::read_dir(folder).with_context(|| format!("cannot list `{}`", folder.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+            found.push(path);
+        }
+        if found.len() > MAX_PROVIDED_NOTEBOOKS {
+            break;
+        }
+    }
+    found.sort();
+    found
+        .into_iter()
+        .map(|path| {
+            let len = std::fs::metadata(&path)?.len();
+            if len > MAX_NOTEBOOK_BYTES as u64 {
+                bail!(
+                    "`{}` is {len} bytes, over the notebook limit of {} MiB",
+                    path.display(),
+                    MAX_NOTEBOOK_BYTES / (1024 * 1024)
+                );
+            }
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            Ok((path.display().to_string(), text))
+        })
+        .collect()
+}
+
 fn print_report(report: &Report) {
     eprint!("{}", report.render());
 }
@@ -236,6 +292,10 @@ fn finish_import(converted: Converted, dir: &Path, force: bool) -> anyhow::Resul
     refuse_overwrite(&paths, force)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     for (file, path) in converted.files.iter().zip(&paths) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
         std::fs::write(path, &file.text)
             .with_context(|| format!("cannot write `{}`", path.display()))?;
         println!("wrote {}", path.display());
