@@ -99,8 +99,10 @@ impl Token {
         };
         let (secret, read_only) = match rest.split_once(':') {
             Some((secret, READ_ONLY)) => (secret, true),
-            Some((_, other)) => anyhow::bail!(
-                "a token's secret may be followed by `:{READ_ONLY}` only, not `:{other}`"
+            // What follows is not echoed: it may be part of a secret that holds a `:`.
+            Some(_) => anyhow::bail!(
+                "a token's secret is 1 to {MAX_TOKEN_LEN} letters, digits and `. _ ~ -`, \
+                 followed by nothing or `:{READ_ONLY}`"
             ),
             None => (rest, false),
         };
@@ -270,6 +272,77 @@ mod tests {
             assert!(Token::parse(bad).is_err(), "{bad}");
         }
         assert!(!format!("{:?}", Token::parse("ops=s3cret").unwrap()).contains("s3cret"));
+    }
+
+    /// SECURITY.md's token set: 1 to 256 of `A-Z a-z 0-9 . _ ~ -`, whether given as a value
+    /// (`--token`, `SPOOL_TOKEN`, `SPOOL_LIVY_TOKEN`) or in a file. Anything else (a `;` would
+    /// add cookie attributes, spaces and control characters would split or end a header) is
+    /// refused before the server starts, with an error that names the set and not the secret.
+    #[test]
+    fn tokens_are_the_documented_characters_only_and_others_are_refused_clearly() {
+        let set = "ABCXYZabcxyz0189._~-";
+        assert_eq!(load_token(Some(set), None).unwrap().as_deref(), Some(set));
+        let longest = "t".repeat(MAX_TOKEN_LEN);
+        assert_eq!(load_token(Some(&longest), None).unwrap(), Some(longest));
+        assert_eq!(load_token(Some(""), None).unwrap(), None, "empty: no token");
+        assert_eq!(load_token(None, None).unwrap(), None);
+        let refused = [
+            "s3c;ret",
+            "s3c;ret; Domain=evil.example",
+            "s3c ret",
+            " s3cret",
+            "s3c\tret",
+            "s3c\nret",
+            "s3c\rret",
+            "s3c\0ret",
+            "s3c\u{7f}ret",
+            "s3c\u{1b}[2Jret",
+            "s3cr\u{e9}t",
+            "s3c=ret",
+            "s3c:ret",
+            "s3c,ret",
+            "s3c\"ret",
+            "s3c%3Bret",
+            "s3c/ret",
+        ];
+        let too_long = "t".repeat(MAX_TOKEN_LEN + 1);
+        for bad in refused.iter().copied().chain([too_long.as_str()]) {
+            let err = load_token(Some(bad), None).unwrap_err().to_string();
+            assert!(
+                err.contains("1 to 256 letters, digits and `. _ ~ -`"),
+                "{bad:?}: {err}"
+            );
+            assert!(!err.contains(bad), "the error repeats the secret: {err}");
+            // `spool serve --token NAME=SECRET`: the same set for the secret.
+            let spec = format!("ops={bad}");
+            let err = load_tokens(&[spec], None).unwrap_err().to_string();
+            assert!(
+                err.contains("letters, digits and `. _ ~ -`"),
+                "{bad:?}: {err}"
+            );
+            assert!(!err.contains(bad), "the error repeats the secret: {err}");
+        }
+        // A file's surrounding whitespace (its final newline) is not part of the token; what
+        // is inside it is checked like a value.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  s3cret\n").unwrap();
+        assert_eq!(
+            load_token(None, Some(&file)).unwrap().as_deref(),
+            Some("s3cret")
+        );
+        for bad in ["s3c ret\n", "s3c;ret\n", "s3c\u{1b}ret\n"] {
+            std::fs::write(&file, bad).unwrap();
+            let err = load_token(None, Some(&file)).unwrap_err().to_string();
+            assert!(
+                err.contains("letters, digits and `. _ ~ -`"),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(
+            load_token(Some("s3cret"), Some(&file)).is_err(),
+            "given twice"
+        );
     }
 
     #[test]
