@@ -58,15 +58,20 @@ def write_pipeline(folder, notebooks):
         f.write("\n".join(lines))
 
 
-def rss_kib(pid):
+def proc_status(pid, key):
+    """A number of /proc/PID/status (`VmRSS` in KiB, `Threads`); 0 when it cannot be read."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def rss_kib(pid):
+    return proc_status(pid, "VmRSS")
 
 
 def start_serve(args, port, pipelines, data):
@@ -167,6 +172,9 @@ def main():
     started = time.time()
     written = delivered = mismatched = resumed_ok = 0
     statuses = {}
+    # serve's memory and threads after every `every` runs: growth per run shows as a slope.
+    every = max(1, args.runs // 8)
+    checkpoints = []
     for r in range(args.runs):
         status, body = api.call("POST", "/api/runs", {"file": "bench.toml"})
         if status != 201:
@@ -192,6 +200,9 @@ def main():
                 mismatched += 1
             elif w == 0:
                 resumed_ok += 1
+        if (r + 1) % every == 0:
+            checkpoints.append(f"{r + 1}: {rss_kib(proc.pid) / 1024:.0f}"
+                               f" ({proc_status(proc.pid, 'Threads')} thr)")
     elapsed = time.time() - started
     stop.set()
     sample.join(timeout=10)
@@ -235,6 +246,7 @@ def main():
         ("watchers with missing or out-of-order events", str(mismatched)),
         ("dropped-and-resumed watchers complete", f"{resumed_ok} / {args.runs}"),
         ("serve RSS start / end", f"{rss_start / 1024:.1f} / {rss_end / 1024:.1f} MiB"),
+        ("serve RSS MiB after N runs", ", ".join(checkpoints)),
         ("runs.db (+wal) size", f"{db / 1024:.0f} KiB"),
         ("kill -9 mid-run", f"after restart: status {after_status}, {len(seqs)} events, "
                             f"{'contiguous, ending run_interrupted' if intact else 'DAMAGED'}"),

@@ -805,9 +805,12 @@ impl RunRecord {
 
     /// What `run.…` references read in this run, and in a resume of it.
     pub fn run_info(&self) -> RunInfo {
+        // A run that never got as far as its values (a scheduled start refused) still has
+        // its slot.
+        let trigger_ms = self.trigger.as_ref().and_then(|t| t.scheduled_ms);
         self.run_info.unwrap_or(RunInfo {
             id: self.id,
-            trigger_ms: self.started_ms,
+            trigger_ms: trigger_ms.unwrap_or(self.started_ms),
         })
     }
 }

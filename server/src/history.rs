@@ -69,7 +69,10 @@ CREATE INDEX IF NOT EXISTS run_summaries_status ON run_summaries(status, run_id)
 CREATE TABLE IF NOT EXISTS schedules (
     file TEXT PRIMARY KEY,
     handled_ms INTEGER,
-    paused INTEGER NOT NULL DEFAULT 0
+    paused INTEGER NOT NULL DEFAULT 0,
+    -- The last pause or resume: when, and the name of the token that asked (never a secret).
+    changed_ms INTEGER,
+    changed_by TEXT
 );
 ";
 
@@ -99,6 +102,12 @@ pub struct Unreadable {
     pub reason: String,
 }
 
+/// Whether `table` has `column` (histories of older builds lack the newer ones).
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists(params![table, column])
+}
+
 impl History {
     /// Opens (creating if needed) `runs.db` in `data_dir`.
     pub fn open(data_dir: &Path) -> anyhow::Result<History> {
@@ -114,22 +123,23 @@ impl History {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         // Histories from before `owner_start`: the column is added, old runs keep 0.
-        let has_start: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('runs') WHERE name = 'owner_start'")?
-            .exists([])?;
-        if !has_start {
+        if !has_column(&conn, "runs", "owner_start")? {
             conn.execute_batch(
                 "ALTER TABLE runs ADD COLUMN owner_start INTEGER NOT NULL DEFAULT 0",
             )?;
         }
         // Summaries from before the trigger column: the column is added and read from them.
-        let has_trigger: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('run_summaries') WHERE name = 'trigger'")?
-            .exists([])?;
-        if !has_trigger {
+        if !has_column(&conn, "run_summaries", "trigger")? {
             conn.execute_batch(
                 "ALTER TABLE run_summaries ADD COLUMN trigger TEXT;
                  UPDATE run_summaries SET trigger = json_extract(body, '$.trigger.kind');",
+            )?;
+        }
+        // Schedules from before pauses were attributed: paused or resumed by no one known.
+        if !has_column(&conn, "schedules", "changed_ms")? {
+            conn.execute_batch(
+                "ALTER TABLE schedules ADD COLUMN changed_ms INTEGER;
+                 ALTER TABLE schedules ADD COLUMN changed_by TEXT;",
             )?;
         }
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -14,6 +14,8 @@ use crate::runs::{RunManager, RunRequest};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use spool_core::dag::load;
+use spool_core::notify::Notify;
+use spool_core::parse::parse_pipeline;
 use spool_core::runlog::Trigger;
 use spool_core::schedule::{FireTime, Schedule, ON_TIME_GRACE_MS};
 use spool_core::source::Sources;
@@ -31,27 +33,48 @@ const MAX_DEPTH: usize = 4;
 const MAX_FILES: usize = 2000;
 
 /// A schedule's state as kept in the history.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScheduleState {
     /// The newest slot handled (run or skipped); `None` for a schedule never seen.
     pub handled_ms: Option<i64>,
     pub paused: bool,
+    /// The last pause or resume: when, and who asked.
+    pub changed: Option<ScheduleChange>,
+}
+
+/// A pause or resume of a schedule, as the history keeps it and the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleChange {
+    pub at_ms: i64,
+    /// The name of the API token that asked (`None`: a token without a name, or no token);
+    /// never its secret.
+    pub by: Option<String>,
+}
+
+/// The columns [`ScheduleState`] is read from, in order.
+const STATE_COLUMNS: &str = "handled_ms, paused, changed_ms, changed_by";
+
+fn state_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ScheduleState> {
+    let changed = match r.get::<_, Option<i64>>(first + 2)? {
+        Some(at_ms) => Some(ScheduleChange {
+            at_ms,
+            by: r.get(first + 3)?,
+        }),
+        None => None,
+    };
+    Ok(ScheduleState {
+        handled_ms: r.get(first)?,
+        paused: r.get(first + 1)?,
+        changed,
+    })
 }
 
 impl History {
     /// Every file's scheduler state.
     pub fn schedule_states(&self) -> anyhow::Result<HashMap<String, ScheduleState>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT file, handled_ms, paused FROM schedules")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                ScheduleState {
-                    handled_ms: r.get(1)?,
-                    paused: r.get(2)?,
-                },
-            ))
-        })?;
+        let mut stmt = conn.prepare(&format!("SELECT file, {STATE_COLUMNS} FROM schedules"))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, state_of(r, 1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -59,14 +82,9 @@ impl History {
         let found = self
             .conn()
             .query_row(
-                "SELECT handled_ms, paused FROM schedules WHERE file = ?1",
+                &format!("SELECT {STATE_COLUMNS} FROM schedules WHERE file = ?1"),
                 params![file],
-                |r| {
-                    Ok(ScheduleState {
-                        handled_ms: r.get(0)?,
-                        paused: r.get(1)?,
-                    })
-                },
+                |r| state_of(r, 0),
             )
             .optional()?;
         Ok(found.unwrap_or_default())
@@ -82,14 +100,22 @@ impl History {
         Ok(())
     }
 
-    /// Pauses or resumes `file`'s schedule at `now_ms`. The slots of a pause are not caught up:
-    /// they count as handled when it resumes.
-    pub fn set_schedule_paused(&self, file: &str, paused: bool, now_ms: i64) -> anyhow::Result<()> {
+    /// Pauses or resumes `file`'s schedule at `now_ms`, asked by the token named `by`. The
+    /// slots of a pause are not caught up: they count as handled when it resumes.
+    pub fn set_schedule_paused(
+        &self,
+        file: &str,
+        paused: bool,
+        now_ms: i64,
+        by: Option<&str>,
+    ) -> anyhow::Result<()> {
         self.conn().execute(
-            "INSERT INTO schedules (file, handled_ms, paused) VALUES (?1, ?2, ?3) \
+            "INSERT INTO schedules (file, handled_ms, paused, changed_ms, changed_by) \
+             VALUES (?1, ?2, ?3, ?2, ?4) \
              ON CONFLICT(file) DO UPDATE SET paused = excluded.paused, \
-             handled_ms = CASE WHEN excluded.paused THEN handled_ms ELSE excluded.handled_ms END",
-            params![file, now_ms, paused],
+             handled_ms = CASE WHEN excluded.paused THEN handled_ms ELSE excluded.handled_ms END, \
+             changed_ms = excluded.changed_ms, changed_by = excluded.changed_by",
+            params![file, now_ms, paused, by],
         )?;
         Ok(())
     }
@@ -101,6 +127,9 @@ pub struct ScheduleView {
     #[serde(flatten)]
     pub schedule: Schedule,
     pub paused: bool,
+    /// The last pause or resume: when, and the name of the token that asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<ScheduleChange>,
     /// The next fire times (none while paused or disabled).
     pub next: Vec<FireTime>,
 }
@@ -115,29 +144,54 @@ impl ScheduleView {
         ScheduleView {
             schedule,
             paused: state.paused,
+            changed: state.changed,
             next,
         }
     }
 }
 
-/// The valid pipeline files of `dir` that have a `[schedule]`.
-fn scheduled_pipelines(dir: &std::path::Path) -> anyhow::Result<Vec<(String, Schedule)>> {
+/// A pipeline file with a `[schedule]`, and what its refused starts are recorded with.
+#[derive(Clone)]
+struct Scheduled {
+    file: String,
+    /// The pipeline's name (its file's, when the plan does not load).
+    pipeline: String,
+    schedule: Schedule,
+    /// Told when a start is refused.
+    notify: Vec<Notify>,
+}
+
+/// The pipeline files of `dir` that have a `[schedule]`. A file with errors elsewhere keeps
+/// its schedule (read from the file alone): its slots are still due, and their starts fail
+/// visibly, as runs that failed with the errors, instead of silently not happening.
+fn scheduled_pipelines(dir: &std::path::Path) -> anyhow::Result<Vec<Scheduled>> {
     let sources = DiskSources::new(dir)?;
     let mut out = Vec::new();
     for file in sources.list(&[".toml"], MAX_DEPTH, MAX_FILES) {
         // Most files have no schedule: only those that mention one are loaded.
-        match sources.read(&file) {
-            Ok(text) if text.contains("schedule") => {}
+        let text = match sources.read(&file) {
+            Ok(text) if text.contains("schedule") => text,
             _ => continue,
-        }
+        };
         let loaded = load(&file, &sources);
-        match loaded.plan.and_then(|p| p.schedule) {
-            Some(schedule) => out.push((file, schedule)),
-            None if spool_core::diag::has_errors(&loaded.diagnostics) => {
-                tracing::debug!(file, "not scheduled: the pipeline has errors");
-            }
-            None => {}
-        }
+        let scheduled = match loaded.plan {
+            Some(plan) => plan.schedule.map(|schedule| Scheduled {
+                file: file.clone(),
+                pipeline: plan.name,
+                schedule,
+                notify: plan.notify,
+            }),
+            None => parse_pipeline(&file, &text).0.and_then(|p| {
+                tracing::debug!(file, "the scheduled pipeline has errors");
+                Some(Scheduled {
+                    file: file.clone(),
+                    pipeline: p.name,
+                    schedule: p.schedule?,
+                    notify: p.notify,
+                })
+            }),
+        };
+        out.extend(scheduled);
     }
     Ok(out)
 }
@@ -150,7 +204,7 @@ pub struct Scheduler {
 
 /// What one pass decided: runs to start, and when the next slot comes.
 struct Pass {
-    starts: Vec<RunRequest>,
+    starts: Vec<(RunRequest, Scheduled)>,
     next_ms: Option<i64>,
 }
 
@@ -180,11 +234,27 @@ impl Scheduler {
                 return None;
             }
         };
-        for req in pass.starts {
+        for (req, scheduled) in pass.starts {
             let (file, slot) = (req.file.clone(), req.trigger.scheduled_ms);
-            match self.runs.start(req).await {
-                Ok(id) => tracing::info!(file, slot, run = id, "scheduled run started"),
-                Err(e) => tracing::warn!(file, slot, "scheduled run not started: {e}"),
+            let refused = match self.runs.start(req.clone()).await {
+                Ok(id) => {
+                    tracing::info!(file, slot, run = id, "scheduled run started");
+                    continue;
+                }
+                Err(refused) => refused,
+            };
+            let (pipeline, notify) = (&scheduled.pipeline, &scheduled.notify);
+            match self
+                .runs
+                .record_refused_start(&req, pipeline, &refused, notify)
+                .await
+            {
+                Ok(id) => tracing::warn!(file, slot, run = id, "scheduled run failed to start"),
+                Err(e) => tracing::error!(
+                    file,
+                    slot,
+                    "scheduled run not started ({refused}), and not recorded: {e:#}"
+                ),
             }
         }
         pass.next_ms
@@ -220,15 +290,16 @@ fn decide(history: &History, dir: &std::path::Path, now_ms: i64) -> anyhow::Resu
         starts: Vec::new(),
         next_ms: None,
     };
-    for (file, schedule) in scheduled_pipelines(dir)? {
-        let state = states.get(&file).copied().unwrap_or_default();
+    for scheduled in scheduled_pipelines(dir)? {
+        let (file, schedule) = (&scheduled.file, &scheduled.schedule);
+        let state = states.get(file).cloned().unwrap_or_default();
         // A schedule seen for the first time counts from a grace period ago, so that a slot
         // that came while the file was being saved still runs.
         let last = state.handled_ms.unwrap_or(now_ms - ON_TIME_GRACE_MS);
         let due = schedule.due(last, now_ms);
         let active = schedule.enabled && !state.paused;
         if let Some(handled) = due.handled.or(state.handled_ms.is_none().then_some(last)) {
-            history.set_schedule_handled(&file, handled)?;
+            history.set_schedule_handled(file, handled)?;
         }
         if !active {
             continue;
@@ -241,18 +312,19 @@ fn decide(history: &History, dir: &std::path::Path, now_ms: i64) -> anyhow::Resu
                 "scheduled slots missed while Spool was not running are not run"
             );
         }
+        if let Some(&next) = schedule.next_after(now_ms, 1).first() {
+            pass.next_ms = Some(pass.next_ms.map_or(next, |n: i64| n.min(next)));
+        }
         for slot in due.fire {
-            pass.starts.push(RunRequest {
+            let req = RunRequest {
                 file: file.clone(),
                 params: schedule.params.clone(),
                 resume: None,
                 rerun: Vec::new(),
                 trigger: Trigger::schedule(slot),
                 started_by: None,
-            });
-        }
-        if let Some(&next) = schedule.next_after(now_ms, 1).first() {
-            pass.next_ms = Some(pass.next_ms.map_or(next, |n: i64| n.min(next)));
+            };
+            pass.starts.push((req, scheduled.clone()));
         }
     }
     Ok(pass)

@@ -6,7 +6,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{call, fixture, get, Fixture};
+use common::{call, fixture, fixture_with_tokens, get, Fixture};
 use serde_json::{json, Value};
 use spool_server::history::History;
 
@@ -101,6 +101,91 @@ async fn pausing_a_schedule_is_kept_in_the_history_and_resuming_shows_its_fire_t
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["paused"], false);
     assert!(!reopened.schedule_state("hourly.toml").unwrap().paused);
+}
+
+/// `POST /api/pipelines/{file}/schedule` as the holder of token `secret`.
+fn post_schedule_as(file: &str, paused: bool, secret: &str) -> Request<Body> {
+    Request::post(format!("/api/pipelines/{file}/schedule"))
+        .header("host", "spool.internal:8080")
+        .header("authorization", format!("Bearer {secret}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "paused": paused }).to_string()))
+        .unwrap()
+}
+
+/// `hourly.toml`'s schedule in the listing, read with token `secret`.
+async fn listed_schedule(f: &Fixture, secret: &str) -> Value {
+    let req = Request::get("/api/pipelines")
+        .header("host", "spool.internal:8080")
+        .header("authorization", format!("Bearer {secret}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, list) = call(f, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let hourly = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["file"] == "hourly.toml");
+    hourly.expect("listed")["schedule"].clone()
+}
+
+#[tokio::test]
+async fn who_paused_or_resumed_a_schedule_is_kept_by_token_name_and_shown_never_the_secret() {
+    let (ops, ci, viewer) = ("0ps-s3cret", "c1-s3cret", "v1ewer-s3cret");
+    let f = fixture_with_tokens(&[
+        &format!("ops={ops}"),
+        &format!("ci={ci}"),
+        &format!("viewer={viewer}:read-only"),
+    ]);
+    std::fs::write(f.root.join("hourly.toml"), SCHEDULED).unwrap();
+    assert!(
+        listed_schedule(&f, viewer).await.get("changed").is_none(),
+        "never paused yet"
+    );
+
+    let before = spool_server::runs::now_ms();
+    let (status, paused) = call(&f, post_schedule_as("hourly.toml", true, ops)).await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["paused"], true);
+    assert_eq!(paused["changed"]["by"], "ops");
+    let at = paused["changed"]["at_ms"].as_i64().unwrap();
+    assert!(
+        at >= before && at <= spool_server::runs::now_ms(),
+        "{paused}"
+    );
+    // Shown wherever the pause is: the listing (the browser's schedule bar) and the schedule.
+    let shown = listed_schedule(&f, viewer).await;
+    assert_eq!(
+        (&shown["paused"], &shown["changed"]["by"]),
+        (&json!(true), &json!("ops"))
+    );
+    // A read-only token cannot resume it, and does not become who changed it.
+    let (status, _) = call(&f, post_schedule_as("hourly.toml", false, viewer)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(listed_schedule(&f, viewer).await["changed"]["by"], "ops");
+
+    let (status, resumed) = call(&f, post_schedule_as("hourly.toml", false, ci)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&resumed["paused"], &resumed["changed"]["by"]),
+        (&json!(false), &json!("ci"))
+    );
+    // Kept across a restart: another process on the same history reads it.
+    let reopened = History::open(&f.root.join(".spool")).unwrap();
+    let kept = reopened.schedule_state("hourly.toml").unwrap();
+    assert_eq!(kept.changed.and_then(|c| c.by).as_deref(), Some("ci"));
+    drop(reopened);
+    // Names only: no secret in the answers or anywhere in the history's files.
+    for answer in [&paused, &resumed] {
+        let text = answer.to_string();
+        assert!(!text.contains(ops) && !text.contains(ci), "{text}");
+    }
+    for entry in std::fs::read_dir(f.root.join(".spool")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(ops) && !text.contains(ci));
+    }
 }
 
 #[tokio::test]

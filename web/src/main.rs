@@ -564,14 +564,26 @@ fn schedule_bar(props: &AppProps) -> Html {
     }) else {
         return html! {};
     };
+    // Who paused or resumed it last, and when: ` by ops at 2026-11-30 10:40 UTC`.
+    let changed = schedule.changed.as_ref().map_or(String::new(), |c| {
+        let by =
+            c.by.as_deref()
+                .map_or(String::new(), |name| format!(" by {name}"));
+        format!("{by} at {} UTC", spool_core::schedule::utc_minute(c.at_ms))
+    });
     let state = if !schedule.enabled {
         "disabled (enabled = false)".to_string()
     } else if schedule.paused {
-        "paused".to_string()
+        format!("paused{changed}")
     } else {
+        let resumed = if changed.is_empty() {
+            String::new()
+        } else {
+            format!("; resumed{changed}")
+        };
         match schedule.next.first() {
-            Some(t) => format!("next {} ({} UTC)", t.local, t.utc),
-            None => "never comes again".to_string(),
+            Some(t) => format!("next {} ({} UTC){resumed}", t.local, t.utc),
+            None => format!("never comes again{resumed}"),
         }
     };
     let later: Vec<String> = schedule

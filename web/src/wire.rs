@@ -28,8 +28,19 @@ pub struct ScheduleInfo {
     pub catch_up: String,
     pub enabled: bool,
     pub paused: bool,
+    /// The last pause or resume: when, and the name of the token that asked.
+    #[serde(default)]
+    pub changed: Option<ScheduleChange>,
     /// The next fire times (none while paused or disabled).
     pub next: Vec<FireTime>,
+}
+
+/// Who paused or resumed a schedule last (a token's name; none without one), and when.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ScheduleChange {
+    pub at_ms: i64,
+    #[serde(default)]
+    pub by: Option<String>,
 }
 
 /// `POST /api/pipelines/{file}/schedule`.

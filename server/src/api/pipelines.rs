@@ -137,7 +137,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Entr
                     _ => file.trim_end_matches(".toml").to_string(),
                 };
                 let schedule = outline.schedule.filter(|_| errors == 0).map(|s| {
-                    let state = schedules.get(&file).copied().unwrap_or_default();
+                    let state = schedules.get(&file).cloned().unwrap_or_default();
                     ScheduleView::of(s, state, now, LISTED_FIRE_TIMES)
                 });
                 Entry {

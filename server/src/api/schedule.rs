@@ -2,10 +2,10 @@
 //! the history, read by the scheduler at its next pass).
 
 use super::pipelines::{load_plan, pipeline_path};
-use super::{blocking, ApiError, ApiJson, ApiPath, ApiResult, AppState};
+use super::{blocking, ApiError, ApiJson, ApiPath, ApiResult, AppState, Caller};
 use crate::scheduler::ScheduleView;
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -37,9 +37,10 @@ pub async fn get(
 }
 
 /// `{"paused": true}` pauses the schedule, `false` resumes it: the slots of the pause are not
-/// caught up.
+/// caught up. The caller's token name is kept with it.
 pub async fn set(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(file): ApiPath<String>,
     ApiJson(body): ApiJson<ScheduleBody>,
 ) -> ApiResult<Json<ScheduleView>> {
@@ -47,8 +48,11 @@ pub async fn set(
     blocking(move || {
         let now = crate::runs::now_ms();
         view(&state, &file, now)?;
-        state.history.set_schedule_paused(&file, body.paused, now)?;
-        tracing::info!(file, paused = body.paused, "schedule paused or resumed");
+        let by = caller.name.as_deref();
+        state
+            .history
+            .set_schedule_paused(&file, body.paused, now, by)?;
+        tracing::info!(file, paused = body.paused, by, "schedule paused or resumed");
         state.schedules_changed.notify_one();
         view(&state, &file, now).map(Json)
     })

@@ -81,6 +81,30 @@ pub enum StartError {
     Internal(#[from] anyhow::Error),
 }
 
+/// Diagnostics a refused start's reason names at most (the rest are counted).
+const REASON_DIAGNOSTICS: usize = 5;
+
+impl StartError {
+    /// Why, in full: a pipeline's errors are listed (file:line:col: message), as many as
+    /// [`REASON_DIAGNOSTICS`].
+    pub fn reason(&self) -> String {
+        let StartError::Invalid(diagnostics) = self else {
+            return self.to_string();
+        };
+        let errors: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| d.severity == spool_core::diag::Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        let mut lines = vec![format!("{self}:")];
+        lines.extend(errors.iter().take(REASON_DIAGNOSTICS).cloned());
+        if errors.len() > REASON_DIAGNOSTICS {
+            lines.push(format!("(and {} more)", errors.len() - REASON_DIAGNOSTICS));
+        }
+        lines.join("\n")
+    }
+}
+
 /// Where runs get their Spark sessions.
 pub struct SparkTarget {
     pub spark: Arc<dyn Spark>,
@@ -257,7 +281,11 @@ impl RunManager {
                 .await;
             }
         };
-        Self::lock(&self.notifications).spawn(task);
+        let mut sending = Self::lock(&self.notifications);
+        // Deliveries that ended are dropped here: a server never waits for them, and each
+        // would otherwise stay in the set for as long as the server runs.
+        while sending.try_join_next().is_some() {}
+        sending.spawn(task);
     }
 
     /// Waits for the notifications being sent (`spool run` before it exits); each is bounded
@@ -372,12 +400,43 @@ impl RunManager {
         }
     }
 
+    /// A start that nobody waits for (the scheduler's), refused before its run was recorded
+    /// (the pipeline has errors, a file it needs is gone, its values do not bind): recorded
+    /// as a run of `pipeline` that failed, with why, so that the runs list shows it and `notify`
+    /// (the `[[notify]]` entries still readable from the file) is told. Its plan is `null`:
+    /// there was none. Resuming it once the file is fixed runs it for its trigger's time.
+    pub async fn record_refused_start(
+        self: &Arc<Self>,
+        req: &RunRequest,
+        pipeline: &str,
+        e: &StartError,
+        notify: &[spool_core::notify::Notify],
+    ) -> anyhow::Result<i64> {
+        let started = RunEvent::RunStarted {
+            pipeline: pipeline.to_string(),
+            file: req.file.clone(),
+            params: req.params.clone(),
+            resumed_from: None,
+            plan: serde_json::Value::Null,
+            trigger: Some(req.trigger.clone()),
+            started_by: req.started_by.clone(),
+        };
+        let history = self.history.clone();
+        let id =
+            tokio::task::spawn_blocking(move || history.create_run(&started, now_ms())).await??;
+        self.failed_to_launch(id, e).await;
+        let event = spool_core::notify::NotifyOn::Failed;
+        self.send_notifications(id, crate::notify::wanting(notify, event), event);
+        Ok(id)
+    }
+
     /// A recorded run that could not be started ends failed, with why.
     async fn failed_to_launch(&self, id: i64, e: &StartError) {
-        tracing::error!(run = id, "the run could not start: {e}");
+        let reason = format!("the run could not start: {}", e.reason());
+        tracing::error!(run = id, "{reason}");
         let now = now_ms();
         let why = RunEvent::CancelRequested {
-            reason: Some(format!("the run could not start: {e}")),
+            reason: Some(reason),
             by: None,
         };
         let failed = RunEvent::RunFinished {
@@ -643,9 +702,24 @@ impl RunManager {
         }
     }
 
+    /// What the manager holds in memory: runs it controls or queues, live-stream channels,
+    /// notification deliveries (the tests check that finished runs do not add up).
+    #[cfg(test)]
+    fn held(&self) -> [usize; 3] {
+        let active = Self::lock(&self.active);
+        [
+            active.runs.len() + active.waiting.len(),
+            Self::lock(&self.notify).len(),
+            Self::lock(&self.notifications).len(),
+        ]
+    }
+
     /// A receiver that changes whenever the run gets a new event (for live streams).
     pub fn subscribe(&self, id: i64) -> Option<watch::Receiver<i64>> {
         let mut map = Self::lock(&self.notify);
+        // Channels nobody follows any more go: the map holds at most one per open stream
+        // (and streams are capped), not one per run ever watched.
+        map.retain(|_, tx| tx.receiver_count() > 0);
         Some(
             map.entry(id)
                 .or_insert_with(|| watch::channel(-1).0)

@@ -93,6 +93,14 @@ async fn run_to_end(h: &Harness, manager: &Arc<RunManager>) -> (i64, Execution) 
     (id, exec)
 }
 
+/// A runtime on the real clock (tests that talk to a local HTTP receiver).
+pub(crate) fn real_clock() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 pub(crate) fn paused() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -1438,11 +1446,11 @@ fn recorded_a_value_condition_reads_published_values_and_skips_before_spark_hear
 }
 
 /// The path and body of each request a webhook receiver got.
-type Received = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+pub(crate) type Received = Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
 /// A webhook receiver on loopback: answers the scripted statuses in turn (then 200), and keeps
 /// each request's path and body.
-fn webhook_receiver(statuses: Vec<u16>) -> (String, Received) {
+pub(crate) fn webhook_receiver(statuses: Vec<u16>) -> (String, Received) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!(
@@ -1490,11 +1498,7 @@ fn webhook_receiver(statuses: Vec<u16>) -> (String, Received) {
 /// are secrets). A notification for an event the entry does not want is not sent.
 #[test]
 fn notify_posts_the_runs_end_to_its_webhook_retrying_what_failed() {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
+    real_clock().block_on(async {
             let (url, got) = webhook_receiver(vec![503]);
             let pipeline = format!(
                 "name = \"alerts\"\n[[notify]]\non = [\"failed\"]\nwebhook = \"{url}\"\nformat = \"slack\"\n\
@@ -1542,34 +1546,75 @@ fn notify_posts_the_runs_end_to_its_webhook_retrying_what_failed() {
 /// the status `running`; nothing is sent about an end the entry does not want.
 #[test]
 fn notify_tells_when_a_run_runs_longer_than_long_running_secs() {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            let (url, got) = webhook_receiver(Vec::new());
-            let pipeline = format!(
-                "name = \"slow\"\n[[notify]]\non = [\"long_running\"]\nlong_running_secs = 1\n\
+    real_clock().block_on(async {
+        let (url, got) = webhook_receiver(Vec::new());
+        let pipeline = format!(
+            "name = \"slow\"\n[[notify]]\non = [\"long_running\"]\nlong_running_secs = 1\n\
                  webhook = \"{url}\"\n[[notebook]]\nid = \"load\"\npath = \"nb/n.py\"\n"
-            );
-            let h = Harness::new(&pipeline, FakeSpark::uniform(2.5));
-            let manager = h.manager(None);
+        );
+        let h = Harness::new(&pipeline, FakeSpark::uniform(2.5));
+        let manager = h.manager(None);
+        let (id, handle) = begin(&manager, None).await;
+        handle.await.expect("run");
+        manager.notifications_sent().await;
+        let got = got.lock().expect("lock").clone();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let body: serde_json::Value = serde_json::from_str(&got[0].1).expect("JSON");
+        assert_eq!(
+            (
+                body["event"].as_str(),
+                body["status"].as_str(),
+                body["run_id"].as_i64()
+            ),
+            (Some("long_running"), Some("running"), Some(id))
+        );
+        assert!(body["elapsed_secs"].as_f64() >= Some(1.0), "{body}");
+    });
+}
+
+/// A server that runs for months: what the manager keeps in memory of finished runs does not
+/// grow with them (the history serves them). A finished run's control goes at the next start,
+/// its live-stream channel when its last watcher leaves, its notification once sent.
+#[test]
+fn what_a_server_keeps_in_memory_of_finished_runs_does_not_grow_with_them() {
+    real_clock().block_on(async {
+        let (url, got) = webhook_receiver(Vec::new());
+        let pipeline = format!(
+            "[[notify]]\non = [\"succeeded\"]\nwebhook = \"{url}\"\n\
+                 [[notebook]]\nid = \"load\"\npath = \"nb/n.py\"\n"
+        );
+        let h = Harness::new(&pipeline, FakeSpark::uniform(0.02));
+        let manager = h.manager(None);
+        let mut ids = Vec::new();
+        for n in 1..=8 {
             let (id, handle) = begin(&manager, None).await;
-            handle.await.expect("run");
-            manager.notifications_sent().await;
-            let got = got.lock().expect("lock").clone();
-            assert_eq!(got.len(), 1, "{got:?}");
-            let body: serde_json::Value = serde_json::from_str(&got[0].1).expect("JSON");
+            let watcher = manager.subscribe(id).expect("a channel");
+            handle.await.expect("the run");
+            drop(watcher);
+            while got.lock().expect("lock").len() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ids.push(id);
+        }
+        // Let the last delivery record its outcome.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let last = *ids.last().expect("runs");
+        let _watching_the_last = manager.subscribe(last);
+        let [runs, channels, deliveries] = manager.held();
+        assert!(runs <= 1, "{runs} runs held after 8 ended");
+        assert_eq!(channels, 1, "only the watched run's channel");
+        assert!(
+            deliveries <= 1,
+            "{deliveries} deliveries held after 8 were sent"
+        );
+        for id in ids {
             assert_eq!(
-                (
-                    body["event"].as_str(),
-                    body["status"].as_str(),
-                    body["run_id"].as_i64()
-                ),
-                (Some("long_running"), Some("running"), Some(id))
+                h.record(id).status,
+                RunStatus::Succeeded,
+                "served from history"
             );
-            assert!(body["elapsed_secs"].as_f64() >= Some(1.0), "{body}");
-        });
+        }
+    });
 }
 
 /// A secret reaches the notebook as its value and nothing recorded holds it: the log keeps the

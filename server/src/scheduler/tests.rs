@@ -7,7 +7,7 @@
 use super::Scheduler;
 use crate::history::{RunEvent, RunStatus};
 use crate::runs::fake::FakeSpark;
-use crate::runs::tests::{paused, Harness};
+use crate::runs::tests::{paused, real_clock, Harness};
 use spool_core::listing::{RunFilter, MAX_LIMIT};
 use spool_core::runlog::RunSummary;
 use spool_core::runlog::Trigger;
@@ -152,7 +152,7 @@ fn a_paused_schedule_starts_nothing_and_does_not_catch_up_its_pause() {
         let first = at("2026-06-01 01:00");
         scheduler.tick(first + 1_000).await;
         h.history
-            .set_schedule_paused("p.toml", true, first + 60_000)
+            .set_schedule_paused("p.toml", true, first + 60_000, None)
             .expect("pause");
         for hour in ["02", "03"] {
             scheduler
@@ -162,7 +162,7 @@ fn a_paused_schedule_starts_nothing_and_does_not_catch_up_its_pause() {
         assert_eq!(slots(&finished_runs(&h).await), [Some(first)]);
         let resumed = at("2026-06-01 03:30");
         h.history
-            .set_schedule_paused("p.toml", false, resumed)
+            .set_schedule_paused("p.toml", false, resumed, None)
             .expect("resume");
         scheduler.tick(resumed + 1_000).await;
         scheduler.tick(at("2026-06-01 04:00") + 1_000).await;
@@ -175,15 +175,148 @@ fn a_paused_schedule_starts_nothing_and_does_not_catch_up_its_pause() {
     });
 }
 
+/// The reason a run's log gives for its cancel or failure to start.
+fn reason_of(h: &Harness, id: i64) -> String {
+    let events = h.history.events(id, None).expect("events");
+    events
+        .iter()
+        .find_map(|e| match &e.event {
+            RunEvent::CancelRequested { reason, .. } => reason.clone(),
+            _ => None,
+        })
+        .expect("a reason")
+}
+
+#[test]
+fn a_scheduled_start_that_fails_is_a_failed_run_with_why_and_can_be_resumed_once_fixed() {
+    paused().block_on(async {
+        let valid = HOURLY.replace("MODE", "none");
+        let h = harness(&valid);
+        let scheduler = scheduler(&h);
+        let first = at("2026-06-01 01:00");
+        scheduler.tick(first + 1_000).await;
+        finished_runs(&h).await;
+        // The file now has an error (a dependency on a step that is not there); its
+        // [schedule] still reads, so 02:00 is due and its start fails, visibly.
+        let broken = valid.replace(
+            "path = \"nb/n.py\"",
+            "path = \"nb/n.py\"\ndepends_on = [\"gone\"]",
+        );
+        std::fs::write(h.root.join("p.toml"), &broken).expect("saved");
+        let second = at("2026-06-01 02:00");
+        assert_eq!(
+            scheduler.tick(second + 1_000).await,
+            Some(at("2026-06-01 03:00"))
+        );
+        // A notebook the pipeline runs is missing at 03:00.
+        std::fs::write(h.root.join("p.toml"), &valid).expect("saved");
+        std::fs::remove_file(h.root.join("nb/n.py")).expect("removed");
+        let third = at("2026-06-01 03:00");
+        scheduler.tick(third + 1_000).await;
+        scheduler.tick(third + 5_000).await;
+        let runs = finished_runs(&h).await;
+        assert_eq!(
+            slots(&runs),
+            [Some(first), Some(second), Some(third)],
+            "once per slot"
+        );
+        let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Failed]
+        );
+        for run in &runs[1..] {
+            assert_eq!(run.pipeline, "p", "named as the file names it");
+            let kind = run.trigger.as_ref().map(|t| t.kind);
+            assert_eq!(kind, Some(spool_core::runlog::TriggerKind::Schedule));
+        }
+        let why = reason_of(&h, runs[1].id);
+        assert!(
+            why.starts_with("the run could not start: the pipeline has errors:"),
+            "{why}"
+        );
+        assert!(why.contains("p.toml:") && why.contains("gone"), "{why}");
+        let why = reason_of(&h, runs[2].id);
+        assert!(why.contains("nb/n.py"), "{why}");
+        assert_eq!(
+            h.fake.executions().len(),
+            1,
+            "nothing reached Spark for them"
+        );
+
+        // Fixed: resuming the 03:00 run runs it, for its slot.
+        std::fs::write(h.root.join("nb/n.py"), "x = 1\n").expect("notebook");
+        let resumed = h
+            .manager(None)
+            .start(crate::runs::RunRequest {
+                file: "p.toml".into(),
+                params: Default::default(),
+                resume: Some(runs[2].id),
+                rerun: Vec::new(),
+                trigger: Trigger::of(spool_core::runlog::TriggerKind::Resume),
+                started_by: None,
+            })
+            .await
+            .expect("resumed");
+        let runs = finished_runs(&h).await;
+        let run = h.history.run(resumed).expect("read").expect("the resume");
+        assert_eq!((run.status, runs.len()), (RunStatus::Succeeded, 4));
+        assert_eq!(
+            run.run_info().trigger_ms,
+            third,
+            "run.trigger_time is the slot's"
+        );
+    });
+}
+
+/// The `[[notify]]` entries of a file with errors still read: a refused scheduled start tells
+/// the `failed` ones, and the run's log records it.
+#[test]
+fn a_refused_scheduled_start_is_told_to_the_files_failed_webhooks() {
+    real_clock().block_on(async {
+        let (url, got) = crate::runs::tests::webhook_receiver(Vec::new());
+        let broken = format!(
+            "name = \"nightly\"\n[schedule]\ncron = \"0 * * * *\"\n\
+             [[notify]]\non = [\"failed\"]\nwebhook = \"{url}\"\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/n.py\"\ndepends_on = [\"gone\"]\n"
+        );
+        let h = Harness::new(&broken, FakeSpark::uniform(0.1));
+        let manager = h.manager(None);
+        let scheduler = Scheduler::new(h.history.clone(), manager.clone(), h.root.clone());
+        let slot = at("2026-06-01 01:00");
+        scheduler.tick(slot - 30_000).await;
+        scheduler.tick(slot + 1_000).await;
+        manager.notifications_sent().await;
+        let runs = finished_runs(&h).await;
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (runs[0].status, runs[0].pipeline.as_str()),
+            (RunStatus::Failed, "nightly")
+        );
+        let got = got.lock().expect("lock").clone();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let body: serde_json::Value = serde_json::from_str(&got[0].1).expect("JSON");
+        assert_eq!(
+            (body["run_id"].as_i64(), &body["status"]),
+            (Some(runs[0].id), &serde_json::json!("failed")),
+            "{body}"
+        );
+        let notified = h.history.events(runs[0].id, None).expect("events");
+        assert!(notified.iter().any(|e| matches!(
+            e.event,
+            RunEvent::Notified {
+                status: Some(200),
+                ..
+            }
+        )));
+    });
+}
+
 /// The loop on the real clock: with nothing scheduled it sleeps its whole rescan; a file saved
 /// with a schedule and the news of it wake it at once, and the slot of this minute runs.
 #[test]
 fn a_saved_schedule_wakes_the_loop_before_its_rescan() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    real_clock().block_on(async {
         let h = Harness::new(UNSCHEDULED_ONLY, FakeSpark::uniform(0.1));
         let changed = Arc::new(tokio::sync::Notify::new());
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
