@@ -25,6 +25,18 @@ pub enum TaskKind {
     /// The end of a sub-pipeline: takes no time and no slots; it succeeds when no inner
     /// notebook failed, fails when one did, and is skipped when all inner ones were skipped.
     PipelineEnd,
+    /// A for-each (`copy_table`): takes no time and no slots, waits for every iteration
+    /// (`copy_table[orders]`, …) and settles from them as a sub-pipeline's end does: failed
+    /// when one failed (or was cancelled), skipped when all were skipped, succeeded otherwise.
+    /// Its dependents wait for it.
+    ForEach,
+}
+
+impl TaskKind {
+    /// Whether the task runs a notebook (the others take no time and settle themselves).
+    pub fn runs_notebook(self) -> bool {
+        self == TaskKind::Notebook
+    }
 }
 
 /// One schedulable unit of the expanded DAG.
@@ -44,6 +56,12 @@ pub struct Task {
     /// outcomes hold.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<TaskCondition>,
+    /// On a for-each's own task: its items and settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<crate::for_each::ForEach>,
+    /// On an iteration of a for-each: which, and its item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<crate::for_each::Iteration>,
 }
 
 /// A condition on values a task runs under: the `if` of one of its dependencies (of a
@@ -90,14 +108,14 @@ impl Task {
     pub fn slots(&self) -> u32 {
         match self.kind {
             TaskKind::Notebook => self.settings.slots,
-            TaskKind::PipelineEnd => 0,
+            TaskKind::PipelineEnd | TaskKind::ForEach => 0,
         }
     }
 
     pub fn estimate_secs(&self) -> f64 {
         match self.kind {
             TaskKind::Notebook => self.settings.estimate_secs,
-            TaskKind::PipelineEnd => 0.0,
+            TaskKind::PipelineEnd | TaskKind::ForEach => 0.0,
         }
     }
 }
@@ -412,6 +430,8 @@ struct FullNode {
     conditions: Vec<(TaskCondition, Vec<usize>)>,
     /// Where the step's id is written, for diagnostics found when the plan is built.
     at: Diagnostic,
+    for_each: Option<crate::for_each::ForEach>,
+    iteration: Option<crate::for_each::Iteration>,
 }
 
 /// What the plan does with a node, decided in topological order.
@@ -692,7 +712,15 @@ impl<'s> Walk<'s> {
                     let active = if step.active { child.notebooks } else { 0 };
                     (1 + child.tasks, active, child.tasks > MAX_TASKS)
                 }
-                Target::Notebook(_) => (1, u64::from(step.active), false),
+                Target::Notebook(_) => {
+                    // A literal for-each adds its iterations beside its own task.
+                    let iterations = match step.for_each.as_ref().map(|f| &f.items) {
+                        Some(crate::for_each::Items::List(items)) => items.len() as u64,
+                        _ => 0,
+                    };
+                    let notebooks = if step.active { iterations.max(1) } else { 0 };
+                    (1 + iterations, notebooks, false)
+                }
                 Target::Pipeline(_, None) | Target::Unusable => (1, 0, false),
             };
             if tasks <= MAX_TASKS && tasks + adds > MAX_TASKS && !child_over {
@@ -1030,13 +1058,23 @@ impl Expanded {
                     .enumerate()
                     .map(|(k, s)| (s.id.as_str(), k))
                     .collect();
-                if info.file.steps.iter().any(|s| !s.templates.is_empty()) {
+                if info
+                    .file
+                    .steps
+                    .iter()
+                    .any(|s| !s.templates.is_empty() || s.for_each.is_some())
+                {
                     for (j, step) in info.file.steps.iter().enumerate() {
                         let Some(node) = top.placed[j].as_ref().map(|p| p.exit) else {
                             continue;
                         };
-                        for site in &step.templates {
-                            for (e, _) in site.template.refs() {
+                        let for_each = step.for_each.as_ref().and_then(|f| match &f.items {
+                            crate::for_each::Items::Reference(r) => Some(&r.template),
+                            crate::for_each::Items::List(_) => None,
+                        });
+                        let templates = step.templates.iter().map(|s| &s.template);
+                        for template in templates.chain(for_each) {
+                            for (e, _) in template.refs() {
                                 let target = e
                                     .source
                                     .task()
@@ -1109,13 +1147,22 @@ impl Expanded {
             let scope = top.scope;
             match &info.targets[i] {
                 Target::Notebook(p) => {
-                    let n = ex.node(full_id, TaskKind::Notebook, p.clone(), step, active, at);
-                    ex.nodes[n].scope = scope;
-                    top.placed.push(Some(Placed {
-                        entries: vec![n],
-                        exit: n,
-                        is_root: step.depends_on.is_empty(),
-                    }));
+                    let placed = match &step.for_each {
+                        None => {
+                            let n =
+                                ex.node(full_id, TaskKind::Notebook, p.clone(), step, active, at);
+                            Placed {
+                                entries: vec![n],
+                                exit: n,
+                                is_root: step.depends_on.is_empty(),
+                            }
+                        }
+                        Some(f) => ex.for_each(full_id, p, step, f, active, at),
+                    };
+                    for &n in placed.entries.iter().chain([&placed.exit]) {
+                        ex.nodes[n].scope = scope;
+                    }
+                    top.placed.push(Some(placed));
                 }
                 Target::Pipeline(_, Some(c)) => {
                     let end = ex.node(
@@ -1150,6 +1197,56 @@ impl Expanded {
         Ok(ex)
     }
 
+    /// A for-each step: a literal list becomes one notebook node per item (taking the step's
+    /// dependencies) and the for-each's own node waiting for them all; a list read at run time
+    /// is the for-each's node alone, taking the step's dependencies, expanded by the run.
+    fn for_each(
+        &mut self,
+        id: String,
+        path: &str,
+        step: &Step,
+        for_each: &crate::for_each::ForEach,
+        active: bool,
+        at: Diagnostic,
+    ) -> Placed {
+        use crate::for_each::{iteration_ids, Items, Iteration};
+        let is_root = step.depends_on.is_empty();
+        let group = self.node(id.clone(), TaskKind::ForEach, path.into(), step, active, at);
+        self.nodes[group].for_each = Some(for_each.clone());
+        let Items::List(items) = &for_each.items else {
+            return Placed {
+                entries: vec![group],
+                exit: group,
+                is_root,
+            };
+        };
+        let ids = iteration_ids(&id, items);
+        let mut entries = Vec::with_capacity(items.len());
+        for (index, (iteration_id, item)) in ids.into_iter().zip(items).enumerate() {
+            let at = self.nodes[group].at.clone();
+            let n = self.node(
+                iteration_id,
+                TaskKind::Notebook,
+                path.into(),
+                step,
+                active,
+                at,
+            );
+            self.nodes[n].iteration = Some(Iteration {
+                group: id.clone(),
+                index: index as u32,
+                item: item.clone(),
+            });
+            self.edges.push((n, group, Condition::ANY));
+            entries.push(n);
+        }
+        Placed {
+            entries,
+            exit: group,
+            is_root,
+        }
+    }
+
     fn node(
         &mut self,
         id: String,
@@ -1170,6 +1267,8 @@ impl Expanded {
             reads: Vec::new(),
             conditions: Vec::new(),
             at,
+            for_each: None,
+            iteration: None,
         });
         self.nodes.len() - 1
     }
@@ -1397,6 +1496,8 @@ impl Expanded {
                     settings: node.settings.clone(),
                     scope: node.scope,
                     conditions: conditions[v].iter().map(|(c, _)| c.clone()).collect(),
+                    for_each: node.for_each.clone(),
+                    iteration: node.iteration.clone(),
                 });
             }
         }
@@ -1580,14 +1681,20 @@ fn check_references(
             .depends_on
             .iter()
             .filter_map(|d| Some((d.when.as_ref()?, d.when_at)));
-        if step.templates.is_empty() && conditions.clone().next().is_none() {
+        let for_each = step.for_each.as_ref().and_then(|f| match &f.items {
+            crate::for_each::Items::Reference(r) => Some(r),
+            crate::for_each::Items::List(_) => None,
+        });
+        if step.templates.is_empty() && conditions.clone().next().is_none() && for_each.is_none() {
             continue;
         }
         // Everything `i` waits for, directly or not (an explicit stack), when it reads values.
         let reads = step
             .templates
             .iter()
-            .any(|s| s.template.refs().any(|(e, _)| e.source.task().is_some()))
+            .map(|s| &s.template)
+            .chain(for_each.map(|r| &r.template))
+            .any(|t| t.refs().any(|(e, _)| e.source.task().is_some()))
             || conditions.clone().any(|(c, _)| reads_tasks(c));
         let mut upstream = vec![false; if reads { file.steps.len() } else { 0 }];
         let mut stack: Vec<usize> = Vec::new();
@@ -1623,6 +1730,28 @@ fn check_references(
                 r.error(&site.at.file_span(&at), m)
                     .item(&step.id)
                     .key("params");
+            }
+        }
+        if let Some(reference) = for_each {
+            let checked = reference
+                .template
+                .check(&mut |src| reference_type(file, index, &upstream, i, src, &mut suggestions));
+            let problem = match checked {
+                Ok(t) if !ValueType::Array.admits(t) => Some((
+                    0..reference.text.len(),
+                    format!(
+                        "`for_each` needs a list, but `{}` is {}",
+                        reference.text,
+                        t.a()
+                    ),
+                )),
+                Ok(_) => None,
+                Err(e) => Some(e),
+            };
+            if let Some((at, m)) = problem {
+                r.error(&reference.at.file_span(&at), m)
+                    .item(&step.id)
+                    .key("for_each");
             }
         }
         for (c, at) in conditions {

@@ -376,6 +376,9 @@ impl DryRunReport {
         options: &SimOptions,
         calibration: Option<Calibration>,
     ) -> Self {
+        // A for-each whose list is read at run time runs its `expected_items` here.
+        let expanded = plan.with_expected_items();
+        let plan = &*expanded;
         let setup = options.setup(plan, calibration.as_ref());
         let r = simulate(plan, &setup);
         let b = baseline(plan, &setup, options.baseline_min_nodes);
@@ -427,6 +430,8 @@ impl DryRunReport {
     /// point within the deadline (within any time without one).
     pub fn add_sweep(&mut self, plan: &Plan, options: &SimOptions) {
         let Some(max) = options.sweep else { return };
+        let expanded = plan.with_expected_items();
+        let plan = &*expanded;
         let setup = options.setup(plan, self.calibration.as_ref());
         let points = sweep(plan, &setup, max);
         self.cheapest_within_deadline =

@@ -167,6 +167,8 @@ impl LayeredDag {
                     },
                     scope: 0,
                     conditions: Vec::new(),
+                    for_each: None,
+                    iteration: None,
                 });
             }
         }

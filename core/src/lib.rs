@@ -7,6 +7,7 @@ pub mod dag;
 pub mod diag;
 pub mod dry_run;
 pub mod edit;
+pub mod for_each;
 pub mod gen;
 pub mod import;
 pub mod layout;

@@ -368,6 +368,9 @@ pub struct Step {
     /// The strings of `params` that hold `{{ … }}` references, parsed.
     #[serde(skip)]
     pub templates: Vec<TemplateSite>,
+    /// `for_each` (a notebook only): run once per item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<crate::for_each::ForEach>,
 }
 
 /// A parameter of a pipeline file (`[params]`).
@@ -426,6 +429,8 @@ pub struct StepSpans {
     /// Where each run setting written on the entry itself is (the others come from
     /// `[defaults]`).
     pub settings: BTreeMap<String, Span>,
+    /// Where `for_each`'s value is written.
+    pub for_each: Option<Span>,
 }
 
 /// One pipeline file.

@@ -119,7 +119,7 @@ pub fn override_of(plan: &Plan, key: &str, value: &Value) -> Result<Option<Value
     match key.rsplit_once('.') {
         Some((task, name)) => {
             plan.index_of(task)
-                .filter(|&t| plan.tasks[t].kind == TaskKind::Notebook)
+                .filter(|&t| matches!(plan.tasks[t].kind, TaskKind::Notebook | TaskKind::ForEach))
                 .ok_or_else(|| format!("parameter `{key}`: no active notebook `{task}`"))?;
             if let Some(why) = param_name_problem(name) {
                 return Err(format!("parameter `{key}`: {why}"));
@@ -265,7 +265,9 @@ impl Bound {
     ) -> Result<Map<String, Value>, String> {
         let task = &plan.tasks[t];
         let lookup = |src: &Source| self.value_of(plan, task.scope, src, values);
-        let overrides: Map<String, Value> = overrides_for(&task.id, &task.params, &self.notebooks)
+        // `copy_table.key` reaches every iteration of for-each `copy_table`.
+        let id = task.iteration.as_ref().map_or(&task.id, |it| &it.group);
+        let overrides: Map<String, Value> = overrides_for(id, &task.params, &self.notebooks)
             .into_iter()
             .collect();
         let mut out = Map::new();
@@ -277,6 +279,11 @@ impl Bound {
             }
         }
         out.extend(overrides);
+        // An iteration's item is data as it is: never read for references.
+        if let Some(it) = &task.iteration {
+            out.insert("item".into(), it.item.clone());
+            out.insert("item_index".into(), it.index.into());
+        }
         Ok(out)
     }
 }

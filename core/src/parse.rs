@@ -54,6 +54,8 @@ const SETTING_KEYS: &[&str] = &[
     "isolated",
 ];
 const STEP_KEYS: &[&str] = &["id", "path", "depends_on", "params", "active"];
+/// Keys of a `[[notebook]]` that runs once per item.
+const FOR_EACH_KEYS: &[&str] = &["for_each", "for_each_concurrency", "expected_items"];
 
 /// A place in the document: a table, an item or a value.
 #[derive(Clone, Copy)]
@@ -167,6 +169,17 @@ struct Parser<'t> {
 struct Partial {
     id: Option<(String, Span)>,
     path: Option<(String, Span)>,
+}
+
+/// The for-each keys of a step as read.
+#[derive(Default)]
+struct ForEachKeys {
+    written: bool,
+    items: Option<crate::for_each::Items>,
+    concurrency: Option<u32>,
+    expected_items: Option<u32>,
+    /// Where `for_each_concurrency` and `expected_items` are written.
+    settings: Vec<Span>,
 }
 
 impl<'t> Parser<'t> {
@@ -737,6 +750,111 @@ impl<'t> Parser<'t> {
         true
     }
 
+    /// `for_each`'s value: a list written out (at most `MAX_ITEMS`, not empty), or one
+    /// `{{ … }}` reference to a list.
+    fn for_each_items(
+        &mut self,
+        n: &Node,
+        ks: &Span,
+        item: Option<&str>,
+    ) -> Option<crate::for_each::Items> {
+        use crate::for_each::{Items, Reference, MAX_ITEMS};
+        let span = self.span_of(n, ks);
+        let problem = |p: &mut Self, message: String| {
+            let d = p.r.error(&span, message);
+            d.key("for_each");
+            if let Some(i) = item {
+                d.item(i);
+            }
+            None
+        };
+        if let Some(text) = n.value().and_then(|v| v.as_str()) {
+            let at = self.text_at(n, ks, text);
+            return match Template::parse(text) {
+                Ok(Some(t)) if t.whole().is_some() => Some(Items::Reference(Reference {
+                    text: text.to_string(),
+                    template: t,
+                    at,
+                })),
+                Err(e) => {
+                    let d = self.r.error(&at.file_span(&e.span), e.message);
+                    d.key("for_each");
+                    None
+                }
+                _ => problem(
+                    self,
+                    format!(
+                        "`for_each = \"{text}\"` must be a list, or one reference to a list \
+                         (`\"{{{{ params.tables }}}}\"`, `\"{{{{ tasks.list_tables.value }}}}\"`)"
+                    ),
+                ),
+            };
+        }
+        match n.value().and_then(|v| v.as_array()) {
+            Some(a) if a.len() > MAX_ITEMS => problem(
+                self,
+                format!("`for_each` has {} items; at most {MAX_ITEMS}", a.len()),
+            ),
+            Some(a) if a.is_empty() => problem(
+                self,
+                "`for_each` is an empty list: the notebook would never run (remove it, or make \
+                 it `active = false`)"
+                    .to_string(),
+            ),
+            Some(_) => match node_to_json(*n) {
+                serde_json::Value::Array(items) => Some(Items::List(items)),
+                _ => None,
+            },
+            None => {
+                self.wrong_type(n, ks, "for_each", "a list or a `{{ … }}` reference", item);
+                None
+            }
+        }
+    }
+
+    /// The for-each of a step from its keys: settings without `for_each` and parameters named
+    /// like the ones iterations get are errors.
+    fn for_each(
+        &mut self,
+        keys: ForEachKeys,
+        step: &Step,
+        item: Option<&str>,
+    ) -> Option<crate::for_each::ForEach> {
+        if !keys.written {
+            for at in &keys.settings {
+                let d = self
+                    .r
+                    .error(at, "this setting needs `for_each` on the same notebook");
+                if let Some(i) = item {
+                    d.item(i);
+                }
+            }
+            return None;
+        }
+        for name in crate::for_each::ITEM_PARAMS {
+            if let Some(at) = step.spans.params.get(name) {
+                let d = self.r.error(
+                    at,
+                    format!(
+                        "parameter `{name}` is given to every iteration of `for_each`; name this \
+                         one differently"
+                    ),
+                );
+                d.key("params");
+                if let Some(i) = item {
+                    d.item(i);
+                }
+            }
+        }
+        Some(crate::for_each::ForEach {
+            items: keys.items?,
+            concurrency: keys.concurrency,
+            expected_items: keys
+                .expected_items
+                .unwrap_or(crate::for_each::DEFAULT_EXPECTED_ITEMS),
+        })
+    }
+
     fn step(&mut self, kind: StepKind, node: Node, defaults: &RunSettings) -> Option<Step> {
         let table_name = match kind {
             StepKind::Notebook => "notebook",
@@ -788,8 +906,10 @@ impl<'t> Parser<'t> {
                 ..StepSpans::default()
             },
             templates: Vec::new(),
+            for_each: None,
         };
         let place = format!("[[{table_name}]]");
+        let mut for_each = ForEachKeys::default();
         for (k, ks, n) in fields {
             // Read anyway below (types are still checked), but the end of a sub-pipeline runs
             // nothing, and the notebooks inside take theirs from their own file.
@@ -847,6 +967,45 @@ impl<'t> Parser<'t> {
                         step.active = b;
                     }
                 }
+                k if FOR_EACH_KEYS.contains(&k) && kind == StepKind::Pipeline => {
+                    let d = self.r.error(
+                        &ks,
+                        format!(
+                            "`{k}` is for a `[[notebook]]`: a sub-pipeline cannot run once per \
+                             item (put `for_each` on its notebooks)"
+                        ),
+                    );
+                    d.key(k);
+                    if let Some(i) = item_ref {
+                        d.item(i);
+                    }
+                }
+                "for_each" => {
+                    step.spans.for_each = Some(self.span_of(&n, &ks));
+                    for_each.items = self.for_each_items(&n, &ks, item_ref);
+                    for_each.written = true;
+                }
+                "for_each_concurrency" => {
+                    for_each.concurrency = self.u32(&n, &ks, k, 1, item_ref);
+                    for_each.settings.push(ks.clone());
+                }
+                "expected_items" => {
+                    if let Some(v) = self.u32(&n, &ks, k, 1, item_ref) {
+                        if v as usize > crate::for_each::MAX_ITEMS {
+                            let d = self.r.error(
+                                &ks,
+                                format!(
+                                    "`expected_items` is {v}; a for-each runs at most {}",
+                                    crate::for_each::MAX_ITEMS
+                                ),
+                            );
+                            d.key(k);
+                        } else {
+                            for_each.expected_items = Some(v);
+                        }
+                    }
+                    for_each.settings.push(ks.clone());
+                }
                 k if SETTING_KEYS.contains(&k) => {
                     if k == "slots" {
                         step.spans.slots = Some(self.span_of(&n, &ks));
@@ -856,11 +1015,17 @@ impl<'t> Parser<'t> {
                     debug_assert!(known, "`setting` reads every key of SETTING_KEYS");
                 }
                 other => {
-                    let known: Vec<&str> = STEP_KEYS.iter().chain(SETTING_KEYS).copied().collect();
+                    let known: Vec<&str> = STEP_KEYS
+                        .iter()
+                        .chain(SETTING_KEYS)
+                        .chain(FOR_EACH_KEYS)
+                        .copied()
+                        .collect();
                     self.unknown_key(other, &ks, &known, &place, item_ref);
                 }
             }
         }
+        step.for_each = self.for_each(for_each, &step, item_ref);
         let (Some((id, id_span)), Some((path, path_span))) = (partial.id, partial.path) else {
             // A key that is present but unreadable was reported already; name only absent ones.
             let missing: Vec<&str> = ["id", "path"]

@@ -216,6 +216,16 @@ pub enum RunEvent {
         #[serde(default)]
         error: Option<String>,
     },
+    /// A for-each whose list is read at run time read it: the ids of its iterations (tasks of
+    /// the run from now on, in item order), or why there is no list to iterate over (the
+    /// for-each then fails). Written before the machine hears of it.
+    ForEachExpanded {
+        task: String,
+        #[serde(default)]
+        iterations: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A kind this build does not know (written by a newer Spool): read so that an older
     /// browser keeps working, and folded as nothing. Never written.
     #[serde(other)]
@@ -305,6 +315,10 @@ pub enum FinalReason {
     },
     /// A sub-pipeline end, settled from the tasks inside it.
     PipelineEnd,
+    /// A for-each, settled from its iterations.
+    Iterations,
+    /// A for-each whose list could not be read (the task's `items_error` says why).
+    ItemsUnreadable,
     /// Skipped: the `if` of its dependency on `dependency` did not hold (what it read is in
     /// the task's `conditions`).
     ValueCondition {
@@ -365,6 +379,8 @@ impl FinalReason {
             SettleReason::Attempt => FinalReason::Attempt,
             SettleReason::RunCancelled => FinalReason::RunCancelled,
             SettleReason::PipelineEnd => FinalReason::PipelineEnd,
+            SettleReason::Iterations => FinalReason::Iterations,
+            SettleReason::ItemsUnreadable => FinalReason::ItemsUnreadable,
             SettleReason::CarriedOver => return None,
             SettleReason::ValueCondition { condition } => {
                 let c = plan.tasks[task].conditions.get(condition as usize);
@@ -399,6 +415,8 @@ impl FinalReason {
                 state.name()
             ),
             FinalReason::PipelineEnd => "from the tasks of its sub-pipeline".into(),
+            FinalReason::Iterations => "from its iterations".into(),
+            FinalReason::ItemsUnreadable => "its for_each list could not be read".into(),
             FinalReason::ValueCondition {
                 dependency,
                 condition,
@@ -503,8 +521,9 @@ impl RunEvent {
             Command::FinishRun { outcome } => RunEvent::RunFinished {
                 status: outcome.into(),
             },
-            // What the evaluation found is the executor's record (`ConditionsEvaluated`).
-            Command::EvaluateConditions { .. } => return None,
+            // What the evaluation found is the executor's record (`ConditionsEvaluated`), as
+            // is what an expansion read (`ForEachExpanded`).
+            Command::EvaluateConditions { .. } | Command::ExpandForEach { .. } => return None,
         })
     }
 }
@@ -557,6 +576,12 @@ pub struct TaskRecord {
     /// Its conditions on values as last evaluated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<EvaluatedCondition>,
+    /// A for-each whose list was read at run time: its iterations' ids, in item order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iterations: Vec<String>,
+    /// A for-each whose list could not be read: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_error: Option<String>,
 }
 
 impl TaskRecord {
@@ -770,6 +795,15 @@ impl RunRecord {
             RunEvent::RebuildingSessionState { task, .. } => self.task(task).rebuilt = true,
             RunEvent::ConditionsEvaluated { task, conditions } => {
                 self.task(task).conditions.clone_from(conditions);
+            }
+            RunEvent::ForEachExpanded {
+                task,
+                iterations,
+                error,
+            } => {
+                let rec = self.task(task);
+                rec.iterations.clone_from(iterations);
+                rec.items_error.clone_from(error);
             }
             RunEvent::AttemptMetrics {
                 task,

@@ -16,6 +16,16 @@
 //! - A sub-pipeline's end ([`TaskKind::PipelineEnd`]) is never started: the machine finishes it
 //!   the moment it resolves — failed if any dependency failed, skipped if it has dependencies and
 //!   all were skipped, succeeded otherwise (skipped too if its own conditions do not hold).
+//! - A for-each ([`TaskKind::ForEach`]) is never started either. A literal list's iterations
+//!   are tasks of the plan and the for-each settles from them as a sub-pipeline's end does. A
+//!   list read at run time: once the for-each's own conditions hold, the machine asks the
+//!   driver for its items ([`Command::ExpandForEach`]); [`Event::ForEachExpanded`] says how many
+//!   there are (the driver adds as many iterations at the end of its plan, in the same order:
+//!   task ids `task_count()..`), the machine adds them ready to run, and the for-each settles
+//!   from them once all are final (succeeded at once for an empty list; failed, with
+//!   [`SettleReason::ItemsUnreadable`], when the driver could not read a list of at most
+//!   [`crate::for_each::MAX_ITEMS`]). At most `for_each_concurrency` iterations of a for-each
+//!   are queued or running at once; the others wait, in item order, for one to settle.
 //! - A notebook has `1 + retry` attempts (at most `1 + MAX_RETRIES`). A failed or timed-out
 //!   attempt with attempts left is retried `retry_interval_secs` later; a timed-out attempt is
 //!   also cancelled. The timeout counts from admission, so a submission that hangs is bounded
@@ -141,6 +151,13 @@ pub enum Event {
         task: TaskId,
         failed: Option<u32>,
     },
+    /// The answer to [`Command::ExpandForEach`]: the list has `items` items (the driver added
+    /// as many iterations to its plan), or `None` when there is no list of at most
+    /// [`crate::for_each::MAX_ITEMS`] items to iterate over (the for-each fails).
+    ForEachExpanded {
+        task: TaskId,
+        items: Option<u32>,
+    },
 }
 
 impl Event {
@@ -190,6 +207,11 @@ pub enum Command {
     EvaluateConditions {
         task: TaskId,
     },
+    /// Read the items of for-each `task` (its conditions hold), add its iterations to the plan
+    /// and send [`Event::ForEachExpanded`].
+    ExpandForEach {
+        task: TaskId,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,6 +237,10 @@ pub enum SettleReason {
     ValueCondition { condition: u32 },
     /// A sub-pipeline end, settled from the tasks inside it.
     PipelineEnd,
+    /// A for-each, settled from its iterations.
+    Iterations,
+    /// A for-each whose items could not be read (the driver records why).
+    ItemsUnreadable,
     /// Kept from the run this one resumes.
     CarriedOver,
 }
@@ -256,6 +282,8 @@ pub enum TaskState {
     Waiting,
     /// Its dependencies' outcomes hold; its conditions on values are being evaluated.
     Evaluating,
+    /// A for-each whose conditions hold, waiting for the driver to read its items.
+    Expanding,
     /// Queued for admission.
     Ready {
         attempt: u32,
@@ -281,8 +309,14 @@ pub struct Deadline {
 
 /// Per-task facts copied out of the plan, so the machine owns its data (a driver can move it
 /// into an async task) and reads them from compact arrays.
+#[derive(Clone)]
 struct TaskFacts {
     pipeline_end: bool,
+    /// A for-each's own task: whether its items are read at run time, and how many of its
+    /// iterations may be queued or running at once.
+    for_each: Option<(bool, u32)>,
+    /// An iteration's for-each.
+    group: Option<TaskId>,
     /// Whether it has conditions on values to evaluate before it runs.
     gated: bool,
     slots: u32,
@@ -292,6 +326,14 @@ struct TaskFacts {
     retry_interval: f64,
     /// Ordering key, higher first (the remaining path for critical-path, 0 for fifo).
     priority: f64,
+}
+
+impl TaskFacts {
+    /// Whether the task settles from its dependencies instead of running (a sub-pipeline's
+    /// end, a literal for-each).
+    fn joins(&self) -> bool {
+        self.pipeline_end || matches!(self.for_each, Some((false, _)))
+    }
 }
 
 pub struct Machine {
@@ -327,6 +369,12 @@ pub struct Machine {
     run_deadline: Option<f64>,
     outcome: Option<RunOutcome>,
     settle: VecDeque<(TaskId, Final, SettleReason)>,
+    /// Per for-each, its iterations queued, running or waiting for a retry.
+    in_flight: HashMap<TaskId, u32>,
+    /// Per for-each, its ready iterations beyond `for_each_concurrency`, in item order.
+    parked: HashMap<TaskId, VecDeque<TaskId>>,
+    /// The iterations of each for-each expanded at run time.
+    expanded: HashMap<TaskId, std::ops::Range<TaskId>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -405,7 +453,7 @@ fn rebuilds(plan: &Plan, carried_over: &[bool], state_creators: &HashSet<String>
         rebuilt[t] =
             carried_over[t] && read_by_a_run[t] && state_creators.contains(&plan.tasks[t].id);
         // A sub-pipeline's end reads nothing; what follows it does, through it.
-        let runs = (!carried_over[t] || rebuilt[t]) && plan.tasks[t].kind != TaskKind::PipelineEnd;
+        let runs = (!carried_over[t] || rebuilt[t]) && plan.tasks[t].kind.runs_notebook();
         if runs || read_by_a_run[t] {
             for &(d, _) in &plan.deps[t] {
                 read_by_a_run[d] = true;
@@ -449,15 +497,39 @@ impl Machine {
             Policy::CriticalPath => plan.remaining_path_secs(),
             Policy::Fifo => vec![0.0; n],
         };
+        let groups: HashMap<&str, TaskId> = plan
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.kind == TaskKind::ForEach)
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect();
         let facts: Vec<TaskFacts> = plan
             .tasks
             .iter()
             .zip(priority)
             .map(|(t, priority)| TaskFacts {
                 pipeline_end: t.kind == TaskKind::PipelineEnd,
+                for_each: t
+                    .for_each
+                    .as_ref()
+                    .map(|f| (t.expands(), f.concurrency.unwrap_or(u32::MAX).max(1))),
+                group: t
+                    .iteration
+                    .as_ref()
+                    .and_then(|i| groups.get(i.group.as_str()).copied()),
                 gated: !t.conditions.is_empty(),
-                slots: t.slots(),
-                estimate: t.estimate_secs(),
+                // A for-each read at run time: what each of its iterations will hold and take.
+                slots: if t.expands() {
+                    t.settings.slots
+                } else {
+                    t.slots()
+                },
+                estimate: if t.expands() {
+                    t.settings.estimate_secs
+                } else {
+                    t.estimate_secs()
+                },
                 timeout: t.settings.timeout_secs as f64,
                 retries: t.settings.retry.min(MAX_RETRIES),
                 retry_interval: t.settings.retry_interval_secs as f64,
@@ -478,7 +550,7 @@ impl Machine {
             // A pipeline end settles from its dependencies: carried over (as succeeded) only
             // when it has some and its conditions hold on carried-over successes; otherwise it
             // resolves at the start like any task whose dependencies are final.
-            let end_holds = facts[t].pipeline_end
+            let end_holds = facts[t].joins()
                 && !plan.deps[t].is_empty()
                 && plan.deps[t]
                     .iter()
@@ -510,7 +582,7 @@ impl Machine {
             .collect();
         let mut sizes: Vec<u32> = facts
             .iter()
-            .filter(|f| !f.pipeline_end)
+            .filter(|f| !f.joins())
             .map(|f| f.slots)
             .collect();
         sizes.sort_unstable();
@@ -540,12 +612,16 @@ impl Machine {
             run_deadline: plan.timeout_secs.map(|s| s as f64),
             outcome: None,
             settle: VecDeque::new(),
+            in_flight: HashMap::new(),
+            parked: HashMap::new(),
+            expanded: HashMap::new(),
         }
     }
 
     /// A repair: `previous` without the tasks named in `rerun` and everything downstream of
     /// them, so that [`Machine::resume`] runs those again even though they succeeded (a name
-    /// may be a task's id or a sub-pipeline's, which re-runs every task inside it). Names the
+    /// may be a task's id, a sub-pipeline's, which re-runs every task inside it, or a
+    /// for-each's, which re-runs every iteration). Names the
     /// plan does not know are an error naming them.
     pub fn forget_reruns(
         plan: &Plan,
@@ -558,7 +634,11 @@ impl Machine {
             let inside = format!("{name}/");
             let mut found = false;
             for (t, task) in plan.tasks.iter().enumerate() {
-                if task.id == *name || task.id.starts_with(&inside) {
+                let iteration_of = |it: &crate::for_each::Iteration| it.group == *name;
+                if task.id == *name
+                    || task.id.starts_with(&inside)
+                    || task.iteration.as_ref().is_some_and(iteration_of)
+                {
                     named.push(t);
                     found = true;
                 }
@@ -580,6 +660,11 @@ impl Machine {
             }
         }
         Ok(())
+    }
+
+    /// How many tasks the run has: the plan's, and the iterations added since.
+    pub fn task_count(&self) -> usize {
+        self.state.len()
     }
 
     pub fn state_of(&self, task: TaskId) -> Option<TaskState> {
@@ -721,7 +806,19 @@ impl Machine {
                             Final::Skipped,
                             SettleReason::ValueCondition { condition },
                         )),
-                        None => self.proceed(task),
+                        None => self.proceed(task, out),
+                    }
+                }
+            }
+            Event::ForEachExpanded { task, items } => {
+                if self.state.get(task) == Some(&TaskState::Expanding) {
+                    match items {
+                        Some(k) if k as usize <= crate::for_each::MAX_ITEMS => self.expand(task, k),
+                        _ => self.settle.push_back((
+                            task,
+                            Final::Failed,
+                            SettleReason::ItemsUnreadable,
+                        )),
                     }
                 }
             }
@@ -808,6 +905,7 @@ impl Machine {
                 TaskState::Done(_) => {}
                 TaskState::Waiting
                 | TaskState::Evaluating
+                | TaskState::Expanding
                 | TaskState::Ready { .. }
                 | TaskState::RetryWait { .. } => {
                     self.state[t] = TaskState::Done(Final::Cancelled);
@@ -823,6 +921,7 @@ impl Machine {
         for (_, q) in &mut self.queues {
             q.clear();
         }
+        self.parked.clear();
     }
 
     /// Starts the run once (on its start, or on a cancel that comes first): the tasks carried
@@ -854,6 +953,10 @@ impl Machine {
                 state: fin,
                 reason,
             });
+            // An iteration that ran leaves room for the next of its for-each.
+            if let (Some(g), SettleReason::Attempt) = (self.facts[task].group, reason) {
+                self.leave_group(g);
+            }
             for i in 0..self.dependents[task].len() {
                 let d = self.dependents[task][i];
                 self.unmet[d] -= 1;
@@ -867,6 +970,11 @@ impl Machine {
     /// Every dependency of `task` is final: skip it, have its conditions on values
     /// evaluated, or go on.
     fn resolve(&mut self, task: TaskId, out: &mut Vec<Command>) {
+        if let Some(iterations) = self.expanded.get(&task) {
+            let fin = self.aggregate(iterations.clone());
+            self.settle.push_back((task, fin, SettleReason::Iterations));
+            return;
+        }
         let deps = &self.deps[self.dep_start[task]..self.dep_start[task + 1]];
         let broken = deps
             .iter()
@@ -881,29 +989,95 @@ impl Machine {
             self.state[task] = TaskState::Evaluating;
             out.push(Command::EvaluateConditions { task });
         } else {
-            self.proceed(task);
+            self.proceed(task, out);
         }
     }
 
     /// Every condition of `task` holds: queue it, or settle a pipeline end with its own
     /// outcome.
-    fn proceed(&mut self, task: TaskId) {
-        let deps = &self.deps[self.dep_start[task]..self.dep_start[task + 1]];
+    fn proceed(&mut self, task: TaskId, out: &mut Vec<Command>) {
+        let deps = || {
+            self.deps[self.dep_start[task]..self.dep_start[task + 1]]
+                .iter()
+                .map(|&(d, _)| d)
+        };
+        match self.facts[task].for_each {
+            _ if self.facts[task].pipeline_end => {
+                let fin = self.aggregate(deps());
+                self.settle
+                    .push_back((task, fin, SettleReason::PipelineEnd));
+            }
+            Some((false, _)) => {
+                let fin = self.aggregate(deps());
+                self.settle.push_back((task, fin, SettleReason::Iterations));
+            }
+            Some((true, _)) => {
+                self.state[task] = TaskState::Expanding;
+                out.push(Command::ExpandForEach { task });
+            }
+            None => self.enqueue(task, 1),
+        }
+    }
+
+    /// How a task that settles from `members` ends: failed when one failed (or was
+    /// cancelled), skipped when there are some and all were skipped, succeeded otherwise.
+    fn aggregate(&self, members: impl Iterator<Item = TaskId> + Clone) -> Final {
         let outcome_of = |d: TaskId| self.final_of(d).outcome();
-        if self.facts[task].pipeline_end {
-            let fin = if deps.iter().any(|&(d, _)| outcome_of(d) == Outcome::Failed) {
-                Final::Failed
-            } else if !deps.is_empty()
-                && deps.iter().all(|&(d, _)| outcome_of(d) == Outcome::Skipped)
-            {
-                Final::Skipped
-            } else {
-                Final::Succeeded
-            };
-            self.settle
-                .push_back((task, fin, SettleReason::PipelineEnd));
+        if members.clone().any(|d| outcome_of(d) == Outcome::Failed) {
+            Final::Failed
+        } else if members.clone().next().is_some()
+            && members.clone().all(|d| outcome_of(d) == Outcome::Skipped)
+        {
+            Final::Skipped
         } else {
-            self.enqueue(task, 1);
+            Final::Succeeded
+        }
+    }
+
+    /// Adds `items` iterations of for-each `group`, ready to run (its dependencies and
+    /// conditions held), as tasks `task_count()..`; the for-each settles once they all have.
+    fn expand(&mut self, group: TaskId, items: u32) {
+        let first = self.state.len();
+        let template = TaskFacts {
+            pipeline_end: false,
+            for_each: None,
+            group: Some(group),
+            gated: false,
+            ..self.facts[group].clone()
+        };
+        for _ in 0..items {
+            self.facts.push(template.clone());
+            self.dep_start.push(self.deps.len());
+            self.dependents.push(vec![group]);
+            self.state.push(TaskState::Waiting);
+            self.unmet.push(0);
+            self.carried_over.push(false);
+            self.rebuilt.push(false);
+            self.held.push(0);
+            self.running_pos.push(usize::MAX);
+        }
+        let iterations = first..self.state.len();
+        self.unmet[group] = items;
+        self.state[group] = TaskState::Waiting;
+        self.expanded.insert(group, iterations.clone());
+        if items == 0 {
+            self.settle
+                .push_back((group, Final::Succeeded, SettleReason::Iterations));
+        }
+        for t in iterations {
+            self.enqueue(t, 1);
+        }
+    }
+
+    /// An iteration of `group` settled after running: the next parked one may go.
+    fn leave_group(&mut self, group: TaskId) {
+        if let Some(n) = self.in_flight.get_mut(&group) {
+            *n = n.saturating_sub(1);
+        }
+        let next = self.parked.get_mut(&group).and_then(VecDeque::pop_front);
+        if let Some(t) = next {
+            *self.in_flight.entry(group).or_default() += 1;
+            self.push_ready(t);
         }
     }
 
@@ -918,6 +1092,22 @@ impl Machine {
 
     fn enqueue(&mut self, task: TaskId, attempt: u32) {
         self.state[task] = TaskState::Ready { attempt };
+        // A first attempt of an iteration counts against its for-each's concurrency until it
+        // settles (its retries were counted with it).
+        if let (Some(g), 1) = (self.facts[task].group, attempt) {
+            let cap = self.facts[g].for_each.map_or(u32::MAX, |(_, cap)| cap);
+            let in_flight = self.in_flight.entry(g).or_default();
+            if *in_flight >= cap {
+                self.parked.entry(g).or_default().push_back(task);
+                return;
+            }
+            *in_flight += 1;
+        }
+        self.push_ready(task);
+    }
+
+    /// Puts a ready task in its admission queue.
+    fn push_ready(&mut self, task: TaskId) {
         let slots = self.facts[task].slots;
         let entry = Ready {
             priority: self.facts[task].priority,
@@ -1606,6 +1796,45 @@ path = "nb/e.py"
         let got = finals(&p, &m);
         assert_eq!(got, want.map(|(i, f)| (i.to_string(), f)));
         assert_eq!(outcome, RunOutcome::Failed);
+    }
+
+    #[test]
+    fn a_literal_for_each_runs_its_items_within_its_concurrency_and_settles_from_them() {
+        let text = "name = \"p\"\n\
+             [[notebook]]\nid = \"a\"\npath = \"nb/a.py\"\n\
+             [[notebook]]\nid = \"c\"\npath = \"nb/c.py\"\ndepends_on = [\"a\"]\n\
+             for_each = [\"x\", \"y\", \"z\"]\nfor_each_concurrency = 1\n\
+             [[notebook]]\nid = \"d\"\npath = \"nb/d.py\"\ndepends_on = [\"c\"]\n";
+        let p = plan(text);
+        let ids: Vec<&str> = p.tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c[x]", "c[y]", "c[z]", "c", "d"]);
+
+        // One at a time, in item order, though the pool has room for all three.
+        let mut m = Machine::new(&p, Policy::CriticalPath, Admission::of_pool(&p.pool));
+        let (started, outcome) = drive(&p, &mut m, ok);
+        assert_eq!(started, ["a", "c[x]", "c[y]", "c[z]", "d"]);
+        assert_eq!(outcome, RunOutcome::Succeeded);
+
+        // One failed iteration fails the for-each; the others still run; its dependent waits
+        // for its success.
+        let mut m = Machine::new(&p, Policy::CriticalPath, Admission::of_pool(&p.pool));
+        let (started, outcome) = drive(&p, &mut m, fail_ids(&["c[y]"]));
+        assert_eq!(started, ["a", "c[x]", "c[y]", "c[z]"]);
+        let got = finals(&p, &m);
+        assert_eq!(got[4], ("c".to_string(), Final::Failed));
+        assert_eq!(got[5], ("d".to_string(), Final::Skipped));
+        assert_eq!(outcome, RunOutcome::Failed);
+
+        // A repair of the for-each runs every iteration again.
+        let mut previous: HashMap<String, Outcome> = p
+            .tasks
+            .iter()
+            .map(|t| (t.id.clone(), Outcome::Succeeded))
+            .collect();
+        Machine::forget_reruns(&p, &mut previous, &["c".into()]).expect("c is a task");
+        let mut kept: Vec<&String> = previous.keys().collect();
+        kept.sort();
+        assert_eq!(kept, ["a"]);
     }
 
     #[test]

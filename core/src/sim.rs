@@ -551,6 +551,14 @@ impl Trace {
                             failed: setup.failed_condition(plan, task),
                         });
                     }
+                    // A dry run simulates `Plan::with_expected_items`, where no for-each is
+                    // left to expand; a plan given as it is runs none of their iterations.
+                    Command::ExpandForEach { task } => {
+                        evaluated.push(Event::ForEachExpanded {
+                            task,
+                            items: Some(0),
+                        });
+                    }
                     // The attempts a cancel is for have already ended here; retries come back
                     // through the machine's deadlines.
                     Command::CancelNotebook { .. }

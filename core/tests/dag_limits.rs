@@ -398,3 +398,61 @@ fn a_dense_dependency_cycle_is_reported_once() {
         "{m}"
     );
 }
+
+/// A literal `for_each` of `items` items on one notebook.
+fn for_each_of(items: usize) -> MemorySources {
+    let list: Vec<String> = (0..items).map(|i| format!("\"t{i}\"")).collect();
+    let text = format!(
+        "[[notebook]]\nid = \"copy\"\npath = \"nb.py\"\nfor_each = [{}]\n",
+        list.join(", ")
+    );
+    MemorySources::default()
+        .with("nb.py", "print(1)\n")
+        .with("p.toml", &text)
+}
+
+#[test]
+fn a_literal_for_each_has_at_most_ten_thousand_items() {
+    let at_limit = load("p.toml", &for_each_of(spool_core::for_each::MAX_ITEMS));
+    let plan = at_limit.plan.expect("10,000 items are allowed");
+    // The iterations and the for-each's own task.
+    assert_eq!(plan.tasks.len(), spool_core::for_each::MAX_ITEMS + 1);
+    assert_eq!(plan.tasks[0].id, "copy[t0]");
+
+    let over = load("p.toml", &for_each_of(spool_core::for_each::MAX_ITEMS + 1));
+    assert!(over.plan.is_none());
+    let errors = messages(&over.diagnostics);
+    assert_eq!(
+        errors,
+        ["p.toml:4:12: error: `for_each` has 10001 items; at most 10000"]
+    );
+}
+
+#[test]
+fn for_each_iterations_count_towards_the_plan_s_task_limit() {
+    // 11 copies of a file whose for-each has 10,000 items: 110,011 tasks.
+    let mut sources = for_each_of(spool_core::for_each::MAX_ITEMS);
+    let mut root = String::new();
+    for copy in 0..11 {
+        root.push_str(&format!(
+            "[[pipeline]]\nid = \"c{copy}\"\npath = \"p.toml\"\n"
+        ));
+    }
+    sources = sources.with("root.toml", &root);
+    let loaded = load("root.toml", &sources);
+    assert!(loaded.plan.is_none());
+    let errors = messages(&loaded.diagnostics);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(&format!("more than {MAX_TASKS} tasks")),
+        "{errors:?}"
+    );
+}
+
+fn messages(diagnostics: &[Diagnostic]) -> Vec<String> {
+    diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.to_string())
+        .collect()
+}

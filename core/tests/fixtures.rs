@@ -73,6 +73,10 @@ fn summary(plan: &Plan) -> String {
                 task.estimate_secs()
             ),
             TaskKind::PipelineEnd => "end of sub-pipeline".to_string(),
+            TaskKind::ForEach => format!(
+                "for each: {}",
+                serde_json::json!(task.for_each.as_ref().map(|f| &f.items))
+            ),
         };
         let _ = writeln!(
             s,
@@ -95,6 +99,16 @@ fn summary(plan: &Plan) -> String {
         // A sub-pipeline's end runs nothing: its params and settings mean nothing either.
         if task.kind == TaskKind::PipelineEnd {
             continue;
+        }
+        if let Some(f) = &task.for_each {
+            let _ = writeln!(
+                s,
+                "    concurrency: {:?}, expected_items: {}",
+                f.concurrency, f.expected_items
+            );
+        }
+        if let Some(it) = &task.iteration {
+            let _ = writeln!(s, "    item {} of {}: {}", it.index, it.group, it.item);
         }
         if !task.params.is_empty() {
             let _ = writeln!(s, "    params: {}", serde_json::json!(task.params));

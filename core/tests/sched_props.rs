@@ -1,11 +1,13 @@
 //! Properties of the scheduling state machine and the simulator on random plans: capacity and
 //! concurrency never exceeded, no notebook starts before its conditions hold, the makespan
 //! never beats the lower bound, the same seed gives the same run, every task ends in exactly
-//! one final state, and the run log made from the machine's commands folds to the machine's
-//! state.
+//! one final state, for-each iterations stay within their concurrency, and the run log made
+//! from the machine's commands folds to the machine's state, iterations added at run time
+//! included.
 
 use proptest::prelude::*;
 use spool_core::dag::{Plan, TaskCondition, TaskKind};
+use spool_core::for_each::{ForEach, Items, Reference};
 use spool_core::gen::LayeredDag;
 use spool_core::model::{Condition, Outcome};
 use spool_core::runlog::{
@@ -14,6 +16,7 @@ use spool_core::runlog::{
 };
 use spool_core::sched::{Admission, Command, Event, Final, Machine, Policy, TaskState};
 use spool_core::sim::{simulate, AttemptOutcome, Durations, SimReport, SimSetup};
+use spool_core::template::Template;
 use spool_core::value_condition::{ValueCondition, Verdict};
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,7 +29,8 @@ const CONDITIONS: [Condition; 5] = [
 ];
 
 /// A random plan: a layered DAG whose edges get random conditions, some tasks turned into
-/// sub-pipeline ends, and random retries, retry intervals, timeouts and slots.
+/// sub-pipeline ends or into for-eaches whose list is read at run time (with or without a
+/// concurrency), and random retries, retry intervals, timeouts and slots.
 fn arb_plan() -> impl Strategy<Value = Plan> {
     (
         1usize..40,
@@ -55,6 +59,19 @@ fn arb_plan() -> impl Strategy<Value = Plan> {
                 };
                 if kind == 9 {
                     t.kind = TaskKind::PipelineEnd;
+                }
+                if kind == 8 {
+                    t.kind = TaskKind::ForEach;
+                    let text = "{{ tasks.x.value }}";
+                    t.for_each = Some(ForEach {
+                        items: Items::Reference(Reference {
+                            text: text.into(),
+                            template: Template::parse(text).ok().flatten().expect("parses"),
+                            at: Default::default(),
+                        }),
+                        concurrency: (interval % 2 == 0).then_some(1 + (interval % 3) as u32),
+                        expected_items: 1 + (interval % 4) as u32,
+                    });
                 }
             }
             for (t, deps) in plan.deps.iter_mut().enumerate() {
@@ -127,7 +144,7 @@ fn final_times(plan: &Plan, r: &SimReport, run_start: f64) -> Vec<f64> {
         at[a.task] = a.end_secs;
     }
     for t in 0..plan.tasks.len() {
-        if plan.tasks[t].kind == TaskKind::PipelineEnd {
+        if !plan.tasks[t].kind.runs_notebook() {
             at[t] = plan.deps[t]
                 .iter()
                 .map(|&(d, _)| at[d])
@@ -142,6 +159,9 @@ proptest! {
 
     #[test]
     fn simulated_runs_keep_every_invariant(plan in arb_plan(), knobs in arb_setup()) {
+        // A dry run runs each for-each read at run time over its `expected_items`.
+        let plan = plan.with_expected_items().into_owned();
+        prop_assert!(!plan.tasks.iter().any(|t| t.expands()));
         let setup = setup_for(&plan, &knobs);
         let r = simulate(&plan, &setup);
         let capacity = u64::from(setup.pool.capacity_slots());
@@ -166,6 +186,27 @@ proptest! {
                 prop_assert!(running <= i64::from(c));
             }
         }
+        // At most `for_each_concurrency` iterations of a for-each at once.
+        let mut groups: HashMap<&str, Vec<(f64, i64)>> = HashMap::new();
+        for a in r.attempts.iter().filter(|a| a.outcome != AttemptOutcome::Skipped) {
+            if let Some(it) = &plan.tasks[a.task].iteration {
+                let g = groups.entry(it.group.as_str()).or_default();
+                g.push((a.start_secs, 1));
+                g.push((a.end_secs, -1));
+            }
+        }
+        for (group, mut edges) in groups {
+            let cap = plan.tasks[plan.index_of(group).expect("group")]
+                .for_each.as_ref().and_then(|f| f.concurrency);
+            edges.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            let mut at_once = 0;
+            for (_, n) in edges {
+                at_once += n;
+                if let Some(cap) = cap {
+                    prop_assert!(at_once <= i64::from(cap), "{} runs {} at once", group, at_once);
+                }
+            }
+        }
         let series_max = r.utilization_series.iter().map(|p| p.busy_slots).max().unwrap_or(0);
         prop_assert!(series_max <= capacity);
 
@@ -175,8 +216,8 @@ proptest! {
             let mine: Vec<_> = r.attempts.iter().filter(|a| a.task == t).collect();
             let fin = r.final_states[t];
             prop_assert!(fin != Final::Cancelled, "nothing cancels a simulated run");
-            if task.kind == TaskKind::PipelineEnd {
-                prop_assert!(mine.is_empty(), "a sub-pipeline end never runs");
+            if !task.kind.runs_notebook() {
+                prop_assert!(mine.is_empty(), "a sub-pipeline end or a for-each never runs");
                 continue;
             }
             if fin == Final::Skipped {
@@ -225,9 +266,10 @@ proptest! {
             }
             prop_assert!(a.start_secs >= startup);
         }
-        // Sub-pipeline ends follow their documented rule.
+        // Sub-pipeline ends and for-eaches (over their iterations) follow their documented
+        // rule.
         for (t, task) in plan.tasks.iter().enumerate() {
-            if task.kind != TaskKind::PipelineEnd {
+            if task.kind.runs_notebook() {
                 continue;
             }
             let outs: Vec<Outcome> =
@@ -253,11 +295,16 @@ proptest! {
 
     /// A driver that completes, fails, times out and cancels in random order, changes the
     /// capacity, answers evaluations of conditions on values (some tasks have one) late and
-    /// either way, sends stale and unknown events, and may cancel the run; the run may resume
-    /// an earlier one. It records what a real driver records: the machine's commands through
-    /// `RunEvent::of_command`, and the attempts it reports ended. Invariant ("the run log
-    /// folds to the machine's state"): the fold of that log gives every task the machine's
-    /// final state, from exactly one final event per task, and the run's outcome, once.
+    /// either way, expands for-eaches late into 0 to 4 iterations or fails to read their list,
+    /// sends stale and unknown events, and may cancel the run; the run may resume an earlier
+    /// one. It records what a real driver records: the machine's commands through
+    /// `RunEvent::of_command`, the expansions, and the attempts it reports ended. Invariant
+    /// ("the run log folds to the machine's state"): the fold of that log gives every task the
+    /// machine's final state, iterations added at run time included, from exactly one final
+    /// event per task, and the run's outcome, once. Invariant ("a driver's plan and machine
+    /// keep the same ids"): after each expansion the plan has as many tasks as the machine.
+    /// No for-each has more than `for_each_concurrency` iterations running, and each ends as
+    /// its iterations say.
     #[test]
     fn machine_survives_any_driver_and_its_log_folds_to_its_state(
         mut plan in arb_plan(),
@@ -299,16 +346,27 @@ proptest! {
         let mut finished = 0;
         let mut now = 0.0;
         let mut evaluating: Vec<usize> = Vec::new();
-        let mut check = |cmds: Vec<Command>, running: &mut Vec<(usize, u32, u64)>, busy: &mut u64,
-                         cap: u64, cancelled: bool, m: &Machine, log: &mut Vec<RunEvent>,
-                         evaluating: &mut Vec<usize>|
+        let mut expanding: Vec<usize> = Vec::new();
+        let mut check = |plan: &Plan, cmds: Vec<Command>, running: &mut Vec<(usize, u32, u64)>,
+                         busy: &mut u64, cap: u64, cancelled: bool, m: &Machine,
+                         log: &mut Vec<RunEvent>, evaluating: &mut Vec<usize>,
+                         expanding: &mut Vec<usize>|
                          -> Result<(), TestCaseError> {
             for c in cmds {
-                log.extend(RunEvent::of_command(&plan, &c));
+                log.extend(RunEvent::of_command(plan, &c));
                 match c {
                     Command::StartNotebook { task, attempt, slots } => {
                         prop_assert!(!cancelled, "start after cancel");
                         prop_assert_eq!(plan.tasks[task].kind, TaskKind::Notebook);
+                        if let Some(it) = &plan.tasks[task].iteration {
+                            let group = plan.index_of(&it.group).expect("its for-each");
+                            let cap = plan.tasks[group].for_each.as_ref()
+                                .and_then(|f| f.concurrency).unwrap_or(u32::MAX);
+                            let siblings = running.iter().filter(|&&(t, _, _)| {
+                                plan.tasks[t].iteration.as_ref().is_some_and(|i| i.group == it.group)
+                            }).count();
+                            prop_assert!(siblings < cap as usize, "over for_each_concurrency");
+                        }
                         prop_assert!(*busy + u64::from(slots) <= cap, "over capacity");
                         prop_assert_eq!(u64::from(slots), u64::from(plan.tasks[task].slots()).min(cap));
                         if let Some(c) = max_conc {
@@ -325,7 +383,7 @@ proptest! {
                     }
                     Command::FinishRun { .. } => {
                         finished += 1;
-                        for t in 0..n {
+                        for t in 0..m.task_count() {
                             prop_assert!(matches!(m.state_of(t), Some(TaskState::Done(_))));
                         }
                     }
@@ -333,19 +391,24 @@ proptest! {
                         prop_assert!(!plan.tasks[task].conditions.is_empty());
                         evaluating.push(task);
                     }
+                    Command::ExpandForEach { task } => {
+                        prop_assert!(plan.tasks[task].expands());
+                        expanding.push(task);
+                    }
                     Command::ScheduleRetry { .. } | Command::Settle { .. } => {}
                 }
             }
             Ok(())
         };
         let cmds = m.handle(Event::RunStarted, now);
-        check(cmds, &mut running, &mut busy, cap, cancelled, &m, &mut log, &mut evaluating)?;
+        check(&plan, cmds, &mut running, &mut busy, cap, cancelled, &m, &mut log,
+            &mut evaluating, &mut expanding)?;
         // What a real driver records and answers for an evaluation.
-        let answer = |task: usize, holds: bool, log: &mut Vec<RunEvent>| {
+        let answer = |plan: &Plan, task: usize, holds: bool, log: &mut Vec<RunEvent>| {
             let verdicts = [Verdict { holds, ..Verdict::default() }];
             log.push(RunEvent::ConditionsEvaluated {
                 task: plan.tasks[task].id.clone(),
-                conditions: EvaluatedCondition::of_task(&plan, task, &verdicts),
+                conditions: EvaluatedCondition::of_task(plan, task, &verdicts),
             });
             Event::conditions_evaluated(task, &verdicts)
         };
@@ -370,6 +433,10 @@ proptest! {
                     log.push(attempt_ended(&plan, task, attempt, outcome));
                     event
                 }
+                // An answer to no question (a for-each not expanding, or no task at all).
+                6 if pick % 7 == 0 && m.state_of(pick % (n + 2)) != Some(TaskState::Expanding) => {
+                    Event::ForEachExpanded { task: pick % (n + 2), items: Some(1) }
+                }
                 4 => {
                     cap = (pick % 6) as u64;
                     Event::CapacityChanged { slots: cap as u32 }
@@ -381,11 +448,19 @@ proptest! {
                 6 => Event::NotebookSucceeded { task: pick % (n + 2), attempt: (pick % 3) as u32 + 7 },
                 7 if !evaluating.is_empty() => {
                     let task = evaluating.swap_remove(pick % evaluating.len());
-                    answer(task, pick % 2 == 0, &mut log)
+                    answer(&plan, task, pick % 2 == 0, &mut log)
+                }
+                8 if !expanding.is_empty() => {
+                    let task = expanding.swap_remove(pick % expanding.len());
+                    expand(&mut plan, &m, task, pick, &mut log)
                 }
                 _ if !evaluating.is_empty() => {
                     let task = evaluating.swap_remove(0);
-                    answer(task, pick % 3 != 0, &mut log)
+                    answer(&plan, task, pick % 3 != 0, &mut log)
+                }
+                _ if !expanding.is_empty() => {
+                    let task = expanding.swap_remove(0);
+                    expand(&mut plan, &m, task, pick, &mut log)
                 }
                 _ => match (running.pop(), m.next_deadline()) {
                     (Some((task, attempt, slots)), _) => {
@@ -402,7 +477,9 @@ proptest! {
             };
             let cap_now = cap.max(1);
             let cmds = m.handle(event, now);
-            check(cmds, &mut running, &mut busy, cap_now, cancelled, &m, &mut log, &mut evaluating)?;
+            prop_assert_eq!(plan.tasks.len(), m.task_count(), "a driver's plan and machine keep the same ids");
+            check(&plan, cmds, &mut running, &mut busy, cap_now, cancelled, &m, &mut log,
+                &mut evaluating, &mut expanding)?;
             // The machine's view of running notebooks matches the driver's.
             prop_assert_eq!(m.busy_slots(), busy);
             cap = cap_now;
@@ -431,6 +508,23 @@ proptest! {
             }).count();
             prop_assert_eq!(finals, 1, "final events of {}", task.id);
             prop_assert_eq!(run.tasks[&task.id].carried_over, m.is_carried_over(t));
+            // A for-each expanded at run time ends as its iterations say.
+            let iterations = &run.tasks[&task.id].iterations;
+            if task.expands() && !iterations.is_empty() {
+                let finals: Vec<Final> = iterations.iter()
+                    .filter_map(|id| run.tasks.get(id).and_then(|r| r.state)).collect();
+                prop_assert_eq!(finals.len(), iterations.len());
+                let want = if finals.iter().any(|f| f.outcome() == Outcome::Failed) {
+                    Final::Failed
+                } else if finals.iter().all(|&f| f == Final::Skipped) {
+                    Final::Skipped
+                } else {
+                    Final::Succeeded
+                };
+                if !matches!(fin, Final::Cancelled) {
+                    prop_assert_eq!(fin, want, "{}", task.id);
+                }
+            }
         }
 
         // Invariant ("a run's summary is its fold's"): the summary the history keeps, applied
@@ -441,6 +535,45 @@ proptest! {
             let folded = RunRecord::fold(1, &stored[..=end]).expect("started");
             prop_assert_eq!(&summary, &RunSummary::of(&folded), "after event {}", end);
         }
+    }
+}
+
+/// What a driver does for `Command::ExpandForEach`: reads 0 to 4 items (or no list, one time
+/// in six), adds the iterations to its plan, records the expansion and answers the machine;
+/// an answer that comes after the run moved on (a cancel) changes nothing.
+fn expand(
+    plan: &mut Plan,
+    m: &Machine,
+    task: usize,
+    pick: usize,
+    log: &mut Vec<RunEvent>,
+) -> Event {
+    if m.state_of(task) != Some(TaskState::Expanding) {
+        return Event::ForEachExpanded {
+            task,
+            items: Some(2),
+        };
+    }
+    let id = plan.tasks[task].id.clone();
+    if pick % 6 == 5 {
+        log.push(RunEvent::ForEachExpanded {
+            task: id,
+            iterations: Vec::new(),
+            error: Some("for_each needs a list, but the value is a number".into()),
+        });
+        return Event::ForEachExpanded { task, items: None };
+    }
+    let items: Vec<serde_json::Value> = (0..pick % 5).map(|i| format!("t{i}").into()).collect();
+    let count = items.len() as u32;
+    let added = plan.add_iterations(task, items);
+    log.push(RunEvent::ForEachExpanded {
+        task: id,
+        iterations: added.map(|t| plan.tasks[t].id.clone()).collect(),
+        error: None,
+    });
+    Event::ForEachExpanded {
+        task,
+        items: Some(count),
     }
 }
 

@@ -273,6 +273,21 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
         RunEvent::SessionStateCreated { task, names, .. } => {
             format!("{task:<28} left in the session: {}", names.join(", "))
         }
+        RunEvent::ForEachExpanded {
+            task,
+            iterations,
+            error: None,
+        } => format!(
+            "{task:<28} for each: {} iteration(s){}{}",
+            iterations.len(),
+            if iterations.is_empty() { "" } else { ": " },
+            iterations.join(", ")
+        ),
+        RunEvent::ForEachExpanded {
+            task,
+            error: Some(why),
+            ..
+        } => format!("{task:<28} for each: no list to run over: {why}"),
         RunEvent::RebuildingSessionState { task, names } => format!(
             "{task:<28} runs again to rebuild what it left in the Spark session ({}) for the notebooks after it",
             names.join(", ")

@@ -172,7 +172,7 @@ impl ResumeOutline {
             } else if machine.is_rebuilt(t) {
                 let names = state.get(&id).cloned().unwrap_or_default();
                 outline.rebuild.push((id, names));
-            } else if task.kind == TaskKind::Notebook {
+            } else if task.kind == TaskKind::Notebook || task.expands() {
                 outline.run_again.push(id);
             }
         }
@@ -298,6 +298,27 @@ impl<'p> PlanSummary<'p> {
                     task.id, c.condition.text, c.dependency
                 );
             }
+        }
+        for task in &p.tasks {
+            let Some(f) = &task.for_each else { continue };
+            let cap = f
+                .concurrency
+                .map(|c| format!(", at most {c} at once"))
+                .unwrap_or_default();
+            let _ = match &f.items {
+                spool_core::for_each::Items::List(items) => writeln!(
+                    s,
+                    "for each: {} runs {} iteration(s){cap}",
+                    task.id,
+                    items.len()
+                ),
+                spool_core::for_each::Items::Reference(r) => writeln!(
+                    s,
+                    "for each: {} runs once per item of {} when the run reaches it{cap} \
+                     (a dry run assumes {})",
+                    task.id, r.text, f.expected_items
+                ),
+            };
         }
         if let Some(resume) = &self.resume {
             resume.render(&mut s);

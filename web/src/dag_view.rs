@@ -375,6 +375,7 @@ fn dag_layer(props: &LayerProps) -> Html {
         let task = props.plan.tasks.get(i).filter(|_| n.active);
         let sub = match (n.kind, task) {
             (TaskKind::PipelineEnd, _) => "end of sub-pipeline".to_string(),
+            (TaskKind::ForEach, _) => "for each item".to_string(),
             (_, None) => "inactive".to_string(),
             (_, Some(t)) => {
                 let slots = t.settings.slots;
@@ -401,6 +402,7 @@ fn dag_layer(props: &LayerProps) -> Html {
         let kind = match n.kind {
             TaskKind::Notebook => "notebook",
             TaskKind::PipelineEnd => "pipeline",
+            TaskKind::ForEach => "for-each",
         };
         html! {
             <g {class} data-id={n.id.clone()} data-state={state} data-kind={kind}

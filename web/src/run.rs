@@ -144,6 +144,7 @@ impl RunView {
             | RunEvent::AttemptMetrics { .. }
             | RunEvent::SessionStateCreated { .. }
             | RunEvent::RebuildingSessionState { .. }
+            | RunEvent::ForEachExpanded { .. }
             | RunEvent::Notified { .. }
             | RunEvent::RunStarted { .. }
             | RunEvent::RunFinished { .. }

@@ -292,7 +292,14 @@ pub fn export_runmultiple(label: &str, plan: &Plan, timeout_in_seconds: u64) -> 
                     }
                 }
             }
-            TaskKind::PipelineEnd => {
+            TaskKind::PipelineEnd | TaskKind::ForEach => {
+                if plan.tasks[t].expands() {
+                    report.warning(
+                        &place.item(&plan.tasks[t].id).field("for_each"),
+                        "left out: its list is read when the run reaches it, which runMultiple \
+                         cannot do; its dependents wait for its dependencies instead",
+                    );
+                }
                 let mut members: Vec<usize> = plan.deps[t]
                     .iter()
                     .flat_map(|&(d, _)| stands_for[d].iter().copied())

@@ -381,7 +381,8 @@ impl Execution {
         // admission uses the real capacity from the start. A failure here is not final: each
         // start tries again, and fails its attempt with the cause (retries apply).
         let needs_spark = (0..self.plan.tasks.len()).any(|t| {
-            !self.machine.is_carried_over(t) && self.plan.tasks[t].kind == TaskKind::Notebook
+            !self.machine.is_carried_over(t)
+                && (self.plan.tasks[t].kind == TaskKind::Notebook || self.plan.tasks[t].expands())
         });
         if needs_spark {
             if let Err(why) = self.ensure_session().await {
@@ -658,7 +659,43 @@ impl Execution {
                 }
             }
             Command::EvaluateConditions { task } => self.evaluate_conditions(task, pending),
+            Command::ExpandForEach { task } => self.expand_for_each(task, pending),
         }
+    }
+
+    /// Reads a for-each's list with what upstream notebooks published (core's rule), adds its
+    /// iterations to the run's plan, records them (or why there is no list), and tells the
+    /// machine, which adds as many tasks in the same order.
+    fn expand_for_each(&mut self, task: TaskId, pending: &mut Vec<Command>) {
+        if self.machine.state_of(task) != Some(TaskState::Expanding) {
+            return;
+        }
+        let published = &self.published;
+        let values = |t: TaskId| published.get(&t).cloned();
+        let scope = self.plan.tasks[task].scope;
+        let lookup = |src: &Source| self.params.value_of(&self.plan, scope, src, &values);
+        let (record, event) = match self.plan.items_of_for_each(task, &lookup) {
+            Ok(items) => {
+                let count = items.len() as u32;
+                let added = self.plan.add_iterations(task, items);
+                let record = RunEvent::ForEachExpanded {
+                    task: self.task_id(task),
+                    iterations: added.map(|t| self.task_id(t)).collect(),
+                    error: None,
+                };
+                (record, Some(count))
+            }
+            Err(why) => {
+                let record = RunEvent::ForEachExpanded {
+                    task: self.task_id(task),
+                    iterations: Vec::new(),
+                    error: Some(why),
+                };
+                (record, None)
+            }
+        };
+        self.record(record);
+        self.feed(Event::ForEachExpanded { task, items: event }, pending);
     }
 
     /// Evaluates the task's conditions on values with what upstream notebooks published (by
