@@ -822,3 +822,90 @@ async fn named_tokens_are_recorded_and_read_only_ones_can_list_and_watch_but_not
     let unknown = as_holder("GET", "/api/runs", "n0t-a-t0ken", None);
     assert_eq!(call(&f, unknown).await.0, StatusCode::UNAUTHORIZED);
 }
+
+/// `PUT /api/notebooks/{file}` (the import dialog's notebooks): a notebook file inside the
+/// folder that reads as a notebook, created only with `If-None-Match: *`, replaced only with the
+/// `If-Match` of the version read; anything else writes nothing.
+#[tokio::test]
+async fn notebooks_are_saved_only_as_new_files_or_over_the_version_read() {
+    let f = fixture(None);
+    let save = |path: &str, text: &str, header: Option<(&str, &str)>| {
+        let mut req = put_text(
+            &format!("/api/notebooks/{path}"),
+            text,
+            Some("http://127.0.0.1:8080"),
+        );
+        if let Some((name, value)) = header {
+            req.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        req
+    };
+    let create = Some(("if-none-match", "*"));
+    let (status, body) = call(&f, save("nb%2Fnew.py", "x = 1\n", create)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("nb/new.py")).unwrap(),
+        "x = 1\n"
+    );
+    // Created once: a second create, or a save without a precondition, replaces nothing.
+    for header in [create, None] {
+        let (status, body) = call(&f, save("nb%2Fnew.py", "x = 2\n", header)).await;
+        assert_ne!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = call(&f, save("nb%2Fnew.py", "x = 2\n", create)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::PRECONDITION_FAILED, Some("precondition_failed"))
+    );
+    let res = app(f.state.clone())
+        .oneshot(save("nb%2Fnew.py", "x = 3\n", Some(("if-match", "*"))))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["etag"].to_str().unwrap().starts_with("\"6-"));
+    // What is not a notebook file, or does not read as one, or leaves the folder: refused.
+    let bad_ipynb = "{\"cells\": 7}";
+    for (path, text, status, code) in [
+        ("nb%2Fx.txt", "x", StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            "nb%2Fx.toml",
+            "x = 1",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "..%2Fout.py",
+            "x = 1",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "nb%2F.hidden.py",
+            "x = 1",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "nb%2Fbroken.ipynb",
+            bad_ipynb,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_notebook",
+        ),
+    ] {
+        let (got, body) = call(&f, save(path, text, create)).await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(code)),
+            "{path}: {body}"
+        );
+    }
+    assert!(!f.root.join("nb/broken.ipynb").exists());
+    assert!(!f.root.join("nb/x.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("nb/new.py")).unwrap(),
+        "x = 3\n"
+    );
+}

@@ -9,8 +9,8 @@
 
 use spool_core::dag::{load, Plan};
 use spool_core::import::{
-    add_synapse_notebooks, export_runmultiple, import_genie, import_runmultiple, import_synapse,
-    Converted, OutputFile, Report, RunMultipleDag, Target,
+    add_notebooks, export_runmultiple, import_genie, import_runmultiple, import_synapse, Converted,
+    OutputFile, Report, RunMultipleDag, Target,
 };
 use spool_core::model::StepKind;
 use spool_core::parse::parse_pipeline;
@@ -189,7 +189,7 @@ fn synapse_fixtures() {
             .map(|(path, text)| (path.clone(), text.clone()))
             .collect();
         if !notebooks.is_empty() {
-            add_synapse_notebooks(&mut converted, &notebooks);
+            add_notebooks(&mut converted, &notebooks);
         }
         converted
     });
@@ -366,7 +366,7 @@ fn the_cli_imports_a_synapse_pipeline_with_its_notebooks() {
     let stderr = String::from_utf8_lossy(&imported.stderr);
     assert!(imported.status.success(), "{stderr}");
     assert!(
-        stderr.contains("converted to `notebooks/nb_load_sales.ipynb`"),
+        stderr.contains("written as `notebooks/nb_load_sales.ipynb`"),
         "{stderr}"
     );
     let written = std::fs::read_to_string(out.join("notebooks/nb_load_sales.ipynb")).unwrap();

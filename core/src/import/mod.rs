@@ -26,9 +26,7 @@ pub use runmultiple::{
     export_runmultiple, import_runmultiple, Exported, RunMultipleActivity, RunMultipleDag,
 };
 pub use synapse::import_synapse;
-pub use synapse_notebook::{
-    add_synapse_notebooks, synapse_notebook_to_ipynb, MAX_PROVIDED_NOTEBOOKS,
-};
+pub use synapse_notebook::{add_notebooks, synapse_notebook_to_ipynb, MAX_PROVIDED_NOTEBOOKS};
 
 use crate::dag::load;
 use crate::diag::Severity;

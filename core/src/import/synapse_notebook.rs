@@ -6,6 +6,7 @@ use super::{Converted, OutputFile, Place};
 use crate::diag::Severity;
 use crate::notebook::{self, Format, MAX_NOTEBOOK_BYTES};
 use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Notebooks given with one import, at most.
 pub const MAX_PROVIDED_NOTEBOOKS: usize = 1000;
@@ -58,87 +59,116 @@ pub fn synapse_notebook_to_ipynb(text: &str) -> Result<(String, String), String>
     let out = serde_json::to_string_pretty(&Value::Object(ipynb))
         .map_err(|e| format!("cannot be written as a notebook: {e}"))?
         + "\n";
-    let parsed = notebook::parse(&format!("{name}.ipynb"), &out, Format::Ipynb);
-    if let Some(d) = parsed
-        .diagnostics
-        .iter()
-        .find(|d| d.severity == Severity::Error)
-    {
-        return Err(format!(
-            "its cells do not read as a notebook: {}",
-            d.message
-        ));
-    }
+    check_notebook(&format!("{name}.ipynb"), &out, Format::Ipynb)?;
     Ok((name, out))
 }
 
-/// Adds to `converted` the notebooks it still needs that `provided` (file label, text) holds,
-/// converted from Synapse's JSON, matched by the notebook's `name` (its file name when that
-/// differs); what is converted, skipped or unusable is reported.
-pub fn add_synapse_notebooks(converted: &mut Converted, provided: &[(String, String)]) {
+/// Adds to `converted` the notebooks it still needs that `provided` (file label, text) holds:
+/// Synapse notebook JSON (`.json`), converted and matched by the notebook's `name` (else by its
+/// file name), and notebook files (`.ipynb`, `.py`, `.sql`) matched by file name. Each must
+/// read as a notebook; what is used, unused or unusable is reported.
+pub fn add_notebooks(converted: &mut Converted, provided: &[(String, String)]) {
     if converted.report.has_errors() {
         return;
     }
-    let mut by_name = std::collections::BTreeMap::new();
+    // Candidates by the file name they would be written as (`load.ipynb`): label and text.
+    let mut by_name: BTreeMap<String, (String, String)> = BTreeMap::new();
     for (label, text) in provided.iter().take(MAX_PROVIDED_NOTEBOOKS) {
-        let place = Place::file(label);
-        match synapse_notebook_to_ipynb(text) {
-            Ok((name, ipynb)) => {
-                by_name.insert(name, (label.clone(), ipynb));
+        let file = file_name(label);
+        let usable = match Format::from_path(file) {
+            Some(format) => {
+                check_notebook(file, text, format).map(|()| vec![(file.to_string(), text.clone())])
             }
-            Err(why) => converted
-                .report
-                .warning(&place, format!("not used as a notebook: {why}")),
+            None if file.to_ascii_lowercase().ends_with(".json") => synapse_notebook_to_ipynb(text)
+                .map(|(name, ipynb)| {
+                    let stem = file.strip_suffix(".json").unwrap_or(file);
+                    vec![
+                        (format!("{name}.ipynb"), ipynb.clone()),
+                        (format!("{stem}.ipynb"), ipynb),
+                    ]
+                }),
+            None => Err("not a notebook file (.ipynb, .py, .sql, or Synapse's .json)".into()),
+        };
+        match usable {
+            // A notebook's own name wins over another's file name.
+            Ok(names) => {
+                for (i, (name, text)) in names.into_iter().enumerate() {
+                    if i == 0 {
+                        by_name.insert(name, (label.clone(), text));
+                    } else {
+                        by_name.entry(name).or_insert((label.clone(), text));
+                    }
+                }
+            }
+            Err(why) => converted.report.warning(
+                &Place::file(label),
+                format!("not used as a notebook: {why}"),
+            ),
         }
     }
-    if provided.len() > MAX_PROVIDED_NOTEBOOKS {
+    if let Some((label, _)) = provided.get(MAX_PROVIDED_NOTEBOOKS) {
         converted.report.warning(
-            &Place::file(&provided[MAX_PROVIDED_NOTEBOOKS].0),
-            format!("at most {MAX_PROVIDED_NOTEBOOKS} notebooks are read with one import; this one and the rest are not"),
+            &Place::file(label),
+            format!(
+                "at most {MAX_PROVIDED_NOTEBOOKS} notebooks are read with one import; this one \
+                 and the rest are not"
+            ),
         );
     }
     let mut still_needed = Vec::new();
+    let mut used = BTreeSet::new();
     for path in std::mem::take(&mut converted.notebooks_to_provide) {
-        let stem = path
+        let found = path
             .strip_prefix("notebooks/")
-            .and_then(|p| p.strip_suffix(".ipynb"));
-        let found = stem.and_then(|s| {
-            by_name.remove(s).or_else(|| {
-                // The file's own name, for a notebook renamed inside its JSON.
-                let key = by_name
-                    .iter()
-                    .find(|(_, (label, _))| file_stem(label) == s)
-                    .map(|(k, _)| k.clone())?;
-                by_name.remove(&key)
-            })
+            .and_then(|name| by_name.get(name))
+            .filter(|(label, _)| !used.contains(label));
+        let Some((label, text)) = found else {
+            still_needed.push(path);
+            continue;
+        };
+        let needed = super::must_be_provided(&path);
+        converted
+            .report
+            .findings
+            .retain(|f| !f.message.starts_with(&needed));
+        converted
+            .report
+            .note(&Place::file(label), format!("written as `{path}`"));
+        used.insert(label.clone());
+        converted.files.push(OutputFile {
+            path,
+            text: text.clone(),
         });
-        match found {
-            Some((label, ipynb)) => {
-                let needed = super::must_be_provided(&path);
-                converted
-                    .report
-                    .findings
-                    .retain(|f| !f.message.starts_with(&needed));
-                converted
-                    .report
-                    .note(&Place::file(&label), format!("converted to `{path}`"));
-                converted.files.push(OutputFile { path, text: ipynb });
-            }
-            None => still_needed.push(path),
-        }
     }
-    for (name, (label, _)) in by_name {
+    let unused: BTreeSet<&String> = by_name
+        .values()
+        .map(|(label, _)| label)
+        .filter(|label| !used.contains(*label))
+        .collect();
+    for label in unused {
         converted.report.note(
-            &Place::file(&label),
-            format!("notebook `{name}` is not run by the imported pipelines; not written"),
+            &Place::file(label),
+            "no imported pipeline runs this notebook; not written",
         );
     }
     converted.notebooks_to_provide = still_needed;
 }
 
-fn file_stem(label: &str) -> &str {
-    let file = label.rsplit(['/', '\\']).next().unwrap_or(label);
-    file.strip_suffix(".json").unwrap_or(file)
+/// Why `text` does not read as a notebook of `format`, if it does not.
+fn check_notebook(file: &str, text: &str, format: Format) -> Result<(), String> {
+    let parsed = notebook::parse(file, text, format);
+    match parsed
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Error)
+    {
+        Some(d) => Err(format!("it does not read as a notebook: {}", d.message)),
+        None => Ok(()),
+    }
+}
+
+fn file_name(label: &str) -> &str {
+    label.rsplit(['/', '\\']).next().unwrap_or(label)
 }
 
 #[cfg(test)]
@@ -191,7 +221,7 @@ mod tests {
             ),
             (
                 r#"{"name": "x", "properties": {"cells": [{"cell_type": 7}]}}"#,
-                "do not read as a notebook",
+                "does not read as a notebook",
             ),
         ] {
             let err = synapse_notebook_to_ipynb(text).unwrap_err();
@@ -208,6 +238,7 @@ mod tests {
                 "notebooks/load_sales.ipynb".into(),
                 "notebooks/renamed.ipynb".into(),
                 "notebooks/missing.ipynb".into(),
+                "notebooks/plain.py".into(),
             ],
         };
         for path in &converted.notebooks_to_provide {
@@ -226,12 +257,22 @@ mod tests {
             ),
             ("notebook/unused.json".to_string(), synapse("unused")),
             ("notebook/broken.json".to_string(), "{".to_string()),
+            ("uploads/plain.py".to_string(), "x = 1\n".to_string()),
+            (
+                "uploads/bad.ipynb".to_string(),
+                "{\"cells\": 7}".to_string(),
+            ),
+            ("uploads/notes.txt".to_string(), "hello".to_string()),
         ];
-        add_synapse_notebooks(&mut converted, &provided);
+        add_notebooks(&mut converted, &provided);
         let written: Vec<&str> = converted.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             written,
-            ["notebooks/load_sales.ipynb", "notebooks/renamed.ipynb"]
+            [
+                "notebooks/load_sales.ipynb",
+                "notebooks/renamed.ipynb",
+                "notebooks/plain.py"
+            ]
         );
         assert_eq!(
             converted.notebooks_to_provide,
@@ -251,8 +292,10 @@ mod tests {
             "{report}"
         );
         assert!(
-            report.contains("notebook `unused` is not run by the imported pipelines"),
+            report.contains("notebook/unused.json: no imported pipeline runs this notebook"),
             "{report}"
         );
+        assert!(report.contains("uploads/bad.ipynb: not used as a notebook: it does not read"));
+        assert!(report.contains("uploads/notes.txt: not used as a notebook: not a notebook file"));
     }
 }

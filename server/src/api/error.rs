@@ -24,6 +24,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the pipeline has errors")]
     InvalidPipeline(Vec<Diagnostic>),
+    #[error("the notebook has errors")]
+    InvalidNotebook(Vec<Diagnostic>),
     #[error(
         "the request body is over the limit of {} bytes",
         super::MAX_BODY_BYTES
@@ -46,6 +48,7 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::InvalidPipeline(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline"),
+            ApiError::InvalidNotebook(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_notebook"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -56,10 +59,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         if let ApiError::Internal(e) = &self {
-            eprintln!("internal error: {e:#}");
+            tracing::error!("internal error: {e:#}");
         }
         let mut body = serde_json::json!({ "error": code, "message": self.to_string() });
-        if let ApiError::InvalidPipeline(diags) = &self {
+        if let ApiError::InvalidPipeline(diags) | ApiError::InvalidNotebook(diags) = &self {
             body["diagnostics"] = serde_json::to_value(diags).unwrap_or_default();
         }
         (status, Json(body)).into_response()

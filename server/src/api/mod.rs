@@ -24,7 +24,7 @@ pub use {
 
 use crate::history::History;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,6 +76,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/pipelines", get(pipelines::list))
         .route("/pipelines/:file", get(pipelines::get).put(pipelines::put))
         .route("/pipelines/:file/bundle", get(pipelines::bundle))
+        .route("/notebooks/:file", put(pipelines::put_notebook))
         .route("/pipelines/:file/simulate", post(pipelines::simulate))
         .route("/pipelines/:file/calibration", get(pipelines::calibration))
         .route(

@@ -16,6 +16,7 @@ use spool_core::dag::{
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::dry_run::{DryRunReport, SimOptions};
 use spool_core::model::MAX_METADATA_BYTES;
+use spool_core::notebook::{self, Format};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -73,12 +74,21 @@ fn sources(state: &AppState) -> ApiResult<DiskSources> {
 const MAX_NAME_BYTES: usize = 255;
 const MAX_PATH_BYTES: usize = 1024;
 
+/// The extensions of the notebook files the API writes.
+const NOTEBOOK_EXTENSIONS: &[&str] = &[".ipynb", ".py", ".sql"];
+
 /// The file name from the URL, normalised and confined to the pipelines folder: a `.toml`
 /// path of visible names (a hidden one would never be listed) without control characters.
 pub(super) fn pipeline_path(file: &str) -> ApiResult<String> {
+    folder_path(file, &[".toml"], "pipeline")
+}
+
+/// A path of the pipelines folder as [`pipeline_path`] checks it, ending with one of
+/// `extensions` (a `what` file).
+fn folder_path(file: &str, extensions: &[&str], what: &str) -> ApiResult<String> {
     let bad = |why: &str| ApiError::BadRequest(format!("`{}` {why}", file.escape_debug()));
     if file.len() > MAX_PATH_BYTES {
-        return Err(bad("is too long for a pipeline path"));
+        return Err(bad(&format!("is too long for a {what} path")));
     }
     let p = spool_core::source::resolve("", file)
         .map_err(|_| bad("is not a path inside the pipelines folder"))?;
@@ -93,8 +103,11 @@ pub(super) fn pipeline_path(file: &str) -> ApiResult<String> {
             return Err(bad("has a name over 255 bytes"));
         }
     }
-    if !p.ends_with(".toml") {
-        return Err(bad("is not a .toml pipeline file"));
+    if !extensions.iter().any(|e| p.ends_with(e)) {
+        return Err(bad(&format!(
+            "is not a {} {what} file",
+            extensions.join(" or ")
+        )));
     }
     Ok(p)
 }
@@ -227,9 +240,89 @@ pub async fn bundle(
     .await
 }
 
-/// Writes of pipeline files, one at a time, so that an `If-Match` check and the write it
-/// guards are one step for every writer of this process.
+/// Writes of files, one at a time, so that a precondition check and the write it guards are
+/// one step for every writer of this process.
 static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// What a save asks of the file it replaces.
+enum Precondition {
+    /// `If-Match`: the file exists in one of these versions (`*`: any).
+    Matches(String),
+    /// `If-None-Match: *`: there is no such file yet.
+    Absent,
+}
+
+fn precondition(headers: &HeaderMap) -> ApiResult<Option<Precondition>> {
+    let text = |name: header::HeaderName| -> ApiResult<Option<String>> {
+        headers
+            .get(&name)
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_string)
+                    .map_err(|_| ApiError::BadRequest(format!("{name} is not text")))
+            })
+            .transpose()
+    };
+    match (text(header::IF_MATCH)?, text(header::IF_NONE_MATCH)?) {
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(
+            "give If-Match or If-None-Match, not both".into(),
+        )),
+        (Some(tags), None) => Ok(Some(Precondition::Matches(tags))),
+        (None, Some(tag)) if tag.trim() == "*" => Ok(Some(Precondition::Absent)),
+        (None, Some(_)) => Err(ApiError::BadRequest(
+            "If-None-Match takes only `*` (create the file, never replace one)".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Writes `text` to `file` when `precondition` holds for what is there now; the answer carries
+/// the new `ETag`.
+fn write_checked(
+    state: &AppState,
+    src: &DiskSources,
+    file: &str,
+    text: &str,
+    precondition: Option<Precondition>,
+) -> ApiResult<HeaderMap> {
+    use spool_core::source::Sources;
+    let _one_writer = WRITES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(precondition) = precondition {
+        let current = src.exists(file).then(|| src.read(file)).transpose();
+        let current =
+            current.map_err(|e| ApiError::BadRequest(format!("cannot read `{file}`: {e}")))?;
+        match (precondition, current.as_deref()) {
+            (Precondition::Absent, None) => {}
+            (Precondition::Absent, Some(_)) => {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "`{file}` exists already; it was not replaced"
+                )))
+            }
+            (Precondition::Matches(expected), current) => {
+                let matches = current.is_some_and(|text| {
+                    let tag = etag(text);
+                    expected
+                        .split(',')
+                        .map(str::trim)
+                        .any(|e| e == "*" || e == tag)
+                });
+                if !matches {
+                    return Err(ApiError::PreconditionFailed(format!(
+                        "`{file}` changed since it was read (it is now {})",
+                        current.map_or("deleted".to_string(), etag)
+                    )));
+                }
+            }
+        }
+    }
+    src.write(file, text).map_err(|e| match e {
+        WriteError::Refused(m) => ApiError::BadRequest(m),
+        io => ApiError::Internal(io.into()),
+    })?;
+    // A pipeline's `[schedule]` may be new or changed.
+    state.schedules_changed.notify_one();
+    Ok(etag_header(text))
+}
 
 pub async fn put(
     State(state): State<Arc<AppState>>,
@@ -238,48 +331,16 @@ pub async fn put(
     ApiJson(body): ApiJson<PutBody>,
 ) -> ApiResult<(HeaderMap, Json<Checked>)> {
     let file = pipeline_path(&file)?;
-    let if_match = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::BadRequest("If-Match is not text".into()))?
-                .to_string(),
-        ),
-    };
+    let precondition = precondition(&headers)?;
     blocking(move || {
         let src = sources(&state)?;
         let Loaded { plan, diagnostics } = load_text(&file, &body.text, &src);
         if has_errors(&diagnostics) {
             return Err(ApiError::InvalidPipeline(diagnostics));
         }
-        let _one_writer = WRITES.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(expected) = if_match {
-            use spool_core::source::Sources;
-            let current = src.exists(&file).then(|| src.read(&file)).transpose();
-            let current =
-                current.map_err(|e| ApiError::BadRequest(format!("cannot read `{file}`: {e}")))?;
-            let matches = current.as_deref().is_some_and(|text| {
-                let tag = etag(text);
-                expected
-                    .split(',')
-                    .map(str::trim)
-                    .any(|e| e == "*" || e == tag)
-            });
-            if !matches {
-                return Err(ApiError::PreconditionFailed(format!(
-                    "`{file}` changed since it was read (it is now {})",
-                    current.as_deref().map_or("deleted".to_string(), etag)
-                )));
-            }
-        }
-        src.write(&file, &body.text).map_err(|e| match e {
-            WriteError::Refused(m) => ApiError::BadRequest(m),
-            io => ApiError::Internal(io.into()),
-        })?;
-        // Its `[schedule]` may be new or changed.
-        state.schedules_changed.notify_one();
+        let headers = write_checked(&state, &src, &file, &body.text, precondition)?;
         Ok((
-            etag_header(&body.text),
+            headers,
             Json(Checked {
                 file: None,
                 text: None,
@@ -287,6 +348,36 @@ pub async fn put(
                 plan,
             }),
         ))
+    })
+    .await
+}
+
+/// Saves a notebook file (`.ipynb`, `.py`, `.sql`; the import dialog's notebooks): it must
+/// read as a notebook, and the request says whether it creates the file (`If-None-Match: *`)
+/// or replaces a version it read (`If-Match`), so that no notebook is overwritten unseen.
+pub async fn put_notebook(
+    State(state): State<Arc<AppState>>,
+    ApiPath(file): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PutBody>,
+) -> ApiResult<HeaderMap> {
+    let file = folder_path(&file, NOTEBOOK_EXTENSIONS, "notebook")?;
+    let precondition = precondition(&headers)?.ok_or_else(|| {
+        ApiError::BadRequest(
+            "saving a notebook needs If-None-Match: * (a new file) or If-Match (the version \
+             it replaces)"
+                .into(),
+        )
+    })?;
+    blocking(move || {
+        let format = Format::from_path(&file)
+            .ok_or_else(|| ApiError::BadRequest(format!("`{file}` is not a notebook file")))?;
+        let parsed = notebook::parse(&file, &body.text, format);
+        if has_errors(&parsed.diagnostics) {
+            return Err(ApiError::InvalidNotebook(parsed.diagnostics));
+        }
+        let src = sources(&state)?;
+        write_checked(&state, &src, &file, &body.text, Some(precondition))
     })
     .await
 }

@@ -4,8 +4,8 @@
 use crate::fs_sources::DiskSources;
 use anyhow::{bail, Context};
 use spool_core::import::{
-    add_synapse_notebooks, export_runmultiple, import_genie, import_runmultiple, import_synapse,
-    Converted, Level, Report, Target, MAX_PROVIDED_NOTEBOOKS,
+    add_notebooks, export_runmultiple, import_genie, import_runmultiple, import_synapse, Converted,
+    Level, Report, Target, MAX_PROVIDED_NOTEBOOKS,
 };
 use spool_core::model::MAX_METADATA_BYTES;
 use spool_core::notebook::MAX_NOTEBOOK_BYTES;
@@ -121,7 +121,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<u8> {
                 beside.is_dir().then_some(beside)
             });
             if let Some(folder) = notebooks {
-                add_synapse_notebooks(&mut converted, &synapse_notebooks(&folder)?);
+                add_notebooks(&mut converted, &synapse_notebooks(&folder)?);
             }
             finish_import(converted, &dir, force)
         }
