@@ -903,3 +903,54 @@ fn a_notebook_that_prints_its_secret_leaves_no_trace_of_it() {
         assert!(!body.contains(secret), "GET {path} holds the secret");
     }
 }
+
+#[test]
+fn a_for_each_fans_out_over_a_returned_list_and_the_notebooks_after_it_see_every_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let livy = LocalLivy::start(&tmp.path().join("livy"));
+    let data = tmp.path().join("data");
+    let state = |run: &Value, task: &str| run["tasks"][task]["state"].clone();
+
+    let (code, run, stderr) = run(&livy.url, &data, "for_each.toml", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let iterations = ["copy_table[orders]", "copy_table[returns]"];
+    assert_eq!(
+        run["tasks"]["copy_table"]["iterations"],
+        serde_json::json!(iterations)
+    );
+    assert_eq!(state(&run, "copy_table"), "succeeded");
+    for (index, (task, table)) in iterations.iter().zip(["orders", "returns"]).enumerate() {
+        let it = &run["tasks"][*task];
+        assert_eq!(it["state"], "succeeded", "{task}: {it}");
+        assert_eq!(
+            it["attempts"][0]["params"],
+            serde_json::json!({"item": table, "item_index": index})
+        );
+        assert_eq!(
+            it["values"]["value"],
+            serde_json::json!({"table": table, "index": index})
+        );
+    }
+    // 10 + 20 rows, read from the copies both iterations left in the session.
+    assert_eq!(
+        run["tasks"]["count_rows"]["values"]["values"]["row_count"],
+        30
+    );
+    assert_eq!(state(&run, "report"), "succeeded");
+    assert_eq!(state(&run, "alert_empty"), "skipped");
+
+    // `spool show` lists the iterations where the list was read.
+    let out = spool()
+        .args(["show", "1", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("spool show");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(
+            "copy_table                   for each: 2 iteration(s): copy_table[orders], \
+             copy_table[returns]"
+        ),
+        "{shown}"
+    );
+}

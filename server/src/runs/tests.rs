@@ -1681,3 +1681,101 @@ fn secrets_reach_the_notebook_and_nothing_recorded_holds_them() {
         }
     });
 }
+
+const FOR_EACH: &str = r#"
+name = "fan_out"
+[pool]
+executors = 2
+executor_cores = 4
+[[notebook]]
+id = "list_tables"
+path = "nb/n.py"
+params = { tables = ["orders", "returns", "stores"], n = 3 }
+[[notebook]]
+id = "copy_table"
+path = "nb/n.py"
+depends_on = ["list_tables"]
+for_each = "{{ tasks.list_tables.values.tables }}"
+for_each_concurrency = 2
+params = { mode = "full" }
+[[notebook]]
+id = "count_rows"
+path = "nb/n.py"
+depends_on = ["copy_table"]
+[[notebook]]
+id = "not_a_list"
+path = "nb/n.py"
+depends_on = ["list_tables"]
+for_each = "{{ tasks.list_tables.values.n }}"
+[[notebook]]
+id = "after_not_a_list"
+path = "nb/n.py"
+depends_on = ["not_a_list"]
+"#;
+
+/// Invariants "the run log folds to the machine's state" and "a driver's plan and machine keep
+/// the same ids" with a for-each whose list an upstream notebook published: the iterations
+/// run with `item` and `item_index`, at most `for_each_concurrency` at once, are recorded
+/// under their ids, and their dependent waits for all of them; a value that is not a list fails
+/// the for-each with the reason before Spark hears of it, and skips what depends on it.
+#[test]
+fn for_each_expands_over_an_upstream_value_at_run_time() {
+    paused().block_on(async {
+        // The fake publishes a notebook's parameters as its values.
+        let h = Harness::new(FOR_EACH, FakeSpark::uniform(2.0));
+        let manager = h.manager(None);
+        let (id, exec) = run_to_end(&h, &manager).await;
+        let record = h.record(id);
+        assert_eq!(record.status, RunStatus::Failed);
+        let iterations = [
+            "copy_table[orders]",
+            "copy_table[returns]",
+            "copy_table[stores]",
+        ];
+        assert_eq!(record.tasks["copy_table"].iterations, iterations);
+        assert_eq!(record.tasks["copy_table"].state, Some(Final::Succeeded));
+        for (index, (task, table)) in iterations
+            .iter()
+            .zip(["orders", "returns", "stores"])
+            .enumerate()
+        {
+            assert_eq!(record.tasks[*task].state, Some(Final::Succeeded), "{task}");
+            assert_eq!(
+                started_with(&h, id, task),
+                [serde_json::json!({ "mode": "full", "item": table, "item_index": index })]
+            );
+        }
+        // The run's plan grew by the iterations, after the for-each.
+        let ids: Vec<&str> = exec.plan.tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(&ids[ids.len() - 3..], iterations);
+
+        // At most two iterations at once; `count_rows` after the last one ended.
+        let ran = h.fake.executions();
+        let of = |task: &str| {
+            ran.iter()
+                .find(|r| r.id == format!("run{id}/{task}"))
+                .unwrap_or_else(|| panic!("{task} ran"))
+        };
+        let copies: Vec<_> = iterations.iter().map(|t| of(t)).collect();
+        for c in &copies {
+            let overlapping = copies
+                .iter()
+                .filter(|o| o.began <= c.began && o.ended.is_some_and(|e| e > c.began))
+                .count();
+            assert!(overlapping <= 2, "{} runs beside {overlapping}", c.id);
+        }
+        let last_copy = copies.iter().filter_map(|c| c.ended).max();
+        assert!(last_copy <= Some(of("count_rows").began));
+
+        // Not a list: failed with why, its dependent skipped, nothing of it ran.
+        let bad = &record.tasks["not_a_list"];
+        assert_eq!(bad.state, Some(Final::Failed));
+        let why = bad.items_error.clone().unwrap_or_default();
+        assert!(
+            why.contains("needs a list, but the value is a number"),
+            "{why}"
+        );
+        assert_eq!(record.tasks["after_not_a_list"].state, Some(Final::Skipped));
+        assert!(!ran.iter().any(|r| r.id.contains("not_a_list")));
+    });
+}
