@@ -185,8 +185,34 @@ impl Plan {
         first..self.tasks.len()
     }
 
+    /// The items a dry run assumes for-each `task` reads at run time: the default of the
+    /// pipeline parameter it reads, when that is a list written out (what a run without
+    /// `--param` reads), else `expected_items` numbers (iterations `group[#0]`, …).
+    fn assumed_items(&self, task: &Task) -> Vec<Value> {
+        let Some(f) = &task.for_each else {
+            return Vec::new();
+        };
+        let default = match &f.items {
+            Items::Reference(r) => r.template.whole().and_then(|e| match &e.source {
+                crate::template::Source::Param(p) if e.helpers.is_empty() => {
+                    let scope = self.scopes.get(task.scope)?;
+                    if scope.given.contains_key(p) {
+                        return None;
+                    }
+                    crate::params::plain(scope.params.get(p)?.default.as_ref()?)
+                }
+                _ => None,
+            }),
+            Items::List(_) => None,
+        };
+        match default {
+            Some(Value::Array(items)) if items.len() <= MAX_ITEMS => items,
+            _ => (0..f.expected_items).map(Value::from).collect(),
+        }
+    }
+
     /// The plan a dry run simulates: every for-each whose items are read at run time expanded
-    /// over its `expected_items` (ids `group[#0]`, …), iterations placed before their group so
+    /// over the items [`Plan::assumed_items`] gives, iterations placed before their group so
     /// that the plan stays in topological order; the plan itself when it has none.
     pub fn with_expected_items(&self) -> Cow<'_, Plan> {
         if !self.tasks.iter().any(Task::expands) {
@@ -203,11 +229,11 @@ impl Plan {
             let mut group = task.clone();
             let mut group_deps = remapped.clone();
             if task.expands() {
-                let expected = task.for_each.as_ref().map_or(0, |f| f.expected_items);
-                let items: Vec<Value> = (0..expected).map(|i| Value::from(i as u64)).collect();
+                let items = self.assumed_items(task);
+                let ids = iteration_ids(&task.id, &items);
                 group_deps.clear();
-                for (index, item) in items.into_iter().enumerate() {
-                    let mut it = task.iteration(format!("{}[#{index}]", task.id), index, item);
+                for (index, (id, item)) in ids.into_iter().zip(items).enumerate() {
+                    let mut it = task.iteration(id, index, item);
                     it.conditions = task.conditions.clone();
                     group_deps.push((tasks.len(), Condition::ANY));
                     tasks.push(it);
@@ -263,6 +289,45 @@ mod tests {
                 "copy[#5]"
             ]
         );
+    }
+
+    #[test]
+    fn a_dry_run_assumes_a_parameter_s_default_list_or_the_expected_items() {
+        let text = "[params]\ntables = [\"orders\", \"returns\"]\n\
+             [[notebook]]\nid = \"list\"\npath = \"a.py\"\n\
+             [[notebook]]\nid = \"p\"\npath = \"a.py\"\nfor_each = \"{{ params.tables }}\"\n\
+             [[notebook]]\nid = \"v\"\npath = \"a.py\"\ndepends_on = [\"list\"]\n\
+             for_each = \"{{ tasks.list.value }}\"\nexpected_items = 3\n\
+             [[notebook]]\nid = \"end\"\npath = \"a.py\"\ndepends_on = [\"p\", \"v\"]\n";
+        let sources = crate::source::MemorySources::default().with("a.py", "");
+        let loaded = crate::dag::load_text("p.toml", text, &sources);
+        let plan = loaded.plan.expect("loads");
+        assert_eq!(plan.tasks.len(), 4, "the plan holds each for-each alone");
+        let assumed = plan.with_expected_items();
+        let ids: Vec<&str> = assumed.tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "list",
+                "p[orders]",
+                "p[returns]",
+                "p",
+                "v[#0]",
+                "v[#1]",
+                "v[#2]",
+                "v",
+                "end"
+            ]
+        );
+        // Each iteration takes the for-each's dependencies; the for-each waits for them.
+        let v0 = assumed.index_of("v[#0]").expect("v[#0]");
+        assert_eq!(assumed.deps[v0], [(0, Condition::SUCCEEDED)]);
+        let v = assumed.index_of("v").expect("v");
+        let waits: Vec<TaskId> = assumed.deps[v].iter().map(|&(d, _)| d).collect();
+        assert_eq!(waits, [4, 5, 6]);
+        let end = assumed.index_of("end").expect("end");
+        assert_eq!(assumed.deps[end].len(), 2);
+        assert!(assumed.dependents[v].contains(&end));
     }
 
     #[test]
