@@ -1779,3 +1779,75 @@ fn for_each_expands_over_an_upstream_value_at_run_time() {
         assert!(!ran.iter().any(|r| r.id.contains("not_a_list")));
     });
 }
+
+const FOR_EACH_RESUMED: &str = r#"
+name = "fan_out_again"
+[pool]
+executors = 2
+executor_cores = 4
+[[notebook]]
+id = "list_tables"
+path = "nb/n.py"
+params = { tables = ["orders", "returns"] }
+[[notebook]]
+id = "copy_table"
+path = "nb/n.py"
+depends_on = ["list_tables"]
+for_each = "{{ tasks.list_tables.values.tables }}"
+[[notebook]]
+id = "fixed"
+path = "nb/n.py"
+for_each = ["a", "b"]
+"#;
+
+/// What a resume does with iterations (docs/metadata.md, for-each): a written-out list's
+/// iterations are kept one by one, a list read at run time is read again and all its
+/// iterations run again, with the values the kept upstream published.
+#[test]
+fn a_resume_keeps_written_out_iterations_and_reads_a_run_time_list_again() {
+    paused().block_on(async {
+        let first_run = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let failing = first_run.clone();
+        let behaviour: Behaviour = Box::new(move |id: &str, _| {
+            let fails = ["/copy_table[returns]", "/fixed[b]"];
+            if failing.load(std::sync::atomic::Ordering::SeqCst)
+                && fails.iter().any(|f| id.ends_with(f))
+            {
+                (Duration::from_secs(2), NotebookState::Failed)
+            } else {
+                (Duration::from_secs(2), NotebookState::Succeeded)
+            }
+        });
+        let h = Harness::new(FOR_EACH_RESUMED, FakeSpark::new(behaviour));
+        let manager = h.manager(None);
+        let (first, _exec) = run_to_end(&h, &manager).await;
+        let record = h.record(first);
+        assert_eq!(record.status, RunStatus::Failed);
+        for failed in ["copy_table", "fixed"] {
+            assert_eq!(record.tasks[failed].state, Some(Final::Failed), "{failed}");
+        }
+        assert_eq!(
+            record.tasks["copy_table[orders]"].state,
+            Some(Final::Succeeded)
+        );
+
+        first_run.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (second, handle) = begin(&manager, Some(first)).await;
+        let exec = handle.await.expect("resumed run");
+        check_invariants(&h, second, &exec);
+        let record = h.record(second);
+        assert_eq!(record.status, RunStatus::Succeeded);
+        let kept = |t: &str| record.tasks.get(t).is_some_and(|r| r.carried_over);
+        assert!(kept("list_tables") && kept("fixed[a]"));
+        assert!(!kept("fixed[b]") && !kept("fixed"));
+        // Read again from the kept upstream's values: both iterations run again.
+        assert_eq!(
+            record.tasks["copy_table"].iterations,
+            ["copy_table[orders]", "copy_table[returns]"]
+        );
+        for again in ["copy_table[orders]", "copy_table[returns]", "fixed[b]"] {
+            assert_eq!(record.tasks[again].attempts.len(), 1, "{again}");
+            assert_eq!(record.tasks[again].state, Some(Final::Succeeded), "{again}");
+        }
+    });
+}
