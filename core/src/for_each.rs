@@ -96,6 +96,11 @@ pub fn items_of(value: Value) -> Result<Vec<Value>, String> {
             "the list has {} items; a for-each runs at most {MAX_ITEMS}",
             items.len()
         )),
+        // Items are data: one shaped as a secret reference would be resolved when the attempt
+        // starts, handing a secret to whoever could write the list.
+        Value::Array(items) if items.iter().any(crate::secret::contains_reference) => {
+            Err("a for-each item cannot be or hold a secret reference (`$secret`)".to_string())
+        }
         Value::Array(items) => Ok(items),
         other => Err(format!(
             "for_each needs a list, but the value is {}",
@@ -336,5 +341,7 @@ mod tests {
         assert!(items_of(json!("a,b")).unwrap_err().contains("a string"));
         let too_many = Value::Array(vec![json!(0); MAX_ITEMS + 1]);
         assert!(items_of(too_many).unwrap_err().contains("10000"));
+        let secret = json!(["a", {"t": {"$secret": "env:HOME"}}]);
+        assert!(items_of(secret).unwrap_err().contains("secret"));
     }
 }

@@ -801,9 +801,9 @@ impl<'t> Parser<'t> {
                  it `active = false`)"
                     .to_string(),
             ),
-            Some(_) => match node_to_json(*n) {
-                serde_json::Value::Array(items) => Some(Items::List(items)),
-                _ => None,
+            Some(_) => match crate::for_each::items_of(node_to_json(*n)) {
+                Ok(items) => Some(Items::List(items)),
+                Err(why) => problem(self, format!("`for_each`: {why}")),
             },
             None => {
                 self.wrong_type(n, ks, "for_each", "a list or a `{{ … }}` reference", item);
