@@ -112,9 +112,13 @@ impl Task {
         }
     }
 
+    /// What the task takes by estimate. A for-each whose list is read at run time stands for
+    /// its iterations, which run side by side: one iteration's estimate, so that the critical
+    /// path through it is not understated before the run knows them.
     pub fn estimate_secs(&self) -> f64 {
         match self.kind {
             TaskKind::Notebook => self.settings.estimate_secs,
+            TaskKind::ForEach if self.expands() => self.settings.estimate_secs,
             TaskKind::PipelineEnd | TaskKind::ForEach => 0.0,
         }
     }

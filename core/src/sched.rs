@@ -525,11 +525,7 @@ impl Machine {
                 } else {
                     t.slots()
                 },
-                estimate: if t.expands() {
-                    t.settings.estimate_secs
-                } else {
-                    t.estimate_secs()
-                },
+                estimate: t.estimate_secs(),
                 timeout: t.settings.timeout_secs as f64,
                 retries: t.settings.retry.min(MAX_RETRIES),
                 retry_interval: t.settings.retry_interval_secs as f64,
