@@ -1217,7 +1217,9 @@ impl Expanded {
         let is_root = step.depends_on.is_empty();
         let group = self.node(id.clone(), TaskKind::ForEach, path.into(), step, active, at);
         self.nodes[group].for_each = Some(for_each.clone());
-        let Items::List(items) = &for_each.items else {
+        // An inactive for-each is bridged as a whole, like an inactive sub-pipeline: its
+        // dependents wait for its own dependencies, and it has no iterations.
+        let (Items::List(items), true) = (&for_each.items, active) else {
             return Placed {
                 entries: vec![group],
                 exit: group,
@@ -1331,8 +1333,9 @@ impl Expanded {
                 .iter()
                 .find(|&(_, &c)| c == Condition::NEVER)
                 .map(|(&u, _)| u);
-            // A sub-pipeline whose every notebook is skipped in every run is skipped too.
-            let all_inner_skipped = node.kind == TaskKind::PipelineEnd
+            // A sub-pipeline (a for-each) whose every notebook (iteration) is skipped in every
+            // run is skipped too.
+            let all_inner_skipped = !node.kind.runs_notebook()
                 && incoming[v].is_empty()
                 && !settled_deps[v].is_empty()
                 && settled_deps[v]
