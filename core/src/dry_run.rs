@@ -162,6 +162,38 @@ pub fn check_durations(
     }
 }
 
+/// Reads assumed values for [`SimOptions::assume`], each `ID.KEY=VALUE` (what notebook `ID`
+/// publishes as `tasks.ID.values.KEY`) or `ID=VALUE` (its exit value), VALUE as JSON when it
+/// reads as JSON and as text otherwise (`region=eu` is the string `"eu"`): the one rule of
+/// `spool simulate --assume` and the browser's dry run form. Whether each names a notebook of
+/// the plan is [`SimOptions::unknown_assumptions`].
+pub fn parse_assumptions<'a>(
+    given: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeMap<String, serde_json::Value>, OptionError> {
+    let mut out = BTreeMap::new();
+    for pair in given {
+        let shown: String = pair.chars().take(64).collect();
+        let error = |message: String| OptionError {
+            field: "assume",
+            message,
+        };
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| error(format!("`{shown}` must be ID.KEY=VALUE or ID=VALUE")))?;
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            return Err(error(format!("`{shown}` names no notebook before `=`")));
+        }
+        if out.len() >= MAX_DURATIONS {
+            return Err(error(format!("at most {MAX_DURATIONS} values")));
+        }
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
 impl SimOptions {
     /// Every option out of its range, in field order; empty when the options are usable.
     pub fn validate(&self) -> Vec<OptionError> {
@@ -540,6 +572,26 @@ mod tests {
         // Each notebook in its own 3-node pool paying the start-up: a then b, c beside them.
         assert_eq!(r["baseline"]["makespan_secs"], 180.0 + 100.0 + 180.0 + 50.0);
         assert!(r.get("sweep").is_none() && r.get("calibration").is_none());
+    }
+
+    #[test]
+    fn assumptions_are_read_as_json_or_text() {
+        let read = parse_assumptions(["check.rows=0", " a.ok = true ", "b=eu", "c.list=[1, 2]"])
+            .expect("they read");
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            json!({"check.rows": 0, "a.ok": true, "b": "eu", "c.list": [1, 2]})
+        );
+        for (bad, why) in [
+            (
+                "check.rows",
+                "`check.rows` must be ID.KEY=VALUE or ID=VALUE",
+            ),
+            (" = 1", "` = 1` names no notebook before `=`"),
+        ] {
+            let e = parse_assumptions([bad]).unwrap_err();
+            assert_eq!((e.field, e.message.as_str()), ("assume", why));
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ mod params;
 
 pub use params::{read_params, FileParams, ParamRow, ParamType, ParamValue, MAX_PARAM_TEXT};
 use serde::{Deserialize, Serialize};
-use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
+use toml_edit::{
+    value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, TableLike, Value,
+};
 
 /// One change a user makes in the editor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,18 @@ pub enum Edit {
     RemoveDependency {
         to: String,
         from: String,
+    },
+    /// Sets (or, with `None`, removes) one key of `to`'s dependency on `from` where it stands:
+    /// `id` (the step it names), `on` (`succeeded`, the default, removes it) or `if` (a
+    /// condition on values). A dependency written as a bare id becomes `{ id = …, … }` when it
+    /// gains a key, and a bare id again when only its id is left; the other dependencies and
+    /// every other byte of the file stay.
+    SetDependencyKey {
+        to: String,
+        from: String,
+        key: String,
+        #[serde(default)]
+        value: Option<String>,
     },
     /// Sets one parameter of a step's `params` (`step` = its id) or of the file's `[params]`
     /// (no `step`), with its TOML type; the value and every other key keep their place and
@@ -78,12 +92,13 @@ pub fn apply(text: &str, edit: &Edit) -> Result<String, String> {
             key,
             value: v,
         } => {
-            let t = if table.is_empty() {
+            // However the table is written: `[pool]`, `pool = { … }` or `pool.key = …`.
+            let t: &mut dyn TableLike = if table.is_empty() {
                 doc.as_table_mut()
             } else {
                 doc.entry(table)
                     .or_insert_with(|| Item::Table(Table::new()))
-                    .as_table_mut()
+                    .as_table_like_mut()
                     .ok_or_else(|| format!("`{table}` is not a table"))?
             };
             set_or_remove(t, key, v)?;
@@ -149,11 +164,92 @@ pub fn apply(text: &str, edit: &Edit) -> Result<String, String> {
             }
             deps.fmt();
         }
+        Edit::SetDependencyKey {
+            to,
+            from,
+            key,
+            value,
+        } => set_dependency_key(&mut doc, to, from, key, value.as_deref())?,
         Edit::SetParam { step, key, value } => params::set(&mut doc, step.as_deref(), key, value)?,
         Edit::RenameParam { step, key, to } => params::rename(&mut doc, step.as_deref(), key, to)?,
         Edit::RemoveParam { step, key } => params::remove(&mut doc, step.as_deref(), key)?,
     }
     Ok(doc.to_string())
+}
+
+fn set_dependency_key(
+    doc: &mut DocumentMut,
+    to: &str,
+    from: &str,
+    key: &str,
+    new: Option<&str>,
+) -> Result<(), String> {
+    if !["id", "on", "if"].contains(&key) {
+        return Err(format!("a dependency has no key `{key}` (id, on, if)"));
+    }
+    let step = find_step(doc, to).ok_or_else(|| format!("no step `{to}`"))?;
+    let dep = step
+        .get_mut("depends_on")
+        .and_then(Item::as_array_mut)
+        .and_then(|deps| deps.iter_mut().find(|d| dep_id(d) == Some(from)))
+        .ok_or_else(|| format!("`{to}` does not depend on `{from}`"))?;
+    // `on = "succeeded"` is what a dependency means without `on`.
+    let new = new.filter(|v| !(key == "on" && *v == "succeeded"));
+    let mut table = match dep {
+        Value::InlineTable(t) => t.clone(),
+        _ => {
+            let mut t = InlineTable::new();
+            t.insert("id", from.into());
+            t
+        }
+    };
+    match new {
+        Some(text) => match table.get_mut(key) {
+            // Keep the decoration (spacing) of a value being replaced.
+            Some(old) => {
+                let decor = old.decor().clone();
+                *old = text.into();
+                *old.decor_mut() = decor;
+            }
+            None => {
+                // The space before `}` stays last: it moves from the old last value to the new.
+                let closing = table.iter_mut().last().and_then(|(_, last)| {
+                    let suffix = last.decor().suffix().cloned();
+                    last.decor_mut().set_suffix("");
+                    suffix
+                });
+                let mut added: Value = text.into();
+                if let Some(suffix) = closing {
+                    added.decor_mut().set_suffix(suffix);
+                }
+                table.insert(key, added);
+            }
+        },
+        None if key == "id" => return Err("a dependency needs its id".into()),
+        None => {
+            let was_last = table.iter().last().is_some_and(|(k, _)| k == key);
+            if let Some(suffix) = table.remove(key).and_then(|v| v.decor().suffix().cloned()) {
+                if let Some((_, last)) = table.iter_mut().last().filter(|_| was_last) {
+                    last.decor_mut().set_suffix(suffix);
+                }
+            }
+        }
+    }
+    let decor = dep.decor().clone();
+    let only_id = table.len() == 1 && table.contains_key("id");
+    let replaced: Value = match (only_id, &*dep) {
+        // Unchanged: the dependency keeps its bytes.
+        (true, Value::String(_)) if key != "id" => return Ok(()),
+        (true, _) => table
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or(from)
+            .into(),
+        (false, _) => table.into(),
+    };
+    *dep = replaced;
+    *dep.decor_mut() = decor;
+    Ok(())
 }
 
 fn step_id(t: &Table) -> Option<&str> {
@@ -181,7 +277,7 @@ fn find_step<'d>(doc: &'d mut DocumentMut, id: &str) -> Option<&'d mut Table> {
         .find(|t| step_id(t) == Some(id))
 }
 
-fn set_or_remove(t: &mut Table, key: &str, v: &serde_json::Value) -> Result<(), String> {
+fn set_or_remove(t: &mut dyn TableLike, key: &str, v: &serde_json::Value) -> Result<(), String> {
     if v.is_null() {
         t.remove(key);
         return Ok(());

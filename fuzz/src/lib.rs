@@ -309,7 +309,7 @@ pub fn runlog(data: &[u8]) {
 }
 
 /// The first line is an `Edit` (JSON), the rest a pipeline file. An edit that applies leaves
-/// TOML that parses; one that only adds (a step, a dependency, a key's value) keeps every
+/// TOML that parses; one that only adds or changes (a step, a dependency or its key, a key's value) keeps every
 /// comment line.
 pub fn edit(data: &[u8]) {
     let Some(text) = text(data) else { return };
@@ -325,7 +325,8 @@ pub fn edit(data: &[u8]) {
         Edit::AddNotebook { .. }
         | Edit::AddDependency { .. }
         | Edit::SetParam { .. }
-        | Edit::RenameParam { .. } => true,
+        | Edit::RenameParam { .. }
+        | Edit::SetDependencyKey { .. } => true,
         Edit::SetStepKey { value, .. } | Edit::SetTableKey { value, .. } => !value.is_null(),
         Edit::RemoveStep { .. } | Edit::RemoveDependency { .. } | Edit::RemoveParam { .. } => false,
     };

@@ -9,7 +9,7 @@ use crate::calibration::calibrate;
 use crate::history::History;
 use crate::plan_cmd::load_file;
 use spool_core::calibrate::{Calibration, DurationsFrom};
-use spool_core::dry_run::{DryRunReport, SimOptions};
+use spool_core::dry_run::{parse_assumptions, DryRunReport, SimOptions};
 use spool_core::gen::LayeredDag;
 use spool_core::sched::Policy;
 use std::path::PathBuf;
@@ -124,7 +124,8 @@ impl Args {
                 .durations_from
                 .or(self.history_stats.then_some(DurationsFrom::P50)),
             history_runs: self.history_runs.unwrap_or(d.history_runs),
-            assume: crate::run_cmd::parse_pairs("--assume", &self.assume)?,
+            assume: parse_assumptions(self.assume.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("--assume: {}", e.message))?,
         })
     }
 }
