@@ -248,3 +248,12 @@ impl Drop for Served {
         stop(&mut self.child, Duration::from_secs(30));
     }
 }
+
+/// Clicks the web app's Save and waits for `file` on disk to differ from `before`: its new text.
+pub fn save_and_read(b: &webdriver::Browser, file: &Path, before: &str) -> String {
+    b.click(&b.find("#save-button", Duration::from_secs(20)));
+    wait_for("the file to be saved", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(file).ok()?;
+        (text != before).then_some(text)
+    })
+}

@@ -160,6 +160,12 @@ impl Browser {
         .expect("type");
     }
 
+    /// Replaces an input's text as a user does (select all, type, Enter): WebDriver's clear
+    /// would commit the empty field first.
+    pub fn commit(&self, e: &Element, text: &str) {
+        self.type_text(e, &format!("\u{E009}a\u{E000}{text}\u{E007}"));
+    }
+
     pub fn text(&self, e: &Element) -> String {
         self.cmd("GET", &format!("/element/{}/text", e.0), None)
             .ok()

@@ -6,8 +6,8 @@
 //! returns to the view before.
 
 use spool_tests::history::write_finished_run;
-use spool_tests::webdriver::{Browser, Element};
-use spool_tests::{root, wait_for, Served};
+use spool_tests::webdriver::Browser;
+use spool_tests::{root, save_and_read, wait_for, Served};
 use std::time::Duration;
 
 const SHORT: Duration = Duration::from_secs(20);
@@ -31,12 +31,6 @@ fn wait_for_tab(b: &Browser, id: &str) {
         let tab = b.try_find(&format!("#{id}"), Duration::ZERO)?;
         b.attr(&tab, "class")?.contains("active").then_some(())
     });
-}
-
-/// Replaces an input's text as a user does (select all, type, Enter): WebDriver's clear would
-/// commit the empty field first.
-fn commit(b: &Browser, e: &Element, text: &str) {
-    b.type_text(e, &format!("\u{E009}a\u{E000}{text}\u{E007}"));
 }
 
 #[test]
@@ -107,13 +101,9 @@ fn a_typed_parameter_edit_keeps_the_file_and_deep_links_open_their_view() {
         r#"input[data-field="params.run_date.value"][data-id="load_orders"]"#,
         SHORT,
     );
-    commit(&b, &date, "2024-07-01");
+    b.commit(&date, "2024-07-01");
     b.screenshot(&artifacts.join("params-editor.png"));
-    b.click(&b.find("#save-button", SHORT));
-    let saved = wait_for("the file to be saved", SHORT, || {
-        let text = std::fs::read_to_string(&file).ok()?;
-        (text != original).then_some(text)
-    });
+    let saved = save_and_read(&b, &file, &original);
     assert_eq!(
         saved,
         original.replacen(
@@ -188,7 +178,7 @@ fn unsaved_edits_survive_a_reload_and_leaving_asks_first() {
         &format!("{}#/pipelines/daily_sales.toml/editor", served.base),
     );
     let days_css = r#"input[data-field="params.days.value"][data-id="load_orders"]"#;
-    commit(&b, &b.find(days_css, SHORT), "35");
+    b.commit(&b.find(days_css, SHORT), "35");
     wait_for("the edit", SHORT, || {
         let status = b.text(&b.find("#save-status", SHORT));
         (status == "unsaved changes").then_some(())

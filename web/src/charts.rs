@@ -156,23 +156,30 @@ pub fn time_step(span: f64, count: f64) -> f64 {
         })
 }
 
-const AXIS_HEIGHT: f64 = 20.0;
+/// The axis: tick labels, and below them the start-up band's label.
+const AXIS_HEIGHT: f64 = 30.0;
 
 #[derive(Properties, PartialEq)]
 pub struct GanttProps {
     pub chart: Rc<GanttChart>,
 }
 
-/// The Gantt chart, drawn on a canvas; hovering a bar names it below the chart.
+/// The Gantt chart, drawn on two canvases: the time axis, which stays in view while the rows
+/// scroll under it (sticky), and the bars; hovering a bar names it below the chart. The shared
+/// pool's start-up is shaded and labelled.
 #[function_component(Gantt)]
 pub fn gantt(props: &GanttProps) -> Html {
-    let canvas = use_node_ref();
+    let axis = use_node_ref();
+    let rows = use_node_ref();
     let hover = use_state(|| None::<String>);
     {
-        let canvas = canvas.clone();
+        let (axis, rows) = (axis.clone(), rows.clone());
         use_effect_with(props.chart.clone(), move |chart| {
-            if let Some(el) = canvas.cast::<web_sys::HtmlCanvasElement>() {
-                draw_gantt(&el, chart);
+            if let Some(el) = axis.cast::<web_sys::HtmlCanvasElement>() {
+                draw_gantt(&el, chart, Layer::Axis);
+            }
+            if let Some(el) = rows.cast::<web_sys::HtmlCanvasElement>() {
+                draw_gantt(&el, chart, Layer::Rows);
             }
         });
     }
@@ -190,7 +197,7 @@ pub fn gantt(props: &GanttProps) -> Html {
             );
             let plot = (rect.width() - chart.label_width()).max(1.0);
             let t = (x - chart.label_width()) / plot * chart.end.max(1e-9);
-            let row = ((y - AXIS_HEIGHT) / chart.row_height()).floor();
+            let row = (y / chart.row_height()).floor();
             let found = (row >= 0.0)
                 .then(|| {
                     chart.bars.iter().zip(&chart.row_of).find(|(b, &r)| {
@@ -212,16 +219,33 @@ pub fn gantt(props: &GanttProps) -> Html {
             }));
         })
     };
-    let height = AXIS_HEIGHT + props.chart.row_height() * props.chart.labels.len() as f64 + 4.0;
+    let chart = &props.chart;
+    let height = chart.row_height() * chart.labels.len() as f64 + 4.0;
+    let startup = (chart.startup > 0.0).then(|| {
+        html! {
+            <div class="gantt-startup" id="gantt-startup">
+                <span class="swatch"></span>
+                { format!("start-up: the pool's nodes start for {} before the first notebook can run", duration(chart.startup)) }
+            </div>
+        }
+    });
     html! {
         <div class="gantt">
-            <canvas ref={canvas} style={format!("height:{height}px")} {onmousemove}></canvas>
+            <canvas class="gantt-axis" ref={axis} style={format!("height:{AXIS_HEIGHT}px")}></canvas>
+            <canvas ref={rows} style={format!("height:{height}px")} {onmousemove}></canvas>
             <div class="gantt-hover">{ (*hover).clone().unwrap_or_else(|| "\u{a0}".into()) }</div>
+            { crate::each(startup) }
         </div>
     }
 }
 
-fn draw_gantt(el: &web_sys::HtmlCanvasElement, chart: &GanttChart) {
+#[derive(Clone, Copy, PartialEq)]
+enum Layer {
+    Axis,
+    Rows,
+}
+
+fn draw_gantt(el: &web_sys::HtmlCanvasElement, chart: &GanttChart, layer: Layer) {
     let Some(ctx) = el
         .get_context("2d")
         .ok()
@@ -243,31 +267,34 @@ fn draw_gantt(el: &web_sys::HtmlCanvasElement, chart: &GanttChart) {
     let rh = chart.row_height();
 
     ctx.set_fill_style_str("#eef1f5");
-    ctx.fill_rect(
-        x(0.0),
-        AXIS_HEIGHT,
-        x(chart.startup) - x(0.0),
-        h - AXIS_HEIGHT,
-    );
+    ctx.fill_rect(x(0.0), 0.0, x(chart.startup) - x(0.0), h);
     ctx.set_font("11px sans-serif");
     ctx.set_fill_style_str("#57606a");
     let step = time_step(end, 8.0);
     let mut t = 0.0;
     while t <= end + 1e-9 {
-        let _ = ctx.fill_text(&duration(t), x(t) + 2.0, 13.0);
-        ctx.fill_rect(x(t), AXIS_HEIGHT - 4.0, 1.0, h);
+        if layer == Layer::Axis {
+            let _ = ctx.fill_text(&duration(t), x(t) + 2.0, 13.0);
+            ctx.fill_rect(x(t), 16.0, 1.0, AXIS_HEIGHT - 16.0);
+        } else {
+            ctx.fill_rect(x(t), 0.0, 1.0, h);
+        }
         t += step;
     }
+    if layer == Layer::Axis {
+        let band = x(chart.startup) - x(0.0);
+        if band >= 50.0 {
+            ctx.set_fill_style_str("#8a929c");
+            let _ = ctx.fill_text("start-up", x(0.0) + 4.0, AXIS_HEIGHT - 4.0);
+        }
+        return;
+    }
     if !chart.named {
-        let _ = ctx.fill_text(
-            &format!("{} lanes", chart.labels.len()),
-            4.0,
-            AXIS_HEIGHT + 12.0,
-        );
+        let _ = ctx.fill_text(&format!("{} lanes", chart.labels.len()), 4.0, 12.0);
     } else if rh >= 12.0 {
         for (i, label) in chart.labels.iter().enumerate() {
             let text: String = label.chars().take(26).collect();
-            let _ = ctx.fill_text(&text, 4.0, AXIS_HEIGHT + rh * (i as f64 + 0.75));
+            let _ = ctx.fill_text(&text, 4.0, rh * (i as f64 + 0.75));
         }
     }
     for (b, &row) in chart.bars.iter().zip(&chart.row_of) {
@@ -275,7 +302,7 @@ fn draw_gantt(el: &web_sys::HtmlCanvasElement, chart: &GanttChart) {
         let width = (x(b.end) - x(b.start)).max(1.0);
         ctx.fill_rect(
             x(b.start),
-            AXIS_HEIGHT + rh * row as f64 + 1.0,
+            rh * row as f64 + 1.0,
             width,
             (rh - 2.0).max(1.0),
         );
@@ -364,21 +391,22 @@ pub fn sweep_chart(props: &SweepProps) -> Html {
     };
     let n = f64::from(last.executors.max(2) - 1);
     // Both axes span their values' range (a pool's start-up would otherwise flatten the
-    // makespan line), and are labelled at both ends.
-    let range = |vals: &mut dyn Iterator<Item = f64>| {
-        let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+    // makespan line) with a little room, and are labelled with the data's own bounds.
+    let bounds = |vals: &mut dyn Iterator<Item = f64>| {
+        vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
-        });
+        })
+    };
+    let padded = |(lo, hi): (f64, f64)| {
         let pad = ((hi - lo) * 0.05).max(1e-6);
         (lo - pad, hi + pad)
     };
-    let (min_t, max_t) = range(
-        &mut pts
-            .iter()
-            .map(|p| p.makespan_secs)
-            .chain(props.deadline_secs),
-    );
-    let (min_c, max_c) = range(&mut pts.iter().map(|p| p.cost));
+    let (lo_t, hi_t) = bounds(&mut pts.iter().map(|p| p.makespan_secs));
+    let (min_t, max_t) = padded(bounds(
+        &mut [lo_t, hi_t].into_iter().chain(props.deadline_secs),
+    ));
+    let (lo_c, hi_c) = bounds(&mut pts.iter().map(|p| p.cost));
+    let (min_c, max_c) = padded((lo_c, hi_c));
     let x = |e: u32| f64::from(e.saturating_sub(1)) / n * w;
     let yt = |t: f64| h - (t - min_t) / (max_t - min_t) * h;
     let yc = |c: f64| h - (c - min_c) / (max_c - min_c) * h;
@@ -399,14 +427,22 @@ pub fn sweep_chart(props: &SweepProps) -> Html {
             </>
         }
     });
+    // A point's label goes below it near the top, and to its left near the right end.
+    let label_at = |p: &SweepPoint| {
+        let (cx, cy) = (x(p.executors), yt(p.makespan_secs));
+        let ty = if cy < 30.0 { cy + 20.0 } else { cy - 10.0 };
+        let (tx, anchor) = if cx > w * 0.6 {
+            (cx - 10.0, "end")
+        } else {
+            (cx + 10.0, "start")
+        };
+        (cx, cy, tx, ty, anchor)
+    };
     let cheapest = props
         .cheapest
         .and_then(|e| pts.iter().find(|p| p.executors == e))
         .map(|p| {
-            let (cx, cy) = (x(p.executors), yt(p.makespan_secs));
-            // The label goes below the point near the top, and to its left near the right end.
-            let ty = if cy < 30.0 { cy + 20.0 } else { cy - 10.0 };
-            let (tx, anchor) = if cx > w * 0.6 { (cx - 10.0, "end") } else { (cx + 10.0, "start") };
+            let (cx, cy, tx, ty, anchor) = label_at(p);
             html! {
                 <g id="cheapest" data-executors={p.executors.to_string()}>
                     <circle cx={cx.to_string()} cy={cy.to_string()} r="6" />
@@ -417,22 +453,38 @@ pub fn sweep_chart(props: &SweepProps) -> Html {
             }
         });
     let cur_x = x(props.current);
+    // The current pool, labelled at the top of its line (below the cheapest's label when
+    // they are the same pool).
+    let current = pts.iter().find(|p| p.executors == props.current).map(|p| {
+        let (tx, anchor) = if cur_x > w * 0.6 { (cur_x - 6.0, "end") } else { (cur_x + 6.0, "start") };
+        let ty = if props.cheapest == Some(p.executors) { h - 6.0 } else { 10.0 };
+        html! {
+            <text id="sweep-current" class="current-label" x={tx.to_string()} y={ty.to_string()} text-anchor={anchor}
+                data-executors={p.executors.to_string()}>
+                { format!("current: {} executors, {}, cost {:.2}", p.executors, duration(p.makespan_secs), p.cost) }
+            </text>
+        }
+    });
     let ticks = tick_step(n, 10.0).max(1.0) as u32;
+    let bound = |class: &'static str, y: f64, x: f64, anchor: &'static str, text: String| {
+        html! { <text {class} x={x.to_string()} y={(y + 4.0).to_string()} text-anchor={anchor}>{ text }</text> }
+    };
     html! {
-        <svg class="sweep-chart" viewBox={format!("-50 -14 {} {}", w + 110.0, h + 44.0)}>
+        <svg class="sweep-chart" viewBox={format!("-60 -14 {} {}", w + 130.0, h + 44.0)}>
             <line class="current" x1={cur_x.to_string()} x2={cur_x.to_string()} y1="0" y2={h.to_string()} />
             <polyline class="makespan" points={makespan} />
             <polyline class="cost" points={cost} />
             { crate::each(deadline) }
             { crate::each(cheapest) }
-            { crate::each((1..=last.executors).filter(|e| (e - 1) % ticks == 0).map(|e| html! {
+            { crate::each(current) }
+            { crate::each((1..=last.executors).filter(|e| (e - 1) % ticks == 0 || *e == last.executors).map(|e| html! {
                 <text x={x(e).to_string()} y={(h + 16.0).to_string()} text-anchor="middle">{ e }</text>
             })) }
-            <text x="-6" y="4" text-anchor="end" class="makespan-label">{ duration(max_t) }</text>
-            <text x="-6" y={(h + 4.0).to_string()} text-anchor="end" class="makespan-label">{ duration(min_t) }</text>
-            <text x={(w + 6.0).to_string()} y="4" class="cost-label">{ format!("{max_c:.2}") }</text>
-            <text x={(w + 6.0).to_string()} y={(h + 4.0).to_string()} class="cost-label">{ format!("{min_c:.2}") }</text>
-            <text x={(w / 2.0).to_string()} y={(h + 30.0).to_string()} text-anchor="middle">{ "executors — makespan (blue), cost (orange)" }</text>
+            { bound("makespan-label", yt(hi_t), -6.0, "end", duration(hi_t)) }
+            { bound("makespan-label", yt(lo_t), -6.0, "end", duration(lo_t)) }
+            { bound("cost-label", yc(hi_c), w + 6.0, "start", format!("{hi_c:.2}")) }
+            { bound("cost-label", yc(lo_c), w + 6.0, "start", format!("{lo_c:.2}")) }
+            <text x={(w / 2.0).to_string()} y={(h + 30.0).to_string()} text-anchor="middle">{ "executors — makespan (blue, left: its least and most), cost (orange, right)" }</text>
         </svg>
     }
 }

@@ -6,6 +6,7 @@ use crate::charts::duration;
 use crate::run::{NodeState, RunView};
 use spool_core::dag::{Plan, TaskKind};
 use spool_core::layout::{LayoutOptions, PlanDrawing, Point};
+use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
@@ -325,7 +326,23 @@ struct LayerProps {
 fn dag_layer(props: &LayerProps) -> Html {
     let d = &props.drawing;
     let o = LayoutOptions::default();
+    // The conditions on values (`if`) a task runs under, by (task, the dependency it is on).
+    let conditions: HashMap<(&str, &str), &str> = props
+        .plan
+        .tasks
+        .iter()
+        .flat_map(|t| {
+            t.conditions.iter().map(move |c| {
+                (
+                    (t.id.as_str(), c.dependency.as_str()),
+                    c.condition.text.as_str(),
+                )
+            })
+        })
+        .collect();
     let edges = d.edges.iter().zip(&d.layout.edges).map(|(e, pts)| {
+        let (from_id, to_id) = (d.nodes[e.from].id.as_str(), d.nodes[e.to].id.as_str());
+        let when = conditions.get(&(to_id, from_id)).copied();
         let inactive = !d.nodes[e.from].active || !d.nodes[e.to].active;
         let class = classes!(
             "edge",
@@ -341,17 +358,32 @@ fn dag_layer(props: &LayerProps) -> Html {
         // Conditions the user wrote; a sub-pipeline's end waits for its notebooks with the
         // internal condition `any`, which is left unlabelled.
         let written = !matches!(e.on.name(), "succeeded" | "any");
-        let label = (written && pts.len() >= 2).then(|| {
+        // The condition on values is marked `if …` (cut; whole in the tooltip).
+        let text: Vec<String> = written
+            .then(|| e.on.name().to_string())
+            .into_iter()
+            .chain(when.map(|w| {
+                let cut: String = w.chars().take(LABEL_CHARS).collect();
+                let more = if cut.len() < w.len() { "…" } else { "" };
+                format!("if {cut}{more}")
+            }))
+            .collect();
+        let label = (!text.is_empty() && pts.len() >= 2).then(|| {
             let (a, b) = (pts[pts.len() - 2], pts[pts.len() - 1]);
             html! {
-                <text class="edge-label" x={((a.x + b.x) / 2.0).to_string()}
-                    y={((a.y + b.y) / 2.0 - 4.0).to_string()} text-anchor="middle">{ e.on.name() }</text>
+                <text class={classes!("edge-label", when.is_some().then_some("edge-if"))}
+                    x={((a.x + b.x) / 2.0).to_string()}
+                    y={((a.y + b.y) / 2.0 - 4.0).to_string()} text-anchor="middle"
+                    data-from={from_id.to_string()} data-to={to_id.to_string()}>
+                    { text.join(" · ") }
+                    { crate::each(when.map(|w| html! { <title>{ format!("runs only if {w}") }</title> })) }
+                </text>
             }
         });
         html! {
             <g>
-                <path {class} d={edge_path(pts)} marker-end={marker}
-                    data-from={d.nodes[e.from].id.clone()} data-to={d.nodes[e.to].id.clone()} />
+                <path class={classes!(class, when.is_some().then_some("conditional"))} d={edge_path(pts)} marker-end={marker}
+                    data-from={from_id.to_string()} data-to={to_id.to_string()} data-if={when.map(str::to_string)} />
                 { crate::each(label) }
             </g>
         }

@@ -6,6 +6,7 @@
 
 use crate::charts::{duration, Bar, BusyChart, Gantt, GanttChart, SweepChart};
 use crate::dry_state::{DryField, DryForm};
+use crate::edits::apply_pool;
 use crate::run::NodeState;
 use crate::runs::refresh_list;
 use crate::state::{Action, State};
@@ -81,6 +82,64 @@ fn runs_list(runs: &[i64]) -> String {
     ids.join(", ")
 }
 
+/// What the figures mean, with this report's own numbers: what the shared pool's figures
+/// include, what "one pool per notebook" assumes, and what the lower bound is made of.
+fn explanations(r: &DryRunReport) -> Html {
+    let lb = &r.lower_bound;
+    let startup = duration(r.node_startup_secs);
+    let mut bound_parts = vec![
+        format!(
+            "the longest chain of dependencies ({})",
+            duration(lb.critical_path_secs)
+        ),
+        format!(
+            "all the work spread over the {} slots ({})",
+            r.capacity_slots,
+            duration(lb.work_secs)
+        ),
+    ];
+    if lb.concurrency_secs > 0.0 {
+        bound_parts.push(format!(
+            "the notebooks spread over max_concurrency ({})",
+            duration(lb.concurrency_secs)
+        ));
+    }
+    let ratio = if lb.secs > 0.0 {
+        format!(
+            " The predicted makespan is {:.0} % of it.",
+            r.makespan_secs / lb.secs * 100.0
+        )
+    } else {
+        String::new()
+    };
+    html! {
+        <ul class="dry-explain" id="dry-explain">
+            <li data-explains="shared">
+                <b>{ "Shared pool: " }</b>
+                { format!(
+                    "{} executors × {} cores = {} slots, started once for the whole run. Its node start-up ({startup}) is included: the makespan counts from the trigger, node-hours and cost from the pool's start, and utilisation counts the start-up as idle time (the shaded \"start-up\" band of the timeline).",
+                    r.executors, r.executor_cores, r.capacity_slots,
+                ) }
+            </li>
+            <li data-explains="baseline">
+                <b>{ "One pool per notebook: " }</b>
+                { format!(
+                    "what running each notebook as its own job would take. Every attempt (retries too) waits for a pool of its own to start ({startup} each time) and holds at least {} nodes (a driver and executors; more when its slots need them) from its start-up to its end; there is no shared capacity, so notebooks start as soon as their dependencies end.",
+                    r.baseline.min_nodes,
+                ) }
+            </li>
+            <li data-explains="lower-bound">
+                <b>{ "Lower bound: " }</b>
+                { format!(
+                    "no schedule of the same attempts on this pool can finish before {}: the start-up ({startup}) plus the longest of {}.{ratio}",
+                    duration(lb.secs),
+                    bound_parts.join(", "),
+                ) }
+            </li>
+        </ul>
+    }
+}
+
 #[function_component(DryRunView)]
 pub fn dry_run_view(props: &DryRunProps) -> Html {
     let app = &props.app;
@@ -117,7 +176,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         return html! { <p class="empty">{ "The dry run needs a pipeline without errors." }</p> };
     };
     let form = &app.dry.form;
-    let errors = form.options().err().unwrap_or_default();
+    let errors = form.options_on(&shown.plan).err().unwrap_or_default();
     let field = |f: DryField, label: &'static str, name: &'static str| {
         let dispatch = app.dispatcher();
         let oninput = Callback::from(move |e: InputEvent| {
@@ -134,6 +193,52 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
                 <input type="text" value={form.get(f).to_string()} {placeholder} {oninput} data-field={name} />
                 { crate::each(msg.map(|m| html! { <div class="diagnostic" data-field={name}>{ m }</div> })) }
             </label>
+        }
+    };
+    let assume = {
+        let dispatch = app.dispatcher();
+        let oninput = Callback::from(move |e: InputEvent| {
+            let v = e
+                .target_unchecked_into::<web_sys::HtmlTextAreaElement>()
+                .value();
+            dispatch.dispatch(Action::DryField(DryField::Assume, v));
+        });
+        let msgs: Vec<String> = errors
+            .iter()
+            .filter(|(g, _)| *g == DryField::Assume)
+            .map(|(_, m)| m.clone())
+            .collect();
+        let conditions: Vec<Html> = shown
+            .plan
+            .tasks
+            .iter()
+            .flat_map(|t| t.conditions.iter().map(move |c| (t, c)))
+            .map(|(t, c)| {
+                html! {
+                    <li><code>{ &t.id }</code>{ " runs only if " }<code>{ &c.condition.text }</code>
+                        { format!(" (its dependency on {})", c.dependency) }</li>
+                }
+            })
+            .collect();
+        let skipped = r.tasks.iter().filter(|a| a.outcome == "skipped").count();
+        html! {
+            <fieldset class="assume">
+                <legend>{ "conditions on values" }</legend>
+                if conditions.is_empty() {
+                    <p class="hint">{ "No dependency of this pipeline has an if." }</p>
+                } else {
+                    <ul class="hint">{ for conditions }</ul>
+                }
+                <label class={classes!("setting", (!msgs.is_empty()).then_some("invalid"))}>
+                    <span>{ "assume, one ID.KEY = VALUE a line (conditions reading other values hold)" }</span>
+                    <textarea rows="2" data-field="dry.assume" value={form.get(DryField::Assume).to_string()}
+                        placeholder={DryForm::placeholder(DryField::Assume, &shown.plan)} {oninput}></textarea>
+                    { crate::each(msgs.into_iter().map(|m| html! { <div class="diagnostic" data-field="dry.assume">{ m }</div> })) }
+                </label>
+                <p class="hint" id="dry-skipped" data-skipped={skipped.to_string()}>
+                    { format!("{skipped} notebook(s) skipped in this dry run") }
+                </p>
+            </fieldset>
         }
     };
     let on_policy = {
@@ -181,6 +286,18 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             "–".into()
         }
     };
+    let file_pool = &shown.plan.pool;
+    let on_apply = |executors: u32, cores: u32| {
+        let edits = apply_pool(file_pool, executors, cores);
+        let dispatch = app.dispatcher();
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Edit(edits.clone()));
+            // The form follows the file again (its placeholders show the new pool).
+            for f in [DryField::Executors, DryField::Cores] {
+                dispatch.dispatch(Action::DryField(f, String::new()));
+            }
+        })
+    };
     let sweep = r.sweep.as_ref().map(|points| {
         let deadline = form.options().ok().and_then(|o| o.deadline_secs);
         let note = match (&r.cheapest_within_deadline, deadline) {
@@ -192,12 +309,22 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             (Some(p), None) => format!("Cheapest pool: {} executors ({}, cost {:.2}). Set a deadline to trade time for cost.", p.executors, duration(p.makespan_secs), p.cost),
             (None, None) => String::new(),
         };
+        let apply_cheapest = r
+            .cheapest_within_deadline
+            .filter(|p| shown.current && p.executors != file_pool.executors)
+            .map(|p| html! {
+                <button id="apply-cheapest" onclick={on_apply(p.executors, r.executor_cores)}
+                    title="write this pool into the file's [pool] (save to keep it)">
+                    { format!("Apply the cheapest pool: {} executors × {} cores", p.executors, r.executor_cores) }
+                </button>
+            });
         html! {
             <section>
                 <h3>{ "Pool size sweep" }</h3>
                 <SweepChart points={Rc::new(points.clone())} cheapest={r.cheapest_within_deadline.map(|p| p.executors)}
                     deadline_secs={deadline} current={r.executors} />
                 <p id="sweep-note">{ note }</p>
+                { crate::each(apply_cheapest) }
             </section>
         }
     });
@@ -269,6 +396,30 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             </tr></tbody>
         </table>
     };
+    let pool_is_files =
+        r.executors == file_pool.executors && r.executor_cores == file_pool.executor_cores;
+    let apply_blocked = if !shown.current {
+        Some("fix the pipeline's errors first")
+    } else if pool_is_files {
+        Some("the file already has this pool")
+    } else {
+        None
+    };
+    let apply_row = html! {
+        <div class="apply-pool">
+            <button id="apply-pool" disabled={apply_blocked.is_some()} onclick={on_apply(r.executors, r.executor_cores)}
+                title={apply_blocked.unwrap_or("write these sizes into the file's [pool] (through the editor: save to keep them)")}>
+                { format!("Apply this pool: {} executors × {} cores", r.executors, r.executor_cores) }
+            </button>
+            <span class="hint" id="file-pool">{ format!(
+                "the file's [pool]: {} executors × {} cores{}",
+                file_pool.executors,
+                file_pool.executor_cores,
+                if app.unsaved() { " (unsaved changes: save to keep them)" } else { "" },
+            ) }</span>
+        </div>
+    };
+    let explain = explanations(r);
     html! {
         <div class="dry-run">
             if !shown.current {
@@ -312,7 +463,9 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
                     { field(DryField::Deadline, "deadline (min)", "dry.deadline") }
                     { field(DryField::SweepMax, "up to executors", "dry.sweep-max") }
                 </fieldset>
+                { assume }
             </div>
+            { apply_row }
             { predictions }
             { crate::each(calibration) }
             <table class="figures">
@@ -340,6 +493,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
                         <td>{ if r.lower_bound.secs > 0.0 { format!("{:.0} % of bound", r.makespan_secs / r.lower_bound.secs * 100.0) } else { String::new() } }</td></tr>
                 </tbody>
             </table>
+            { explain }
             <section>
                 <h3>{ "Timeline" }</h3>
                 <Gantt {chart} />

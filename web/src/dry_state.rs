@@ -7,7 +7,7 @@
 
 use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::dag::Plan;
-use spool_core::dry_run::{DryRunReport, SimOptions, MAX_SECS};
+use spool_core::dry_run::{parse_assumptions, DryRunReport, SimOptions, MAX_SECS};
 use spool_core::sched::Policy;
 use std::rc::Rc;
 
@@ -26,10 +26,12 @@ pub enum DryField {
     Seed,
     Variation,
     FailureRate,
+    /// Values notebooks publish, for conditions on values: `ID.KEY=VALUE` a line.
+    Assume,
 }
 
 impl DryField {
-    pub const ALL: [DryField; 9] = [
+    pub const ALL: [DryField; 10] = [
         DryField::Executors,
         DryField::Cores,
         DryField::Startup,
@@ -39,6 +41,7 @@ impl DryField {
         DryField::Seed,
         DryField::Variation,
         DryField::FailureRate,
+        DryField::Assume,
     ];
 
     /// The [`SimOptions`] field it sets, as `validate` names it.
@@ -53,6 +56,7 @@ impl DryField {
             DryField::Seed => "seed",
             DryField::Variation => "variation",
             DryField::FailureRate => "failure_rate",
+            DryField::Assume => "assume",
         }
     }
 }
@@ -62,7 +66,7 @@ impl DryField {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DryForm {
     /// By [`DryField`] order.
-    values: [String; 9],
+    values: [String; 10],
     pub policy: Policy,
 }
 
@@ -83,6 +87,7 @@ impl DryForm {
             DryField::Seed => d.seed.to_string(),
             DryField::Variation => d.variation.to_string(),
             DryField::FailureRate => d.failure_rate.to_string(),
+            DryField::Assume => "check.rows = 0".into(),
         }
     }
 
@@ -125,6 +130,17 @@ impl DryForm {
         let seed_given = read(DryField::Seed, true).is_some();
         let variation = read(DryField::Variation, false);
         let failure_rate = read(DryField::FailureRate, false);
+        // One assumption a line; `#` starts a comment line.
+        let assume = parse_assumptions(
+            self.get(DryField::Assume)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#')),
+        )
+        .unwrap_or_else(|e| {
+            errors.push((DryField::Assume, e.message));
+            Default::default()
+        });
         let d = SimOptions::default();
         // Whole numbers above 2^53 lose digits as f64, so the seed is read again exactly.
         let seed = match seed_given {
@@ -142,6 +158,7 @@ impl DryForm {
             variation: variation.unwrap_or(d.variation),
             failure_rate: failure_rate.unwrap_or(d.failure_rate),
             policy: self.policy,
+            assume,
             ..d
         };
         for e in options.validate() {
@@ -161,6 +178,23 @@ impl DryForm {
             Ok(options)
         } else {
             Err(errors)
+        }
+    }
+}
+
+impl DryForm {
+    /// [`DryForm::options`] for `plan`: assumptions must name its notebooks, as the CLI and
+    /// the API require.
+    pub fn options_on(&self, plan: &Plan) -> Result<SimOptions, Vec<(DryField, String)>> {
+        let options = self.options()?;
+        let unknown: Vec<(DryField, String)> = options
+            .unknown_assumptions(plan)
+            .into_iter()
+            .map(|e| (DryField::Assume, e.message))
+            .collect();
+        match unknown.is_empty() {
+            true => Ok(options),
+            false => Err(unknown),
         }
     }
 }
@@ -195,7 +229,7 @@ impl DryRunState {
     /// Recomputes the reports of `plan` (without their sweep); keeps the old ones when the form
     /// has errors.
     pub fn recompute(&mut self, plan: &Plan) {
-        let Ok(options) = self.form.options() else {
+        let Ok(options) = self.form.options_on(plan) else {
             return;
         };
         self.estimated = Some(Rc::new(DryRunReport::without_sweep(plan, &options, None)));
@@ -219,7 +253,7 @@ impl DryRunState {
         if generation != self.generation || self.swept {
             return;
         }
-        let Ok(options) = self.form.options() else {
+        let Ok(options) = self.form.options_on(plan) else {
             return;
         };
         let shown = self.calibrated.as_mut().or(self.estimated.as_mut());

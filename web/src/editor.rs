@@ -536,6 +536,21 @@ fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
                 }]))
             })
         };
+        // The dependency's condition on values (`if`), kept where it is written; empty removes it.
+        let on_if = {
+            let (dispatch, to, from) = (app.dispatcher(), step.id.clone(), d.id.clone());
+            Callback::from(move |e: Event| {
+                let text = e.target_unchecked_into::<web_sys::HtmlInputElement>().value();
+                let text = text.trim();
+                dispatch.dispatch(Action::Edit(vec![Edit::SetDependencyKey {
+                    to: to.clone(),
+                    from: from.clone(),
+                    key: "if".into(),
+                    value: (!text.is_empty()).then(|| text.to_string()),
+                }]))
+            })
+        };
+        let when = d.when.as_ref().map(|w| w.text.clone()).unwrap_or_default();
         html! {
             <span class="dep" data-dep={d.id.clone()}>
                 { &d.id }
@@ -544,6 +559,9 @@ fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
                         <option value={*n} selected={d.on.name() == *n}>{ n }</option>
                     }) }
                 </select>
+                <input type="text" class="dep-if" value={when} onchange={on_if} data-field="if"
+                    data-id={step.id.clone()} data-dep={d.id.clone()}
+                    placeholder="if …" title={format!("run only if this holds, e.g. {{{{ tasks.{}.values.rows }}}} > 0 (empty: always)", d.id)} />
                 <button class="x" title={format!("remove the dependency on {}", d.id)} onclick={on_remove}>{ "×" }</button>
             </span>
         }

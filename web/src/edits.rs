@@ -3,7 +3,7 @@
 //! checked by `spool-core` once the edit is applied, and shown as its diagnostics.
 
 use spool_core::edit::Edit;
-use spool_core::model::PipelineFile;
+use spool_core::model::{PipelineFile, Pool};
 use std::collections::BTreeMap;
 
 /// Parameter overrides accepted for one run.
@@ -48,7 +48,7 @@ pub fn field_value(kind: FieldKind, input: &str) -> Result<serde_json::Value, St
 }
 
 /// Renaming a step: its id, and every dependency on it in the same file (their conditions
-/// kept).
+/// kept where they stand).
 pub fn rename(file: &PipelineFile, old: &str, new: &str) -> Vec<Edit> {
     let mut edits = vec![Edit::SetStepKey {
         id: old.to_string(),
@@ -56,16 +56,13 @@ pub fn rename(file: &PipelineFile, old: &str, new: &str) -> Vec<Edit> {
         value: new.into(),
     }];
     for step in &file.steps {
-        for dep in step.depends_on.iter().filter(|d| d.id == old) {
+        if step.depends_on.iter().any(|d| d.id == old) {
             let to = if step.id == old { new } else { &step.id };
-            edits.push(Edit::RemoveDependency {
+            edits.push(Edit::SetDependencyKey {
                 to: to.to_string(),
                 from: old.to_string(),
-            });
-            edits.push(Edit::AddDependency {
-                to: to.to_string(),
-                from: new.to_string(),
-                on: dep.on.name().to_string(),
+                key: "id".into(),
+                value: Some(new.to_string()),
             });
         }
     }
@@ -86,19 +83,14 @@ pub fn remove_step(file: &PipelineFile, id: &str) -> Vec<Edit> {
     edits
 }
 
-/// Changing the condition of `to`'s dependency on `from`.
+/// Changing the condition (`on`) of `to`'s dependency on `from`.
 pub fn set_condition(to: &str, from: &str, on: &str) -> Vec<Edit> {
-    vec![
-        Edit::RemoveDependency {
-            to: to.to_string(),
-            from: from.to_string(),
-        },
-        Edit::AddDependency {
-            to: to.to_string(),
-            from: from.to_string(),
-            on: on.to_string(),
-        },
-    ]
+    vec![Edit::SetDependencyKey {
+        to: to.to_string(),
+        from: from.to_string(),
+        key: "on".into(),
+        value: Some(on.to_string()),
+    }]
 }
 
 /// New estimates from measured seconds, for the notebooks of this file (a sub-pipeline's
@@ -116,6 +108,23 @@ pub fn measured_estimates(file: &PipelineFile, measured: &BTreeMap<String, f64>)
             })
         })
         .collect()
+}
+
+/// "Apply this pool": the pool sizes of the dry run written into `[pool]`, those that differ
+/// from the file's (none when the file already has them).
+pub fn apply_pool(file_pool: &Pool, executors: u32, executor_cores: u32) -> Vec<Edit> {
+    [
+        ("executors", file_pool.executors, executors),
+        ("executor_cores", file_pool.executor_cores, executor_cores),
+    ]
+    .into_iter()
+    .filter(|(_, was, now)| was != now)
+    .map(|(key, _, now)| Edit::SetTableKey {
+        table: "pool".into(),
+        key: key.into(),
+        value: now.into(),
+    })
+    .collect()
 }
 
 /// Run parameter overrides, one `key = value` a line (`key` or `notebook.key`; `#` starts a
@@ -214,7 +223,7 @@ depends_on = [{ id = "a", on = "failed" }, "b"]
 "#;
 
     #[test]
-    fn renaming_moves_every_dependency_and_keeps_conditions() {
+    fn renaming_renames_every_dependency_where_it_stands_with_its_condition() {
         let mut text = TEXT.to_string();
         for e in rename(&file(TEXT), "a", "load") {
             text = spool_core::edit::apply(&text, &e).expect("edit applies");
@@ -239,7 +248,7 @@ depends_on = [{ id = "a", on = "failed" }, "b"]
                 ("b".into(), vec![("load".into(), "succeeded")]),
                 (
                     "c".into(),
-                    vec![("b".into(), "succeeded"), ("load".into(), "failed")]
+                    vec![("load".into(), "failed"), ("b".into(), "succeeded")]
                 ),
             ]
         );
@@ -287,6 +296,29 @@ depends_on = [{ id = "a", on = "failed" }, "b"]
             }],
             "b already has the default 60 s; dims/x is not in this file"
         );
+    }
+
+    #[test]
+    fn applying_a_pool_writes_the_sizes_the_file_lacks() {
+        let mut text = TEXT.to_string();
+        let pool = file(&text).pool;
+        assert_eq!(
+            apply_pool(&pool, pool.executors, pool.executor_cores),
+            vec![]
+        );
+        for e in apply_pool(&pool, 6, pool.executor_cores) {
+            text = spool_core::edit::apply(&text, &e).expect("edit applies");
+        }
+        assert!(text.ends_with("[pool]\nexecutors = 6\n"), "{text}");
+        for e in apply_pool(&file(&text).pool, 3, 8) {
+            text = spool_core::edit::apply(&text, &e).expect("edit applies");
+        }
+        assert!(
+            text.ends_with("[pool]\nexecutors = 3\nexecutor_cores = 8\n"),
+            "{text}"
+        );
+        let pool = file(&text).pool;
+        assert_eq!((pool.executors, pool.executor_cores), (3, 8));
     }
 
     #[test]
