@@ -2,8 +2,9 @@
 //! Spark: `--livy` points at a closed port): sign in (a wrong token is refused, the right one
 //! loads the pipelines, and the token stays out of the page's reach; a notebook that does not
 //! parse is listed among the pipeline's problems before anything runs), then import a runMultiple
-//! DAG in the Import dialog — refused by the server while a notebook is missing, saved once it
-//! names existing notebooks — and check that the written file validates. Screenshots land in
+//! DAG in the Import dialog — not ready while a notebook it runs is missing, ready and saved once
+//! that notebook is chosen with it — and check that both files are written and the pipeline
+//! validates. Screenshots land in
 //! `tests/artifacts/` (`sign-in.png`, `import.png`).
 
 use spool_tests::webdriver::Browser;
@@ -103,32 +104,44 @@ fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
         "{}",
         b.text(&missing)
     );
-    assert!(b.text(&b.find("#import-report", SHORT)).contains("note:"));
-    b.click(&b.find("#import-save", SHORT));
-    let problem = b.find("#import-problem", SHORT);
-    let said = b.text(&problem);
+    let report = b.text(&b.find("#import-report", SHORT));
     assert!(
-        said.contains("orders_dag.toml") && said.contains("no_such_report"),
-        "{said}"
+        report.contains("Not ready: 1 notebook file(s) missing"),
+        "{report}"
     );
-    assert!(!pipelines.join("orders_dag.toml").exists());
+    // Saving would fail (the server refuses a pipeline whose notebook is missing): it is off.
+    let disabled = b.script(
+        "return document.querySelector('#import-save').disabled;",
+        serde_json::json!([]),
+    );
+    assert_eq!(disabled, serde_json::json!(true));
 
-    // Named after a notebook the example has, it is saved and opened in the editor.
-    b.clear(&text);
-    b.type_text(&text, &dag("daily_report"));
-    b.click(&target);
-    wait_for("the preview to follow the text", SHORT, || {
-        let file = b.try_find(
-            r#".import-file[data-file="orders_dag.toml"] pre"#,
+    // The notebook chosen with the files: it joins the input, is written first, as a new file.
+    let upload = tmp.path().join("no_such_report.ipynb");
+    std::fs::write(
+        &upload,
+        r#"{"cells": [{"cell_type": "code", "metadata": {}, "source": ["print(day)"], "outputs": [], "execution_count": null}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}"#,
+    )
+    .unwrap();
+    b.type_text(
+        &b.find("#import-files", SHORT),
+        &upload.display().to_string(),
+    );
+    wait_for("the notebook in the preview", SHORT, || {
+        b.try_find(
+            r#".import-file[data-file="notebooks/no_such_report.ipynb"]"#,
             Duration::ZERO,
-        )?;
-        b.text(&file)
-            .contains("notebooks/daily_report.ipynb")
-            .then_some(())
+        )
     });
     assert!(b.try_find("#import-notebooks", Duration::ZERO).is_none());
+    let report = b.text(&b.find("#import-report", SHORT));
+    assert!(report.contains("Ready to save."), "{report}");
     b.screenshot(&artifacts.join("import.png"));
     b.click(&b.find("#import-save", SHORT));
+    // Another pipeline is open: switching to the imported one is asked first.
+    let asked = wait_for("the question to open it", SHORT, || b.dialog());
+    assert!(asked.contains("orders_dag.toml"), "{asked}");
+    b.accept_dialog();
     wait_for("the imported pipeline in the editor", SHORT, || {
         let hash = b.script("return window.location.hash;", serde_json::json!([]));
         (hash == "#/pipelines/orders_dag.toml/editor"
@@ -136,6 +149,9 @@ fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
         .then_some(())
     });
     b.find(r#"input.add-dep[data-id="report"]"#, SHORT);
+    let notebook =
+        std::fs::read_to_string(pipelines.join("notebooks/no_such_report.ipynb")).unwrap();
+    assert!(notebook.contains("print(day)"), "{notebook}");
     let written = std::fs::read_to_string(pipelines.join("orders_dag.toml")).unwrap();
     assert!(written.contains(r#"depends_on = ["orders"]"#), "{written}");
     let validate = spool()

@@ -164,6 +164,14 @@ pub async fn save(
     Ok(resp.headers().get("etag"))
 }
 
+/// Writes a new notebook file (an import's); one that exists already is refused, never
+/// replaced.
+pub async fn create_notebook(file: &str, text: &str) -> Result<(), Failure> {
+    let url = format!("/api/notebooks/{}", encode(file));
+    let req = with_cookie(Request::put(&url)).header("If-None-Match", "*");
+    send(req.json(&SaveBody { text })).await.map(drop)
+}
+
 /// Trades the token for the session cookie; a wrong token is [`Failure::SignIn`].
 pub async fn sign_in(token: &str) -> Result<(), Failure> {
     send(post("/api/session").json(&SignInBody { token }))

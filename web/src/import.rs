@@ -6,9 +6,11 @@
 use crate::api::Failure;
 use crate::wire::{PipelineSummary, WireDiagnostic};
 use spool_core::import::{
-    import_genie, import_runmultiple, import_synapse, Converted, OutputFile, Report, Target,
+    add_notebooks, import_genie, import_runmultiple, import_synapse, synapse_notebook_to_ipynb,
+    Converted, OutputFile, Report, Target,
 };
 use spool_core::model::{StepKind, MAX_METADATA_BYTES};
+use spool_core::notebook::Format;
 use spool_core::parse::parse_pipeline;
 use spool_core::source::{parent, resolve, MemorySources, Sources};
 use std::rc::Rc;
@@ -82,6 +84,8 @@ pub struct PlannedFile {
     pub text: Rc<str>,
     /// A pipeline of that name is listed already: saving overwrites it.
     pub replaces: bool,
+    /// A notebook given with the input (saved as a new file, never over an existing one).
+    pub notebook: bool,
 }
 
 /// What the converter made of the form.
@@ -90,8 +94,9 @@ pub struct Preview {
     pub report: Report,
     /// In the converter's order: the main pipeline first. Empty when the report has errors.
     pub files: Vec<PlannedFile>,
-    /// Indexes into `files`: every file after the files it includes, so that the server, which
-    /// checks each file as it is written, finds its sub-pipelines already there.
+    /// Indexes into `files`: the notebooks first, then every pipeline after the files it
+    /// includes, so that the server, which checks each file as it is written, finds its
+    /// notebooks and sub-pipelines already there.
     pub save_order: Vec<usize>,
     /// Relative to the pipelines folder.
     pub notebooks_to_provide: Vec<String>,
@@ -102,6 +107,20 @@ impl Preview {
     pub fn main(&self) -> Option<&str> {
         self.files.first().map(|f| f.path.as_str())
     }
+
+    /// Saving would succeed: no errors, and every notebook the pipelines run is there or given
+    /// (the server refuses a pipeline whose notebooks are missing).
+    pub fn ready(&self) -> bool {
+        !self.files.is_empty() && !self.report.has_errors() && self.notebooks_to_provide.is_empty()
+    }
+}
+
+/// A chosen file that is a notebook rather than metadata to convert: `.ipynb`, `.py`, `.sql`,
+/// or Synapse's notebook JSON.
+pub fn is_notebook_input(input: &Input) -> bool {
+    Format::from_path(&input.name).is_some()
+        || (input.name.to_ascii_lowercase().ends_with(".json")
+            && synapse_notebook_to_ipynb(&input.text).is_ok())
 }
 
 /// Why the chosen files were not read, or why saving stopped.
@@ -149,6 +168,8 @@ pub struct ImportForm {
     pub main: Input,
     /// Synapse: the pipelines the main one runs, found by file name (`pl_load.json`).
     pub others: Vec<Input>,
+    /// Notebooks to write with the pipelines (see [`is_notebook_input`]).
+    pub notebooks: Vec<Input>,
     /// The main file (a folder for Genie) as the user typed it; `None` follows the input.
     pub typed_target: Option<String>,
     /// The target in use: typed, or derived from the input.
@@ -234,13 +255,19 @@ impl ImportForm {
         self.kind = kind;
     }
 
-    /// Files chosen: the first is converted, the others are the pipelines it runs.
-    pub fn choose(&mut self, mut inputs: Vec<Input>) {
-        if inputs.is_empty() {
+    /// Files chosen: notebooks among them replace the notebooks given so far; of the others, the
+    /// first is converted and the rest are the pipelines it runs (none: the input stays).
+    pub fn choose(&mut self, inputs: Vec<Input>) {
+        let (notebooks, mut metadata): (Vec<Input>, Vec<Input>) =
+            inputs.into_iter().partition(is_notebook_input);
+        if !notebooks.is_empty() {
+            self.notebooks = notebooks;
+        }
+        if metadata.is_empty() {
             return;
         }
-        self.main = inputs.remove(0);
-        self.others = inputs;
+        self.main = metadata.remove(0);
+        self.others = metadata;
     }
 
     /// The main input's text, edited or pasted. Emptied, the dialog starts over.
@@ -248,6 +275,7 @@ impl ImportForm {
         if text.trim().is_empty() {
             self.main = Input::default();
             self.others.clear();
+            self.notebooks.clear();
             return;
         }
         if self.main.name.is_empty() {
@@ -330,7 +358,7 @@ impl ImportForm {
             main: &main,
             existing: &existing,
         };
-        let converted = match self.kind {
+        let mut converted = match self.kind {
             ImportKind::Synapse => {
                 let others = MemorySources(
                     self.others
@@ -345,13 +373,29 @@ impl ImportForm {
                 import_runmultiple(&self.main.name, &self.main.text, &target)
             }
         };
+        if !self.notebooks.is_empty() {
+            let given: Vec<(String, String)> = self
+                .notebooks
+                .iter()
+                .map(|i| (i.name.clone(), i.text.to_string()))
+                .collect();
+            add_notebooks(&mut converted, &given);
+        }
         self.preview = Some(Rc::new(place(converted, &folder, listed)));
     }
 }
 
 /// The converter's output, placed in the pipelines folder.
 fn place(converted: Converted, folder: &str, listed: &[PipelineSummary]) -> Preview {
-    let save_order = save_order(&converted.files);
+    let notebook = |f: &OutputFile| !f.path.ends_with(".toml");
+    let mut save_order: Vec<usize> = (0..converted.files.len())
+        .filter(|&i| notebook(&converted.files[i]))
+        .collect();
+    save_order.extend(
+        self::save_order(&converted.files)
+            .into_iter()
+            .filter(|&i| !notebook(&converted.files[i])),
+    );
     let files = converted
         .files
         .into_iter()
@@ -359,6 +403,7 @@ fn place(converted: Converted, folder: &str, listed: &[PipelineSummary]) -> Prev
             let path = join(folder, &f.path);
             PlannedFile {
                 replaces: listed.iter().any(|p| p.file == path),
+                notebook: notebook(&f),
                 path,
                 text: Rc::from(f.text),
             }

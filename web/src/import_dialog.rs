@@ -113,11 +113,17 @@ async fn read_files(list: web_sys::FileList) -> Result<Vec<Input>, String> {
     Ok(inputs)
 }
 
-/// Writes the files in order; stops at the first the server refuses.
-async fn save_all(files: Vec<(String, Rc<str>)>) -> Action {
+/// Writes the files in order (notebooks only as new files); stops at the first the server
+/// refuses.
+async fn save_all(files: Vec<(String, Rc<str>, bool)>) -> Action {
     let mut written = Vec::new();
-    for (path, text) in files {
-        if let Err(failure) = api::save(&path, &text, None).await {
+    for (path, text, notebook) in files {
+        let saved = if notebook {
+            api::create_notebook(&path, &text).await
+        } else {
+            api::save(&path, &text, None).await.map(drop)
+        };
+        if let Err(failure) = saved {
             return Action::ImportSaveFailed {
                 file: path,
                 failure,
@@ -149,10 +155,13 @@ fn report_view(preview: &Preview) -> Html {
     let counts = [Level::Error, Level::Warning, Level::Note]
         .map(|l| format!("{} {}s", preview.report.count(l), level_name(l)))
         .join(", ");
+    let missing = preview.notebooks_to_provide.len();
     let verdict = if preview.report.has_errors() {
-        "Nothing can be saved: fix the input."
+        "Nothing can be saved: fix the input.".to_string()
+    } else if missing > 0 {
+        format!("Not ready: {missing} notebook file(s) missing (listed below).")
     } else {
-        "Ready to save."
+        "Ready to save.".to_string()
     };
     html! {
         <div id="import-report" class={classes!("import-report", preview.report.has_errors().then_some("failed"))}>
@@ -179,6 +188,7 @@ fn files_view(preview: &Preview) -> Html {
                         <summary>
                             <code>{ &f.path }</code>
                             if i == 0 { <span class="badge">{ "main" }</span> }
+                            if f.notebook { <span class="badge">{ "notebook" }</span> }
                             if f.replaces { <span class="badge replaces">{ "replaces the existing file" }</span> }
                         </summary>
                         <pre>{ text }</pre>
@@ -196,7 +206,7 @@ fn notebooks_view(preview: &Preview) -> Html {
     }
     html! {
         <div id="import-notebooks" class="import-notebooks">
-            <p>{ "Notebook files to put in the pipelines folder (the server refuses a pipeline whose notebooks are missing):" }</p>
+            <p>{ "Notebook files the pipelines run that the folder does not have (the server refuses a pipeline whose notebooks are missing): choose them with the files — .ipynb, .py or .sql named as below, or Synapse's notebook JSON (its repository's notebook folder) — or put them in the folder." }</p>
             <ul>{ for preview.notebooks_to_provide.iter().map(|n| html! { <li><code>{ n }</code></li> }) }</ul>
         </div>
     }
@@ -263,7 +273,7 @@ pub fn import_dialog(props: &ImportProps) -> Html {
         Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::ImportClose))
     };
     let on_save = save_callback(app, form);
-    let savable = form.preview.as_ref().is_some_and(|p| !p.files.is_empty())
+    let savable = form.preview.as_ref().is_some_and(|p| p.ready())
         && form.target_error.is_none()
         && !form.saving;
     let (target_label, target_placeholder) = if form.kind.target_is_folder() {
@@ -272,13 +282,18 @@ pub fn import_dialog(props: &ImportProps) -> Html {
         ("main file", "daily.toml")
     };
     let hint = match form.kind {
-        ImportKind::Synapse => "Choose the pipeline's JSON file first, then the pipelines its ExecutePipeline activities run (all at once), or paste one pipeline's JSON.",
+        ImportKind::Synapse => "Choose the pipeline's JSON file first, then the pipelines its ExecutePipeline activities run and its notebooks (all at once), or paste one pipeline's JSON.",
         ImportKind::Genie => "One pipeline file is written per `pipeline` value, into the output folder.",
         ImportKind::RunMultiple => "The DAG given to notebookutils.notebook.runMultiple.",
     };
-    let others = (!form.others.is_empty()).then(|| {
-        let names: Vec<&str> = form.others.iter().map(|i| i.name.as_str()).collect();
-        html! { <p class="hint">{ format!("Also read: {}", names.join(", ")) }</p> }
+    let others = (!form.others.is_empty() || !form.notebooks.is_empty()).then(|| {
+        let names: Vec<&str> = form
+            .others
+            .iter()
+            .chain(&form.notebooks)
+            .map(|i| i.name.as_str())
+            .collect();
+        html! { <p id="import-also" class="hint">{ format!("Also read: {}", names.join(", ")) }</p> }
     });
     let problem = form.problem.as_ref().map(|p| {
         html! {
@@ -308,7 +323,7 @@ pub fn import_dialog(props: &ImportProps) -> Html {
                         </select>
                     </label>
                     <label class="setting"><span>{ "files" }</span>
-                        <input id="import-files" type="file" multiple=true accept=".json,.csv,.txt" onchange={on_files} />
+                        <input id="import-files" type="file" multiple=true accept=".json,.csv,.txt,.ipynb,.py,.sql" onchange={on_files} />
                     </label>
                     <label class={classes!("setting", form.target_error.is_some().then_some("invalid"))}><span>{ target_label }</span>
                         <input id="import-target" type="text" value={form.target.clone()} placeholder={target_placeholder} onchange={on_target} />
@@ -341,6 +356,7 @@ pub fn import_dialog(props: &ImportProps) -> Html {
 fn save_callback(app: &UseReducerHandle<State>, form: &ImportForm) -> Callback<MouseEvent> {
     let dispatch = app.dispatcher();
     let unsaved = app.unsaved();
+    let open_file = app.doc.as_ref().map(|d| d.root.clone());
     let preview = form.preview.clone();
     Callback::from(move |_: MouseEvent| {
         let Some(preview) = preview.clone() else {
@@ -361,13 +377,14 @@ fn save_callback(app: &UseReducerHandle<State>, form: &ImportForm) -> Callback<M
                 return;
             }
         }
-        let files: Vec<(String, Rc<str>)> = preview
+        let files: Vec<(String, Rc<str>, bool)> = preview
             .save_order
             .iter()
             .filter_map(|&i| preview.files.get(i))
-            .map(|f| (f.path.clone(), f.text.clone()))
+            .map(|f| (f.path.clone(), f.text.clone(), f.notebook))
             .collect();
         let main = preview.main().map(str::to_string);
+        let open_file = open_file.clone();
         let dispatch = dispatch.clone();
         dispatch.dispatch(Action::ImportSaveStarted);
         wasm_bindgen_futures::spawn_local(async move {
@@ -378,8 +395,24 @@ fn save_callback(app: &UseReducerHandle<State>, form: &ImportForm) -> Callback<M
                 return;
             }
             crate::load(dispatch.clone(), false);
+            // Another pipeline is open: switching away from it is the user's choice.
+            let switch = |main: &str| {
+                open_file.as_deref().is_none_or(|open| open == main)
+                    || web_sys::window()
+                        .and_then(|w| {
+                            w.confirm_with_message(&format!(
+                                "Imported `{main}`. Open it now (leaving `{}`)?",
+                                open_file.as_deref().unwrap_or_default()
+                            ))
+                            .ok()
+                        })
+                        .unwrap_or(false)
+            };
             match main {
-                Some(main) if !unsaved => crate::open(dispatch, main),
+                Some(main) if !unsaved && switch(&main) => crate::open(dispatch, main),
+                Some(main) if !unsaved => dispatch.dispatch(Action::Notice(format!(
+                    "imported `{main}`; pick it in the list to open it"
+                ))),
                 Some(main) => dispatch.dispatch(Action::Notice(format!(
                     "imported `{main}`; pick it in the list once the open pipeline is saved"
                 ))),

@@ -1190,6 +1190,58 @@ estimate_secs = 20
             .contains(&"notebooks/nb_gen_calendar.ipynb".to_string()));
     }
 
+    /// Notebooks chosen after the pipeline (Synapse's notebook JSON, or a notebook file named as
+    /// the pipeline wants it) are saved first, as new files; the dialog is ready only once no
+    /// notebook is missing.
+    #[test]
+    fn notebooks_chosen_with_an_import_are_saved_first_and_make_it_ready() {
+        let dir = "../tests/fixtures/import/synapse/with_notebooks";
+        let mut s = State::default();
+        s.apply(Action::ImportOpen);
+        s.apply(Action::ImportFiles(Ok(vec![input(dir, "main.json")])));
+        let p = preview(&s);
+        assert!(!p.ready(), "two notebooks are missing");
+        assert_eq!(p.notebooks_to_provide.len(), 2);
+        // Chosen on their own, the notebooks join the input instead of replacing it.
+        s.apply(Action::ImportFiles(Ok(vec![
+            input(dir, "notebook/nb_load_sales.json"),
+            Input {
+                name: "nb_report.py".into(),
+                text: Rc::from("print('report')\n"),
+            },
+        ])));
+        let form = s.import.as_ref().expect("open");
+        assert_eq!(form.main.name, "main.json");
+        let p = preview(&s);
+        // The pipeline wants `nb_report.ipynb`: a `.py` of that name is not it.
+        assert_eq!(p.notebooks_to_provide, ["notebooks/nb_report.ipynb"]);
+        assert!(p
+            .report
+            .render()
+            .contains("nb_report.py: no imported pipeline runs this notebook"));
+        assert!(!p.ready());
+        s.apply(Action::ImportFiles(Ok(vec![
+            input(dir, "notebook/nb_load_sales.json"),
+            Input {
+                name: "nb_report.ipynb".into(),
+                text: Rc::from(
+                    r#"{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}"#,
+                ),
+            },
+        ])));
+        let p = preview(&s);
+        assert!(p.ready(), "{}", p.report.render());
+        assert_eq!(
+            paths(&p, &p.save_order),
+            [
+                "notebooks/nb_load_sales.ipynb",
+                "notebooks/nb_report.ipynb",
+                "main.toml"
+            ]
+        );
+        assert!(p.files.iter().filter(|f| f.notebook).count() == 2);
+    }
+
     #[test]
     fn genie_writes_one_file_per_pipeline_into_the_chosen_folder() {
         let dir = "../tests/fixtures/import/genie/two_pipelines";
