@@ -293,6 +293,14 @@ pub fn export_runmultiple(label: &str, plan: &Plan, timeout_in_seconds: u64) -> 
                 }
             }
             TaskKind::PipelineEnd | TaskKind::ForEach => {
+                let concurrency = plan.tasks[t].for_each.as_ref().and_then(|f| f.concurrency);
+                if concurrency.is_some() {
+                    report.warning(
+                        &place.item(&plan.tasks[t].id).field("for_each_concurrency"),
+                        "runMultiple has no limit per notebook: its iterations run as the DAG's \
+                         concurrency allows",
+                    );
+                }
                 if plan.tasks[t].expands() {
                     report.warning(
                         &place.item(&plan.tasks[t].id).field("for_each"),
@@ -405,6 +413,11 @@ pub fn export_runmultiple(label: &str, plan: &Plan, timeout_in_seconds: u64) -> 
                 v.clone()
             });
             args.insert(k.clone(), value);
+        }
+        // An iteration of a written-out for-each is an activity of its own with its item.
+        if let Some(it) = &task.iteration {
+            args.insert("item".into(), it.item.clone());
+            args.insert("item_index".into(), it.index.into());
         }
         activities.push(RunMultipleActivity {
             name: task.id.clone(),
