@@ -171,19 +171,25 @@ impl Plan {
     }
 
     /// Adds the iterations of for-each `group` (one whose items are read at run time) over
-    /// `items` at the end of the plan, each waiting for nothing (the group's dependencies held
-    /// when it expanded) and awaited by the group; returns their task ids. The scheduling
+    /// `items` at the end of the plan, each with the group's dependencies (they held when it
+    /// expanded: the machine does not wait for them again, but they are what the iteration's
+    /// `spool.upstream` reads, as for an iteration of a written-out list) and awaited by the
+    /// group; returns their task ids. The scheduling
     /// machine adds the same number of tasks in the same order on
     /// [`crate::sched::Event::ForEachExpanded`], so a driver's plan and machine keep the same
     /// ids.
     pub fn add_iterations(&mut self, group: TaskId, items: Vec<Value>) -> Range<TaskId> {
         let first = self.tasks.len();
         let ids = iteration_ids(&self.tasks[group].id, &items);
+        let inherited = self.deps[group].clone();
         for (index, (id, item)) in ids.into_iter().zip(items).enumerate() {
             let task = self.tasks[group].iteration(id, index, item);
             let t = self.tasks.len();
             self.tasks.push(task);
-            self.deps.push(Vec::new());
+            for &(d, _) in &inherited {
+                self.dependents[d].push(t);
+            }
+            self.deps.push(inherited.clone());
             self.dependents.push(vec![group]);
             self.deps[group].push((t, Condition::ANY));
         }

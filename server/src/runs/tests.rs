@@ -1744,6 +1744,15 @@ fn for_each_expands_over_an_upstream_value_at_run_time() {
                 started_with(&h, id, task),
                 [serde_json::json!({ "mode": "full", "item": table, "item_index": index })]
             );
+            // `spool.upstream` reads the for-each's dependencies (the fake echoes it).
+            let upstream = record.tasks[*task].published().expect("succeeded").value;
+            let listed = upstream
+                .as_ref()
+                .map(|v| &v["upstream"]["list_tables"]["values"]);
+            assert_eq!(
+                listed,
+                Some(&serde_json::json!({"tables": ["orders", "returns", "stores"], "n": 3}))
+            );
         }
         // The run's plan grew by the iterations, after the for-each.
         let ids: Vec<&str> = exec.plan.tasks.iter().map(|t| t.id.as_str()).collect();
