@@ -20,6 +20,48 @@ pub struct Bar {
     pub state: NodeState,
 }
 
+/// One bar per sub-pipeline instead of one per notebook in it (`dims/load_x` and `dims/y`
+/// become `dims`, from the first start to the last end); the bar shows the worst outcome in it
+/// (failed over timed out over cancelled over running, retrying, succeeded and skipped).
+pub fn collapse_sub_pipelines(bars: Vec<Bar>) -> Vec<Bar> {
+    let rank = |s: NodeState| match s {
+        NodeState::Failed => 7,
+        NodeState::TimedOut => 6,
+        NodeState::Cancelled => 5,
+        NodeState::Running => 4,
+        NodeState::Retrying => 3,
+        NodeState::Pending => 2,
+        NodeState::Succeeded => 1,
+        NodeState::Skipped => 0,
+    };
+    let mut out: Vec<Bar> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for b in bars {
+        let Some((top, _)) = b.task.split_once('/') else {
+            out.push(b);
+            continue;
+        };
+        match index.get(top) {
+            Some(&i) => {
+                let c = &mut out[i];
+                c.start = c.start.min(b.start);
+                c.end = c.end.max(b.end);
+                if rank(b.state) > rank(c.state) {
+                    c.state = b.state;
+                }
+            }
+            None => {
+                index.insert(top.to_string(), out.len());
+                out.push(Bar {
+                    task: format!("{top}/ (sub-pipeline)"),
+                    ..b
+                });
+            }
+        }
+    }
+    out
+}
+
 /// What the Gantt chart draws; times in seconds from the trigger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GanttChart {
@@ -89,6 +131,23 @@ impl GanttChart {
             startup,
             end,
         }
+    }
+
+    /// What the read-out says of the bar at `row` and `t` seconds (bars narrower than `pixel`
+    /// seconds count as that wide).
+    pub fn bar_at(&self, row: f64, t: f64, pixel: f64) -> Option<String> {
+        let (b, _) =
+            self.bars.iter().zip(&self.row_of).find(|(b, &r)| {
+                r as f64 == row && b.start <= t && t <= b.end.max(b.start + pixel)
+            })?;
+        Some(format!(
+            "{}: {} from {} to {} ({})",
+            b.task,
+            b.state.name(),
+            duration(b.start),
+            duration(b.end),
+            duration(b.end - b.start)
+        ))
     }
 
     /// Room for the row labels at the left (lanes are not labelled one by one).
@@ -171,7 +230,9 @@ pub struct GanttProps {
 pub fn gantt(props: &GanttProps) -> Html {
     let axis = use_node_ref();
     let rows = use_node_ref();
-    let hover = use_state(|| None::<String>);
+    // Where the pointer is (row, seconds, seconds a pixel spans): the read-out is derived from the chart shown, so it
+    // follows the current settings without a new mouse move.
+    let pointer = use_state(|| None::<(f64, f64, f64)>);
     {
         let (axis, rows) = (axis.clone(), rows.clone());
         use_effect_with(props.chart.clone(), move |chart| {
@@ -185,7 +246,7 @@ pub fn gantt(props: &GanttProps) -> Html {
     }
     let onmousemove = {
         let chart = props.chart.clone();
-        let hover = hover.clone();
+        let pointer = pointer.clone();
         Callback::from(move |e: MouseEvent| {
             let Some(el) = e.target_dyn_into::<web_sys::Element>() else {
                 return;
@@ -197,28 +258,19 @@ pub fn gantt(props: &GanttProps) -> Html {
             );
             let plot = (rect.width() - chart.label_width()).max(1.0);
             let t = (x - chart.label_width()) / plot * chart.end.max(1e-9);
-            let row = (y / chart.row_height()).floor();
-            let found = (row >= 0.0)
-                .then(|| {
-                    chart.bars.iter().zip(&chart.row_of).find(|(b, &r)| {
-                        r as f64 == row
-                            && b.start <= t
-                            && t <= b.end.max(b.start + chart.end / plot)
-                    })
-                })
-                .flatten();
-            hover.set(found.map(|(b, _)| {
-                format!(
-                    "{}: {} from {} to {} ({})",
-                    b.task,
-                    b.state.name(),
-                    duration(b.start),
-                    duration(b.end),
-                    duration(b.end - b.start)
-                )
-            }));
+            // A bar narrower than a pixel is found within a pixel of its start.
+            pointer.set(Some((
+                (y / chart.row_height()).floor(),
+                t,
+                chart.end / plot,
+            )));
         })
     };
+    let onmouseleave = {
+        let pointer = pointer.clone();
+        Callback::from(move |_: MouseEvent| pointer.set(None))
+    };
+    let hover = (*pointer).and_then(|(row, t, pixel)| props.chart.bar_at(row, t, pixel));
     let chart = &props.chart;
     let height = chart.row_height() * chart.labels.len() as f64 + 4.0;
     let startup = (chart.startup > 0.0).then(|| {
@@ -232,8 +284,8 @@ pub fn gantt(props: &GanttProps) -> Html {
     html! {
         <div class="gantt">
             <canvas class="gantt-axis" ref={axis} style={format!("height:{AXIS_HEIGHT}px")}></canvas>
-            <canvas ref={rows} style={format!("height:{height}px")} {onmousemove}></canvas>
-            <div class="gantt-hover">{ (*hover).clone().unwrap_or_else(|| "\u{a0}".into()) }</div>
+            <canvas ref={rows} style={format!("height:{height}px")} {onmousemove} {onmouseleave}></canvas>
+            <div class="gantt-hover">{ hover.unwrap_or_else(|| "\u{a0}".into()) }</div>
             { crate::each(startup) }
         </div>
     }
@@ -530,6 +582,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn sub_pipelines_collapse_into_one_bar_with_their_worst_outcome() {
+        let mut failed = bar("dims/b", 4.0, 6.0);
+        failed.state = NodeState::Failed;
+        let bars = collapse_sub_pipelines(vec![
+            bar("a", 0.0, 2.0),
+            bar("dims/x", 2.0, 5.0),
+            failed,
+            bar("dims/inner/c", 5.0, 9.0),
+            bar("z", 9.0, 10.0),
+        ]);
+        let shown: Vec<(&str, f64, f64, NodeState)> = bars
+            .iter()
+            .map(|b| (b.task.as_str(), b.start, b.end, b.state))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("a", 0.0, 2.0, NodeState::Succeeded),
+                ("dims/ (sub-pipeline)", 2.0, 9.0, NodeState::Failed),
+                ("z", 9.0, 10.0, NodeState::Succeeded),
+            ]
+        );
+        // The read-out names what is under the pointer in the chart shown.
+        let c = GanttChart::new(bars, 0.0, 10.0);
+        assert_eq!(
+            c.bar_at(1.0, 3.0, 0.01).as_deref(),
+            Some("dims/ (sub-pipeline): failed from 2.0 s to 9.0 s (7.0 s)")
+        );
+        assert_eq!(c.bar_at(0.0, 3.0, 0.01), None);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! each notebook's p50/p90 over the last successful runs, as the server measured them) and what
 //! the newest of those runs, and the pipeline's last run, really took.
 
-use crate::charts::{duration, Bar, BusyChart, Gantt, GanttChart, SweepChart};
+use crate::charts::{
+    collapse_sub_pipelines, duration, Bar, BusyChart, Gantt, GanttChart, SweepChart,
+};
 use crate::dry_state::{DryField, DryForm};
 use crate::edits::apply_pool;
 use crate::run::NodeState;
@@ -19,6 +21,8 @@ use yew::prelude::*;
 
 /// The sweep runs this long after the last change, so typing stays responsive.
 const SWEEP_DELAY_MS: u32 = 400;
+/// Conditions on values listed beside the assumptions (the rest are counted).
+const MAX_LISTED_CONDITIONS: usize = 20;
 /// Runs offered for calibration.
 const MAX_OFFERED_RUNS: usize = 20;
 
@@ -37,9 +41,9 @@ fn bar_state(outcome: &str) -> NodeState {
     }
 }
 
-/// The Gantt chart of a simulated run.
-pub fn sim_chart(report: &DryRunReport) -> GanttChart {
-    let bars = report
+/// The Gantt chart of a simulated run, sub-pipelines as one bar each when `collapsed`.
+pub fn sim_chart(report: &DryRunReport, collapsed: bool) -> GanttChart {
+    let bars: Vec<Bar> = report
         .tasks
         .iter()
         .map(|a| Bar {
@@ -49,6 +53,11 @@ pub fn sim_chart(report: &DryRunReport) -> GanttChart {
             state: bar_state(a.outcome),
         })
         .collect();
+    let bars = if collapsed {
+        collapse_sub_pipelines(bars)
+    } else {
+        bars
+    };
     GanttChart::new(bars, report.node_startup_secs, report.makespan_secs)
 }
 
@@ -161,15 +170,19 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
     // Charts and the JSON are rebuilt only when the report changes (hooks come before any
     // early return).
     let shown_report = app.dry.shown().cloned();
-    let derived = use_memo((generation, app.dry.swept), move |_| {
-        shown_report.map(|r| {
-            (
-                Rc::new(sim_chart(&r)),
-                Rc::new(r.utilization_series.clone()),
-                serde_json::to_string_pretty(&*r).unwrap_or_default(),
-            )
-        })
-    });
+    let collapsed = use_state(|| false);
+    let derived = use_memo(
+        (generation, app.dry.swept, *collapsed),
+        move |&(_, _, collapsed)| {
+            shown_report.map(|r| {
+                (
+                    Rc::new(sim_chart(&r, collapsed)),
+                    Rc::new(r.utilization_series.clone()),
+                    serde_json::to_string_pretty(&*r).unwrap_or_default(),
+                )
+            })
+        },
+    );
     let (Some(shown), Some(r), Some((chart, series, json))) =
         (&app.shown, app.dry.shown(), (*derived).clone())
     else {
@@ -208,11 +221,18 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             .filter(|(g, _)| *g == DryField::Assume)
             .map(|(_, m)| m.clone())
             .collect();
-        let conditions: Vec<Html> = shown
-            .plan
-            .tasks
-            .iter()
-            .flat_map(|t| t.conditions.iter().map(move |c| (t, c)))
+        let all_conditions = || {
+            shown
+                .plan
+                .tasks
+                .iter()
+                .flat_map(|t| t.conditions.iter().map(move |c| (t, c)))
+        };
+        let more = all_conditions()
+            .count()
+            .saturating_sub(MAX_LISTED_CONDITIONS);
+        let conditions: Vec<Html> = all_conditions()
+            .take(MAX_LISTED_CONDITIONS)
             .map(|(t, c)| {
                 html! {
                     <li><code>{ &t.id }</code>{ " runs only if " }<code>{ &c.condition.text }</code>
@@ -227,7 +247,10 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
                 if conditions.is_empty() {
                     <p class="hint">{ "No dependency of this pipeline has an if." }</p>
                 } else {
-                    <ul class="hint">{ for conditions }</ul>
+                    <ul class="hint">
+                        { for conditions }
+                        if more > 0 { <li>{ format!("and {more} more") }</li> }
+                    </ul>
                 }
                 <label class={classes!("setting", (!msgs.is_empty()).then_some("invalid"))}>
                     <span>{ "assume, one ID.KEY = VALUE a line (conditions reading other values hold)" }</span>
@@ -420,6 +443,11 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         </div>
     };
     let explain = explanations(r);
+    let has_sub_pipelines = r.tasks.iter().any(|a| a.id.contains('/'));
+    let on_collapse = {
+        let collapsed = collapsed.clone();
+        Callback::from(move |_: Event| collapsed.set(!*collapsed))
+    };
     html! {
         <div class="dry-run">
             if !shown.current {
@@ -495,7 +523,14 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             </table>
             { explain }
             <section>
-                <h3>{ "Timeline" }</h3>
+                <h3>{ "Timeline" }
+                    if has_sub_pipelines {
+                        <label class="small-toggle">
+                            <input type="checkbox" id="collapse-sub-pipelines" checked={*collapsed} onchange={on_collapse} />
+                            { "collapse sub-pipelines" }
+                        </label>
+                    }
+                </h3>
                 <Gantt {chart} />
             </section>
             <section>
