@@ -1,5 +1,5 @@
-//! The command line on hostile files, through the real binary: what issue 11 found hanging
-//! `spool validate` ends with a located error.
+//! The command line on hostile files, through the real binary (issue 11's findings): a FIFO
+//! that hung `spool validate`, terminal escapes from a run's history.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,4 +48,46 @@ fn validate_with_a_fifo_as_sub_pipeline_ends_with_an_error_instead_of_hanging() 
         err.contains("p.toml:") && err.contains("dims.toml"),
         "{err}"
     );
+}
+
+/// Names, errors and output from a run's history (a notebook, a pipeline file, Spark) carry
+/// terminal escapes: `spool runs` and `spool show` print them escaped, never raw.
+#[test]
+fn runs_and_show_escape_control_characters_from_the_history() {
+    use spool_server::history::{History, RunEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join(".spool");
+    let event = |v: serde_json::Value| -> RunEvent { serde_json::from_value(v).unwrap() };
+    let history = History::open(&data).unwrap();
+    let started = event(serde_json::json!({
+        "type": "run_started", "pipeline": "nightly\u{1b}[2J", "file": "p.toml",
+        "params": {}, "resumed_from": null, "plan": {}
+    }));
+    let id = history.create_run(&started, 1_000).unwrap();
+    let failed = event(serde_json::json!({
+        "type": "task_finished", "task": "load\u{1b}[31m", "attempt": 1, "outcome": "failed",
+        "error": {"ename": "E", "evalue": "boom\u{1b}]0;pwned\u{7}"},
+        "output": "printed\u{1b}[8m hidden"
+    }));
+    history.append(id, &failed, 2_000).unwrap();
+    let end = event(serde_json::json!({"type": "run_finished", "status": "failed"}));
+    history.append(id, &end, 3_000).unwrap();
+    drop(history);
+    let data = data.to_str().unwrap();
+    for args in [
+        vec!["runs", "--data-dir", data],
+        vec!["show", &id.to_string(), "--data-dir", data],
+    ] {
+        let (code, text) = spool_within(dir.path(), &args, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{args:?} ended"));
+        assert_eq!(code, 0, "{args:?}: {text}");
+        assert!(text.contains("nightly\\u{1b}[2J"), "{args:?}: {text}");
+        if args[0] == "show" {
+            assert!(text.contains("boom\\u{1b}]0;pwned\\u{7}"), "{text}");
+        }
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{args:?}: {text:?}"
+        );
+    }
 }
