@@ -64,7 +64,52 @@ pub const MAX_BENDS: usize = 200_000;
 /// Lays out `node_count` nodes joined by `edges` (pairs of node indices, source first).
 /// Edges naming a node out of range are ignored.
 pub fn layout(node_count: usize, edges: &[(usize, usize)], opts: &LayoutOptions) -> Layout {
+    layout_from(node_count, edges, opts, &Earlier::default())
+}
+
+/// Where an earlier drawing had things, for [`layout_from`]: each node's vertical position, and
+/// the vertical positions of each edge's bends (both `None` when new), by the current indices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Earlier {
+    pub nodes: Vec<Option<f64>>,
+    pub bends: Vec<Option<Vec<f64>>>,
+}
+
+impl Earlier {
+    /// Everything where `layout` put it (the same nodes and edges).
+    pub fn of(layout: &Layout) -> Earlier {
+        Earlier {
+            nodes: layout.nodes.iter().map(|p| Some(p.y)).collect(),
+            bends: layout.edges.iter().map(|pts| Some(bends_of(pts))).collect(),
+        }
+    }
+}
+
+/// The vertical positions of a drawn edge's bends (each bend is drawn as two points).
+fn bends_of(points: &[Point]) -> Vec<f64> {
+    points
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .take(points.len().saturating_sub(2) / 2)
+        .map(|p| p.y)
+        .collect()
+}
+
+/// [`layout`] starting from an earlier drawing: each layer starts in the order the earlier
+/// drawing had (new nodes after the known node before them in the input order), and crossing
+/// reduction only moves nodes when that removes crossings — an edit that adds no crossing
+/// leaves the other nodes in their order.
+pub fn layout_from(
+    node_count: usize,
+    edges: &[(usize, usize)],
+    opts: &LayoutOptions,
+    earlier: &Earlier,
+) -> Layout {
     let mut g = Layered::new(node_count, edges);
+    if earlier != &Earlier::default() {
+        g.start_from(earlier);
+    }
     g.reduce_crossings(opts.sweeps);
     let crossings = g.crossings();
     let centers = g.place(opts);
@@ -176,6 +221,57 @@ impl Layered {
         g.pos = vec![0; g.layer.len()];
         g.renumber();
         g
+    }
+
+    /// Orders each layer by the earlier positions: a node keeps its place relative to the
+    /// others it was drawn with, a bend sits where its edge ran (or, for an edge that is new or
+    /// now crosses other layers, evenly between its ends), and new nodes keep their place in
+    /// the input order after the known node before them.
+    fn start_from(&mut self, earlier: &Earlier) {
+        let finite = |y: f64| y.is_finite().then_some(y);
+        let mut hint: Vec<Option<f64>> = (0..self.layer.len())
+            .map(|v| {
+                (v < self.real)
+                    .then(|| earlier.nodes.get(v).copied().flatten().and_then(finite))
+                    .flatten()
+            })
+            .collect();
+        for (e, chain) in self.chains.iter().enumerate() {
+            let Some(chain) = chain.as_ref().filter(|c| !c.is_empty()) else {
+                continue;
+            };
+            let drawn = earlier.bends.get(e).and_then(Option::as_ref);
+            if let Some(ys) = drawn.filter(|ys| ys.len() == chain.len()) {
+                for (&d, &y) in chain.iter().zip(ys) {
+                    hint[d] = finite(y);
+                }
+                continue;
+            }
+            let from = self.up[chain[0]].first().and_then(|&u| hint[u]);
+            let to = self.down[chain[chain.len() - 1]]
+                .first()
+                .and_then(|&v| hint[v]);
+            if let (Some(a), Some(b)) = (from, to) {
+                let steps = chain.len() + 1;
+                for (k, &d) in chain.iter().enumerate() {
+                    hint[d] = Some(a + (b - a) * (k + 1) as f64 / steps as f64);
+                }
+            }
+        }
+        for nodes in &mut self.order {
+            // A node without a hint takes the one of the node before it in the input order.
+            let mut keys = Vec::with_capacity(nodes.len());
+            let mut last = f64::NEG_INFINITY;
+            for (i, &v) in nodes.iter().enumerate() {
+                if let Some(y) = hint[v] {
+                    last = y;
+                }
+                keys.push((last, i, v));
+            }
+            keys.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            *nodes = keys.into_iter().map(|(_, _, v)| v).collect();
+        }
+        self.renumber();
     }
 
     fn link(&mut self, u: usize, v: usize) {
@@ -467,6 +563,16 @@ impl PlanDrawing {
 /// Draws a plan: the active tasks (index i is task i of the plan), then the inactive steps,
 /// with every declared edge and the edges bridged around inactive steps.
 pub fn draw_plan(plan: &Plan, opts: &LayoutOptions) -> PlanDrawing {
+    draw_plan_from(plan, opts, None)
+}
+
+/// [`draw_plan`] after an edit: nodes keep the order they had in `previous` (found by id) unless
+/// moving them removes crossings ([`layout_from`]).
+pub fn draw_plan_from(
+    plan: &Plan,
+    opts: &LayoutOptions,
+    previous: Option<&PlanDrawing>,
+) -> PlanDrawing {
     let (path, _) = plan.critical_path();
     let mut on_path = vec![false; plan.tasks.len()];
     for &t in &path {
@@ -515,7 +621,38 @@ pub fn draw_plan(plan: &Plan, opts: &LayoutOptions) -> PlanDrawing {
         });
     }
     let pairs: Vec<(usize, usize)> = edges.iter().map(|e| (e.from, e.to)).collect();
-    let layout = layout(nodes.len(), &pairs, opts);
+    let earlier = match previous {
+        Some(p) => {
+            let at: HashMap<&str, f64> = p
+                .nodes
+                .iter()
+                .zip(&p.layout.nodes)
+                .map(|(n, point)| (n.id.as_str(), point.y))
+                .collect();
+            let id = |i: usize| p.nodes.get(i).map(|n| n.id.as_str());
+            let drawn: HashMap<(&str, &str), &Vec<Point>> = p
+                .edges
+                .iter()
+                .zip(&p.layout.edges)
+                .filter_map(|(e, pts)| Some(((id(e.from)?, id(e.to)?), pts)))
+                .collect();
+            Earlier {
+                nodes: nodes
+                    .iter()
+                    .map(|n| at.get(n.id.as_str()).copied())
+                    .collect(),
+                bends: edges
+                    .iter()
+                    .map(|e| {
+                        let key = (nodes[e.from].id.as_str(), nodes[e.to].id.as_str());
+                        drawn.get(&key).map(|pts| bends_of(pts))
+                    })
+                    .collect(),
+            }
+        }
+        None => Earlier::default(),
+    };
+    let layout = layout_from(nodes.len(), &pairs, opts, &earlier);
     PlanDrawing {
         nodes,
         edges,
@@ -566,7 +703,74 @@ mod tests {
         })
     }
 
+    /// Each layer's real nodes, top to bottom.
+    fn layer_orders(l: &Layout, nodes: usize) -> Vec<Vec<usize>> {
+        let layers = l.layers.iter().max().map_or(0, |m| m + 1);
+        let mut order = vec![Vec::new(); layers];
+        for v in 0..nodes {
+            order[l.layers[v]].push(v);
+        }
+        for o in &mut order {
+            o.sort_by(|&a, &b| l.nodes[a].y.total_cmp(&l.nodes[b].y));
+        }
+        order
+    }
+
     proptest! {
+        #[test]
+        fn a_layout_started_from_itself_moves_only_to_remove_crossings((n, edges) in dag()) {
+            let o = opts();
+            let first = layout(n, &edges, &o);
+            let again = layout_from(n, &edges, &o, &Earlier::of(&first));
+            prop_assert!(again.crossings <= first.crossings);
+            if again.crossings == first.crossings {
+                prop_assert_eq!(again, first);
+            }
+        }
+
+        /// Steps moved around in the file (the nodes renumbered) are drawn where they were.
+        #[test]
+        fn renumbered_nodes_keep_their_places(
+            (n, edges, shuffle) in dag().prop_flat_map(|(n, edges)| {
+                (Just(n), Just(edges), Just((0..n).collect::<Vec<_>>()).prop_shuffle())
+            })
+        ) {
+            let o = opts();
+            let first = layout(n, &edges, &o);
+            // Node v of the first drawing is node shuffle[v] now.
+            let moved: Vec<(usize, usize)> =
+                edges.iter().map(|&(a, b)| (shuffle[a], shuffle[b])).collect();
+            let mut earlier = Earlier { nodes: vec![None; n], bends: Earlier::of(&first).bends };
+            for (&now, was) in shuffle.iter().zip(&first.nodes) {
+                earlier.nodes[now] = Some(was.y);
+            }
+            let again = layout_from(n, &moved, &o, &earlier);
+            prop_assert!(again.crossings <= first.crossings);
+            if again.crossings == first.crossings {
+                for (&now, was) in shuffle.iter().zip(&first.nodes) {
+                    prop_assert_eq!(&again.nodes[now], was);
+                }
+            }
+        }
+
+        #[test]
+        fn a_new_node_leaves_the_others_in_their_order((n, edges) in dag()) {
+            let o = opts();
+            let first = layout(n, &edges, &o);
+            let mut earlier = Earlier::of(&first);
+            earlier.nodes.push(None);
+            let added = layout_from(n + 1, &edges, &o, &earlier);
+            prop_assert!(added.crossings <= first.crossings);
+            if added.crossings == first.crossings {
+                let without_new: Vec<Vec<usize>> = layer_orders(&added, n + 1)
+                    .into_iter()
+                    .map(|layer| layer.into_iter().filter(|&v| v < n).collect())
+                    .filter(|layer: &Vec<usize>| !layer.is_empty())
+                    .collect();
+                prop_assert_eq!(without_new, layer_orders(&first, n));
+            }
+        }
+
         #[test]
         fn boxes_never_overlap((n, edges) in dag()) {
             let o = opts();

@@ -15,7 +15,7 @@ use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::dag::{check_notebooks, load_text, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::edit::{apply, read_params, Edit, FileParams};
-use spool_core::layout::{draw_plan, LayoutOptions, PlanDrawing};
+use spool_core::layout::{draw_plan_from, LayoutOptions, PlanDrawing};
 use spool_core::model::PipelineFile;
 use spool_core::parse::parse_pipeline;
 use spool_core::runlog::{RunSummary, StoredEvent};
@@ -590,8 +590,16 @@ impl State {
         match &doc.checked.plan {
             Some(plan) => {
                 let nodes = plan.tasks.len() + plan.inactive.len();
-                let drawing = (nodes <= MAX_DRAWN_NODES)
-                    .then(|| Rc::new(draw_plan(plan, &LayoutOptions::default())));
+                // After an edit, nodes stay where they were unless moving them removes
+                // crossings (`shown` is cleared when another file opens).
+                let earlier = self.shown.as_ref().and_then(|s| s.drawing.clone());
+                let drawing = (nodes <= MAX_DRAWN_NODES).then(|| {
+                    Rc::new(draw_plan_from(
+                        plan,
+                        &LayoutOptions::default(),
+                        earlier.as_deref(),
+                    ))
+                });
                 self.shown = Some(Shown {
                     plan: plan.clone(),
                     drawing,
