@@ -57,6 +57,23 @@ fn the_dry_run_explains_its_figures_and_applies_its_pool_to_the_file() {
     }
     let band = b.text(&b.find("#gantt-startup", SHORT));
     assert!(band.contains("start-up"), "{band}");
+    // The timeline's axis stays in view while its rows scroll under it.
+    let axis_top = b.script(
+        "document.body.style.paddingBottom = '2000px'; // room to scroll past the chart
+         const g = document.querySelector('.gantt');
+         window.scrollTo(0, window.scrollY + g.getBoundingClientRect().top + 60);
+         return [g.getBoundingClientRect().top, document.querySelector('.gantt-axis').getBoundingClientRect().top];",
+        serde_json::json!([]),
+    );
+    let (chart_top, axis_top) = (axis_top[0].as_f64().unwrap(), axis_top[1].as_f64().unwrap());
+    assert!(
+        chart_top < -50.0,
+        "the chart's top scrolled out: {chart_top}"
+    );
+    assert!(
+        axis_top.abs() < 1.0,
+        "its axis stays at the top: {axis_top}"
+    );
     // The sweep labels the current pool, and its axes with the data's bounds.
     let current = b.find("#sweep-current", SHORT);
     assert_eq!(b.attr(&current, "data-executors").as_deref(), Some("3"));
@@ -145,11 +162,18 @@ fn an_edge_if_is_saved_where_it_stands_drawn_and_an_assumption_skips_its_noteboo
         served.base
     ));
 
-    let when = b.find(
-        r#"input.dep-if[data-id="publish"][data-dep="count_rows"]"#,
-        SHORT,
-    );
-    b.commit(&when, IF);
+    let when_css = r#"input.dep-if[data-id="publish"][data-dep="count_rows"]"#;
+    let diagnostic_css = r#".diagnostic[data-field="depends_on"][data-id="publish"]"#;
+    // A condition that reads a notebook that is not upstream is flagged at once.
+    b.commit(&b.find(when_css, SHORT), "{{ tasks.publish.value }} > 0");
+    let flagged = b.text(&b.find(diagnostic_css, SHORT));
+    assert!(flagged.contains("publish"), "{flagged}");
+    b.commit(&b.find(when_css, SHORT), IF);
+    wait_for("the diagnostic to go", SHORT, || {
+        b.try_find(diagnostic_css, Duration::ZERO)
+            .is_none()
+            .then_some(())
+    });
     let saved = save_and_read(&b, &file, CONDITIONAL);
     assert_eq!(
         saved,
