@@ -231,7 +231,7 @@ impl Bound {
             .index_of(&full)
             .and_then(values)
             .ok_or_else(|| format!("`{full}` has not published values (it did not succeed)"))?;
-        match src {
+        let value = match src {
             Source::TaskValue(_) => published
                 .value
                 .ok_or_else(|| format!("`{full}` ended without an exit value (`spool.exit`)")),
@@ -251,7 +251,17 @@ impl Bound {
                 })
             }
             _ => Err("not a task value".into()),
+        }?;
+        // A notebook's output is data: what looks like a secret reference there would
+        // otherwise be resolved by the server and handed to the dependent.
+        if crate::secret::contains_reference(&value) {
+            return Err(format!(
+                "`{full}` published a value holding a `{}` key, which only the pipeline file \
+                 may write (a secret reference)",
+                crate::secret::MARKER
+            ));
         }
+        Ok(value)
     }
 
     /// The values notebook `t` starts with: its `params` with references resolved (`values`
@@ -431,6 +441,23 @@ params = { when = "{{ params.when | format_date(\"%Y%m%d\") }}" }
                 "{err}"
             );
         }
+        // A notebook's published value that looks like a reference is refused, never resolved.
+        let passed_on = plan(
+            "[[notebook]]\nid = \"a\"\npath = \"a.py\"\n[[notebook]]\nid = \"b\"\npath = \"b.py\"\n\
+             depends_on = [\"a\"]\nparams = { v = \"{{ tasks.a.value }}\" }\n",
+            "",
+        );
+        let bound = bind(&passed_on, &Given::new(), RUN).unwrap();
+        let sneaky = |_: TaskId| {
+            Some(TaskValues {
+                value: Some(json!([{"$secret": "env:HOME"}])),
+                values: Map::new(),
+            })
+        };
+        let err = bound
+            .params_for(&passed_on, passed_on.index_of("b").unwrap(), &sneaky)
+            .expect_err("a published reference is not resolved");
+        assert!(err.contains("only the pipeline file may write"), "{err}");
         let whole = plan(
             "[params]\npw = { secret = \"env:PW\" }\n[[notebook]]\nid = \"a\"\npath = \"a.py\"\n\
              params = { pw = \"{{ params.pw }}\" }\n",
