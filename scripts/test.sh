@@ -38,7 +38,7 @@ cargo build --workspace --locked
 # The fuzz targets' nightly build (minutes, and mostly one core) runs beside the tests, whose
 # real-Spark half mostly waits for JVMs; at the lowest priority it only takes idle time.
 mkdir -p target
-setsid nice -n 19 scripts/fuzz.sh build >target/fuzz-build.log 2>&1 &
+setsid -w nice -n 19 scripts/fuzz.sh build >target/fuzz-build.log 2>&1 &
 fuzz_build=$!
 # A failing step ends the script: the build's whole process group goes with it.
 trap 'kill -- -"$fuzz_build" 2>/dev/null || true; _step_close' EXIT
