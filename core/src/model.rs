@@ -79,6 +79,12 @@ impl Condition {
         }
     }
 
+    /// The condition [`Condition::name`] names, internal ones included (a recorded plan holds
+    /// them).
+    pub fn from_name(name: &str) -> Option<Condition> {
+        (0..=Self::ANY.0).map(Condition).find(|c| c.name() == name)
+    }
+
     pub const NAMES: [&'static str; 4] = ["succeeded", "failed", "completed", "skipped"];
 
     pub fn name(self) -> &'static str {

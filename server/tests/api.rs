@@ -324,6 +324,42 @@ async fn the_calibration_of_a_pipeline_is_what_its_calibrated_dry_run_used() {
 }
 
 #[tokio::test]
+async fn the_grid_shows_each_notebook_in_the_last_runs_oldest_first() {
+    let f = fixture(None);
+    let ids: Vec<i64> = [(10, 20), (30, 40), (20, 30)]
+        .into_iter()
+        .map(|(load, report)| finished_run(&f, load, report))
+        .collect();
+    let (status, g) = call(&f, get("/api/pipelines/nightly.toml/grid?runs=2")).await;
+    assert_eq!(status, StatusCode::OK, "{g}");
+    let columns: Vec<i64> = g["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(columns, ids[1..], "the two newest, oldest first");
+    assert_eq!(g["rows"][0]["task"], "load");
+    assert_eq!(g["rows"][1]["task"], "report");
+    assert_eq!(
+        g["rows"][1]["cells"],
+        json!([
+            {"state": "succeeded", "attempts": 1, "secs": 40.0},
+            {"state": "succeeded", "attempts": 1, "secs": 30.0}
+        ])
+    );
+    let (status, all) = call(&f, get("/api/pipelines/nightly.toml/grid")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all["runs"].as_array().map(Vec::len), Some(3));
+    for bad in ["runs=0", "runs=51", "runs=two"] {
+        let (status, err) = call(&f, get(&format!("/api/pipelines/nightly.toml/grid?{bad}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {err}");
+    }
+    let (status, _) = call(&f, get("/api/pipelines/..%2Fx.toml/grid")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn the_browser_signs_in_with_the_token_and_gets_a_cookie_the_api_accepts() {
     let f = fixture(Some("s3cret"));
     let sign_in = |token: &str| {

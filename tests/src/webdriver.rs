@@ -102,6 +102,26 @@ impl Browser {
             .expect("navigate");
     }
 
+    /// Loads the page afresh at `url` (not a hash change inside the page already open).
+    pub fn open_fresh(&self, url: &str) {
+        self.goto("about:blank");
+        self.goto(url);
+    }
+
+    /// The page's address after its `#`, with the `#`.
+    pub fn hash(&self) -> String {
+        let h = self.script("return window.location.hash;", json!([]));
+        h.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits up to `limit` for the tab button `#id` to be the active one.
+    pub fn wait_for_tab(&self, id: &str, limit: Duration) {
+        crate::wait_for(id, limit, || {
+            let tab = self.try_find(&format!("#{id}"), Duration::ZERO)?;
+            self.attr(&tab, "class")?.contains("active").then_some(())
+        });
+    }
+
     /// The first element matching the CSS selector, waiting up to `limit` for it.
     pub fn find(&self, css: &str, limit: Duration) -> Element {
         self.try_find(css, limit)

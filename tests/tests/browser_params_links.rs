@@ -5,7 +5,7 @@
 //! link to a pipeline's graph, to a run and to a task of it opens that view directly, and Back
 //! returns to the view before.
 
-use spool_tests::history::write_finished_run;
+use spool_tests::history::write_example_run;
 use spool_tests::webdriver::Browser;
 use spool_tests::{root, save_and_read, wait_for, Served};
 use std::time::Duration;
@@ -15,49 +15,22 @@ const SHORT: Duration = Duration::from_secs(20);
 const LOAD_ORDERS_PARAMS: &str =
     "params = { run_date = 2024-06-30, order_count = 4_000_000, days = 28 }";
 
-fn hash(b: &Browser) -> String {
-    let h = b.script("return window.location.hash;", serde_json::json!([]));
-    h.as_str().unwrap_or_default().to_string()
-}
-
-/// Loads the page afresh at `url` (not a hash change inside the page already open).
-fn open_fresh(b: &Browser, url: &str) {
-    b.goto("about:blank");
-    b.goto(url);
-}
-
-fn wait_for_tab(b: &Browser, id: &str) {
-    wait_for(id, SHORT, || {
-        let tab = b.try_find(&format!("#{id}"), Duration::ZERO)?;
-        b.attr(&tab, "class")?.contains("active").then_some(())
-    });
-}
-
 #[test]
 fn a_typed_parameter_edit_keeps_the_file_and_deep_links_open_their_view() {
     let artifacts = root().join("tests/artifacts");
     let tmp = tempfile::tempdir().unwrap();
-    let run = write_finished_run(
-        &tmp.path().join("data"),
-        "daily_sales",
-        "daily_sales.toml",
-        1_750_000_000_000,
-        &[
-            ("load_orders".into(), 3_000),
-            ("load_fx_rates".into(), 2_000),
-        ],
-    );
+    let run = write_example_run(&tmp.path().join("data"));
     let served = Served::start(tmp.path(), &[]);
     let file = served.pipelines.join("daily_sales.toml");
     let original = std::fs::read_to_string(&file).unwrap();
     assert!(original.contains(LOAD_ORDERS_PARAMS), "the example changed");
 
     let b = Browser::start();
-    open_fresh(
-        &b,
-        &format!("{}#/pipelines/daily_sales.toml/editor", served.base),
-    );
-    wait_for_tab(&b, "tab-pipeline");
+    b.open_fresh(&format!(
+        "{}#/pipelines/daily_sales.toml/editor",
+        served.base
+    ));
+    b.wait_for_tab("tab-pipeline", SHORT);
 
     // One row per parameter, with its TOML type.
     let row =
@@ -116,42 +89,42 @@ fn a_typed_parameter_edit_keeps_the_file_and_deep_links_open_their_view() {
 
     // A deep link to the graph shows it without a click; Back returns from the dry run to it.
     let graph = format!("{}#/pipelines/daily_sales.toml/graph", served.base);
-    open_fresh(&b, &graph);
-    wait_for_tab(&b, "tab-graph");
+    b.open_fresh(&graph);
+    b.wait_for_tab("tab-graph", SHORT);
     b.find(r#".dag-node[data-id="load_orders"]"#, SHORT);
     b.click(&b.find("#tab-dry-run", SHORT));
     wait_for("the dry run's address", SHORT, || {
-        (hash(&b) == "#/pipelines/daily_sales.toml/dry-run").then_some(())
+        (b.hash() == "#/pipelines/daily_sales.toml/dry-run").then_some(())
     });
     b.find("#makespan", SHORT);
     b.script("history.back();", serde_json::json!([]));
-    wait_for_tab(&b, "tab-graph");
-    assert_eq!(hash(&b), "#/pipelines/daily_sales.toml/graph");
+    b.wait_for_tab("tab-graph", SHORT);
+    assert_eq!(b.hash(), "#/pipelines/daily_sales.toml/graph");
     b.find(r#".dag-node[data-id="load_orders"]"#, SHORT);
 
     // A run of the history, and a task of it.
-    open_fresh(&b, &format!("{}#/runs/{run}", served.base));
-    wait_for_tab(&b, "tab-runs");
+    b.open_fresh(&format!("{}#/runs/{run}", served.base));
+    b.wait_for_tab("tab-runs", SHORT);
     let detail = b.find("#run-detail", SHORT);
     assert_eq!(b.attr(&detail, "data-id"), Some(run.to_string()));
     assert_eq!(b.attr(&detail, "data-status").as_deref(), Some("succeeded"));
-    open_fresh(&b, &format!("{}#/runs/{run}/load_orders", served.base));
+    b.open_fresh(&format!("{}#/runs/{run}/load_orders", served.base));
     let task = b.find(r#"#task-detail[data-id="load_orders"]"#, SHORT);
     assert_eq!(b.attr(&task, "data-state").as_deref(), Some("succeeded"));
     // Another task picked in the run's graph is an address of its own; Back returns.
     b.click(&b.find(r#".runs .dag-node[data-id="load_fx_rates"]"#, SHORT));
     wait_for("the task's address", SHORT, || {
-        (hash(&b) == format!("#/runs/{run}/load_fx_rates")).then_some(())
+        (b.hash() == format!("#/runs/{run}/load_fx_rates")).then_some(())
     });
     b.script("history.back();", serde_json::json!([]));
     b.find(r#"#task-detail[data-id="load_orders"]"#, SHORT);
-    assert_eq!(hash(&b), format!("#/runs/{run}/load_orders"));
+    assert_eq!(b.hash(), format!("#/runs/{run}/load_orders"));
 
     // An address that names nothing shows the editor of the pipeline.
-    open_fresh(&b, &format!("{}#/pipelines/nope.toml/graph", served.base));
-    wait_for_tab(&b, "tab-pipeline");
+    b.open_fresh(&format!("{}#/pipelines/nope.toml/graph", served.base));
+    b.wait_for_tab("tab-pipeline", SHORT);
     wait_for("the editor's address", SHORT, || {
-        (hash(&b) == "#/pipelines/daily_sales.toml/editor").then_some(())
+        (b.hash() == "#/pipelines/daily_sales.toml/editor").then_some(())
     });
     drop(b);
 }
@@ -173,10 +146,10 @@ fn unsaved_edits_survive_a_reload_and_leaving_asks_first() {
     let file = served.pipelines.join("daily_sales.toml");
     let original = std::fs::read_to_string(&file).unwrap();
     let b = Browser::start();
-    open_fresh(
-        &b,
-        &format!("{}#/pipelines/daily_sales.toml/editor", served.base),
-    );
+    b.open_fresh(&format!(
+        "{}#/pipelines/daily_sales.toml/editor",
+        served.base
+    ));
     let days_css = r#"input[data-field="params.days.value"][data-id="load_orders"]"#;
     b.commit(&b.find(days_css, SHORT), "35");
     wait_for("the edit", SHORT, || {
@@ -219,10 +192,10 @@ fn unsaved_edits_survive_a_reload_and_leaving_asks_first() {
         let status = b.text(&b.find("#save-status", SHORT));
         (status == "saved").then_some(())
     });
-    open_fresh(
-        &b,
-        &format!("{}#/pipelines/daily_sales.toml/editor", served.base),
-    );
+    b.open_fresh(&format!(
+        "{}#/pipelines/daily_sales.toml/editor",
+        served.base
+    ));
     let days = b.find(days_css, SHORT);
     assert_eq!(b.property(&days, "value").as_deref(), Some("35"));
     assert!(b.try_find("#draft-offer", Duration::from_secs(1)).is_none());

@@ -197,6 +197,11 @@ pub async fn runs() -> Result<Vec<RunSummary>, Failure> {
     json(get(&format!("/api/runs?limit={}", crate::runs::MAX_LISTED))).await
 }
 
+/// The grid of the last `runs` runs of the pipeline `file`.
+pub async fn grid(file: &str, runs: u32) -> Result<spool_core::grid::Grid, Failure> {
+    json(get(&pipeline_url(file, &format!("/grid?runs={runs}")))).await
+}
+
 pub async fn run(id: i64) -> Result<RunDetail, Failure> {
     json(get(&format!("/api/runs/{id}"))).await
 }

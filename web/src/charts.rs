@@ -31,7 +31,7 @@ pub fn collapse_sub_pipelines(bars: Vec<Bar>) -> Vec<Bar> {
         NodeState::Running => 4,
         NodeState::Retrying => 3,
         NodeState::Pending => 2,
-        NodeState::Succeeded => 1,
+        NodeState::Succeeded | NodeState::Kept => 1,
         NodeState::Skipped => 0,
     };
     let mut out: Vec<Bar> = Vec::new();
@@ -178,6 +178,7 @@ pub fn state_colour(state: NodeState) -> &'static str {
         NodeState::TimedOut => "#b0642a",
         NodeState::Cancelled => "#7a7f87",
         NodeState::Skipped => "#e1e4e8",
+        NodeState::Kept => "#9fd3b5",
     }
 }
 

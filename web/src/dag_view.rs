@@ -174,6 +174,7 @@ pub fn dag_view(props: &DagProps) -> Html {
             props.on_connect.clone(),
         );
         let selected = props.selected.clone();
+        let c2w = client_to_world.clone();
         Callback::from(move |e: MouseEvent| {
             let Some(d) = (*drag).clone() else { return };
             drag.set(None);
@@ -193,7 +194,13 @@ pub fn dag_view(props: &DagProps) -> Html {
                         }
                     }
                 }
-                Drag::Pan { .. } => {}
+                // A click on the background (not a pan) lets go of the picked node.
+                Drag::Pan { from, .. } => {
+                    let (screen, _) = c2w(e.client_x(), e.client_y());
+                    if (screen.0 - from.0).hypot(screen.1 - from.1) <= CLICK_SLOP {
+                        on_select.emit(None);
+                    }
+                }
             }
         })
     };
@@ -405,7 +412,9 @@ fn dag_layer(props: &LayerProps) -> Html {
         };
         // Active nodes come first in the drawing, in the plan's task order.
         let task = props.plan.tasks.get(i).filter(|_| n.active);
-        let sub = match (n.kind, task) {
+        // In a run, what happened; otherwise what the file says.
+        let happened = props.run.as_ref().filter(|_| n.active).and_then(|r| r.node_caption(&n.id));
+        let sub = happened.unwrap_or_else(|| match (n.kind, task) {
             (TaskKind::PipelineEnd, _) => "end of sub-pipeline".to_string(),
             (TaskKind::ForEach, _) => "for each item".to_string(),
             (_, None) => "inactive".to_string(),
@@ -418,7 +427,7 @@ fn dag_layer(props: &LayerProps) -> Html {
                     if slots == 1 { "" } else { "s" }
                 )
             }
-        };
+        });
         let label: String = if n.id.chars().count() > LABEL_CHARS {
             n.id.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
         } else {
@@ -455,7 +464,7 @@ fn dag_layer(props: &LayerProps) -> Html {
 }
 
 /// States for a legend of run colours.
-pub const RUN_STATES: [NodeState; 8] = [
+pub const RUN_STATES: [NodeState; 9] = [
     NodeState::Pending,
     NodeState::Running,
     NodeState::Retrying,
@@ -464,6 +473,7 @@ pub const RUN_STATES: [NodeState; 8] = [
     NodeState::TimedOut,
     NodeState::Cancelled,
     NodeState::Skipped,
+    NodeState::Kept,
 ];
 
 #[cfg(test)]

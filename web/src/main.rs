@@ -11,6 +11,7 @@ mod dry_run;
 mod dry_state;
 mod editor;
 mod edits;
+mod grid_view;
 mod import;
 mod import_dialog;
 mod route;
@@ -246,8 +247,8 @@ fn ask_before_leaving() -> impl FnOnce() {
 }
 
 /// Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y; Cmd on a Mac) undo and redo edits, except in a text field,
-/// where they belong to the field.
-fn undo_keys(dispatch: UseReducerDispatcher<State>) -> impl FnOnce() {
+/// where they belong to the field; Esc closes the picked node's details.
+fn app_keys(dispatch: UseReducerDispatcher<State>) -> impl FnOnce() {
     use wasm_bindgen::JsCast;
     let listener =
         wasm_bindgen::closure::Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
@@ -257,6 +258,10 @@ fn undo_keys(dispatch: UseReducerDispatcher<State>) -> impl FnOnce() {
                 .is_some_and(|el| {
                     matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
                 });
+            if !in_field && e.key() == "Escape" {
+                dispatch.dispatch(Action::Select(None));
+                return;
+            }
             if in_field || !(e.ctrl_key() || e.meta_key()) {
                 return;
             }
@@ -285,7 +290,7 @@ fn app() -> Html {
     let app = use_reducer(State::default);
     {
         let dispatch = app.dispatcher();
-        use_effect_with((), move |_| undo_keys(dispatch));
+        use_effect_with((), move |_| app_keys(dispatch));
     }
     #[cfg(feature = "bench")]
     {
@@ -400,6 +405,7 @@ fn app() -> Html {
         Tab::Graph => html! { <GraphTab app={app.clone()} /> },
         Tab::DryRun => html! { <DryRunView app={app.clone()} /> },
         Tab::Runs => html! { <RunsView app={app.clone()} /> },
+        Tab::Grid => html! { <grid_view::GridView app={app.clone()} /> },
         Tab::Source => html! { <SourceTab app={app.clone()} /> },
     };
     let notice = app.notice.as_ref().map(|n| {
@@ -442,6 +448,7 @@ fn app() -> Html {
                 { tab_button(Tab::Graph, "Graph", "tab-graph") }
                 { tab_button(Tab::DryRun, "Dry run", "tab-dry-run") }
                 { tab_button(Tab::Runs, "Runs", "tab-runs") }
+                { tab_button(Tab::Grid, "Grid", "tab-grid") }
                 { tab_button(Tab::Source, "Source", "tab-source") }
             </nav>
             <main>{ body }</main>

@@ -1,5 +1,5 @@
 //! The address of every view, so that a view can be linked to, reloaded, and left with the
-//! browser's back button: `#/pipelines/{file}/{editor|graph|dry-run|source}`, `#/runs`,
+//! browser's back button: `#/pipelines/{file}/{editor|graph|dry-run|source|grid}`, `#/runs`,
 //! `#/runs/{id}`, `#/runs/{id}/{task}`. Reading an address is a pure function; an address
 //! that names no view reads as `None`, and the app shows its default view.
 
@@ -25,14 +25,21 @@ fn view_name(tab: Tab) -> Option<&'static str> {
         Tab::Graph => Some("graph"),
         Tab::DryRun => Some("dry-run"),
         Tab::Source => Some("source"),
+        Tab::Grid => Some("grid"),
         Tab::Runs => None,
     }
 }
 
 fn tab_named(name: &str) -> Option<Tab> {
-    [Tab::Pipeline, Tab::Graph, Tab::DryRun, Tab::Source]
-        .into_iter()
-        .find(|t| view_name(*t) == Some(name))
+    [
+        Tab::Pipeline,
+        Tab::Graph,
+        Tab::DryRun,
+        Tab::Source,
+        Tab::Grid,
+    ]
+    .into_iter()
+    .find(|t| view_name(*t) == Some(name))
 }
 
 impl Route {
@@ -134,6 +141,7 @@ mod tests {
             pipeline("dims/build calendar.toml", Tab::Graph),
             pipeline("ventes_été.toml", Tab::DryRun),
             pipeline("a%b#c?.toml", Tab::Source),
+            pipeline("daily_sales.toml", Tab::Grid),
             Some(Route::Runs),
             Some(Route::Run { id: 12, task: None }),
             Some(Route::Run {
@@ -164,6 +172,11 @@ mod tests {
                 id: 7,
                 task: Some("load_orders".into())
             })
+        );
+        assert_eq!(
+            Route::parse("#/pipelines/daily_sales.toml/grid"),
+            pipeline("daily_sales.toml", Tab::Grid),
+            "the grid of the pipeline's last runs"
         );
         assert_eq!(Route::parse("/runs"), Some(Route::Runs));
         assert_eq!(Route::parse("#/runs/"), Some(Route::Runs));

@@ -2,49 +2,16 @@
 //! notebook. The same fold serves the events of `GET /api/runs/{id}` and the live stream, so a
 //! page opened mid-run and a page that watched from the start show the same thing.
 
-use spool_core::runlog::{AttemptOutcome, RunEvent, RunRecord, RunStatus, StoredEvent};
+use spool_core::dag::Plan;
+use spool_core::layout::PlanDrawing;
+use spool_core::runlog::{RunEvent, RunRecord, RunStatus, StoredEvent};
 use spool_core::sched::Final;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
-/// What a node of the graph, or a bar of the Gantt chart, is coloured by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeState {
-    /// Not started (yet).
-    Pending,
-    Running,
-    /// Failed an attempt; another one is scheduled.
-    Retrying,
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-    Skipped,
-}
-
-impl NodeState {
-    /// Also the `data-state` attribute and the CSS class suffix.
-    pub fn name(self) -> &'static str {
-        match self {
-            NodeState::Pending => "pending",
-            NodeState::Running => "running",
-            NodeState::Retrying => "retrying",
-            NodeState::Succeeded => "succeeded",
-            NodeState::Failed => "failed",
-            NodeState::TimedOut => "timed_out",
-            NodeState::Cancelled => "cancelled",
-            NodeState::Skipped => "skipped",
-        }
-    }
-
-    pub fn of_outcome(outcome: AttemptOutcome) -> Self {
-        match outcome {
-            AttemptOutcome::Succeeded => NodeState::Succeeded,
-            AttemptOutcome::Failed => NodeState::Failed,
-            AttemptOutcome::TimedOut => NodeState::TimedOut,
-            AttemptOutcome::Cancelled => NodeState::Cancelled,
-        }
-    }
-}
+/// What a node of the graph, or a bar of the Gantt chart, is coloured by: core's state of a
+/// task in a run, the one the grid of runs shows too.
+pub use spool_core::grid::CellState as NodeState;
 
 pub fn status_name(status: RunStatus) -> &'static str {
     match status {
@@ -68,6 +35,34 @@ pub struct RunView {
     /// The Spark session's last reported state, with its message.
     pub session: Option<String>,
     pub cancel_requested: bool,
+    /// What the run ran: its `RunStarted` plan as recorded (for comparing with the file now),
+    /// read back and drawn. The plan is `None` for a log that recorded none, the drawing also
+    /// for a plan too large to draw.
+    pub ran: Option<Rc<Ran>>,
+    /// Why the recorded plan could not be read (the run is then drawn from the file).
+    pub ran_unreadable: Option<String>,
+}
+
+/// The plan a run ran, from its log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ran {
+    pub recorded: serde_json::Value,
+    pub plan: Rc<Plan>,
+    pub drawing: Option<Rc<PlanDrawing>>,
+}
+
+impl Ran {
+    /// `Ok(None)` for a log that recorded no plan.
+    fn of(recorded: &serde_json::Value) -> Result<Option<Ran>, String> {
+        let Some(plan) = spool_core::recorded::read(recorded).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        Ok(Some(Ran {
+            recorded: recorded.clone(),
+            drawing: crate::state::drawing_of(&plan, None),
+            plan: Rc::new(plan),
+        }))
+    }
 }
 
 impl RunView {
@@ -83,6 +78,8 @@ impl RunView {
             last_seq: None,
             session: None,
             cancel_requested: false,
+            ran: None,
+            ran_unreadable: None,
         }
     }
 
@@ -106,9 +103,13 @@ impl RunView {
             }
             RunEvent::RetryScheduled { task, .. } => set(task, NodeState::Retrying),
             RunEvent::TaskSkipped { task, .. } => set(task, NodeState::Skipped),
-            RunEvent::TaskCarriedOver { task } => set(task, NodeState::Succeeded),
+            RunEvent::TaskCarriedOver { task } => set(task, NodeState::Kept),
             RunEvent::TaskSettled { task, state, .. } => {
                 let shown = match state {
+                    // Kept from the resumed run: it did not run in this one.
+                    Final::Succeeded if self.states.get(task) == Some(&NodeState::Kept) => {
+                        NodeState::Kept
+                    }
                     Final::Succeeded => NodeState::Succeeded,
                     // A timed-out last attempt keeps its own colour.
                     Final::Failed if self.states.get(task) == Some(&NodeState::TimedOut) => {
@@ -136,6 +137,10 @@ impl RunView {
                 self.session = Some(format!("interrupted: {reason}"));
             }
             RunEvent::RunQueued { reason } => self.session = Some(format!("queued: {reason}")),
+            RunEvent::RunStarted { plan, .. } => match Ran::of(plan) {
+                Ok(ran) => self.ran = ran.map(Rc::new),
+                Err(why) => self.ran_unreadable = Some(why),
+            },
             // Folded into the record (values are shown from it).
             RunEvent::ParamsBound { .. }
             | RunEvent::AttemptParams { .. }
@@ -146,7 +151,6 @@ impl RunView {
             | RunEvent::RebuildingSessionState { .. }
             | RunEvent::ForEachExpanded { .. }
             | RunEvent::Notified { .. }
-            | RunEvent::RunStarted { .. }
             | RunEvent::RunFinished { .. }
             | RunEvent::RunAdmitted
             | RunEvent::Unknown => {}
@@ -155,6 +159,37 @@ impl RunView {
 
     pub fn state_of(&self, task: &str) -> NodeState {
         self.states.get(task).copied().unwrap_or(NodeState::Pending)
+    }
+
+    /// Whether the task is settled in this run (ended, skipped, or kept from the resumed run).
+    pub fn is_done(&self, task: &str) -> bool {
+        !matches!(
+            self.state_of(task),
+            NodeState::Pending | NodeState::Running | NodeState::Retrying
+        )
+    }
+
+    /// What a node says under its name in this run: how long its last attempt took (or that
+    /// it runs), its attempt when retried, or the run it was kept from; `None` before it starts.
+    pub fn node_caption(&self, task: &str) -> Option<String> {
+        let t = self.record.tasks.get(task)?;
+        if t.carried_over {
+            return Some(match self.record.resumed_from {
+                Some(from) => format!("kept from run #{from}"),
+                None => "kept".into(),
+            });
+        }
+        let Some(last) = t.attempts.last() else {
+            return Some(self.state_of(task).name().to_string());
+        };
+        let took = match last.ended_ms {
+            Some(end) => crate::charts::duration((end - last.started_ms).max(0) as f64 / 1000.0),
+            None => "running".into(),
+        };
+        Some(match last.attempt {
+            1 => took,
+            n => format!("{took} · attempt {n}"),
+        })
     }
 
     /// Seconds the last attempt of each succeeded notebook took: what "use measured durations"
@@ -268,7 +303,7 @@ mod tests {
             [
                 NodeState::TimedOut,
                 NodeState::Failed,
-                NodeState::Succeeded,
+                NodeState::Kept,
                 NodeState::Cancelled,
                 NodeState::Skipped,
                 NodeState::Pending
@@ -278,6 +313,51 @@ mod tests {
             v.record.tasks["c"].skipped.as_deref(),
             Some("`s` failed, but it runs only when `s` succeeded")
         );
+    }
+
+    #[test]
+    fn a_run_is_drawn_from_its_recorded_plan_and_says_what_it_kept() {
+        let evs = events(
+            r#"[
+            {"seq":0,"at_ms":1000,"event":{"type":"run_started","pipeline":"p","file":"p.toml","params":{},"resumed_from":4,
+              "plan":{"tasks":[{"id":"a","kind":"notebook"},{"id":"b","kind":"notebook"}],"deps":[[],[[0,"succeeded"]]],
+                      "declared":[{"from":"a","to":"b","on":"succeeded"}]}}},
+            {"seq":1,"at_ms":1000,"event":{"type":"task_carried_over","task":"a"}},
+            {"seq":2,"at_ms":1100,"event":{"type":"task_started","task":"b","attempt":1}},
+            {"seq":3,"at_ms":1600,"event":{"type":"task_finished","task":"b","attempt":1,"outcome":"failed"}},
+            {"seq":4,"at_ms":1600,"event":{"type":"retry_scheduled","task":"b","attempt":2,"at_secs":1.0}},
+            {"seq":5,"at_ms":2600,"event":{"type":"task_started","task":"b","attempt":2}}
+        ]"#,
+        );
+        // As the server lists it: resumed from run 4.
+        let mut record = run().record;
+        record.resumed_from = Some(4);
+        let mut v = RunView::new(&record);
+        for e in &evs {
+            v.apply(e);
+        }
+        let ran = v.ran.clone().expect("the recorded plan");
+        let drawn: Vec<&str> = ran
+            .drawing
+            .as_ref()
+            .expect("drawn")
+            .nodes
+            .iter()
+            .map(|n| n.id.as_str())
+            .collect();
+        assert_eq!(drawn, ["a", "b"]);
+        assert_eq!(v.node_caption("a").as_deref(), Some("kept from run #4"));
+        assert_eq!(v.node_caption("b").as_deref(), Some("running · attempt 2"));
+        assert_eq!(v.node_caption("c"), None);
+        assert!(v.is_done("a") && !v.is_done("b"));
+
+        let mut broken = run();
+        broken.apply(&events(
+            r#"[{"seq":0,"at_ms":0,"event":{"type":"run_started","pipeline":"p","file":"p.toml","params":{},"resumed_from":null,
+                "plan":{"tasks":[{"id":"a"}],"deps":[[[3,"succeeded"]]]}}}]"#,
+        )[0]);
+        assert!(broken.ran.is_none());
+        assert!(broken.ran_unreadable.is_some(), "said, not drawn wrong");
     }
 
     #[test]

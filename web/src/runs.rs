@@ -11,6 +11,7 @@ use crate::run::{status_name, RunView};
 use crate::state::{Action, State};
 use futures_util::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
+use spool_core::dag::Plan;
 use spool_core::runlog::{FinalReason, RunEvent, RunStatus, StoredEvent, TaskRecord};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -272,19 +273,47 @@ fn run_detail(
         Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
     };
     let resumable = !run.is_live() && run.record.status != RunStatus::Succeeded;
-    let graph = match &app.shown {
-        Some(shown) if run.record.file == app.doc.as_ref().map_or("", |d| d.root.as_str()) => {
-            match &shown.drawing {
-                Some(drawing) => html! {
-                    <DagView drawing={drawing.clone()} plan={shown.plan.clone()} run={Some(run.clone())}
-                        selected={app.selected.clone()} {on_select} />
-                },
-                None => html! { <p class="empty">{ "Too many notebooks to draw." }</p> },
-            }
-        }
-        _ => html! {},
+    let same_file = app.doc.as_ref().is_some_and(|d| d.root == run.record.file);
+    // A run is drawn from the plan it ran; a log without one (older builds) from the file.
+    let drawn = match (&run.ran, &app.shown) {
+        (Some(ran), _) => Some((ran.plan.clone(), ran.drawing.clone())),
+        (None, Some(shown)) if same_file => Some((shown.plan.clone(), shown.drawing.clone())),
+        _ => None,
     };
-    let task = app.selected.as_ref().map(|id| task_detail(run, id));
+    let drawn_plan = drawn.as_ref().map(|(plan, _)| plan.clone());
+    let graph = match drawn {
+        Some((plan, Some(drawing))) => html! {
+            <DagView {drawing} {plan} run={Some(run.clone())} selected={app.selected.clone()} {on_select} />
+        },
+        Some((_, None)) => html! { <p class="empty">{ "Too many notebooks to draw." }</p> },
+        None => html! {},
+    };
+    let banner = plan_banner(
+        run,
+        app.shown.as_ref().filter(|_| same_file).map(|s| &*s.plan),
+    );
+    let task = app.selected.as_ref().map(|id| {
+        let close = {
+            let dispatch = app.dispatcher();
+            Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Select(None)))
+        };
+        html! {
+            <aside class="task-panel" id="task-panel">
+                <button class="x" id="task-panel-close" onclick={close} title="close (Esc)">{ "×" }</button>
+                { task_detail(run, id) }
+            </aside>
+        }
+    });
+    let progress = drawn_plan.as_deref().map(|plan| {
+        let notebooks: Vec<&str> = plan
+            .tasks
+            .iter()
+            .filter(|t| t.kind == spool_core::dag::TaskKind::Notebook)
+            .map(|t| t.id.as_str())
+            .collect();
+        let done = notebooks.iter().filter(|t| run.is_done(t)).count();
+        html! { <span id="run-progress">{ format!(" — {done}/{} notebooks done", notebooks.len()) }</span> }
+    });
     let legend = RUN_STATES.iter().map(|s| {
         html! { <span class="lg"><i style={format!("background:{}", state_colour(*s))}></i>{ s.name() }</span> }
     });
@@ -293,7 +322,8 @@ fn run_detail(
             <h3>
                 { format!("Run #{} — ", run.record.id) }
                 <span id="run-status" class={classes!("status", status_name(run.record.status))}>{ status_name(run.record.status) }</span>
-                { format!(" — {}", duration(run.elapsed_secs(now))) }
+                <span id="run-elapsed">{ format!(" — {}", duration(run.elapsed_secs(now))) }</span>
+                { crate::each(progress) }
             </h3>
             { crate::each(run.session.as_ref().map(|s| html! { <p class="session">{ format!("session {s}") }</p> })) }
             <div class="run-actions">
@@ -309,27 +339,83 @@ fn run_detail(
                     <button id="use-measured" onclick={on_measured} title="write this run's measured durations into the estimates">{ "Use measured durations" }</button>
                 }
             </div>
+            { crate::each(banner) }
             <div class="legend">{ for legend }</div>
-            { graph }
+            <div class="run-body">
+                <div class="run-graph">{ graph }</div>
+                { crate::each(task) }
+            </div>
             <Gantt chart={Rc::new(run_chart(run, now))} />
-            { crate::each(task) }
         </section>
     }
 }
 
+/// Says what the run's graph is drawn from when that is not simply its own plan as the file
+/// still has it: the file changed since (`now`, the open file's plan), or the log has no plan.
+fn plan_banner(run: &RunView, now: Option<&Plan>) -> Option<Html> {
+    let (id, text) = match (&run.ran, now) {
+        (Some(ran), Some(now)) => {
+            let changes = spool_core::recorded::changes(&ran.recorded, now);
+            if changes.is_empty() {
+                return None;
+            }
+            let text = format!(
+                "Drawn from the plan this run ran; the file has changed since: {}.",
+                changes.describe()
+            );
+            ("plan-changed", text)
+        }
+        (Some(_), None) => return None,
+        (None, _) => {
+            let why = run
+                .ran_unreadable
+                .clone()
+                .unwrap_or_else(|| "this run's log holds no plan (an older build)".into());
+            (
+                "plan-missing",
+                format!("{why}: drawn from the file as it is now."),
+            )
+        }
+    };
+    Some(html! { <p {id} class="banner">{ text }</p> })
+}
+
 /// Why a task ended as it did, when its attempts do not say it.
-fn final_reason(t: &TaskRecord) -> Option<String> {
+fn final_reason(run: &RunView, t: &TaskRecord) -> Option<String> {
     match &t.reason {
         Some(FinalReason::Attempt) => None,
         Some(r) => Some(r.describe()),
-        None if t.carried_over => Some("kept from the resumed run".into()),
+        None if t.carried_over => Some(match run.record.resumed_from {
+            Some(from) => format!("kept from run #{from}"),
+            None => "kept from the resumed run".into(),
+        }),
         None => t.skipped.clone(),
     }
 }
 
+/// An attempt's Spark figures (as the agent reads them from Spark's status store), in words.
+fn spark_metrics(m: &serde_json::Value) -> Option<String> {
+    let jobs = m["jobs"].as_u64()?;
+    let tasks = m["tasks"].as_u64().unwrap_or(0);
+    let busy = m["executor_run_time_ms"]
+        .as_f64()
+        .map(|ms| format!(", executors busy {}", duration(ms / 1000.0)))
+        .unwrap_or_default();
+    Some(format!("Spark: {jobs} jobs, {tasks} tasks{busy}"))
+}
+
 fn task_detail(run: &RunView, id: &str) -> Html {
     let Some(t) = run.record.tasks.get(id) else {
-        return html! { <div id="task-detail" data-id={id.to_string()}><h4>{ id }</h4><p>{ "Not started." }</p></div> };
+        let ran = run
+            .ran
+            .as_ref()
+            .map(|r| r.plan.tasks.iter().any(|t| t.id == id));
+        let why = match ran {
+            Some(false) => "Not in the plan this run ran.",
+            _ if run.is_live() => "Not started yet.",
+            _ => "Not started.",
+        };
+        return html! { <div id="task-detail" data-id={id.to_string()}><h4>{ id }</h4><p>{ why }</p></div> };
     };
     let attempts = t.attempts.iter().map(|a| {
         let took = a.ended_ms.map(|e| duration((e - a.started_ms) as f64 / 1000.0));
@@ -348,6 +434,7 @@ fn task_detail(run: &RunView, id: &str) -> Html {
                     </>
                 })) }
                 { crate::each(a.output.as_ref().filter(|o| !o.is_empty()).map(|o| html! { <pre class="output">{ o }</pre> })) }
+                { crate::each(a.metrics.as_ref().and_then(spark_metrics).map(|m| html! { <p class="metrics">{ m }</p> })) }
                 { crate::each(a.exit_value.as_ref().map(|v| html! { <p class="exit-value">{ format!("exit value: {v}") }</p> })) }
             </div>
         }
@@ -356,7 +443,7 @@ fn task_detail(run: &RunView, id: &str) -> Html {
     html! {
         <div id="task-detail" data-id={id.to_string()} data-state={state.name()}>
             <h4>{ id }{ format!(" — {}", state.name()) }</h4>
-            { crate::each(final_reason(t).map(|r| html! { <p class="reason">{ format!("{}: {r}", state.name()) }</p> })) }
+            { crate::each(final_reason(run, t).map(|r| html! { <p class="reason">{ format!("{}: {r}", state.name()) }</p> })) }
             { crate::each(t.values.as_ref().map(|v| html! { <p class="task-values">{ format!("published: {}", serde_json::to_string(v).unwrap_or_default()) }</p> })) }
             if t.rebuilt {
                 <p class="rebuilt">{ "re-run to rebuild session state: a notebook that runs after it reads what it left in the Spark session" }</p>

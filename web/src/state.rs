@@ -36,6 +36,8 @@ pub enum Tab {
     Graph,
     DryRun,
     Runs,
+    /// The grid of the pipeline's last runs.
+    Grid,
     Source,
 }
 
@@ -127,6 +129,14 @@ pub struct Draft {
 
 /// Larger drafts are not kept (the page's storage holds a few megabytes).
 pub const MAX_DRAFT: usize = 2 * 1024 * 1024;
+
+/// A plan drawn (keeping the node order of an `earlier` drawing where that adds no
+/// crossings), or `None` when it has more than [`MAX_DRAWN_NODES`] nodes.
+pub fn drawing_of(plan: &Plan, earlier: Option<&PlanDrawing>) -> Option<Rc<PlanDrawing>> {
+    let nodes = plan.tasks.len() + plan.inactive.len();
+    (nodes <= MAX_DRAWN_NODES)
+        .then(|| Rc::new(draw_plan_from(plan, &LayoutOptions::default(), earlier)))
+}
 
 /// The last valid plan, drawn. It stays on screen, marked stale, while the text has errors.
 #[derive(Debug, Clone)]
@@ -589,20 +599,12 @@ impl State {
         let Some(doc) = &self.doc else { return };
         match &doc.checked.plan {
             Some(plan) => {
-                let nodes = plan.tasks.len() + plan.inactive.len();
                 // After an edit, nodes stay where they were unless moving them removes
                 // crossings (`shown` is cleared when another file opens).
                 let earlier = self.shown.as_ref().and_then(|s| s.drawing.clone());
-                let drawing = (nodes <= MAX_DRAWN_NODES).then(|| {
-                    Rc::new(draw_plan_from(
-                        plan,
-                        &LayoutOptions::default(),
-                        earlier.as_deref(),
-                    ))
-                });
                 self.shown = Some(Shown {
                     plan: plan.clone(),
-                    drawing,
+                    drawing: drawing_of(plan, earlier.as_deref()),
                     current: true,
                 });
                 self.recompute_dry();

@@ -1,6 +1,7 @@
 //! The HTTP API (`/api`, see docs/api.md) and the built web app (`/`), as one axum router.
 
 mod error;
+mod grid;
 mod guard;
 mod headers;
 mod listen;
@@ -79,6 +80,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/notebooks/:file", put(pipelines::put_notebook))
         .route("/pipelines/:file/simulate", post(pipelines::simulate))
         .route("/pipelines/:file/calibration", get(pipelines::calibration))
+        .route("/pipelines/:file/grid", get(grid::get))
         .route(
             "/pipelines/:file/schedule",
             get(schedule::get).post(schedule::set),
