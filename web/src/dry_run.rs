@@ -497,22 +497,22 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             { predictions }
             { crate::each(calibration) }
             <table class="figures">
-                <thead><tr><th></th><th>{ "shared pool" }</th><th>{ "one pool per notebook" }</th>
+                <thead><tr><th></th><th>{ "shared pool" }</th><th title="every attempt on a pool of its own, each paying the start-up (see below)">{ "one pool per notebook" }</th>
                     <th title="baseline ÷ shared pool: above 1 the shared pool is better">{ "gain" }</th></tr></thead>
                 <tbody>
-                    <tr><th>{ "makespan" }</th>
+                    <tr><th title="from the trigger to the last notebook's end, the pool's start-up included">{ "makespan" }</th>
                         <td id="makespan" data-secs={r.makespan_secs.to_string()}>{ duration(r.makespan_secs) }</td>
                         <td id="baseline-makespan">{ duration(b.makespan_secs) }</td>
                         <td id="gain-makespan">{ gain(r.gain.makespan) }</td></tr>
-                    <tr><th>{ "node-hours" }</th>
+                    <tr><th title="nodes (a driver and the executors) × the hours they are held, start-up included">{ "node-hours" }</th>
                         <td id="node-hours">{ format!("{:.2}", r.node_hours) }</td>
                         <td>{ format!("{:.2}", b.node_hours) }</td>
                         <td>{ gain(r.gain.node_hours) }</td></tr>
-                    <tr><th>{ "cost" }</th>
+                    <tr><th title="node-hours × the price per node-hour">{ "cost" }</th>
                         <td id="cost">{ format!("{:.2}", r.cost) }</td>
                         <td id="baseline-cost">{ format!("{:.2}", b.cost) }</td>
                         <td id="gain-cost">{ gain(r.gain.cost) }</td></tr>
-                    <tr><th>{ "utilisation" }</th>
+                    <tr><th title="busy slot-seconds ÷ (slots × makespan): the start-up counts as idle">{ "utilisation" }</th>
                         <td id="utilisation">{ format!("{:.0} %", r.utilization * 100.0) }</td>
                         <td></td><td></td></tr>
                     <tr><th>{ "lower bound" }</th>
