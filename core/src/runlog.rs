@@ -59,6 +59,19 @@ impl TaskError {
     }
 }
 
+/// Longer addresses are not recorded.
+pub const MAX_ADDRESS_BYTES: usize = 2048;
+
+/// `address` when it is a plain web address (`http://` or `https://`, no spaces or control
+/// characters, at most [`MAX_ADDRESS_BYTES`]), so that a page can link to it: a Spark UI
+/// address comes from the Livy server and is shown as a link, never a `javascript:` one.
+pub fn web_address(address: &str) -> Option<String> {
+    let lower = address.get(..8).unwrap_or(address).to_ascii_lowercase();
+    let scheme = lower.starts_with("http://") || lower.starts_with("https://");
+    let plain = !address.chars().any(|c| c.is_whitespace() || c.is_control());
+    (scheme && plain && address.len() <= MAX_ADDRESS_BYTES).then(|| address.to_string())
+}
+
 /// Everything that happens to a run, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -87,6 +100,10 @@ pub enum RunEvent {
         /// Slots the live Spark application really has.
         #[serde(default)]
         capacity: Option<u32>,
+        /// The Spark UI of the session's application, when Livy reports one
+        /// (`appInfo.sparkUiUrl`) and it is a web address ([`web_address`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spark_ui: Option<String>,
     },
     TaskStarted {
         task: String,
@@ -961,6 +978,27 @@ impl RunSummary {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_plain_web_addresses_are_linked() {
+        let ui = "http://ip-10-0-0-10.ec2.internal:20888/proxy/application_1/";
+        assert_eq!(super::web_address(ui).as_deref(), Some(ui));
+        assert!(super::web_address("HTTPS://x/").is_some());
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "http://a b",
+            "ftp://x",
+            "",
+            "http://x\n",
+        ] {
+            assert_eq!(super::web_address(bad), None, "{bad}");
+        }
+        assert_eq!(
+            super::web_address(&format!("https://x/{}", "a".repeat(3000))),
+            None
+        );
+    }
+
     use super::*;
 
     fn events(json: &str) -> Vec<StoredEvent> {

@@ -202,12 +202,16 @@ pub fn describe(event: &RunEvent, tracebacks: bool) -> Option<String> {
             state,
             message,
             capacity,
+            spark_ui,
         } => format!(
-            "Spark session {session} {state}{}{}",
+            "Spark session {session} {state}{}{}{}",
             capacity.map_or(String::new(), |c| format!(", {c} cores")),
             message
                 .as_ref()
-                .map_or(String::new(), |m| format!(" ({m})"))
+                .map_or(String::new(), |m| format!(" ({m})")),
+            spark_ui
+                .as_ref()
+                .map_or(String::new(), |ui| format!(", Spark UI {ui}"))
         ),
         RunEvent::TaskStarted { task, attempt } => {
             format!("{task:<28} started (attempt {attempt})")

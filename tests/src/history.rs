@@ -11,6 +11,8 @@ use std::path::Path;
 /// [`CAPACITY_SLOTS`].
 pub const SESSION_STARTUP_MS: i64 = 20_000;
 pub const CAPACITY_SLOTS: u32 = 4;
+/// The Spark UI the written runs' session reports (a local Spark's default address).
+pub const LOCAL_SPARK_UI: &str = "http://127.0.0.1:4040/";
 /// From one notebook's end to the next one's start.
 pub const DISPATCH_LATENCY_MS: i64 = 400;
 
@@ -54,7 +56,7 @@ pub fn write_finished_run(
     let mut at = start_ms + SESSION_STARTUP_MS;
     log(
         json!({"type": "session_changed", "session": "0", "state": "idle",
-               "capacity": CAPACITY_SLOTS}),
+               "capacity": CAPACITY_SLOTS, "spark_ui": LOCAL_SPARK_UI}),
         at,
     );
     for (task, ms) in notebooks {

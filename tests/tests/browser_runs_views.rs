@@ -2,9 +2,9 @@
 //! history): a past run is drawn from the plan it ran after its file changed, with a banner
 //! that says so; the grid of the last runs shows three runs, each notebook's cell coloured by
 //! its state with its duration on hover, and a cell opens that notebook's attempt; a deep link
-//! opens a notebook's attempt.
+//! opens a notebook's attempt, with a link to the Spark UI of its session.
 
-use spool_tests::history::{write_example_run, write_slowing_runs};
+use spool_tests::history::{write_example_run, write_slowing_runs, LOCAL_SPARK_UI};
 use spool_tests::webdriver::Browser;
 use spool_tests::{root, wait_for, Served};
 use std::time::Duration;
@@ -104,5 +104,9 @@ fn the_grid_shows_the_last_three_runs_and_a_cell_opens_that_attempt() {
         SHORT,
     );
     assert!(b.text(&attempt).contains("succeeded after 3.0 s"));
+    // The Spark UI Livy reported for the run's session is a link away.
+    let ui = b.find("#spark-ui", SHORT);
+    assert_eq!(b.attr(&ui, "href").as_deref(), Some(LOCAL_SPARK_UI));
+    b.screenshot(&artifacts.join("run-task-panel.png"));
     drop(b);
 }

@@ -35,6 +35,8 @@ pub struct RunView {
     /// The Spark session's last reported state, with its message.
     pub session: Option<String>,
     pub cancel_requested: bool,
+    /// The session's Spark UI, when Livy reported one.
+    pub spark_ui: Option<String>,
     /// What the run ran: its `RunStarted` plan as recorded (for comparing with the file now),
     /// read back and drawn. The plan is `None` for a log that recorded none, the drawing also
     /// for a plan too large to draw.
@@ -78,6 +80,7 @@ impl RunView {
             last_seq: None,
             session: None,
             cancel_requested: false,
+            spark_ui: None,
             ran: None,
             ran_unreadable: None,
         }
@@ -121,7 +124,18 @@ impl RunView {
                 };
                 self.states.insert(task.clone(), shown);
             }
-            RunEvent::SessionChanged { state, message, .. } => {
+            RunEvent::SessionChanged {
+                state,
+                message,
+                spark_ui,
+                ..
+            } => {
+                if let Some(ui) = spark_ui
+                    .as_deref()
+                    .and_then(spool_core::runlog::web_address)
+                {
+                    self.spark_ui = Some(ui);
+                }
                 self.session = Some(match message {
                     Some(m) => format!("{state}: {m}"),
                     None => state.clone(),

@@ -325,7 +325,13 @@ fn run_detail(
                 <span id="run-elapsed">{ format!(" — {}", duration(run.elapsed_secs(now))) }</span>
                 { crate::each(progress) }
             </h3>
-            { crate::each(run.session.as_ref().map(|s| html! { <p class="session">{ format!("session {s}") }</p> })) }
+            { crate::each(run.session.as_ref().map(|s| html! {
+                <p class="session">{ format!("session {s}") }
+                    { crate::each(run.spark_ui.as_ref().map(|ui| html! {
+                        <>{ " — " }<a id="spark-ui" href={ui.clone()} target="_blank" rel="noopener noreferrer">{ "Spark UI" }</a></>
+                    })) }
+                </p>
+            })) }
             <div class="run-actions">
                 if run.is_live() {
                     <button id="cancel-button" disabled={run.cancel_requested} onclick={on_cancel}>
@@ -434,7 +440,13 @@ fn task_detail(run: &RunView, id: &str) -> Html {
                     </>
                 })) }
                 { crate::each(a.output.as_ref().filter(|o| !o.is_empty()).map(|o| html! { <pre class="output">{ o }</pre> })) }
-                { crate::each(a.metrics.as_ref().and_then(spark_metrics).map(|m| html! { <p class="metrics">{ m }</p> })) }
+                { crate::each(a.metrics.as_ref().and_then(spark_metrics).map(|m| html! {
+                    <p class="metrics">{ m }
+                        { crate::each(run.spark_ui.as_ref().map(|ui| html! {
+                            <>{ " — " }<a class="spark-ui" href={ui.clone()} target="_blank" rel="noopener noreferrer">{ "Spark UI" }</a></>
+                        })) }
+                    </p>
+                })) }
                 { crate::each(a.exit_value.as_ref().map(|v| html! { <p class="exit-value">{ format!("exit value: {v}") }</p> })) }
             </div>
         }

@@ -19,7 +19,7 @@ use crate::livy::SessionId;
 use spool_core::dag::{Plan, TaskId, TaskKind};
 use spool_core::notify::NotifyOn;
 use spool_core::params::{Bound, TaskValues};
-use spool_core::runlog::EvaluatedCondition;
+use spool_core::runlog::{web_address, EvaluatedCondition};
 use spool_core::sched::{Command, Event, Machine, TaskState};
 use spool_core::secret::{self, Masker};
 use spool_core::template::Source;
@@ -291,6 +291,7 @@ impl Execution {
                     capacity.executors
                 )),
                 capacity: Some(cores),
+                spark_ui: None,
             });
         }
         self.capacity = Some(cores);
@@ -391,6 +392,7 @@ impl Execution {
                     state: "error".into(),
                     message: Some(why),
                     capacity: None,
+                    spark_ui: None,
                 });
             }
         }
@@ -1109,6 +1111,7 @@ impl Execution {
             state: "dead".into(),
             message: Some(why.clone()),
             capacity: None,
+            spark_ui: None,
         });
         self.settle_lost(|_| TaskError::spool("SparkSessionLost", &why), pending);
     }
@@ -1143,6 +1146,7 @@ impl Execution {
             state: "abandoned".into(),
             message: Some(why.to_string()),
             capacity: None,
+            spark_ui: None,
         });
         let keys: Vec<(TaskId, u32)> = self.live.keys().copied().collect();
         let spark = self.spark().await;
@@ -1255,6 +1259,7 @@ impl Execution {
                 format!("session `{}`", request.name)
             }),
             capacity: None,
+            spark_ui: None,
         });
         self.sessions.push(created);
         if let Err(why) = self.wait_until_started(id).await {
@@ -1269,11 +1274,13 @@ impl Execution {
                 return Err(e.to_string());
             }
         };
+        let spark_ui = spark.spark_ui(id).await;
         self.record(RunEvent::SessionChanged {
             session: id.0.to_string(),
             state: "idle".into(),
             message: Some(format!("{} executors", capacity.executors)),
             capacity: Some(capacity.total_cores),
+            spark_ui: spark_ui.as_deref().and_then(web_address),
         });
         self.session = Some(Current {
             id,
@@ -1324,6 +1331,7 @@ impl Execution {
                     state,
                     message: Some(format!("session starting, {}", minutes_secs(waited))),
                     capacity: None,
+                    spark_ui: None,
                 });
             }
             let until_due = limit.min(next_progress).saturating_sub(waited);

@@ -111,6 +111,8 @@ pub struct FakeSpark {
     pub session_start: Duration,
     /// How long a cancelled attempt takes to stop.
     pub cancel_delay: Duration,
+    /// What the server says the Spark UI's address is.
+    pub spark_ui: Option<String>,
     /// The lease of a poller that stopped polling expires after this long.
     pub lease: Duration,
     /// Sees every start as it arrives (a test checks what the history holds by then).
@@ -137,6 +139,7 @@ impl FakeSpark {
             behaviour,
             session_start: Duration::ZERO,
             cancel_delay: Duration::from_millis(50),
+            spark_ui: None,
             lease: Duration::from_secs(60),
             watch_starts: None,
         }
@@ -606,6 +609,10 @@ impl Spark for FakeSpark {
             })
         })
         .await
+    }
+
+    async fn spark_ui(&self, _session: SessionId) -> Option<String> {
+        self.spark_ui.clone()
     }
 
     async fn find_session(&self, name: &str) -> Result<Option<SessionId>, SparkError> {

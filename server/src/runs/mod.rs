@@ -836,6 +836,7 @@ fn session_closed(session: SessionId, why: &str) -> RunEvent {
         state: "closed".into(),
         message: Some(why.to_string()),
         capacity: None,
+        spark_ui: None,
     }
 }
 

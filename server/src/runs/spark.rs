@@ -99,6 +99,11 @@ pub trait Spark: Send + Sync {
     async fn session_state(&self, session: SessionId) -> Result<Liveness, SparkError>;
     /// The live session of this name (Livy reuses ids after a restart; names are Spool's).
     async fn find_session(&self, name: &str) -> Result<Option<SessionId>, SparkError>;
+    /// The address of the session's Spark UI, when the server reports one (best effort: an
+    /// unanswered call is no address).
+    async fn spark_ui(&self, _session: SessionId) -> Option<String> {
+        None
+    }
 }
 
 /// Spark through Livy, notebooks through the driver agent.
@@ -271,6 +276,13 @@ impl Spark for LivySpark {
             }
             Err(e) => Err(livy_error(e)),
         }
+    }
+
+    /// Livy's `appInfo.sparkUiUrl` (YARN's proxy on EMR and HDInsight; Synapse and Livy
+    /// without a cluster manager report none).
+    async fn spark_ui(&self, session: SessionId) -> Option<String> {
+        let info = self.agent.client().get_session(session).await.ok()?;
+        info.app_info.get("sparkUiUrl").cloned().flatten()
     }
 
     async fn find_session(&self, name: &str) -> Result<Option<SessionId>, SparkError> {

@@ -372,6 +372,36 @@ fn metrics_follow_the_end_without_delaying_the_dependent() {
     });
 }
 
+/// The Spark UI's address the server reports is in the run log (for the browser's link), and
+/// only when it is a web address: a `javascript:` one from a hostile server is dropped.
+#[test]
+fn the_spark_ui_the_server_reports_is_recorded_when_it_is_a_web_address() {
+    paused().block_on(async {
+        let spark_ui_of = |reported: &str| {
+            let mut fake = FakeSpark::uniform(1.0);
+            fake.spark_ui = Some(reported.to_string());
+            async move {
+                let h = Harness::new(CHAIN, fake);
+                let (id, _) = run_to_end(&h, &h.manager(None)).await;
+                let recorded: Vec<Option<String>> = h
+                    .events(id)
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        RunEvent::SessionChanged {
+                            state, spark_ui, ..
+                        } if state == "idle" => Some(spark_ui),
+                        _ => None,
+                    })
+                    .collect();
+                recorded
+            }
+        };
+        let ui = "http://ip-10-0-0-10.ec2.internal:20888/proxy/application_1700000000000_0042/";
+        assert_eq!(spark_ui_of(ui).await, [Some(ui.to_string())]);
+        assert_eq!(spark_ui_of("javascript:alert(1)").await, [None]);
+    });
+}
+
 /// Invariant "every decision is recorded before it is carried out": a start reaches Spark only
 /// once its `task_started` is in the history (the journal is written before each Spark call).
 #[test]
