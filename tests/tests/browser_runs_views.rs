@@ -108,5 +108,15 @@ fn the_grid_shows_the_last_three_runs_and_a_cell_opens_that_attempt() {
     let ui = b.find("#spark-ui", SHORT);
     assert_eq!(b.attr(&ui, "href").as_deref(), Some(LOCAL_SPARK_UI));
     b.screenshot(&artifacts.join("run-task-panel.png"));
+    // Esc closes the notebook's panel, and the address is the run's again.
+    b.type_text(&b.find("body", SHORT), "\u{E00C}");
+    wait_for("the panel to close", SHORT, || {
+        b.try_find("#task-panel", Duration::ZERO)
+            .is_none()
+            .then_some(())
+    });
+    wait_for("the run's address", SHORT, || {
+        (b.hash() == format!("#/runs/{}", runs[0])).then_some(())
+    });
     drop(b);
 }
