@@ -11,6 +11,7 @@ pub mod for_each;
 pub mod gen;
 pub mod grid;
 pub mod import;
+pub mod keys;
 pub mod layout;
 pub mod listing;
 pub mod model;

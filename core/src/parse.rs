@@ -1684,6 +1684,33 @@ fn is_duration(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Every key the parser reads is documented (docs/metadata.md through `keys::KEY_DOCS`),
+    /// so the editor has help for each.
+    #[test]
+    fn every_key_the_parser_reads_is_documented() {
+        use crate::keys::{doc, Section};
+        let read: &[(Section, &[&str])] = &[
+            (Section::Top, TOP_KEYS),
+            (Section::Pool, POOL_KEYS),
+            (Section::Schedule, SCHEDULE_KEYS),
+            (Section::Notify, NOTIFY_KEYS),
+            (Section::Defaults, SETTING_KEYS),
+            (Section::Step, STEP_KEYS),
+            (Section::Step, SETTING_KEYS),
+            (Section::Step, FOR_EACH_KEYS),
+            (Section::DependsOn, &["id", "on", "if"]),
+        ];
+        let missing: Vec<String> = read
+            .iter()
+            .flat_map(|(section, keys)| {
+                keys.iter()
+                    .filter(|k| doc(*section, k).is_none())
+                    .map(move |k| format!("{section:?}.{k}"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+
     #[test]
     fn parameter_tables_in_any_toml_spelling_become_json_objects() {
         let text = r#"

@@ -76,6 +76,19 @@ fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
     assert_eq!(page_state, serde_json::json!(["", 0, 0]));
     // The open pipeline's bundle tells the importer which notebooks the folder holds.
     b.find(r#"input.add-dep[data-id="load_returns"]"#, SHORT);
+    // Every column says what its key means, from the reference's table (spool_core::keys).
+    let helps: Vec<String> = b
+        .find_all("table.steps th")
+        .iter()
+        .filter_map(|th| b.attr(th, "title"))
+        .collect();
+    assert!(
+        helps
+            .iter()
+            .any(|h| h == "Pause between a failed attempt and the next. (integer ≥ 0; default: 30)"),
+        "{helps:?}"
+    );
+    assert_eq!(helps.len(), 11, "{helps:?}");
     let problems = b.text(&b.find("#problems", SHORT));
     assert!(
         problems.contains("notebooks/load_returns.ipynb") && problems.contains("error"),

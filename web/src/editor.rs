@@ -5,6 +5,7 @@
 use crate::edits::{field_value, remove_step, rename, set_condition, FieldKind};
 use crate::state::{Action, Doc, State};
 use spool_core::edit::{Edit, ParamRow, ParamType, ParamValue};
+use spool_core::keys::{self, Section};
 use spool_core::model::{Condition, PipelineFile, Step, StepKind};
 use std::rc::Rc;
 use yew::prelude::*;
@@ -102,6 +103,33 @@ pub struct EditorProps {
     pub app: UseReducerHandle<State>,
 }
 
+/// The columns of the steps table (and the fields beside the graph): label, and the key of a
+/// `[[notebook]]`/`[[pipeline]]` entry it edits.
+const STEP_COLUMNS: [(&str, &str); 11] = [
+    ("id", "id"),
+    ("path", "path"),
+    ("depends on", "depends_on"),
+    ("parameters", "params"),
+    ("active", "active"),
+    ("retries", "retry"),
+    ("retry interval (s)", "retry_interval_secs"),
+    ("timeout (s)", "timeout_secs"),
+    ("slots", "slots"),
+    ("estimate (s)", "estimate_secs"),
+    ("isolated", "isolated"),
+];
+
+/// The help of a steps-table column (docs/metadata.md's, through `spool_core::keys`).
+pub fn step_help(label: &str) -> Option<String> {
+    let (_, key) = STEP_COLUMNS.iter().find(|(l, _)| *l == label)?;
+    keys::help(Section::Step, key)
+}
+
+/// The help of a key of `table` (`""`: the top of the file).
+fn table_help(table: &str, key: &str) -> Option<String> {
+    keys::help(Section::of_table(table)?, key)
+}
+
 fn messages<'a>(doc: &'a Doc, item: Option<&'a str>, key: &'a str) -> Vec<String> {
     doc.about(item, key).map(|d| d.message.clone()).collect()
 }
@@ -131,7 +159,7 @@ fn table_field(
     };
     html! {
         <label class="setting">
-            <span>{ key }</span>
+            <span title={table_help(table, key)}>{ key }</span>
             <Field value={value} {kind} field={field} {on_commit} {diagnostics} />
         </label>
     }
@@ -157,7 +185,7 @@ fn table_flag(
     html! {
         <label class="setting flag">
             <input type="checkbox" checked={on} {onchange} data-field={format!("{table}.{key}")} />
-            <span>{ key }</span>
+            <span title={table_help(table, key)}>{ key }</span>
         </label>
     }
 }
@@ -704,19 +732,7 @@ pub fn editor(props: &EditorProps) -> Html {
         .collect();
     let pages = rows.len().div_ceil(PAGE).max(1);
     let current = (*page).min(pages - 1);
-    let labels = [
-        "id",
-        "path",
-        "depends on",
-        "parameters",
-        "active",
-        "retries",
-        "retry interval (s)",
-        "timeout (s)",
-        "slots",
-        "estimate (s)",
-        "isolated",
-    ];
+    let labels = STEP_COLUMNS.map(|(label, _)| label);
     let body = rows.iter().skip(current * PAGE).take(PAGE).map(|step| {
         let cells = step_fields(app, doc, file, step);
         let on_remove = {
@@ -792,7 +808,7 @@ pub fn editor(props: &EditorProps) -> Html {
                 { crate::each(pager) }
             </div>
             <table class="steps">
-                <thead><tr>{ crate::each(labels.iter().map(|l| html! { <th>{ l }</th> })) }<th></th></tr></thead>
+                <thead><tr>{ crate::each(labels.iter().map(|l| html! { <th title={step_help(l)}>{ l }</th> })) }<th></th></tr></thead>
                 <tbody>{ for body }</tbody>
             </table>
             <form class="add-step" onsubmit={add}>

@@ -693,7 +693,7 @@ fn graph_tab(props: &AppProps) -> Html {
                     { datalists(doc, file) }
                     <h3>{ id }</h3>
                     { crate::each(step_fields(app, doc, file, step).into_iter().map(|(label, w)| html! {
-                        <label class="setting"><span>{ label }</span>{ w }</label>
+                        <label class="setting"><span title={crate::editor::step_help(label)}>{ label }</span>{ w }</label>
                     })) }
                 </aside>
             },
