@@ -176,6 +176,8 @@ pub(super) struct Execution {
     resumed_from: Option<i64>,
     cancelling: bool,
     finished: Option<RunStatus>,
+    /// The run's `run_finished`, decided by the machine and recorded as the run's last event.
+    finish_record: Option<RunEvent>,
     /// The secrets this run resolved: masked in every report before it is recorded.
     masker: Masker,
 }
@@ -215,6 +217,7 @@ impl Execution {
             resumed_from,
             cancelling: false,
             finished: None,
+            finish_record: None,
             masker: Masker::default(),
         }
     }
@@ -453,6 +456,9 @@ impl Execution {
             self.fire_deadlines(&mut pending);
         }
         self.close_sessions().await;
+        if let Some(event) = self.finish_record.take() {
+            self.record(event);
+        }
         self.flush().await;
         let status = self.finished.unwrap_or(RunStatus::Failed);
         if let Some(event) = NotifyOn::of_status(status) {
@@ -650,9 +656,9 @@ impl Execution {
                 self.cancel_notebook(task, attempt, pending).await
             }
             Command::FinishRun { outcome } => {
-                if let Some(event) = RunEvent::of_command(&self.plan, &cmd) {
-                    self.record(event);
-                }
+                // Recorded last, once the last metrics and the session's end are: a live
+                // stream ends at `run_finished`, and must not miss what follows it.
+                self.finish_record = RunEvent::of_command(&self.plan, &cmd);
                 self.finished = Some(outcome.into());
             }
             Command::ScheduleRetry { .. } | Command::Settle { .. } => {

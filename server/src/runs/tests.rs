@@ -146,6 +146,18 @@ fn check_invariants(h: &Harness, id: i64, exec: &Execution) {
     }
     let events = h.events(id);
     admission_within_recorded_capacity(&exec.plan, &events);
+    // `run_finished` is last: a live stream ends there and must miss nothing.
+    if let Some(at) = events
+        .iter()
+        .position(|e| matches!(e, RunEvent::RunFinished { .. }))
+    {
+        assert_eq!(
+            at,
+            events.len() - 1,
+            "recorded after run_finished: {:?}",
+            &events[at + 1..]
+        );
+    }
     // Every execution was recorded as started first; nothing starts after a cancel.
     let mut started: Vec<(String, u32)> = Vec::new();
     let mut cancelled = false;
