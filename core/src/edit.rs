@@ -29,6 +29,11 @@ pub enum Edit {
         id: String,
         path: String,
     },
+    /// Adds a `[[pipeline]]` entry: the pipeline file `path` run as one step.
+    AddPipeline {
+        id: String,
+        path: String,
+    },
     RemoveStep {
         id: String,
     },
@@ -103,20 +108,8 @@ pub fn apply(text: &str, edit: &Edit) -> Result<String, String> {
             };
             set_or_remove(t, key, v)?;
         }
-        Edit::AddNotebook { id, path } => {
-            if find_step(&mut doc, id).is_some() {
-                return Err(format!("id `{id}` is already used"));
-            }
-            let mut t = Table::new();
-            t.insert("id", value(id.as_str()));
-            t.insert("path", value(path.as_str()));
-            let list = doc
-                .entry("notebook")
-                .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
-            list.as_array_of_tables_mut()
-                .ok_or("`notebook` is not an array of tables")?
-                .push(t);
-        }
+        Edit::AddNotebook { id, path } => add_step(&mut doc, "notebook", id, path)?,
+        Edit::AddPipeline { id, path } => add_step(&mut doc, "pipeline", id, path)?,
         Edit::RemoveStep { id } => {
             let mut removed = false;
             for kind in ["notebook", "pipeline"] {
@@ -262,6 +255,22 @@ fn dep_id(v: &Value) -> Option<&str> {
         Value::InlineTable(t) => t.get("id").and_then(Value::as_str),
         _ => None,
     }
+}
+
+/// Appends a `[[kind]]` entry with `id` and `path`; the id must be new in the file.
+fn add_step(doc: &mut DocumentMut, kind: &str, id: &str, path: &str) -> Result<(), String> {
+    if find_step(doc, id).is_some() {
+        return Err(format!("id `{id}` is already used"));
+    }
+    let mut t = Table::new();
+    t.insert("id", value(id));
+    t.insert("path", value(path));
+    doc.entry(kind)
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| format!("`{kind}` is not an array of tables"))?
+        .push(t);
+    Ok(())
 }
 
 fn find_step<'d>(doc: &'d mut DocumentMut, id: &str) -> Option<&'d mut Table> {
@@ -431,6 +440,24 @@ depends_on = ["a"]
             out.trim_end().ends_with("id = \"c\"\npath = \"c.sql\""),
             "{out}"
         );
+        let added = apply(
+            &out,
+            &Edit::AddPipeline {
+                id: "dims".into(),
+                path: "dims/dims.toml".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            added,
+            format!("{out}\n[[pipeline]]\nid = \"dims\"\npath = \"dims/dims.toml\"\n"),
+            "appended, every other byte kept"
+        );
+        let taken = Edit::AddPipeline {
+            id: "c".into(),
+            path: "x.toml".into(),
+        };
+        assert!(apply(&out, &taken).unwrap_err().contains("already used"));
         let out = apply(&out, &Edit::RemoveStep { id: "a".into() }).unwrap();
         assert!(!out.contains("the loader"));
         assert!(apply(&out, &Edit::RemoveStep { id: "zz".into() }).is_err());

@@ -323,6 +323,7 @@ pub fn edit(data: &[u8]) {
     }
     let adds = match &edit {
         Edit::AddNotebook { .. }
+        | Edit::AddPipeline { .. }
         | Edit::AddDependency { .. }
         | Edit::SetParam { .. }
         | Edit::RenameParam { .. }

@@ -776,17 +776,29 @@ pub fn editor(props: &EditorProps) -> Html {
             </span>
         }
     });
-    let add = {
+    // The form's id and path become a `[[notebook]]` (Enter, or the first button) or a
+    // `[[pipeline]]` entry.
+    let add_step = |make: fn(String, String) -> Edit| {
         let (dispatch, new_id, new_path) = (app.dispatcher(), new_id.clone(), new_path.clone());
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
+        move || {
             let (id, path) = (new_id.trim().to_string(), new_path.trim().to_string());
             if !id.is_empty() {
-                dispatch.dispatch(Action::Edit(vec![Edit::AddNotebook { id, path }]));
+                dispatch.dispatch(Action::Edit(vec![make(id, path)]));
                 new_id.set(String::new());
                 new_path.set(String::new());
             }
+        }
+    };
+    let add = {
+        let add = add_step(|id, path| Edit::AddNotebook { id, path });
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            add();
         })
+    };
+    let add_pipeline = {
+        let add = add_step(|id, path| Edit::AddPipeline { id, path });
+        Callback::from(move |_: MouseEvent| add())
     };
     let text_setter = |h: &UseStateHandle<String>| {
         let h = h.clone();
@@ -813,8 +825,9 @@ pub fn editor(props: &EditorProps) -> Html {
             </table>
             <form class="add-step" onsubmit={add}>
                 <input type="text" placeholder="new id" value={(*new_id).clone()} oninput={text_setter(&new_id)} data-field="new-id" />
-                <input type="text" placeholder="notebook path" value={(*new_path).clone()} oninput={text_setter(&new_path)} list="notebook-paths" data-field="new-path" />
+                <input type="text" placeholder="notebook (or pipeline .toml) path" value={(*new_path).clone()} oninput={text_setter(&new_path)} list="notebook-paths" data-field="new-path" />
                 <button type="submit" id="add-notebook">{ "Add notebook" }</button>
+                <button type="button" id="add-pipeline" title="a [[pipeline]] entry: the pipeline file at that path runs as one step" onclick={add_pipeline}>{ "Add sub-pipeline" }</button>
             </form>
         </div>
     }
