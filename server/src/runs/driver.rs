@@ -825,7 +825,7 @@ impl Execution {
         &mut self,
         params: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-        let texts = secret::references(&serde_json::Value::Object(params.clone()));
+        let texts: BTreeSet<String> = params.values().flat_map(secret::references).collect();
         if texts.is_empty() {
             return Ok(params.clone());
         }
