@@ -44,6 +44,8 @@ SQL_MAX_ROWS = 1000
 # after the first cancel) for at most CANCEL_REPEAT_LIMIT times.
 CANCEL_REPEAT_SECS = 0.5
 CANCEL_REPEAT_LIMIT = 60
+# Cancels kept for statements sent but not started yet (the endpoint sends one at a time).
+MAX_EARLY_CANCELS = 64
 
 
 class BoundedOutput(io.TextIOBase):
@@ -91,16 +93,48 @@ class Protocol:
 
 
 class Cancellation:
-    """Which statement is running and whether a cancel for it is pending.
+    """Which statement is running and which cancels are pending.
 
-    The SIGINT handler raises KeyboardInterrupt in the main thread only while the statement a
-    cancel was meant for is still the one running, so a late cancel cannot hit the next one.
+    The endpoint marks a statement running when it writes it to stdin, so a cancel can arrive
+    before the main thread has taken the statement from the queue: such a cancel is kept, and
+    the statement is then reported cancelled without running. Statement ids only grow, so an id
+    above the last one started has not started yet. The SIGINT handler raises KeyboardInterrupt
+    in the main thread only while the statement a cancel was meant for is still the one running,
+    so a late cancel cannot hit the next one.
     """
 
     def __init__(self):
         self.lock = threading.Lock()
         self.running = None
         self.pending = None
+        self.last_started = -1
+        self.before_start = set()
+
+    def start(self, statement_id):
+        """Called by the main thread before it runs a statement: False if it was cancelled."""
+        with self.lock:
+            self.last_started = max(self.last_started, statement_id)
+            if statement_id in self.before_start:
+                self.before_start.discard(statement_id)
+                return False
+            self.running = statement_id
+            self.pending = None
+            return True
+
+    def finish(self):
+        with self.lock:
+            self.running = None
+            self.pending = None
+
+    def request(self, statement_id):
+        """Records a cancel; True when the statement is running and must be interrupted."""
+        with self.lock:
+            if self.running == statement_id:
+                self.pending = statement_id
+                return True
+            if statement_id > self.last_started and len(self.before_start) < MAX_EARLY_CANCELS:
+                self.before_start.add(statement_id)
+            return False
 
     def on_sigint(self, signum, frame):
         with self.lock:
@@ -108,6 +142,11 @@ class Cancellation:
             self.pending = None
         if hit:
             raise KeyboardInterrupt("statement cancelled")
+
+
+def cancelled_output(count):
+    return {"status": "error", "execution_count": count, "ename": "KeyboardInterrupt",
+            "evalue": "statement cancelled", "traceback": []}
 
 
 def statement_group(statement_id):
@@ -198,10 +237,8 @@ def read_requests(requests, cancellation, sc):
 
 
 def cancel(statement_id, cancellation, sc):
-    with cancellation.lock:
-        if cancellation.running != statement_id:
-            return
-        cancellation.pending = statement_id
+    if not isinstance(statement_id, int) or not cancellation.request(statement_id):
+        return
     # A real signal to the main thread, so that a blocking call (time.sleep, a socket read)
     # returns at once with EINTR and the handler runs.
     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
@@ -248,21 +285,20 @@ def main():
         except KeyboardInterrupt:
             continue
         statement_id = request.get("id")
-        with cancellation.lock:
-            cancellation.running = statement_id
-            cancellation.pending = None
+        if not cancellation.start(statement_id):
+            protocol.send({"event": "result", "id": statement_id,
+                           "output": cancelled_output(count)})
+            count += 1
+            continue
         output = None
         try:
             sc.setJobGroup(statement_group(statement_id), "Livy statement", True)
             output = execute(request, namespace, sink, count)
         except KeyboardInterrupt:
             # The cancel arrived between the statement's end and this point.
-            output = {"status": "error", "execution_count": count, "ename": "KeyboardInterrupt",
-                      "evalue": "statement cancelled", "traceback": []}
+            output = cancelled_output(count)
         finally:
-            with cancellation.lock:
-                cancellation.running = None
-                cancellation.pending = None
+            cancellation.finish()
         count += 1
         protocol.send({"event": "result", "id": statement_id, "output": output})
 

@@ -19,6 +19,8 @@ fi
 step "python environment (PySpark, test clients)"
 SPOOL_PYTHON=$(scripts/python-env.sh)
 export SPOOL_PYTHON
+step "python unit tests (the session driver's bookkeeping)"
+PYTHONDONTWRITEBYTECODE=1 "$SPOOL_PYTHON" -m unittest discover -s python -p 'test_*.py'
 step "browser test tools (Chromium, chromedriver)"
 scripts/test-tools.sh
 step "web app (tools, then a release build into dist/)"
