@@ -8,6 +8,7 @@ use crate::dry_run::{
     MAX_DISPATCH_LATENCY_SECS, MAX_DURATIONS, MAX_EXECUTORS, MAX_EXECUTOR_CORES,
     MAX_NODE_STARTUP_SECS, MAX_SECS,
 };
+use crate::for_each::MAX_ITEMS;
 use crate::runlog::{AttemptOutcome, RunEvent, RunRecord, RunStatus, RunSummary, StoredEvent};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -151,6 +152,8 @@ pub struct RunMeasurement {
     /// From the first notebook start to the last notebook end: the figure a dry run with no
     /// start-up predicts.
     pub makespan_secs: Option<f64>,
+    /// The iteration ids of each for-each whose list the run read (group id → ids).
+    pub iterations: BTreeMap<String, Vec<String>>,
 }
 
 impl RunMeasurement {
@@ -209,6 +212,17 @@ impl RunMeasurement {
             dispatch_latency_secs: quantile(latencies, 0.5),
             live_capacity_slots: session_ready.map(|(_, c)| c),
             makespan_secs: notebook_span_secs(&record),
+            iterations: events
+                .iter()
+                .filter_map(|e| match &e.event {
+                    RunEvent::ForEachExpanded {
+                        task,
+                        iterations,
+                        error: None,
+                    } => Some((task.clone(), iterations.clone())),
+                    _ => None,
+                })
+                .collect(),
         })
     }
 }
@@ -271,6 +285,11 @@ pub struct Calibration {
     /// Per notebook over the runs read (empty for a single run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stats: Vec<NotebookStats>,
+    /// The iterations each for-each whose list is read at run time had in the newest run read
+    /// that reached it (group id → iteration ids): the dry run runs these instead of
+    /// `expected_items`, under the ids the measured durations have.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub iterations: BTreeMap<String, Vec<String>>,
 }
 
 impl Calibration {
@@ -280,9 +299,24 @@ impl Calibration {
         let median = |f: &dyn Fn(&RunMeasurement) -> Option<f64>| {
             quantile(measured.iter().filter_map(f).collect(), 0.5)
         };
+        let mut iterations: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in measured {
+            for (group, ids) in &m.iterations {
+                if plan.index_of(group).is_some() {
+                    iterations
+                        .entry(group.clone())
+                        .or_insert_with(|| ids.clone());
+                }
+            }
+        }
+        // Iterations are notebooks of the runs, measured under their own ids.
+        let ids: Vec<&str> = notebook_ids(plan)
+            .chain(iterations.values().flatten().map(String::as_str))
+            .collect();
         let stats: Vec<NotebookStats> = match from.quantile() {
-            Some(_) => notebook_ids(plan)
-                .filter_map(|id| {
+            Some(_) => ids
+                .iter()
+                .filter_map(|&id| {
                     let values: Vec<f64> = measured
                         .iter()
                         .filter_map(|m| m.durations.get(id).copied())
@@ -305,9 +339,10 @@ impl Calibration {
                 .collect(),
             None => newest.map(|m| m.durations.clone()).unwrap_or_default(),
         };
-        let estimated = notebook_ids(plan)
-            .filter(|id| !durations.contains_key(*id))
-            .map(str::to_string)
+        let estimated = ids
+            .iter()
+            .filter(|id| !durations.contains_key(**id))
+            .map(|id| id.to_string())
             .collect();
         Calibration {
             durations_from: from,
@@ -319,6 +354,7 @@ impl Calibration {
             real_makespan_secs: newest.and_then(|m| m.makespan_secs),
             durations,
             stats,
+            iterations,
         }
     }
 }
@@ -355,6 +391,15 @@ impl Calibration {
         }
         errors.extend(check_durations("calibration.durations", &self.durations).err());
         // The rest is only shown, but a dry run should not carry an unbounded list either.
+        let iterations = self.iterations.values().map(Vec::len);
+        if iterations.clone().any(|n| n > MAX_ITEMS) || iterations.sum::<usize>() > MAX_DURATIONS {
+            errors.push(OptionError {
+                field: "calibration.iterations",
+                message: format!(
+                    "at most {MAX_ITEMS} iterations of a for-each and {MAX_DURATIONS} in all"
+                ),
+            });
+        }
         if self.estimated.len() + self.stats.len() > MAX_DURATIONS
             || self.runs.len() > MAX_HISTORY_RUNS as usize
         {
@@ -473,6 +518,7 @@ mod tests {
             dispatch_latency_secs: None,
             live_capacity_slots: Some(id as u32),
             makespan_secs: Some(secs * 10.0),
+            iterations: BTreeMap::new(),
         };
         let measured = [run(3, 30.0), run(2, 10.0), run(1, 20.0)];
         let p90 = Calibration::of(&plan, DurationsFrom::P90, &measured);

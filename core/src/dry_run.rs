@@ -408,8 +408,9 @@ impl DryRunReport {
         options: &SimOptions,
         calibration: Option<Calibration>,
     ) -> Self {
-        // A for-each whose list is read at run time runs its `expected_items` here.
-        let expanded = plan.with_expected_items();
+        // A for-each whose list is read at run time runs what past runs had, else its
+        // `expected_items`.
+        let expanded = plan.with_expected_items(measured_iterations(calibration.as_ref()));
         let plan = &*expanded;
         let setup = options.setup(plan, calibration.as_ref());
         let r = simulate(plan, &setup);
@@ -462,7 +463,7 @@ impl DryRunReport {
     /// point within the deadline (within any time without one).
     pub fn add_sweep(&mut self, plan: &Plan, options: &SimOptions) {
         let Some(max) = options.sweep else { return };
-        let expanded = plan.with_expected_items();
+        let expanded = plan.with_expected_items(measured_iterations(self.calibration.as_ref()));
         let plan = &*expanded;
         let setup = options.setup(plan, self.calibration.as_ref());
         let points = sweep(plan, &setup, max);
@@ -486,6 +487,12 @@ impl DryRunReport {
 }
 
 /// Notebook ids of `plan` (sub-pipeline ends have no duration to calibrate).
+/// The for-each iterations a calibration measured (none without one).
+fn measured_iterations(calibration: Option<&Calibration>) -> &BTreeMap<String, Vec<String>> {
+    static NONE: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    calibration.map_or(&NONE, |c| &c.iterations)
+}
+
 pub fn notebook_ids(plan: &Plan) -> impl Iterator<Item = &str> {
     plan.tasks
         .iter()
@@ -746,6 +753,60 @@ mod tests {
         assert_eq!(starts, [("a", 0.0), ("b", 12.5), ("c", 17.0)]);
         assert_eq!(r.makespan_secs, 20.0);
         assert_eq!(r.calibration.and_then(|c| c.real_makespan_secs), Some(20.0));
+    }
+
+    #[test]
+    fn a_calibrated_dry_run_runs_the_iterations_the_run_had_not_the_expected_items() {
+        let text = "[[notebook]]\nid = \"list\"\npath = \"a.py\"\n\
+             [[notebook]]\nid = \"copy\"\npath = \"a.py\"\ndepends_on = [\"list\"]\n\
+             for_each = \"{{ tasks.list.value }}\"\nexpected_items = 10\n";
+        let sources = crate::source::MemorySources::default().with("a.py", "");
+        let plan = crate::dag::load_text("p.toml", text, &sources)
+            .plan
+            .expect("loads");
+        let uncalibrated = DryRunReport::of(&plan, &SimOptions::default(), None);
+        assert_eq!(
+            uncalibrated
+                .tasks
+                .iter()
+                .filter(|t| t.id.starts_with("copy["))
+                .count(),
+            10
+        );
+        let events: Vec<StoredEvent> = serde_json::from_value(json!([
+            {"seq":0,"at_ms":0,"event":{"type":"run_started","pipeline":"p","file":"p.toml","params":{},"resumed_from":null,"plan":{}}},
+            {"seq":1,"at_ms":1000,"event":{"type":"task_started","task":"list","attempt":1}},
+            {"seq":2,"at_ms":2000,"event":{"type":"task_finished","task":"list","attempt":1,"outcome":"succeeded"}},
+            {"seq":3,"at_ms":2000,"event":{"type":"for_each_expanded","task":"copy","iterations":["copy[orders]","copy[#1]"]}},
+            {"seq":4,"at_ms":2000,"event":{"type":"task_started","task":"copy[orders]","attempt":1}},
+            {"seq":5,"at_ms":2000,"event":{"type":"task_started","task":"copy[#1]","attempt":1}},
+            {"seq":6,"at_ms":32000,"event":{"type":"task_finished","task":"copy[orders]","attempt":1,"outcome":"succeeded"}},
+            {"seq":7,"at_ms":42000,"event":{"type":"task_finished","task":"copy[#1]","attempt":1,"outcome":"succeeded"}},
+            {"seq":8,"at_ms":42000,"event":{"type":"run_finished","status":"succeeded"}}
+        ]))
+        .expect("events read");
+        let m = RunMeasurement::of(&plan, 3, &events).expect("a run log");
+        let c = Calibration::of(&plan, DurationsFrom::P50, &[m]);
+        assert_eq!(
+            c.iterations["copy"],
+            ["copy[orders]", "copy[#1]"],
+            "what the run read"
+        );
+        assert!(c.estimated.is_empty(), "{:?}", c.estimated);
+        let options = SimOptions {
+            node_startup_secs: Some(0.0),
+            capacity_slots: Some(4),
+            ..SimOptions::default()
+        };
+        let r = DryRunReport::of(&plan, &options, Some(c));
+        let spans: Vec<(&str, f64)> = r
+            .tasks
+            .iter()
+            .filter(|t| t.id.starts_with("copy["))
+            .map(|t| (t.id.as_str(), t.end_secs - t.start_secs))
+            .collect();
+        assert_eq!(spans, [("copy[orders]", 30.0), ("copy[#1]", 40.0)]);
+        assert_eq!(r.makespan_secs, 41.0);
     }
 
     #[test]

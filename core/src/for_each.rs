@@ -12,6 +12,7 @@ use crate::template::Template;
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// A for-each has at most this many items (a literal list is refused beyond it when the file is
@@ -196,13 +197,35 @@ impl Plan {
         first..self.tasks.len()
     }
 
-    /// The items a dry run assumes for-each `task` reads at run time: the default of the
-    /// pipeline parameter it reads, when that is a list written out (what a run without
-    /// `--param` reads), else `expected_items` numbers (iterations `group[#0]`, …).
-    fn assumed_items(&self, task: &Task) -> Vec<Value> {
+    /// The iterations a dry run assumes for-each `task` runs: those the runs a calibration read
+    /// had (`measured`, group id → iteration ids, from [`crate::calibrate::Calibration`]), else
+    /// the default of the pipeline parameter it reads, when that is a list written out (what a
+    /// run without `--param` reads), else `expected_items` numbers (iterations `group[#0]`, …).
+    fn assumed_iterations(
+        &self,
+        task: &Task,
+        measured: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<(String, Value)> {
         let Some(f) = &task.for_each else {
             return Vec::new();
         };
+        if let Some(ids) = measured.get(&task.id) {
+            // The item of `copy[orders]` was "orders"; one named by its index is not known.
+            return ids
+                .iter()
+                .take(MAX_ITEMS)
+                .enumerate()
+                .map(|(index, id)| {
+                    let item = id
+                        .strip_prefix(task.id.as_str())
+                        .and_then(|rest| rest.strip_prefix('['))
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .filter(|name| !name.starts_with('#'))
+                        .map_or_else(|| Value::from(index), Value::from);
+                    (id.clone(), item)
+                })
+                .collect();
+        }
         let default = match &f.items {
             Items::Reference(r) => r.template.whole().and_then(|e| match &e.source {
                 crate::template::Source::Param(p) if e.helpers.is_empty() => {
@@ -216,16 +239,21 @@ impl Plan {
             }),
             Items::List(_) => None,
         };
-        match default {
+        let items = match default {
             Some(Value::Array(items)) if items.len() <= MAX_ITEMS => items,
             _ => (0..f.expected_items).map(Value::from).collect(),
-        }
+        };
+        iteration_ids(&task.id, &items)
+            .into_iter()
+            .zip(items)
+            .collect()
     }
 
     /// The plan a dry run simulates: every for-each whose items are read at run time expanded
-    /// over the items [`Plan::assumed_items`] gives, iterations placed before their group so
-    /// that the plan stays in topological order; the plan itself when it has none.
-    pub fn with_expected_items(&self) -> Cow<'_, Plan> {
+    /// over the iterations [`Plan::assumed_iterations`] gives (`measured`: what past runs had),
+    /// iterations placed before their group so that the plan stays in topological order; the
+    /// plan itself when it has none.
+    pub fn with_expected_items(&self, measured: &BTreeMap<String, Vec<String>>) -> Cow<'_, Plan> {
         if !self.tasks.iter().any(Task::expands) {
             return Cow::Borrowed(self);
         }
@@ -240,10 +268,12 @@ impl Plan {
             let mut group = task.clone();
             let mut group_deps = remapped.clone();
             if task.expands() {
-                let items = self.assumed_items(task);
-                let ids = iteration_ids(&task.id, &items);
                 group_deps.clear();
-                for (index, (id, item)) in ids.into_iter().zip(items).enumerate() {
+                for (index, (id, item)) in self
+                    .assumed_iterations(task, measured)
+                    .into_iter()
+                    .enumerate()
+                {
                     let mut it = task.iteration(id, index, item);
                     it.conditions = task.conditions.clone();
                     group_deps.push((tasks.len(), Condition::ANY));
@@ -314,7 +344,7 @@ mod tests {
         let loaded = crate::dag::load_text("p.toml", text, &sources);
         let plan = loaded.plan.expect("loads");
         assert_eq!(plan.tasks.len(), 4, "the plan holds each for-each alone");
-        let assumed = plan.with_expected_items();
+        let assumed = plan.with_expected_items(&BTreeMap::new());
         let ids: Vec<&str> = assumed.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -339,6 +369,26 @@ mod tests {
         let end = assumed.index_of("end").expect("end");
         assert_eq!(assumed.deps[end].len(), 2);
         assert!(assumed.dependents[v].contains(&end));
+
+        // What past runs read comes first, with the items their ids tell.
+        let measured = BTreeMap::from([(
+            "v".to_string(),
+            vec!["v[stores]".to_string(), "v[#1]".to_string()],
+        )]);
+        let calibrated = plan.with_expected_items(&measured);
+        let items: Vec<(&str, Option<&Value>)> = calibrated
+            .tasks
+            .iter()
+            .filter(|t| t.id.starts_with("v["))
+            .map(|t| (t.id.as_str(), t.iteration.as_ref().map(|i| &i.item)))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                ("v[stores]", Some(&Value::from("stores"))),
+                ("v[#1]", Some(&Value::from(1)))
+            ]
+        );
     }
 
     #[test]

@@ -472,7 +472,7 @@ pub const KEY_DOCS: &[KeyDoc] = &[
         key_text: r#"`expected_items`"#,
         ty: r#"integer 1–10,000"#,
         default: r#"`10`"#,
-        meaning: r#"What `spool simulate`, `spool plan` figures and the browser's dry run assume a list read at run time holds."#,
+        meaning: r#"What `spool simulate`, `spool plan` figures and the browser's dry run assume a list read at run time holds (a calibrated dry run takes what past runs read)."#,
     },
     KeyDoc {
         section: Section::DependsOn,

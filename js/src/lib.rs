@@ -58,6 +58,8 @@ export interface Calibration {
   dispatch_latency_secs: number | null; live_capacity_slots: number | null;
   real_makespan_secs: number | null;
   stats?: { id: string; runs: number; p50_secs: number; p90_secs: number }[];
+  /** Each for-each's iteration ids in the newest run read that expanded it. */
+  iterations?: Record<string, string[]>;
 }
 export interface SweepPoint {
   executors: number; makespan_secs: number; utilization: number; node_hours: number;
