@@ -28,6 +28,7 @@ pub mod secret;
 pub mod sim;
 pub mod source;
 pub mod template;
+pub mod timeline;
 pub mod value_condition;
 
 /// Seconds as people read them, in the browser's charts and figures and in notifications.

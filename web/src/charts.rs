@@ -18,6 +18,29 @@ pub struct Bar {
     pub start: f64,
     pub end: f64,
     pub state: NodeState,
+    pub kind: BarKind,
+}
+
+/// What a bar stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarKind {
+    /// An attempt running (coloured by its outcome).
+    Attempt,
+    /// A real run's notebook ready but waiting for a slot: a thin grey bar.
+    Queued,
+    /// The dry run's prediction of an attempt, over a real run's bars: an outline.
+    Predicted,
+}
+
+impl BarKind {
+    /// What the read-out says the bar is, beside the attempt's state.
+    fn name(self, state: NodeState) -> &'static str {
+        match self {
+            BarKind::Attempt => state.name(),
+            BarKind::Queued => "queued",
+            BarKind::Predicted => "predicted",
+        }
+    }
 }
 
 /// One bar per sub-pipeline instead of one per notebook in it (`dims/load_x` and `dims/y`
@@ -65,6 +88,8 @@ pub fn collapse_sub_pipelines(bars: Vec<Bar>) -> Vec<Bar> {
 /// What the Gantt chart draws; times in seconds from the trigger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GanttChart {
+    /// Attempts first, then queued times, then predictions: the read-out names the first bar
+    /// under the pointer.
     pub bars: Vec<Bar>,
     pub labels: Vec<String>,
     /// Row of each bar.
@@ -73,16 +98,28 @@ pub struct GanttChart {
     pub named: bool,
     /// The shared pool's start-up, shaded at the left.
     pub startup: f64,
+    /// What starts then, in the start-up's caption.
+    pub startup_of: &'static str,
     pub end: f64,
 }
 
 impl GanttChart {
-    /// One row per notebook in order of first start when there are few, else lanes: each bar
-    /// goes to the lowest lane free at its start, so bars in a lane never overlap.
-    pub fn new(bars: Vec<Bar>, startup: f64, end: f64) -> Self {
+    /// One row per notebook in order of first start (predictions do not move a notebook that
+    /// has real bars) when there are few, else lanes of attempts only: each bar goes to the
+    /// lowest lane free at its start, so bars in a lane never overlap.
+    pub fn new(mut bars: Vec<Bar>, startup: f64, end: f64) -> Self {
+        bars.sort_by_key(|b| b.kind as u8);
+        let tasks: std::collections::HashSet<&str> = bars.iter().map(|b| b.task.as_str()).collect();
+        if tasks.len() > MAX_NAMED_ROWS {
+            bars.retain(|b| b.kind == BarKind::Attempt);
+        }
         let mut first_start: Vec<(f64, &str)> = Vec::new();
         let mut seen: HashMap<&str, usize> = HashMap::new();
-        for b in &bars {
+        let predicted = bars.partition_point(|b| b.kind != BarKind::Predicted);
+        for (i, b) in bars.iter().enumerate() {
+            if i >= predicted && seen.contains_key(b.task.as_str()) {
+                continue;
+            }
             match seen.get(b.task.as_str()) {
                 Some(&i) => first_start[i].0 = first_start[i].0.min(b.start),
                 None => {
@@ -129,6 +166,7 @@ impl GanttChart {
             row_of,
             named,
             startup,
+            startup_of: "the pool's nodes start",
             end,
         }
     }
@@ -143,7 +181,7 @@ impl GanttChart {
         Some(format!(
             "{}: {} from {} to {} ({})",
             b.task,
-            b.state.name(),
+            b.kind.name(b.state),
             duration(b.start),
             duration(b.end),
             duration(b.end - b.start)
@@ -183,6 +221,11 @@ pub fn state_colour(state: NodeState) -> &'static str {
 }
 
 pub use spool_core::duration_text as duration;
+
+/// A queued bar, and the outline of a predicted one (also their legend's swatches in
+/// style.css).
+const QUEUED_COLOUR: &str = "#8a929c";
+const PREDICTED_COLOUR: &str = "#1f2328";
 
 /// A "nice" step for `count` ticks over `span` (1, 2 or 5 times a power of ten).
 pub fn tick_step(span: f64, count: f64) -> f64 {
@@ -278,8 +321,17 @@ pub fn gantt(props: &GanttProps) -> Html {
         html! {
             <div class="gantt-startup" id="gantt-startup">
                 <span class="swatch"></span>
-                { format!("start-up: the pool's nodes start for {} before the first notebook can run", duration(chart.startup)) }
+                { format!("start-up: {} for {} before the first notebook can run", chart.startup_of, duration(chart.startup)) }
             </div>
+        }
+    });
+    let has = |kind: BarKind| chart.bars.iter().any(|b| b.kind == kind);
+    let queued = has(BarKind::Queued).then(|| html! {
+        <span class="lg"><i class="gantt-queued"></i>{ "queued: ready, waiting for a slot" }</span>
+    });
+    let predicted = has(BarKind::Predicted).then(|| {
+        html! {
+            <span class="lg"><i class="gantt-predicted"></i>{ "predicted by the dry run" }</span>
         }
     });
     html! {
@@ -288,6 +340,9 @@ pub fn gantt(props: &GanttProps) -> Html {
             <canvas ref={rows} style={format!("height:{height}px")} {onmousemove} {onmouseleave}></canvas>
             <div class="gantt-hover">{ hover.unwrap_or_else(|| "\u{a0}".into()) }</div>
             { crate::each(startup) }
+            if queued.is_some() || predicted.is_some() {
+                <div class="legend gantt-legend">{ crate::each(queued) }{ crate::each(predicted) }</div>
+            }
         </div>
     }
 }
@@ -351,14 +406,28 @@ fn draw_gantt(el: &web_sys::HtmlCanvasElement, chart: &GanttChart, layer: Layer)
         }
     }
     for (b, &row) in chart.bars.iter().zip(&chart.row_of) {
-        ctx.set_fill_style_str(state_colour(b.state));
         let width = (x(b.end) - x(b.start)).max(1.0);
-        ctx.fill_rect(
-            x(b.start),
-            rh * row as f64 + 1.0,
-            width,
-            (rh - 2.0).max(1.0),
-        );
+        let top = rh * row as f64;
+        match b.kind {
+            BarKind::Attempt => {
+                ctx.set_fill_style_str(state_colour(b.state));
+                ctx.fill_rect(x(b.start), top + 1.0, width, (rh - 2.0).max(1.0));
+            }
+            BarKind::Queued => {
+                ctx.set_fill_style_str(QUEUED_COLOUR);
+                ctx.fill_rect(x(b.start), top + rh * 0.4, width, (rh * 0.2).max(1.0));
+            }
+            BarKind::Predicted => {
+                ctx.set_stroke_style_str(PREDICTED_COLOUR);
+                ctx.set_line_width(1.5);
+                ctx.stroke_rect(
+                    x(b.start) + 0.5,
+                    top + 1.5,
+                    width - 1.0,
+                    (rh - 3.0).max(1.0),
+                );
+            }
+        }
     }
 }
 
@@ -552,6 +621,7 @@ mod tests {
             start,
             end,
             state: NodeState::Succeeded,
+            kind: BarKind::Attempt,
         }
     }
 
@@ -564,6 +634,45 @@ mod tests {
         );
         assert_eq!(c.labels, vec!["a", "b"]);
         assert_eq!(c.row_of, vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn queued_and_predicted_bars_share_their_notebooks_row_and_the_read_out_names_them() {
+        let queued = |task: &str, start, end| Bar {
+            kind: BarKind::Queued,
+            ..bar(task, start, end)
+        };
+        let predicted = |task: &str, start, end| Bar {
+            kind: BarKind::Predicted,
+            ..bar(task, start, end)
+        };
+        let c = GanttChart::new(
+            vec![
+                // Predicted first: it moves no notebook that really ran.
+                predicted("b", 0.0, 3.0),
+                predicted("a", 3.0, 6.0),
+                predicted("never_ran", 9.0, 12.0),
+                bar("a", 1.0, 4.0),
+                queued("b", 4.0, 5.0),
+                bar("b", 5.0, 8.0),
+            ],
+            1.0,
+            12.0,
+        );
+        assert_eq!(c.labels, ["a", "b", "never_ran"]);
+        assert_eq!(
+            c.bar_at(1.0, 4.5, 0.01).as_deref(),
+            Some("b: queued from 4.0 s to 5.0 s (1.0 s)")
+        );
+        // Where a real bar and a prediction overlap, the read-out names the real one.
+        assert_eq!(
+            c.bar_at(0.0, 3.5, 0.01).as_deref(),
+            Some("a: succeeded from 1.0 s to 4.0 s (3.0 s)")
+        );
+        assert_eq!(
+            c.bar_at(0.0, 5.0, 0.01).as_deref(),
+            Some("a: predicted from 3.0 s to 6.0 s (3.0 s)")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! the newest of those runs, and the pipeline's last run, really took.
 
 use crate::charts::{
-    collapse_sub_pipelines, duration, Bar, BusyChart, Gantt, GanttChart, SweepChart,
+    collapse_sub_pipelines, duration, Bar, BarKind, BusyChart, Gantt, GanttChart, SweepChart,
 };
 use crate::dry_state::{DryField, DryForm};
 use crate::edits::apply_pool;
@@ -31,7 +31,7 @@ pub struct DryRunProps {
     pub app: UseReducerHandle<State>,
 }
 
-fn bar_state(outcome: &str) -> NodeState {
+pub(crate) fn bar_state(outcome: &str) -> NodeState {
     match outcome {
         "succeeded" => NodeState::Succeeded,
         "failed" => NodeState::Failed,
@@ -51,6 +51,7 @@ pub fn sim_chart(report: &DryRunReport, collapsed: bool) -> GanttChart {
             start: a.start_secs,
             end: a.end_secs,
             state: bar_state(a.outcome),
+            kind: BarKind::Attempt,
         })
         .collect();
     let bars = if collapsed {

@@ -6,6 +6,7 @@ use spool_core::dag::Plan;
 use spool_core::layout::PlanDrawing;
 use spool_core::runlog::{RunEvent, RunRecord, RunStatus, StoredEvent};
 use spool_core::sched::Final;
+use spool_core::timeline::ReadyTimes;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -43,6 +44,8 @@ pub struct RunView {
     pub ran: Option<Rc<Ran>>,
     /// Why the recorded plan could not be read (the run is then drawn from the file).
     pub ran_unreadable: Option<String>,
+    /// When its attempts became ready and its session came up, for the Gantt chart.
+    pub ready: ReadyTimes,
 }
 
 /// The plan a run ran, from its log.
@@ -83,6 +86,7 @@ impl RunView {
             spark_ui: None,
             ran: None,
             ran_unreadable: None,
+            ready: ReadyTimes::default(),
         }
     }
 
@@ -96,6 +100,7 @@ impl RunView {
         }
         self.last_seq = Some(stored.seq);
         self.record.apply(stored);
+        self.ready.apply(stored);
         let mut set = |task: &str, state| {
             self.states.insert(task.to_string(), state);
         };

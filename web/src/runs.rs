@@ -4,14 +4,16 @@
 //! measured durations back into the estimates.
 
 use crate::api;
-use crate::charts::{duration, state_colour, Bar, Gantt, GanttChart};
+use crate::charts::{duration, state_colour, Bar, BarKind, Gantt, GanttChart};
 use crate::dag_view::{DagView, RUN_STATES};
 use crate::edits::parse_overrides;
-use crate::run::{status_name, RunView};
+use crate::run::{status_name, NodeState, RunView};
 use crate::state::{Action, State};
 use futures_util::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
 use spool_core::dag::Plan;
+use spool_core::dry_run::{DryRunReport, SimOptions};
+use spool_core::layout::PlanDrawing;
 use spool_core::runlog::{FinalReason, RunEvent, RunStatus, StoredEvent, TaskRecord};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -92,30 +94,122 @@ pub fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
     move || drop(source.borrow_mut().take())
 }
 
-pub fn run_chart(run: &RunView, now: i64) -> GanttChart {
+/// The Gantt chart of a run (`plan`: the plan it ran): a row per notebook, each attempt's
+/// queued time (ready, waiting for a slot: core's `timeline`) and running time, the session's
+/// start-up shaded (up to now while it starts); with `predicted`, the dry run's bars over them.
+pub fn run_chart(
+    run: &RunView,
+    plan: Option<&Plan>,
+    now: i64,
+    predicted: Option<&DryRunReport>,
+) -> GanttChart {
     let secs = |ms: i64| (ms - run.record.started_ms).max(0) as f64 / 1000.0;
-    let bars: Vec<Bar> = run
-        .record
-        .tasks
-        .iter()
-        .flat_map(|(id, t)| {
-            t.attempts.iter().map(move |a| Bar {
-                task: id.clone(),
-                start: secs(a.started_ms),
-                end: secs(a.ended_ms.unwrap_or(now)),
-                state: a
-                    .outcome
-                    .map_or(run.state_of(id), crate::run::NodeState::of_outcome),
-            })
-        })
-        .collect();
-    GanttChart::new(bars, 0.0, run.elapsed_secs(now).max(1.0))
+    let mut bars = Vec::new();
+    for a in run.ready.attempts(plan, &run.record) {
+        let state = a
+            .outcome
+            .map_or(run.state_of(&a.task), NodeState::of_outcome);
+        if a.ready_ms < a.started_ms {
+            bars.push(Bar {
+                task: a.task.clone(),
+                start: secs(a.ready_ms),
+                end: secs(a.started_ms),
+                state,
+                kind: BarKind::Queued,
+            });
+        }
+        bars.push(Bar {
+            task: a.task,
+            start: secs(a.started_ms),
+            end: secs(a.ended_ms.unwrap_or(now)),
+            state,
+            kind: BarKind::Attempt,
+        });
+    }
+    let mut end = run.elapsed_secs(now).max(1.0);
+    if let Some(report) = predicted {
+        end = end.max(report.makespan_secs);
+        // A skipped notebook is a point in time, not a bar.
+        bars.extend(
+            report
+                .tasks
+                .iter()
+                .filter(|a| a.outcome != "skipped")
+                .map(|a| Bar {
+                    task: a.id.clone(),
+                    start: a.start_secs,
+                    end: a.end_secs,
+                    state: crate::dry_run::bar_state(a.outcome),
+                    kind: BarKind::Predicted,
+                }),
+        );
+    }
+    let startup = match run.ready.session_ready_ms {
+        Some(up) => secs(up),
+        None if run.is_live() => secs(now),
+        None => 0.0,
+    };
+    GanttChart {
+        startup_of: "the Spark session starts",
+        ..GanttChart::new(bars, startup, end)
+    }
+}
+
+/// The dry run of the plan a run ran, as the dry run page computes it on the file's estimates
+/// and `[pool]`, starting when the run's session came up (`startup_secs`, when known) so that
+/// its bars line up with the real ones.
+fn prediction(plan: &Plan, startup_secs: Option<f64>) -> DryRunReport {
+    let options = SimOptions {
+        node_startup_secs: startup_secs,
+        ..SimOptions::default()
+    };
+    DryRunReport::without_sweep(plan, &options, None)
+}
+
+/// The plan a run is drawn from: the one it ran (its `RunStarted` plan), or for a log without
+/// one (older builds) the open file's.
+fn drawn_from(app: &State, run: &RunView) -> Option<(Rc<Plan>, Option<Rc<PlanDrawing>>)> {
+    let same_file = app.doc.as_ref().is_some_and(|d| d.root == run.record.file);
+    match (&run.ran, &app.shown) {
+        (Some(ran), _) => Some((ran.plan.clone(), ran.drawing.clone())),
+        (None, Some(shown)) if same_file => Some((shown.plan.clone(), shown.drawing.clone())),
+        _ => None,
+    }
+}
+
+/// A plan compared by identity: a memo's key that costs nothing to compare.
+#[derive(Clone)]
+struct SamePlan(Rc<Plan>);
+
+impl PartialEq for SamePlan {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 #[function_component(RunsView)]
 pub fn runs_view(props: &RunsProps) -> Html {
     let app = &props.app;
     let tick = use_state(|| 0u64);
+    let show_predicted = use_state(|| false);
+    let predicted = {
+        let run = app.run.as_ref();
+        let plan = run
+            .and_then(|r| drawn_from(app, r))
+            .map(|(p, _)| SamePlan(p));
+        let startup_ms = run.and_then(|r| {
+            let up = r.ready.session_ready_ms?;
+            Some(up - r.record.started_ms)
+        });
+        let key = (*show_predicted).then_some((plan, startup_ms));
+        use_memo(key, |key| {
+            let (Some(plan), startup_ms) = key.as_ref()? else {
+                return None;
+            };
+            let startup = startup_ms.map(|ms| ms.max(0) as f64 / 1000.0);
+            Some(prediction(&plan.0, startup))
+        })
+    };
     let status = app.run.as_ref().map(|r| (r.record.id, r.record.status));
     {
         // The history changes when a run starts or ends, and can be read after a sign-in.
@@ -205,7 +299,23 @@ pub fn runs_view(props: &RunsProps) -> Html {
                 </tr>
             }
         });
-    let detail = app.run.as_ref().map(|run| run_detail(app, run, &params));
+    let detail = app.run.as_ref().map(|run| {
+        let toggle = {
+            let show = show_predicted.clone();
+            Callback::from(move |e: Event| {
+                show.set(
+                    e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                        .checked(),
+                )
+            })
+        };
+        let shown = Predicted {
+            on: *show_predicted,
+            toggle,
+            report: (*predicted).as_ref(),
+        };
+        run_detail(app, run, &params, shown)
+    });
     html! {
         <div class="runs">
             <div class="run-start">
@@ -235,10 +345,18 @@ pub fn runs_view(props: &RunsProps) -> Html {
     }
 }
 
+/// The Gantt chart's overlay of the dry run: whether it is asked for, and the prediction.
+struct Predicted<'a> {
+    on: bool,
+    toggle: Callback<Event>,
+    report: Option<&'a DryRunReport>,
+}
+
 fn run_detail(
     app: &UseReducerHandle<State>,
     run: &Rc<RunView>,
     params: &Rc<std::collections::BTreeMap<String, serde_json::Value>>,
+    predicted: Predicted,
 ) -> Html {
     let now = now_ms();
     let on_cancel = {
@@ -274,12 +392,7 @@ fn run_detail(
     };
     let resumable = !run.is_live() && run.record.status != RunStatus::Succeeded;
     let same_file = app.doc.as_ref().is_some_and(|d| d.root == run.record.file);
-    // A run is drawn from the plan it ran; a log without one (older builds) from the file.
-    let drawn = match (&run.ran, &app.shown) {
-        (Some(ran), _) => Some((ran.plan.clone(), ran.drawing.clone())),
-        (None, Some(shown)) if same_file => Some((shown.plan.clone(), shown.drawing.clone())),
-        _ => None,
-    };
+    let drawn = drawn_from(app, run);
     let drawn_plan = drawn.as_ref().map(|(plan, _)| plan.clone());
     let graph = match drawn {
         Some((plan, Some(drawing))) => html! {
@@ -351,7 +464,20 @@ fn run_detail(
                 <div class="run-graph">{ graph }</div>
                 { crate::each(task) }
             </div>
-            <Gantt chart={Rc::new(run_chart(run, now))} />
+            <div class="gantt-head">
+                <h4>{ "Timeline" }</h4>
+                <label title="the dry run of the plan this run ran, on its estimates and [pool], from the session's measured start-up">
+                    <input type="checkbox" id="gantt-predicted" checked={predicted.on} onchange={predicted.toggle} />
+                    { " overlay the dry run's prediction" }
+                </label>
+                { crate::each(predicted.report.map(|p| html! {
+                    <span id="gantt-prediction" class="hint">{ format!(
+                        "predicted makespan {} on {} × {} cores (estimate_secs); this run: {}",
+                        duration(p.makespan_secs), p.executors, p.executor_cores, duration(run.elapsed_secs(now))
+                    ) }</span>
+                })) }
+            </div>
+            <Gantt chart={Rc::new(run_chart(run, drawn_plan.as_deref(), now, predicted.report))} />
         </section>
     }
 }
