@@ -13,6 +13,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+mod references;
+pub use references::{ReferenceChoice, ReferenceScope};
+
 mod graph;
 pub use graph::PlanGraph;
 
@@ -1666,6 +1669,22 @@ fn reference_type(
     })
 }
 
+/// What is wrong with a `for_each` reference (`text`), given what checking it found: a
+/// problem of the reference, or a type that is not a list.
+fn for_each_problem(
+    text: &str,
+    checked: Result<ValueType, (std::ops::Range<usize>, String)>,
+) -> Option<(std::ops::Range<usize>, String)> {
+    match checked {
+        Ok(t) if !ValueType::Array.admits(t) => Some((
+            0..text.len(),
+            format!("`for_each` needs a list, but `{text}` is {}", t.a()),
+        )),
+        Ok(_) => None,
+        Err(e) => Some(e),
+    }
+}
+
 /// Whether a value condition reads a task's values.
 fn reads_tasks(c: &ValueCondition) -> bool {
     c.references()
@@ -1743,19 +1762,7 @@ fn check_references(
             let checked = reference
                 .template
                 .check(&mut |src| reference_type(file, index, &upstream, i, src, &mut suggestions));
-            let problem = match checked {
-                Ok(t) if !ValueType::Array.admits(t) => Some((
-                    0..reference.text.len(),
-                    format!(
-                        "`for_each` needs a list, but `{}` is {}",
-                        reference.text,
-                        t.a()
-                    ),
-                )),
-                Ok(_) => None,
-                Err(e) => Some(e),
-            };
-            if let Some((at, m)) = problem {
+            if let Some((at, m)) = for_each_problem(&reference.text, checked) {
                 r.error(&reference.at.file_span(&at), m)
                     .item(&step.id)
                     .key("for_each");

@@ -90,6 +90,14 @@ pub fn iteration_ids(group: &str, items: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// Why a `for_each` string that is not exactly one `{{ … }}` reference is refused.
+pub fn not_a_reference(text: &str) -> String {
+    format!(
+        "`for_each = \"{text}\"` must be a list, or one reference to a list \
+         (`\"{{{{ params.tables }}}}\"`, `\"{{{{ tasks.list_tables.value }}}}\"`)"
+    )
+}
+
 /// The items of a list read at run time, or why it cannot be iterated over.
 pub fn items_of(value: Value) -> Result<Vec<Value>, String> {
     match value {

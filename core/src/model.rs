@@ -435,8 +435,9 @@ pub struct StepSpans {
     /// Where each run setting written on the entry itself is (the others come from
     /// `[defaults]`).
     pub settings: BTreeMap<String, Span>,
-    /// Where `for_each`'s value is written.
-    pub for_each: Option<Span>,
+    /// Where the values of `for_each`, `for_each_concurrency` and `expected_items` are
+    /// written, those that are.
+    pub for_each: BTreeMap<String, Span>,
 }
 
 /// One pipeline file.

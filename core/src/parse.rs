@@ -178,8 +178,8 @@ struct ForEachKeys {
     items: Option<crate::for_each::Items>,
     concurrency: Option<u32>,
     expected_items: Option<u32>,
-    /// Where `for_each_concurrency` and `expected_items` are written.
-    settings: Vec<Span>,
+    /// Which of `for_each_concurrency` and `expected_items` are written, and where.
+    settings: Vec<(&'static str, Span)>,
 }
 
 impl<'t> Parser<'t> {
@@ -779,15 +779,12 @@ impl<'t> Parser<'t> {
                 Err(e) => {
                     let d = self.r.error(&at.file_span(&e.span), e.message);
                     d.key("for_each");
+                    if let Some(i) = item {
+                        d.item(i);
+                    }
                     None
                 }
-                _ => problem(
-                    self,
-                    format!(
-                        "`for_each = \"{text}\"` must be a list, or one reference to a list \
-                         (`\"{{{{ params.tables }}}}\"`, `\"{{{{ tasks.list_tables.value }}}}\"`)"
-                    ),
-                ),
+                _ => problem(self, crate::for_each::not_a_reference(text)),
             };
         }
         match n.value().and_then(|v| v.as_array()) {
@@ -821,10 +818,11 @@ impl<'t> Parser<'t> {
         item: Option<&str>,
     ) -> Option<crate::for_each::ForEach> {
         if !keys.written {
-            for at in &keys.settings {
+            for (key, at) in &keys.settings {
                 let d = self
                     .r
                     .error(at, "this setting needs `for_each` on the same notebook");
+                d.key(key);
                 if let Some(i) = item {
                     d.item(i);
                 }
@@ -981,13 +979,14 @@ impl<'t> Parser<'t> {
                     }
                 }
                 "for_each" => {
-                    step.spans.for_each = Some(self.span_of(&n, &ks));
+                    step.spans.for_each.insert(k.into(), self.span_of(&n, &ks));
                     for_each.items = self.for_each_items(&n, &ks, item_ref);
                     for_each.written = true;
                 }
                 "for_each_concurrency" => {
                     for_each.concurrency = self.u32(&n, &ks, k, 1, item_ref);
-                    for_each.settings.push(ks.clone());
+                    step.spans.for_each.insert(k.into(), self.span_of(&n, &ks));
+                    for_each.settings.push(("for_each_concurrency", ks.clone()));
                 }
                 "expected_items" => {
                     if let Some(v) = self.u32(&n, &ks, k, 1, item_ref) {
@@ -1000,11 +999,15 @@ impl<'t> Parser<'t> {
                                 ),
                             );
                             d.key(k);
+                            if let Some(i) = item_ref {
+                                d.item(i);
+                            }
                         } else {
                             for_each.expected_items = Some(v);
                         }
                     }
-                    for_each.settings.push(ks.clone());
+                    step.spans.for_each.insert(k.into(), self.span_of(&n, &ks));
+                    for_each.settings.push(("expected_items", ks.clone()));
                 }
                 k if SETTING_KEYS.contains(&k) => {
                     if k == "slots" {
@@ -1769,6 +1772,41 @@ session_start_timeout_secs = 900
         assert_eq!(pool.session_start_timeout_secs, 900);
         assert_eq!(pool.spark_conf["spark.dynamicAllocation.enabled"], "true");
         assert_eq!(pool.spark_conf["spark.sql.shuffle.partitions"], "64");
+    }
+
+    /// The editor shows a diagnostic beside its field: every for-each problem names its step
+    /// and key, and the values written are located for the editor to show as written.
+    #[test]
+    fn for_each_problems_name_their_step_and_key_and_written_values_are_located() {
+        let text = "[[notebook]]\nid = \"a\"\npath = \"a.py\"\nexpected_items = 20000\n\
+             for_each_concurrency = 2\n[[notebook]]\nid = \"b\"\npath = \"a.py\"\n\
+             for_each = \"{{ params.x\"\nexpected_items = 3\n";
+        let (file, diags) = parse_pipeline("p.toml", text);
+        let about: Vec<(Option<&str>, Option<&str>)> = diags
+            .iter()
+            .map(|d| (d.item.as_deref(), d.key.as_deref()))
+            .collect();
+        assert_eq!(
+            about,
+            [
+                (Some("a"), Some("expected_items")),
+                (Some("a"), Some("expected_items")),
+                (Some("a"), Some("for_each_concurrency")),
+                (Some("b"), Some("for_each")),
+            ],
+            "{diags:?}"
+        );
+        let b = &file.expect("parses").steps[1];
+        let written: Vec<(&str, &str)> = b
+            .spans
+            .for_each
+            .iter()
+            .map(|(k, at)| (k.as_str(), &text[at.clone()]))
+            .collect();
+        assert_eq!(
+            written,
+            [("expected_items", "3"), ("for_each", "\"{{ params.x\"")]
+        );
     }
 
     #[test]
