@@ -953,4 +953,32 @@ fn a_for_each_fans_out_over_a_returned_list_and_the_notebooks_after_it_see_every
         ),
         "{shown}"
     );
+
+    // A dry run calibrated from this run runs the two iterations it had, each for the time it
+    // took, not the file's `expected_items`.
+    let out = spool()
+        .args(["simulate", &fixture("for_each.toml"), "--json"])
+        .args(["--durations-from", "last", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("spool simulate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a report");
+    let simulated: Vec<&str> = report["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .filter(|id| id.starts_with("copy_table["))
+        .collect();
+    assert_eq!(simulated, iterations);
+    let estimated = report["calibration"]["estimated"].to_string();
+    assert!(
+        !estimated.contains("copy_table["),
+        "every iteration has its measured duration: {estimated}"
+    );
 }
