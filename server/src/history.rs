@@ -74,6 +74,14 @@ CREATE TABLE IF NOT EXISTS schedules (
     changed_ms INTEGER,
     changed_by TEXT
 );
+-- A pipeline's text kept while it has errors (crate::drafts), one per file.
+CREATE TABLE IF NOT EXISTS drafts (
+    file TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    etag TEXT,
+    saved_ms INTEGER NOT NULL,
+    saved_by TEXT
+);
 ";
 
 /// How long finished runs are kept (`spool serve --keep-runs/--keep-days`); runs in progress

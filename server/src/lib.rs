@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod api;
 pub mod calibration;
+pub mod drafts;
 pub mod fs_sources;
 pub mod history;
 pub mod history_cmd;

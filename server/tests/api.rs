@@ -99,6 +99,60 @@ async fn a_put_with_errors_is_refused_with_diagnostics_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_draft_with_errors_is_kept_beside_the_file_until_a_valid_save() {
+    let f = fixture(None);
+    let bad = PIPELINE.replace("depends_on = [\"load\"]", "depends_on = [\"lod\"]");
+    let origin = Some("http://127.0.0.1:8080");
+    let draft_uri = "/api/pipelines/nightly.toml/draft";
+    let (status, _) = call(&f, get(draft_uri)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no draft yet");
+    // Another origin's page cannot keep one.
+    let (status, _) = call(&f, put_text(draft_uri, &bad, Some("http://evil.example"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, kept) = call(&f, put_text(draft_uri, &bad, origin)).await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    let (status, read) = call(&f, get(draft_uri)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["text"], bad);
+    assert_eq!(read["saved_ms"], kept["saved_ms"]);
+    // What runs and schedules read is untouched.
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("nightly.toml")).unwrap(),
+        PIPELINE
+    );
+    let (_, one) = call(&f, get("/api/pipelines/nightly.toml")).await;
+    assert_eq!(one["text"], PIPELINE);
+    // A draft for a file outside the folder is refused like the file.
+    let (status, _) = call(
+        &f,
+        put_text("/api/pipelines/..%2Fx.toml/draft", &bad, origin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Saving the file (fixed) discards its draft.
+    let fixed = PIPELINE.replace("executors = 2", "executors = 3");
+    let (status, _) = call(&f, put_text("/api/pipelines/nightly.toml", &fixed, origin)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&f, get(draft_uri)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the save superseded the draft"
+    );
+    // And one can be discarded.
+    call(&f, put_text(draft_uri, &bad, origin)).await;
+    let discard = axum::http::Request::delete(draft_uri)
+        .header("host", "127.0.0.1:8080")
+        .header("origin", "http://127.0.0.1:8080")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = call(&f, discard).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&f, get(draft_uri)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn a_valid_put_is_written_as_sent_comments_included() {
     let f = fixture(None);
     let new = PIPELINE.replace("executors = 2", "executors = 3  # bigger pool");

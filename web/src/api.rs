@@ -8,8 +8,8 @@
 //! changes made with the cookie.
 
 use crate::wire::{
-    ApiError, Bundle, Created, PipelineSummary, ResumeRun, RunDetail, SaveBody, ScheduleInfo,
-    SchedulePause, SignInBody, StartRun, WireDiagnostic,
+    ApiError, Bundle, Created, DraftBody, PipelineSummary, ResumeRun, RunDetail, SaveBody,
+    ScheduleInfo, SchedulePause, ServerDraft, SignInBody, StartRun, WireDiagnostic,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -99,12 +99,16 @@ async fn failure(resp: Response) -> Failure {
     }
 }
 
-async fn send(req: Result<Request, gloo_net::Error>) -> Result<Response, Failure> {
-    let resp = req
-        .map_err(|e| Failure::Transport(e.to_string()))?
+/// The server's answer, whatever its status.
+async fn answer(req: Result<Request, gloo_net::Error>) -> Result<Response, Failure> {
+    req.map_err(|e| Failure::Transport(e.to_string()))?
         .send()
         .await
-        .map_err(|e| Failure::Transport(format!("cannot reach the server: {e}")))?;
+        .map_err(|e| Failure::Transport(format!("cannot reach the server: {e}")))
+}
+
+async fn send(req: Result<Request, gloo_net::Error>) -> Result<Response, Failure> {
+    let resp = answer(req).await?;
     if resp.ok() {
         Ok(resp)
     } else {
@@ -113,9 +117,11 @@ async fn send(req: Result<Request, gloo_net::Error>) -> Result<Response, Failure
 }
 
 async fn json<T: DeserializeOwned>(req: Result<Request, gloo_net::Error>) -> Result<T, Failure> {
-    send(req)
-        .await?
-        .json::<T>()
+    read(send(req).await?).await
+}
+
+async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, Failure> {
+    resp.json::<T>()
         .await
         .map_err(|e| Failure::Transport(format!("unexpected answer from the server: {e}")))
 }
@@ -162,6 +168,38 @@ pub async fn save(
     }
     let resp = send(req.json(&SaveBody { text })).await?;
     Ok(resp.headers().get("etag"))
+}
+
+/// The draft the server keeps of `file` (saved with errors), if any.
+pub async fn server_draft(file: &str) -> Result<Option<ServerDraft>, Failure> {
+    let resp = answer(get(&pipeline_url(file, "/draft"))).await?;
+    match resp.status() {
+        404 => Ok(None),
+        _ if resp.ok() => read(resp).await.map(Some),
+        _ => Err(failure(resp).await),
+    }
+}
+
+/// Has the server keep `text` as `file`'s draft (errors and all; the file is not written).
+pub async fn save_draft(
+    file: &str,
+    text: &str,
+    etag: Option<&str>,
+) -> Result<ServerDraft, Failure> {
+    let req = with_cookie(Request::put(&pipeline_url(file, "/draft")));
+    json(req.json(&DraftBody { text, etag })).await
+}
+
+/// Has the server forget `file`'s draft.
+pub async fn discard_draft(file: &str) -> Result<(), Failure> {
+    let req = with_cookie(Request::delete(&pipeline_url(file, "/draft"))).build();
+    let resp = answer(req).await?;
+    match resp.status() {
+        // Already gone (saved or discarded elsewhere) is what was asked.
+        404 => Ok(()),
+        _ if resp.ok() => Ok(()),
+        _ => Err(failure(resp).await),
+    }
 }
 
 /// Writes a new notebook file (an import's); one that exists already is refused, never

@@ -222,6 +222,23 @@ fn keep_draft(file: &str, draft: Option<&Draft>) {
     };
 }
 
+fn find_server_draft(dispatch: UseReducerDispatcher<State>, file: String) {
+    wasm_bindgen_futures::spawn_local(async move {
+        match api::server_draft(&file).await {
+            Ok(Some(kept)) => dispatch.dispatch(Action::DraftFound {
+                file,
+                draft: Draft {
+                    text: kept.text,
+                    etag: kept.etag,
+                    on_server: Some(kept.saved_ms),
+                },
+            }),
+            Ok(None) => {}
+            Err(e) => dispatch.dispatch(Action::Failed(e.context("draft not read"))),
+        }
+    });
+}
+
 /// While there are unsaved edits, leaving the page (reload, close, another address) asks first.
 fn ask_before_leaving() -> impl FnOnce() {
     use wasm_bindgen::JsCast;
@@ -352,9 +369,12 @@ fn app() -> Html {
                 *looked_for.borrow_mut() = Some(root.clone());
                 match stored_draft(root) {
                     Some(draft) if *draft.text != **text => {
-                        return dispatch.dispatch(Action::DraftFound(draft));
+                        let file = root.clone();
+                        return dispatch.dispatch(Action::DraftFound { file, draft });
                     }
-                    _ => {}
+                    // Edits in this page's storage are the newest; else the server may keep a
+                    // draft saved with errors, from here or another browser.
+                    _ => find_server_draft(dispatch.clone(), root.clone()),
                 }
             }
             // An offered draft stays stored until the user restores or discards it.
@@ -423,12 +443,35 @@ fn app() -> Html {
             Callback::from(move |_: MouseEvent| dispatch.dispatch(action.clone()))
         };
         let changed = draft.etag != doc.etag;
+        let offer = match draft.on_server {
+            Some(ms) => format!(
+                "{} has a draft the server keeps, saved {} with errors",
+                doc.root,
+                runs::clock(ms)
+            ),
+            None => format!("{} has unsaved edits from an earlier visit", doc.root),
+        };
+        let discard = {
+            let (dispatch, file, on_server) =
+                (app.dispatcher(), doc.root.clone(), draft.on_server.is_some());
+            Callback::from(move |_: MouseEvent| {
+                dispatch.dispatch(Action::DiscardDraft);
+                if on_server {
+                    let (dispatch, file) = (dispatch.clone(), file.clone());
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if let Err(e) = api::discard_draft(&file).await {
+                            dispatch.dispatch(Action::Failed(e.context("draft not discarded")));
+                        }
+                    });
+                }
+            })
+        };
         html! {
             <div class="notice draft" id="draft-offer">
-                { format!("{} has unsaved edits from an earlier visit", doc.root) }
+                { offer }
                 { if changed { " (the file was saved again since: restoring replaces that version's changes)" } else { "" } }
                 <button id="draft-restore" onclick={act(Action::RestoreDraft)}>{ "Restore them" }</button>
-                <button id="draft-discard" onclick={act(Action::DiscardDraft)}>{ "Discard" }</button>
+                <button id="draft-discard" onclick={discard}>{ "Discard" }</button>
             </div>
         }
     });
@@ -642,12 +685,38 @@ fn doc_buttons(props: &AppProps) -> Html {
         "saved"
     };
     let errors = doc.checked.has_errors();
+    // A text with errors is never written to the pipeline file (runs and schedules read it):
+    // the server keeps it as the file's draft instead.
+    let on_save_draft = {
+        let (dispatch, file, text, etag) = (
+            app.dispatcher(),
+            doc.root.clone(),
+            doc.text.clone(),
+            doc.etag.clone(),
+        );
+        Callback::from(move |_: MouseEvent| {
+            let (dispatch, file, text, etag) =
+                (dispatch.clone(), file.clone(), text.clone(), etag.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::save_draft(&file, &text, etag.as_deref()).await {
+                    Ok(kept) => dispatch.dispatch(Action::Notice(format!(
+                        "Draft saved on the server ({}): {file} itself is written once it has no errors",
+                        runs::clock(kept.saved_ms)
+                    ))),
+                    Err(e) => dispatch.dispatch(Action::Failed(e.context("draft not saved"))),
+                }
+            });
+        })
+    };
     html! {
         <div class="doc-buttons">
             <button id="undo" disabled={doc.undo.is_empty()} onclick={act(Action::Undo)} title="undo">{ "↶ Undo" }</button>
             <button id="redo" disabled={doc.redo.is_empty()} onclick={act(Action::Redo)} title="redo">{ "↷ Redo" }</button>
             <button id="save-button" class="primary" disabled={!app.unsaved() || app.saving || errors}
                 title={if errors { "fix the errors first" } else { "write the file on the server" }} onclick={on_save}>{ "Save" }</button>
+            if errors && app.unsaved() {
+                <button id="save-draft" title="keep this text on the server as the file's draft; the file is written once it has no errors" onclick={on_save_draft}>{ "Save draft" }</button>
+            }
             <span id="save-status" class={classes!("save-status", app.unsaved().then_some("unsaved"))}>{ status }</span>
         </div>
     }

@@ -34,7 +34,7 @@ fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
-fn clock(ms: i64) -> String {
+pub fn clock(ms: i64) -> String {
     let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
     String::from(d.to_locale_string("en-GB", &JsValue::UNDEFINED))
 }

@@ -125,6 +125,10 @@ pub struct Draft {
     pub text: String,
     /// The server's version of the file the edits were made on (its `ETag`).
     pub etag: Option<String>,
+    /// When the server kept it as the file's draft ("Save draft", for a text with errors);
+    /// `None` for edits kept in the page's storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_server: Option<i64>,
 }
 
 /// Larger drafts are not kept (the page's storage holds a few megabytes).
@@ -239,8 +243,12 @@ pub enum Action {
     /// Show the view of an address (the pipeline or run it names is being fetched, or is
     /// the open one).
     Navigate(Route),
-    /// The page's storage holds unsaved edits of the open file.
-    DraftFound(Draft),
+    /// The page's storage, or the server, holds unsaved edits of `file` (offered if it is
+    /// still the open one).
+    DraftFound {
+        file: String,
+        draft: Draft,
+    },
     RestoreDraft,
     DiscardDraft,
     /// The main input's text, typed or pasted.
@@ -289,8 +297,12 @@ impl State {
                 self.arrive();
             }
             Action::Navigate(route) => self.navigate(route),
-            Action::DraftFound(draft) => {
-                if self.doc.as_ref().is_some_and(|d| *d.text != *draft.text) {
+            Action::DraftFound { file, draft } => {
+                if self
+                    .doc
+                    .as_ref()
+                    .is_some_and(|d| d.root == file && *d.text != *draft.text)
+                {
                     self.draft = Some(draft);
                 }
             }
@@ -649,6 +661,7 @@ impl State {
         (doc.text.len() <= MAX_DRAFT).then(|| Draft {
             text: doc.text.to_string(),
             etag: doc.etag.clone(),
+            on_server: None,
         })
     }
 
@@ -1009,6 +1022,13 @@ estimate_secs = 20
         );
     }
 
+    fn found(draft: Draft) -> Action {
+        Action::DraftFound {
+            file: doc(&opened()).root.clone(),
+            draft,
+        }
+    }
+
     #[test]
     fn unsaved_edits_are_kept_and_offered_back_after_a_reload() {
         let mut s = opened();
@@ -1024,7 +1044,7 @@ estimate_secs = 20
 
         // The page again, the file as the server has it, the draft found in the storage.
         let mut s = opened();
-        s.apply(Action::DraftFound(kept.clone()));
+        s.apply(found(kept.clone()));
         assert_eq!(s.draft.as_ref(), Some(&kept), "offered, not applied");
         assert!(!s.unsaved());
         s.apply(Action::RestoreDraft);
@@ -1034,14 +1054,25 @@ estimate_secs = 20
         assert_eq!(&*doc(&s).text, TEXT, "restoring is one undo step");
 
         let mut s = opened();
-        s.apply(Action::DraftFound(kept));
+        s.apply(found(kept.clone()));
         s.apply(Action::DiscardDraft);
         assert!(s.draft.is_none() && !s.unsaved());
         // A draft equal to the file is nothing to offer.
-        s.apply(Action::DraftFound(Draft {
+        s.apply(found(Draft {
             text: TEXT.into(),
             etag: None,
+            on_server: None,
         }));
+        assert!(s.draft.is_none());
+        // The server's draft of another file (the user switched before it answered) is not
+        // offered for this one.
+        s.apply(Action::DraftFound {
+            file: "other.toml".into(),
+            draft: Draft {
+                on_server: Some(1),
+                ..kept
+            },
+        });
         assert!(s.draft.is_none());
     }
 

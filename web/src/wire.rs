@@ -69,6 +69,21 @@ pub struct SaveBody<'a> {
     pub text: &'a str,
 }
 
+/// `PUT /api/pipelines/{file}/draft`.
+#[derive(Debug, Serialize)]
+pub struct DraftBody<'a> {
+    pub text: &'a str,
+    pub etag: Option<&'a str>,
+}
+
+/// A draft the server keeps (`GET /api/pipelines/{file}/draft`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ServerDraft {
+    pub text: String,
+    pub etag: Option<String>,
+    pub saved_ms: i64,
+}
+
 /// `POST /api/session`.
 #[derive(Debug, Serialize)]
 pub struct SignInBody<'a> {

@@ -1,5 +1,6 @@
 //! The HTTP API (`/api`, see docs/api.md) and the built web app (`/`), as one axum router.
 
+mod drafts;
 mod error;
 mod grid;
 mod guard;
@@ -77,6 +78,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/pipelines", get(pipelines::list))
         .route("/pipelines/:file", get(pipelines::get).put(pipelines::put))
         .route("/pipelines/:file/bundle", get(pipelines::bundle))
+        .route(
+            "/pipelines/:file/draft",
+            get(drafts::get).put(drafts::put).delete(drafts::delete),
+        )
         .route("/notebooks/:file", put(pipelines::put_notebook))
         .route("/pipelines/:file/simulate", post(pipelines::simulate))
         .route("/pipelines/:file/calibration", get(pipelines::calibration))

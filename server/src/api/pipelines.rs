@@ -339,6 +339,8 @@ pub async fn put(
             return Err(ApiError::InvalidPipeline(diagnostics));
         }
         let headers = write_checked(&state, &src, &file, &body.text, precondition)?;
+        // The saved file supersedes a draft of it.
+        state.history.delete_draft(&file)?;
         Ok((
             headers,
             Json(Checked {
