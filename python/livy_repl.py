@@ -113,7 +113,8 @@ class Cancellation:
     def start(self, statement_id):
         """Called by the main thread before it runs a statement: False if it was cancelled."""
         with self.lock:
-            self.last_started = max(self.last_started, statement_id)
+            if isinstance(statement_id, int):
+                self.last_started = max(self.last_started, statement_id)
             if statement_id in self.before_start:
                 self.before_start.discard(statement_id)
                 return False
