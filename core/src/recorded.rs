@@ -5,13 +5,20 @@
 //! The recorded JSON is read field by field, each with its default when absent (logs of older
 //! builds lack fields added since): what is read is what drawing a run and showing its
 //! notebooks need — tasks with their kinds, settings and parameters, dependencies, inactive
-//! steps, declared edges, the pool (not the conditions on values, nor a for-each's items). A plan whose dependencies do not point back to earlier tasks (the
-//! order every recorded plan has) is refused rather than drawn wrong.
+//! steps, declared edges, the pool, conditions on values (`if`), for-each items and
+//! iterations (references are read in the root file's scope: a recorded plan keeps no other).
+//! A plan whose dependencies do not point back to earlier tasks (the order every recorded plan
+//! has), or whose `if` or for-each reference does not parse, is refused rather than drawn
+//! wrong.
 
 use crate::dag::{
-    DeclaredEdge, InactiveStep, LeftOut, ParamScope, Plan, Task, TaskKind, MAX_EDGES, MAX_TASKS,
+    DeclaredEdge, InactiveStep, LeftOut, ParamScope, Plan, Task, TaskCondition, TaskKind,
+    MAX_EDGES, MAX_TASKS,
 };
-use crate::model::{Condition, Pool, RunSettings};
+use crate::for_each::{ForEach, Items, Iteration, Reference, DEFAULT_EXPECTED_ITEMS, MAX_ITEMS};
+use crate::model::{Condition, Pool, RunSettings, TextAt};
+use crate::template::Template;
+use crate::value_condition::ValueCondition;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,6 +67,69 @@ fn settings(v: &Value) -> RunSettings {
     }
 }
 
+fn conditions(v: &Value) -> Result<Vec<TaskCondition>, Unreadable> {
+    array(v)
+        .iter()
+        .map(|c| {
+            let text = c["if"]
+                .as_str()
+                .ok_or_else(|| Unreadable("a condition without `if`".into()))?;
+            Ok(TaskCondition {
+                dependency: text_of(&c["dependency"])?,
+                condition: ValueCondition::parse(text)
+                    .map_err(|e| Unreadable(format!("`if = {text:?}`: {}", e.message)))?,
+                scope: 0,
+            })
+        })
+        .collect()
+}
+
+fn text_of(v: &Value) -> Result<String, Unreadable> {
+    text(v).ok_or_else(|| Unreadable(format!("{v} where a text was recorded")))
+}
+
+fn for_each(v: &Value) -> Result<Option<ForEach>, Unreadable> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let items = match (&v["items"]["list"], &v["items"]["reference"]["text"]) {
+        (Value::Array(items), _) if items.len() <= MAX_ITEMS => Items::List(items.clone()),
+        (_, Value::String(text)) => match Template::parse(text) {
+            Ok(Some(template)) if template.whole().is_some() => Items::Reference(Reference {
+                text: text.clone(),
+                template,
+                at: TextAt::default(),
+            }),
+            _ => {
+                return Err(Unreadable(format!(
+                    "for_each = {text:?} is not one reference"
+                )))
+            }
+        },
+        _ => return Err(Unreadable(format!("a for-each without items: {v}"))),
+    };
+    let u32_of = |key: &str| v[key].as_u64().and_then(|n| u32::try_from(n).ok());
+    Ok(Some(ForEach {
+        items,
+        concurrency: u32_of("concurrency"),
+        expected_items: u32_of("expected_items").unwrap_or(DEFAULT_EXPECTED_ITEMS),
+    }))
+}
+
+fn iteration(v: &Value) -> Result<Option<Iteration>, Unreadable> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(Iteration {
+        group: text_of(&v["group"])?,
+        index: v["index"]
+            .as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| Unreadable(format!("an iteration without its index: {v}")))?,
+        item: v["item"].clone(),
+    }))
+}
+
 fn pool(v: &Value) -> Pool {
     let d = Pool::default();
     let u32_of = |key: &str| v[key].as_u64().and_then(|n| u32::try_from(n).ok());
@@ -104,9 +174,9 @@ pub fn read(json: &Value) -> Result<Option<Plan>, Unreadable> {
                 params: serde_json::from_value(t["params"].clone()).unwrap_or_default(),
                 settings: settings(&t["settings"]),
                 scope: 0,
-                conditions: Vec::new(),
-                for_each: None,
-                iteration: None,
+                conditions: conditions(&t["conditions"])?,
+                for_each: for_each(&t["for_each"])?,
+                iteration: iteration(&t["iteration"])?,
             })
         })
         .collect::<Result<Vec<_>, Unreadable>>()?;
@@ -291,6 +361,13 @@ depends_on = ["b"]
 id = "copy"
 path = "x.py"
 for_each = ["orders", "returns"]
+[[notebook]]
+id = "fan"
+path = "x.py"
+depends_on = [{ id = "a", if = "{{ tasks.a.values.rows }} > 0" }]
+for_each = "{{ tasks.a.value }}"
+for_each_concurrency = 3
+expected_items = 4
 "#;
 
     const SUB: &str = r#"
@@ -329,7 +406,15 @@ path = "x.py"
                 (&b.settings, &b.params, &b.path),
                 (&r.settings, &r.params, &r.path)
             );
+            // Conditions on values, for-each items and iterations, as the run had them (but
+            // where the file wrote them, which the log does not keep).
+            let kept = |t: &Task| serde_json::to_value((&t.conditions, &t.for_each, &t.iteration));
+            assert_eq!(kept(b).ok(), kept(r).ok(), "{}", b.id);
         }
+        let fan = back.index_of("fan").expect("fan");
+        assert!(back.tasks[fan].expands(), "read at run time, as it was");
+        assert_eq!(back.tasks[fan].conditions.len(), 1);
+        assert!(back.tasks.iter().any(|t| t.iteration.is_some()));
         assert!(back.tasks.iter().any(|t| t.kind == TaskKind::ForEach));
         let o = LayoutOptions::default();
         assert_eq!(draw_plan(&back, &o), draw_plan(&ran, &o));
@@ -346,6 +431,15 @@ path = "x.py"
         assert!(read(&odd).is_err(), "an unknown condition");
         let nameless = json!({"tasks": [{"kind": "notebook"}]});
         assert!(read(&nameless).is_err());
+        let bad_if =
+            json!({"tasks": [{"id": "a", "conditions": [{"dependency": "b", "if": "1 >"}]}]});
+        assert!(read(&bad_if).is_err(), "an `if` that does not parse");
+        let bad_items =
+            json!({"tasks": [{"id": "a", "for_each": {"items": {"reference": {"text": "x {{"}}}}]});
+        assert!(
+            read(&bad_items).is_err(),
+            "a for-each reference that does not parse"
+        );
         // Fields a log of an older build lacks take their defaults.
         let old = json!({"tasks": [{"id": "a"}, {"id": "b", "settings": {"slots": 3}}],
                          "deps": [[], [[0, "any"]]]});
