@@ -2,7 +2,7 @@
 //! Each test gets its own endpoint and data directory.
 
 use serde_json::Value;
-use spool_tests::{send_signal, spool, wait_for, LocalLivy, Served};
+use spool_tests::{send_signal, simulate_json, spool, wait_for, LocalLivy, Served};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -956,18 +956,8 @@ fn a_for_each_fans_out_over_a_returned_list_and_the_notebooks_after_it_see_every
 
     // A dry run calibrated from this run runs the two iterations it had, each for the time it
     // took, not the file's `expected_items`.
-    let out = spool()
-        .args(["simulate", &fixture("for_each.toml"), "--json"])
-        .args(["--durations-from", "last", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("spool simulate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("a report");
+    let flags = ["--durations-from".to_string(), "last".to_string()];
+    let report = simulate_json(&data, Path::new(&fixture("for_each.toml")), &flags);
     let simulated: Vec<&str> = report["tasks"]
         .as_array()
         .expect("tasks")
