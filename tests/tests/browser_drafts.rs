@@ -70,7 +70,8 @@ fn a_file_with_errors_is_kept_as_a_draft_and_offered_in_another_browser() {
     });
 
     // Fixed and saved: the file is written and the draft is gone.
-    set_source(&second, &original);
+    let fixed = format!("{original}# the dependency fixed\n");
+    set_source(&second, &fixed);
     wait_for("the text fixed", SHORT, || {
         (!save_disabled(&second)).then_some(())
     });
@@ -80,6 +81,7 @@ fn a_file_with_errors_is_kept_as_a_draft_and_offered_in_another_browser() {
         (status == "saved").then_some(())
     });
     drop(second);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), fixed);
     let draft = ureq::get(&format!(
         "{}api/pipelines/daily_sales.toml/draft",
         served.base
