@@ -6,7 +6,7 @@
 //! iteration of a for-each read at run time once its list was read — and a retry once its
 //! `retry_interval_secs` after the failed attempt are over.
 
-use crate::dag::Plan;
+use crate::dag::{Plan, TaskKind};
 use crate::runlog::{AttemptOutcome, RunEvent, RunRecord, StoredEvent};
 use std::collections::HashMap;
 
@@ -69,23 +69,13 @@ impl ReadyTimes {
         for (id, task) in &record.tasks {
             let planned = plan.zip(index.get(id.as_str()).copied());
             let first_ready = match planned {
-                Some((plan, i)) => plan.deps[i]
-                    .iter()
-                    .filter_map(|(d, _)| self.settled_ms.get(&plan.tasks[*d].id).copied())
-                    .fold(up, i64::max),
+                Some((plan, i)) => self.first_ready(plan, i, up).0,
                 None => self.expanded_ms.get(id).map_or(up, |&at| at.max(up)),
             };
-            let interval_ms = planned.map_or(0, |(plan, i)| {
-                let secs = plan.tasks[i].settings.retry_interval_secs;
-                i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
-            });
             for a in &task.attempts {
                 let ready = match a.attempt {
                     1 => first_ready,
-                    n => self
-                        .retry_decided_ms
-                        .get(&(id.clone(), n))
-                        .map_or(a.started_ms, |&at| at.saturating_add(interval_ms)),
+                    n => self.retry_due_ms(planned, id, n).unwrap_or(a.started_ms),
                 };
                 out.push(TimedAttempt {
                     task: id.clone(),
@@ -98,6 +88,59 @@ impl ReadyTimes {
             }
         }
         out
+    }
+
+    /// The attempts of a live run that are ready and not started yet (its queue): task,
+    /// attempt and since when, in the plan's order. Notebooks of the plan only (an iteration
+    /// of a for-each read at run time shows once it starts).
+    pub fn waiting(&self, plan: &Plan, record: &RunRecord) -> Vec<(String, u32, i64)> {
+        let Some(up) = self.session_ready_ms else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, t) in plan.tasks.iter().enumerate() {
+            if t.kind != TaskKind::Notebook || self.settled_ms.contains_key(&t.id) {
+                continue;
+            }
+            let last = record.tasks.get(&t.id).and_then(|r| r.attempts.last());
+            match last {
+                None => {
+                    if let (ready, true) = self.first_ready(plan, i, up) {
+                        out.push((t.id.clone(), 1, ready));
+                    }
+                }
+                Some(a) if a.ended_ms.is_some() => {
+                    let next = a.attempt + 1;
+                    if let Some(due) = self.retry_due_ms(Some((plan, i)), &t.id, next) {
+                        out.push((t.id.clone(), next, due));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    /// When task `i`'s first attempt became ready (the session up at `up`, its dependencies
+    /// settled), and whether every dependency has settled.
+    fn first_ready(&self, plan: &Plan, i: usize, up: i64) -> (i64, bool) {
+        plan.deps[i].iter().fold((up, true), |(at, all), (d, _)| {
+            match self.settled_ms.get(&plan.tasks[*d].id) {
+                Some(&settled) => (at.max(settled), all),
+                None => (at, false),
+            }
+        })
+    }
+
+    /// When attempt `n` of task `id` (task `planned.1` of the plan) is due: its retry's
+    /// decision plus the task's `retry_interval_secs`; `None` when no retry was decided.
+    fn retry_due_ms(&self, planned: Option<(&Plan, usize)>, id: &str, n: u32) -> Option<i64> {
+        let decided = *self.retry_decided_ms.get(&(id.to_string(), n))?;
+        let interval_ms = planned.map_or(0, |(plan, i)| {
+            let secs = plan.tasks[i].settings.retry_interval_secs;
+            i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+        });
+        Some(decided.saturating_add(interval_ms))
     }
 }
 
@@ -197,8 +240,23 @@ depends_on = ["a"]
                 ("c", 1, 6000, 7100, Some(12000)),
             ]
         );
+        assert_eq!(ready.waiting(&plan, &record), []);
         // Without the plan, nothing is known of dependencies: ready when the session is up.
         let blind = ready.attempts(None, &record);
         assert_eq!(blind[3].ready_ms, 4000);
+
+        // Live, after `b` failed: its retry is due at 9 s, and `c` is ready since `a` settled.
+        let live = &log[..8];
+        let record = RunRecord::fold(1, live).expect("folds");
+        let mut ready = ReadyTimes::default();
+        for e in live {
+            ready.apply(e);
+        }
+        assert_eq!(
+            ready.waiting(&plan, &record),
+            [("b".to_string(), 2, 9000), ("c".to_string(), 1, 6000)]
+        );
+        // Before the session is up nothing is ready.
+        assert_eq!(ReadyTimes::default().waiting(&plan, &record), []);
     }
 }

@@ -126,6 +126,20 @@ pub fn run_chart(
             kind: BarKind::Attempt,
         });
     }
+    // A live run's queue: what is ready and waits for a slot now.
+    let queue = plan
+        .filter(|_| run.is_live())
+        .map(|plan| run.ready.waiting(plan, &run.record))
+        .unwrap_or_default();
+    for (task, _, ready) in queue {
+        bars.push(Bar {
+            task,
+            start: secs(ready),
+            end: secs(now.max(ready)),
+            state: NodeState::Pending,
+            kind: BarKind::Queued,
+        });
+    }
     let mut end = run.elapsed_secs(now).max(1.0);
     if let Some(report) = predicted {
         end = end.max(report.makespan_secs);
