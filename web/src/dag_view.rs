@@ -1,6 +1,9 @@
 //! The pipeline's graph as SVG, drawn where `spool_core::layout` put everything: zoom with the
 //! wheel, pan by dragging the background, click a node to pick it, drag from one node to
-//! another to add a dependency.
+//! another to add a dependency. For large graphs: a search that highlights the notebooks whose
+//! id matches and centres the first (Enter: the next), the picked node's upstream and
+//! downstream lit with everything else dimmed, and a compact node style (the label alone, at a
+//! size read on screen) once zoomed out so far that the normal labels could not be read.
 
 use crate::charts::duration;
 use crate::run::{NodeState, RunView};
@@ -21,6 +24,13 @@ const MIN_FIRST_ZOOM: f64 = 0.6;
 const CLICK_SLOP: f64 = 5.0;
 /// Labels longer than this are cut (the full id is in the tooltip).
 const LABEL_CHARS: usize = 24;
+/// Below this zoom the normal labels (12.5 px) are under 8.75 px on screen: nodes go compact
+/// (a large graph's first view, at [`MIN_FIRST_ZOOM`], is compact).
+const COMPACT_BELOW: f64 = 0.7;
+/// A compact node's label, in screen pixels.
+const COMPACT_LABEL_PX: f64 = 10.0;
+/// Searching zooms in at least this far on the match it centres.
+const SEARCH_ZOOM: f64 = 1.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct View {
@@ -80,6 +90,137 @@ fn fit(svg: &web_sys::Element, drawing: &PlanDrawing, min_zoom: f64) -> View {
     View { tx: margin, ty, k }
 }
 
+/// The nodes a search finds: ids containing the query, ignoring case; none for a blank query.
+fn matching(drawing: &PlanDrawing, query: &str) -> Vec<usize> {
+    let q = query.trim().to_lowercase();
+    if q.is_empty() {
+        return Vec::new();
+    }
+    (0..drawing.nodes.len())
+        .filter(|&i| drawing.nodes[i].id.to_lowercase().contains(&q))
+        .collect()
+}
+
+/// Which nodes are upstream (`up`) and downstream (`down`) of node `at` along `edges`
+/// (from, to), `at` in neither: a walk with an explicit stack, each node visited once.
+fn lineage(nodes: usize, edges: &[(usize, usize)], at: usize) -> (Vec<bool>, Vec<bool>) {
+    let mut ins = vec![Vec::new(); nodes];
+    let mut outs = vec![Vec::new(); nodes];
+    for &(from, to) in edges {
+        outs[from].push(to);
+        ins[to].push(from);
+    }
+    let walk = |next: &[Vec<usize>]| {
+        let mut seen = vec![false; nodes];
+        let mut stack = vec![at];
+        while let Some(n) = stack.pop() {
+            for &m in &next[n] {
+                if !seen[m] && m != at {
+                    seen[m] = true;
+                    stack.push(m);
+                }
+            }
+        }
+        seen
+    };
+    (walk(&ins), walk(&outs))
+}
+
+/// What the graph highlights: search matches, the picked node's lineage.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Highlight {
+    /// Nodes the search found.
+    found: Vec<bool>,
+    searching: bool,
+    /// The picked node, and its upstream and downstream.
+    picked: Option<(usize, Vec<bool>, Vec<bool>)>,
+}
+
+impl Highlight {
+    fn of(drawing: &PlanDrawing, found: &[usize], selected: Option<&str>, searching: bool) -> Self {
+        let mut mark = vec![false; drawing.nodes.len()];
+        for &i in found {
+            mark[i] = true;
+        }
+        let picked = selected.and_then(|id| drawing.index_of(id)).map(|at| {
+            let edges: Vec<(usize, usize)> = drawing.edges.iter().map(|e| (e.from, e.to)).collect();
+            let (up, down) = lineage(drawing.nodes.len(), &edges, at);
+            (at, up, down)
+        });
+        Highlight {
+            found: mark,
+            searching,
+            picked,
+        }
+    }
+
+    /// How node `i` is marked: `found` by the search (the others `dim` while searching), else
+    /// `upstream`/`downstream` of the picked node (the unrelated ones `dim`).
+    fn node(&self, i: usize) -> Option<&'static str> {
+        if self.searching {
+            return Some(if self.found[i] { "found" } else { "dim" });
+        }
+        let (at, up, down) = self.picked.as_ref()?;
+        match i {
+            _ if i == *at => None,
+            _ if up[i] => Some("upstream"),
+            _ if down[i] => Some("downstream"),
+            _ => Some("dim"),
+        }
+    }
+
+    /// Whether the edge from `from` to `to` is dimmed: while searching, or off the picked
+    /// node's lineage.
+    fn dims_edge(&self, from: usize, to: usize) -> bool {
+        if self.searching {
+            return true;
+        }
+        let Some((at, up, down)) = &self.picked else {
+            return false;
+        };
+        let upstream = |n: usize| n == *at || up[n];
+        let downstream = |n: usize| n == *at || down[n];
+        !(upstream(from) && upstream(to) || downstream(from) && downstream(to))
+    }
+}
+
+/// The view that shows node `i` at the centre of `svg`, zoomed in to at least `min_k`.
+fn centre_on(svg: &web_sys::Element, drawing: &PlanDrawing, i: usize, v: View, min_k: f64) -> View {
+    let rect = svg.get_bounding_client_rect();
+    let o = LayoutOptions::default();
+    let p = drawing.layout.nodes[i];
+    let k = v.k.max(min_k);
+    View {
+        tx: rect.width() / 2.0 - (p.x + o.node_width / 2.0) * k,
+        ty: rect.height() / 2.0 - (p.y + o.node_height / 2.0) * k,
+        k,
+    }
+}
+
+/// A compact label's size in the drawing's units: `COMPACT_LABEL_PX` on screen at zoom `k`, in
+/// steps of 2 (so that zooming re-renders the nodes only now and then), at most a node's pitch;
+/// `None` at zooms where the normal labels read.
+fn compact_label_size(k: f64) -> Option<u32> {
+    if k >= COMPACT_BELOW {
+        return None;
+    }
+    let o = LayoutOptions::default();
+    let size = (COMPACT_LABEL_PX / k.max(MIN_ZOOM)).min(o.node_height + o.node_gap);
+    Some((size / 2.0).round() as u32 * 2)
+}
+
+/// `id` cut to `chars`, keeping its end (where generated and sub-pipeline ids differ).
+fn tail_label(id: &str, chars: usize) -> String {
+    let n = id.chars().count();
+    if n <= chars {
+        return id.to_string();
+    }
+    let keep = chars.saturating_sub(1);
+    std::iter::once('…')
+        .chain(id.chars().skip(n - keep))
+        .collect()
+}
+
 #[function_component(DagView)]
 pub fn dag_view(props: &DagProps) -> Html {
     let svg = use_node_ref();
@@ -89,6 +230,25 @@ pub fn dag_view(props: &DagProps) -> Html {
         k: 1.0,
     });
     let drag = use_state(|| None::<Drag>);
+    let query = use_state(String::new);
+    // Which match Enter went to last.
+    let found_at = use_state(|| 0usize);
+    let found = {
+        let (drawing, q) = (props.drawing.clone(), (*query).clone());
+        use_memo((drawing, q), |(d, q)| matching(d, q))
+    };
+    let highlight = {
+        let searching = !query.trim().is_empty();
+        let key = (
+            props.drawing.clone(),
+            found.clone(),
+            props.selected.clone(),
+            searching,
+        );
+        use_memo(key, |(d, found, selected, searching)| {
+            Highlight::of(d, found, selected.as_deref(), *searching)
+        })
+    };
     {
         // Fit when a different pipeline (or a different size of graph) comes in.
         let (svg, view, drawing) = (svg.clone(), view.clone(), props.drawing.clone());
@@ -234,6 +394,52 @@ pub fn dag_view(props: &DagProps) -> Html {
             }
         })
     };
+    let go_to = {
+        let (view, svg, drawing) = (view.clone(), svg.clone(), props.drawing.clone());
+        move |i: usize| {
+            if let Some(el) = svg.cast::<web_sys::Element>() {
+                view.set(centre_on(&el, &drawing, i, *view, SEARCH_ZOOM));
+            }
+        }
+    };
+    let on_search = {
+        let (query, found_at, drawing, go_to) = (
+            query.clone(),
+            found_at.clone(),
+            props.drawing.clone(),
+            go_to.clone(),
+        );
+        Callback::from(move |e: InputEvent| {
+            let q = e
+                .target_unchecked_into::<web_sys::HtmlInputElement>()
+                .value();
+            if let Some(&first) = matching(&drawing, &q).first() {
+                go_to(first);
+            }
+            found_at.set(0);
+            query.set(q);
+        })
+    };
+    let on_search_key = {
+        let (query, found_at, found) = (query.clone(), found_at.clone(), found.clone());
+        Callback::from(move |e: KeyboardEvent| match e.key().as_str() {
+            "Enter" if !found.is_empty() => {
+                let next = (*found_at + 1) % found.len();
+                go_to(found[next]);
+                found_at.set(next);
+            }
+            "Escape" => query.set(String::new()),
+            _ => {}
+        })
+    };
+    let search_count = (!query.trim().is_empty()).then(|| {
+        let text = match found.len() {
+            0 => "no match".to_string(),
+            1 => "1 match".to_string(),
+            n => format!("{} of {n} (Enter: next)", *found_at + 1),
+        };
+        html! { <span class="hint" id="dag-search-count">{ text }</span> }
+    });
     let pending = match &*drag {
         Some(Drag::Connect {
             from_id,
@@ -251,16 +457,28 @@ pub fn dag_view(props: &DagProps) -> Html {
         }),
         _ => None,
     };
-    let class = classes!("dag", drag.is_some().then_some("dragging"));
+    let compact = compact_label_size(view.k);
+    let class = classes!(
+        "dag",
+        drag.is_some().then_some("dragging"),
+        compact.is_some().then_some("compact")
+    );
     html! {
         <div class="dag-wrap">
             <div class="dag-tools">
                 <button onclick={zoom_button(1.25)} title="zoom in">{ "+" }</button>
                 <button onclick={zoom_button(0.8)} title="zoom out">{ "−" }</button>
                 <button onclick={on_fit} title="show the whole graph">{ "fit" }</button>
+                <input type="search" id="dag-search" class="dag-search" placeholder="find a notebook"
+                    value={(*query).clone()} oninput={on_search} onkeydown={on_search_key} />
+                { crate::each(search_count) }
                 <span class="legend">
                     <span class="lg critical">{ "critical path" }</span>
                     <span class="lg bridged">{ "bridged around inactive" }</span>
+                    if highlight.picked.is_some() {
+                        <span class="lg upstream">{ "upstream" }</span>
+                        <span class="lg downstream">{ "downstream" }</span>
+                    }
                     if props.on_connect.is_some() {
                         <span class="hint">{ "drag from one notebook to another to add a dependency" }</span>
                     }
@@ -277,7 +495,8 @@ pub fn dag_view(props: &DagProps) -> Html {
                 </defs>
                 <g transform={format!("translate({:.1},{:.1}) scale({:.4})", view.tx, view.ty, view.k)}>
                     <DagLayer drawing={props.drawing.clone()} plan={props.plan.clone()}
-                        run={props.run.clone()} selected={props.selected.clone()} />
+                        run={props.run.clone()} selected={props.selected.clone()}
+                        highlight={highlight.clone()} {compact} />
                     { crate::each(pending) }
                 </g>
             </svg>
@@ -325,6 +544,9 @@ struct LayerProps {
     plan: Rc<Plan>,
     run: Option<Rc<RunView>>,
     selected: Option<String>,
+    highlight: Rc<Highlight>,
+    /// The label's size in compact style; `None`: the normal style.
+    compact: Option<u32>,
 }
 
 /// The nodes and edges; a component of its own so that panning and zooming (which only move
@@ -353,6 +575,7 @@ fn dag_layer(props: &LayerProps) -> Html {
         let inactive = !d.nodes[e.from].active || !d.nodes[e.to].active;
         let class = classes!(
             "edge",
+            props.highlight.dims_edge(e.from, e.to).then_some("dim"),
             e.bridged.then_some("bridged"),
             e.critical.then_some("critical"),
             (inactive && !e.bridged).then_some("inactive"),
@@ -428,18 +651,43 @@ fn dag_layer(props: &LayerProps) -> Html {
                 )
             }
         });
-        let label: String = if n.id.chars().count() > LABEL_CHARS {
-            n.id.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
-        } else {
-            n.id.clone()
-        };
         let class = classes!(
             "dag-node",
+            props.highlight.node(i),
             format!("state-{state}"),
             n.critical.then_some("critical"),
             (n.kind == TaskKind::PipelineEnd).then_some("pipeline-end"),
             (props.selected.as_deref() == Some(n.id.as_str())).then_some("selected"),
         );
+        // Compact: the label alone, as large as reads on screen, running on into the gap before
+        // the next layer (a halo keeps it clear of the edges there), its end kept when cut (a
+        // character is about 0.6 of the font's size wide). The style overrides the stylesheet's
+        // size, as an attribute would not.
+        let text = match props.compact {
+            Some(size) => {
+                let size = f64::from(size);
+                let fits = (o.node_width + 0.8 * o.layer_gap - 4.0) / (size * 0.6);
+                html! {
+                    <text class="label" x="4" y={(o.node_height / 2.0 + size * 0.35).to_string()}
+                        style={format!("font-size:{size}px;stroke-width:{:.1}px", size * 0.25)}>
+                        { tail_label(&n.id, fits as usize) }
+                    </text>
+                }
+            }
+            None => {
+                let label: String = if n.id.chars().count() > LABEL_CHARS {
+                    n.id.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
+                } else {
+                    n.id.clone()
+                };
+                html! {
+                    <>
+                        <text class="label" x="8" y="15">{ label }</text>
+                        <text class="sub" x="8" y="29">{ sub }</text>
+                    </>
+                }
+            }
+        };
         let kind = match n.kind {
             TaskKind::Notebook => "notebook",
             TaskKind::PipelineEnd => "pipeline",
@@ -450,8 +698,7 @@ fn dag_layer(props: &LayerProps) -> Html {
                 transform={format!("translate({:.1},{:.1})", p.x, p.y)}>
                 <title>{ &n.id }</title>
                 <rect width={o.node_width.to_string()} height={o.node_height.to_string()} rx="6" />
-                <text class="label" x="8" y="15">{ label }</text>
-                <text class="sub" x="8" y="29">{ sub }</text>
+                { text }
             </g>
         }
     });
@@ -479,6 +726,53 @@ pub const RUN_STATES: [NodeState; 9] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// a → b → d, a → c, e alone.
+    #[test]
+    fn the_picked_nodes_lineage_is_every_ancestor_and_descendant_and_the_rest_is_dimmed() {
+        let edges = [(0, 1), (1, 3), (0, 2)];
+        let (up, down) = lineage(5, &edges, 1);
+        assert_eq!(up, [true, false, false, false, false]);
+        assert_eq!(down, [false, false, false, true, false]);
+        let h = Highlight {
+            found: vec![false; 5],
+            searching: false,
+            picked: Some((1, up, down)),
+        };
+        let marks: Vec<Option<&str>> = (0..5).map(|i| h.node(i)).collect();
+        assert_eq!(
+            marks,
+            [
+                Some("upstream"),
+                None,
+                Some("dim"),
+                Some("downstream"),
+                Some("dim")
+            ]
+        );
+        assert!(!h.dims_edge(0, 1) && !h.dims_edge(1, 3));
+        assert!(h.dims_edge(0, 2), "a → c is not on b's lineage");
+    }
+
+    #[test]
+    fn a_long_chain_is_walked_without_recursion() {
+        let n = 100_000;
+        let edges: Vec<(usize, usize)> = (1..n).map(|i| (i - 1, i)).collect();
+        let (up, down) = lineage(n, &edges, n / 2);
+        assert_eq!(up.iter().filter(|x| **x).count(), n / 2);
+        assert_eq!(down.iter().filter(|x| **x).count(), n - n / 2 - 1);
+    }
+
+    #[test]
+    fn compact_labels_read_on_screen_and_keep_the_ids_end() {
+        assert_eq!(compact_label_size(1.0), None);
+        assert_eq!(compact_label_size(COMPACT_BELOW), None);
+        // 10 px on screen at a third: 30 units; never more than a node's pitch (50).
+        assert_eq!(compact_label_size(1.0 / 3.0), Some(30));
+        assert_eq!(compact_label_size(0.1), Some(50));
+        assert_eq!(tail_label("layer_07/nb_123", 8), "…/nb_123");
+        assert_eq!(tail_label("nb_1", 8), "nb_1");
+    }
 
     #[test]
     fn edges_curve_across_gaps_and_run_straight_through_layers() {
