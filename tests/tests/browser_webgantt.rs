@@ -99,6 +99,33 @@ fn gantt_read_outs(b: &Browser) -> Vec<String> {
         .collect()
 }
 
+/// Clicks the Gantt chart's row of `task` (found by hovering, as a user finds it).
+fn click_gantt_row(b: &Browser, task: &str) {
+    let clicked = b.script(
+        r#"
+        const canvas = document.querySelectorAll('.run-detail .gantt canvas')[1];
+        const hover = document.querySelector('.run-detail .gantt-hover');
+        const r = canvas.getBoundingClientRect();
+        return (async () => {
+            for (let y = 8; y < r.height; y += 16) {
+                for (let x = 1; x < r.width; x += 4) {
+                    const at = { clientX: r.left + x, clientY: r.top + y, bubbles: true };
+                    canvas.dispatchEvent(new MouseEvent('mousemove', at));
+                    await new Promise(done => setTimeout(done, 0));
+                    if (hover.textContent.startsWith(arguments[0] + ':')) {
+                        canvas.dispatchEvent(new MouseEvent('click', at));
+                        return true;
+                    }
+                }
+            }
+            return false;
+        })();
+        "#,
+        json!([task]),
+    );
+    assert_eq!(clicked, json!(true), "a bar of {task}");
+}
+
 #[test]
 fn a_real_runs_gantt_shows_a_retried_notebooks_two_attempts_its_queued_time_and_the_prediction() {
     let artifacts = root().join("tests/artifacts");
@@ -156,6 +183,18 @@ fn a_real_runs_gantt_shows_a_retried_notebooks_two_attempts_its_queued_time_and_
         json!([]),
     );
     b.screenshot(&artifacts.join("run-gantt.png"));
+
+    // A click on its row opens the notebook's attempts beside the graph, at its address.
+    click_gantt_row(&b, "load_orders");
+    b.find(
+        r#"#task-detail[data-id="load_orders"] .attempt[data-attempt="2"]"#,
+        SHORT,
+    );
+    let failed = b.find(r#"#task-detail .attempt[data-attempt="1"]"#, SHORT);
+    assert_eq!(b.attr(&failed, "data-outcome").as_deref(), Some("failed"));
+    wait_for("the notebook's address", SHORT, || {
+        (b.hash() == format!("#/runs/{run}/load_orders")).then_some(())
+    });
     drop(b);
 }
 

@@ -226,6 +226,8 @@ pub use spool_core::duration_text as duration;
 /// style.css).
 const QUEUED_COLOUR: &str = "#8a929c";
 const PREDICTED_COLOUR: &str = "#1f2328";
+/// The picked notebook's row.
+const PICKED_COLOUR: &str = "rgba(47, 125, 225, 0.12)";
 
 /// A "nice" step for `count` ticks over `span` (1, 2 or 5 times a power of ten).
 pub fn tick_step(span: f64, count: f64) -> f64 {
@@ -265,11 +267,18 @@ const AXIS_HEIGHT: f64 = 30.0;
 #[derive(Properties, PartialEq)]
 pub struct GanttProps {
     pub chart: Rc<GanttChart>,
+    /// The notebook whose row is marked.
+    #[prop_or_default]
+    pub selected: Option<String>,
+    /// When given, a click on a notebook's row calls it with the notebook.
+    #[prop_or_default]
+    pub on_pick: Option<Callback<String>>,
 }
 
 /// The Gantt chart, drawn on two canvases: the time axis, which stays in view while the rows
-/// scroll under it (sticky), and the bars; hovering a bar names it below the chart. The shared
-/// pool's start-up is shaded and labelled.
+/// scroll under it (sticky), and the bars; hovering a bar names it below the chart, a click on
+/// a row picks its notebook (when the chart has one row per notebook). The shared pool's
+/// start-up is shaded and labelled.
 #[function_component(Gantt)]
 pub fn gantt(props: &GanttProps) -> Html {
     let axis = use_node_ref();
@@ -279,12 +288,17 @@ pub fn gantt(props: &GanttProps) -> Html {
     let pointer = use_state(|| None::<(f64, f64, f64)>);
     {
         let (axis, rows) = (axis.clone(), rows.clone());
-        use_effect_with(props.chart.clone(), move |chart| {
+        let picked = props
+            .selected
+            .as_ref()
+            .and_then(|id| props.chart.labels.iter().position(|l| l == id))
+            .filter(|_| props.chart.named);
+        use_effect_with((props.chart.clone(), picked), move |(chart, picked)| {
             if let Some(el) = axis.cast::<web_sys::HtmlCanvasElement>() {
-                draw_gantt(&el, chart, Layer::Axis);
+                draw_gantt(&el, chart, Layer::Axis, None);
             }
             if let Some(el) = rows.cast::<web_sys::HtmlCanvasElement>() {
-                draw_gantt(&el, chart, Layer::Rows);
+                draw_gantt(&el, chart, Layer::Rows, *picked);
             }
         });
     }
@@ -314,6 +328,26 @@ pub fn gantt(props: &GanttProps) -> Html {
         let pointer = pointer.clone();
         Callback::from(move |_: MouseEvent| pointer.set(None))
     };
+    let onclick = props
+        .on_pick
+        .clone()
+        .filter(|_| props.chart.named)
+        .map(|pick| {
+            let chart = props.chart.clone();
+            Callback::from(move |e: MouseEvent| {
+                let Some(el) = e.target_dyn_into::<web_sys::Element>() else {
+                    return;
+                };
+                let y = f64::from(e.client_y()) - el.get_bounding_client_rect().top();
+                let row = (y / chart.row_height()).floor();
+                if row >= 0.0 {
+                    if let Some(task) = chart.labels.get(row as usize) {
+                        pick.emit(task.clone());
+                    }
+                }
+            })
+        });
+    let pickable = onclick.is_some().then_some("pickable");
     let hover = (*pointer).and_then(|(row, t, pixel)| props.chart.bar_at(row, t, pixel));
     let chart = &props.chart;
     let height = chart.row_height() * chart.labels.len() as f64 + 4.0;
@@ -337,7 +371,7 @@ pub fn gantt(props: &GanttProps) -> Html {
     html! {
         <div class="gantt">
             <canvas class="gantt-axis" ref={axis} style={format!("height:{AXIS_HEIGHT}px")}></canvas>
-            <canvas ref={rows} style={format!("height:{height}px")} {onmousemove} {onmouseleave}></canvas>
+            <canvas ref={rows} class={classes!(pickable)} style={format!("height:{height}px")} {onmousemove} {onmouseleave} {onclick}></canvas>
             <div class="gantt-hover">{ hover.unwrap_or_else(|| "\u{a0}".into()) }</div>
             { crate::each(startup) }
             if queued.is_some() || predicted.is_some() {
@@ -353,7 +387,13 @@ enum Layer {
     Rows,
 }
 
-fn draw_gantt(el: &web_sys::HtmlCanvasElement, chart: &GanttChart, layer: Layer) {
+/// Draws one layer; `picked`: a row to mark.
+fn draw_gantt(
+    el: &web_sys::HtmlCanvasElement,
+    chart: &GanttChart,
+    layer: Layer,
+    picked: Option<usize>,
+) {
     let Some(ctx) = el
         .get_context("2d")
         .ok()
@@ -396,6 +436,11 @@ fn draw_gantt(el: &web_sys::HtmlCanvasElement, chart: &GanttChart, layer: Layer)
             let _ = ctx.fill_text("start-up", x(0.0) + 4.0, AXIS_HEIGHT - 4.0);
         }
         return;
+    }
+    if let Some(row) = picked {
+        ctx.set_fill_style_str(PICKED_COLOUR);
+        ctx.fill_rect(0.0, rh * row as f64, w, rh);
+        ctx.set_fill_style_str("#57606a");
     }
     if !chart.named {
         let _ = ctx.fill_text(&format!("{} lanes", chart.labels.len()), 4.0, 12.0);

@@ -404,6 +404,10 @@ fn run_detail(
         let dispatch = app.dispatcher();
         Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
     };
+    let on_pick = {
+        let dispatch = app.dispatcher();
+        Callback::from(move |id| dispatch.dispatch(Action::Select(Some(id))))
+    };
     let resumable = !run.is_live() && run.record.status != RunStatus::Succeeded;
     let same_file = app.doc.as_ref().is_some_and(|d| d.root == run.record.file);
     let drawn = drawn_from(app, run);
@@ -491,7 +495,8 @@ fn run_detail(
                     ) }</span>
                 })) }
             </div>
-            <Gantt chart={Rc::new(run_chart(run, drawn_plan.as_deref(), now, predicted.report))} />
+            <Gantt chart={Rc::new(run_chart(run, drawn_plan.as_deref(), now, predicted.report))}
+                selected={app.selected.clone()} on_pick={Some(on_pick)} />
         </section>
     }
 }
