@@ -4,6 +4,7 @@
 
 use crate::edits::{field_value, remove_step, rename, set_condition, FieldKind};
 use crate::state::{Action, Doc, State};
+use spool_core::dag::{ReferenceChoice, ReferenceScope};
 use spool_core::edit::{Edit, ParamRow, ParamType, ParamValue};
 use spool_core::keys::{self, Section};
 use spool_core::model::{Condition, PipelineFile, Step, StepKind};
@@ -30,6 +31,75 @@ pub struct FieldProps {
     pub placeholder: AttrValue,
     #[prop_or_default]
     pub list: Option<AttrValue>,
+    /// Checks the text as it is typed (`Some`: what is wrong with it), shown in place of the
+    /// diagnostics of the value written until the text is committed.
+    #[prop_or_default]
+    pub check: Option<Callback<String, Option<String>>>,
+    /// A `{{ … }}` button offering the references valid here.
+    #[prop_or_default]
+    pub references: Option<Picker>,
+}
+
+/// The references a field may insert: those valid in one step of the open file, as
+/// `spool_core::dag::ReferenceScope` lists them.
+#[derive(Clone)]
+pub struct Picker {
+    pub file: Rc<PipelineFile>,
+    pub step: String,
+    /// `for_each`: only references to a list, each replacing the whole value.
+    pub lists_only: bool,
+}
+
+/// The same file (not an equal copy: comparing 10k steps on every render would be slow).
+impl PartialEq for Picker {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.file, &other.file)
+            && self.step == other.step
+            && self.lists_only == other.lists_only
+    }
+}
+
+impl Picker {
+    fn scope(&self) -> Option<ReferenceScope<'_>> {
+        ReferenceScope::of(&self.file, &self.step)
+    }
+
+    pub fn choices(&self) -> Vec<ReferenceChoice> {
+        let mut choices = self.scope().map(|s| s.choices()).unwrap_or_default();
+        if self.lists_only {
+            choices.retain(|c| spool_core::template::ValueType::Array.admits(c.ty));
+        }
+        choices
+    }
+
+    /// What is wrong with `text`'s references here (a `for_each` string: that it is one
+    /// reference to a list).
+    pub fn check(&self, text: &str) -> Option<String> {
+        let scope = self.scope()?;
+        let checked = if self.lists_only {
+            scope.check_for_each(text.trim())
+        } else {
+            scope.check(text).map(|_| ())
+        };
+        checked.err().map(|e| e.message)
+    }
+}
+
+/// `text` with `inserted` in place of the characters `from..to` (UTF-16 offsets, as the
+/// browser counts a selection), clamped to the text.
+pub fn insert_at(text: &str, from: u32, to: u32, inserted: &str) -> String {
+    let byte = |at: u32| {
+        let mut units = 0u32;
+        for (i, c) in text.char_indices() {
+            if units >= at {
+                return i;
+            }
+            units += c.len_utf16() as u32;
+        }
+        text.len()
+    };
+    let (from, to) = (byte(from.min(to)), byte(from.max(to)));
+    format!("{}{inserted}{}", &text[..from], &text[to..])
 }
 
 /// One input: committed on change (Enter or leaving the field), reverted with Escape. Input
@@ -38,19 +108,32 @@ pub struct FieldProps {
 pub fn field(props: &FieldProps) -> Html {
     let draft = use_state(|| None::<String>);
     let error = use_state(|| None::<String>);
+    // What the check says about the text being typed (cleared once it is committed).
+    let live = use_state(|| None::<String>);
+    let picking = use_state(|| false);
+    let input = use_node_ref();
+    // Whether the user has been in the input: a reference picked then goes at its caret (or
+    // replaces its selection); otherwise it replaces the whole value.
+    let placed = use_mut_ref(|| false);
+    let onfocus = {
+        let placed = placed.clone();
+        Callback::from(move |_: FocusEvent| *placed.borrow_mut() = true)
+    };
     let oninput = {
-        let draft = draft.clone();
+        let (draft, live, check) = (draft.clone(), live.clone(), props.check.clone());
         Callback::from(move |e: InputEvent| {
-            draft.set(Some(
-                e.target_unchecked_into::<web_sys::HtmlInputElement>()
-                    .value(),
-            ));
+            let text = e
+                .target_unchecked_into::<web_sys::HtmlInputElement>()
+                .value();
+            live.set(check.as_ref().and_then(|c| c.emit(text.clone())));
+            draft.set(Some(text));
         })
     };
     let onchange = {
-        let (draft, error, kind, commit) = (
+        let (draft, error, live, kind, commit) = (
             draft.clone(),
             error.clone(),
+            live.clone(),
             props.kind,
             props.on_commit.clone(),
         );
@@ -63,6 +146,7 @@ pub fn field(props: &FieldProps) -> Html {
                 Ok(v) => {
                     draft.set(None);
                     error.set(None);
+                    live.set(None);
                     if field_value(kind, &old).ok().as_ref() != Some(&v) {
                         commit.emit(v);
                     }
@@ -72,27 +156,109 @@ pub fn field(props: &FieldProps) -> Html {
         })
     };
     let onkeydown = {
-        let (draft, error) = (draft.clone(), error.clone());
+        let (draft, error, picking) = (draft.clone(), error.clone(), picking.clone());
         Callback::from(move |e: KeyboardEvent| {
             if e.key() == "Escape" {
                 draft.set(None);
                 error.set(None);
+                picking.set(false);
             }
         })
     };
     let value = (*draft).clone().unwrap_or_else(|| props.value.to_string());
-    let messages = error
-        .iter()
-        .cloned()
-        .chain(props.diagnostics.iter().cloned());
-    let invalid = error.is_some() || !props.diagnostics.is_empty();
+    // While the text is being typed, its own check speaks for it; once committed, core's
+    // diagnostics of the file.
+    let typing = draft.is_some() && props.check.is_some();
+    let messages: Vec<String> = if typing {
+        error.iter().chain(live.iter()).cloned().collect()
+    } else {
+        error
+            .iter()
+            .cloned()
+            .chain(props.diagnostics.iter().cloned())
+            .collect()
+    };
+    let invalid = !messages.is_empty();
+    let kind = props.kind;
+    let picker = props.references.as_ref().map(|refs| {
+        let toggle = {
+            let picking = picking.clone();
+            Callback::from(move |_: MouseEvent| picking.set(!*picking))
+        };
+        let list = (*picking).then(|| {
+            let choices = refs.choices();
+            let empty = choices.is_empty();
+            let items = choices.into_iter().map(|c| {
+                let onclick = {
+                    let (placed, draft, error, live, picking, input, commit) = (
+                        placed.clone(),
+                        draft.clone(),
+                        error.clone(),
+                        live.clone(),
+                        picking.clone(),
+                        input.clone(),
+                        props.on_commit.clone(),
+                    );
+                    let (whole, text, inserted) = (refs.lists_only, value.clone(), c.inserted());
+                    Callback::from(move |_: MouseEvent| {
+                        let el = input.cast::<web_sys::HtmlInputElement>();
+                        let new = match &el {
+                            Some(el) if !whole && *placed.borrow() => {
+                                let from = el.selection_start().ok().flatten().unwrap_or(u32::MAX);
+                                let to = el.selection_end().ok().flatten().unwrap_or(from);
+                                insert_at(&text, from, to, &inserted)
+                            }
+                            _ => inserted.clone(),
+                        };
+                        picking.set(false);
+                        live.set(None);
+                        match field_value(kind, &new) {
+                            Ok(v) => {
+                                draft.set(None);
+                                error.set(None);
+                                commit.emit(v);
+                            }
+                            Err(msg) => error.set(Some(msg)),
+                        }
+                        if let Some(el) = el {
+                            let _ = el.focus();
+                        }
+                    })
+                };
+                html! {
+                    <li><button type="button" class="ref-choice" data-ref={c.text.clone()} {onclick}>
+                        <code>{ c.inserted() }</code>
+                        <span class="ref-type">{ c.ty.name() }</span>
+                        <span class="ref-about">{ c.about }</span>
+                    </button></li>
+                }
+            });
+            html! {
+                <ul class="ref-picker" data-field={format!("{}.references", props.field)} data-id={props.id.clone()}>
+                    { for items }
+                    if empty {
+                        <li class="empty">{ "no reference is valid here" }</li>
+                    }
+                </ul>
+            }
+        });
+        html! {
+            <>
+                <button type="button" class="small ref-button" onclick={toggle}
+                    title="insert a {{ … }} reference: a pipeline parameter, the run's date or id, a value of an upstream notebook"
+                    data-field={format!("{}.pick", props.field)} data-id={props.id.clone()}>{ "{{…}}" }</button>
+                { crate::each(list) }
+            </>
+        }
+    });
     html! {
         <div class={classes!("field", invalid.then_some("invalid"))}>
-            <input type="text" {value} {oninput} {onchange} {onkeydown}
+            <input type="text" ref={input.clone()} {value} {oninput} {onchange} {onkeydown} {onfocus}
                 data-field={props.field.clone()} data-id={props.id.clone()}
                 placeholder={props.placeholder.clone()} list={props.list.clone()} />
-            { crate::each(messages.map(|m| html! {
-                <div class="diagnostic" data-field={props.field.clone()} data-id={props.id.clone()}>{ m }</div>
+            { crate::each(picker) }
+            { crate::each(messages.into_iter().map(|m| html! {
+                <div class={classes!("diagnostic", typing.then_some("live"))} data-field={props.field.clone()} data-id={props.id.clone()}>{ m }</div>
             })) }
         </div>
     }
@@ -105,7 +271,7 @@ pub struct EditorProps {
 
 /// The columns of the steps table (and the fields beside the graph): label, and the key of a
 /// `[[notebook]]`/`[[pipeline]]` entry it edits.
-const STEP_COLUMNS: [(&str, &str); 11] = [
+const STEP_COLUMNS: [(&str, &str); 12] = [
     ("id", "id"),
     ("path", "path"),
     ("depends on", "depends_on"),
@@ -117,6 +283,7 @@ const STEP_COLUMNS: [(&str, &str); 11] = [
     ("slots", "slots"),
     ("estimate (s)", "estimate_secs"),
     ("isolated", "isolated"),
+    ("for each", "for_each"),
 ];
 
 /// The help of a steps-table column (docs/metadata.md's, through `spool_core::keys`).
@@ -249,16 +416,20 @@ pub fn step_fields(
         html! { <input type="checkbox" {checked} {onchange} data-field={key} data-id={id.clone()} /> }
     };
     let active = flag("active", step.active, true);
-    // A setting not written on the entry shows [defaults]' value as a placeholder; emptying a
-    // written one removes it, so that the entry inherits again.
-    let setting = |key: &'static str, kind: FieldKind, value: String| {
-        if !step.spans.settings.contains_key(key) {
+    // A key not written on the entry shows the value it inherits as a placeholder (`inherited`:
+    // `"4 from defaults"`); emptying a written one removes it, so that the entry inherits again.
+    let optional = |key: &'static str,
+                    kind: FieldKind,
+                    written: Option<String>,
+                    inherited: String,
+                    reset_to: &str| {
+        let Some(value) = written else {
             return html! {
                 <Field value="" {kind} field={key} id={id.clone()} on_commit={set(key)}
-                    placeholder={format!("{value} from defaults")}
+                    placeholder={inherited}
                     diagnostics={messages(doc, Some(&step.id), key)} />
             };
-        }
+        };
         let reset = {
             let commit = set(key);
             Callback::from(move |_: MouseEvent| commit.emit(serde_json::Value::Null))
@@ -266,10 +437,20 @@ pub fn step_fields(
         html! {
             <span class="explicit">
                 { input(key, kind, value) }
-                <button class="reset" title="reset to the value of [defaults]" onclick={reset}
+                <button class="reset" title={format!("reset to {reset_to}")} onclick={reset}
                     data-field={format!("{key}.reset")} data-id={id.clone()}>{ "↺" }</button>
             </span>
         }
+    };
+    let setting = |key: &'static str, kind: FieldKind, value: String| {
+        let written = step.spans.settings.contains_key(key).then(|| value.clone());
+        optional(
+            key,
+            kind,
+            written,
+            format!("{value} from defaults"),
+            "the value of [defaults]",
+        )
     };
     let params = doc
         .params()
@@ -285,7 +466,8 @@ pub fn step_fields(
             "parameters",
             html! {
                 <ParamsEditor dispatch={app.dispatcher()} step={Some(AttrValue::from(step.id.clone()))}
-                    rows={params} diagnostics={messages(doc, Some(&step.id), "params")} />
+                    rows={params} diagnostics={messages(doc, Some(&step.id), "params")}
+                    picker={Some(Picker { file: file.clone(), step: step.id.clone(), lists_only: false })} />
             },
         ),
         ("active", active),
@@ -322,7 +504,114 @@ pub fn step_fields(
             ),
         ),
         ("isolated", isolated),
+        ("for each", for_each_fields(app, doc, file, step, &optional)),
     ]
+}
+
+/// The widget of a key a step may leave unwritten: key, kind, the value written (if it is),
+/// the placeholder saying what it inherits, and what "reset" goes back to.
+type OptionalField<'a> = dyn Fn(&'static str, FieldKind, Option<String>, String, &str) -> Html + 'a;
+
+/// A written value as the file has it (`None`: not written).
+fn written<'t>(doc: &'t Doc, step: &Step, key: &str) -> Option<&'t str> {
+    doc.text.get(step.spans.for_each.get(key)?.clone())
+}
+
+/// A `for_each` value as the field shows it: a list as written, a reference without its
+/// quotes.
+fn for_each_text(doc: &Doc, step: &Step) -> String {
+    let Some(raw) = written(doc, step, "for_each") else {
+        return String::new();
+    };
+    match raw.chars().next() {
+        Some('"') => {
+            serde_json::from_str(raw).unwrap_or_else(|_| raw.trim_matches('"').to_string())
+        }
+        Some('\'') => raw.trim_matches('\'').to_string(),
+        _ => raw.to_string(),
+    }
+}
+
+/// `for_each` (a list or one `{{ … }}` reference, picked from those valid here),
+/// `for_each_concurrency` and `expected_items` of a `[[notebook]]` entry; a `[[pipeline]]` has
+/// none.
+fn for_each_fields(
+    app: &UseReducerHandle<State>,
+    doc: &Doc,
+    file: &Rc<PipelineFile>,
+    step: &Step,
+    optional: &OptionalField<'_>,
+) -> Html {
+    if step.kind != StepKind::Notebook {
+        return html! {};
+    }
+    let id = step.id.clone();
+    // Emptied, `for_each` goes with its two settings (they mean nothing without it).
+    let on_commit = {
+        let (dispatch, id, settings) = (
+            app.dispatcher(),
+            id.clone(),
+            step.spans
+                .for_each
+                .keys()
+                .filter(|k| *k != "for_each")
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        Callback::from(move |value: serde_json::Value| {
+            let mut edits = vec![Edit::SetStepKey {
+                id: id.clone(),
+                key: "for_each".into(),
+                value: value.clone(),
+            }];
+            if value.is_null() {
+                edits.extend(settings.iter().map(|key| Edit::SetStepKey {
+                    id: id.clone(),
+                    key: key.clone(),
+                    value: serde_json::Value::Null,
+                }));
+            }
+            dispatch.dispatch(Action::Edit(edits));
+        })
+    };
+    let picker = Picker {
+        file: file.clone(),
+        step: id.clone(),
+        lists_only: true,
+    };
+    let check = {
+        let picker = picker.clone();
+        Callback::from(move |text: String| match text.trim() {
+            "" => None,
+            t if t.starts_with('[') => field_value(FieldKind::ForEach, t).err(),
+            t => picker.check(t),
+        })
+    };
+    let help = |key| keys::help(Section::Step, key);
+    html! {
+        <div class="for-each" data-id={id.clone()}>
+            <label title={help("for_each")}>
+                <Field value={for_each_text(doc, step)} kind={FieldKind::ForEach} field="for_each" id={AttrValue::from(id.clone())}
+                    {on_commit} {check} references={Some(picker)}
+                    placeholder={"[\"a\", \"b\"] or {{ params.tables }}"}
+                    diagnostics={messages(doc, Some(&step.id), "for_each")} />
+            </label>
+            // Shown once there is a for-each, or a setting written without one (its error).
+            if !step.spans.for_each.is_empty() {
+                <label class="for-each-setting" title={help("for_each_concurrency")}>
+                    <span>{ "at once" }</span>
+                    { optional("for_each_concurrency", FieldKind::Integer,
+                        written(doc, step, "for_each_concurrency").map(String::from), "no cap".into(), "no cap") }
+                </label>
+                <label class="for-each-setting" title={help("expected_items")}>
+                    <span>{ "expected items" }</span>
+                    { optional("expected_items", FieldKind::Integer,
+                        written(doc, step, "expected_items").map(String::from),
+                        format!("{} (default)", spool_core::for_each::DEFAULT_EXPECTED_ITEMS), "the default") }
+                </label>
+            }
+        </div>
+    }
 }
 
 #[derive(Properties, PartialEq)]
@@ -333,6 +622,9 @@ pub struct ParamsProps {
     pub rows: Vec<ParamRow>,
     #[prop_or_default]
     pub diagnostics: Vec<String>,
+    /// The references a value may insert (a step's parameters).
+    #[prop_or_default]
+    pub picker: Option<Picker>,
 }
 
 /// A parameter table: one row per key (name, type, value), in the file's order, and a row to
@@ -343,7 +635,7 @@ pub fn params_editor(props: &ParamsProps) -> Html {
     let rows = props.rows.iter().map(|row| {
         html! {
             <ParamRowEditor key={row.key.clone()} dispatch={props.dispatch.clone()}
-                step={props.step.clone()} row={row.clone()} />
+                step={props.step.clone()} row={row.clone()} picker={props.picker.clone()} />
         }
     });
     let taken: Vec<String> = props.rows.iter().map(|r| r.key.clone()).collect();
@@ -380,6 +672,7 @@ struct ParamRowProps {
     dispatch: UseReducerDispatcher<State>,
     step: Option<AttrValue>,
     row: ParamRow,
+    picker: Option<Picker>,
 }
 
 #[function_component(ParamRowEditor)]
@@ -427,8 +720,33 @@ fn param_row_editor(props: &ParamRowProps) -> Html {
             }
         })
     };
+    // A value with a reference that its type cannot hold (a date, a number) is a string,
+    // which core reads as a reference and gives the type of what it refers to.
+    let string_with_reference = |ty: ParamType, text: &str| {
+        text.contains("{{")
+            && (ty == ParamType::String
+                || ParamValue {
+                    ty,
+                    text: text.to_string(),
+                }
+                .to_toml()
+                .is_err())
+    };
     let on_value = Callback::from(move |v: serde_json::Value| {
-        set(ty, v.as_str().unwrap_or_default().to_string());
+        let text = v.as_str().unwrap_or_default().to_string();
+        let ty = if string_with_reference(ty, &text) {
+            ParamType::String
+        } else {
+            ty
+        };
+        set(ty, text);
+    });
+    let check = props.picker.clone().map(|picker| {
+        Callback::from(move |text: String| {
+            string_with_reference(ty, &text)
+                .then(|| picker.check(&text))
+                .flatten()
+        })
     });
     let on_name = {
         let (dispatch, step, key) = (props.dispatch.clone(), step.clone(), key.clone());
@@ -459,6 +777,7 @@ fn param_row_editor(props: &ParamRowProps) -> Html {
             { type_select(ty, format!("{field}.type"), on_type) }
             <Field value={props.row.value.text.clone()} kind={FieldKind::Raw} field={format!("{field}.value")}
                 id={props.step.clone()} on_commit={on_value} placeholder={ty.example()}
+                {check} references={props.picker.clone()}
                 diagnostics={(*error).iter().cloned().collect::<Vec<_>>()} />
             <button class="x" title={format!("remove the parameter {key}")} onclick={on_remove}
                 data-field={format!("{field}.remove")} data-id={props.step.clone()}>{ "×" }</button>
@@ -676,6 +995,32 @@ pub fn editor(props: &EditorProps) -> Html {
     let page = use_state(|| 0usize);
     let new_id = use_state(String::new);
     let new_path = use_state(String::new);
+    {
+        // A clicked diagnostic: the page of its row (the filter dropped if it hides the row);
+        // `use_reveal` then focuses its field once drawn.
+        let (filter, page) = (filter.clone(), page.clone());
+        let reveal = app.reveal.clone();
+        let file = app.doc.as_ref().and_then(|d| d.checked.file.clone());
+        use_effect_with(reveal.as_ref().map(|r| r.seq), move |_| {
+            let (Some(item), Some(file)) = (reveal.and_then(|r| r.item), file) else {
+                return;
+            };
+            let position = |needle: &str| {
+                file.steps
+                    .iter()
+                    .filter(|s| step_matches(s, needle))
+                    .position(|s| s.id == item)
+            };
+            let at = position(&filter).or_else(|| {
+                filter.set(String::new());
+                position("")
+            });
+            if let Some(at) = at {
+                page.set(at / PAGE);
+            }
+        });
+    }
+    crate::reveal::use_reveal(app);
     let Some(doc) = &app.doc else {
         return html! { <p class="empty">{ "Open a pipeline." }</p> };
     };
@@ -720,15 +1065,10 @@ pub fn editor(props: &EditorProps) -> Html {
         </div>
     };
 
-    let needle = filter.to_lowercase();
     let rows: Vec<&Step> = file
         .steps
         .iter()
-        .filter(|s| {
-            needle.is_empty()
-                || s.id.to_lowercase().contains(&needle)
-                || s.path.to_lowercase().contains(&needle)
-        })
+        .filter(|s| step_matches(s, &filter))
         .collect();
     let pages = rows.len().div_ceil(PAGE).max(1);
     let current = (*page).min(pages - 1);
@@ -833,7 +1173,28 @@ pub fn editor(props: &EditorProps) -> Html {
     }
 }
 
-/// Every diagnostic of the pipeline (its sub-pipelines' too), in one list above the editor.
+/// Whether the table's filter shows `step`: `filter` in its id or path, whatever the case.
+fn step_matches(step: &Step, filter: &str) -> bool {
+    let needle = filter.to_lowercase();
+    needle.is_empty()
+        || step.id.to_lowercase().contains(&needle)
+        || step.path.to_lowercase().contains(&needle)
+}
+
+/// The column of the steps table that edits `key`.
+pub fn column_of(key: &str) -> Option<&'static str> {
+    let key = match key {
+        "for_each_concurrency" | "expected_items" => "for_each",
+        k => k,
+    };
+    STEP_COLUMNS
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(label, _)| *label)
+}
+
+/// Every diagnostic of the pipeline (its sub-pipelines' too), in one list above the editor;
+/// clicking one shows its field.
 #[function_component(Problems)]
 pub fn problems(props: &EditorProps) -> Html {
     let Some(doc) = &props.app.doc else {
@@ -853,9 +1214,46 @@ pub fn problems(props: &EditorProps) -> Html {
             <ul>
                 { for diags.iter().map(|d| {
                     let sev = match d.severity { spool_core::diag::Severity::Error => "error", spool_core::diag::Severity::Warning => "warning" };
-                    html! { <li class={classes!("problem", sev)} data-id={d.item.clone()}>{ d.to_string() }</li> }
+                    let onclick = {
+                        let (dispatch, d) = (props.app.dispatcher(), d.clone());
+                        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Reveal(d.clone())))
+                    };
+                    html! {
+                        <li class={classes!("problem", sev)} data-id={d.item.clone()} data-key={d.key.clone()}
+                            title="show this field" {onclick}>{ d.to_string() }</li>
+                    }
                 }) }
             </ul>
         </details>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_goes_where_the_caret_is_counted_as_the_browser_counts() {
+        let r = "{{ run.date }}";
+        assert_eq!(insert_at("day ", 4, 4, r), "day {{ run.date }}");
+        // `é` is one UTF-16 unit, `𝄞` two: the caret after them is at 1 and 3.
+        assert_eq!(insert_at("é-x", 1, 1, r), "é{{ run.date }}-x");
+        assert_eq!(insert_at("𝄞x", 2, 2, r), "𝄞{{ run.date }}x");
+        assert_eq!(
+            insert_at("a OLD b", 5, 2, r),
+            "a {{ run.date }} b",
+            "a selection is replaced"
+        );
+        assert_eq!(insert_at("ab", u32::MAX, u32::MAX, r), "ab{{ run.date }}");
+    }
+
+    #[test]
+    fn every_for_each_key_has_the_for_each_column() {
+        for key in ["for_each", "for_each_concurrency", "expected_items"] {
+            assert_eq!(column_of(key), Some("for each"));
+        }
+        assert_eq!(column_of("retry"), Some("retries"));
+        assert_eq!(column_of("nope"), None);
+        assert!(step_help("for each").is_some_and(|h| !h.is_empty()));
     }
 }

@@ -19,18 +19,34 @@ pub enum FieldKind {
     Number,
     /// Text exactly as typed, spaces kept (a parameter's value, which core reads by its type).
     Raw,
+    /// `for_each`: a list written as JSON (`["orders", "returns"]`), or text (a `{{ … }}`
+    /// reference, which core checks); empty removes it.
+    ForEach,
 }
 
 /// The value to store for an input; `Null` (an empty input) removes the key, so the setting
 /// falls back to `[defaults]`.
 pub fn field_value(kind: FieldKind, input: &str) -> Result<serde_json::Value, String> {
     let s = input.trim();
-    if s.is_empty() && matches!(kind, FieldKind::Integer | FieldKind::Number) {
+    if s.is_empty()
+        && matches!(
+            kind,
+            FieldKind::Integer | FieldKind::Number | FieldKind::ForEach
+        )
+    {
         return Ok(serde_json::Value::Null);
     }
     match kind {
         FieldKind::Text => Ok(serde_json::Value::String(s.to_string())),
         FieldKind::Raw => Ok(serde_json::Value::String(input.to_string())),
+        FieldKind::ForEach if s.starts_with('[') => match serde_json::from_str(s) {
+            Ok(list @ serde_json::Value::Array(_)) => Ok(list),
+            _ => Err(format!(
+                "`{s}` is not a list: write it as [\"orders\", \"returns\"] (JSON), or a reference \
+                 such as {{{{ params.tables }}}}"
+            )),
+        },
+        FieldKind::ForEach => Ok(serde_json::Value::String(s.to_string())),
         FieldKind::Integer => s
             .parse::<i64>()
             .map(serde_json::Value::from)
@@ -190,6 +206,22 @@ mod tests {
             (FieldKind::Text, " a.py ", Ok(json!("a.py"))),
             (FieldKind::Raw, " eu ", Ok(json!(" eu "))),
             (FieldKind::Raw, "", Ok(json!(""))),
+            (FieldKind::ForEach, " ", Ok(json!(null))),
+            (
+                FieldKind::ForEach,
+                r#"["orders", 2]"#,
+                Ok(json!(["orders", 2])),
+            ),
+            (
+                FieldKind::ForEach,
+                " {{ params.tables }} ",
+                Ok(json!("{{ params.tables }}")),
+            ),
+            (
+                FieldKind::ForEach,
+                "[orders]",
+                Err("`[orders]` is not a list: write it as [\"orders\", \"returns\"] (JSON), or a reference such as {{ params.tables }}"),
+            ),
         ];
         for (kind, input, want) in cases {
             let got = field_value(*kind, input);

@@ -14,6 +14,7 @@ mod edits;
 mod grid_view;
 mod import;
 mod import_dialog;
+mod reveal;
 mod route;
 mod run;
 mod runs;
@@ -177,23 +178,34 @@ fn write_address(route: &Route, previous: Option<&Route>) {
     }
 }
 
-/// Calls `on_change` with the address after each change (Back, Forward, a pasted link).
-fn follow_address(on_change: impl Fn(String) + 'static) -> impl FnOnce() {
+/// Calls `on_event` on each `event` of the window, until the returned function is called.
+fn on_window(event: &'static str, on_event: impl Fn() + 'static) -> impl FnOnce() {
     use wasm_bindgen::JsCast;
-    let listener = wasm_bindgen::closure::Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-        on_change(address())
-    });
+    let listener =
+        wasm_bindgen::closure::Closure::<dyn FnMut(Event)>::new(move |_: Event| on_event());
     let window = web_sys::window();
     if let Some(w) = &window {
-        let _ = w.add_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
+        let _ = w.add_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
     }
     move || {
         if let Some(w) = &window {
-            let _ = w.remove_event_listener_with_callback(
-                "hashchange",
-                listener.as_ref().unchecked_ref(),
-            );
+            let _ = w.remove_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
         }
+    }
+}
+
+/// Calls `on_change` with the address after each change (Back, Forward, a pasted link).
+fn follow_address(on_change: impl Fn(String) + 'static) -> impl FnOnce() {
+    on_window("hashchange", move || on_change(address()))
+}
+
+/// Asks the server again which files the open pipeline reads (notebooks created or deleted
+/// on disk since it was opened), and checks the text being edited against them. A failure
+/// changes nothing: the files are asked again at the next focus or run, and the run's own
+/// start reports what the server finds.
+pub async fn recheck_files(dispatch: &UseReducerDispatcher<State>, file: &str) {
+    if let Ok(bundle) = api::bundle(file).await {
+        dispatch.dispatch(Action::FilesRechecked(bundle));
     }
 }
 
@@ -386,6 +398,26 @@ fn app() -> Html {
             let ask = unsaved.then(ask_before_leaving);
             move || {
                 if let Some(stop) = ask {
+                    stop();
+                }
+            }
+        });
+    }
+    {
+        // Files created on disk while the user was elsewhere (an editor, a terminal) are seen
+        // when the window regains focus.
+        let (dispatch, root) = (app.dispatcher(), app.doc.as_ref().map(|d| d.root.clone()));
+        use_effect_with(root, move |root| {
+            let stop = root.clone().map(|file| {
+                on_window("focus", move || {
+                    let (dispatch, file) = (dispatch.clone(), file.clone());
+                    wasm_bindgen_futures::spawn_local(async move {
+                        recheck_files(&dispatch, &file).await
+                    });
+                })
+            });
+            move || {
+                if let Some(stop) = stop {
                     stop();
                 }
             }
@@ -725,6 +757,7 @@ fn doc_buttons(props: &AppProps) -> Html {
 #[function_component(GraphTab)]
 fn graph_tab(props: &AppProps) -> Html {
     let app = &props.app;
+    reveal::use_reveal(app);
     let Some(shown) = &app.shown else {
         return html! { <div><Problems app={app.clone()} /><p class="empty">{ "No graph: the pipeline has errors." }</p></div> };
     };
@@ -776,6 +809,9 @@ fn graph_tab(props: &AppProps) -> Html {
     });
     html! {
         <div class="graph-tab">
+            if app.doc.as_ref().is_some_and(|d| !d.checked.diagnostics.is_empty()) {
+                <Problems app={app.clone()} />
+            }
             if !shown.current {
                 <p class="stale">{ "The pipeline has errors: showing the last version without errors." }</p>
             }

@@ -274,6 +274,8 @@ pub fn runs_view(props: &RunsProps) -> Html {
         Callback::from(move |_: MouseEvent| {
             let (dispatch, file, params) = (dispatch.clone(), file.clone(), params.clone());
             wasm_bindgen_futures::spawn_local(async move {
+                // The editor's notebook diagnostics are brought up to date with the disk first.
+                crate::recheck_files(&dispatch, &file).await;
                 match api::start_run(&file, &params).await {
                     Ok(id) => open_run(dispatch, id),
                     Err(e) => dispatch.dispatch(Action::Failed(e)),

@@ -188,6 +188,20 @@ pub struct State {
     pub nav: Option<Route>,
     /// Unsaved edits of the open file from an earlier visit, offered back.
     pub draft: Option<Draft>,
+    /// The field of a diagnostic the user clicked, for the view to bring into sight.
+    pub reveal: Option<Reveal>,
+    /// Counts clicks on diagnostics.
+    pub reveals: u64,
+}
+
+/// Where a clicked diagnostic points: a step of the open file (its row in the table, its
+/// node on the graph) and a key, or a key of the file's own tables. `seq` tells one click
+/// from the next on the same field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reveal {
+    pub item: Option<String>,
+    pub key: Option<String>,
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -249,6 +263,14 @@ pub enum Action {
         file: String,
         draft: Draft,
     },
+    /// The open pipeline's files as the server has them now (asked again when the window
+    /// regains focus and before a run): notebooks created or deleted on disk since it was
+    /// opened are checked again; the text being edited is kept.
+    FilesRechecked(Bundle),
+    /// Bring a diagnostic's step and field into sight (the user clicked it).
+    Reveal(Diagnostic),
+    /// The view showed that click's field (or gave up looking).
+    Revealed(u64),
     RestoreDraft,
     DiscardDraft,
     /// The main input's text, typed or pasted.
@@ -312,6 +334,13 @@ impl State {
                 }
             }
             Action::DiscardDraft => self.draft = None,
+            Action::FilesRechecked(bundle) => self.files_rechecked(bundle),
+            Action::Reveal(d) => self.reveal(&d),
+            Action::Revealed(seq) => {
+                if self.reveal.as_ref().is_some_and(|r| r.seq == seq) {
+                    self.reveal = None;
+                }
+            }
             Action::Edit(edits) => self.edit(&edits),
             Action::SetText(text) => self.change_text(Rc::from(text)),
             Action::Undo => self.undo_redo(true),
@@ -549,6 +578,64 @@ impl State {
         self.draft = None;
         self.dry = DryRunState::default();
         self.refresh_shown();
+    }
+
+    /// The server's files replace the ones the open text is checked against, when they
+    /// changed; the text, its undo and its version stay.
+    fn files_rechecked(&mut self, bundle: Bundle) {
+        let Some(doc) = &mut self.doc else { return };
+        if bundle.root != doc.root {
+            return;
+        }
+        let mut files = bundle.files;
+        files.remove(&bundle.root);
+        let mut sources = MemorySources(files);
+        for nb in bundle.notebooks {
+            sources.0.entry(nb).or_default();
+        }
+        if sources.0 == doc.sources.0 && bundle.notebook_diagnostics == *doc.notebooks {
+            return;
+        }
+        doc.sources = Rc::new(sources);
+        doc.notebooks = Rc::new(bundle.notebook_diagnostics);
+        doc.checked = Rc::new(Checked::of(
+            &doc.root,
+            &doc.text,
+            &doc.sources,
+            &doc.notebooks,
+        ));
+        self.refresh_shown();
+    }
+
+    /// A diagnostic of the root file points at its step; one of a sub-pipeline's file at the
+    /// `[[pipeline]]` entry that includes that file. The graph stays the graph (the node's
+    /// fields open beside it); any other view goes to the editor's table.
+    fn reveal(&mut self, d: &Diagnostic) {
+        let Some(doc) = &self.doc else { return };
+        let (item, key) = if d.file == doc.root {
+            (d.item.clone(), d.key.clone())
+        } else {
+            let dir = spool_core::source::parent(&doc.root);
+            let entry = doc.checked.file.as_ref().and_then(|f| {
+                f.steps.iter().find(|s| {
+                    s.kind == spool_core::model::StepKind::Pipeline
+                        && spool_core::source::resolve(dir, &s.path).is_ok_and(|p| p == d.file)
+                })
+            });
+            (entry.map(|s| s.id.clone()), Some("path".to_string()))
+        };
+        if self.tab != Tab::Graph {
+            self.tab = Tab::Pipeline;
+        }
+        if item.is_some() {
+            self.selected = item.clone();
+        }
+        self.reveals += 1;
+        self.reveal = Some(Reveal {
+            item,
+            key,
+            seq: self.reveals,
+        });
     }
 
     fn edit(&mut self, edits: &[Edit]) {
@@ -802,6 +889,77 @@ estimate_secs = 20
 
     fn makespan(s: &State) -> Option<f64> {
         s.dry.shown().map(|d| d.makespan_secs)
+    }
+
+    /// A notebook created on disk after the file was opened clears its "does not exist" error
+    /// when the files are asked again (focus, run), and the edits in progress stay.
+    #[test]
+    fn files_asked_again_recheck_the_text_being_edited() {
+        let mut s = opened();
+        s.apply(Action::Edit(vec![Edit::AddNotebook {
+            id: "c".into(),
+            path: "c.py".into(),
+        }]));
+        let missing = |s: &State| {
+            doc(s)
+                .about(Some("c"), "path")
+                .any(|d| d.message.contains("does not exist"))
+        };
+        assert!(missing(&s), "{:?}", doc(&s).checked.diagnostics);
+        let edited = doc(&s).text.clone();
+        let bundle = |notebooks: &[&str]| Bundle {
+            etags: Default::default(),
+            root: "p.toml".into(),
+            files: BTreeMap::from([("p.toml".to_string(), TEXT.to_string())]),
+            notebooks: notebooks.iter().map(|n| n.to_string()).collect(),
+            notebook_diagnostics: Default::default(),
+        };
+        s.apply(Action::FilesRechecked(bundle(&["a.py", "b.py"])));
+        assert!(missing(&s), "nothing new on disk");
+        s.apply(Action::FilesRechecked(Bundle {
+            root: "other.toml".into(),
+            ..bundle(&["a.py", "b.py", "c.py"])
+        }));
+        assert!(missing(&s), "another file's answer changes nothing");
+        s.apply(Action::FilesRechecked(bundle(&["a.py", "b.py", "c.py"])));
+        assert!(!missing(&s));
+        assert!(!doc(&s).checked.has_errors());
+        assert_eq!(doc(&s).text, edited, "the edit stays");
+        assert!(s.unsaved());
+        assert_eq!(doc(&s).undo.len(), 1);
+        assert_eq!(doc(&s).etag.as_deref(), Some("\"v1\""));
+    }
+
+    #[test]
+    fn a_clicked_diagnostic_selects_its_step_and_field_in_the_table_or_on_the_graph() {
+        let mut s = opened();
+        s.apply(set("b", "slots", json!(0)));
+        let d = doc(&s)
+            .about(Some("b"), "slots")
+            .next()
+            .expect("slots 0 is a problem")
+            .clone();
+        s.apply(Action::Show(Tab::Source));
+        s.apply(Action::Reveal(d.clone()));
+        assert_eq!(s.tab, Tab::Pipeline, "the table shows fields");
+        assert_eq!(s.selected.as_deref(), Some("b"));
+        let first = s.reveal.clone().expect("revealed");
+        assert_eq!(
+            (first.item.as_deref(), first.key.as_deref()),
+            (Some("b"), Some("slots"))
+        );
+        s.apply(Action::Show(Tab::Graph));
+        s.apply(Action::Reveal(d));
+        assert_eq!(s.tab, Tab::Graph, "the node's fields open beside the graph");
+        let second = s.reveal.clone().expect("revealed");
+        assert!(
+            second.seq > first.seq,
+            "a click again on the same field is new"
+        );
+        s.apply(Action::Revealed(first.seq));
+        assert!(s.reveal.is_some(), "an earlier click's end leaves this one");
+        s.apply(Action::Revealed(second.seq));
+        assert!(s.reveal.is_none());
     }
 
     #[test]
