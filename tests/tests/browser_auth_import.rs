@@ -88,7 +88,7 @@ fn sign_in_then_import_a_runmultiple_dag_in_the_browser() {
             .any(|h| h == "Pause between a failed attempt and the next. (integer ≥ 0; default: 30)"),
         "{helps:?}"
     );
-    assert_eq!(helps.len(), 11, "{helps:?}");
+    assert_eq!(helps.len(), 12, "{helps:?}");
     let problems = b.text(&b.find("#problems", SHORT));
     assert!(
         problems.contains("notebooks/load_returns.ipynb") && problems.contains("error"),
