@@ -21,6 +21,7 @@ pub mod overlap;
 pub mod params;
 pub mod parse;
 pub mod recorded;
+pub mod repair;
 pub mod runlog;
 pub mod sched;
 pub mod schedule;

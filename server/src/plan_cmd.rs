@@ -3,9 +3,9 @@
 use crate::fs_sources::DiskSources;
 use crate::history::History;
 use crate::run_params;
-use spool_core::dag::{load_with_notebooks, Loaded, Plan, TaskKind};
+use spool_core::dag::{load_with_notebooks, Loaded, Plan};
 use spool_core::diag::{escape_controls_in_lines, has_errors, Diagnostic};
-use spool_core::sched::Policy;
+use spool_core::repair::Outline;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -123,13 +123,8 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
 #[derive(serde::Serialize)]
 struct ResumeOutline {
     run: i64,
-    /// Succeeded in that run, not run again.
-    keep: Vec<String>,
-    /// Succeeded, but run again first to rebuild what they left in the Spark session
-    /// (`view:NAME`, …) for a notebook that runs after them.
-    rebuild: Vec<(String, Vec<String>)>,
-    /// Run again: did not succeed, depend on something that runs again, or named by --rerun.
-    run_again: Vec<String>,
+    #[serde(flatten)]
+    outline: Outline,
 }
 
 impl ResumeOutline {
@@ -151,32 +146,11 @@ impl ResumeOutline {
                 Ok(r) => r,
                 Err(refused) => return Ok(Err(refused)),
             };
-        let state = run_params::session_state(&old);
-        let machine = run_params::resumed_machine(
-            plan,
-            Policy::Fifo,
-            &resumed.previous,
-            &state,
-            named_session,
-        );
-        let mut outline = ResumeOutline {
+        let state = spool_core::repair::session_state(&old);
+        Ok(Ok(ResumeOutline {
             run: id,
-            keep: Vec::new(),
-            rebuild: Vec::new(),
-            run_again: Vec::new(),
-        };
-        for (t, task) in plan.tasks.iter().enumerate() {
-            let id = task.id.clone();
-            if machine.is_carried_over(t) {
-                outline.keep.push(id);
-            } else if machine.is_rebuilt(t) {
-                let names = state.get(&id).cloned().unwrap_or_default();
-                outline.rebuild.push((id, names));
-            } else if task.kind == TaskKind::Notebook || task.expands() {
-                outline.run_again.push(id);
-            }
-        }
-        Ok(Ok(outline))
+            outline: Outline::of(plan, &resumed.previous, &state, named_session),
+        }))
     }
 
     fn render(&self, s: &mut String) {
@@ -190,14 +164,15 @@ impl ResumeOutline {
                 ids.join(", ")
             }
         };
-        let _ = writeln!(s, "  keep:      {}", list(&self.keep));
+        let _ = writeln!(s, "  keep:      {}", list(&self.outline.keep));
         let rebuilt: Vec<String> = self
+            .outline
             .rebuild
             .iter()
             .map(|(id, names)| format!("{id} ({})", names.join(", ")))
             .collect();
         let _ = writeln!(s, "  rebuild:   {}", list(&rebuilt));
-        let _ = writeln!(s, "  run again: {}", list(&self.run_again));
+        let _ = writeln!(s, "  run again: {}", list(&self.outline.run_again));
     }
 }
 

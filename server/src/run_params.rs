@@ -6,7 +6,7 @@ use spool_core::dag::{Plan, TaskKind};
 use spool_core::model::Outcome;
 use spool_core::params::{overrides_for, Given};
 use spool_core::sched::{Admission, Machine, Policy};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// A notebook's declared values with the overrides that reach it on top.
 fn effective(
@@ -32,39 +32,6 @@ pub fn started_plan(history: &History, id: i64) -> anyhow::Result<serde_json::Va
         }) => plan,
         _ => serde_json::Value::Null,
     })
-}
-
-/// What the succeeded tasks of `old` left in their Spark session, by task id.
-pub fn session_state(old: &RunRecord) -> HashMap<String, Vec<String>> {
-    old.tasks
-        .iter()
-        .filter(|(_, t)| t.succeeded() && !t.session_state.is_empty())
-        .map(|(id, t)| (id.clone(), t.session_state.clone()))
-        .collect()
-}
-
-/// The machine of a resumed run, which says what it keeps, rebuilds and runs again: one rule
-/// for `spool run --resume`, the API and `spool plan --resume`. A run's own session is new, so
-/// what kept tasks left in the old one is gone; a long-lived `named_session` keeps it.
-pub fn resumed_machine(
-    plan: &Plan,
-    policy: Policy,
-    previous: &HashMap<String, Outcome>,
-    session_state: &HashMap<String, Vec<String>>,
-    named_session: bool,
-) -> Machine {
-    let creators: HashSet<String> = if named_session {
-        HashSet::new()
-    } else {
-        session_state.keys().cloned().collect()
-    };
-    Machine::resume_in_new_session(
-        plan,
-        policy,
-        Admission::of_pool(&plan.pool),
-        previous,
-        &creators,
-    )
 }
 
 /// What a resumed run runs with.
@@ -101,13 +68,7 @@ pub fn resume(
     }
     let mut params = old.params.clone();
     params.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut previous: HashMap<String, Outcome> = old
-        .tasks
-        .iter()
-        .filter(|(_, t)| t.succeeded())
-        .map(|(id, _)| (id.clone(), Outcome::Succeeded))
-        .collect();
-    Machine::forget_reruns(plan, &mut previous, rerun)?;
+    let previous = spool_core::repair::previous_outcomes(old, plan, rerun)?;
     // The machine's own rule says what is kept.
     let machine = Machine::resume(
         plan,

@@ -509,7 +509,7 @@ impl RunManager {
             );
         }
         let no_state = HashMap::new();
-        let machine = run_params::resumed_machine(
+        let machine = spool_core::repair::resumed_machine(
             &prepared.plan,
             self.spark.policy,
             &prepared.previous,
@@ -582,7 +582,7 @@ impl RunManager {
                     .iter()
                     .filter_map(|(id, t)| Some((id.clone(), t.published()?)))
                     .collect();
-                let session_state = run_params::session_state(&run);
+                let session_state = spool_core::repair::session_state(&run);
                 (
                     resumed.params,
                     resumed.previous,
