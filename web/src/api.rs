@@ -250,9 +250,15 @@ pub async fn cancel(id: i64) -> Result<(), Failure> {
         .map(drop)
 }
 
-pub async fn resume(id: i64, params: &BTreeMap<String, serde_json::Value>) -> Result<i64, Failure> {
+/// Resumes run `id` with `params` on top of its own; `rerun` (a repair) runs those tasks and
+/// everything downstream again even if they succeeded.
+pub async fn resume(
+    id: i64,
+    params: &BTreeMap<String, serde_json::Value>,
+    rerun: &[String],
+) -> Result<i64, Failure> {
     let created: Created =
-        json(post(&format!("/api/runs/{id}/resume")).json(&ResumeRun { params })).await?;
+        json(post(&format!("/api/runs/{id}/resume")).json(&ResumeRun { params, rerun })).await?;
     Ok(created.id)
 }
 

@@ -9,7 +9,7 @@ use crate::charts::duration;
 use crate::run::{NodeState, RunView};
 use spool_core::dag::{Plan, TaskKind};
 use spool_core::layout::{LayoutOptions, PlanDrawing, Point};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
@@ -65,6 +65,9 @@ pub struct DagProps {
     /// When given, dragging from node `from` to node `to` calls it with `(from, to)`.
     #[prop_or_default]
     pub on_connect: Option<Callback<(String, String)>>,
+    /// A mark per node id (a repair's `selected`, `runs-again`, …): its `data-repair` and class.
+    #[prop_or_default]
+    pub marks: Option<Rc<BTreeMap<String, &'static str>>>,
 }
 
 fn node_at(target: Option<web_sys::EventTarget>) -> Option<String> {
@@ -496,7 +499,8 @@ pub fn dag_view(props: &DagProps) -> Html {
                 <g transform={format!("translate({:.1},{:.1}) scale({:.4})", view.tx, view.ty, view.k)}>
                     <DagLayer drawing={props.drawing.clone()} plan={props.plan.clone()}
                         run={props.run.clone()} selected={props.selected.clone()}
-                        highlight={highlight.clone()} {compact} />
+                        highlight={highlight.clone()} {compact}
+                        marks={props.marks.clone()} />
                     { crate::each(pending) }
                 </g>
             </svg>
@@ -547,6 +551,7 @@ struct LayerProps {
     highlight: Rc<Highlight>,
     /// The label's size in compact style; `None`: the normal style.
     compact: Option<u32>,
+    marks: Option<Rc<BTreeMap<String, &'static str>>>,
 }
 
 /// The nodes and edges; a component of its own so that panning and zooming (which only move
@@ -651,6 +656,7 @@ fn dag_layer(props: &LayerProps) -> Html {
                 )
             }
         });
+        let mark = props.marks.as_ref().and_then(|m| m.get(&n.id)).copied();
         let class = classes!(
             "dag-node",
             props.highlight.node(i),
@@ -658,6 +664,7 @@ fn dag_layer(props: &LayerProps) -> Html {
             n.critical.then_some("critical"),
             (n.kind == TaskKind::PipelineEnd).then_some("pipeline-end"),
             (props.selected.as_deref() == Some(n.id.as_str())).then_some("selected"),
+            mark.map(|m| format!("repair-{m}")),
         );
         // Compact: the label alone, as large as reads on screen, running on into the gap before
         // the next layer (a halo keeps it clear of the edges there), its end kept when cut (a
@@ -694,7 +701,7 @@ fn dag_layer(props: &LayerProps) -> Html {
             TaskKind::ForEach => "for-each",
         };
         html! {
-            <g {class} data-id={n.id.clone()} data-state={state} data-kind={kind}
+            <g {class} data-id={n.id.clone()} data-state={state} data-kind={kind} data-repair={mark}
                 transform={format!("translate({:.1},{:.1})", p.x, p.y)}>
                 <title>{ &n.id }</title>
                 <rect width={o.node_width.to_string()} height={o.node_height.to_string()} rx="6" />

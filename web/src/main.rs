@@ -14,6 +14,7 @@ mod edits;
 mod grid_view;
 mod import;
 mod import_dialog;
+mod repair;
 mod reveal;
 mod route;
 mod run;

@@ -7,6 +7,7 @@ use crate::api;
 use crate::charts::{duration, state_colour, Bar, BarKind, Gantt, GanttChart};
 use crate::dag_view::{DagView, RUN_STATES};
 use crate::edits::parse_overrides;
+use crate::repair::{repair_bar, Preview, Repair, TaskTable};
 use crate::run::{status_name, NodeState, RunView};
 use crate::state::{Action, State};
 use futures_util::StreamExt;
@@ -224,6 +225,8 @@ pub fn runs_view(props: &RunsProps) -> Html {
             Some(prediction(&plan.0, startup))
         })
     };
+    // The repair being prepared, of the run it was started on (another run shown ends it).
+    let repair = use_state(|| None::<Repair>);
     let status = app.run.as_ref().map(|r| (r.record.id, r.record.status));
     {
         // The history changes when a run starts or ends, and can be read after a sign-in.
@@ -330,7 +333,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
             toggle,
             report: (*predicted).as_ref(),
         };
-        run_detail(app, run, &params, shown)
+        run_detail(app, run, &params, shown, &repair)
     });
     html! {
         <div class="runs">
@@ -373,6 +376,7 @@ fn run_detail(
     run: &Rc<RunView>,
     params: &Rc<std::collections::BTreeMap<String, serde_json::Value>>,
     predicted: Predicted,
+    repair: &UseStateHandle<Option<Repair>>,
 ) -> Html {
     let now = now_ms();
     let on_cancel = {
@@ -391,20 +395,56 @@ fn run_detail(
         Callback::from(move |_: MouseEvent| {
             let (dispatch, params) = (dispatch.clone(), params.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match api::resume(id, &params).await {
+                match api::resume(id, &params, &[]).await {
                     Ok(new) => open_run(dispatch, new),
                     Err(e) => dispatch.dispatch(Action::Failed(e)),
                 }
             });
         })
     };
+    let on_repair = {
+        let (repair, id) = (repair.clone(), run.record.id);
+        Callback::from(move |_: MouseEvent| {
+            repair.set(Some(Repair {
+                run: id,
+                selected: Default::default(),
+            }))
+        })
+    };
     let on_measured = {
         let dispatch = app.dispatcher();
         Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::UseMeasured))
     };
-    let on_select = {
+    // A repair is prepared only on a finished run, the one it was started on.
+    let repairing = (**repair)
+        .clone()
+        .filter(|r| r.run == run.record.id && !run.is_live());
+    let on_toggle = {
+        let (repair, current) = (repair.clone(), repairing.clone());
+        Callback::from(move |task: String| {
+            if let Some(r) = &current {
+                repair.set(Some(Repair::toggled(r, task)));
+            }
+        })
+    };
+    let on_open = {
         let dispatch = app.dispatcher();
-        Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
+        Callback::from(move |id| dispatch.dispatch(Action::Select(Some(id))))
+    };
+    // While a repair is prepared, a click on a node picks it (or lets it go).
+    let on_select = match &repairing {
+        Some(_) => {
+            let toggle = on_toggle.clone();
+            Callback::from(move |id: Option<String>| {
+                if let Some(id) = id {
+                    toggle.emit(id);
+                }
+            })
+        }
+        None => {
+            let dispatch = app.dispatcher();
+            Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
+        }
     };
     let on_pick = {
         let dispatch = app.dispatcher();
@@ -414,9 +454,18 @@ fn run_detail(
     let same_file = app.doc.as_ref().is_some_and(|d| d.root == run.record.file);
     let drawn = drawn_from(app, run);
     let drawn_plan = drawn.as_ref().map(|(plan, _)| plan.clone());
+    let preview = repairing
+        .as_ref()
+        .zip(drawn_plan.as_deref())
+        .map(|(r, plan)| (r.clone(), Rc::new(Preview::of(plan, run, r))));
+    let marks = preview
+        .as_ref()
+        .and_then(|(_, p)| (**p).as_ref().ok())
+        .map(Preview::mark_names);
     let graph = match drawn {
         Some((plan, Some(drawing))) => html! {
-            <DagView {drawing} {plan} run={Some(run.clone())} selected={app.selected.clone()} {on_select} />
+            <DagView {drawing} {plan} run={Some(run.clone())} {marks}
+                selected={repairing.is_none().then(|| app.selected.clone()).flatten()} {on_select} />
         },
         Some((_, None)) => html! { <p class="empty">{ "Too many notebooks to draw." }</p> },
         None => html! {},
@@ -474,16 +523,48 @@ fn run_detail(
                 if resumable {
                     <button id="resume-button" onclick={on_resume} title="run again, keeping what succeeded (with the overrides above)">{ "Resume from failure" }</button>
                 }
+                if !run.is_live() && repairing.is_none() {
+                    <button id="repair-button" onclick={on_repair}
+                        title="pick notebooks of this run to run again with everything downstream, keeping the rest">{ "Repair run…" }</button>
+                }
                 if !run.is_live() {
                     <button id="use-measured" onclick={on_measured} title="write this run's measured durations into the estimates">{ "Use measured durations" }</button>
                 }
             </div>
             { crate::each(banner) }
+            { crate::each(preview.as_ref().map(|(r, p)| {
+                let on_start = {
+                    let (dispatch, id, params, repair) =
+                        (app.dispatcher(), run.record.id, params.clone(), repair.clone());
+                    let rerun: Rc<[String]> = r.selected.iter().cloned().collect();
+                    Callback::from(move |_: MouseEvent| {
+                        let (dispatch, params, repair, rerun) =
+                            (dispatch.clone(), params.clone(), repair.clone(), rerun.clone());
+                        wasm_bindgen_futures::spawn_local(async move {
+                            match api::resume(id, &params, &rerun).await {
+                                Ok(new) => {
+                                    repair.set(None);
+                                    open_run(dispatch, new);
+                                }
+                                Err(e) => dispatch.dispatch(Action::Failed(e)),
+                            }
+                        });
+                    })
+                };
+                let on_leave = {
+                    let repair = repair.clone();
+                    Callback::from(move |_: MouseEvent| repair.set(None))
+                };
+                repair_bar(r, p, on_start, on_leave)
+            })) }
             <div class="legend">{ for legend }</div>
             <div class="run-body">
                 <div class="run-graph">{ graph }</div>
                 { crate::each(task) }
             </div>
+            { crate::each(drawn_plan.clone().map(|plan| html! {
+                <TaskTable {plan} run={run.clone()} repair={preview.clone()} {on_toggle} {on_open} />
+            })) }
             <div class="gantt-head">
                 <h4>{ "Timeline" }</h4>
                 <label title="the dry run of the plan this run ran, on its estimates and [pool], from the session's measured start-up">

@@ -117,6 +117,9 @@ pub struct StartRun<'a> {
 #[derive(Debug, Serialize)]
 pub struct ResumeRun<'a> {
     pub params: &'a BTreeMap<String, serde_json::Value>,
+    /// A repair: these tasks and everything downstream run again even if they succeeded.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub rerun: &'a [String],
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
