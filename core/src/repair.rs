@@ -97,6 +97,14 @@ impl Outline {
         outline
     }
 
+    /// Each task rebuilt, with what it left in the session: `load (view:orders, …)`.
+    pub fn rebuild_described(&self) -> Vec<String> {
+        self.rebuild
+            .iter()
+            .map(|(id, state)| format!("{id} ({})", state.join(", ")))
+            .collect()
+    }
+
     /// The outline of resuming `old` with `plan`, re-running `rerun` and everything
     /// downstream: what the browser shows before a repair.
     pub fn of_run(
@@ -229,6 +237,7 @@ mod tests {
         let o = Outline::of_run(&p, &failed_e, &names(&["d"]), false).expect("d is a task");
         assert_eq!(o.run_again, ["d", "e"]);
         assert_eq!(o.rebuild, [("a".to_string(), vec!["view:a".to_string()])]);
+        assert_eq!(o.rebuild_described(), ["a (view:a)"]);
         assert_eq!(o.keep, ["b", "c", "s/x", "s/y", "s", "f"]);
         // A long-lived session still holds it.
         let o = Outline::of_run(&p, &failed_e, &names(&["d"]), true).expect("d is a task");

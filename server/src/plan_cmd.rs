@@ -165,12 +165,7 @@ impl ResumeOutline {
             }
         };
         let _ = writeln!(s, "  keep:      {}", list(&self.outline.keep));
-        let rebuilt: Vec<String> = self
-            .outline
-            .rebuild
-            .iter()
-            .map(|(id, names)| format!("{id} ({})", names.join(", ")))
-            .collect();
+        let rebuilt = self.outline.rebuild_described();
         let _ = writeln!(s, "  rebuild:   {}", list(&rebuilt));
         let _ = writeln!(s, "  run again: {}", list(&self.outline.run_again));
     }

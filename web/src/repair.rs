@@ -246,12 +246,7 @@ pub fn repair_bar(
                     _ => id.clone(),
                 })
                 .collect();
-            let rebuilt: Vec<String> = p
-                .outline
-                .rebuild
-                .iter()
-                .map(|(id, state)| format!("{id} ({})", state.join(", ")))
-                .collect();
+            let rebuilt = p.outline.rebuild_described();
             html! {
                 <>
                     <p id="repair-runs-again">{ format!("Runs again ({}): {}", again.len(), again.join(", ")) }</p>
@@ -279,7 +274,7 @@ pub fn repair_bar(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spool_core::runlog::{RunEvent, StoredEvent};
+    use spool_core::runlog::{RunEvent, RunRecord, StoredEvent};
 
     /// `load -> count -> report`, and `side` on its own.
     fn plan() -> Plan {
@@ -296,22 +291,12 @@ mod tests {
 
     /// A finished run of `plan` in which every notebook succeeded, `count` publishing values.
     fn finished(plan: &Plan) -> RunView {
-        let mut view = RunView::new(&spool_core::runlog::RunRecord {
-            id: 3,
-            pipeline: "p".into(),
-            file: "p.toml".into(),
-            status: spool_core::runlog::RunStatus::Running,
-            started_ms: 0,
-            ended_ms: None,
-            resumed_from: None,
-            params: BTreeMap::new(),
-            tasks: BTreeMap::new(),
-            leaked_sessions: Vec::new(),
-            run_info: None,
-            pipeline_params: Default::default(),
-            trigger: None,
-            started_by: None,
-        });
+        let started: StoredEvent = serde_json::from_value(serde_json::json!({"seq": 0,
+            "at_ms": 0, "event": {"type": "run_started", "pipeline": "p", "file": "p.toml",
+            "params": {}, "resumed_from": null, "plan": {}}}))
+        .expect("a start event");
+        let record = RunRecord::started(3, &started).expect("a run's first event");
+        let mut view = RunView::new(&record);
         let mut seq = 0;
         let mut push = |event: RunEvent| {
             seq += 1;
