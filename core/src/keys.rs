@@ -528,11 +528,23 @@ pub fn help(section: Section, key: &str) -> Option<String> {
     ))
 }
 
-/// Markdown as plain text: code spans and emphasis unmarked, links reduced to their text.
+/// Markdown as plain text: code spans and emphasis unmarked (a code span's text kept as it is:
+/// `[[notebook]]`), links reduced to their text.
 fn plain(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len());
     let mut rest = markdown;
+    let mut in_code = false;
     while let Some(c) = rest.chars().next() {
+        if c == '`' {
+            in_code = !in_code;
+            rest = &rest[1..];
+            continue;
+        }
+        if in_code {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
         if c == ']' && rest[1..].starts_with('(') {
             // `[text](target)`: the text is already out; skip the target.
             match rest.find(')') {
@@ -586,5 +598,11 @@ mod tests {
         let h = help(Section::Top, "pool").expect("documented");
         assert!(!h.contains('`') && !h.contains("](#"), "{h}");
         assert_eq!(help(Section::Pool, "nope"), None);
+        let h = help(Section::Step, "for_each").expect("documented");
+        assert!(
+            h.starts_with("[[notebook]] only: run the notebook once per item."),
+            "{h}"
+        );
+        assert!(h.contains("one {{ … }} reference"), "{h}");
     }
 }
