@@ -6,7 +6,7 @@
 use crate::dag::{Plan, TaskKind};
 use crate::model::Condition;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Point {
@@ -560,6 +560,60 @@ impl PlanDrawing {
     }
 }
 
+/// The nodes and edges with the steps inside each collapsed sub-pipeline folded into its end
+/// node (the outermost collapsed one): edges between folded nodes vanish, parallel ones merge
+/// (critical if any was).
+fn collapse(
+    nodes: Vec<GraphNode>,
+    edges: Vec<GraphEdge>,
+    collapsed: &BTreeSet<String>,
+) -> (Vec<GraphNode>, Vec<GraphEdge>) {
+    if collapsed.is_empty() {
+        return (nodes, edges);
+    }
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    // The end node that stands for node `i`: `i` itself unless it is inside a collapsed one.
+    let stands_for: Vec<usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            n.id.match_indices('/')
+                .map(|(at, _)| &n.id[..at])
+                .find(|prefix| collapsed.contains(*prefix))
+                .and_then(|prefix| index.get(prefix).copied())
+                .unwrap_or(i)
+        })
+        .collect();
+    let mut new_index = vec![usize::MAX; nodes.len()];
+    let mut kept = Vec::new();
+    for (i, n) in nodes.into_iter().enumerate() {
+        if stands_for[i] == i {
+            new_index[i] = kept.len();
+            kept.push(n);
+        }
+    }
+    let mut merged: Vec<GraphEdge> = Vec::new();
+    let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
+    for e in edges {
+        let (from, to) = (new_index[stands_for[e.from]], new_index[stands_for[e.to]]);
+        if from == to {
+            continue;
+        }
+        match seen.get(&(from, to)) {
+            Some(&m) => merged[m].critical |= e.critical,
+            None => {
+                seen.insert((from, to), merged.len());
+                merged.push(GraphEdge { from, to, ..e });
+            }
+        }
+    }
+    (kept, merged)
+}
+
 /// Draws a plan: the active tasks (index i is task i of the plan), then the inactive steps,
 /// with every declared edge and the edges bridged around inactive steps.
 pub fn draw_plan(plan: &Plan, opts: &LayoutOptions) -> PlanDrawing {
@@ -572,6 +626,19 @@ pub fn draw_plan_from(
     plan: &Plan,
     opts: &LayoutOptions,
     previous: Option<&PlanDrawing>,
+) -> PlanDrawing {
+    draw_plan_collapsed(plan, opts, previous, &BTreeSet::new())
+}
+
+/// [`draw_plan_from`] with each sub-pipeline named in `collapsed` drawn as one node: its end
+/// node (the sub-pipeline's id) stands for every step inside it, nested ones included, and the
+/// edges to and from those steps are drawn to and from it. With a sub-pipeline collapsed, node
+/// `i` is no longer task `i`: nodes are found by id.
+pub fn draw_plan_collapsed(
+    plan: &Plan,
+    opts: &LayoutOptions,
+    previous: Option<&PlanDrawing>,
+    collapsed: &BTreeSet<String>,
 ) -> PlanDrawing {
     let (path, _) = plan.critical_path();
     let mut on_path = vec![false; plan.tasks.len()];
@@ -620,6 +687,7 @@ pub fn draw_plan_from(
             critical: critical_pairs.contains(&(from, to)),
         });
     }
+    let (nodes, edges) = collapse(nodes, edges, collapsed);
     let pairs: Vec<(usize, usize)> = edges.iter().map(|e| (e.from, e.to)).collect();
     let earlier = match previous {
         Some(p) => {
@@ -942,5 +1010,49 @@ estimate_secs = 1
             ]
         );
         assert_eq!(d.layout.layers, vec![0, 2, 0, 1]);
+    }
+
+    #[test]
+    fn a_collapsed_sub_pipeline_is_one_node_with_the_edges_of_its_steps() {
+        let root = "[[notebook]]\nid = \"a\"\npath = \"a.py\"\n\
+                    [[pipeline]]\nid = \"sub\"\npath = \"sub.toml\"\ndepends_on = [\"a\"]\n\
+                    [[notebook]]\nid = \"b\"\npath = \"a.py\"\ndepends_on = [\"sub\"]\n";
+        let sub = "[[notebook]]\nid = \"x\"\npath = \"a.py\"\n\
+                   [[notebook]]\nid = \"y\"\npath = \"a.py\"\ndepends_on = [\"x\"]\n\
+                   [[notebook]]\nid = \"z\"\npath = \"a.py\"\n";
+        let src = crate::source::MemorySources::default()
+            .with("a.py", "")
+            .with("sub.toml", sub);
+        let plan = crate::dag::load_text("p.toml", root, &src)
+            .plan
+            .expect("valid");
+        let named = |d: &PlanDrawing| {
+            let ids: Vec<String> = d.nodes.iter().map(|n| n.id.clone()).collect();
+            let mut edges: Vec<(String, String)> = d
+                .edges
+                .iter()
+                .map(|e| (ids[e.from].clone(), ids[e.to].clone()))
+                .collect();
+            edges.sort();
+            (ids, edges)
+        };
+        let open = draw_plan(&plan, &opts());
+        let (ids, _) = named(&open);
+        assert!(ids.iter().any(|i| i == "sub/y"), "{ids:?}");
+        let folded = draw_plan_collapsed(&plan, &opts(), None, &BTreeSet::from(["sub".into()]));
+        let (ids, edges) = named(&folded);
+        assert_eq!(ids, ["a", "sub", "b"]);
+        // Every edge of the open drawing that crossed the sub-pipeline's border, now at its node.
+        assert_eq!(
+            edges,
+            [("a".into(), "sub".into()), ("sub".into(), "b".into())]
+        );
+        assert_eq!(folded.layout.nodes.len(), 3);
+        assert_eq!(folded.layout.edges.len(), folded.edges.len());
+        // Nothing collapsed draws every step, as draw_plan does.
+        assert_eq!(
+            draw_plan_collapsed(&plan, &opts(), None, &BTreeSet::new()),
+            open
+        );
     }
 }

@@ -623,6 +623,25 @@ fn dag_layer(props: &LayerProps) -> Html {
             </g>
         }
     });
+    // Tasks by id: with a sub-pipeline collapsed, node `i` is not task `i`.
+    let tasks: HashMap<&str, &spool_core::dag::Task> = props
+        .plan
+        .tasks
+        .iter()
+        .map(|t| (t.id.as_str(), t))
+        .collect();
+    // A sub-pipeline drawn as one node: how many of the plan's steps it stands for.
+    let folded = |id: &str| {
+        let prefix = format!("{id}/");
+        let drawn = d.nodes.iter().any(|m| m.id.starts_with(&prefix));
+        let inside = props
+            .plan
+            .tasks
+            .iter()
+            .filter(|t| t.id.starts_with(&prefix))
+            .count();
+        (!drawn && inside > 0).then_some(inside)
+    };
     let nodes = d.nodes.iter().zip(&d.layout.nodes).enumerate().map(|(i, (n, p))| {
         let state = match (&props.run, n.active) {
             (_, false) => "inactive",
@@ -638,12 +657,15 @@ fn dag_layer(props: &LayerProps) -> Html {
             (Some(run), true) => run.state_of(&n.id).name(),
             (None, true) => "idle",
         };
-        // Active nodes come first in the drawing, in the plan's task order.
-        let task = props.plan.tasks.get(i).filter(|_| n.active);
+        let task = tasks.get(n.id.as_str()).copied().filter(|_| n.active);
+        let folded = (n.kind == TaskKind::PipelineEnd).then(|| folded(&n.id)).flatten();
         // In a run, what happened; otherwise what the file says.
         let happened = props.run.as_ref().filter(|_| n.active).and_then(|r| r.node_caption(&n.id));
         let sub = happened.unwrap_or_else(|| match (n.kind, task) {
-            (TaskKind::PipelineEnd, _) => "end of sub-pipeline".to_string(),
+            (TaskKind::PipelineEnd, _) => match folded {
+                Some(steps) => format!("sub-pipeline · {steps} steps inside"),
+                None => "end of sub-pipeline".to_string(),
+            },
             (TaskKind::ForEach, _) => "for each item".to_string(),
             (_, None) => "inactive".to_string(),
             (_, Some(t)) => {
@@ -663,6 +685,7 @@ fn dag_layer(props: &LayerProps) -> Html {
             format!("state-{state}"),
             n.critical.then_some("critical"),
             (n.kind == TaskKind::PipelineEnd).then_some("pipeline-end"),
+            folded.is_some().then_some("collapsed"),
             (props.selected.as_deref() == Some(n.id.as_str())).then_some("selected"),
             mark.map(|m| format!("repair-{m}")),
         );

@@ -785,7 +785,32 @@ fn graph_tab(props: &AppProps) -> Html {
             }
         })
     };
+    let subs: Vec<String> = shown
+        .plan
+        .tasks
+        .iter()
+        .filter(|t| t.kind == spool_core::dag::TaskKind::PipelineEnd)
+        .map(|t| t.id.clone())
+        .collect();
+    let collapse = |ids: Vec<String>, fold: bool| {
+        let dispatch = app.dispatcher();
+        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Collapse(ids.clone(), fold)))
+    };
+    let sub_buttons = (!subs.is_empty()).then(|| html! {
+        <div class="graph-bar">
+            <button id="collapse-all" onclick={collapse(subs.clone(), true)}>{ "Collapse sub-pipelines" }</button>
+            <button id="expand-all" disabled={app.collapsed.is_empty()} onclick={collapse(subs.clone(), false)}>{ "Expand all" }</button>
+        </div>
+    });
     let panel = app.selected.as_ref().map(|id| {
+        let toggle = subs.contains(id).then(|| {
+            let fold = !app.collapsed.contains(id);
+            html! {
+                <button id="collapse-toggle" onclick={collapse(vec![id.clone()], fold)}>
+                    { if fold { "Collapse this sub-pipeline" } else { "Expand this sub-pipeline" } }
+                </button>
+            }
+        });
         let doc = app.doc.as_ref();
         let found = doc.and_then(|d| d.checked.file.as_ref().map(|f| (d, f))).and_then(|(d, f)| {
             f.steps.iter().find(|s| s.id == *id).map(|s| (d, f, s))
@@ -795,6 +820,7 @@ fn graph_tab(props: &AppProps) -> Html {
                 <aside class="node-panel" data-id={id.clone()}>
                     { datalists(doc, file) }
                     <h3>{ id }</h3>
+                    { crate::each(toggle) }
                     { crate::each(step_fields(app, doc, file, step).into_iter().map(|(label, w)| html! {
                         <label class="setting"><span title={crate::editor::step_help(label)}>{ label }</span>{ w }</label>
                     })) }
@@ -803,6 +829,7 @@ fn graph_tab(props: &AppProps) -> Html {
             None => html! {
                 <aside class="node-panel" data-id={id.clone()}>
                     <h3>{ id }</h3>
+                    { crate::each(toggle) }
                     <p>{ "This notebook belongs to a sub-pipeline; edit it in that pipeline's file." }</p>
                 </aside>
             },
@@ -816,6 +843,7 @@ fn graph_tab(props: &AppProps) -> Html {
             if !shown.current {
                 <p class="stale">{ "The pipeline has errors: showing the last version without errors." }</p>
             }
+            { crate::each(sub_buttons) }
             <div class="graph-columns">
                 <DagView drawing={drawing.clone()} plan={shown.plan.clone()} selected={app.selected.clone()}
                     run={app.run.clone().filter(|r| r.is_live())}

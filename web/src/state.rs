@@ -15,13 +15,13 @@ use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::dag::{check_notebooks, load_text, Plan};
 use spool_core::diag::{has_errors, Diagnostic};
 use spool_core::edit::{apply, read_params, Edit, FileParams};
-use spool_core::layout::{draw_plan_from, LayoutOptions, PlanDrawing};
+use spool_core::layout::{draw_plan_collapsed, LayoutOptions, PlanDrawing};
 use spool_core::model::PipelineFile;
 use spool_core::parse::parse_pipeline;
 use spool_core::runlog::{RunSummary, StoredEvent};
 use spool_core::sched::Policy;
 use spool_core::source::MemorySources;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 /// Undo steps kept.
@@ -135,11 +135,22 @@ pub struct Draft {
 pub const MAX_DRAFT: usize = 2 * 1024 * 1024;
 
 /// A plan drawn (keeping the node order of an `earlier` drawing where that adds no
-/// crossings), or `None` when it has more than [`MAX_DRAWN_NODES`] nodes.
-pub fn drawing_of(plan: &Plan, earlier: Option<&PlanDrawing>) -> Option<Rc<PlanDrawing>> {
+/// crossings, each sub-pipeline in `collapsed` as one node), or `None` when it has more than
+/// [`MAX_DRAWN_NODES`] nodes.
+pub fn drawing_of(
+    plan: &Plan,
+    earlier: Option<&PlanDrawing>,
+    collapsed: &BTreeSet<String>,
+) -> Option<Rc<PlanDrawing>> {
     let nodes = plan.tasks.len() + plan.inactive.len();
-    (nodes <= MAX_DRAWN_NODES)
-        .then(|| Rc::new(draw_plan_from(plan, &LayoutOptions::default(), earlier)))
+    (nodes <= MAX_DRAWN_NODES).then(|| {
+        Rc::new(draw_plan_collapsed(
+            plan,
+            &LayoutOptions::default(),
+            earlier,
+            collapsed,
+        ))
+    })
 }
 
 /// The last valid plan, drawn. It stays on screen, marked stale, while the text has errors.
@@ -192,6 +203,8 @@ pub struct State {
     pub reveal: Option<Reveal>,
     /// Counts clicks on diagnostics.
     pub reveals: u64,
+    /// The sub-pipelines the graph draws as one node each (by id), until another file opens.
+    pub collapsed: BTreeSet<String>,
 }
 
 /// Where a clicked diagnostic points: a step of the open file (its row in the table, its
@@ -225,6 +238,8 @@ pub enum Action {
     /// A call to the server failed: a 401 asks for the token, anything else is a notice.
     Failed(Failure),
     DismissNotice,
+    /// Draws these sub-pipelines as one node each (`true`) or with their steps (`false`).
+    Collapse(Vec<String>, bool),
     Select(Option<String>),
     Show(Tab),
     DryField(DryField, String),
@@ -377,6 +392,16 @@ impl State {
             }
             Action::DismissNotice => self.notice = None,
             Action::Select(id) => self.selected = id,
+            Action::Collapse(ids, collapsed) => {
+                for id in ids {
+                    if collapsed {
+                        self.collapsed.insert(id);
+                    } else {
+                        self.collapsed.remove(&id);
+                    }
+                }
+                self.refresh_shown();
+            }
             Action::Show(tab) => self.tab = tab,
             Action::DryField(field, value) => {
                 self.dry.form.set(field, value);
@@ -576,6 +601,7 @@ impl State {
         self.selected = None;
         self.run = None;
         self.draft = None;
+        self.collapsed.clear();
         self.dry = DryRunState::default();
         self.refresh_shown();
     }
@@ -703,7 +729,7 @@ impl State {
                 let earlier = self.shown.as_ref().and_then(|s| s.drawing.clone());
                 self.shown = Some(Shown {
                     plan: plan.clone(),
-                    drawing: drawing_of(plan, earlier.as_deref()),
+                    drawing: drawing_of(plan, earlier.as_deref(), &self.collapsed),
                     current: true,
                 });
                 self.recompute_dry();
@@ -818,6 +844,52 @@ estimate_secs = 20
             notebook_diagnostics: Default::default(),
         }));
         s
+    }
+
+    #[test]
+    fn a_collapsed_sub_pipeline_is_drawn_as_one_node_until_expanded_or_another_file_opens() {
+        let root = format!(
+            "{TEXT}[[pipeline]]\nid = \"sub\"\npath = \"sub.toml\"\ndepends_on = [\"a\"]\n"
+        );
+        let sub = "[[notebook]]\nid = \"x\"\npath = \"a.py\"\n[[notebook]]\nid = \"y\"\npath = \"b.py\"\ndepends_on = [\"x\"]\n";
+        let mut s = State::default();
+        s.apply(Action::Opened(Bundle {
+            etags: BTreeMap::new(),
+            root: "p.toml".into(),
+            files: BTreeMap::from([
+                ("p.toml".to_string(), root),
+                ("sub.toml".to_string(), sub.to_string()),
+            ]),
+            notebooks: vec!["a.py".into(), "b.py".into()],
+            notebook_diagnostics: Default::default(),
+        }));
+        let drawn = |s: &State| -> Vec<String> {
+            let shown = s.shown.as_ref().expect("a plan");
+            let drawing = shown.drawing.as_ref().expect("drawn");
+            drawing.nodes.iter().map(|n| n.id.clone()).collect()
+        };
+        assert!(drawn(&s).contains(&"sub/y".to_string()), "{:?}", drawn(&s));
+        s.apply(Action::Collapse(vec!["sub".into()], true));
+        let folded = drawn(&s);
+        assert!(folded.contains(&"sub".to_string()));
+        assert!(
+            !folded.iter().any(|id| id.starts_with("sub/")),
+            "{folded:?}"
+        );
+        // An edit keeps it collapsed.
+        s.apply(set("a", "estimate_secs", json!(30)));
+        assert!(!drawn(&s).iter().any(|id| id.starts_with("sub/")));
+        s.apply(Action::Collapse(vec!["sub".into()], false));
+        assert!(drawn(&s).contains(&"sub/x".to_string()));
+        s.apply(Action::Collapse(vec!["sub".into()], true));
+        s.apply(Action::Opened(Bundle {
+            etags: BTreeMap::new(),
+            root: "other.toml".into(),
+            files: BTreeMap::from([("other.toml".to_string(), TEXT.to_string())]),
+            notebooks: vec!["a.py".into(), "b.py".into()],
+            notebook_diagnostics: Default::default(),
+        }));
+        assert!(s.collapsed.is_empty(), "another file starts expanded");
     }
 
     #[test]
