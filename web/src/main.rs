@@ -857,6 +857,7 @@ fn graph_tab(props: &AppProps) -> Html {
 #[function_component(SourceTab)]
 fn source_tab(props: &AppProps) -> Html {
     let app = &props.app;
+    reveal::use_reveal(app);
     let Some(doc) = &app.doc else {
         return html! {};
     };

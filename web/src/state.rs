@@ -215,6 +215,12 @@ pub struct Reveal {
     pub item: Option<String>,
     pub key: Option<String>,
     pub seq: u64,
+    /// Where it is in the root file (1-based line, column in characters).
+    pub line: usize,
+    pub col: usize,
+    /// Shown in the source at its line: it names no field a view shows (a syntax error, an
+    /// unknown key), or the view did not find it.
+    pub in_source: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +292,8 @@ pub enum Action {
     Reveal(Diagnostic),
     /// The view showed that click's field (or gave up looking).
     Revealed(u64),
+    /// The view has no field for that click: the source shows its line.
+    RevealInSource(u64),
     RestoreDraft,
     DiscardDraft,
     /// The main input's text, typed or pasted.
@@ -351,6 +359,16 @@ impl State {
             Action::DiscardDraft => self.draft = None,
             Action::FilesRechecked(bundle) => self.files_rechecked(bundle),
             Action::Reveal(d) => self.reveal(&d),
+            Action::RevealInSource(seq) => {
+                if let Some(r) = self
+                    .reveal
+                    .as_mut()
+                    .filter(|r| r.seq == seq && !r.in_source)
+                {
+                    r.in_source = true;
+                    self.tab = Tab::Source;
+                }
+            }
             Action::Revealed(seq) => {
                 if self.reveal.as_ref().is_some_and(|r| r.seq == seq) {
                     self.reveal = None;
@@ -638,8 +656,8 @@ impl State {
     /// fields open beside it); any other view goes to the editor's table.
     fn reveal(&mut self, d: &Diagnostic) {
         let Some(doc) = &self.doc else { return };
-        let (item, key) = if d.file == doc.root {
-            (d.item.clone(), d.key.clone())
+        let (item, key, (line, col)) = if d.file == doc.root {
+            (d.item.clone(), d.key.clone(), (d.line, d.col))
         } else {
             let dir = spool_core::source::parent(&doc.root);
             let entry = doc.checked.file.as_ref().and_then(|f| {
@@ -648,11 +666,19 @@ impl State {
                         && spool_core::source::resolve(dir, &s.path).is_ok_and(|p| p == d.file)
                 })
             });
-            (entry.map(|s| s.id.clone()), Some("path".to_string()))
+            // The entry's line, for the source view.
+            let at = entry
+                .and_then(|s| doc.text.get(..s.spans.path.start))
+                .map(|before| (before.matches('\n').count() + 1, 1))
+                .unwrap_or((1, 1));
+            (entry.map(|s| s.id.clone()), Some("path".to_string()), at)
         };
-        if self.tab != Tab::Graph {
-            self.tab = Tab::Pipeline;
-        }
+        let in_source = item.is_none() && key.is_none();
+        self.tab = match self.tab {
+            _ if in_source => Tab::Source,
+            Tab::Graph => Tab::Graph,
+            _ => Tab::Pipeline,
+        };
         if item.is_some() {
             self.selected = item.clone();
         }
@@ -661,6 +687,9 @@ impl State {
             item,
             key,
             seq: self.reveals,
+            line,
+            col,
+            in_source,
         });
     }
 
@@ -1032,6 +1061,29 @@ estimate_secs = 20
         assert!(s.reveal.is_some(), "an earlier click's end leaves this one");
         s.apply(Action::Revealed(second.seq));
         assert!(s.reveal.is_none());
+
+        // A problem no field shows (an unknown key) goes to its line in the source when the
+        // view does not find it; a syntax error (no step, no key) goes there at once.
+        s.apply(Action::SetText(format!("colour = 1\n{TEXT}")));
+        let unknown = doc(&s).checked.diagnostics[0].clone();
+        assert!(
+            unknown.message.contains("unknown key `colour`"),
+            "{unknown:?}"
+        );
+        s.apply(Action::Reveal(unknown));
+        assert_eq!(s.tab, Tab::Graph);
+        let seq = s.reveal.as_ref().map(|r| r.seq).expect("revealed");
+        s.apply(Action::RevealInSource(seq));
+        assert_eq!(s.tab, Tab::Source);
+        let r = s.reveal.clone().expect("still to show");
+        assert!(r.in_source && (r.line, r.col) == (1, 1), "{r:?}");
+        s.apply(Action::SetText(format!("{TEXT}\n[pool\n")));
+        s.apply(Action::Show(Tab::Pipeline));
+        let syntax = doc(&s).checked.diagnostics[0].clone();
+        s.apply(Action::Reveal(syntax.clone()));
+        assert_eq!(s.tab, Tab::Source);
+        let r = s.reveal.clone().expect("revealed");
+        assert!(r.in_source && r.line == syntax.line, "{r:?} {syntax:?}");
     }
 
     #[test]
