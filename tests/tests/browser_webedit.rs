@@ -1,11 +1,11 @@
 //! The editor's for-each fields, reference picker, file recheck and clickable diagnostics in
 //! headless Chromium, without Spark: a for-each written in the editor is saved with every other
 //! byte of the file as it was, and its problems show beside the field (as typed, then as core
-//! finds them in the file); the `{{…}}` picker of a notebook's parameter offers the values of
-//! its upstream notebooks only; a diagnostic on a row of the table's second page, clicked,
-//! shows that row with its field focused, one that no field shows its line in the source; a
-//! notebook created on disk clears its "does not exist" once the window regains focus, without a
-//! reload.
+//! finds them in the file), a click on one opening the node's fields on the graph; the `{{…}}`
+//! picker of a notebook's parameter offers the values of its upstream notebooks only; a
+//! diagnostic on a row of the table's second page, clicked, shows that row with its field
+//! focused, one that no field shows its line in the source; a notebook created on disk clears
+//! its "does not exist" once the window regains focus, without a reload.
 
 use spool_tests::webdriver::Browser;
 use spool_tests::{root, save_and_read, wait_for, Served};
@@ -83,7 +83,23 @@ fn a_for_each_edit_keeps_the_file_and_references_are_picked_from_upstream() {
     wait_text(&b, "#problems", "unknown parameter `nope`");
     b.screenshot(&artifacts.join("editor-for-each.png"));
 
+    // On the graph, the problem opens its node's fields, the field focused.
+    b.click(&b.find("#tab-graph", SHORT));
+    click_problem(
+        &b,
+        r#".graph-tab li.problem[data-id="load_returns"]"#,
+        "unknown parameter `nope`",
+    );
+    b.find(r#"aside.node-panel[data-id="load_returns"]"#, SHORT);
+    wait_script(
+        &b,
+        "const e = document.activeElement; return [e.dataset.id || '', e.dataset.field || ''];",
+        serde_json::json!(["load_returns", "for_each"]),
+    );
+    b.click(&b.find("#tab-pipeline", SHORT));
+
     // A list, then a concurrency: no problem left, and the file keeps every other byte.
+    let for_each = b.find(&field("for_each", "load_returns"), SHORT);
     b.commit(&for_each, r#"["eu", "us"]"#);
     b.find("#problems.ok", SHORT);
     let concurrency = b.find(&field("for_each_concurrency", "load_returns"), SHORT);
