@@ -2,9 +2,10 @@
 //! written into the history as `spool run` logs one (no Spark needed): a notebook that failed,
 //! waited its retry interval and then for a slot, and succeeded; the chart's read-out (what a
 //! user sees hovering its bars) names both attempts and the queued time, the session's
-//! start-up is marked, and the dry run's prediction of the plan the run ran is overlaid on
-//! request. The graph of a generated 300-notebook pipeline fits with labels that read,
-//! highlights a search's match at the centre, and dims all but the picked node's lineage.
+//! start-up is marked, the dry run's prediction of the plan the run ran is overlaid on request,
+//! a row opens its notebook, and sub-pipelines collapse on request. The graph of a generated
+//! 300-notebook pipeline fits with labels that read, highlights a search's match at the
+//! centre, and dims all but the picked node's lineage.
 
 use serde_json::{json, Value};
 use spool_core::runlog::RunEvent;
@@ -195,6 +196,25 @@ fn a_real_runs_gantt_shows_a_retried_notebooks_two_attempts_its_queued_time_and_
     wait_for("the notebook's address", SHORT, || {
         (b.hash() == format!("#/runs/{run}/load_orders")).then_some(())
     });
+
+    // Collapsed, the sub-pipeline is one bar from its first start to its last end, with its
+    // worst outcome (one notebook was cancelled), and its prediction one outline.
+    b.click(&b.find("#gantt-collapse", SHORT));
+    let seen = gantt_read_outs(&b);
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("dims/ (sub-pipeline): cancelled from 25 s to 45 s")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("dims/ (sub-pipeline): predicted from")),
+        "{seen:#?}"
+    );
+    assert!(
+        !seen.iter().any(|r| r.starts_with("dims/load_")),
+        "{seen:#?}"
+    );
     drop(b);
 }
 

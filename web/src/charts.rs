@@ -22,7 +22,7 @@ pub struct Bar {
 }
 
 /// What a bar stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BarKind {
     /// An attempt running (coloured by its outcome).
     Attempt,
@@ -43,9 +43,15 @@ impl BarKind {
     }
 }
 
+/// How a collapsed sub-pipeline's row is labelled after its id.
+pub const SUB_PIPELINE_ROW: &str = "/ (sub-pipeline)";
+
 /// One bar per sub-pipeline instead of one per notebook in it (`dims/load_x` and `dims/y`
 /// become `dims`, from the first start to the last end); the bar shows the worst outcome in it
 /// (failed over timed out over cancelled over running, retrying, succeeded and skipped).
+/// Predictions collapse apart from what happened; the queued times of a sub-pipeline's
+/// notebooks are left out (its notebooks queue while others of it run: a queued line across
+/// its bar would say nothing true).
 pub fn collapse_sub_pipelines(bars: Vec<Bar>) -> Vec<Bar> {
     let rank = |s: NodeState| match s {
         NodeState::Failed => 7,
@@ -58,13 +64,16 @@ pub fn collapse_sub_pipelines(bars: Vec<Bar>) -> Vec<Bar> {
         NodeState::Skipped => 0,
     };
     let mut out: Vec<Bar> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<(String, BarKind), usize> = HashMap::new();
     for b in bars {
         let Some((top, _)) = b.task.split_once('/') else {
             out.push(b);
             continue;
         };
-        match index.get(top) {
+        if b.kind == BarKind::Queued {
+            continue;
+        }
+        match index.get(&(top.to_string(), b.kind)) {
             Some(&i) => {
                 let c = &mut out[i];
                 c.start = c.start.min(b.start);
@@ -74,9 +83,9 @@ pub fn collapse_sub_pipelines(bars: Vec<Bar>) -> Vec<Bar> {
                 }
             }
             None => {
-                index.insert(top.to_string(), out.len());
+                index.insert((top.to_string(), b.kind), out.len());
                 out.push(Bar {
-                    task: format!("{top}/ (sub-pipeline)"),
+                    task: format!("{top}{SUB_PIPELINE_ROW}"),
                     ..b
                 });
             }
@@ -341,8 +350,10 @@ pub fn gantt(props: &GanttProps) -> Html {
                 let y = f64::from(e.client_y()) - el.get_bounding_client_rect().top();
                 let row = (y / chart.row_height()).floor();
                 if row >= 0.0 {
-                    if let Some(task) = chart.labels.get(row as usize) {
-                        pick.emit(task.clone());
+                    if let Some(label) = chart.labels.get(row as usize) {
+                        // A collapsed sub-pipeline's row picks the sub-pipeline (its end task).
+                        let task = label.strip_suffix(SUB_PIPELINE_ROW).unwrap_or(label);
+                        pick.emit(task.to_string());
                     }
                 }
             })
@@ -745,6 +756,10 @@ mod tests {
         failed.state = NodeState::Failed;
         let bars = collapse_sub_pipelines(vec![
             bar("a", 0.0, 2.0),
+            Bar {
+                kind: BarKind::Queued,
+                ..bar("dims/x", 1.0, 2.0)
+            },
             bar("dims/x", 2.0, 5.0),
             failed,
             bar("dims/inner/c", 5.0, 9.0),

@@ -4,7 +4,9 @@
 //! measured durations back into the estimates.
 
 use crate::api;
-use crate::charts::{duration, state_colour, Bar, BarKind, Gantt, GanttChart};
+use crate::charts::{
+    collapse_sub_pipelines, duration, state_colour, Bar, BarKind, Gantt, GanttChart,
+};
 use crate::dag_view::{DagView, RUN_STATES};
 use crate::edits::parse_overrides;
 use crate::repair::{repair_bar, Preview, Repair, TaskTable};
@@ -97,12 +99,14 @@ pub fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
 
 /// The Gantt chart of a run (`plan`: the plan it ran): a row per notebook, each attempt's
 /// queued time (ready, waiting for a slot: core's `timeline`) and running time, the session's
-/// start-up shaded (up to now while it starts); with `predicted`, the dry run's bars over them.
+/// start-up shaded (up to now while it starts); with `predicted`, the dry run's bars over them;
+/// sub-pipelines as one bar each when `collapsed`.
 pub fn run_chart(
     run: &RunView,
     plan: Option<&Plan>,
     now: i64,
     predicted: Option<&DryRunReport>,
+    collapsed: bool,
 ) -> GanttChart {
     let secs = |ms: i64| (ms - run.record.started_ms).max(0) as f64 / 1000.0;
     let mut bars = Vec::new();
@@ -159,6 +163,9 @@ pub fn run_chart(
                 }),
         );
     }
+    if collapsed {
+        bars = collapse_sub_pipelines(bars);
+    }
     let startup = match run.ready.session_ready_ms {
         Some(up) => secs(up),
         None if run.is_live() => secs(now),
@@ -207,6 +214,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
     let app = &props.app;
     let tick = use_state(|| 0u64);
     let show_predicted = use_state(|| false);
+    let collapsed = use_state(|| false);
     let predicted = {
         let run = app.run.as_ref();
         let plan = run
@@ -328,10 +336,16 @@ pub fn runs_view(props: &RunsProps) -> Html {
                 )
             })
         };
-        let shown = Predicted {
-            on: *show_predicted,
-            toggle,
+        let on_collapse = {
+            let collapsed = collapsed.clone();
+            Callback::from(move |_: Event| collapsed.set(!*collapsed))
+        };
+        let shown = GanttOptions {
+            predicted: *show_predicted,
+            toggle_predicted: toggle,
             report: (*predicted).as_ref(),
+            collapsed: *collapsed,
+            toggle_collapsed: on_collapse,
         };
         run_detail(app, run, &params, shown, &repair)
     });
@@ -364,18 +378,21 @@ pub fn runs_view(props: &RunsProps) -> Html {
     }
 }
 
-/// The Gantt chart's overlay of the dry run: whether it is asked for, and the prediction.
-struct Predicted<'a> {
-    on: bool,
-    toggle: Callback<Event>,
+/// What the run's Gantt chart is asked to show: the dry run's prediction (and the prediction),
+/// sub-pipelines collapsed.
+struct GanttOptions<'a> {
+    predicted: bool,
+    toggle_predicted: Callback<Event>,
     report: Option<&'a DryRunReport>,
+    collapsed: bool,
+    toggle_collapsed: Callback<Event>,
 }
 
 fn run_detail(
     app: &UseReducerHandle<State>,
     run: &Rc<RunView>,
     params: &Rc<std::collections::BTreeMap<String, serde_json::Value>>,
-    predicted: Predicted,
+    gantt: GanttOptions,
     repair: &UseStateHandle<Option<Repair>>,
 ) -> Html {
     let now = now_ms();
@@ -496,6 +513,7 @@ fn run_detail(
         let done = notebooks.iter().filter(|t| run.is_done(t)).count();
         html! { <span id="run-progress">{ format!(" — {done}/{} notebooks done", notebooks.len()) }</span> }
     });
+    let has_sub_pipelines = run.record.tasks.keys().any(|t| t.contains('/'));
     let legend = RUN_STATES.iter().map(|s| {
         html! { <span class="lg"><i style={format!("background:{}", state_colour(*s))}></i>{ s.name() }</span> }
     });
@@ -568,17 +586,23 @@ fn run_detail(
             <div class="gantt-head">
                 <h4>{ "Timeline" }</h4>
                 <label title="the dry run of the plan this run ran, on its estimates and [pool], from the session's measured start-up">
-                    <input type="checkbox" id="gantt-predicted" checked={predicted.on} onchange={predicted.toggle} />
+                    <input type="checkbox" id="gantt-predicted" checked={gantt.predicted} onchange={gantt.toggle_predicted} />
                     { " overlay the dry run's prediction" }
                 </label>
-                { crate::each(predicted.report.map(|p| html! {
+                if has_sub_pipelines {
+                    <label>
+                        <input type="checkbox" id="gantt-collapse" checked={gantt.collapsed} onchange={gantt.toggle_collapsed} />
+                        { " collapse sub-pipelines" }
+                    </label>
+                }
+                { crate::each(gantt.report.map(|p| html! {
                     <span id="gantt-prediction" class="hint">{ format!(
                         "predicted makespan {} on {} × {} cores (estimate_secs); this run: {}",
                         duration(p.makespan_secs), p.executors, p.executor_cores, duration(run.elapsed_secs(now))
                     ) }</span>
                 })) }
             </div>
-            <Gantt chart={Rc::new(run_chart(run, drawn_plan.as_deref(), now, predicted.report))}
+            <Gantt chart={Rc::new(run_chart(run, drawn_plan.as_deref(), now, gantt.report, gantt.collapsed))}
                 selected={app.selected.clone()} on_pick={Some(on_pick)} />
         </section>
     }
