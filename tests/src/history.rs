@@ -40,9 +40,24 @@ pub fn example_plan() -> serde_json::Value {
 /// milliseconds. Returns the run's id.
 pub fn write_finished_run(
     data: &Path,
-    (pipeline, file, plan): (&str, &str, &serde_json::Value),
+    run: (&str, &str, &serde_json::Value),
     start_ms: i64,
     notebooks: &[(String, i64)],
+) -> i64 {
+    let succeeded: Vec<(String, i64, &str)> = notebooks
+        .iter()
+        .map(|(task, ms)| (task.clone(), *ms, "succeeded"))
+        .collect();
+    write_run_with_outcomes(data, run, start_ms, &succeeded)
+}
+
+/// As [`write_finished_run`], each notebook's one attempt ending with its outcome
+/// (`succeeded`, `failed`, …); the run failed if one did not succeed.
+pub fn write_run_with_outcomes(
+    data: &Path,
+    (pipeline, file, plan): (&str, &str, &serde_json::Value),
+    start_ms: i64,
+    notebooks: &[(String, i64, &str)],
 ) -> i64 {
     let history = History::open(data).expect("history");
     let started = event(
@@ -59,7 +74,7 @@ pub fn write_finished_run(
                "capacity": CAPACITY_SLOTS, "spark_ui": LOCAL_SPARK_UI}),
         at,
     );
-    for (task, ms) in notebooks {
+    for (task, ms, outcome) in notebooks {
         at += DISPATCH_LATENCY_MS;
         log(
             json!({"type": "task_started", "task": task, "attempt": 1}),
@@ -67,14 +82,15 @@ pub fn write_finished_run(
         );
         at += ms;
         log(
-            json!({"type": "task_finished", "task": task, "attempt": 1, "outcome": "succeeded"}),
+            json!({"type": "task_finished", "task": task, "attempt": 1, "outcome": outcome}),
             at,
         );
     }
-    log(
-        json!({"type": "run_finished", "status": "succeeded"}),
-        at + 100,
-    );
+    let status = match notebooks.iter().all(|(_, _, o)| *o == "succeeded") {
+        true => "succeeded",
+        false => "failed",
+    };
+    log(json!({"type": "run_finished", "status": status}), at + 100);
     id
 }
 

@@ -2,8 +2,10 @@
 //! pipeline parameter edited in the editor's `[params]` table, saved and run, reaches the
 //! notebooks (their recorded parameters and the values they publish, shown per notebook in the
 //! run's table); and a repair picked on a finished run's graph re-runs exactly the picked
-//! notebook and what depends on it, keeping the others.
+//! notebook and what depends on it, keeping the others. Without Spark (the run written into the
+//! history): a failed run says what resuming it keeps and runs again before it is resumed.
 
+use spool_tests::history::{example_plan, write_run_with_outcomes};
 use spool_tests::webdriver::{Browser, Element};
 use spool_tests::{root, save_and_read, wait_for, LocalLivy, Served};
 use std::path::Path;
@@ -231,9 +233,9 @@ fn a_repair_picked_on_the_graph_re_runs_the_notebook_and_its_dependents_and_keep
     wait_for("side let go", SHORT, || {
         (row_attr(&b, "side", "data-repair") == "kept" && node("side") == "kept").then_some(())
     });
-    let again = b.text(&b.find("#repair-runs-again", SHORT));
+    let again = b.text(&b.find("#repair-bar .runs-again", SHORT));
     assert_eq!(again, "Runs again (2): count_rows (selected), report");
-    let kept = b.text(&b.find("#repair-kept", SHORT));
+    let kept = b.text(&b.find("#repair-bar .kept", SHORT));
     assert_eq!(kept, "Kept from this run (2): list_tables, side");
     b.screenshot(&artifacts.join("run-repair.png"));
 
@@ -265,5 +267,32 @@ fn a_repair_picked_on_the_graph_re_runs_the_notebook_and_its_dependents_and_keep
     // Kept notebooks keep what they published; the re-run ones published again.
     assert!(values_of(&b, "count_rows").contains("row_count = 20"));
     assert!(values_of(&b, "list_tables").contains(r#"exit: ["orders","returns"]"#));
+    drop(b);
+}
+
+#[test]
+fn a_failed_run_says_what_resuming_it_keeps_and_runs_again_before_it_is_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = write_run_with_outcomes(
+        &tmp.path().join("data"),
+        ("daily_sales", "daily_sales.toml", &example_plan()),
+        1_750_000_000_000,
+        &[
+            ("load_orders".into(), 3_000, "succeeded"),
+            ("load_fx_rates".into(), 2_000, "failed"),
+        ],
+    );
+    let served = Served::start(tmp.path(), &["--livy", "http://127.0.0.1:9"]);
+    let b = Browser::start();
+    b.open_fresh(&format!("{}#/runs/{run}", served.base));
+    b.find("#resume-button", SHORT);
+    let kept = b.text(&b.find("#resume-outline .kept", SHORT));
+    assert_eq!(kept, "Kept from this run (1): load_orders");
+    let again = b.text(&b.find("#resume-outline .runs-again", SHORT));
+    assert!(
+        again.contains("load_fx_rates") && again.contains("daily_report"),
+        "{again}"
+    );
+    assert!(!again.contains("load_orders"), "{again}");
     drop(b);
 }

@@ -224,6 +224,46 @@ pub fn task_table(props: &TableProps) -> Html {
     }
 }
 
+/// What a resume does, a line each: what runs again (the picked notebooks said so), what runs
+/// again first to rebuild session state, what is kept.
+fn outline_lines(outline: &Outline, picked: &BTreeSet<String>) -> Html {
+    let again: Vec<String> = outline
+        .run_again
+        .iter()
+        .map(|id| match picked.contains(id) {
+            true => format!("{id} (selected)"),
+            false => id.clone(),
+        })
+        .collect();
+    let rebuilt = outline.rebuild_described();
+    let kept = match outline.keep.is_empty() {
+        true => "nothing".to_string(),
+        false => outline.keep.join(", "),
+    };
+    html! {
+        <>
+            <p class="runs-again">{ format!("Runs again ({}): {}", again.len(), again.join(", ")) }</p>
+            if !rebuilt.is_empty() {
+                <p class="rebuilt">{ format!("Runs again first, to rebuild what it left in the Spark session ({}): {}", rebuilt.len(), rebuilt.join(", ")) }</p>
+            }
+            <p class="kept">{ format!("Kept from this run ({}): {kept}", outline.keep.len()) }</p>
+        </>
+    }
+}
+
+/// What "Resume from failure" would do with `run`, before it is pressed (core's rule, as
+/// `spool plan --resume` prints it).
+pub fn resume_preview(plan: &Plan, run: &RunView) -> Html {
+    match Outline::of_run(plan, &run.record, &[], false) {
+        Ok(outline) => html! {
+            <div class="resume-outline" id="resume-outline">
+                { outline_lines(&outline, &BTreeSet::new()) }
+            </div>
+        },
+        Err(why) => html! { <p class="diagnostic">{ why }</p> },
+    }
+}
+
 /// The repair bar: what runs again and what is kept, and the button that starts it.
 pub fn repair_bar(
     repair: &Repair,
@@ -236,28 +276,7 @@ pub fn repair_bar(
         Ok(_) if repair.selected.is_empty() => html! {
             <p class="hint">{ "Pick the notebooks to run again: click them on the graph or tick them below. Everything downstream of them runs again too; the rest is kept." }</p>
         },
-        Ok(p) => {
-            let again: Vec<String> = p
-                .outline
-                .run_again
-                .iter()
-                .map(|id| match p.marks.get(id) {
-                    Some(Mark::Selected) => format!("{id} (selected)"),
-                    _ => id.clone(),
-                })
-                .collect();
-            let rebuilt = p.outline.rebuild_described();
-            html! {
-                <>
-                    <p id="repair-runs-again">{ format!("Runs again ({}): {}", again.len(), again.join(", ")) }</p>
-                    if !rebuilt.is_empty() {
-                        <p id="repair-rebuilt">{ format!("Runs again first, to rebuild what it left in the Spark session ({}): {}", rebuilt.len(), rebuilt.join(", ")) }</p>
-                    }
-                    <p id="repair-kept">{ format!("Kept from this run ({}): {}", p.outline.keep.len(),
-                        if p.outline.keep.is_empty() { "nothing".to_string() } else { p.outline.keep.join(", ") }) }</p>
-                </>
-            }
-        }
+        Ok(p) => outline_lines(&p.outline, &repair.selected),
     };
     let ready = preview.is_ok() && !repair.selected.is_empty();
     html! {

@@ -9,7 +9,7 @@ use crate::charts::{
 };
 use crate::dag_view::{DagView, RUN_STATES};
 use crate::edits::parse_overrides;
-use crate::repair::{repair_bar, Preview, Repair, TaskTable};
+use crate::repair::{repair_bar, resume_preview, Preview, Repair, TaskTable};
 use crate::run::{status_name, NodeState, RunView};
 use crate::state::{Action, State};
 use futures_util::StreamExt;
@@ -549,6 +549,8 @@ fn run_detail(
                     <button id="use-measured" onclick={on_measured} title="write this run's measured durations into the estimates">{ "Use measured durations" }</button>
                 }
             </div>
+            { crate::each(drawn_plan.as_deref().filter(|_| resumable && repairing.is_none())
+                .map(|plan| resume_preview(plan, run))) }
             { crate::each(banner) }
             { crate::each(preview.as_ref().map(|(r, p)| {
                 let on_start = {
