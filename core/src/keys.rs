@@ -437,14 +437,7 @@ pub const KEY_DOCS: &[KeyDoc] = &[
     },
     KeyDoc {
         section: Section::Step,
-        keys: &[
-            "retry",
-            "retry_interval_secs",
-            "timeout_secs",
-            "slots",
-            "estimate_secs",
-            "isolated",
-        ],
+        keys: crate::parse::SETTING_KEYS,
         key_text: r#"`retry`, `retry_interval_secs`, `timeout_secs`, `slots`, `estimate_secs`, `isolated`"#,
         ty: r#"as in `[defaults]`"#,
         default: r#"the file's `[defaults]`"#,

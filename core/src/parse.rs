@@ -45,7 +45,9 @@ const POOL_KEYS: &[&str] = &[
 ];
 /// `[spark_conf]` entries at most.
 const MAX_SPARK_CONF_ENTRIES: usize = 1000;
-const SETTING_KEYS: &[&str] = &[
+/// The run settings a notebook or `[defaults]` writes (also the keys of their row in the key
+/// table, `crate::keys`).
+pub(crate) const SETTING_KEYS: &[&str] = &[
     "retry",
     "retry_interval_secs",
     "timeout_secs",
