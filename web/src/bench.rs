@@ -2,6 +2,7 @@
 //! simulating generated pipelines — and writes the figures into `<pre id="bench">` for
 //! `scripts/bench-web.sh` to read. Each figure is the median of a few repetitions.
 
+use crate::doc_state::DocAction;
 use crate::dry_state::DryForm;
 use crate::state::{Action, State};
 use crate::wire::Bundle;
@@ -117,11 +118,14 @@ pub fn run(first_render_ms: f64) {
     let mut estimate = 60;
     let (edit_10k, _) = time(|| {
         estimate += 1;
-        state.apply(Action::Edit(vec![Edit::SetStepKey {
+        state.apply(Action::Doc(DocAction::Edit(vec![Edit::SetStepKey {
             id: "nb0".into(),
             key: "estimate_secs".into(),
             value: estimate.into(),
-        }]))
+        }])));
+        if let Some(job) = state.dry_job() {
+            state.apply(Action::Dry(job.run()));
+        }
     });
     let _ = writeln!(out, "check_10k_ms {check_10k:.1}");
     let _ = writeln!(out, "edit_10k_ms {edit_10k:.1}");

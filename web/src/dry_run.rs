@@ -7,6 +7,8 @@
 use crate::charts::{
     collapse_sub_pipelines, duration, Bar, BarKind, BusyChart, Gantt, GanttChart, SweepChart,
 };
+use crate::doc_state::DocAction;
+use crate::dry_state::DryAction;
 use crate::dry_state::{DryField, DryForm};
 use crate::edits::apply_pool;
 use crate::run::NodeState;
@@ -64,13 +66,15 @@ pub fn sim_chart(report: &DryRunReport, collapsed: bool) -> GanttChart {
 
 /// Asks the server what the history measured for `from` (the pipeline file `file`).
 fn calibrate_on(dispatch: UseReducerDispatcher<State>, file: String, from: Option<DurationsFrom>) {
-    dispatch.dispatch(Action::DryCalibrate(from));
+    dispatch.dispatch(Action::Dry(DryAction::Calibrate(from)));
     let Some(from) = from else { return };
     wasm_bindgen_futures::spawn_local(async move {
         match crate::api::calibration(&file, from).await {
-            Ok(calibration) => dispatch.dispatch(Action::DryCalibrationLoaded(calibration)),
+            Ok(calibration) => {
+                dispatch.dispatch(Action::Dry(DryAction::CalibrationLoaded(calibration)))
+            }
             Err(e) => {
-                dispatch.dispatch(Action::DryCalibrate(None));
+                dispatch.dispatch(Action::Dry(DryAction::Calibrate(None)));
                 dispatch.dispatch(Action::Failed(e));
             }
         }
@@ -155,10 +159,14 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
     let app = &props.app;
     let generation = app.dry.generation;
     {
-        let dispatch = app.dispatcher();
-        use_effect_with(generation, move |&generation| {
-            let timer = gloo_timers::callback::Timeout::new(SWEEP_DELAY_MS, move || {
-                dispatch.dispatch(Action::Sweep(generation))
+        // The sweep (many simulations) runs here, a moment after the reports it completes;
+        // the reducer only keeps it if no newer reports came meanwhile.
+        let (dispatch, job) = (app.dispatcher(), app.sweep_job(generation));
+        use_effect_with(generation, move |_| {
+            let timer = job.map(|job| {
+                gloo_timers::callback::Timeout::new(SWEEP_DELAY_MS, move || {
+                    dispatch.dispatch(Action::Dry(job.run()))
+                })
             });
             move || drop(timer)
         });
@@ -173,7 +181,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
     let shown_report = app.dry.shown().cloned();
     let collapsed = use_state(|| false);
     let derived = use_memo(
-        (generation, app.dry.swept, *collapsed),
+        (generation, app.dry.swept(), *collapsed),
         move |&(_, _, collapsed)| {
             shown_report.map(|r| {
                 (
@@ -185,7 +193,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         },
     );
     let (Some(shown), Some(r), Some((chart, series, json))) =
-        (&app.shown, app.dry.shown(), (*derived).clone())
+        (&app.editing.shown, app.dry.shown(), (*derived).clone())
     else {
         return html! { <p class="empty">{ "The dry run needs a pipeline without errors." }</p> };
     };
@@ -197,7 +205,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlInputElement>()
                 .value();
-            dispatch.dispatch(Action::DryField(f, v));
+            dispatch.dispatch(Action::Dry(DryAction::Field(f, v)));
         });
         let msg = errors.iter().find(|(g, _)| *g == f).map(|(_, m)| m.clone());
         let placeholder = DryForm::placeholder(f, &shown.plan);
@@ -215,7 +223,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlTextAreaElement>()
                 .value();
-            dispatch.dispatch(Action::DryField(DryField::Assume, v));
+            dispatch.dispatch(Action::Dry(DryAction::Field(DryField::Assume, v)));
         });
         let msgs: Vec<String> = errors
             .iter()
@@ -272,12 +280,13 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
                 .target_unchecked_into::<web_sys::HtmlSelectElement>()
                 .value();
             if let Some(p) = Policy::parse(&v) {
-                dispatch.dispatch(Action::DryPolicy(p));
+                dispatch.dispatch(Action::Dry(DryAction::Policy(p)));
             }
         })
     };
     let runs: Vec<_> = app
         .runs
+        .list
         .iter()
         .filter(|run| run.pipeline == shown.plan.name && run.status != RunStatus::Running)
         .take(MAX_OFFERED_RUNS)
@@ -285,7 +294,12 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
     let chosen = app.dry.calibrate_from.as_ref().map(|c| c.from);
     let on_durations = {
         let dispatch = app.dispatcher();
-        let file = app.doc.as_ref().map(|d| d.root.clone()).unwrap_or_default();
+        let file = app
+            .editing
+            .doc
+            .as_ref()
+            .map(|d| d.root.clone())
+            .unwrap_or_default();
         Callback::from(move |e: Event| {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlSelectElement>()
@@ -315,10 +329,10 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         let edits = apply_pool(file_pool, executors, cores);
         let dispatch = app.dispatcher();
         Callback::from(move |_: MouseEvent| {
-            dispatch.dispatch(Action::Edit(edits.clone()));
+            dispatch.dispatch(Action::Doc(DocAction::Edit(edits.clone())));
             // The form follows the file again (its placeholders show the new pool).
             for f in [DryField::Executors, DryField::Cores] {
-                dispatch.dispatch(Action::DryField(f, String::new()));
+                dispatch.dispatch(Action::Dry(DryAction::Field(f, String::new())));
             }
         })
     };
@@ -401,8 +415,8 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         Some([newest]) => format!("run #{newest}, real"),
         _ => "that run, real".to_string(),
     };
-    let estimated_secs = app.dry.estimated.as_ref().map(|e| e.makespan_secs);
-    let calibrated_secs = app.dry.calibrated.as_ref().map(|c| c.makespan_secs);
+    let estimated_secs = app.dry.estimated().map(|e| e.makespan_secs);
+    let calibrated_secs = app.dry.calibrated().map(|c| c.makespan_secs);
     let predictions = html! {
         <table class="figures predictions">
             <thead><tr><th></th><th>{ "predicted on estimates" }</th>
@@ -541,7 +555,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             { crate::each(sweep) }
             <details class="report-json">
                 <summary>{ "The report as JSON (what spool simulate --json prints)" }</summary>
-                <pre id="report-json" data-swept={app.dry.swept.to_string()}>{ json }</pre>
+                <pre id="report-json" data-swept={app.dry.swept().to_string()}>{ json }</pre>
             </details>
         </div>
     }

@@ -4,7 +4,14 @@
 //! a history statistic (p50, p90), one calibrated on what the server measured there
 //! (`GET /api/pipelines/{file}/calibration`: durations, start-up, dispatch latency, capacity).
 //! The pool-size sweep follows a moment later, so typing stays responsive.
+//!
+//! The reducer does no simulation: the App runs the [`DryJob`] that [`DryRunState::job`] asks
+//! for (after each change of the plan, the form or the calibration) and dispatches its result,
+//! which is kept only if it was computed from what the state holds then. The reports are
+//! memoised on those inputs: a change that leaves them equal (a comment edited, a field typed
+//! back) simulates nothing.
 
+use crate::memo::{same, ByValue, Memo};
 use spool_core::calibrate::{Calibration, DurationsFrom};
 use spool_core::dag::Plan;
 use spool_core::dry_run::{parse_assumptions, DryRunReport, SimOptions, MAX_SECS};
@@ -207,59 +214,201 @@ pub struct Calibrating {
     pub calibration: Option<Rc<Calibration>>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// What the reports are computed from, compared by value: an edit giving an equal plan (a
+/// comment, a key written again) does not simulate again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryKey {
+    pub plan: ByValue<Plan>,
+    pub options: SimOptions,
+    pub calibration: Option<Rc<Calibration>>,
+}
+
+/// The reports of one [`DryKey`].
+#[derive(Debug, Clone)]
+pub struct DryReports {
+    /// On the file's estimates.
+    pub estimated: Rc<DryRunReport>,
+    /// On the chosen run's measurements; the page's main figures when there is one.
+    pub calibrated: Option<Rc<DryRunReport>>,
+    /// The shown report with its pool-size sweep, once computed.
+    pub swept: Option<Rc<DryRunReport>>,
+}
+
+/// A report is never changed once built (the sweep makes a new one), so the same `Rc` is the
+/// same report, and a different one a newer report.
+impl PartialEq for DryReports {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.estimated, &other.estimated)
+            && same(self.calibrated.as_ref(), other.calibrated.as_ref())
+            && same(self.swept.as_ref(), other.swept.as_ref())
+    }
+}
+
+/// Simulations to run outside the reducer: the reports of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryJob(pub DryKey);
+
+impl DryJob {
+    /// Runs the simulations (the heavy part), as an action that stores their result.
+    pub fn run(self) -> DryAction {
+        let DryKey {
+            plan: ByValue(plan),
+            options,
+            calibration,
+        } = &self.0;
+        let reports = DryReports {
+            estimated: Rc::new(DryRunReport::without_sweep(plan, options, None)),
+            calibrated: calibration.as_ref().map(|c| {
+                Rc::new(DryRunReport::without_sweep(
+                    plan,
+                    options,
+                    Some(Calibration::clone(c)),
+                ))
+            }),
+            swept: None,
+        };
+        DryAction::Computed(Box::new((self.0, reports)))
+    }
+}
+
+/// The pool-size sweep of the shown report of one generation, to run outside the reducer.
+#[derive(Debug, Clone)]
+pub struct SweepJob {
+    generation: u64,
+    plan: Rc<Plan>,
+    options: SimOptions,
+    report: Rc<DryRunReport>,
+}
+
+impl SweepJob {
+    pub fn run(self) -> DryAction {
+        let mut report = DryRunReport::clone(&self.report);
+        report.add_sweep(&self.plan, &self.options);
+        DryAction::Swept(self.generation, Rc::new(report))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum DryAction {
+    Field(DryField, String),
+    Policy(Policy),
+    /// Calibrate the dry run on this history (a run, or p50/p90 over the last runs; the server
+    /// measures it), or on none.
+    Calibrate(Option<DurationsFrom>),
+    /// What the server measured for a calibration (ignored unless it is the chosen one).
+    CalibrationLoaded(Calibration),
+    /// A [`DryJob`]'s reports (dropped when the plan, form or calibration changed since).
+    Computed(Box<(DryKey, DryReports)>),
+    /// A [`SweepJob`]'s report (dropped unless its generation is still the current one).
+    Swept(u64, Rc<DryRunReport>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DryRunState {
     pub form: DryForm,
     pub calibrate_from: Option<Calibrating>,
-    /// On the file's estimates.
-    pub estimated: Option<Rc<DryRunReport>>,
-    /// On the chosen run's measurements; the page's main figures when there is one.
-    pub calibrated: Option<Rc<DryRunReport>>,
-    /// Changes whenever the reports are recomputed; a sweep is only added to the current ones.
+    reports: Memo<DryKey, DryReports>,
+    /// Changes whenever new reports are kept; a sweep is only added to the current ones.
     pub generation: u64,
-    pub swept: bool,
 }
 
 impl DryRunState {
-    /// The report the page's figures, charts and sweep are about.
+    /// The report the page's figures, charts and sweep are about (the last computed while the
+    /// form or the text has errors).
     pub fn shown(&self) -> Option<&Rc<DryRunReport>> {
-        self.calibrated.as_ref().or(self.estimated.as_ref())
+        let r = self.reports.last()?;
+        r.swept
+            .as_ref()
+            .or(r.calibrated.as_ref())
+            .or(Some(&r.estimated))
     }
 
-    /// Recomputes the reports of `plan` (without their sweep); keeps the old ones when the form
-    /// has errors.
-    pub fn recompute(&mut self, plan: &Plan) {
-        let Ok(options) = self.form.options_on(plan) else {
-            return;
-        };
-        self.estimated = Some(Rc::new(DryRunReport::without_sweep(plan, &options, None)));
+    pub fn estimated(&self) -> Option<&Rc<DryRunReport>> {
+        self.reports.last().map(|r| &r.estimated)
+    }
+
+    pub fn calibrated(&self) -> Option<&Rc<DryRunReport>> {
+        self.reports.last()?.calibrated.as_ref()
+    }
+
+    /// Whether the shown report has its sweep.
+    pub fn swept(&self) -> bool {
+        self.reports.last().is_some_and(|r| r.swept.is_some())
+    }
+
+    /// What the reports of `plan` are computed from now (`None` while the form has errors).
+    fn key(&self, plan: &Rc<Plan>) -> Option<DryKey> {
+        let options = self.form.options_on(plan).ok()?;
         let calibration = self
             .calibrate_from
             .as_ref()
-            .and_then(|c| c.calibration.as_ref());
-        self.calibrated = calibration.map(|c| {
-            Rc::new(DryRunReport::without_sweep(
-                plan,
-                &options,
-                Some(Calibration::clone(c)),
-            ))
-        });
-        self.generation += 1;
-        self.swept = false;
+            .and_then(|c| c.calibration.clone());
+        Some(DryKey {
+            plan: ByValue(plan.clone()),
+            options,
+            calibration,
+        })
     }
 
-    /// Adds the sweep to the shown report of this `generation` (ignored when stale).
-    pub fn sweep(&mut self, plan: &Plan, generation: u64) {
-        if generation != self.generation || self.swept {
-            return;
+    /// The simulations `plan` needs: `None` when the kept reports are of the same inputs, or
+    /// the form has errors (the last reports stay).
+    pub fn job(&self, plan: &Rc<Plan>) -> Option<DryJob> {
+        let key = self.key(plan)?;
+        self.reports.get(&key).is_none().then_some(DryJob(key))
+    }
+
+    /// The sweep of this `generation`'s shown report, unless it has one or is stale.
+    pub fn sweep_job(&self, plan: &Rc<Plan>, generation: u64) -> Option<SweepJob> {
+        if generation != self.generation || self.swept() {
+            return None;
         }
-        let Ok(options) = self.form.options_on(plan) else {
-            return;
-        };
-        let shown = self.calibrated.as_mut().or(self.estimated.as_mut());
-        if let Some(report) = shown {
-            Rc::make_mut(report).add_sweep(plan, &options);
-            self.swept = true;
+        let key = self.key(plan)?;
+        let reports = self.reports.get(&key)?;
+        Some(SweepJob {
+            generation,
+            report: reports
+                .calibrated
+                .clone()
+                .unwrap_or(reports.estimated.clone()),
+            plan: key.plan.0,
+            options: key.options,
+        })
+    }
+
+    /// `plan`: the one shown (what results must have been computed from).
+    pub fn reduce(&mut self, action: DryAction, plan: Option<&Rc<Plan>>) {
+        match action {
+            DryAction::Field(field, value) => self.form.set(field, value),
+            DryAction::Policy(policy) => self.form.policy = policy,
+            DryAction::Calibrate(from) => {
+                self.calibrate_from = from.map(|from| Calibrating {
+                    from,
+                    calibration: None,
+                })
+            }
+            DryAction::CalibrationLoaded(calibration) => {
+                let chosen = self
+                    .calibrate_from
+                    .as_mut()
+                    .filter(|c| c.from == calibration.durations_from);
+                if let Some(chosen) = chosen {
+                    chosen.calibration = Some(Rc::new(calibration));
+                }
+            }
+            DryAction::Computed(computed) => {
+                let (key, reports) = *computed;
+                if plan.and_then(|p| self.key(p)).as_ref() == Some(&key) {
+                    self.reports.insert(key, reports);
+                    self.generation += 1;
+                }
+            }
+            DryAction::Swept(generation, report) => {
+                if generation == self.generation {
+                    if let Some(reports) = self.reports.last_mut() {
+                        reports.swept.get_or_insert(report);
+                    }
+                }
+            }
         }
     }
 }

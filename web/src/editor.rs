@@ -2,8 +2,10 @@
 //! notebooks. Every change is a `spool_core::edit::Edit` on the text; every problem shown is a
 //! diagnostic of `spool-core`, placed beside the field it is about.
 
+use crate::doc_state::{Doc, DocAction};
 use crate::edits::{field_value, remove_step, rename, set_condition, FieldKind};
-use crate::state::{Action, Doc, State};
+use crate::shell::ShellAction;
+use crate::state::{Action, State};
 use spool_core::dag::{ReferenceChoice, ReferenceScope};
 use spool_core::edit::{Edit, ParamRow, ParamType, ParamValue};
 use spool_core::keys::{self, Section};
@@ -312,11 +314,11 @@ fn table_field(
 ) -> Html {
     let dispatch = app.dispatcher();
     let on_commit = Callback::from(move |value| {
-        dispatch.dispatch(Action::Edit(vec![Edit::SetTableKey {
+        dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::SetTableKey {
             table: table.into(),
             key: key.into(),
             value,
-        }]))
+        }])))
     });
     let diagnostics = messages(doc, None, key);
     let field = if table.is_empty() {
@@ -343,11 +345,11 @@ fn table_flag(
         let checked = e
             .target_unchecked_into::<web_sys::HtmlInputElement>()
             .checked();
-        dispatch.dispatch(Action::Edit(vec![Edit::SetTableKey {
+        dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::SetTableKey {
             table: table.into(),
             key: key.into(),
             value: checked.into(),
-        }]))
+        }])))
     });
     html! {
         <label class="setting flag">
@@ -369,11 +371,11 @@ pub fn step_fields(
     let set = |key: &'static str| {
         let (dispatch, id) = (app.dispatcher(), step.id.clone());
         Callback::from(move |value| {
-            dispatch.dispatch(Action::Edit(vec![Edit::SetStepKey {
+            dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::SetStepKey {
                 id: id.clone(),
                 key: key.into(),
                 value,
-            }]))
+            }])))
         })
     };
     let input = |key: &'static str, kind: FieldKind, value: String| {
@@ -386,7 +388,7 @@ pub fn step_fields(
         let (dispatch, file, old) = (app.dispatcher(), file.clone(), step.id.clone());
         Callback::from(move |value: serde_json::Value| {
             if let Some(new) = value.as_str().filter(|n| !n.is_empty()) {
-                dispatch.dispatch(Action::Edit(rename(&file, &old, new)));
+                dispatch.dispatch(Action::Doc(DocAction::Edit(rename(&file, &old, new))));
             }
         })
     };
@@ -571,7 +573,7 @@ fn for_each_fields(
                     value: serde_json::Value::Null,
                 }));
             }
-            dispatch.dispatch(Action::Edit(edits));
+            dispatch.dispatch(Action::Doc(DocAction::Edit(edits)));
         })
     };
     let picker = Picker {
@@ -699,11 +701,11 @@ fn param_row_editor(props: &ParamRowProps) -> Html {
                 Ok(_) => {
                     chosen.set(None);
                     error.set(None);
-                    dispatch.dispatch(Action::Edit(vec![Edit::SetParam {
+                    dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::SetParam {
                         step: step.clone(),
                         key: key.clone(),
                         value,
-                    }]));
+                    }])));
                 }
                 Err(why) => {
                     chosen.set(Some(ty));
@@ -752,21 +754,21 @@ fn param_row_editor(props: &ParamRowProps) -> Html {
         let (dispatch, step, key) = (props.dispatch.clone(), step.clone(), key.clone());
         Callback::from(move |v: serde_json::Value| {
             if let Some(to) = v.as_str().filter(|to| !to.is_empty() && *to != key) {
-                dispatch.dispatch(Action::Edit(vec![Edit::RenameParam {
+                dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::RenameParam {
                     step: step.clone(),
                     key: key.clone(),
                     to: to.to_string(),
-                }]));
+                }])));
             }
         })
     };
     let on_remove = {
         let (dispatch, step, key) = (props.dispatch.clone(), step.clone(), key.clone());
         Callback::from(move |_: MouseEvent| {
-            dispatch.dispatch(Action::Edit(vec![Edit::RemoveParam {
+            dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::RemoveParam {
                 step: step.clone(),
                 key: key.clone(),
-            }]))
+            }])))
         })
     };
     let field = format!("params.{key}");
@@ -824,11 +826,11 @@ fn add_param(props: &AddParamProps) -> Html {
                 error.set(Some(why));
                 return;
             }
-            dispatch.dispatch(Action::Edit(vec![Edit::SetParam {
+            dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::SetParam {
                 step: step.clone(),
                 key,
                 value,
-            }]));
+            }])));
             name.set(String::new());
             text.set(String::new());
             error.set(None);
@@ -871,16 +873,16 @@ fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
             let (dispatch, to, from) = (app.dispatcher(), step.id.clone(), d.id.clone());
             Callback::from(move |e: Event| {
                 let on = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value();
-                dispatch.dispatch(Action::Edit(set_condition(&to, &from, &on)));
+                dispatch.dispatch(Action::Doc(DocAction::Edit(set_condition(&to, &from, &on))));
             })
         };
         let on_remove = {
             let (dispatch, to, from) = (app.dispatcher(), step.id.clone(), d.id.clone());
             Callback::from(move |_: MouseEvent| {
-                dispatch.dispatch(Action::Edit(vec![Edit::RemoveDependency {
+                dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::RemoveDependency {
                     to: to.clone(),
                     from: from.clone(),
-                }]))
+                }])))
             })
         };
         // The dependency's condition on values (`if`), kept where it is written; empty removes it.
@@ -889,12 +891,12 @@ fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
             Callback::from(move |e: Event| {
                 let text = e.target_unchecked_into::<web_sys::HtmlInputElement>().value();
                 let text = text.trim();
-                dispatch.dispatch(Action::Edit(vec![Edit::SetDependencyKey {
+                dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::SetDependencyKey {
                     to: to.clone(),
                     from: from.clone(),
                     key: "if".into(),
                     value: (!text.is_empty()).then(|| text.to_string()),
-                }]))
+                }])))
             })
         };
         let when = d.when.as_ref().map(|w| w.text.clone()).unwrap_or_default();
@@ -920,11 +922,11 @@ fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
             let from = input.value().trim().to_string();
             input.set_value("");
             if !from.is_empty() {
-                dispatch.dispatch(Action::Edit(vec![Edit::AddDependency {
+                dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::AddDependency {
                     to: to.clone(),
                     from,
                     on: "succeeded".into(),
-                }]));
+                }])));
             }
         })
     };
@@ -999,8 +1001,12 @@ pub fn editor(props: &EditorProps) -> Html {
         // A clicked diagnostic: the page of its row (the filter dropped if it hides the row);
         // `use_reveal` then focuses its field once drawn.
         let (filter, page) = (filter.clone(), page.clone());
-        let reveal = app.reveal.clone();
-        let file = app.doc.as_ref().and_then(|d| d.checked.file.clone());
+        let reveal = app.editing.reveal.clone();
+        let file = app
+            .editing
+            .doc
+            .as_ref()
+            .and_then(|d| d.checked.file.clone());
         use_effect_with(reveal.as_ref().map(|r| r.seq), move |_| {
             let (Some(item), Some(file)) = (reveal.and_then(|r| r.item), file) else {
                 return;
@@ -1021,7 +1027,7 @@ pub fn editor(props: &EditorProps) -> Html {
         });
     }
     crate::reveal::use_reveal(app);
-    let Some(doc) = &app.doc else {
+    let Some(doc) = &app.editing.doc else {
         return html! { <p class="empty">{ "Open a pipeline." }</p> };
     };
     let Some(file) = &doc.checked.file else {
@@ -1077,13 +1083,13 @@ pub fn editor(props: &EditorProps) -> Html {
         let cells = step_fields(app, doc, file, step);
         let on_remove = {
             let (dispatch, file, id) = (app.dispatcher(), file.clone(), step.id.clone());
-            Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Edit(remove_step(&file, &id))))
+            Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Doc(DocAction::Edit(remove_step(&file, &id)))))
         };
         let on_pick = {
             let (dispatch, id) = (app.dispatcher(), step.id.clone());
-            Callback::from(move |_: FocusEvent| dispatch.dispatch(Action::Select(Some(id.clone()))))
+            Callback::from(move |_: FocusEvent| dispatch.dispatch(Action::Shell(ShellAction::Select(Some(id.clone())))))
         };
-        let selected = app.selected.as_deref() == Some(step.id.as_str());
+        let selected = app.shell.selected.as_deref() == Some(step.id.as_str());
         html! {
             <tr key={step.id.clone()} data-id={step.id.clone()} onfocusin={on_pick}
                 class={classes!(selected.then_some("selected"), (!step.active).then_some("inactive"))}>
@@ -1123,7 +1129,7 @@ pub fn editor(props: &EditorProps) -> Html {
         move || {
             let (id, path) = (new_id.trim().to_string(), new_path.trim().to_string());
             if !id.is_empty() {
-                dispatch.dispatch(Action::Edit(vec![make(id, path)]));
+                dispatch.dispatch(Action::Doc(DocAction::Edit(vec![make(id, path)])));
                 new_id.set(String::new());
                 new_path.set(String::new());
             }
@@ -1197,7 +1203,7 @@ pub fn column_of(key: &str) -> Option<&'static str> {
 /// clicking one shows its field.
 #[function_component(Problems)]
 pub fn problems(props: &EditorProps) -> Html {
-    let Some(doc) = &props.app.doc else {
+    let Some(doc) = &props.app.editing.doc else {
         return html! {};
     };
     let diags = &doc.checked.diagnostics;

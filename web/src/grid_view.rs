@@ -44,7 +44,7 @@ pub fn grid_view(props: &GridProps) -> Html {
     let app = &props.app;
     let grid = use_state(|| None::<Rc<Grid>>);
     let count = use_state(|| DEFAULT_GRID_RUNS);
-    let file = app.doc.as_ref().map(|d| d.root.clone());
+    let file = app.editing.doc.as_ref().map(|d| d.root.clone());
     {
         let (grid, dispatch) = (grid.clone(), app.dispatcher());
         // Fetched again for another pipeline or count, after a sign-in, and when a run of the
@@ -52,8 +52,11 @@ pub fn grid_view(props: &GridProps) -> Html {
         let key = (
             file.clone(),
             *count,
-            app.sessions,
-            app.run.as_ref().map(|r| (r.record.id, r.record.status)),
+            app.shell.sessions,
+            app.runs
+                .run
+                .as_ref()
+                .map(|r| (r.record.id, r.record.status)),
         );
         use_effect_with(key, move |(file, count, _, _)| {
             if let Some(file) = file.clone() {

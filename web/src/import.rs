@@ -161,7 +161,7 @@ impl ImportProblem {
 }
 
 /// The dialog while it is open.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImportForm {
     pub kind: ImportKind,
     /// The input converted: the first chosen file or the pasted text, editable in the dialog.

@@ -4,7 +4,8 @@
 
 use crate::api::{self, Failure};
 use crate::import::{ImportForm, ImportKind, Input, Preview, MAX_INPUT_BYTES, MAX_INPUT_FILES};
-use crate::state::{Action, SignInForm, State};
+use crate::shell::{ShellAction, SignInForm};
+use crate::state::{Action, State};
 use spool_core::import::Level;
 use std::rc::Rc;
 use wasm_bindgen_futures::JsFuture;
@@ -45,17 +46,19 @@ pub fn sign_in(props: &SignInProps) -> Html {
             };
             let token = field.value();
             let dispatch = dispatch.clone();
-            dispatch.dispatch(Action::SignInSent);
+            dispatch.dispatch(Action::Shell(ShellAction::SignInSent));
             wasm_bindgen_futures::spawn_local(async move {
                 match api::sign_in(&token).await {
                     Ok(()) => {
                         field.set_value("");
-                        dispatch.dispatch(Action::SignedIn);
+                        dispatch.dispatch(Action::Shell(ShellAction::SignedIn));
                     }
-                    Err(Failure::SignIn) => {
-                        dispatch.dispatch(Action::SignInRefused("That token is wrong.".into()))
+                    Err(Failure::SignIn) => dispatch.dispatch(Action::Shell(
+                        ShellAction::SignInRefused("That token is wrong.".into()),
+                    )),
+                    Err(e) => {
+                        dispatch.dispatch(Action::Shell(ShellAction::SignInRefused(e.to_string())))
                     }
-                    Err(e) => dispatch.dispatch(Action::SignInRefused(e.to_string())),
                 }
             });
         })
@@ -124,15 +127,15 @@ async fn save_all(files: Vec<(String, Rc<str>, bool)>) -> Action {
             api::save(&path, &text, None).await.map(drop)
         };
         if let Err(failure) = saved {
-            return Action::ImportSaveFailed {
+            return Action::Shell(ShellAction::ImportSaveFailed {
                 file: path,
                 failure,
                 written,
-            };
+            });
         }
         written.push(path);
     }
-    Action::ImportSaved
+    Action::Shell(ShellAction::ImportSaved)
 }
 
 /// The first lines of a text, and how many lines were left out.
@@ -215,7 +218,7 @@ fn notebooks_view(preview: &Preview) -> Html {
 /// Dispatches the new value of an input or a text area when it changes.
 fn on_change(
     dispatch: &UseReducerDispatcher<State>,
-    action: fn(String) -> Action,
+    action: fn(String) -> ShellAction,
 ) -> Callback<Event> {
     use wasm_bindgen::JsCast;
     let dispatch = dispatch.clone();
@@ -232,7 +235,7 @@ fn on_change(
                     .map(|a| a.value())
             });
         if let Some(value) = value {
-            dispatch.dispatch(action(value));
+            dispatch.dispatch(Action::Shell(action(value)));
         }
     })
 }
@@ -240,7 +243,7 @@ fn on_change(
 #[function_component(ImportDialog)]
 pub fn import_dialog(props: &ImportProps) -> Html {
     let app = &props.app;
-    let Some(form) = &app.import else {
+    let Some(form) = &app.shell.import else {
         return html! {};
     };
     let dispatch = app.dispatcher();
@@ -251,7 +254,7 @@ pub fn import_dialog(props: &ImportProps) -> Html {
                 .target_unchecked_into::<web_sys::HtmlSelectElement>()
                 .value();
             if let Some(kind) = ImportKind::parse(&value) {
-                dispatch.dispatch(Action::ImportKind(kind));
+                dispatch.dispatch(Action::Shell(ShellAction::ImportKind(kind)));
             }
         })
     };
@@ -262,15 +265,19 @@ pub fn import_dialog(props: &ImportProps) -> Html {
             let Some(list) = input.files() else { return };
             let dispatch = dispatch.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                dispatch.dispatch(Action::ImportFiles(read_files(list).await));
+                dispatch.dispatch(Action::Shell(ShellAction::ImportFiles(
+                    read_files(list).await,
+                )));
             });
         })
     };
-    let on_text = on_change(&dispatch, Action::ImportText);
-    let on_target = on_change(&dispatch, Action::ImportTarget);
+    let on_text = on_change(&dispatch, ShellAction::ImportText);
+    let on_target = on_change(&dispatch, ShellAction::ImportTarget);
     let on_close = {
         let dispatch = dispatch.clone();
-        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::ImportClose))
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Shell(ShellAction::ImportClose))
+        })
     };
     let on_save = save_callback(app, form);
     let savable = form.preview.as_ref().is_some_and(|p| p.ready())
@@ -356,7 +363,7 @@ pub fn import_dialog(props: &ImportProps) -> Html {
 fn save_callback(app: &UseReducerHandle<State>, form: &ImportForm) -> Callback<MouseEvent> {
     let dispatch = app.dispatcher();
     let unsaved = app.unsaved();
-    let open_file = app.doc.as_ref().map(|d| d.root.clone());
+    let open_file = app.editing.doc.as_ref().map(|d| d.root.clone());
     let preview = form.preview.clone();
     Callback::from(move |_: MouseEvent| {
         let Some(preview) = preview.clone() else {
@@ -386,10 +393,10 @@ fn save_callback(app: &UseReducerHandle<State>, form: &ImportForm) -> Callback<M
         let main = preview.main().map(str::to_string);
         let open_file = open_file.clone();
         let dispatch = dispatch.clone();
-        dispatch.dispatch(Action::ImportSaveStarted);
+        dispatch.dispatch(Action::Shell(ShellAction::ImportSaveStarted));
         wasm_bindgen_futures::spawn_local(async move {
             let done = save_all(files).await;
-            let saved = matches!(done, Action::ImportSaved);
+            let saved = matches!(done, Action::Shell(ShellAction::ImportSaved));
             dispatch.dispatch(done);
             if !saved {
                 return;

@@ -7,6 +7,7 @@ mod api;
 mod bench;
 mod charts;
 mod dag_view;
+mod doc_state;
 mod dry_run;
 mod dry_state;
 mod editor;
@@ -14,22 +15,27 @@ mod edits;
 mod grid_view;
 mod import;
 mod import_dialog;
+mod memo;
 mod repair;
 mod reveal;
 mod route;
 mod run;
 mod runs;
+mod runs_state;
+mod shell;
 mod state;
 mod wire;
 
 use dag_view::DagView;
+use doc_state::{DocAction, Draft};
 use dry_run::DryRunView;
 use editor::{datalists, step_fields, Editor, Problems};
 use import_dialog::{ImportDialog, SignIn};
 use route::Route;
 use runs::RunsView;
+use shell::{ShellAction, Tab};
 use spool_core::edit::Edit;
-use state::{Action, Draft, State, Tab};
+use state::{Action, State};
 use wire::PipelineSummary;
 use yew::prelude::*;
 
@@ -57,7 +63,7 @@ fn load(dispatch: UseReducerDispatcher<State>, open_one: bool) {
     wasm_bindgen_futures::spawn_local(async move {
         match api::pipelines().await {
             Ok(list) => {
-                dispatch.dispatch(Action::Listed(list.clone()));
+                dispatch.dispatch(Action::Shell(ShellAction::Listed(list.clone())));
                 if open_one {
                     let shown = Shown {
                         pipelines: &list,
@@ -206,7 +212,7 @@ fn follow_address(on_change: impl Fn(String) + 'static) -> impl FnOnce() {
 /// start reports what the server finds.
 pub async fn recheck_files(dispatch: &UseReducerDispatcher<State>, file: &str) {
     if let Ok(bundle) = api::bundle(file).await {
-        dispatch.dispatch(Action::FilesRechecked(bundle));
+        dispatch.dispatch(Action::Doc(DocAction::FilesRechecked(bundle)));
     }
 }
 
@@ -238,14 +244,14 @@ fn keep_draft(file: &str, draft: Option<&Draft>) {
 fn find_server_draft(dispatch: UseReducerDispatcher<State>, file: String) {
     wasm_bindgen_futures::spawn_local(async move {
         match api::server_draft(&file).await {
-            Ok(Some(kept)) => dispatch.dispatch(Action::DraftFound {
+            Ok(Some(kept)) => dispatch.dispatch(Action::Doc(DocAction::DraftFound {
                 file,
                 draft: Draft {
                     text: kept.text,
                     etag: kept.etag,
                     on_server: Some(kept.saved_ms),
                 },
-            }),
+            })),
             Ok(None) => {}
             Err(e) => dispatch.dispatch(Action::Failed(e.context("draft not read"))),
         }
@@ -289,15 +295,15 @@ fn app_keys(dispatch: UseReducerDispatcher<State>) -> impl FnOnce() {
                     matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
                 });
             if !in_field && e.key() == "Escape" {
-                dispatch.dispatch(Action::Select(None));
+                dispatch.dispatch(Action::Shell(ShellAction::Select(None)));
                 return;
             }
             if in_field || !(e.ctrl_key() || e.meta_key()) {
                 return;
             }
             let action = match (e.key().to_lowercase().as_str(), e.shift_key()) {
-                ("z", false) => Action::Undo,
-                ("z", true) | ("y", _) => Action::Redo,
+                ("z", false) => Action::Doc(DocAction::Undo),
+                ("z", true) | ("y", _) => Action::Doc(DocAction::Redo),
                 _ => return,
             };
             e.prevent_default();
@@ -348,8 +354,8 @@ fn app() -> Html {
                     let route = Route::parse(hash);
                     if route.is_none() || route != app.route() {
                         let shown = Shown {
-                            pipelines: &app.pipelines,
-                            open: app.doc.as_ref().map(|d| d.root.as_str()),
+                            pipelines: &app.shell.pipelines,
+                            open: app.editing.doc.as_ref().map(|d| d.root.as_str()),
                             unsaved: app.unsaved(),
                             route: app.route(),
                         };
@@ -372,10 +378,11 @@ fn app() -> Html {
         let looked_for = use_mut_ref(|| None::<String>);
         let dispatch = app.dispatcher();
         let doc = app
+            .editing
             .doc
             .as_ref()
             .map(|d| (d.root.clone(), d.text.clone(), d.saved.clone()));
-        let (state, offered) = (app.clone(), app.draft.is_some());
+        let (state, offered) = (app.clone(), app.editing.draft.is_some());
         use_effect_with((doc, offered), move |(doc, offered)| {
             let Some((root, text, _)) = doc else { return };
             if looked_for.borrow().as_deref() != Some(root.as_str()) {
@@ -383,7 +390,8 @@ fn app() -> Html {
                 match stored_draft(root) {
                     Some(draft) if *draft.text != **text => {
                         let file = root.clone();
-                        return dispatch.dispatch(Action::DraftFound { file, draft });
+                        return dispatch
+                            .dispatch(Action::Doc(DocAction::DraftFound { file, draft }));
                     }
                     // Edits in this page's storage are the newest; else the server may keep a
                     // draft saved with errors, from here or another browser.
@@ -392,7 +400,7 @@ fn app() -> Html {
             }
             // An offered draft stays stored until the user restores or discards it.
             if !offered {
-                keep_draft(root, state.draft_to_keep().as_ref());
+                keep_draft(root, state.editing.draft_to_keep().as_ref());
             }
         });
         use_effect_with(app.unsaved(), |&unsaved| {
@@ -407,7 +415,10 @@ fn app() -> Html {
     {
         // Files created on disk while the user was elsewhere (an editor, a terminal) are seen
         // when the window regains focus.
-        let (dispatch, root) = (app.dispatcher(), app.doc.as_ref().map(|d| d.root.clone()));
+        let (dispatch, root) = (
+            app.dispatcher(),
+            app.editing.doc.as_ref().map(|d| d.root.clone()),
+        );
         use_effect_with(root, move |root| {
             let stop = root.clone().map(|file| {
                 on_window("focus", move || {
@@ -427,14 +438,26 @@ fn app() -> Html {
     {
         // Again after each sign-in, which is what a 401 at the first attempt asks for; an open
         // pipeline (perhaps with unsaved changes) is kept.
-        let (dispatch, open_one) = (app.dispatcher(), app.doc.is_none());
-        use_effect_with(app.sessions, move |_| load(dispatch, open_one));
+        let (dispatch, open_one) = (app.dispatcher(), app.editing.doc.is_none());
+        use_effect_with(app.shell.sessions, move |_| load(dispatch, open_one));
+    }
+    {
+        // The dry run's simulations run here, after the render that changed what they are of
+        // (the plan, the form, the calibration), not in the reducer, which only keeps their
+        // result if it is still of the state's plan, form and calibration.
+        let (dispatch, job) = (app.dispatcher(), app.dry_job());
+        use_effect_with(job, move |job| {
+            if let Some(job) = job {
+                dispatch.dispatch(Action::Dry(job.clone().run()));
+            }
+        });
     }
     {
         // The live run is followed here, not in the Runs tab, so that the graph keeps
         // colouring while another tab is shown.
         let dispatch = app.dispatcher();
         let live = app
+            .runs
             .run
             .as_ref()
             .filter(|r| r.is_live())
@@ -450,10 +473,12 @@ fn app() -> Html {
     }
     let tab_button = |tab: Tab, label: &'static str, id: &'static str| {
         let dispatch = app.dispatcher();
-        let onclick = Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Show(tab)));
-        html! { <button {id} class={classes!("tab", (app.tab == tab).then_some("active"))} {onclick}>{ label }</button> }
+        let onclick = Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Shell(ShellAction::Show(tab)))
+        });
+        html! { <button {id} class={classes!("tab", (app.shell.tab == tab).then_some("active"))} {onclick}>{ label }</button> }
     };
-    let body = match app.tab {
+    let body = match app.shell.tab {
         Tab::Pipeline => html! { <Editor app={app.clone()} /> },
         Tab::Graph => html! { <GraphTab app={app.clone()} /> },
         Tab::DryRun => html! { <DryRunView app={app.clone()} /> },
@@ -461,16 +486,18 @@ fn app() -> Html {
         Tab::Grid => html! { <grid_view::GridView app={app.clone()} /> },
         Tab::Source => html! { <SourceTab app={app.clone()} /> },
     };
-    let notice = app.notice.as_ref().map(|n| {
+    let notice = app.shell.notice.as_ref().map(|n| {
         let dispatch = app.dispatcher();
-        let onclick = Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::DismissNotice));
+        let onclick = Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Shell(ShellAction::DismissNotice)));
         html! { <div class="notice" id="notice">{ n }<button class="x" {onclick}>{ "×" }</button></div> }
     });
     let import = {
         let dispatch = app.dispatcher();
-        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::ImportOpen))
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Shell(ShellAction::ImportOpen))
+        })
     };
-    let draft = app.draft.as_ref().zip(app.doc.as_ref()).map(|(draft, doc)| {
+    let draft = app.editing.draft.as_ref().zip(app.editing.doc.as_ref()).map(|(draft, doc)| {
         let act = |action: Action| {
             let dispatch = app.dispatcher();
             Callback::from(move |_: MouseEvent| dispatch.dispatch(action.clone()))
@@ -488,7 +515,7 @@ fn app() -> Html {
             let (dispatch, file, on_server) =
                 (app.dispatcher(), doc.root.clone(), draft.on_server.is_some());
             Callback::from(move |_: MouseEvent| {
-                dispatch.dispatch(Action::DiscardDraft);
+                dispatch.dispatch(Action::Doc(DocAction::DiscardDraft));
                 if on_server {
                     let (dispatch, file) = (dispatch.clone(), file.clone());
                     wasm_bindgen_futures::spawn_local(async move {
@@ -503,7 +530,7 @@ fn app() -> Html {
             <div class="notice draft" id="draft-offer">
                 { offer }
                 { if changed { " (the file was saved again since: restoring replaces that version's changes)" } else { "" } }
-                <button id="draft-restore" onclick={act(Action::RestoreDraft)}>{ "Restore them" }</button>
+                <button id="draft-restore" onclick={act(Action::Doc(DocAction::RestoreDraft))}>{ "Restore them" }</button>
                 <button id="draft-discard" onclick={discard}>{ "Discard" }</button>
             </div>
         }
@@ -528,13 +555,13 @@ fn app() -> Html {
                 { tab_button(Tab::Source, "Source", "tab-source") }
             </nav>
             <main>{ body }</main>
-            if app.import.is_some() {
+            if app.shell.import.is_some() {
                 <ImportDialog app={app.clone()} />
             }
-            if app.save_conflict {
+            if app.editing.save_conflict {
                 <SaveConflict app={app.clone()} />
             }
-            if let Some(form) = &app.sign_in {
+            if let Some(form) = &app.shell.sign_in {
                 <SignIn form={form.clone()} dispatch={app.dispatcher()} />
             }
         </>
@@ -549,7 +576,7 @@ struct AppProps {
 #[function_component(PipelinePicker)]
 fn pipeline_picker(props: &AppProps) -> Html {
     let app = &props.app;
-    let current = app.doc.as_ref().map(|d| d.root.clone());
+    let current = app.editing.doc.as_ref().map(|d| d.root.clone());
     let onchange = {
         let (dispatch, unsaved) = (app.dispatcher(), app.unsaved());
         Callback::from(move |e: Event| {
@@ -565,7 +592,7 @@ fn pipeline_picker(props: &AppProps) -> Html {
     };
     html! {
         <select id="pipeline-select" {onchange}>
-            { for app.pipelines.iter().map(|p| {
+            { for app.shell.pipelines.iter().map(|p| {
                 let scheduled = match &p.schedule {
                     Some(s) if s.paused => ", schedule paused",
                     Some(s) if s.enabled => ", scheduled",
@@ -583,18 +610,18 @@ fn pipeline_picker(props: &AppProps) -> Html {
 /// meanwhile), or over whatever is there with `None`.
 fn save_callback(
     app: &UseReducerHandle<State>,
-    doc: &state::Doc,
+    doc: &doc_state::Doc,
     if_match: Option<String>,
 ) -> Callback<MouseEvent> {
     let (dispatch, file, text) = (app.dispatcher(), doc.root.clone(), doc.text.clone());
     Callback::from(move |_: MouseEvent| {
         let (dispatch, file, text) = (dispatch.clone(), file.clone(), text.clone());
         let if_match = if_match.clone();
-        dispatch.dispatch(Action::CloseSaveConflict);
-        dispatch.dispatch(Action::SaveStarted);
+        dispatch.dispatch(Action::Doc(DocAction::CloseSaveConflict));
+        dispatch.dispatch(Action::Doc(DocAction::SaveStarted));
         wasm_bindgen_futures::spawn_local(async move {
             match api::save(&file, &text, if_match.as_deref()).await {
-                Ok(etag) => dispatch.dispatch(Action::Saved(text, etag)),
+                Ok(etag) => dispatch.dispatch(Action::Doc(DocAction::Saved(text, etag))),
                 Err(e) => dispatch.dispatch(Action::Failed(e.context("not saved"))),
             }
         });
@@ -606,19 +633,21 @@ fn save_callback(
 #[function_component(SaveConflict)]
 fn save_conflict(props: &AppProps) -> Html {
     let app = &props.app;
-    let Some(doc) = &app.doc else {
+    let Some(doc) = &app.editing.doc else {
         return html! {};
     };
     let reload = {
         let (dispatch, file) = (app.dispatcher(), doc.root.clone());
         Callback::from(move |_: MouseEvent| {
-            dispatch.dispatch(Action::CloseSaveConflict);
+            dispatch.dispatch(Action::Doc(DocAction::CloseSaveConflict));
             open(dispatch.clone(), file.clone());
         })
     };
     let keep = {
         let dispatch = app.dispatcher();
-        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::CloseSaveConflict))
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Doc(DocAction::CloseSaveConflict))
+        })
     };
     html! {
         <div class="overlay">
@@ -640,9 +669,9 @@ fn save_conflict(props: &AppProps) -> Html {
 #[function_component(ScheduleBar)]
 fn schedule_bar(props: &AppProps) -> Html {
     let app = &props.app;
-    let open = app.doc.as_ref().map(|d| d.root.clone());
+    let open = app.editing.doc.as_ref().map(|d| d.root.clone());
     let Some((file, schedule)) = open.and_then(|file| {
-        let listed = app.pipelines.iter().find(|p| p.file == file)?;
+        let listed = app.shell.pipelines.iter().find(|p| p.file == file)?;
         Some((file, listed.schedule.clone()?))
     }) else {
         return html! {};
@@ -681,7 +710,9 @@ fn schedule_bar(props: &AppProps) -> Html {
             let (dispatch, file) = (dispatch.clone(), file.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 match api::set_schedule_paused(&file, paused).await {
-                    Ok(now) => dispatch.dispatch(Action::ScheduleChanged(file, now)),
+                    Ok(now) => {
+                        dispatch.dispatch(Action::Shell(ShellAction::ScheduleChanged(file, now)))
+                    }
                     Err(e) => dispatch.dispatch(Action::Failed(e.context("schedule not changed"))),
                 }
             });
@@ -702,7 +733,7 @@ fn schedule_bar(props: &AppProps) -> Html {
 #[function_component(DocButtons)]
 fn doc_buttons(props: &AppProps) -> Html {
     let app = &props.app;
-    let Some(doc) = &app.doc else {
+    let Some(doc) = &app.editing.doc else {
         return html! {};
     };
     let act = |action: Action| {
@@ -710,7 +741,7 @@ fn doc_buttons(props: &AppProps) -> Html {
         Callback::from(move |_: MouseEvent| dispatch.dispatch(action.clone()))
     };
     let on_save = save_callback(app, doc, doc.etag.clone());
-    let status = if app.saving {
+    let status = if app.editing.saving {
         "saving…"
     } else if app.unsaved() {
         "unsaved changes"
@@ -743,9 +774,9 @@ fn doc_buttons(props: &AppProps) -> Html {
     };
     html! {
         <div class="doc-buttons">
-            <button id="undo" disabled={doc.undo.is_empty()} onclick={act(Action::Undo)} title="undo">{ "↶ Undo" }</button>
-            <button id="redo" disabled={doc.redo.is_empty()} onclick={act(Action::Redo)} title="redo">{ "↷ Redo" }</button>
-            <button id="save-button" class="primary" disabled={!app.unsaved() || app.saving || errors}
+            <button id="undo" disabled={doc.undo.is_empty()} onclick={act(Action::Doc(DocAction::Undo))} title="undo">{ "↶ Undo" }</button>
+            <button id="redo" disabled={doc.redo.is_empty()} onclick={act(Action::Doc(DocAction::Redo))} title="redo">{ "↷ Redo" }</button>
+            <button id="save-button" class="primary" disabled={!app.unsaved() || app.editing.saving || errors}
                 title={if errors { "fix the errors first" } else { "write the file on the server" }} onclick={on_save}>{ "Save" }</button>
             if errors && app.unsaved() {
                 <button id="save-draft" title="keep this text on the server as the file's draft; the file is written once it has no errors" onclick={on_save_draft}>{ "Save draft" }</button>
@@ -759,15 +790,15 @@ fn doc_buttons(props: &AppProps) -> Html {
 fn graph_tab(props: &AppProps) -> Html {
     let app = &props.app;
     reveal::use_reveal(app);
-    let Some(shown) = &app.shown else {
+    let Some(shown) = &app.editing.shown else {
         return html! { <div><Problems app={app.clone()} /><p class="empty">{ "No graph: the pipeline has errors." }</p></div> };
     };
     let Some(drawing) = &shown.drawing else {
-        return html! { <p class="empty">{ format!("{} notebooks are too many to draw (the limit is {}); use the table.", shown.plan.tasks.len(), state::MAX_DRAWN_NODES) }</p> };
+        return html! { <p class="empty">{ format!("{} notebooks are too many to draw (the limit is {}); use the table.", shown.plan.tasks.len(), doc_state::MAX_DRAWN_NODES) }</p> };
     };
     let on_select = {
         let dispatch = app.dispatcher();
-        Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
+        Callback::from(move |id| dispatch.dispatch(Action::Shell(ShellAction::Select(id))))
     };
     let on_connect = {
         let dispatch = app.dispatcher();
@@ -777,11 +808,11 @@ fn graph_tab(props: &AppProps) -> Html {
                     "`{from}` → `{to}`: notebooks of a sub-pipeline are edited in their own file"
                 )));
             } else {
-                dispatch.dispatch(Action::Edit(vec![Edit::AddDependency {
+                dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::AddDependency {
                     to,
                     from,
                     on: "succeeded".into(),
-                }]));
+                }])));
             }
         })
     };
@@ -794,24 +825,26 @@ fn graph_tab(props: &AppProps) -> Html {
         .collect();
     let collapse = |ids: Vec<String>, fold: bool| {
         let dispatch = app.dispatcher();
-        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Collapse(ids.clone(), fold)))
+        Callback::from(move |_: MouseEvent| {
+            dispatch.dispatch(Action::Doc(DocAction::Collapse(ids.clone(), fold)))
+        })
     };
     let sub_buttons = (!subs.is_empty()).then(|| html! {
         <div class="graph-bar">
             <button id="collapse-all" onclick={collapse(subs.clone(), true)}>{ "Collapse sub-pipelines" }</button>
-            <button id="expand-all" disabled={app.collapsed.is_empty()} onclick={collapse(subs.clone(), false)}>{ "Expand all" }</button>
+            <button id="expand-all" disabled={app.editing.collapsed.is_empty()} onclick={collapse(subs.clone(), false)}>{ "Expand all" }</button>
         </div>
     });
-    let panel = app.selected.as_ref().map(|id| {
+    let panel = app.shell.selected.as_ref().map(|id| {
         let toggle = subs.contains(id).then(|| {
-            let fold = !app.collapsed.contains(id);
+            let fold = !app.editing.collapsed.contains(id);
             html! {
                 <button id="collapse-toggle" onclick={collapse(vec![id.clone()], fold)}>
                     { if fold { "Collapse this sub-pipeline" } else { "Expand this sub-pipeline" } }
                 </button>
             }
         });
-        let doc = app.doc.as_ref();
+        let doc = app.editing.doc.as_ref();
         let found = doc.and_then(|d| d.checked.file.as_ref().map(|f| (d, f))).and_then(|(d, f)| {
             f.steps.iter().find(|s| s.id == *id).map(|s| (d, f, s))
         });
@@ -837,7 +870,7 @@ fn graph_tab(props: &AppProps) -> Html {
     });
     html! {
         <div class="graph-tab">
-            if app.doc.as_ref().is_some_and(|d| !d.checked.diagnostics.is_empty()) {
+            if app.editing.doc.as_ref().is_some_and(|d| !d.checked.diagnostics.is_empty()) {
                 <Problems app={app.clone()} />
             }
             if !shown.current {
@@ -845,8 +878,8 @@ fn graph_tab(props: &AppProps) -> Html {
             }
             { crate::each(sub_buttons) }
             <div class="graph-columns">
-                <DagView drawing={drawing.clone()} plan={shown.plan.clone()} selected={app.selected.clone()}
-                    run={app.run.clone().filter(|r| r.is_live())}
+                <DagView drawing={drawing.clone()} plan={shown.plan.clone()} selected={app.shell.selected.clone()}
+                    run={app.runs.run.clone().filter(|r| r.is_live())}
                     {on_select} on_connect={Some(on_connect)} />
                 { crate::each(panel) }
             </div>
@@ -858,7 +891,7 @@ fn graph_tab(props: &AppProps) -> Html {
 fn source_tab(props: &AppProps) -> Html {
     let app = &props.app;
     reveal::use_reveal(app);
-    let Some(doc) = &app.doc else {
+    let Some(doc) = &app.editing.doc else {
         return html! {};
     };
     let onchange = {
@@ -867,7 +900,7 @@ fn source_tab(props: &AppProps) -> Html {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlTextAreaElement>()
                 .value();
-            dispatch.dispatch(Action::SetText(v));
+            dispatch.dispatch(Action::Doc(DocAction::SetText(v)));
         })
     };
     html! {

@@ -2,8 +2,9 @@
 //! key in its step's row of the table (or in the node's fields beside the graph), else the
 //! step's column, else the row.
 
+use crate::doc_state::{DocAction, Reveal};
 use crate::editor::column_of;
-use crate::state::{Action, Reveal, State};
+use crate::state::{Action, State};
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, HtmlElement};
 use yew::prelude::*;
@@ -19,7 +20,7 @@ const APART_MS: u32 = 80;
 #[hook]
 pub fn use_reveal(app: &UseReducerHandle<State>) {
     let started = use_mut_ref(|| 0u64);
-    let (reveal, dispatch) = (app.reveal.clone(), app.dispatcher());
+    let (reveal, dispatch) = (app.editing.reveal.clone(), app.dispatcher());
     use_effect(move || {
         if let Some(r) = reveal.filter(|r| *started.borrow() != r.seq) {
             *started.borrow_mut() = r.seq;
@@ -30,10 +31,10 @@ pub fn use_reveal(app: &UseReducerHandle<State>) {
 
 fn attempt(r: Reveal, dispatch: UseReducerDispatcher<State>, left: u32) {
     if focus(&r) {
-        dispatch.dispatch(Action::Revealed(r.seq));
+        dispatch.dispatch(Action::Doc(DocAction::Revealed(r.seq)));
     } else if left <= 1 {
         dispatch.dispatch(if r.in_source {
-            Action::Revealed(r.seq)
+            Action::Doc(DocAction::Revealed(r.seq))
         } else {
             Action::RevealInSource(r.seq)
         });

@@ -3,7 +3,7 @@
 //! `#/runs/{id}`, `#/runs/{id}/{task}`. Reading an address is a pure function; an address
 //! that names no view reads as `None`, and the app shows its default view.
 
-use crate::state::Tab;
+use crate::shell::Tab;
 
 /// A view of the app.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -64,7 +64,7 @@ impl Ran {
         };
         Ok(Some(Ran {
             recorded: recorded.clone(),
-            drawing: crate::state::drawing_of(&plan, None, &Default::default()),
+            drawing: crate::doc_state::drawing_of(&plan, None, &Default::default()),
             plan: Rc::new(plan),
         }))
     }

@@ -11,6 +11,8 @@ use crate::dag_view::{DagView, RUN_STATES};
 use crate::edits::parse_overrides;
 use crate::repair::{repair_bar, resume_preview, Preview, Repair, TaskTable};
 use crate::run::{status_name, NodeState, RunView};
+use crate::runs_state::RunsAction;
+use crate::shell::ShellAction;
 use crate::state::{Action, State};
 use futures_util::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
@@ -55,7 +57,7 @@ pub fn open_run(dispatch: UseReducerDispatcher<State>, id: i64) {
 pub fn refresh_list(dispatch: UseReducerDispatcher<State>) {
     wasm_bindgen_futures::spawn_local(async move {
         match api::runs().await {
-            Ok(runs) => dispatch.dispatch(Action::RunsListed(runs)),
+            Ok(runs) => dispatch.dispatch(Action::Runs(RunsAction::Listed(runs))),
             Err(e) => dispatch.dispatch(Action::Failed(e)),
         }
     });
@@ -86,7 +88,10 @@ pub fn follow(dispatch: UseReducerDispatcher<State>, id: i64) -> impl FnOnce() {
                     event.event,
                     RunEvent::RunFinished { .. } | RunEvent::RunInterrupted { .. }
                 );
-                dispatch.dispatch(Action::RunEvent { run: id, event });
+                dispatch.dispatch(Action::Runs(RunsAction::Event {
+                    run: id,
+                    event: Box::new(event),
+                }));
                 if last {
                     // The server ends the stream here; without this the browser would reconnect.
                     source.borrow_mut().take();
@@ -191,8 +196,12 @@ fn prediction(plan: &Plan, startup_secs: Option<f64>) -> DryRunReport {
 /// The plan a run is drawn from: the one it ran (its `RunStarted` plan), or for a log without
 /// one (older builds) the open file's.
 fn drawn_from(app: &State, run: &RunView) -> Option<(Rc<Plan>, Option<Rc<PlanDrawing>>)> {
-    let same_file = app.doc.as_ref().is_some_and(|d| d.root == run.record.file);
-    match (&run.ran, &app.shown) {
+    let same_file = app
+        .editing
+        .doc
+        .as_ref()
+        .is_some_and(|d| d.root == run.record.file);
+    match (&run.ran, &app.editing.shown) {
         (Some(ran), _) => Some((ran.plan.clone(), ran.drawing.clone())),
         (None, Some(shown)) if same_file => Some((shown.plan.clone(), shown.drawing.clone())),
         _ => None,
@@ -216,7 +225,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
     let show_predicted = use_state(|| false);
     let collapsed = use_state(|| false);
     let predicted = {
-        let run = app.run.as_ref();
+        let run = app.runs.run.as_ref();
         let plan = run
             .and_then(|r| drawn_from(app, r))
             .map(|(p, _)| SamePlan(p));
@@ -235,13 +244,20 @@ pub fn runs_view(props: &RunsProps) -> Html {
     };
     // The repair being prepared, of the run it was started on (another run shown ends it).
     let repair = use_state(|| None::<Repair>);
-    let status = app.run.as_ref().map(|r| (r.record.id, r.record.status));
+    let status = app
+        .runs
+        .run
+        .as_ref()
+        .map(|r| (r.record.id, r.record.status));
     {
         // The history changes when a run starts or ends, and can be read after a sign-in.
         let dispatch = app.dispatcher();
-        use_effect_with((status, app.sessions), move |_| refresh_list(dispatch));
+        use_effect_with((status, app.shell.sessions), move |_| {
+            refresh_list(dispatch)
+        });
     }
     let live = app
+        .runs
         .run
         .as_ref()
         .filter(|r| r.is_live())
@@ -256,10 +272,10 @@ pub fn runs_view(props: &RunsProps) -> Html {
             move || drop(timer)
         });
     }
-    let Some(doc) = &app.doc else {
+    let Some(doc) = &app.editing.doc else {
         return html! { <p class="empty">{ "Open a pipeline." }</p> };
     };
-    let (params, mut param_errors) = parse_overrides(&app.overrides);
+    let (params, mut param_errors) = parse_overrides(&app.runs.overrides);
     // The server's own check (types of `[params]`, values without default), before asking it.
     if let (Some(plan), true) = (&doc.checked.plan, param_errors.is_empty()) {
         let run = spool_core::template::RunInfo {
@@ -274,10 +290,10 @@ pub fn runs_view(props: &RunsProps) -> Html {
     let on_overrides = {
         let dispatch = app.dispatcher();
         Callback::from(move |e: InputEvent| {
-            dispatch.dispatch(Action::Overrides(
+            dispatch.dispatch(Action::Runs(RunsAction::Overrides(
                 e.target_unchecked_into::<web_sys::HtmlTextAreaElement>()
                     .value(),
-            ))
+            )))
         })
     };
     let on_run = {
@@ -305,6 +321,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
     };
     let history = app
         .runs
+        .list
         .iter()
         .filter(|r| r.file == doc.root)
         .take(MAX_LISTED)
@@ -314,7 +331,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
                 Callback::from(move |_: MouseEvent| open_run(dispatch.clone(), id))
             };
             let took = r.ended_ms.map(|e| duration((e - r.started_ms) as f64 / 1000.0));
-            let selected = app.run.as_ref().is_some_and(|v| v.record.id == r.id);
+            let selected = app.runs.run.as_ref().is_some_and(|v| v.record.id == r.id);
             html! {
                 <tr class={classes!("run-row", selected.then_some("selected"))} data-id={r.id.to_string()}
                     data-status={status_name(r.status)} {onclick}>
@@ -326,7 +343,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
                 </tr>
             }
         });
-    let detail = app.run.as_ref().map(|run| {
+    let detail = app.runs.run.as_ref().map(|run| {
         let toggle = {
             let show = show_predicted.clone();
             Callback::from(move |e: Event| {
@@ -354,7 +371,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
             <div class="run-start">
                 <label>
                     <span>{ "parameters, one " }<code>{ "name = value" }</code>{ " (the pipeline's [params]) or " }<code>{ "notebook.key = value" }</code>{ " a line" }</span>
-                    <textarea id="run-params" rows="3" value={app.overrides.clone()} oninput={on_overrides}
+                    <textarea id="run-params" rows="3" value={app.runs.overrides.clone()} oninput={on_overrides}
                         placeholder="run_date = 2024-07-01"></textarea>
                 </label>
                 { crate::each(param_errors.iter().map(|e| html! { <div class="diagnostic" data-field="run-params">{ e }</div> })) }
@@ -446,7 +463,7 @@ fn run_detail(
     };
     let on_open = {
         let dispatch = app.dispatcher();
-        Callback::from(move |id| dispatch.dispatch(Action::Select(Some(id))))
+        Callback::from(move |id| dispatch.dispatch(Action::Shell(ShellAction::Select(Some(id)))))
     };
     // While a repair is prepared, a click on a node picks it (or lets it go).
     let on_select = match &repairing {
@@ -460,15 +477,19 @@ fn run_detail(
         }
         None => {
             let dispatch = app.dispatcher();
-            Callback::from(move |id| dispatch.dispatch(Action::Select(id)))
+            Callback::from(move |id| dispatch.dispatch(Action::Shell(ShellAction::Select(id))))
         }
     };
     let on_pick = {
         let dispatch = app.dispatcher();
-        Callback::from(move |id| dispatch.dispatch(Action::Select(Some(id))))
+        Callback::from(move |id| dispatch.dispatch(Action::Shell(ShellAction::Select(Some(id)))))
     };
     let resumable = !run.is_live() && run.record.status != RunStatus::Succeeded;
-    let same_file = app.doc.as_ref().is_some_and(|d| d.root == run.record.file);
+    let same_file = app
+        .editing
+        .doc
+        .as_ref()
+        .is_some_and(|d| d.root == run.record.file);
     let drawn = drawn_from(app, run);
     let drawn_plan = drawn.as_ref().map(|(plan, _)| plan.clone());
     let preview = repairing
@@ -482,19 +503,23 @@ fn run_detail(
     let graph = match drawn {
         Some((plan, Some(drawing))) => html! {
             <DagView {drawing} {plan} run={Some(run.clone())} {marks}
-                selected={repairing.is_none().then(|| app.selected.clone()).flatten()} {on_select} />
+                selected={repairing.is_none().then(|| app.shell.selected.clone()).flatten()} {on_select} />
         },
         Some((_, None)) => html! { <p class="empty">{ "Too many notebooks to draw." }</p> },
         None => html! {},
     };
     let banner = plan_banner(
         run,
-        app.shown.as_ref().filter(|_| same_file).map(|s| &*s.plan),
+        app.editing
+            .shown
+            .as_ref()
+            .filter(|_| same_file)
+            .map(|s| &*s.plan),
     );
-    let task = app.selected.as_ref().map(|id| {
+    let task = app.shell.selected.as_ref().map(|id| {
         let close = {
             let dispatch = app.dispatcher();
-            Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Select(None)))
+            Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Shell(ShellAction::Select(None))))
         };
         html! {
             <aside class="task-panel" id="task-panel">
@@ -605,7 +630,7 @@ fn run_detail(
                 })) }
             </div>
             <Gantt chart={Rc::new(run_chart(run, drawn_plan.as_deref(), now, gantt.report, gantt.collapsed))}
-                selected={app.selected.clone()} on_pick={Some(on_pick)} />
+                selected={app.shell.selected.clone()} on_pick={Some(on_pick)} />
         </section>
     }
 }
