@@ -303,13 +303,15 @@ pub enum DryAction {
     Swept(u64, Rc<DryRunReport>),
 }
 
+/// Compared field by field, the generation first: new reports have a new one, so their keys'
+/// plans are not compared.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DryRunState {
+    /// Changes whenever new reports are kept; a sweep is only added to the current ones.
+    pub generation: u64,
     pub form: DryForm,
     pub calibrate_from: Option<Calibrating>,
     reports: Memo<DryKey, DryReports>,
-    /// Changes whenever new reports are kept; a sweep is only added to the current ones.
-    pub generation: u64,
 }
 
 impl DryRunState {
