@@ -8,7 +8,8 @@ use crate::charts::{
     collapse_sub_pipelines, duration, Bar, BarKind, BusyChart, Gantt, GanttChart, SweepChart,
 };
 use crate::doc_state::DocAction;
-use crate::dry_state::DryAction;
+use crate::doc_state::Shown;
+use crate::dry_state::{DryAction, DryRunState};
 use crate::dry_state::{DryField, DryForm};
 use crate::edits::apply_pool;
 use crate::run::NodeState;
@@ -17,6 +18,7 @@ use crate::state::{Action, State};
 use spool_core::calibrate::DurationsFrom;
 use spool_core::dry_run::DryRunReport;
 use spool_core::runlog::RunStatus;
+use spool_core::runlog::RunSummary;
 use spool_core::sched::Policy;
 use std::rc::Rc;
 use yew::prelude::*;
@@ -28,9 +30,19 @@ const MAX_LISTED_CONDITIONS: usize = 20;
 /// Runs offered for calibration.
 const MAX_OFFERED_RUNS: usize = 20;
 
+/// What the page reads of the app's state, so that it is drawn again only when that changes
+/// (not, say, at each event of a live run).
 #[derive(Properties, PartialEq)]
 pub struct DryRunProps {
-    pub app: UseReducerHandle<State>,
+    pub dry: DryRunState,
+    /// The last valid plan of the open file.
+    pub shown: Option<Shown>,
+    /// The open file.
+    pub file: Option<String>,
+    pub unsaved: bool,
+    /// The run history, to calibrate on.
+    pub runs: Vec<RunSummary>,
+    pub dispatch: UseReducerDispatcher<State>,
 }
 
 pub(crate) fn bar_state(outcome: &str) -> NodeState {
@@ -156,12 +168,18 @@ fn explanations(r: &DryRunReport) -> Html {
 
 #[function_component(DryRunView)]
 pub fn dry_run_view(props: &DryRunProps) -> Html {
-    let app = &props.app;
-    let generation = app.dry.generation;
+    let dry = &props.dry;
+    let generation = dry.generation;
     {
         // The sweep (many simulations) runs here, a moment after the reports it completes;
         // the reducer only keeps it if no newer reports came meanwhile.
-        let (dispatch, job) = (app.dispatcher(), app.sweep_job(generation));
+        let (dispatch, job) = (
+            props.dispatch.clone(),
+            props
+                .shown
+                .as_ref()
+                .and_then(|s| dry.sweep_job(&s.plan, generation)),
+        );
         use_effect_with(generation, move |_| {
             let timer = job.map(|job| {
                 gloo_timers::callback::Timeout::new(SWEEP_DELAY_MS, move || {
@@ -173,15 +191,15 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
     }
     {
         // The runs to calibrate on, and the last one's makespan.
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         use_effect_with((), move |_| refresh_list(dispatch));
     }
     // Charts and the JSON are rebuilt only when the report changes (hooks come before any
     // early return).
-    let shown_report = app.dry.shown().cloned();
+    let shown_report = dry.shown().cloned();
     let collapsed = use_state(|| false);
     let derived = use_memo(
-        (generation, app.dry.swept(), *collapsed),
+        (generation, dry.swept(), *collapsed),
         move |&(_, _, collapsed)| {
             shown_report.map(|r| {
                 (
@@ -193,14 +211,14 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         },
     );
     let (Some(shown), Some(r), Some((chart, series, json))) =
-        (&app.editing.shown, app.dry.shown(), (*derived).clone())
+        (&props.shown, dry.shown(), (*derived).clone())
     else {
         return html! { <p class="empty">{ "The dry run needs a pipeline without errors." }</p> };
     };
-    let form = &app.dry.form;
+    let form = &dry.form;
     let errors = form.options_on(&shown.plan).err().unwrap_or_default();
     let field = |f: DryField, label: &'static str, name: &'static str| {
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         let oninput = Callback::from(move |e: InputEvent| {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlInputElement>()
@@ -218,7 +236,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         }
     };
     let assume = {
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         let oninput = Callback::from(move |e: InputEvent| {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlTextAreaElement>()
@@ -274,7 +292,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         }
     };
     let on_policy = {
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         Callback::from(move |e: Event| {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlSelectElement>()
@@ -284,22 +302,16 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             }
         })
     };
-    let runs: Vec<_> = app
+    let runs: Vec<_> = props
         .runs
-        .list
         .iter()
         .filter(|run| run.pipeline == shown.plan.name && run.status != RunStatus::Running)
         .take(MAX_OFFERED_RUNS)
         .collect();
-    let chosen = app.dry.calibrate_from.as_ref().map(|c| c.from);
+    let chosen = dry.calibrate_from.as_ref().map(|c| c.from);
     let on_durations = {
-        let dispatch = app.dispatcher();
-        let file = app
-            .editing
-            .doc
-            .as_ref()
-            .map(|d| d.root.clone())
-            .unwrap_or_default();
+        let dispatch = props.dispatch.clone();
+        let file = props.file.clone().unwrap_or_default();
         Callback::from(move |e: Event| {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlSelectElement>()
@@ -327,7 +339,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
     let file_pool = &shown.plan.pool;
     let on_apply = |executors: u32, cores: u32| {
         let edits = apply_pool(file_pool, executors, cores);
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         Callback::from(move |_: MouseEvent| {
             dispatch.dispatch(Action::Doc(DocAction::Edit(edits.clone())));
             // The form follows the file again (its placeholders show the new pool).
@@ -415,8 +427,8 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
         Some([newest]) => format!("run #{newest}, real"),
         _ => "that run, real".to_string(),
     };
-    let estimated_secs = app.dry.estimated().map(|e| e.makespan_secs);
-    let calibrated_secs = app.dry.calibrated().map(|c| c.makespan_secs);
+    let estimated_secs = dry.estimated().map(|e| e.makespan_secs);
+    let calibrated_secs = dry.calibrated().map(|c| c.makespan_secs);
     let predictions = html! {
         <table class="figures predictions">
             <thead><tr><th></th><th>{ "predicted on estimates" }</th>
@@ -453,7 +465,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
                 "the file's [pool]: {} executors × {} cores{}",
                 file_pool.executors,
                 file_pool.executor_cores,
-                if app.unsaved() { " (unsaved changes: save to keep them)" } else { "" },
+                if props.unsaved { " (unsaved changes: save to keep them)" } else { "" },
             ) }</span>
         </div>
     };
@@ -555,7 +567,7 @@ pub fn dry_run_view(props: &DryRunProps) -> Html {
             { crate::each(sweep) }
             <details class="report-json">
                 <summary>{ "The report as JSON (what spool simulate --json prints)" }</summary>
-                <pre id="report-json" data-swept={app.dry.swept().to_string()}>{ json }</pre>
+                <pre id="report-json" data-swept={dry.swept().to_string()}>{ json }</pre>
             </details>
         </div>
     }

@@ -10,12 +10,21 @@ use crate::route::Route;
 use crate::run::status_name;
 use crate::state::{Action, State};
 use spool_core::grid::{Cell, Grid, GridRun, DEFAULT_GRID_RUNS, MAX_GRID_RUNS};
+use spool_core::runlog::RunStatus;
 use std::rc::Rc;
 use yew::prelude::*;
 
+/// What the grid reads of the app's state: it is drawn again when that changes, not at each
+/// event of a live run.
 #[derive(Properties, PartialEq)]
 pub struct GridProps {
-    pub app: UseReducerHandle<State>,
+    /// The open pipeline.
+    pub file: Option<String>,
+    /// Counts sign-ins.
+    pub sessions: u32,
+    /// The run shown and its status.
+    pub run: Option<(i64, RunStatus)>,
+    pub dispatch: UseReducerDispatcher<State>,
 }
 
 /// What a cell says on hover: the run, the notebook, its state, how long, how many attempts.
@@ -41,23 +50,14 @@ fn cell_title(run: &GridRun, task: &str, cell: &Cell) -> String {
 
 #[function_component(GridView)]
 pub fn grid_view(props: &GridProps) -> Html {
-    let app = &props.app;
     let grid = use_state(|| None::<Rc<Grid>>);
     let count = use_state(|| DEFAULT_GRID_RUNS);
-    let file = app.editing.doc.as_ref().map(|d| d.root.clone());
+    let file = props.file.clone();
     {
-        let (grid, dispatch) = (grid.clone(), app.dispatcher());
+        let (grid, dispatch) = (grid.clone(), props.dispatch.clone());
         // Fetched again for another pipeline or count, after a sign-in, and when a run of the
         // open one starts or ends.
-        let key = (
-            file.clone(),
-            *count,
-            app.shell.sessions,
-            app.runs
-                .run
-                .as_ref()
-                .map(|r| (r.record.id, r.record.status)),
-        );
+        let key = (file.clone(), *count, props.sessions, props.run);
         use_effect_with(key, move |(file, count, _, _)| {
             if let Some(file) = file.clone() {
                 let count = *count;

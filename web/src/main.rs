@@ -481,9 +481,17 @@ fn app() -> Html {
     let body = match app.shell.tab {
         Tab::Pipeline => html! { <Editor app={app.clone()} /> },
         Tab::Graph => html! { <GraphTab app={app.clone()} /> },
-        Tab::DryRun => html! { <DryRunView app={app.clone()} /> },
+        Tab::DryRun => html! {
+            <DryRunView dry={app.dry.clone()} shown={app.editing.shown.clone()}
+                file={app.editing.doc.as_ref().map(|d| d.root.clone())} unsaved={app.unsaved()}
+                runs={app.runs.list.clone()} dispatch={app.dispatcher()} />
+        },
         Tab::Runs => html! { <RunsView app={app.clone()} /> },
-        Tab::Grid => html! { <grid_view::GridView app={app.clone()} /> },
+        Tab::Grid => html! {
+            <grid_view::GridView file={app.editing.doc.as_ref().map(|d| d.root.clone())}
+                sessions={app.shell.sessions} dispatch={app.dispatcher()}
+                run={app.runs.run.as_ref().map(|r| (r.record.id, r.record.status))} />
+        },
         Tab::Source => html! { <SourceTab app={app.clone()} /> },
     };
     let notice = app.shell.notice.as_ref().map(|n| {
@@ -491,6 +499,12 @@ fn app() -> Html {
         let onclick = Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Shell(ShellAction::DismissNotice)));
         html! { <div class="notice" id="notice">{ n }<button class="x" {onclick}>{ "×" }</button></div> }
     });
+    let pipelines = PipelinesProps {
+        pipelines: app.shell.pipelines.clone(),
+        open: app.editing.doc.as_ref().map(|d| d.root.clone()),
+        unsaved: app.unsaved(),
+        dispatch: app.dispatcher(),
+    };
     let import = {
         let dispatch = app.dispatcher();
         Callback::from(move |_: MouseEvent| {
@@ -539,8 +553,8 @@ fn app() -> Html {
         <>
             <header>
                 <h1>{ "Spool" }</h1>
-                <PipelinePicker app={app.clone()} />
-                <ScheduleBar app={app.clone()} />
+                <PipelinePicker ..pipelines.clone() />
+                <ScheduleBar ..pipelines />
                 <button id="import-button" onclick={import}>{ "Import…" }</button>
                 <DocButtons app={app.clone()} />
             </header>
@@ -573,26 +587,31 @@ struct AppProps {
     app: UseReducerHandle<State>,
 }
 
+/// What the header's pipeline picker and schedule bar read of the app's state.
+#[derive(Properties, PartialEq, Clone)]
+struct PipelinesProps {
+    pipelines: Vec<PipelineSummary>,
+    /// The open pipeline.
+    open: Option<String>,
+    unsaved: bool,
+    dispatch: UseReducerDispatcher<State>,
+}
+
 #[function_component(PipelinePicker)]
-fn pipeline_picker(props: &AppProps) -> Html {
-    let app = &props.app;
-    let current = app.editing.doc.as_ref().map(|d| d.root.clone());
+fn pipeline_picker(props: &PipelinesProps) -> Html {
+    let current = props.open.clone();
     let onchange = {
-        let (dispatch, unsaved) = (app.dispatcher(), app.unsaved());
+        let (dispatch, unsaved) = (props.dispatch.clone(), props.unsaved);
         Callback::from(move |e: Event| {
             let select = e.target_unchecked_into::<web_sys::HtmlSelectElement>();
-            let leave = !unsaved
-                || web_sys::window()
-                    .and_then(|w| w.confirm_with_message("Discard the unsaved changes?").ok())
-                    .unwrap_or(false);
-            if leave {
+            if may_leave(unsaved) {
                 open(dispatch.clone(), select.value());
             }
         })
     };
     html! {
         <select id="pipeline-select" {onchange}>
-            { for app.shell.pipelines.iter().map(|p| {
+            { for props.pipelines.iter().map(|p| {
                 let scheduled = match &p.schedule {
                     Some(s) if s.paused => ", schedule paused",
                     Some(s) if s.enabled => ", scheduled",
@@ -667,11 +686,9 @@ fn save_conflict(props: &AppProps) -> Html {
 /// The open pipeline's schedule: its expression, zone and next fire time, and a button that
 /// pauses or resumes it (kept by the server across restarts).
 #[function_component(ScheduleBar)]
-fn schedule_bar(props: &AppProps) -> Html {
-    let app = &props.app;
-    let open = app.editing.doc.as_ref().map(|d| d.root.clone());
-    let Some((file, schedule)) = open.and_then(|file| {
-        let listed = app.shell.pipelines.iter().find(|p| p.file == file)?;
+fn schedule_bar(props: &PipelinesProps) -> Html {
+    let Some((file, schedule)) = props.open.clone().and_then(|file| {
+        let listed = props.pipelines.iter().find(|p| p.file == file)?;
         Some((file, listed.schedule.clone()?))
     }) else {
         return html! {};
@@ -705,7 +722,7 @@ fn schedule_bar(props: &AppProps) -> Html {
         .map(|t| t.local.clone())
         .collect();
     let onclick = {
-        let (dispatch, paused) = (app.dispatcher(), !schedule.paused);
+        let (dispatch, paused) = (props.dispatch.clone(), !schedule.paused);
         Callback::from(move |_: MouseEvent| {
             let (dispatch, file) = (dispatch.clone(), file.clone());
             wasm_bindgen_futures::spawn_local(async move {

@@ -8,7 +8,7 @@
 
 use crate::api::Failure;
 use crate::doc_state::{DocAction, DocState, Said};
-use crate::dry_state::{DryAction, DryJob, DryRunState, SweepJob};
+use crate::dry_state::{DryAction, DryJob, DryRunState};
 use crate::edits::measured_estimates;
 use crate::route::Route;
 use crate::run::RunView;
@@ -153,12 +153,6 @@ impl State {
         self.dry.job(&self.editing.shown.as_ref()?.plan)
     }
 
-    /// The pool-size sweep of the dry run's `generation`, to run a moment after it.
-    pub fn sweep_job(&self, generation: u64) -> Option<SweepJob> {
-        let shown = self.editing.shown.as_ref()?;
-        self.dry.sweep_job(&shown.plan, generation)
-    }
-
     /// The view shown, as an address (`None` while nothing is open, or while the address's
     /// own view is still loading).
     pub fn route(&self) -> Option<Route> {
@@ -266,6 +260,12 @@ mod tests {
     use spool_core::calibrate::{Calibration, DurationsFrom};
     use spool_core::edit::Edit;
     use std::collections::BTreeMap;
+
+    /// The pool-size sweep of the dry run's `generation`, as the dry run page asks for it.
+    fn sweep_job(s: &State, generation: u64) -> Option<crate::dry_state::SweepJob> {
+        let shown = s.editing.shown.as_ref()?;
+        s.dry.sweep_job(&shown.plan, generation)
+    }
 
     /// Applies `action` as the App does: then runs the simulations the dry run asks for.
     fn act(s: &mut State, action: impl Into<Action>) {
@@ -701,12 +701,12 @@ estimate_secs = 20
         act(&mut s, DryAction::Field(DryField::SweepMax, "3".into()));
         let generation = s.dry.generation;
         assert!(
-            s.sweep_job(generation - 1).is_none(),
+            sweep_job(&s, generation - 1).is_none(),
             "no sweep of stale reports"
         );
-        let sweep = s.sweep_job(generation).expect("the sweep to run");
+        let sweep = sweep_job(&s, generation).expect("the sweep to run");
         act(&mut s, sweep.clone().run());
-        assert!(s.dry.swept() && s.sweep_job(generation).is_none());
+        assert!(s.dry.swept() && sweep_job(&s, generation).is_none());
         let shown = s.dry.shown().expect("a report");
         assert_eq!(shown.sweep.as_ref().map(Vec::len), Some(3));
         // A chain gains nothing from more executors, so the smallest pool is the cheapest.
@@ -724,7 +724,7 @@ estimate_secs = 20
         s.apply(job.run());
         assert_eq!(s.dry.shown().map(|d| d.makespan_secs), Some(210.0));
         assert!(s.dry_job().is_none(), "computed once");
-        let stale_sweep = s.sweep_job(s.dry.generation).expect("a sweep");
+        let stale_sweep = sweep_job(&s, s.dry.generation).expect("a sweep");
         s.apply(set("a", "estimate_secs", json!(40)));
         s.apply(DryAction::Field(DryField::Startup, "0".into()));
         assert_eq!(
@@ -736,7 +736,7 @@ estimate_secs = 20
         s.apply(job.run());
         assert_eq!(s.dry.shown().map(|d| d.makespan_secs), Some(60.0));
         // A sweep is many simulations: run outside too, and dropped once stale.
-        let sweep = s.sweep_job(s.dry.generation).expect("a sweep");
+        let sweep = sweep_job(&s, s.dry.generation).expect("a sweep");
         assert!(!s.dry.swept());
         s.apply(stale_sweep.run());
         assert!(!s.dry.swept(), "the sweep of older reports is dropped");
