@@ -77,6 +77,9 @@ LEASE_SECS = 60.0
 MAX_POLL_WAIT_MS = 5000
 # While a poll waits, stalled cancels are repeated this often.
 STALL_CHECK_SECS = 0.5
+# A poll reports a capacity read at most this long before it began to wait: a poll follows
+# every dispatch, and reading the capacity takes five JVM calls (3-4 ms on local[2]).
+CAPACITY_FRESH_SECS = 0.5
 # The first install waits this long for its warm-up job (then cancels it and goes on).
 WARM_UP_WAIT_SECS = 60.0
 WARM_UP_GROUP = "spool-warm-up"
@@ -94,6 +97,7 @@ _spark = None
 # Ended attempts whose Spark metrics are still to be read, by _metrics_reader's thread.
 _metrics_wanted = queue.Queue()
 _metrics_thread = None
+_capacity_read = None  # (time.monotonic() of the reading, capacity()), see _recent_capacity
 
 
 class _Exit(BaseException):
@@ -529,6 +533,16 @@ def capacity():
     return {"executors": count, "total_cores": _task_slots(sc)}
 
 
+def _recent_capacity():
+    """capacity(), read again when the last reading is older than CAPACITY_FRESH_SECS. Only
+    polls call it, and a session's statements run one at a time."""
+    global _capacity_read
+    now = time.monotonic()
+    if _capacity_read is None or now - _capacity_read[0] > CAPACITY_FRESH_SECS:
+        _capacity_read = (now, capacity())
+    return _capacity_read[1]
+
+
 def _task_slots(sc):
     """Tasks the application can run at once on the executors it has now.
 
@@ -751,6 +765,8 @@ def poll(payload):
     _install_routers()
     with _lock:
         _claim(request.get("owner"))
+    # Read before waiting, not after: an end is reported without JVM calls on its way.
+    current_capacity = _recent_capacity()
     while True:
         with _lock:
             stalled = _sweep(since)
@@ -771,7 +787,7 @@ def poll(payload):
     for run in stalled:
         _interrupt(run)
     return json.dumps(
-        {"seq": seq, "updates": updates, "capacity": capacity()}, default=str
+        {"seq": seq, "updates": updates, "capacity": current_capacity}, default=str
     )
 
 

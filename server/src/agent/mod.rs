@@ -363,8 +363,8 @@ impl Agent {
         self.call(session, &start_statement(launch)).await
     }
 
-    /// Changes after `since` (0: everything the agent holds), and the current capacity; waits
-    /// up to `wait` for an attempt to end. `since` acknowledges what earlier polls returned,
+    /// Changes after `since` (0: everything the agent holds), and the capacity (read at most
+    /// 0.5 s before the poll began to wait); waits up to `wait` for an attempt to end. `since` acknowledges what earlier polls returned,
     /// after which the agent forgets those ended attempts: one poller (`owner`) per session.
     pub async fn poll(
         &self,
