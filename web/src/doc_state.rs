@@ -529,6 +529,11 @@ impl DocState {
         })
     }
 
+    /// The open file's name in the pipelines folder.
+    pub fn file(&self) -> Option<&str> {
+        self.doc.as_ref().map(|d| d.root.as_str())
+    }
+
     /// Whether the text differs from the server's copy.
     pub fn unsaved(&self) -> bool {
         self.doc.as_ref().is_some_and(|d| d.text != d.saved)

@@ -363,7 +363,7 @@ pub fn import_dialog(props: &ImportProps) -> Html {
 fn save_callback(app: &UseReducerHandle<State>, form: &ImportForm) -> Callback<MouseEvent> {
     let dispatch = app.dispatcher();
     let unsaved = app.unsaved();
-    let open_file = app.editing.doc.as_ref().map(|d| d.root.clone());
+    let open_file = app.editing.file().map(str::to_string);
     let preview = form.preview.clone();
     Callback::from(move |_: MouseEvent| {
         let Some(preview) = preview.clone() else {

@@ -355,7 +355,7 @@ fn app() -> Html {
                     if route.is_none() || route != app.route() {
                         let shown = Shown {
                             pipelines: &app.shell.pipelines,
-                            open: app.editing.doc.as_ref().map(|d| d.root.as_str()),
+                            open: app.editing.file(),
                             unsaved: app.unsaved(),
                             route: app.route(),
                         };
@@ -415,10 +415,7 @@ fn app() -> Html {
     {
         // Files created on disk while the user was elsewhere (an editor, a terminal) are seen
         // when the window regains focus.
-        let (dispatch, root) = (
-            app.dispatcher(),
-            app.editing.doc.as_ref().map(|d| d.root.clone()),
-        );
+        let (dispatch, root) = (app.dispatcher(), app.editing.file().map(str::to_string));
         use_effect_with(root, move |root| {
             let stop = root.clone().map(|file| {
                 on_window("focus", move || {
@@ -483,12 +480,12 @@ fn app() -> Html {
         Tab::Graph => html! { <GraphTab app={app.clone()} /> },
         Tab::DryRun => html! {
             <DryRunView dry={app.dry.clone()} shown={app.editing.shown.clone()}
-                file={app.editing.doc.as_ref().map(|d| d.root.clone())} unsaved={app.unsaved()}
+                file={app.editing.file().map(str::to_string)} unsaved={app.unsaved()}
                 runs={app.runs.list.clone()} dispatch={app.dispatcher()} />
         },
         Tab::Runs => html! { <RunsView app={app.clone()} /> },
         Tab::Grid => html! {
-            <grid_view::GridView file={app.editing.doc.as_ref().map(|d| d.root.clone())}
+            <grid_view::GridView file={app.editing.file().map(str::to_string)}
                 sessions={app.shell.sessions} dispatch={app.dispatcher()}
                 run={app.runs.run.as_ref().map(|r| (r.record.id, r.record.status))} />
         },
@@ -501,7 +498,7 @@ fn app() -> Html {
     });
     let pipelines = PipelinesProps {
         pipelines: app.shell.pipelines.clone(),
-        open: app.editing.doc.as_ref().map(|d| d.root.clone()),
+        open: app.editing.file().map(str::to_string),
         unsaved: app.unsaved(),
         dispatch: app.dispatcher(),
     };

@@ -190,7 +190,7 @@ impl State {
     /// Ends a navigation whose pipeline and run are open.
     fn arrive(&mut self) {
         let Some(route) = &self.shell.nav else { return };
-        let root = self.editing.doc.as_ref().map(|d| d.root.as_str());
+        let root = self.editing.file();
         let arrived = match route {
             Route::Pipeline { file, .. } => root == Some(file.as_str()),
             Route::Runs => root.is_some(),
