@@ -364,8 +364,9 @@ impl Agent {
     }
 
     /// Changes after `since` (0: everything the agent holds), and the capacity (read at most
-    /// 0.5 s before the poll began to wait); waits up to `wait` for an attempt to end. `since` acknowledges what earlier polls returned,
-    /// after which the agent forgets those ended attempts: one poller (`owner`) per session.
+    /// 0.5 s before the poll began to wait); waits up to `wait` for an attempt to end. `since`
+    /// acknowledges what earlier polls returned, after which the agent forgets those ended
+    /// attempts: one poller (`owner`) per session.
     pub async fn poll(
         &self,
         session: SessionId,
