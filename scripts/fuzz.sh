@@ -101,7 +101,17 @@ run() { # TARGET SECONDS -> prints "TARGET EXECS STATUS"
     local execs
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     printf '%-20s %12s  %s\n' "$t" "${execs:-?}" "$status"
-    [[ $status == ok ]]
+    [[ $status == ok ]] && return 0
+    # CI keeps only what is printed: the failure's message and the kept input, so that it can
+    # be replayed without the machine it was found on.
+    sed -n '/panicked at\|ERROR: libFuzzer/,/^stack backtrace:\|^SUMMARY/p' "$log" | head -40 | sed 's/^/    /'
+    local input
+    for input in "regressions/$t"/{crash,timeout,oom,leak,slow-unit}-*; do
+        [[ -f $input ]] || continue
+        printf '    %s (base64):\n' "$input"
+        head -c 4096 "$input" | base64 -w 96 | sed 's/^/    /'
+    done
+    return 1
 }
 
 if [[ $1 == all ]]; then
