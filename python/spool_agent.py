@@ -13,13 +13,17 @@ base64-encoded JSON document, decoded here: nothing the server sends is spliced 
     capacity_report()                    -> {"executors": n, "total_cores": n}
 
 Each call returns one JSON object as a string; the statements print it, and the server decodes
-the statement's text output. Notebooks run in daemon threads. Each attempt gets:
+the statement's text output. Notebooks run in daemon threads, reused from one attempt to the
+next (a warm py4j connection; see _idle_workers). Each attempt gets:
 - its own namespace with `spark` (`spark.newSession()` when isolated), `sc`, `spool`
   (`spool.params`, `spool.exit(value)`, `spool.set_value(key, value)`, `spool.upstream`),
   `display` and every parameter as a variable;
 - a Spark job group `spool:<id>:<attempt>` (cancel and timeout cancel exactly its jobs) and a
   FAIR scheduler pool `spool:<id>` (effective when spark.scheduler.mode is FAIR);
 - its own bounded stdout and stderr, routed by thread.
+A reused thread starts clean of Spark job tags; other thread-local settings a notebook makes
+itself (Spark local properties, Python thread-locals) can reach a later notebook on the same
+thread, as in any thread pool.
 
 Parameters arrive inside the launch document and are decoded here with json.loads: they are
 data and never become code. Their names must be identifiers (they become variables).
@@ -85,6 +89,10 @@ WARM_UP_WAIT_SECS = 60.0
 WARM_UP_GROUP = "spool-warm-up"
 # What one attempt may record of the session state it leaves (temp views, functions).
 MAX_SESSION_STATE = 1000
+# Notebook threads kept for reuse (see _idle_workers), and how long one waits for an attempt.
+MAX_IDLE_WORKERS = 64
+WORKER_IDLE_SECS = 300.0
+IDLE_WORKER_NAME = "spool-idle-notebook-thread"
 
 _lock = threading.RLock()
 _runs = {}  # (id, attempt) -> _Run
@@ -98,6 +106,10 @@ _spark = None
 _metrics_wanted = queue.Queue()
 _metrics_thread = None
 _capacity_read = None  # (time.monotonic() of the reading, capacity()), see _recent_capacity
+# Idle notebook threads (each a queue.SimpleQueue it waits on), reused by later attempts: in
+# PySpark's pinned thread mode a new thread opens its own py4j connection to the JVM, 3-4 ms
+# that start to first Spark call pays once per thread instead of once per notebook.
+_idle_workers = []
 
 
 class _Exit(BaseException):
@@ -595,8 +607,9 @@ def _decode_launch(payload):
 
 
 def start(payload):
-    """Starts one notebook attempt in a new thread and returns at once. Starting an attempt
-    that is already known returns its state instead (a lost reply can be retried safely)."""
+    """Starts one notebook attempt on a notebook thread (an idle one or a new one) and returns
+    at once. Starting an attempt that is already known returns its state instead (a lost reply
+    can be retried safely)."""
     launch = _decode_launch(payload)
     key = (launch["id"], launch["attempt"])
     with _lock:
@@ -613,10 +626,7 @@ def start(payload):
         run = _Run(launch)
         _runs[key] = run
         _bump(run)
-        run.thread = threading.Thread(
-            target=_execute, args=(run, launch), name=run.group, daemon=True
-        )
-        run.thread.start()
+        _hand_to_worker(run, launch)
         if launch.get("timeout_secs"):
             run.timer = threading.Timer(launch["timeout_secs"], _request_cancel, (run, "timed_out"))
             run.timer.daemon = True
@@ -889,18 +899,66 @@ def _metrics(group):
         return None
 
 
-def _execute(run, launch):
-    with _lock:
-        _by_thread[threading.get_ident()] = run
+def _hand_to_worker(run, launch):
+    """Runs the attempt on an idle notebook thread, or on a new one; called with _lock held."""
+    if _idle_workers:
+        _idle_workers.pop().put((run, launch))  # the last to go idle: its connection is warm
+        return
+    jobs = queue.SimpleQueue()
+    jobs.put((run, launch))
+    threading.Thread(target=_worker, args=(jobs,), name=run.group, daemon=True).start()
+
+
+def _worker(jobs):
+    """A notebook thread: runs the attempts handed to it one after another, and ends after
+    WORKER_IDLE_SECS without one or when MAX_IDLE_WORKERS others are idle already."""
+    while True:
+        try:
+            run, launch = jobs.get(timeout=WORKER_IDLE_SECS)
+        except queue.Empty:
+            with _lock:
+                if jobs in _idle_workers:
+                    _idle_workers.remove(jobs)
+                    return
+            continue  # an attempt was handed over as the wait ran out
+        threading.current_thread().name = run.group
+        if not _execute(run, launch, jobs):
+            return
+
+
+def _forget_job_tags():
+    """Job tags are the thread's own in Spark (3.5+): one a notebook added must not follow the
+    thread into the next notebook, where cancelling that tag would cancel the wrong jobs."""
+    clear = getattr(_spark.sparkContext, "clearJobTags", None)
+    if clear is not None:
+        try:
+            clear()
+        except Exception:  # noqa: BLE001 - a Spark without thread-local tags has none to leak
+            pass
+
+
+def _execute(run, launch, jobs):
+    """Runs the attempt and records its outcome; returns whether the thread stays, idle, for a
+    later attempt. It is idle before the end is reported: the dependents' starts find it."""
     try:
+        with _lock:
+            # Only now can a cancel interrupt the thread: before, it was between attempts.
+            run.thread = threading.current_thread()
+            _by_thread[threading.get_ident()] = run
         outcome = _run_notebook(run, launch)
     except _Cancelled:
         # The cancel landed after the notebook's code, while its outcome was being worked out.
         _disarm(run)
         outcome = (run.cancel_reason or "cancelled", None, None)
+    _forget_job_tags()
     with _lock:
-        _finish(run, outcome[0], error=outcome[1], exit_value=outcome[2])
         _by_thread.pop(threading.get_ident(), None)
+        threading.current_thread().name = IDLE_WORKER_NAME
+        stays = len(_idle_workers) < MAX_IDLE_WORKERS
+        if stays:
+            _idle_workers.append(jobs)
+        _finish(run, outcome[0], error=outcome[1], exit_value=outcome[2])
+    return stays
 
 
 def _run_notebook(run, launch):

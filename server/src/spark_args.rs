@@ -9,6 +9,11 @@ use crate::runs::spark::LivySpark;
 use crate::runs::SparkTarget;
 use spool_core::sched::Policy;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the embedded endpoint holds a statement read (see `ClientConfig::statement_wait`):
+/// a long poll of the agent's answers within it, and a lost connection costs at most this.
+const LOCAL_STATEMENT_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SparkArgs {
@@ -93,6 +98,9 @@ impl SparkArgs {
         };
         let mut config = ClientConfig::new(&url);
         config.auth = auth;
+        if local.is_some() {
+            config.statement_wait = Some(LOCAL_STATEMENT_WAIT);
+        }
         let client = LivyClient::new(config)?;
         Ok((
             SparkTarget {

@@ -8,8 +8,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use spool_server::livy::wire::{CreateSession, SessionState};
-use spool_server::livy::{Auth, ClientConfig, LivyClient, RetryPolicy, SessionId, TokenSource};
+use spool_server::livy::wire::{CreateSession, SessionState, StatementState};
+use spool_server::livy::{
+    Auth, ClientConfig, LivyClient, RetryPolicy, SessionId, StatementId, TokenSource,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +27,10 @@ struct Script {
     /// `POST /sessions` records the session, then answers only after this long.
     post_delay: Mutex<Duration>,
     authorizations: Mutex<Vec<String>>,
+    /// `GET /sessions/1/statements/7` answers `running` until this instant, then `available`.
+    statement_done_at: Mutex<Option<tokio::time::Instant>>,
+    /// The query strings of those reads.
+    statement_queries: Mutex<Vec<String>>,
 }
 
 fn session_json(id: u64, name: &str, state: &str) -> serde_json::Value {
@@ -69,8 +75,23 @@ async fn serve(script: Arc<Script>) -> String {
         tokio::time::sleep(delay).await;
         (StatusCode::CREATED, Json(created))
     }
+    async fn statement(
+        State(s): State<Arc<Script>>,
+        uri: axum::http::Uri,
+    ) -> Json<serde_json::Value> {
+        let query = uri.query().unwrap_or("").to_string();
+        s.statement_queries.lock().expect("lock").push(query);
+        let done_at = s.statement_done_at.lock().expect("lock").expect("scripted");
+        let state = if tokio::time::Instant::now() >= done_at {
+            "available"
+        } else {
+            "running"
+        };
+        Json(json!({"id": 7, "code": "1", "state": state, "output": null}))
+    }
     let app = Router::new()
         .route("/sessions/1", get(get_session))
+        .route("/sessions/1/statements/7", get(statement))
         .route("/sessions", get(list).post(create))
         .with_state(script);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -190,5 +211,35 @@ async fn unreachable_livy_is_reported_with_the_request() {
     assert!(
         message.starts_with(&format!("GET http://127.0.0.1:{port}/sessions?from=0&size=100: could not get an answer from Livy")),
         "{message}"
+    );
+}
+
+/// `statement_wait` is for Spool's own endpoint; a Livy that ignores `wait_ms` answers at once,
+/// and the client then reads at its check interval, never in a tight loop.
+#[tokio::test]
+async fn a_statement_wait_against_a_livy_that_ignores_it_reads_at_the_check_interval() {
+    let script = Arc::new(Script::default());
+    let url = serve(script.clone()).await;
+    let mut config = ClientConfig::new(&url);
+    config.statement_wait = Some(Duration::from_secs(1));
+    let livy = LivyClient::new(config).expect("valid config");
+    *script.statement_done_at.lock().expect("lock") =
+        Some(tokio::time::Instant::now() + Duration::from_millis(400));
+    let done = livy
+        .wait_statement_every(
+            SessionId(1),
+            StatementId(7),
+            Duration::from_secs(30),
+            (Duration::from_millis(20), Duration::from_millis(40)),
+        )
+        .await
+        .expect("finished");
+    assert_eq!(done.state, StatementState::Available);
+    let queries = script.statement_queries.lock().expect("lock").clone();
+    // 400 ms at 20-40 ms between reads: about a dozen reads, not thousands.
+    assert!((5..=25).contains(&queries.len()), "{} reads", queries.len());
+    assert!(
+        queries.iter().all(|q| q.starts_with("wait_ms=")),
+        "{queries:?}"
     );
 }

@@ -911,3 +911,159 @@ fn a_notebook_reads_upstream_values_and_publishes_its_own() {
         assert_eq!(done.values, None);
     });
 }
+
+/// Starts the attempt (cancelling it after half a second when asked) on a session of its own and
+/// polls until it has finished.
+async fn run_alone(
+    session: SessionId,
+    since: &mut u64,
+    l: NotebookLaunch,
+    cancel: bool,
+) -> NotebookUpdate {
+    let agent = &shared().agent;
+    assert!(
+        agent
+            .start_notebook(session, &l)
+            .await
+            .expect("started")
+            .started
+    );
+    if cancel {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(agent.cancel(session, &l.id, 0).await.expect("cancel").found);
+    }
+    let started = Instant::now();
+    loop {
+        let reply = agent
+            .poll(session, *since, "thread test", Duration::from_secs(1))
+            .await
+            .expect("poll");
+        *since = reply.seq;
+        if let Some(u) = reply.updates.into_iter().find(|u| u.id == l.id) {
+            if u.state.is_finished() {
+                return u;
+            }
+        }
+        assert!(started.elapsed() < LIMIT, "{} did not finish", l.id);
+    }
+}
+
+/// Notebook threads are reused from one attempt to the next (a warm py4j connection saves each
+/// start a few milliseconds); what a notebook left on its thread, a job tag or a cancel, does
+/// not reach the next notebook there. A session of its own: the shared one's other tests would
+/// take the idle thread.
+#[test]
+fn a_reused_notebook_thread_carries_neither_job_tags_nor_a_cancel_into_the_next_notebook() {
+    shared().runtime.block_on(async {
+        let s = shared();
+        let session = new_session(&s.client, "spool-tests-threads").await;
+        s.agent.inject(session).await.expect("agent injected");
+        let mut since = 0;
+        // Thread idents are reused by new threads; a mark set on the thread object is not.
+        let thread = "import threading\nt = threading.current_thread()\n\
+                      print('mark', getattr(t, 'spool_test_mark', None))\nt.spool_test_mark = 1";
+        let mark = |u: &NotebookUpdate| {
+            let line = u.stdout.lines().find(|l| l.starts_with("mark "));
+            line.expect("the mark was printed").to_string()
+        };
+        let tagged = run_alone(
+            session,
+            &mut since,
+            launch(
+                "tags",
+                python_cells(&[thread, "sc.addJobTag('left-behind')"]),
+            ),
+            false,
+        )
+        .await;
+        succeeded(&tagged);
+        let sleeper = "import time\nwhile True:\n    time.sleep(0.05)";
+        let cancelled = run_alone(
+            session,
+            &mut since,
+            launch("cancelled", python_cells(&[thread, sleeper])),
+            true,
+        )
+        .await;
+        assert_eq!(cancelled.state, NotebookState::Cancelled);
+        // Long enough for a stray cancel to land in it, were one still pending on the thread.
+        let next = run_alone(
+            session,
+            &mut since,
+            launch(
+                "next",
+                python_cells(&[
+                    thread,
+                    "import time\ntime.sleep(1)\nspool.exit(sorted(sc.getJobTags()))",
+                ]),
+            ),
+            false,
+        )
+        .await;
+        assert_eq!(succeeded(&next), &json!([]));
+        assert_eq!(mark(&tagged), "mark None");
+        assert_eq!(mark(&cancelled), "mark 1", "the thread was reused");
+        assert_eq!(mark(&next), "mark 1", "the thread was reused");
+        s.client.delete_session(session).await.expect("deleted");
+    });
+}
+
+/// Spool's extension of the statement read: with `wait_ms` the endpoint holds the read until the
+/// statement finishes (or that long), so a client sees an end at once without reading again
+/// and again.
+#[test]
+fn a_statement_read_with_wait_ms_answers_when_the_statement_finishes() {
+    shared().runtime.block_on(async {
+        let s = shared();
+        let code = "import time\ntime.sleep(1.5)\n'slept'";
+        let id = s
+            .client
+            .submit_statement(s.session, code, Kind::Pyspark)
+            .await
+            .expect("submitted")
+            .id;
+        let url = format!(
+            "{}/sessions/{}/statements/{id}",
+            s.endpoint.base_url(),
+            s.session
+        );
+        let http = reqwest::Client::new();
+        let read = |wait_ms: u64| {
+            let request = http.get(format!("{url}?wait_ms={wait_ms}"));
+            async move {
+                let asked = Instant::now();
+                let body: Value = request
+                    .send()
+                    .await
+                    .expect("answer")
+                    .json()
+                    .await
+                    .expect("json");
+                (asked.elapsed(), body)
+            }
+        };
+        let (took, early) = read(300).await;
+        assert!(
+            matches!(early["state"].as_str(), Some("waiting" | "running")),
+            "{early}"
+        );
+        assert!(took >= Duration::from_millis(290), "held for {took:?}");
+        let started = Instant::now();
+        loop {
+            let (took, body) = read(5_000).await;
+            let arrived_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis() as i64;
+            if body["state"] == "available" {
+                let completed = body["completed"].as_i64().expect("completed");
+                let late = arrived_ms - completed;
+                assert!(late < 1_000, "answered {late} ms after the end");
+                assert_eq!(body["output"]["data"]["text/plain"], "'slept'");
+                break;
+            }
+            assert!(took >= Duration::from_millis(4_900), "{took:?}: {body}");
+            assert!(started.elapsed() < LIMIT, "never finished");
+        }
+    });
+}

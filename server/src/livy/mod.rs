@@ -55,6 +55,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub retry: RetryPolicy,
+    /// For Spool's own endpoint only (`spool livy-local`, which `spool run` and `spool serve`
+    /// embed): a statement read asks the endpoint to hold it up to this long until the
+    /// statement finishes (`?wait_ms=`), so its end is seen at once and without reading it
+    /// every few milliseconds. Off for any other Livy.
+    pub statement_wait: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -65,6 +70,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            statement_wait: None,
         }
     }
 }
@@ -129,6 +135,7 @@ struct Inner {
     auth: Authenticator,
     retry: RetryPolicy,
     request_timeout: Duration,
+    statement_wait: Option<Duration>,
 }
 
 impl LivyClient {
@@ -157,6 +164,7 @@ impl LivyClient {
                 auth: Authenticator::new(config.auth),
                 retry: config.retry,
                 request_timeout: config.request_timeout,
+                statement_wait: config.statement_wait,
             }),
         })
     }
@@ -311,7 +319,21 @@ impl LivyClient {
         let started = Instant::now();
         let mut wait = checks.0;
         loop {
-            let current = self.get_statement(session, statement).await?;
+            let asked = Instant::now();
+            let held = self
+                .inner
+                .statement_wait
+                .map(|w| w.min(limit.saturating_sub(started.elapsed())));
+            let current = match held {
+                Some(held) if !held.is_zero() => {
+                    let path = format!(
+                        "/sessions/{session}/statements/{statement}?wait_ms={}",
+                        held.as_millis()
+                    );
+                    self.get(&path).await?
+                }
+                _ => self.get_statement(session, statement).await?,
+            };
             if current.state.is_finished() {
                 return Ok(current);
             }
@@ -326,8 +348,12 @@ impl LivyClient {
                     waited: started.elapsed(),
                 });
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(checks.1);
+            // An endpoint that held the read has waited already; one that answered at once
+            // (it does not know `wait_ms`) is read again after the next check interval.
+            if held.is_none_or(|held| asked.elapsed() < held / 2) {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(checks.1);
+            }
         }
     }
 

@@ -37,6 +37,8 @@ const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 const MAX_FINISHED_SESSIONS: usize = 32;
 /// The version reported at `/version` (clients check it is at least 0.5).
 const LIVY_VERSION: &str = "0.8.0-spool";
+/// The longest a statement read is held (see [`StatementRead`]).
+const MAX_STATEMENT_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -624,11 +626,29 @@ async fn submit_statement(
         .into_response())
 }
 
+/// Spool's extension of Livy's statement read (real Livy ignores the parameter and answers at
+/// once): with `wait_ms`, a statement not finished yet is answered when it finishes or after
+/// that long (at most [`MAX_STATEMENT_WAIT`]), so a client learns of the end at once instead of
+/// reading the statement again and again.
+#[derive(Deserialize)]
+struct StatementRead {
+    wait_ms: Option<u64>,
+}
+
 async fn get_statement(
     State(state): State<Arc<Endpoint>>,
     Path((id, sid)): Path<(u64, u64)>,
+    Query(read): Query<StatementRead>,
 ) -> ApiResult<Json<crate::livy::wire::Statement>> {
-    Ok(Json(state.session(id)?.statement(sid)?))
+    let session = state.session(id)?;
+    let statement = match read.wait_ms {
+        Some(ms) => {
+            let wait = Duration::from_millis(ms).min(MAX_STATEMENT_WAIT);
+            session.statement_when_finished(sid, wait).await?
+        }
+        None => session.statement(sid)?,
+    };
+    Ok(Json(statement))
 }
 
 async fn cancel_statement(

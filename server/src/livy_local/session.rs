@@ -55,6 +55,8 @@ pub(crate) struct LocalSession {
     /// Something for the driver task to do: a statement queued, a cancel requested.
     wake: Notify,
     stop: Notify,
+    /// A statement finished (output, cancel or the driver's end): wakes held reads.
+    statement_ended: Notify,
 }
 
 struct SessionData {
@@ -111,6 +113,7 @@ impl LocalSession {
             }),
             wake: Notify::new(),
             stop: Notify::new(),
+            statement_ended: Notify::new(),
         }
     }
 
@@ -217,6 +220,28 @@ impl LocalSession {
             })
     }
 
+    /// The statement once it has finished, or as it is after `wait` (see the endpoint's
+    /// `wait_ms`).
+    pub(crate) async fn statement_when_finished(
+        &self,
+        id: u64,
+        wait: Duration,
+    ) -> Result<Statement, Refusal> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before the state is read, so that an end in between is not missed.
+            let ended = self.statement_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let statement = self.statement(id)?;
+            if statement.state.is_finished()
+                || tokio::time::timeout_at(deadline, ended).await.is_err()
+            {
+                return Ok(statement);
+            }
+        }
+    }
+
     pub(crate) fn statements(&self) -> Vec<Statement> {
         let data = self.lock();
         data.statements
@@ -241,6 +266,8 @@ impl LocalSession {
                 record.state = StatementState::Cancelled;
                 record.completed = now_ms();
                 data.queue.retain(|q| *q != id);
+                drop(data);
+                self.statement_ended.notify_waiters();
             }
             StatementState::Running if running == Some(id) => {
                 record.state = StatementState::Cancelling;
@@ -327,6 +354,8 @@ impl LocalSession {
         {
             data.statements.remove(old);
         }
+        drop(data);
+        self.statement_ended.notify_waiters();
     }
 
     /// The driver is gone: the session is dead (unless it was killed) and no statement of it
@@ -354,6 +383,8 @@ impl LocalSession {
         data.queue.clear();
         data.running = None;
         data.log.push_back(format!("spool: {reason}"));
+        drop(data);
+        self.statement_ended.notify_waiters();
     }
 }
 
