@@ -11,8 +11,8 @@ use spool_core::sched::Policy;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long the embedded endpoint holds a statement read (see `ClientConfig::statement_wait`):
-/// a long poll of the agent's answers within it, and a lost connection costs at most this.
+/// How long the embedded endpoint holds a statement read (see `ClientConfig::statement_wait`;
+/// the endpoint's own limit is 5 s): an agent's long poll, up to 5 s, takes a few reads.
 const LOCAL_STATEMENT_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(clap::Args, Debug, Clone)]

@@ -264,8 +264,25 @@ impl LivyClient {
         session: SessionId,
         statement: StatementId,
     ) -> Result<Statement, LivyError> {
-        self.get(&format!("/sessions/{session}/statements/{statement}"))
-            .await
+        self.read_statement(session, statement, None).await
+    }
+
+    /// The statement; with `held`, Spool's endpoint answers when it finishes or after that
+    /// long (see [`ClientConfig::statement_wait`]).
+    async fn read_statement(
+        &self,
+        session: SessionId,
+        statement: StatementId,
+        held: Option<Duration>,
+    ) -> Result<Statement, LivyError> {
+        let path = format!("/sessions/{session}/statements/{statement}");
+        match held {
+            Some(held) => {
+                self.get(&format!("{path}?wait_ms={}", held.as_millis()))
+                    .await
+            }
+            None => self.get(&path).await,
+        }
     }
 
     pub async fn cancel_statement(
@@ -320,20 +337,13 @@ impl LivyClient {
         let mut wait = checks.0;
         loop {
             let asked = Instant::now();
+            // Not held past the limit, nor for less than the endpoint's unit, a millisecond.
             let held = self
                 .inner
                 .statement_wait
-                .map(|w| w.min(limit.saturating_sub(started.elapsed())));
-            let current = match held {
-                Some(held) if !held.is_zero() => {
-                    let path = format!(
-                        "/sessions/{session}/statements/{statement}?wait_ms={}",
-                        held.as_millis()
-                    );
-                    self.get(&path).await?
-                }
-                _ => self.get_statement(session, statement).await?,
-            };
+                .map(|w| w.min(limit.saturating_sub(started.elapsed())))
+                .filter(|held| held.as_millis() > 0);
+            let current = self.read_statement(session, statement, held).await?;
             if current.state.is_finished() {
                 return Ok(current);
             }
