@@ -115,9 +115,11 @@ async fn check_java() -> Result<(), String> {
     }
 }
 
-/// The major version in `java -version` output (`"1.8.0_392"` is 8).
+/// The major version in `java -version` output (`"1.8.0_392"` is 8). The JVM may print other
+/// lines first (`Picked up JAVA_TOOL_OPTIONS: -Dx="y"`), so the version line is looked for.
 fn java_major(text: &str) -> Option<u32> {
-    let quoted = text.split('"').nth(1)?;
+    let line = text.lines().find(|l| l.contains(" version \""))?;
+    let quoted = line.split('"').nth(1)?;
     let mut parts = quoted.split(['.', '_', '-', '+']);
     let first: u32 = parts.next()?.parse().ok()?;
     if first == 1 {
@@ -138,6 +140,10 @@ mod tests {
             ("java version \"1.8.0_392\"", Some(8)),
             ("openjdk version \"21\" 2023-09-19", Some(21)),
             ("openjdk version \"22-ea\" 2024-03-19", Some(22)),
+            (
+                "Picked up JAVA_TOOL_OPTIONS: -Dname=\"a b\"\nopenjdk version \"17.0.15\" 2025-04-15",
+                Some(17),
+            ),
             ("no version here", None),
         ];
         for (text, expected) in cases {
