@@ -10,12 +10,8 @@ step "web tools (wasm32 target, wasm-bindgen)"
 PATH="$("$root/scripts/web-tools.sh"):$PATH"
 export PATH
 
-step "spool-js: cargo build (wasm32, release)"
-# From web/, so that the web app's size-optimised release profile (web/.cargo/config.toml)
-# applies here too and the two builds share their compiled dependencies.
-(cd "$root/web" && cargo build --release --locked -p spool-js --target wasm32-unknown-unknown)
-target=${CARGO_TARGET_DIR:-$root/target}
-wasm="$target/wasm32-unknown-unknown/release/spool_js.wasm"
+step "spool-js: cargo build (wasm32, release; with spool-web)"
+wasm="$("$root/scripts/build-wasm.sh")/spool_js.wasm"
 
 step "spool-js: wasm-bindgen (web, nodejs)"
 for kind in web:web node:nodejs; do

@@ -12,14 +12,11 @@ step "web tools (wasm32 target, wasm-bindgen, wasm-opt)"
 PATH="$("$root/scripts/web-tools.sh"):$PATH"
 export PATH
 
-step "web app: cargo build (wasm32, release)"
-# From web/, so that web/.cargo/config.toml's size-optimised release profile applies.
+step "web app: cargo build (wasm32, release; spool-web with spool-js)"
 features=${SPOOL_WEB_FEATURES:-}
 dist=${SPOOL_WEB_OUT:-$root/dist}
-(cd "$root/web" && cargo build --release --locked -p spool-web --target wasm32-unknown-unknown \
-  --features "$features")
+wasm="$("$root/scripts/build-wasm.sh" ${features:+--features "spool-web/${features//,/,spool-web/}"})/spool-web.wasm"
 target=${CARGO_TARGET_DIR:-$root/target}
-wasm="$target/wasm32-unknown-unknown/release/spool-web.wasm"
 
 # wasm-opt takes minutes: skip the rest when its inputs are those of the folder already there.
 stamp="$target/web-$(basename "$dist").inputs"
