@@ -11,22 +11,12 @@ cd "$root"
 if [ ! -x target/release/spool ]; then
   echo "First start: installing tools and compiling Spool takes several minutes; later starts take seconds." >&2
 fi
-# The Python environment is mostly downloads: it is made while the compilers run.
-python_path=$(mktemp)
-trap 'rm -f "$python_path"; _step_close' EXIT
-scripts/python-env.sh >"$python_path" &
-python_env=$!
+python_env_start
 step "web app (into dist/; the Python environment is made meanwhile)"
 scripts/build-web.sh >/dev/null
 step "server (cargo build --release)"
 cargo build --release --locked -p spool-server
 step "python environment (.venv with PySpark)"
-if ! wait "$python_env"; then
-  echo "error: the Python environment could not be made (scripts/python-env.sh)" >&2
-  exit 1
-fi
-SPOOL_PYTHON=$(cat "$python_path")
-export SPOOL_PYTHON
-rm -f "$python_path"
+python_env_wait
 _step_close
 exec target/release/spool serve --pipelines examples "$@"

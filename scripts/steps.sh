@@ -19,3 +19,20 @@ step() {
   printf '%s== %s\n' "$_step_indent" "$1" >&2
 }
 trap _step_close EXIT
+
+# The Python environment (scripts/python-env.sh) is mostly downloads and unpacking: the scripts
+# make it in the background while the compilers run. `python_env_wait` exports SPOOL_PYTHON.
+# Both use the script's `root`.
+python_env_start() {
+  mkdir -p "$root/target"
+  "$root/scripts/python-env.sh" >"$root/target/python-env.path" &
+  _python_env=$!
+}
+python_env_wait() {
+  if ! wait "$_python_env"; then
+    echo "error: the Python environment could not be made (scripts/python-env.sh)" >&2
+    exit 1
+  fi
+  SPOOL_PYTHON=$(cat "$root/target/python-env.path")
+  export SPOOL_PYTHON
+}
