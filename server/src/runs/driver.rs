@@ -516,8 +516,7 @@ impl Execution {
         let now = Instant::now();
         let mut until = now + MAX_POLL_WAIT;
         if let Some(d) = self.next_deadline() {
-            let at = self.t0 + Duration::from_secs_f64(d.at.max(0.0));
-            until = until.min(at);
+            until = until.min(wake_for(self.t0, d.at));
         }
         if let Some(due) = self.live.values().filter_map(Live::resend_due).min() {
             until = until.min(due);
@@ -1403,4 +1402,13 @@ fn mask_update(masker: &Masker, mut u: NotebookUpdate) -> NotebookUpdate {
             .collect()
     });
     u
+}
+
+/// When to wake for a machine deadline `at` (seconds since `t0`): never before it is due. The
+/// seconds become whole nanoseconds, which can fall a hair short (31.01 + 1.0 is
+/// 32.010000000000005, the wait 32.01 s); woken then, the deadline is not yet due, the next
+/// wait ends at once, and so on: a busy loop, for ever under a paused clock (the executor's
+/// property test hung on it). A microsecond late is well inside f64's precision for any run.
+pub(super) fn wake_for(t0: Instant, at: f64) -> Instant {
+    t0 + Duration::from_secs_f64(at.max(0.0)) + Duration::from_micros(1)
 }

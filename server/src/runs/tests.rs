@@ -1089,6 +1089,19 @@ fn sessions_a_session_that_dies_mid_run_fails_its_notebooks_with_the_server_reas
     });
 }
 
+/// A deadline the driver wakes for is due when it wakes: the seconds the machine keeps are not
+/// whole nanoseconds (the executor's property test hung on 31.01 + 1.0).
+#[test]
+fn deadlines_a_deadline_is_never_woken_for_before_it_is_due() {
+    let t0 = tokio::time::Instant::now();
+    for at in [31.01 + 1.0, 0.1 + 0.2, 1e-9, 7.0 * 86_400.0 + 0.3, 0.0] {
+        let woken = super::driver::wake_for(t0, at)
+            .duration_since(t0)
+            .as_secs_f64();
+        assert!(woken >= at, "deadline {at}: woken at {woken}");
+    }
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
