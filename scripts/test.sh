@@ -54,7 +54,7 @@ step "tests"
 # Every JVM the tests start (Spark drivers, a standalone cluster's daemons and executors) lives
 # for seconds on tiny data: C2's compiler threads and a parallel GC only take CPU from the other
 # tests. C1 alone and the serial GC halved the real-Spark tests on 2 cores (runs.rs 328 -> 174 s,
-# cluster.rs 337 -> 157 s, measured 2026-11-30). Options set by the caller come later and win.
+# cluster.rs 284 -> 157 s, measured 2026-11-30). Options set by the caller come later and win.
 export JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC${JAVA_TOOL_OPTIONS:+ $JAVA_TOOL_OPTIONS}"
 cargo test --workspace --locked
 step "JavaScript API tests (node --test)"
