@@ -3,6 +3,10 @@
 //! it, the last valid plan drawn, undo and redo (stacks of texts), saving, drafts, a clicked
 //! diagnostic and the collapsed sub-pipelines. The drawing is memoised on its plan and
 //! collapsed set: an edit that leaves the plan equal draws nothing again.
+//!
+//! The reducer does not check the text (parse, load, plan: a quarter of a second at 10k
+//! notebooks): it asks for a [`CheckJob`], which the App runs after the render, and keeps its
+//! result only if it is of the text and files open then.
 
 use crate::memo::{same, ByValue, Memo};
 use crate::wire::Bundle;
@@ -33,6 +37,15 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// Before the first check of a file: no entries, no diagnostics, no plan.
+    fn pending() -> Self {
+        Checked {
+            file: None,
+            diagnostics: Vec::new(),
+            plan: None,
+        }
+    }
+
     /// `notebooks`: what the server found parsing each notebook (the page has their names,
     /// not their texts), checked against the notebooks this text runs by core's rule.
     pub fn of(
@@ -72,17 +85,22 @@ pub struct Doc {
     /// The server's version of `saved` (its `ETag`), so that a save cannot silently replace
     /// someone else's.
     pub etag: Option<String>,
+    /// What `spool-core` says about `checked_of`'s text and files: the last check, which is
+    /// of an older text while the check of this one is pending ([`Doc::check_job`]).
     pub checked: Rc<Checked>,
+    checked_of: Option<CheckJob>,
     pub undo: Vec<Rc<str>>,
     pub redo: Vec<Rc<str>>,
     /// The parameters of `text` with their TOML types, read when the editor first asks.
     written_params: Rc<std::cell::OnceCell<Option<FileParams>>>,
 }
 
-/// `checked` and the parameters are read from the text, sources and notebooks compared here.
+/// The parameters are read from the text compared here; a check is never changed once made,
+/// so the same `Rc` is the same check.
 impl PartialEq for Doc {
     fn eq(&self, other: &Self) -> bool {
-        self.root == other.root
+        Rc::ptr_eq(&self.checked, &other.checked)
+            && self.root == other.root
             && self.text == other.text
             && self.saved == other.saved
             && self.etag == other.etag
@@ -94,6 +112,22 @@ impl PartialEq for Doc {
 }
 
 impl Doc {
+    /// The check of the text and files as they are now.
+    fn inputs(&self) -> CheckJob {
+        CheckJob {
+            root: self.root.clone(),
+            text: self.text.clone(),
+            sources: self.sources.clone(),
+            notebooks: self.notebooks.clone(),
+        }
+    }
+
+    /// The check to run: `None` when `checked` is of the text and files as they are.
+    pub fn check_job(&self) -> Option<CheckJob> {
+        let now = self.inputs();
+        (self.checked_of.as_ref() != Some(&now)).then_some(now)
+    }
+
     /// Every parameter of the text as written (`None` when it is not TOML).
     pub fn params(&self) -> Option<&FileParams> {
         self.written_params
@@ -111,6 +145,33 @@ impl Doc {
         self.checked.diagnostics.iter().filter(move |d| {
             d.file == self.root && d.item.as_deref() == item && d.key.as_deref() == Some(key)
         })
+    }
+}
+
+/// A check of a text against the files it reads: run by the App, outside the reducer.
+#[derive(Debug, Clone)]
+pub struct CheckJob {
+    root: String,
+    text: Rc<str>,
+    sources: Rc<MemorySources>,
+    notebooks: Rc<BTreeMap<String, Vec<Diagnostic>>>,
+}
+
+/// A text and files are never changed once made (an edit makes new ones): the same `Rc`s are
+/// the same inputs.
+impl PartialEq for CheckJob {
+    fn eq(&self, other: &Self) -> bool {
+        self.root == other.root
+            && Rc::ptr_eq(&self.text, &other.text)
+            && Rc::ptr_eq(&self.sources, &other.sources)
+            && Rc::ptr_eq(&self.notebooks, &other.notebooks)
+    }
+}
+
+impl CheckJob {
+    pub fn run(self) -> DocAction {
+        let checked = Checked::of(&self.root, &self.text, &self.sources, &self.notebooks);
+        DocAction::Checked(self, Rc::new(checked))
     }
 }
 
@@ -248,6 +309,8 @@ pub enum DocAction {
     FilesRechecked(Bundle),
     /// The view showed that click's field (or gave up looking).
     Revealed(u64),
+    /// A [`CheckJob`]'s result: kept if the text and files are still the ones it checked.
+    Checked(CheckJob, Rc<Checked>),
 }
 
 /// What an action on the open file means for the page's notice.
@@ -319,6 +382,16 @@ impl DocState {
                     self.reveal = None;
                 }
             }
+            DocAction::Checked(job, checked) => {
+                let Some(doc) = &mut self.doc else {
+                    return Said::Nothing;
+                };
+                if doc.check_job().as_ref() == Some(&job) {
+                    doc.checked = checked;
+                    doc.checked_of = Some(job);
+                    self.refresh_shown();
+                }
+            }
         }
         Said::Nothing
     }
@@ -332,7 +405,6 @@ impl DocState {
         let sources = bundle_sources(&mut bundle);
         let text: Rc<str> = Rc::from(text);
         let notebooks = Rc::new(bundle.notebook_diagnostics);
-        let checked = Rc::new(Checked::of(&bundle.root, &text, &sources, &notebooks));
         let etag = bundle.etags.get(&bundle.root).cloned();
         self.doc = Some(Doc {
             etag,
@@ -341,7 +413,8 @@ impl DocState {
             notebooks,
             saved: text.clone(),
             text,
-            checked,
+            checked: Rc::new(Checked::pending()),
+            checked_of: None,
             undo: Vec::new(),
             redo: Vec::new(),
             written_params: Rc::default(),
@@ -350,7 +423,6 @@ impl DocState {
         self.draft = None;
         self.collapsed.clear();
         self.drawings = Memo::default();
-        self.refresh_shown();
         Ok(())
     }
 
@@ -367,13 +439,6 @@ impl DocState {
         }
         doc.sources = Rc::new(sources);
         doc.notebooks = Rc::new(bundle.notebook_diagnostics);
-        doc.checked = Rc::new(Checked::of(
-            &doc.root,
-            &doc.text,
-            &doc.sources,
-            &doc.notebooks,
-        ));
-        self.refresh_shown();
     }
 
     /// A diagnostic of the root file points at its step; one of a sub-pipeline's file at the
@@ -473,18 +538,12 @@ impl DocState {
         self.recheck()
     }
 
+    /// The text changed: its parameters are read again, and its check is asked for.
     fn recheck(&mut self) -> Said {
         let Some(doc) = &mut self.doc else {
             return Said::Nothing;
         };
         doc.written_params = Rc::default();
-        doc.checked = Rc::new(Checked::of(
-            &doc.root,
-            &doc.text,
-            &doc.sources,
-            &doc.notebooks,
-        ));
-        self.refresh_shown();
         Said::TextChanged
     }
 

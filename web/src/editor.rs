@@ -2,7 +2,7 @@
 //! notebooks. Every change is a `spool_core::edit::Edit` on the text; every problem shown is a
 //! diagnostic of `spool-core`, placed beside the field it is about.
 
-use crate::doc_state::{Doc, DocAction};
+use crate::doc_state::{Doc, DocAction, DocState};
 use crate::edits::{field_value, remove_step, rename, set_condition, FieldKind};
 use crate::shell::ShellAction;
 use crate::state::{Action, State};
@@ -266,9 +266,24 @@ pub fn field(props: &FieldProps) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
-pub struct EditorProps {
-    pub app: UseReducerHandle<State>,
+/// What the open file's views read of the app's state: the file's slice, the picked step and
+/// the dispatcher. Compared by value, so that a view is drawn again only when these change
+/// (not at each event of a run, nor at each change of the dry run's form).
+#[derive(Properties, PartialEq, Clone)]
+pub struct DocProps {
+    pub editing: DocState,
+    pub selected: Option<String>,
+    pub dispatch: UseReducerDispatcher<State>,
+}
+
+impl DocProps {
+    pub fn of(app: &State, dispatch: UseReducerDispatcher<State>) -> Self {
+        DocProps {
+            editing: app.editing.clone(),
+            selected: app.shell.selected.clone(),
+            dispatch,
+        }
+    }
 }
 
 /// The columns of the steps table (and the fields beside the graph): label, and the key of a
@@ -305,14 +320,14 @@ fn messages<'a>(doc: &'a Doc, item: Option<&'a str>, key: &'a str) -> Vec<String
 
 /// A setting of `[pool]`, `[defaults]` or the top of the file.
 fn table_field(
-    app: &UseReducerHandle<State>,
+    dispatch: &UseReducerDispatcher<State>,
     doc: &Doc,
     table: &'static str,
     key: &'static str,
     kind: FieldKind,
     value: String,
 ) -> Html {
-    let dispatch = app.dispatcher();
+    let dispatch = dispatch.clone();
     let on_commit = Callback::from(move |value| {
         dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::SetTableKey {
             table: table.into(),
@@ -335,12 +350,12 @@ fn table_field(
 }
 
 fn table_flag(
-    app: &UseReducerHandle<State>,
+    dispatch: &UseReducerDispatcher<State>,
     table: &'static str,
     key: &'static str,
     on: bool,
 ) -> Html {
-    let dispatch = app.dispatcher();
+    let dispatch = dispatch.clone();
     let onchange = Callback::from(move |e: Event| {
         let checked = e
             .target_unchecked_into::<web_sys::HtmlInputElement>()
@@ -362,14 +377,14 @@ fn table_flag(
 /// The widgets of one step's fields, labelled: laid out as a table row in the editor, and as a
 /// form beside the graph.
 pub fn step_fields(
-    app: &UseReducerHandle<State>,
+    dispatch: &UseReducerDispatcher<State>,
     doc: &Doc,
     file: &Rc<PipelineFile>,
     step: &Step,
 ) -> Vec<(&'static str, Html)> {
     let id = AttrValue::from(step.id.clone());
     let set = |key: &'static str| {
-        let (dispatch, id) = (app.dispatcher(), step.id.clone());
+        let (dispatch, id) = (dispatch.clone(), step.id.clone());
         Callback::from(move |value| {
             dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::SetStepKey {
                 id: id.clone(),
@@ -385,7 +400,7 @@ pub fn step_fields(
         }
     };
     let on_rename = {
-        let (dispatch, file, old) = (app.dispatcher(), file.clone(), step.id.clone());
+        let (dispatch, file, old) = (dispatch.clone(), file.clone(), step.id.clone());
         Callback::from(move |value: serde_json::Value| {
             if let Some(new) = value.as_str().filter(|n| !n.is_empty()) {
                 dispatch.dispatch(Action::Doc(DocAction::Edit(rename(&file, &old, new))));
@@ -463,11 +478,11 @@ pub fn step_fields(
     vec![
         ("id", id_field),
         ("path", input("path", FieldKind::Text, step.path.clone())),
-        ("depends on", depends_on(app, doc, step)),
+        ("depends on", depends_on(dispatch, doc, step)),
         (
             "parameters",
             html! {
-                <ParamsEditor dispatch={app.dispatcher()} step={Some(AttrValue::from(step.id.clone()))}
+                <ParamsEditor dispatch={dispatch.clone()} step={Some(AttrValue::from(step.id.clone()))}
                     rows={params} diagnostics={messages(doc, Some(&step.id), "params")}
                     picker={Some(Picker { file: file.clone(), step: step.id.clone(), lists_only: false })} />
             },
@@ -506,7 +521,10 @@ pub fn step_fields(
             ),
         ),
         ("isolated", isolated),
-        ("for each", for_each_fields(app, doc, file, step, &optional)),
+        (
+            "for each",
+            for_each_fields(dispatch, doc, file, step, &optional),
+        ),
     ]
 }
 
@@ -538,7 +556,7 @@ fn for_each_text(doc: &Doc, step: &Step) -> String {
 /// `for_each_concurrency` and `expected_items` of a `[[notebook]]` entry; a `[[pipeline]]` has
 /// none.
 fn for_each_fields(
-    app: &UseReducerHandle<State>,
+    dispatch: &UseReducerDispatcher<State>,
     doc: &Doc,
     file: &Rc<PipelineFile>,
     step: &Step,
@@ -551,7 +569,7 @@ fn for_each_fields(
     // Emptied, `for_each` goes with its two settings (they mean nothing without it).
     let on_commit = {
         let (dispatch, id, settings) = (
-            app.dispatcher(),
+            dispatch.clone(),
             id.clone(),
             step.spans
                 .for_each
@@ -867,17 +885,17 @@ fn add_param(props: &AddParamProps) -> Html {
 }
 
 /// Dependencies as chips (condition picker, remove button) plus an input to add one.
-fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
+fn depends_on(dispatch: &UseReducerDispatcher<State>, doc: &Doc, step: &Step) -> Html {
     let chips = step.depends_on.iter().map(|d| {
         let on_cond = {
-            let (dispatch, to, from) = (app.dispatcher(), step.id.clone(), d.id.clone());
+            let (dispatch, to, from) = (dispatch.clone(), step.id.clone(), d.id.clone());
             Callback::from(move |e: Event| {
                 let on = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value();
                 dispatch.dispatch(Action::Doc(DocAction::Edit(set_condition(&to, &from, &on))));
             })
         };
         let on_remove = {
-            let (dispatch, to, from) = (app.dispatcher(), step.id.clone(), d.id.clone());
+            let (dispatch, to, from) = (dispatch.clone(), step.id.clone(), d.id.clone());
             Callback::from(move |_: MouseEvent| {
                 dispatch.dispatch(Action::Doc(DocAction::Edit(vec![Edit::RemoveDependency {
                     to: to.clone(),
@@ -887,7 +905,7 @@ fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
         };
         // The dependency's condition on values (`if`), kept where it is written; empty removes it.
         let on_if = {
-            let (dispatch, to, from) = (app.dispatcher(), step.id.clone(), d.id.clone());
+            let (dispatch, to, from) = (dispatch.clone(), step.id.clone(), d.id.clone());
             Callback::from(move |e: Event| {
                 let text = e.target_unchecked_into::<web_sys::HtmlInputElement>().value();
                 let text = text.trim();
@@ -916,7 +934,7 @@ fn depends_on(app: &UseReducerHandle<State>, doc: &Doc, step: &Step) -> Html {
         }
     });
     let on_add = {
-        let (dispatch, to) = (app.dispatcher(), step.id.clone());
+        let (dispatch, to) = (dispatch.clone(), step.id.clone());
         Callback::from(move |e: Event| {
             let input = e.target_unchecked_into::<web_sys::HtmlInputElement>();
             let from = input.value().trim().to_string();
@@ -991,8 +1009,8 @@ pub fn datalists(doc: &Doc, file: &PipelineFile) -> Html {
 }
 
 #[function_component(Editor)]
-pub fn editor(props: &EditorProps) -> Html {
-    let app = &props.app;
+pub fn editor(props: &DocProps) -> Html {
+    let dispatch = &props.dispatch;
     let filter = use_state(String::new);
     let page = use_state(|| 0usize);
     let new_id = use_state(String::new);
@@ -1001,8 +1019,8 @@ pub fn editor(props: &EditorProps) -> Html {
         // A clicked diagnostic: the page of its row (the filter dropped if it hides the row);
         // `use_reveal` then focuses its field once drawn.
         let (filter, page) = (filter.clone(), page.clone());
-        let reveal = app.editing.reveal.clone();
-        let file = app
+        let reveal = props.editing.reveal.clone();
+        let file = props
             .editing
             .doc
             .as_ref()
@@ -1026,14 +1044,14 @@ pub fn editor(props: &EditorProps) -> Html {
             }
         });
     }
-    crate::reveal::use_reveal(app);
-    let Some(doc) = &app.editing.doc else {
+    crate::reveal::use_reveal(&props.editing, dispatch);
+    let Some(doc) = &props.editing.doc else {
         return html! { <p class="empty">{ "Open a pipeline." }</p> };
     };
     let Some(file) = &doc.checked.file else {
         return html! {
             <div class="editor">
-                <Problems app={app.clone()} />
+                <Problems ..props.clone() />
                 <p class="empty">{ "The file cannot be read as TOML; fix it in the Source tab." }</p>
             </div>
         };
@@ -1044,29 +1062,29 @@ pub fn editor(props: &EditorProps) -> Html {
         <div class="settings">
             <fieldset>
                 <legend>{ "pipeline" }</legend>
-                { table_field(app, doc, "", "name", FieldKind::Text, file.name.clone()) }
-                { table_field(app, doc, "", "description", FieldKind::Text, file.description.clone().unwrap_or_default()) }
+                { table_field(dispatch, doc, "", "name", FieldKind::Text, file.name.clone()) }
+                { table_field(dispatch, doc, "", "description", FieldKind::Text, file.description.clone().unwrap_or_default()) }
             </fieldset>
             <fieldset>
                 <legend>{ "pool" }</legend>
-                { table_field(app, doc, "pool", "executors", FieldKind::Integer, pool.executors.to_string()) }
-                { table_field(app, doc, "pool", "executor_cores", FieldKind::Integer, pool.executor_cores.to_string()) }
-                { table_field(app, doc, "pool", "max_concurrency", FieldKind::Integer, pool.max_concurrency.map(|c| c.to_string()).unwrap_or_default()) }
-                { table_flag(app, "pool", "recreate_session", pool.recreate_session) }
+                { table_field(dispatch, doc, "pool", "executors", FieldKind::Integer, pool.executors.to_string()) }
+                { table_field(dispatch, doc, "pool", "executor_cores", FieldKind::Integer, pool.executor_cores.to_string()) }
+                { table_field(dispatch, doc, "pool", "max_concurrency", FieldKind::Integer, pool.max_concurrency.map(|c| c.to_string()).unwrap_or_default()) }
+                { table_flag(dispatch, "pool", "recreate_session", pool.recreate_session) }
             </fieldset>
             <fieldset class="pipeline-params">
                 <legend>{ "parameters ([params])" }</legend>
-                <ParamsEditor dispatch={app.dispatcher()} step={None::<AttrValue>}
+                <ParamsEditor dispatch={dispatch.clone()} step={None::<AttrValue>}
                     rows={doc.params().map(|p| p.pipeline.clone()).unwrap_or_default()}
                     diagnostics={messages(doc, None, "params")} />
             </fieldset>
             <fieldset>
                 <legend>{ "defaults" }</legend>
-                { table_field(app, doc, "defaults", "retry", FieldKind::Integer, defaults.retry.to_string()) }
-                { table_field(app, doc, "defaults", "retry_interval_secs", FieldKind::Integer, defaults.retry_interval_secs.to_string()) }
-                { table_field(app, doc, "defaults", "timeout_secs", FieldKind::Integer, defaults.timeout_secs.to_string()) }
-                { table_field(app, doc, "defaults", "slots", FieldKind::Integer, defaults.slots.to_string()) }
-                { table_field(app, doc, "defaults", "estimate_secs", FieldKind::Number, defaults.estimate_secs.to_string()) }
+                { table_field(dispatch, doc, "defaults", "retry", FieldKind::Integer, defaults.retry.to_string()) }
+                { table_field(dispatch, doc, "defaults", "retry_interval_secs", FieldKind::Integer, defaults.retry_interval_secs.to_string()) }
+                { table_field(dispatch, doc, "defaults", "timeout_secs", FieldKind::Integer, defaults.timeout_secs.to_string()) }
+                { table_field(dispatch, doc, "defaults", "slots", FieldKind::Integer, defaults.slots.to_string()) }
+                { table_field(dispatch, doc, "defaults", "estimate_secs", FieldKind::Number, defaults.estimate_secs.to_string()) }
             </fieldset>
         </div>
     };
@@ -1080,16 +1098,16 @@ pub fn editor(props: &EditorProps) -> Html {
     let current = (*page).min(pages - 1);
     let labels = STEP_COLUMNS.map(|(label, _)| label);
     let body = rows.iter().skip(current * PAGE).take(PAGE).map(|step| {
-        let cells = step_fields(app, doc, file, step);
+        let cells = step_fields(dispatch, doc, file, step);
         let on_remove = {
-            let (dispatch, file, id) = (app.dispatcher(), file.clone(), step.id.clone());
+            let (dispatch, file, id) = (dispatch.clone(), file.clone(), step.id.clone());
             Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Doc(DocAction::Edit(remove_step(&file, &id)))))
         };
         let on_pick = {
-            let (dispatch, id) = (app.dispatcher(), step.id.clone());
+            let (dispatch, id) = (dispatch.clone(), step.id.clone());
             Callback::from(move |_: FocusEvent| dispatch.dispatch(Action::Shell(ShellAction::Select(Some(id.clone())))))
         };
-        let selected = app.shell.selected.as_deref() == Some(step.id.as_str());
+        let selected = props.selected.as_deref() == Some(step.id.as_str());
         html! {
             <tr key={step.id.clone()} data-id={step.id.clone()} onfocusin={on_pick}
                 class={classes!(selected.then_some("selected"), (!step.active).then_some("inactive"))}>
@@ -1125,7 +1143,7 @@ pub fn editor(props: &EditorProps) -> Html {
     // The form's id and path become a `[[notebook]]` (Enter, or the first button) or a
     // `[[pipeline]]` entry.
     let add_step = |make: fn(String, String) -> Edit| {
-        let (dispatch, new_id, new_path) = (app.dispatcher(), new_id.clone(), new_path.clone());
+        let (dispatch, new_id, new_path) = (dispatch.clone(), new_id.clone(), new_path.clone());
         move || {
             let (id, path) = (new_id.trim().to_string(), new_path.trim().to_string());
             if !id.is_empty() {
@@ -1158,7 +1176,7 @@ pub fn editor(props: &EditorProps) -> Html {
     html! {
         <div class="editor">
             { datalists(doc, file) }
-            <Problems app={app.clone()} />
+            <Problems ..props.clone() />
             { header }
             <div class="table-tools">
                 <input type="search" placeholder="filter by id or path" value={(*filter).clone()} oninput={on_filter} />
@@ -1202,8 +1220,8 @@ pub fn column_of(key: &str) -> Option<&'static str> {
 /// Every diagnostic of the pipeline (its sub-pipelines' too), in one list above the editor;
 /// clicking one shows its field.
 #[function_component(Problems)]
-pub fn problems(props: &EditorProps) -> Html {
-    let Some(doc) = &props.app.editing.doc else {
+pub fn problems(props: &DocProps) -> Html {
+    let Some(doc) = &props.editing.doc else {
         return html! {};
     };
     let diags = &doc.checked.diagnostics;
@@ -1221,7 +1239,7 @@ pub fn problems(props: &EditorProps) -> Html {
                 { for diags.iter().map(|d| {
                     let sev = match d.severity { spool_core::diag::Severity::Error => "error", spool_core::diag::Severity::Warning => "warning" };
                     let onclick = {
-                        let (dispatch, d) = (props.app.dispatcher(), d.clone());
+                        let (dispatch, d) = (props.dispatch.clone(), d.clone());
                         Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Reveal(d.clone())))
                     };
                     html! {

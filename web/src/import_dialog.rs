@@ -81,9 +81,15 @@ pub fn sign_in(props: &SignInProps) -> Html {
     }
 }
 
+/// What the import dialog reads of the app's state: its form, and what it must not replace
+/// (the open pipeline, which may have unsaved changes).
 #[derive(Properties, PartialEq)]
 pub struct ImportProps {
-    pub app: UseReducerHandle<State>,
+    pub form: ImportForm,
+    /// The open pipeline's file.
+    pub open_file: Option<String>,
+    pub unsaved: bool,
+    pub dispatch: UseReducerDispatcher<State>,
 }
 
 /// Reads the chosen files as text, within the limits the converters keep.
@@ -242,11 +248,7 @@ fn on_change(
 
 #[function_component(ImportDialog)]
 pub fn import_dialog(props: &ImportProps) -> Html {
-    let app = &props.app;
-    let Some(form) = &app.shell.import else {
-        return html! {};
-    };
-    let dispatch = app.dispatcher();
+    let (form, dispatch) = (&props.form, props.dispatch.clone());
     let on_kind = {
         let dispatch = dispatch.clone();
         Callback::from(move |e: Event| {
@@ -279,7 +281,7 @@ pub fn import_dialog(props: &ImportProps) -> Html {
             dispatch.dispatch(Action::Shell(ShellAction::ImportClose))
         })
     };
-    let on_save = save_callback(app, form);
+    let on_save = save_callback(props);
     let savable = form.preview.as_ref().is_some_and(|p| p.ready())
         && form.target_error.is_none()
         && !form.saving;
@@ -360,11 +362,10 @@ pub fn import_dialog(props: &ImportProps) -> Html {
 
 /// Saves the preview's files (sub-pipelines first), then lists the pipelines again and opens
 /// the imported one — unless the open pipeline has unsaved changes, which are kept.
-fn save_callback(app: &UseReducerHandle<State>, form: &ImportForm) -> Callback<MouseEvent> {
-    let dispatch = app.dispatcher();
-    let unsaved = app.unsaved();
-    let open_file = app.editing.file().map(str::to_string);
-    let preview = form.preview.clone();
+fn save_callback(props: &ImportProps) -> Callback<MouseEvent> {
+    let (dispatch, unsaved) = (props.dispatch.clone(), props.unsaved);
+    let open_file = props.open_file.clone();
+    let preview = props.form.preview.clone();
     Callback::from(move |_: MouseEvent| {
         let Some(preview) = preview.clone() else {
             return;

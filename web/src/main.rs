@@ -29,13 +29,14 @@ mod wire;
 use dag_view::DagView;
 use doc_state::{DocAction, Draft};
 use dry_run::DryRunView;
-use editor::{datalists, step_fields, Editor, Problems};
+use editor::{datalists, step_fields, DocProps, Editor, Problems};
 use import_dialog::{ImportDialog, SignIn};
 use route::Route;
 use runs::RunsView;
 use shell::{ShellAction, Tab};
 use spool_core::edit::Edit;
 use state::{Action, State};
+use std::rc::Rc;
 use wire::PipelineSummary;
 use yew::prelude::*;
 
@@ -439,6 +440,17 @@ fn app() -> Html {
         use_effect_with(app.shell.sessions, move |_| load(dispatch, open_one));
     }
     {
+        // The text is checked here, after the render of the edit, not in the reducer. Before
+        // the page paints, though: the table is drawn from the checked file, and painted
+        // before its check an edited cell would show its old value for that long.
+        let (dispatch, job) = (app.dispatcher(), app.check_job());
+        use_effect_with(job, move |job| {
+            if let Some(job) = job {
+                dispatch.dispatch(Action::Doc(job.clone().run()));
+            }
+        });
+    }
+    {
         // The dry run's simulations run here, after the render that changed what they are of
         // (the plan, the form, the calibration), not in the reducer, which only keeps their
         // result if it is still of the state's plan, form and calibration.
@@ -475,21 +487,27 @@ fn app() -> Html {
         });
         html! { <button {id} class={classes!("tab", (app.shell.tab == tab).then_some("active"))} {onclick}>{ label }</button> }
     };
+    let doc_props = DocProps::of(&app, app.dispatcher());
     let body = match app.shell.tab {
-        Tab::Pipeline => html! { <Editor app={app.clone()} /> },
-        Tab::Graph => html! { <GraphTab app={app.clone()} /> },
+        Tab::Pipeline => html! { <Editor ..doc_props.clone() /> },
+        Tab::Graph => html! {
+            <GraphTab doc={doc_props.clone()} run={app.runs.run.clone().filter(|r| r.is_live())} />
+        },
         Tab::DryRun => html! {
             <DryRunView dry={app.dry.clone()} shown={app.editing.shown.clone()}
                 file={app.editing.file().map(str::to_string)} unsaved={app.unsaved()}
                 runs={app.runs.list.clone()} dispatch={app.dispatcher()} />
         },
-        Tab::Runs => html! { <RunsView app={app.clone()} /> },
+        Tab::Runs => html! {
+            <RunsView editing={app.editing.clone()} runs={app.runs.clone()} selected={app.shell.selected.clone()}
+                sessions={app.shell.sessions} dispatch={app.dispatcher()} />
+        },
         Tab::Grid => html! {
             <grid_view::GridView file={app.editing.file().map(str::to_string)}
                 sessions={app.shell.sessions} dispatch={app.dispatcher()}
                 run={app.runs.run.as_ref().map(|r| (r.record.id, r.record.status))} />
         },
-        Tab::Source => html! { <SourceTab app={app.clone()} /> },
+        Tab::Source => html! { <SourceTab ..doc_props.clone() /> },
     };
     let notice = app.shell.notice.as_ref().map(|n| {
         let dispatch = app.dispatcher();
@@ -553,7 +571,7 @@ fn app() -> Html {
                 <PipelinePicker ..pipelines.clone() />
                 <ScheduleBar ..pipelines />
                 <button id="import-button" onclick={import}>{ "Import…" }</button>
-                <DocButtons app={app.clone()} />
+                <DocButtons ..doc_props.clone() />
             </header>
             { crate::each(notice) }
             { crate::each(draft) }
@@ -566,11 +584,12 @@ fn app() -> Html {
                 { tab_button(Tab::Source, "Source", "tab-source") }
             </nav>
             <main>{ body }</main>
-            if app.shell.import.is_some() {
-                <ImportDialog app={app.clone()} />
+            if let Some(form) = &app.shell.import {
+                <ImportDialog form={form.clone()} open_file={app.editing.file().map(str::to_string)}
+                    unsaved={app.unsaved()} dispatch={app.dispatcher()} />
             }
             if app.editing.save_conflict {
-                <SaveConflict app={app.clone()} />
+                <SaveConflict ..doc_props />
             }
             if let Some(form) = &app.shell.sign_in {
                 <SignIn form={form.clone()} dispatch={app.dispatcher()} />
@@ -579,9 +598,12 @@ fn app() -> Html {
     }
 }
 
+/// What the graph tab reads: the open file's views' props, and the run being followed.
 #[derive(Properties, PartialEq)]
-struct AppProps {
-    app: UseReducerHandle<State>,
+struct GraphProps {
+    doc: DocProps,
+    /// The live run shown, which colours the graph.
+    run: Option<Rc<run::RunView>>,
 }
 
 /// What the header's pipeline picker and schedule bar read of the app's state.
@@ -625,11 +647,11 @@ fn pipeline_picker(props: &PipelinesProps) -> Html {
 /// Saves the open text: on top of the server's version `if_match` (refused if someone saved
 /// meanwhile), or over whatever is there with `None`.
 fn save_callback(
-    app: &UseReducerHandle<State>,
+    dispatch: &UseReducerDispatcher<State>,
     doc: &doc_state::Doc,
     if_match: Option<String>,
 ) -> Callback<MouseEvent> {
-    let (dispatch, file, text) = (app.dispatcher(), doc.root.clone(), doc.text.clone());
+    let (dispatch, file, text) = (dispatch.clone(), doc.root.clone(), doc.text.clone());
     Callback::from(move |_: MouseEvent| {
         let (dispatch, file, text) = (dispatch.clone(), file.clone(), text.clone());
         let if_match = if_match.clone();
@@ -647,20 +669,20 @@ fn save_callback(
 /// Shown when a save was refused because the file changed on the server since it was opened:
 /// reload the server's version (dropping the edits), overwrite it, or keep editing.
 #[function_component(SaveConflict)]
-fn save_conflict(props: &AppProps) -> Html {
-    let app = &props.app;
-    let Some(doc) = &app.editing.doc else {
+fn save_conflict(props: &DocProps) -> Html {
+    let dispatch = &props.dispatch;
+    let Some(doc) = &props.editing.doc else {
         return html! {};
     };
     let reload = {
-        let (dispatch, file) = (app.dispatcher(), doc.root.clone());
+        let (dispatch, file) = (dispatch.clone(), doc.root.clone());
         Callback::from(move |_: MouseEvent| {
             dispatch.dispatch(Action::Doc(DocAction::CloseSaveConflict));
             open(dispatch.clone(), file.clone());
         })
     };
     let keep = {
-        let dispatch = app.dispatcher();
+        let dispatch = dispatch.clone();
         Callback::from(move |_: MouseEvent| {
             dispatch.dispatch(Action::Doc(DocAction::CloseSaveConflict))
         })
@@ -672,7 +694,7 @@ fn save_conflict(props: &AppProps) -> Html {
                 <p>{ format!("Someone saved `{}` after you opened it. Saving now would replace their version.", doc.root) }</p>
                 <div class="dialog-buttons">
                     <button id="conflict-reload" onclick={reload}>{ "Reload theirs (drop my edits)" }</button>
-                    <button id="conflict-overwrite" onclick={save_callback(app, doc, None)}>{ "Overwrite with mine" }</button>
+                    <button id="conflict-overwrite" onclick={save_callback(dispatch, doc, None)}>{ "Overwrite with mine" }</button>
                     <button id="conflict-keep" onclick={keep}>{ "Keep editing" }</button>
                 </div>
             </section>
@@ -745,19 +767,19 @@ fn schedule_bar(props: &PipelinesProps) -> Html {
 }
 
 #[function_component(DocButtons)]
-fn doc_buttons(props: &AppProps) -> Html {
-    let app = &props.app;
-    let Some(doc) = &app.editing.doc else {
+fn doc_buttons(props: &DocProps) -> Html {
+    let (editing, dispatch) = (&props.editing, &props.dispatch);
+    let Some(doc) = &editing.doc else {
         return html! {};
     };
     let act = |action: Action| {
-        let dispatch = app.dispatcher();
+        let dispatch = dispatch.clone();
         Callback::from(move |_: MouseEvent| dispatch.dispatch(action.clone()))
     };
-    let on_save = save_callback(app, doc, doc.etag.clone());
-    let status = if app.editing.saving {
+    let on_save = save_callback(dispatch, doc, doc.etag.clone());
+    let status = if editing.saving {
         "saving…"
-    } else if app.unsaved() {
+    } else if editing.unsaved() {
         "unsaved changes"
     } else {
         "saved"
@@ -767,7 +789,7 @@ fn doc_buttons(props: &AppProps) -> Html {
     // the server keeps it as the file's draft instead.
     let on_save_draft = {
         let (dispatch, file, text, etag) = (
-            app.dispatcher(),
+            dispatch.clone(),
             doc.root.clone(),
             doc.text.clone(),
             doc.etag.clone(),
@@ -790,32 +812,33 @@ fn doc_buttons(props: &AppProps) -> Html {
         <div class="doc-buttons">
             <button id="undo" disabled={doc.undo.is_empty()} onclick={act(Action::Doc(DocAction::Undo))} title="undo">{ "↶ Undo" }</button>
             <button id="redo" disabled={doc.redo.is_empty()} onclick={act(Action::Doc(DocAction::Redo))} title="redo">{ "↷ Redo" }</button>
-            <button id="save-button" class="primary" disabled={!app.unsaved() || app.editing.saving || errors}
+            <button id="save-button" class="primary" disabled={!editing.unsaved() || editing.saving || errors}
                 title={if errors { "fix the errors first" } else { "write the file on the server" }} onclick={on_save}>{ "Save" }</button>
-            if errors && app.unsaved() {
+            if errors && editing.unsaved() {
                 <button id="save-draft" title="keep this text on the server as the file's draft; the file is written once it has no errors" onclick={on_save_draft}>{ "Save draft" }</button>
             }
-            <span id="save-status" class={classes!("save-status", app.unsaved().then_some("unsaved"))}>{ status }</span>
+            <span id="save-status" class={classes!("save-status", editing.unsaved().then_some("unsaved"))}>{ status }</span>
         </div>
     }
 }
 
 #[function_component(GraphTab)]
-fn graph_tab(props: &AppProps) -> Html {
-    let app = &props.app;
-    reveal::use_reveal(app);
-    let Some(shown) = &app.editing.shown else {
-        return html! { <div><Problems app={app.clone()} /><p class="empty">{ "No graph: the pipeline has errors." }</p></div> };
+fn graph_tab(props: &GraphProps) -> Html {
+    let doc_props = &props.doc;
+    let (editing, dispatch) = (&doc_props.editing, &doc_props.dispatch);
+    reveal::use_reveal(editing, dispatch);
+    let Some(shown) = &editing.shown else {
+        return html! { <div><Problems ..doc_props.clone() /><p class="empty">{ "No graph: the pipeline has errors." }</p></div> };
     };
     let Some(drawing) = &shown.drawing else {
         return html! { <p class="empty">{ format!("{} notebooks are too many to draw (the limit is {}); use the table.", shown.plan.tasks.len(), doc_state::MAX_DRAWN_NODES) }</p> };
     };
     let on_select = {
-        let dispatch = app.dispatcher();
+        let dispatch = dispatch.clone();
         Callback::from(move |id| dispatch.dispatch(Action::Shell(ShellAction::Select(id))))
     };
     let on_connect = {
-        let dispatch = app.dispatcher();
+        let dispatch = dispatch.clone();
         Callback::from(move |(from, to): (String, String)| {
             if from.contains('/') || to.contains('/') {
                 dispatch.dispatch(Action::Notice(format!(
@@ -838,7 +861,7 @@ fn graph_tab(props: &AppProps) -> Html {
         .map(|t| t.id.clone())
         .collect();
     let collapse = |ids: Vec<String>, fold: bool| {
-        let dispatch = app.dispatcher();
+        let dispatch = dispatch.clone();
         Callback::from(move |_: MouseEvent| {
             dispatch.dispatch(Action::Doc(DocAction::Collapse(ids.clone(), fold)))
         })
@@ -846,19 +869,19 @@ fn graph_tab(props: &AppProps) -> Html {
     let sub_buttons = (!subs.is_empty()).then(|| html! {
         <div class="graph-bar">
             <button id="collapse-all" onclick={collapse(subs.clone(), true)}>{ "Collapse sub-pipelines" }</button>
-            <button id="expand-all" disabled={app.editing.collapsed.is_empty()} onclick={collapse(subs.clone(), false)}>{ "Expand all" }</button>
+            <button id="expand-all" disabled={editing.collapsed.is_empty()} onclick={collapse(subs.clone(), false)}>{ "Expand all" }</button>
         </div>
     });
-    let panel = app.shell.selected.as_ref().map(|id| {
+    let panel = doc_props.selected.as_ref().map(|id| {
         let toggle = subs.contains(id).then(|| {
-            let fold = !app.editing.collapsed.contains(id);
+            let fold = !editing.collapsed.contains(id);
             html! {
                 <button id="collapse-toggle" onclick={collapse(vec![id.clone()], fold)}>
                     { if fold { "Collapse this sub-pipeline" } else { "Expand this sub-pipeline" } }
                 </button>
             }
         });
-        let doc = app.editing.doc.as_ref();
+        let doc = editing.doc.as_ref();
         let found = doc.and_then(|d| d.checked.file.as_ref().map(|f| (d, f))).and_then(|(d, f)| {
             f.steps.iter().find(|s| s.id == *id).map(|s| (d, f, s))
         });
@@ -868,7 +891,7 @@ fn graph_tab(props: &AppProps) -> Html {
                     { datalists(doc, file) }
                     <h3>{ id }</h3>
                     { crate::each(toggle) }
-                    { crate::each(step_fields(app, doc, file, step).into_iter().map(|(label, w)| html! {
+                    { crate::each(step_fields(dispatch, doc, file, step).into_iter().map(|(label, w)| html! {
                         <label class="setting"><span title={crate::editor::step_help(label)}>{ label }</span>{ w }</label>
                     })) }
                 </aside>
@@ -884,16 +907,16 @@ fn graph_tab(props: &AppProps) -> Html {
     });
     html! {
         <div class="graph-tab">
-            if app.editing.doc.as_ref().is_some_and(|d| !d.checked.diagnostics.is_empty()) {
-                <Problems app={app.clone()} />
+            if editing.doc.as_ref().is_some_and(|d| !d.checked.diagnostics.is_empty()) {
+                <Problems ..doc_props.clone() />
             }
             if !shown.current {
                 <p class="stale">{ "The pipeline has errors: showing the last version without errors." }</p>
             }
             { crate::each(sub_buttons) }
             <div class="graph-columns">
-                <DagView drawing={drawing.clone()} plan={shown.plan.clone()} selected={app.shell.selected.clone()}
-                    run={app.runs.run.clone().filter(|r| r.is_live())}
+                <DagView drawing={drawing.clone()} plan={shown.plan.clone()} selected={doc_props.selected.clone()}
+                    run={props.run.clone()}
                     {on_select} on_connect={Some(on_connect)} />
                 { crate::each(panel) }
             </div>
@@ -902,14 +925,14 @@ fn graph_tab(props: &AppProps) -> Html {
 }
 
 #[function_component(SourceTab)]
-fn source_tab(props: &AppProps) -> Html {
-    let app = &props.app;
-    reveal::use_reveal(app);
-    let Some(doc) = &app.editing.doc else {
+fn source_tab(props: &DocProps) -> Html {
+    let (editing, dispatch) = (&props.editing, &props.dispatch);
+    reveal::use_reveal(editing, dispatch);
+    let Some(doc) = &editing.doc else {
         return html! {};
     };
     let onchange = {
-        let dispatch = app.dispatcher();
+        let dispatch = dispatch.clone();
         Callback::from(move |e: Event| {
             let v = e
                 .target_unchecked_into::<web_sys::HtmlTextAreaElement>()
@@ -919,7 +942,7 @@ fn source_tab(props: &AppProps) -> Html {
     };
     html! {
         <div class="source">
-            <Problems app={app.clone()} />
+            <Problems ..props.clone() />
             <p class="hint">{ format!("{} — the file as it will be saved; changes apply when the text area loses focus.", doc.root) }</p>
             <textarea id="source-text" spellcheck="false" value={doc.text.to_string()} {onchange}></textarea>
         </div>

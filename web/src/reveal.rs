@@ -2,7 +2,7 @@
 //! key in its step's row of the table (or in the node's fields beside the graph), else the
 //! step's column, else the row.
 
-use crate::doc_state::{DocAction, Reveal};
+use crate::doc_state::{DocAction, DocState, Reveal};
 use crate::editor::column_of;
 use crate::state::{Action, State};
 use wasm_bindgen::JsCast;
@@ -18,9 +18,9 @@ const APART_MS: u32 = 80;
 /// coming back to the view later does not jump to it again); one the view does not show goes to
 /// the source at its line.
 #[hook]
-pub fn use_reveal(app: &UseReducerHandle<State>) {
+pub fn use_reveal(editing: &DocState, dispatch: &UseReducerDispatcher<State>) {
     let started = use_mut_ref(|| 0u64);
-    let (reveal, dispatch) = (app.editing.reveal.clone(), app.dispatcher());
+    let (reveal, dispatch) = (editing.reveal.clone(), dispatch.clone());
     use_effect(move || {
         if let Some(r) = reveal.filter(|r| *started.borrow() != r.seq) {
             *started.borrow_mut() = r.seq;

@@ -8,10 +8,11 @@ use crate::charts::{
     collapse_sub_pipelines, duration, state_colour, Bar, BarKind, Gantt, GanttChart,
 };
 use crate::dag_view::{DagView, RUN_STATES};
+use crate::doc_state::DocState;
 use crate::edits::parse_overrides;
 use crate::repair::{repair_bar, resume_preview, Preview, Repair, TaskTable};
 use crate::run::{status_name, NodeState, RunView};
-use crate::runs_state::RunsAction;
+use crate::runs_state::{RunsAction, RunsState};
 use crate::shell::ShellAction;
 use crate::state::{Action, State};
 use futures_util::StreamExt;
@@ -30,9 +31,15 @@ const TICK_MS: u32 = 1000;
 /// Runs listed in the history.
 pub(crate) const MAX_LISTED: usize = 200;
 
+/// What the runs tab reads of the app's state: the open file (a run is drawn on its plan),
+/// the runs, the picked task and the sign-ins (the history is read again after one).
 #[derive(Properties, PartialEq)]
 pub struct RunsProps {
-    pub app: UseReducerHandle<State>,
+    pub editing: DocState,
+    pub runs: RunsState,
+    pub selected: Option<String>,
+    pub sessions: u32,
+    pub dispatch: UseReducerDispatcher<State>,
 }
 
 fn now_ms() -> i64 {
@@ -195,13 +202,12 @@ fn prediction(plan: &Plan, startup_secs: Option<f64>) -> DryRunReport {
 
 /// The plan a run is drawn from: the one it ran (its `RunStarted` plan), or for a log without
 /// one (older builds) the open file's.
-fn drawn_from(app: &State, run: &RunView) -> Option<(Rc<Plan>, Option<Rc<PlanDrawing>>)> {
-    let same_file = app
-        .editing
+fn drawn_from(editing: &DocState, run: &RunView) -> Option<(Rc<Plan>, Option<Rc<PlanDrawing>>)> {
+    let same_file = editing
         .doc
         .as_ref()
         .is_some_and(|d| d.root == run.record.file);
-    match (&run.ran, &app.editing.shown) {
+    match (&run.ran, &editing.shown) {
         (Some(ran), _) => Some((ran.plan.clone(), ran.drawing.clone())),
         (None, Some(shown)) if same_file => Some((shown.plan.clone(), shown.drawing.clone())),
         _ => None,
@@ -220,14 +226,13 @@ impl PartialEq for SamePlan {
 
 #[function_component(RunsView)]
 pub fn runs_view(props: &RunsProps) -> Html {
-    let app = &props.app;
     let tick = use_state(|| 0u64);
     let show_predicted = use_state(|| false);
     let collapsed = use_state(|| false);
     let predicted = {
-        let run = app.runs.run.as_ref();
+        let run = props.runs.run.as_ref();
         let plan = run
-            .and_then(|r| drawn_from(app, r))
+            .and_then(|r| drawn_from(&props.editing, r))
             .map(|(p, _)| SamePlan(p));
         let startup_ms = run.and_then(|r| {
             let up = r.ready.session_ready_ms?;
@@ -244,19 +249,17 @@ pub fn runs_view(props: &RunsProps) -> Html {
     };
     // The repair being prepared, of the run it was started on (another run shown ends it).
     let repair = use_state(|| None::<Repair>);
-    let status = app
+    let status = props
         .runs
         .run
         .as_ref()
         .map(|r| (r.record.id, r.record.status));
     {
         // The history changes when a run starts or ends, and can be read after a sign-in.
-        let dispatch = app.dispatcher();
-        use_effect_with((status, app.shell.sessions), move |_| {
-            refresh_list(dispatch)
-        });
+        let dispatch = props.dispatch.clone();
+        use_effect_with((status, props.sessions), move |_| refresh_list(dispatch));
     }
-    let live = app
+    let live = props
         .runs
         .run
         .as_ref()
@@ -272,10 +275,10 @@ pub fn runs_view(props: &RunsProps) -> Html {
             move || drop(timer)
         });
     }
-    let Some(doc) = &app.editing.doc else {
+    let Some(doc) = &props.editing.doc else {
         return html! { <p class="empty">{ "Open a pipeline." }</p> };
     };
-    let (params, mut param_errors) = parse_overrides(&app.runs.overrides);
+    let (params, mut param_errors) = parse_overrides(&props.runs.overrides);
     // The server's own check (types of `[params]`, values without default), before asking it.
     if let (Some(plan), true) = (&doc.checked.plan, param_errors.is_empty()) {
         let run = spool_core::template::RunInfo {
@@ -288,7 +291,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
     }
     let params = Rc::new(params);
     let on_overrides = {
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         Callback::from(move |e: InputEvent| {
             dispatch.dispatch(Action::Runs(RunsAction::Overrides(
                 e.target_unchecked_into::<web_sys::HtmlTextAreaElement>()
@@ -297,7 +300,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
         })
     };
     let on_run = {
-        let (dispatch, file, params) = (app.dispatcher(), doc.root.clone(), params.clone());
+        let (dispatch, file, params) = (props.dispatch.clone(), doc.root.clone(), params.clone());
         Callback::from(move |_: MouseEvent| {
             let (dispatch, file, params) = (dispatch.clone(), file.clone(), params.clone());
             wasm_bindgen_futures::spawn_local(async move {
@@ -310,7 +313,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
             });
         })
     };
-    let blocked = if app.unsaved() {
+    let blocked = if props.editing.unsaved() {
         Some("save the pipeline first: a run uses the saved file")
     } else if doc.checked.has_errors() {
         Some("the pipeline has errors")
@@ -319,7 +322,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
     } else {
         None
     };
-    let history = app
+    let history = props
         .runs
         .list
         .iter()
@@ -327,11 +330,11 @@ pub fn runs_view(props: &RunsProps) -> Html {
         .take(MAX_LISTED)
         .map(|r| {
             let onclick = {
-                let (dispatch, id) = (app.dispatcher(), r.id);
+                let (dispatch, id) = (props.dispatch.clone(), r.id);
                 Callback::from(move |_: MouseEvent| open_run(dispatch.clone(), id))
             };
             let took = r.ended_ms.map(|e| duration((e - r.started_ms) as f64 / 1000.0));
-            let selected = app.runs.run.as_ref().is_some_and(|v| v.record.id == r.id);
+            let selected = props.runs.run.as_ref().is_some_and(|v| v.record.id == r.id);
             html! {
                 <tr class={classes!("run-row", selected.then_some("selected"))} data-id={r.id.to_string()}
                     data-status={status_name(r.status)} {onclick}>
@@ -343,7 +346,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
                 </tr>
             }
         });
-    let detail = app.runs.run.as_ref().map(|run| {
+    let detail = props.runs.run.as_ref().map(|run| {
         let toggle = {
             let show = show_predicted.clone();
             Callback::from(move |e: Event| {
@@ -364,14 +367,14 @@ pub fn runs_view(props: &RunsProps) -> Html {
             collapsed: *collapsed,
             toggle_collapsed: on_collapse,
         };
-        run_detail(app, run, &params, shown, &repair)
+        run_detail(props, run, &params, shown, &repair)
     });
     html! {
         <div class="runs">
             <div class="run-start">
                 <label>
                     <span>{ "parameters, one " }<code>{ "name = value" }</code>{ " (the pipeline's [params]) or " }<code>{ "notebook.key = value" }</code>{ " a line" }</span>
-                    <textarea id="run-params" rows="3" value={app.runs.overrides.clone()} oninput={on_overrides}
+                    <textarea id="run-params" rows="3" value={props.runs.overrides.clone()} oninput={on_overrides}
                         placeholder="run_date = 2024-07-01"></textarea>
                 </label>
                 { crate::each(param_errors.iter().map(|e| html! { <div class="diagnostic" data-field="run-params">{ e }</div> })) }
@@ -382,7 +385,7 @@ pub fn runs_view(props: &RunsProps) -> Html {
             <div class="run-columns">
                 <section class="history">
                     <h3>{ "History" }
-                        <button class="small" onclick={{ let d = app.dispatcher(); Callback::from(move |_: MouseEvent| refresh_list(d.clone())) }}>{ "refresh" }</button>
+                        <button class="small" onclick={{ let d = props.dispatch.clone(); Callback::from(move |_: MouseEvent| refresh_list(d.clone())) }}>{ "refresh" }</button>
                     </h3>
                     <table id="run-history">
                         <thead><tr><th>{ "run" }</th><th>{ "status" }</th><th>{ "started" }</th><th>{ "took" }</th><th></th></tr></thead>
@@ -406,7 +409,7 @@ struct GanttOptions<'a> {
 }
 
 fn run_detail(
-    app: &UseReducerHandle<State>,
+    props: &RunsProps,
     run: &Rc<RunView>,
     params: &Rc<std::collections::BTreeMap<String, serde_json::Value>>,
     gantt: GanttOptions,
@@ -414,7 +417,7 @@ fn run_detail(
 ) -> Html {
     let now = now_ms();
     let on_cancel = {
-        let (dispatch, id) = (app.dispatcher(), run.record.id);
+        let (dispatch, id) = (props.dispatch.clone(), run.record.id);
         Callback::from(move |_: MouseEvent| {
             let dispatch = dispatch.clone();
             wasm_bindgen_futures::spawn_local(async move {
@@ -425,7 +428,7 @@ fn run_detail(
         })
     };
     let on_resume = {
-        let (dispatch, id, params) = (app.dispatcher(), run.record.id, params.clone());
+        let (dispatch, id, params) = (props.dispatch.clone(), run.record.id, params.clone());
         Callback::from(move |_: MouseEvent| {
             let (dispatch, params) = (dispatch.clone(), params.clone());
             wasm_bindgen_futures::spawn_local(async move {
@@ -446,7 +449,7 @@ fn run_detail(
         })
     };
     let on_measured = {
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::UseMeasured))
     };
     // A repair is prepared only on a finished run, the one it was started on.
@@ -462,7 +465,7 @@ fn run_detail(
         })
     };
     let on_open = {
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         Callback::from(move |id| dispatch.dispatch(Action::Shell(ShellAction::Select(Some(id)))))
     };
     // While a repair is prepared, a click on a node picks it (or lets it go).
@@ -476,21 +479,21 @@ fn run_detail(
             })
         }
         None => {
-            let dispatch = app.dispatcher();
+            let dispatch = props.dispatch.clone();
             Callback::from(move |id| dispatch.dispatch(Action::Shell(ShellAction::Select(id))))
         }
     };
     let on_pick = {
-        let dispatch = app.dispatcher();
+        let dispatch = props.dispatch.clone();
         Callback::from(move |id| dispatch.dispatch(Action::Shell(ShellAction::Select(Some(id)))))
     };
     let resumable = !run.is_live() && run.record.status != RunStatus::Succeeded;
-    let same_file = app
+    let same_file = props
         .editing
         .doc
         .as_ref()
         .is_some_and(|d| d.root == run.record.file);
-    let drawn = drawn_from(app, run);
+    let drawn = drawn_from(&props.editing, run);
     let drawn_plan = drawn.as_ref().map(|(plan, _)| plan.clone());
     let preview = repairing
         .as_ref()
@@ -503,22 +506,23 @@ fn run_detail(
     let graph = match drawn {
         Some((plan, Some(drawing))) => html! {
             <DagView {drawing} {plan} run={Some(run.clone())} {marks}
-                selected={repairing.is_none().then(|| app.shell.selected.clone()).flatten()} {on_select} />
+                selected={repairing.is_none().then(|| props.selected.clone()).flatten()} {on_select} />
         },
         Some((_, None)) => html! { <p class="empty">{ "Too many notebooks to draw." }</p> },
         None => html! {},
     };
     let banner = plan_banner(
         run,
-        app.editing
+        props
+            .editing
             .shown
             .as_ref()
             .filter(|_| same_file)
             .map(|s| &*s.plan),
     );
-    let task = app.shell.selected.as_ref().map(|id| {
+    let task = props.selected.as_ref().map(|id| {
         let close = {
-            let dispatch = app.dispatcher();
+            let dispatch = props.dispatch.clone();
             Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::Shell(ShellAction::Select(None))))
         };
         html! {
@@ -580,7 +584,7 @@ fn run_detail(
             { crate::each(preview.as_ref().map(|(r, p)| {
                 let on_start = {
                     let (dispatch, id, params, repair) =
-                        (app.dispatcher(), run.record.id, params.clone(), repair.clone());
+                        (props.dispatch.clone(), run.record.id, params.clone(), repair.clone());
                     let rerun: Rc<[String]> = r.selected.iter().cloned().collect();
                     Callback::from(move |_: MouseEvent| {
                         let (dispatch, params, repair, rerun) =
@@ -630,7 +634,7 @@ fn run_detail(
                 })) }
             </div>
             <Gantt chart={Rc::new(run_chart(run, drawn_plan.as_deref(), now, gantt.report, gantt.collapsed))}
-                selected={app.shell.selected.clone()} on_pick={Some(on_pick)} />
+                selected={props.selected.clone()} on_pick={Some(on_pick)} />
         </section>
     }
 }

@@ -3,11 +3,12 @@
 //! ([`DocState`]), the dry run ([`DryRunState`]) and the runs ([`RunsState`]). [`Action`] wraps
 //! their actions, plus the few that change several slices (opening a file resets the picked
 //! node, the run and the dry run). The reducer is pure (no browser calls) and does no heavy
-//! work: simulations run in the App from the [`DryJob`] the state asks for, and come back as
-//! an action (`the_reducer_runs_no_simulation` below).
+//! work: the text's check and the simulations run in the App from the [`CheckJob`] and
+//! [`DryJob`] the state asks for, and come back as actions (`the_reducer_checks_no_text` and
+//! `the_reducer_runs_no_simulation` below).
 
 use crate::api::Failure;
-use crate::doc_state::{DocAction, DocState, Said};
+use crate::doc_state::{CheckJob, DocAction, DocState, Said};
 use crate::dry_state::{DryAction, DryJob, DryRunState};
 use crate::edits::measured_estimates;
 use crate::route::Route;
@@ -147,6 +148,23 @@ impl State {
         }
     }
 
+    /// The check the open text needs now (`None`: what is shown is of this text and files).
+    pub fn check_job(&self) -> Option<CheckJob> {
+        self.editing.doc.as_ref()?.check_job()
+    }
+
+    /// Runs what the App runs after a render, in its order: the text's check, then the dry
+    /// run's simulations (which are of the checked plan).
+    #[cfg(any(test, feature = "bench"))]
+    pub fn settle(&mut self) {
+        if let Some(job) = self.check_job() {
+            self.apply(job.run());
+        }
+        if let Some(job) = self.dry_job() {
+            self.apply(job.run());
+        }
+    }
+
     /// The simulations the dry run needs now (`None`: its reports are of the current plan,
     /// form and calibration, or the form has errors). The App runs it and dispatches the result.
     pub fn dry_job(&self) -> Option<DryJob> {
@@ -267,12 +285,16 @@ mod tests {
         s.dry.sweep_job(&shown.plan, generation)
     }
 
-    /// Applies `action` as the App does: then runs the simulations the dry run asks for.
+    /// Applies `action` as the App does: then runs the check and the simulations it asks for.
     fn act(s: &mut State, action: impl Into<Action>) {
         s.apply(action);
-        if let Some(job) = s.dry_job() {
-            s.apply(job.run());
-        }
+        s.settle();
+    }
+
+    /// Runs the check the state asks for (and no simulation).
+    fn check(s: &mut State) {
+        let job = s.check_job().expect("a text to check");
+        s.apply(job.run());
     }
 
     const TEXT: &str = r#"# the loads
@@ -719,6 +741,7 @@ estimate_secs = 20
     fn the_reducer_runs_no_simulation() {
         let mut s = State::default();
         s.apply(Action::Opened(opened_bundle()));
+        check(&mut s);
         assert!(s.dry.shown().is_none(), "opening simulates nothing");
         let job = s.dry_job().expect("the dry run to compute");
         s.apply(job.run());
@@ -726,6 +749,7 @@ estimate_secs = 20
         assert!(s.dry_job().is_none(), "computed once");
         let stale_sweep = sweep_job(&s, s.dry.generation).expect("a sweep");
         s.apply(set("a", "estimate_secs", json!(40)));
+        check(&mut s);
         s.apply(DryAction::Field(DryField::Startup, "0".into()));
         assert_eq!(
             s.dry.shown().map(|d| d.makespan_secs),
@@ -742,6 +766,48 @@ estimate_secs = 20
         assert!(!s.dry.swept(), "the sweep of older reports is dropped");
         s.apply(sweep.run());
         assert!(s.dry.swept());
+    }
+
+    /// The invariant of ARCHITECTURE.md's web section: the text is checked (parsed, loaded,
+    /// planned) outside the reducer, from the job the state asks for; until it lands the last
+    /// check stays shown, and a check of a text edited since is dropped.
+    #[test]
+    fn the_reducer_checks_no_text() {
+        let mut s = State::default();
+        s.apply(Action::Opened(opened_bundle()));
+        assert!(s.check_job().is_some(), "opening checks nothing");
+        assert!(doc(&s).checked.file.is_none() && s.editing.shown.is_none());
+        check(&mut s);
+        assert!(s.check_job().is_none(), "checked once");
+        let plan = |s: &State| s.editing.shown.as_ref().expect("a plan").plan.clone();
+        let first = plan(&s);
+        s.apply(set("a", "estimate_secs", json!(40)));
+        let older = s.check_job().expect("the edit to check");
+        s.apply(set("a", "timeout_secs", json!(-1)));
+        assert!(s.check_job().is_some());
+        assert!(Rc::ptr_eq(&first, &plan(&s)), "the last check stays shown");
+        s.apply(older.run());
+        assert!(
+            s.check_job().is_some(),
+            "the check of an older text is dropped"
+        );
+        assert!(Rc::ptr_eq(&first, &plan(&s)));
+        check(&mut s);
+        assert!(s.check_job().is_none());
+        assert!(doc(&s).about(Some("a"), "timeout_secs").count() == 1);
+        assert!(!s.editing.shown.as_ref().expect("kept").current, "stale");
+        // New files on the server are checked again too, outside the reducer.
+        s.apply(DocAction::FilesRechecked(Bundle {
+            notebooks: vec!["a.py".into()],
+            ..opened_bundle()
+        }));
+        assert!(s.check_job().is_some());
+        check(&mut s);
+        assert!(doc(&s)
+            .checked
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("b.py")));
     }
 
     #[test]
@@ -761,6 +827,7 @@ estimate_secs = 20
         );
         let old_plan = s.dry_job().expect("the form changed");
         s.apply(set("b", "estimate_secs", json!(25)));
+        check(&mut s);
         s.apply(old_plan.run());
         assert_eq!(
             s.dry.shown().map(|d| d.makespan_secs),
@@ -780,6 +847,7 @@ estimate_secs = 20
         let drawing = |s: &State| s.editing.shown.as_ref().and_then(|d| d.drawing.clone());
         let (drawn, report) = (drawing(&s).expect("drawn"), s.dry.shown().cloned());
         s.apply(DocAction::SetText(TEXT.replace("# first", "# the first")));
+        check(&mut s);
         assert!(s.unsaved(), "the text changed");
         assert!(s.dry_job().is_none(), "the same plan: no simulation");
         assert!(
@@ -788,6 +856,7 @@ estimate_secs = 20
         );
         assert!(memo::same(report.as_ref(), s.dry.shown()));
         s.apply(set("a", "estimate_secs", json!(30)));
+        check(&mut s);
         assert!(s.dry_job().is_some(), "another plan is simulated");
         assert!(
             !Rc::ptr_eq(&drawn, &drawing(&s).expect("drawn")),
