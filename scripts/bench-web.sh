@@ -90,7 +90,7 @@ printf '%-42s %9s ms\n' "first render (from navigation)" "$(value first_render_m
 printf '%-42s %9s ms\n' "check 1k notebooks (load_text)" "$(value check_1k_ms)"
 printf '%-42s %9s ms   %s\n' "lay out 1k notebooks (draw_plan)" "$(value layout_1k_ms)" "a few ms"
 printf '%-42s %9s ms\n' "check 10k notebooks (load_text)" "$(value check_10k_ms)"
-printf '%-42s %9s ms\n' "one edit of 10k: the reducer (shown after)" "$(value edit_10k_reducer_ms)"
+printf '%-42s %9s ms\n' "one edit of 10k: the reducer alone" "$(value edit_10k_reducer_ms)"
 printf '%-42s %9s ms\n' "one edit of 10k: with check and dry run" "$(value edit_10k_ms)"
 printf '%-42s %9s ms   %s\n' "simulate 10k notebooks" "$(value simulate_10k_ms)" "< 200 ms"
 printf '%-42s %9s ms\n' "dry run 10k (simulate + baseline)" "$(value dry_run_10k_ms)"

@@ -110,8 +110,8 @@ pub fn run(first_render_ms: f64) {
             .as_ref()
             .map(|o| DryRunReport::without_sweep(&plan_10k, o, None))
     });
-    // One edit in the editor: the text edited (the reducer: what the page waits for before it
-    // shows the edit), then checked and dry-run again (the App's jobs), as the app does.
+    // One edit in the editor: the text edited (the reducer, mostly `edit::apply`), then checked
+    // and dry-run again (the App's jobs, before the page paints), as the app does.
     let mut state = State::default();
     state.apply(Action::Opened(Bundle {
         etags: Default::default(),
