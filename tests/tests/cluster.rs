@@ -4,8 +4,11 @@
 //! pool: workers added mid-run, a worker JVM SIGKILLed under running tasks, dynamic allocation.
 //!
 //! One test runs the scenarios one after the other on one cluster (a cluster is four or more
-//! JVMs; the CI machine has 2 cores): `cargo test -p spool-tests --test cluster`. On a loaded
-//! 2-core machine: cluster start about 30 s, each Spark session start 35 to 85 s, then the runs.
+//! JVMs; the CI machine has 2 cores): `cargo test -p spool-tests --test cluster -- --ignored`.
+//! On a loaded 2-core machine: cluster start about 30 s, each Spark session start 35 to 85 s,
+//! then the runs. Its JVMs leave a core idle about half of that time, so `scripts/test.sh` runs
+//! it beside the other tests rather than among them (cargo runs test binaries one at a time):
+//! it is ignored by a plain `cargo test`, and test.sh asks for it.
 
 use serde_json::Value;
 use spool_tests::{root, spool, wait_for, LocalLivy};
@@ -160,6 +163,7 @@ fn assert_admission_within_capacity(events: &[Value]) {
 /// machine), in this order: each leaves it as the next expects (two live workers after the
 /// first). Each has its own run history.
 #[test]
+#[ignore = "scripts/test.sh runs it beside the other tests: cargo test -p spool-tests --test cluster -- --ignored"]
 fn scenarios_on_a_two_worker_cluster() {
     assert!(
         std::env::var_os("SPOOL_PYTHON").is_some() || root().join(".venv/bin/python").exists(),
