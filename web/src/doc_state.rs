@@ -4,9 +4,9 @@
 //! diagnostic and the collapsed sub-pipelines. The drawing is memoised on its plan and
 //! collapsed set: an edit that leaves the plan equal draws nothing again.
 //!
-//! The reducer does not check the text (parse, load, plan: a quarter of a second at 10k
-//! notebooks): it asks for a [`CheckJob`], which the App runs after the render, and keeps its
-//! result only if it is of the text and files open then.
+//! The reducer does not check the text (parse, load, plan: about 150 ms at 10k notebooks in
+//! scripts/bench-web.sh): it asks for a [`CheckJob`], which the App runs after the render,
+//! and keeps its result only if it is of the text and files open then.
 
 use crate::memo::{same, ByValue, Memo};
 use crate::wire::Bundle;
