@@ -48,8 +48,6 @@ cargo test --workspace --locked --no-run
 mkdir -p target
 setsid -w nice -n 19 scripts/fuzz.sh build >target/fuzz-build.log 2>&1 &
 fuzz_build=$!
-# A failing step ends the script: the build's whole process group goes with it.
-trap 'kill -- -"$fuzz_build" 2>/dev/null || true; _step_close' EXIT
 step "tests"
 # Every JVM the tests start (Spark drivers, a standalone cluster's daemons and executors) lives
 # for seconds on tiny data: C2's compiler threads and a parallel GC only take CPU from the other
@@ -58,11 +56,13 @@ step "tests"
 export JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC${JAVA_TOOL_OPTIONS:+ $JAVA_TOOL_OPTIONS}"
 # cargo runs test binaries one after the other. cluster.rs is one test of over two minutes whose
 # JVMs leave a core idle half of the time (125 CPU-s in 137 s alone): it runs beside the others
-# (it is #[ignore]d for them). All the tests took 363 s so, about 480 s one after the other
-# (measured 2026-12-01). Its output is shown once the others are done.
+# (it is #[ignore]d for them). All the tests took 363 s so (measured 2026-12-01), against an
+# estimated 480 s one after the other. Its output is shown once the others are done.
 setsid -w cargo test -p spool-tests --test cluster --locked -- --ignored \
   >target/cluster-test.log 2>&1 &
 cluster_test=$!
+# A failing step ends the script: the fuzz build's and the cluster test's whole process groups
+# go with it.
 trap 'kill -- -"$fuzz_build" -"$cluster_test" 2>/dev/null || true; _step_close' EXIT
 cargo test --workspace --locked
 cluster_ok=0
